@@ -1,0 +1,232 @@
+"""Plain records exchanged between the stages.
+
+Each stage takes and returns these; none of them knows about the store, HTTP or
+a search backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSource:
+    """A feed the user subscribed to (from feeds.yaml or OPML)."""
+
+    id: str
+    name: str
+    url: str
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+    poll_interval: int | None = None  # seconds; None means the settings' default
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators remembered for a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One HTTP response body we accepted, or a 304."""
+
+    requested_url: str
+    url: str  # after redirects
+    status: int
+    body: bytes
+    content_type: str | None
+    validators: Validators
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One usable item of a parsed feed."""
+
+    feed_id: str
+    url: str  # canonical link
+    title: str
+    summary: str | None = None
+    content: str | None = None
+    author: str | None = None
+    published: datetime | None = None
+    guid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What a feed document yielded: its entries and, for a malformed feed, why."""
+
+    title: str | None
+    entries: list[FeedEntry]
+    error: str | None = None  # set for "bozo" feeds that still yielded entries
+    ttl_minutes: int | None = None
+
+
+class TextSource(StrEnum):
+    """Where an article's text came from."""
+
+    PAGE = "page"
+    FEED_CONTENT = "feed_content"
+    FEED_SUMMARY = "feed_summary"
+    INPUT = "input"  # given to us directly (newsagg dedup)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An extracted article, the unit that is clustered."""
+
+    id: str  # derived from the canonical URL
+    url: str  # canonical
+    outlet: str
+    title: str
+    text: str
+    published: datetime | None
+    fetched_at: datetime
+    text_source: TextSource
+    feed_id: str | None = None
+    author: str | None = None
+    language: str | None = None
+    text_source_reason: str | None = None
+
+    @property
+    def arrival_key(self) -> tuple[datetime, str]:
+        """The order in which articles are clustered, the same in one batch or many runs."""
+        return (self.published or self.fetched_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """The clustering engine's persisted state for one article (opaque to the store)."""
+
+    article_id: str
+    data: bytes
+    at: datetime  # the article's arrival time, for the matching window
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Which cluster an article belongs to and why."""
+
+    article_id: str
+    cluster_id: str
+    matched_article_id: str | None = None  # None for the article that founded the cluster
+    jaccard: float | None = None
+    containment: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The clustering engine's decision for one new article."""
+
+    membership: Membership
+    signature: Signature
+    absorbed: tuple[str, ...] = ()  # cluster ids merged into membership.cluster_id
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One outlet's copy of a story."""
+
+    article_id: str
+    outlet: str
+    url: str
+    title: str
+    published: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One merged document per cluster."""
+
+    id: str  # the cluster id
+    title: str
+    text: str
+    summary: str
+    sources: tuple[Source, ...]
+    first_seen: datetime
+    last_seen: datetime
+    language: str | None = None
+    agency: str | None = None
+
+    @property
+    def outlets(self) -> list[str]:
+        return sorted({s.outlet for s in self.sources})
+
+    @property
+    def article_count(self) -> int:
+        return len(self.sources)
+
+    @property
+    def outlet_count(self) -> int:
+        return len(self.outlets)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedArticle:
+    """An article as the search index holds it: with its cluster and match scores."""
+
+    article: Article
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class IndexChange:
+    """One document to write to (or, with document None, remove from) the search index."""
+
+    kind: Literal["story", "article"]
+    id: str
+    document: Story | IndexedArticle | None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFailure:
+    """A document the search backend refused."""
+
+    kind: Literal["story", "article"]
+    id: str
+    reason: str
+    transient: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    text: str
+    since: datetime | None = None
+    until: datetime | None = None
+    outlet: str | None = None
+    language: str | None = None
+    agency: str | None = None
+    sort: Literal["relevance", "recency"] = "relevance"
+    limit: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    story_id: str
+    title: str
+    snippet: str  # highlighted with [[ ]] around matched terms
+    score: float
+    outlets: tuple[str, ...]
+    article_count: int
+    first_seen: datetime
+    last_seen: datetime
+    language: str | None = None
+    agency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    total: int
+    hits: list[SearchHit]
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # outlet/agency/day -> value -> count

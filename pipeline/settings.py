@@ -1,0 +1,185 @@
+"""One typed settings object for every stage, read from NEWSAGG_* variables and an optional file.
+
+Nested groups use a double underscore: ``NEWSAGG_FETCH__READ_TIMEOUT=30``,
+``NEWSAGG_ES__URLS='["https://es1:9200"]'``. A YAML file named by ``NEWSAGG_CONFIG``
+(or ``--config`` on the command line) supplies the same fields; the environment wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "newsagg"
+
+
+class FetchSettings(BaseModel):
+    """How we talk HTTP to publishers."""
+
+    user_agent: str = Field(
+        "newsagg/0.1 (+https://github.com/newsagg/newsagg; news aggregation bot)",
+        description="User-Agent header sent with every request, and the name matched in robots.txt.",
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to establish a connection.")
+    read_timeout: float = Field(20.0, gt=0, description="Seconds to wait for each chunk of a response.")
+    total_timeout: float = Field(
+        60.0, gt=0, description="Seconds a whole response may take, so a trickling server cannot hold us."
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, gt=0, description="Largest body accepted, counted after decompression."
+    )
+    max_redirects: int = Field(5, ge=0, description="Redirect hops followed before giving up.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once, across all hosts.")
+    per_domain_concurrency: int = Field(
+        2, ge=1, description="Requests in flight at once to one registrable domain."
+    )
+    politeness_delay: float = Field(
+        1.0, ge=0, description="Seconds between two requests to the same registrable domain."
+    )
+    respect_robots: bool = Field(True, description="Obey robots.txt for article pages.")
+    verify_tls: bool = Field(True, description="Verify TLS certificates of publishers.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Exceptions to the address guard, as 'host', 'host:port' or a CIDR network. "
+            "Private, loopback and link-local addresses are refused unless listed here."
+        ),
+    )
+
+
+class FeedSettings(BaseModel):
+    """Feed polling."""
+
+    default_poll_interval: int = Field(900, ge=60, description="Seconds between polls of one feed.")
+    min_poll_interval: int = Field(300, ge=0, description="Lower bound for adaptive polling (seconds).")
+    max_poll_interval: int = Field(86400, ge=60, description="Upper bound for adaptive polling (seconds).")
+    retire_after_failures: int = Field(
+        10, ge=1, description="Consecutive failed polls after which a feed is retired."
+    )
+    max_entries_per_feed: int = Field(
+        500, ge=1, description="Entries taken from one feed document; the rest are ignored."
+    )
+
+
+class ExtractionSettings(BaseModel):
+    """Article text extraction."""
+
+    min_text_chars: int = Field(
+        400, ge=0, description="Shorter page text counts as a failed extraction (paywall, script-only page)."
+    )
+    workers: int = Field(2, ge=1, description="Processes extracting pages in parallel for large batches.")
+    batch_size: int = Field(200, ge=1, description="Pages fetched and extracted per batch.")
+
+
+class ClusteringSettings(BaseModel):
+    """Near-duplicate detection (MinHash + LSH)."""
+
+    window_days: int = Field(
+        7, ge=1, description="New articles are matched against articles that arrived this many days before."
+    )
+    num_perm: int = Field(128, ge=16, description="MinHash permutations per signature.")
+    lsh_redis_url: str | None = Field(
+        None, description="Keep the LSH index in Redis (datasketch storage) so several workers share it."
+    )
+
+
+class ElasticsearchSettings(BaseModel):
+    """The Elasticsearch backend."""
+
+    urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], description="Node URLs.")
+    api_key: SecretStr | None = Field(None, description="API key (id:key, base64), preferred over a password.")
+    username: str | None = Field(None, description="Basic-auth user.")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="CA bundle used to verify the cluster's certificate.")
+    verify_certs: bool = Field(True, description="Verify the cluster's TLS certificate.")
+    request_timeout: float = Field(30.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(3, ge=0, description="Retries on connection errors, 429 and 5xx.")
+    index_prefix: str = Field("newsagg", description="Prefix of index names and aliases.")
+
+
+class Settings(BaseSettings):
+    """Everything the pipeline can be told. Built once, passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSAGG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Where the embedded store and index live.")
+    feeds_file: Path = Field(Path("config/feeds.yaml"), description="Feed list, YAML or OPML.")
+    store_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store; default: SQLite (WAL) in data_dir. "
+        "Use postgresql+psycopg://... when several workers share the work.",
+    )
+    search_backend: Literal["sqlite", "elasticsearch"] = Field(
+        "sqlite", description="Where stories are indexed for search."
+    )
+    fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
+    feeds: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
+    extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]
+    clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)  # type: ignore[arg-type]
+    es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+
+    @field_validator("data_dir", "feeds_file")
+    @classmethod
+    def _expand_user(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'store.sqlite3'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = settings_cls.model_config.get("yaml_file") or os.environ.get("NEWSAGG_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from the environment, an optional YAML file and explicit overrides.
+
+    Raises:
+        ConfigError: the file is missing or a value is invalid, with the field named.
+    """
+    from pydantic import ValidationError
+
+    from pipeline.errors import ConfigError
+
+    settings_cls = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file not found: {config_file}")
+
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
+
+        settings_cls = FileSettings
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
