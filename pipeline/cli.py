@@ -1,0 +1,417 @@
+"""`newsagg`: the command line. Parses, builds the pipeline, calls the library, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline.errors import ConfigError, NewsaggError
+from pipeline.settings import Settings, load_settings
+
+log = logging.getLogger("pipeline.cli")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except ConfigError as exc:
+        print(f"newsagg: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NewsaggError as exc:
+        print(f"newsagg: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    return load_settings(args.config, **overrides)
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+# -- run / demo -----------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.runner import Pipeline
+
+    settings = _settings(args)
+    with Pipeline(settings, progress=_progress()) as pipeline:
+        report = pipeline.run(args.feeds, force=args.force)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        ok = sum(1 for f in report.feeds if f.status in ("ok", "not_modified"))
+        print(
+            f"feeds {ok}/{len(report.feeds)} ok · articles +{report.articles_added}"
+            f" ({report.articles_failed} failed, {report.pages_deferred} deferred)"
+            f" · clustered {report.clustered} ({report.clusters_merged} merges)"
+            f" · stories {report.stories_built} updated · indexed {report.indexed}"
+        )
+        for feed in report.failed_feeds:
+            print(f"  feed {feed.feed_id} {feed.status}: {feed.error}", file=sys.stderr)
+        if report.index_error:
+            print(f"  search index unavailable ({report.outbox_left} documents kept for the next run): "
+                  f"{report.index_error}", file=sys.stderr)
+    return EXIT_OK if report.index_error is None else EXIT_FAILURE
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo.run import run_demo
+
+    demo = run_demo(args.data_dir, progress=_progress())
+    if args.json:
+        _print_json({"report": demo.report.as_dict(), "stories": demo.stories, "query": demo.query,
+                     "search": demo.results})
+        return EXIT_OK
+    report = demo.report
+    print(f"Demo run: {len(report.feeds)} feeds, {report.articles_added} articles, {report.clustered} clustered "
+          f"into {len(demo.stories)} stories, {report.indexed} documents indexed.")
+    merged = [s for s in demo.stories if s.article_count > 1]
+    print(f"\n{len(merged)} stories ran in more than one outlet:")
+    for story in merged:
+        wire = f" · wire: {story.agency}" if story.agency else ""
+        print(f"\n  {story.title}  [{story.id}]{wire}")
+        for source in story.sources:
+            print(f"    - {source.outlet}: {source.title}")
+    print(f"\n…and {len(demo.stories) - len(merged)} stories from a single outlet.")
+    print(f'\nExample search: newsagg search "{demo.query}"')
+    print_search_results(demo.results, sys.stdout)
+    if args.data_dir is not None:
+        print(f"\nData kept in {args.data_dir}: try `newsagg --data-dir {args.data_dir} clusters list`.")
+    return EXIT_OK
+
+
+# -- search and clusters ---------------------------------------------------------------------
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from pipeline.models import SearchQuery
+    from pipeline.search import open_index
+
+    settings = _settings(args)
+    query = SearchQuery(
+        text=args.query,
+        since=args.since,
+        until=args.until,
+        outlet=args.outlet,
+        language=args.language,
+        agency=args.agency,
+        sort=args.sort,
+        limit=args.limit,
+    )
+    index = open_index(settings)
+    try:
+        index.setup()
+        results = index.search(query)
+    finally:
+        index.close()
+    if args.json:
+        _print_json(results)
+        return EXIT_OK
+    print_search_results(results, sys.stdout)
+    return EXIT_OK
+
+
+def print_search_results(results: Any, out: TextIO) -> None:
+    print(f"{results.total} stories", file=out)
+    for hit in results.hits:
+        outlets = ", ".join(hit.outlets)
+        print(f"\n{hit.title}  [{hit.story_id}]", file=out)
+        print(f"  {hit.article_count} articles · {outlets} · {hit.first_seen:%Y-%m-%d}", file=out)
+        print(f"  {_terminal_highlight(hit.snippet, out)}", file=out)
+
+
+def _terminal_highlight(snippet: str, out: TextIO) -> str:
+    if out.isatty():
+        return snippet.replace("[[", "\033[1m").replace("]]", "\033[0m")
+    return snippet
+
+
+def _cmd_clusters_list(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    store = Store(_settings(args).resolved_store_url)
+    try:
+        clusters = store.cluster_summaries(args.limit, min_articles=args.min_articles)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(clusters)
+        return EXIT_OK
+    for c in clusters:
+        agency = f" · {c.agency}" if c.agency else ""
+        print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+    return EXIT_OK
+
+
+def _cmd_clusters_show(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    store = Store(_settings(args).resolved_store_url)
+    try:
+        cluster_id = store.resolve_cluster(args.id)
+        story = store.story(cluster_id)
+        members = store.memberships_of(cluster_id)
+        articles = store.articles_by_id(m.article_id for m in members)
+    finally:
+        store.close()
+    if story is None or not members:
+        raise NewsaggError(f"no cluster {args.id!r} (see `newsagg clusters list`)")
+    rows = [
+        {
+            "article_id": m.article_id,
+            "outlet": articles[m.article_id].outlet,
+            "title": articles[m.article_id].title,
+            "url": articles[m.article_id].url,
+            "published": articles[m.article_id].published,
+            "text_source": articles[m.article_id].text_source.value,
+            "matched_article_id": m.matched_article_id,
+            "jaccard": m.jaccard,
+            "containment": m.containment,
+        }
+        for m in members
+    ]
+    if args.json:
+        _print_json({"id": cluster_id, "requested_id": args.id, "story": story, "members": rows})
+        return EXIT_OK
+    if cluster_id != args.id:
+        print(f"({args.id} was merged into {cluster_id})")
+    print(f"{story.title}  [{cluster_id}]")
+    print(f"{story.article_count} articles from {story.outlet_count} outlets"
+          f"{' · wire: ' + story.agency if story.agency else ''}"
+          f" · {story.first_seen:%Y-%m-%d %H:%M} – {story.last_seen:%Y-%m-%d %H:%M}")
+    for row in rows:
+        if row["matched_article_id"] is None:
+            how = "founded the cluster"
+        else:
+            how = (f"matched {row['matched_article_id']} "
+                   f"(jaccard {row['jaccard']:.2f}, containment {row['containment']:.2f})")
+        print(f"  {row['article_id']}  {row['outlet']}: {row['title']}")
+        print(f"      {row['url']}\n      {how}; text from {row['text_source']}")
+    return EXIT_OK
+
+
+# -- extract and dedup -----------------------------------------------------------------------
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from pipeline.batch import extract_inputs
+
+    failures = 0
+    for record in extract_inputs(args.inputs, _settings(args), url=args.url):
+        if "error" in record:
+            failures += 1
+            print(f"newsagg: {record['source']}: {record['error']}", file=sys.stderr)
+        else:
+            print(json.dumps(record, ensure_ascii=False, default=_json_default))
+    return EXIT_OK if failures == 0 else EXIT_FAILURE
+
+
+def _cmd_dedup(args: argparse.Namespace) -> int:
+    from pipeline.batch import dedup_jsonl
+
+    settings = _settings(args)
+    with _open_output(args.output) as out:
+        count, clusters = dedup_jsonl(args.input, out, settings.clustering, progress=_progress())
+    print(f"{count} documents, {clusters} clusters", file=sys.stderr)
+    return EXIT_OK
+
+
+@contextmanager
+def _open_output(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+# -- feeds -----------------------------------------------------------------------------------
+
+
+def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
+    from pipeline.feeds import load_feed_list, merge_feed_lists, read_opml, write_feed_list
+
+    settings = _settings(args)
+    target: Path = args.feeds or settings.feeds_file
+    try:
+        imported = read_opml(args.file.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
+    existing = load_feed_list(target) if target.exists() else []
+    merged = merge_feed_lists(existing, imported)
+    write_feed_list(target, merged)
+    print(f"{len(merged) - len(existing)} feeds added to {target} ({len(imported)} in the OPML file)")
+    return EXIT_OK
+
+
+def _cmd_feeds_status(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    store = Store(_settings(args).resolved_store_url)
+    try:
+        states = store.feed_states()
+    finally:
+        store.close()
+    if args.json:
+        _print_json(states)
+        return EXIT_OK
+    if not states:
+        print("no feeds yet: run `newsagg run` first")
+        return EXIT_OK
+    print(f"{'feed':<32} {'status':<8} {'fails':>5} {'entries':>7}  {'last success':<16}  {'next poll':<16}  last error")
+    for s in states:
+        print(
+            f"{s.source.id[:32]:<32} {s.status:<8} {s.consecutive_failures:>5} {s.entries_seen:>7}  "
+            f"{_when(s.last_success_at):<16}  {_when(s.next_attempt_at):<16}  {(s.last_error or '')[:60]}"
+        )
+    return EXIT_OK
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# -- output helpers --------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        data = asdict(value)
+        for name in ("outlets", "article_count", "outlet_count"):  # derived properties of Story
+            if hasattr(value, name) and name not in data:
+                data[name] = getattr(value, name)
+        return data
+    if hasattr(value, "value"):  # enums
+        return value.value
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _datetime_arg(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="YAML settings file (also NEWSAGG_CONFIG)")
+    common.add_argument("--data-dir", type=Path, help="where the embedded store and index live (NEWSAGG_DATA_DIR)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+
+    parser = argparse.ArgumentParser(
+        prog="newsagg",
+        description="Fetch news feeds, cluster syndicated copies of the same story, search the merged stories.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", parents=[common],
+        help="run the whole pipeline on the bundled demo corpus (served on 127.0.0.1)",
+        description="Serve the bundled demo corpus on a loopback HTTP server, run the pipeline on embedded "
+        "defaults into a fresh data directory (a temporary one unless --data-dir), print the merged stories "
+        "and an example search.",
+    )
+    demo.add_argument("--json", action="store_true", help="machine-readable output")
+    demo.set_defaults(handler=_cmd_demo)
+
+    run = commands.add_parser("run", parents=[common], help="one pass of the pipeline over the configured feeds")
+    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file)")
+    run.add_argument("--force", action="store_true", help="poll every feed now, even if its next poll is not due")
+    run.add_argument("--json", action="store_true", help="print the run report as JSON")
+    run.set_defaults(handler=_cmd_run)
+
+    search = commands.add_parser("search", parents=[common], help="full-text search over merged stories")
+    search.add_argument("query", help="words that must all match (title matches rank higher)")
+    search.add_argument("--since", type=_datetime_arg, help="stories seen on or after (ISO date)")
+    search.add_argument("--until", type=_datetime_arg, help="stories first seen on or before (ISO date)")
+    search.add_argument("--outlet", help="only stories this outlet ran")
+    search.add_argument("--language", help="only stories in this language (e.g. en)")
+    search.add_argument("--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, agencies)")
+    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
+    search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
+    search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
+    search.set_defaults(handler=_cmd_search)
+
+    clusters = commands.add_parser("clusters", parents=[common], help="inspect clusters of near-duplicate articles")
+    cluster_commands = clusters.add_subparsers(required=True, metavar="SUBCOMMAND")
+    listing = cluster_commands.add_parser("list", parents=[common], help="largest clusters first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--min-articles", type=int, default=1, help="hide clusters smaller than this")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_cmd_clusters_list)
+    show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
+    show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_cmd_clusters_show)
+
+    extract = commands.add_parser(
+        "extract", parents=[common], help="extract article text and metadata from files or URLs, one JSON line each"
+    )
+    extract.add_argument("inputs", nargs="+", metavar="FILE_OR_URL")
+    extract.add_argument("--url", help="the page's URL, for a file input (helps metadata and relative links)")
+    extract.set_defaults(handler=_cmd_extract)
+
+    dedup = commands.add_parser(
+        "dedup", parents=[common], help="cluster near-duplicates in a JSONL file",
+        description='Input lines {"id","title","text"[,"url","source","published"]}; '
+        'output lines {"id","cluster_id"}, one per input id, in input order.',
+    )
+    dedup.add_argument("input", type=Path, metavar="INPUT.jsonl", help="'-' for standard input")
+    dedup.add_argument("-o", "--output", type=Path, metavar="OUT.jsonl", help="default: standard output")
+    dedup.set_defaults(handler=_cmd_dedup)
+
+    feeds = commands.add_parser("feeds", parents=[common], help="manage and inspect feeds")
+    feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
+    opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
+    opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
+    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file)")
+    opml.set_defaults(handler=_cmd_feeds_import_opml)
+    status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_feeds_status)
+    return parser
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`newsagg demo`: the whole pipeline on the bundled corpus, served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.models import SearchQuery, SearchResults, Story
+from pipeline.runner import Pipeline, RunReport
+from pipeline.settings import Settings, load_settings
+
+DEMO_QUERY_FALLBACK = "port strike"
+
+
+def demo_settings(base_url: str, data_dir: Path, feeds_file: Path) -> Settings:
+    """Embedded defaults, allowed to reach only the demo's own loopback server."""
+    return load_settings(
+        data_dir=data_dir,
+        feeds_file=feeds_file,
+        search_backend="sqlite",
+        store_url=None,
+        fetch={"allowed_hosts": [urlsplit(base_url).netloc], "politeness_delay": 0.0},
+    )
+
+
+def write_demo_feeds(base_url: str, target: Path) -> Path:
+    """The corpus feed list with its placeholder replaced by the server's address."""
+    text = (bundled_corpus_dir() / "feeds.yaml").read_text(encoding="utf-8")
+    target.write_text(text.replace("{{BASE}}", base_url), encoding="utf-8")
+    return target
+
+
+def demo_query() -> str:
+    expected = json.loads((bundled_corpus_dir() / "expected.json").read_text(encoding="utf-8"))
+    searches = expected.get("searches") or [{"query": DEMO_QUERY_FALLBACK}]
+    return str(searches[0]["query"])
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    report: RunReport
+    stories: list[Story]  # largest first
+    query: str
+    results: SearchResults
+
+
+def run_demo(data_dir: Path | None, *, progress: bool = False) -> DemoResult:
+    """Serve the corpus, run one pass into ``data_dir`` (a temporary one if None), search it."""
+    with tempfile.TemporaryDirectory(prefix="newsagg-demo-") as scratch, CorpusServer() as server:
+        feeds_file = write_demo_feeds(server.base_url, Path(scratch) / "feeds.yaml")
+        settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file)
+        with Pipeline(settings, progress=progress) as pipeline:
+            report = pipeline.run(force=True, trigger="demo")
+            clusters = pipeline.store.cluster_summaries(limit=10_000)
+            by_id = pipeline.store.stories_by_id(c.id for c in clusters)
+            query = demo_query()
+            results = pipeline.index.search(SearchQuery(text=query, limit=5))
+    return DemoResult(report, [by_id[c.id] for c in clusters], query, results)

@@ -1,0 +1,354 @@
+"""The stages wired together: what `newsagg run` and each Airflow task call.
+
+Every stage reads its input from the store and commits its output there, so each can
+run alone (one Airflow task each), in any process, and be repeated without harm.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+from pipeline import polling
+from pipeline.clustering import ClusterEngine
+from pipeline.errors import (
+    ExtractionError,
+    FeedParseError,
+    FetchError,
+    SearchUnavailable,
+    TransientFetchError,
+)
+from pipeline.extraction import build_article, extract_pages
+from pipeline.feeds import load_feed_list, parse_feed
+from pipeline.fetching import Fetcher
+from pipeline.models import (
+    Article,
+    Fetched,
+    FeedSource,
+    IndexChange,
+    IndexedArticle,
+)
+from pipeline.search import SearchIndex, open_index
+from pipeline.settings import Settings
+from pipeline.stories import build_story
+from pipeline.storage import OutboxItem, PendingEntry, Store
+
+log = logging.getLogger(__name__)
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+MAX_PAGE_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class FeedOutcome:
+    """What polling one feed did."""
+
+    feed_id: str
+    status: Literal["ok", "not_modified", "failed", "retired"]
+    new_entries: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Counts per stage for one pass of the pipeline."""
+
+    feeds: list[FeedOutcome] = field(default_factory=list)
+    articles_added: int = 0
+    articles_failed: int = 0
+    pages_deferred: int = 0
+    clustered: int = 0
+    clusters_merged: int = 0
+    stories_built: int = 0
+    stories_removed: int = 0
+    indexed: int = 0
+    index_failures: int = 0
+    index_error: str | None = None
+    outbox_left: int = 0
+
+    @property
+    def failed_feeds(self) -> list[FeedOutcome]:
+        return [f for f in self.feeds if f.status in ("failed", "retired")]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failed_feeds"] = [f.feed_id for f in self.failed_feeds]
+        return data
+
+
+class Pipeline:
+    """The stages over one store, one fetcher and one search index.
+
+    Args:
+        settings: the one settings object.
+        progress: show progress bars (the CLI passes True on a terminal).
+    """
+
+    def __init__(self, settings: Settings, *, progress: bool = False) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.store = Store(settings.resolved_store_url)
+        self._fetcher: Fetcher | None = None
+        self._index: SearchIndex | None = None
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self.settings.fetch)
+        return self._fetcher
+
+    @property
+    def index(self) -> SearchIndex:
+        if self._index is None:
+            index = open_index(self.settings)
+            index.setup()
+            self._index = index
+        return self._index
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+        if self._index is not None:
+            self._index.close()
+        self.store.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _bar(self, total: int | None, desc: str) -> tqdm[Any]:
+        return tqdm(total=total, desc=desc, unit="item", disable=not self.progress, leave=False)
+
+    # -- feeds -----------------------------------------------------------------------
+
+    def load_feeds(self, path: Path | None = None) -> list[FeedSource]:
+        """Read the feed list (YAML or OPML) and register its feeds in the store."""
+        sources = load_feed_list(path or self.settings.feeds_file)
+        self.store.sync_feeds(sources)
+        return sources
+
+    def due_feeds(self, sources: Sequence[FeedSource], now: datetime | None = None) -> list[FeedSource]:
+        """The feeds whose next poll is due; retired feeds never are."""
+        now = now or datetime.now(UTC)
+        states = {s.source.id: s for s in self.store.feed_states([f.id for f in sources])}
+        return [
+            f
+            for f in sources
+            if (state := states.get(f.id)) is None
+            or (state.status != "retired" and (state.next_attempt_at is None or state.next_attempt_at <= now))
+        ]
+
+    def poll_feed(self, feed_id: str, *, now: datetime | None = None) -> FeedOutcome:
+        """Fetch one feed (conditional GET) and queue its new entries; failures are recorded, not raised."""
+        now = now or datetime.now(UTC)
+        state = self.store.feed_state(feed_id)
+        if state is None:
+            return FeedOutcome(feed_id, "failed", error="unknown feed (not in the feed list)")
+        feed = state.source
+        try:
+            fetched = self.fetcher.fetch(feed.url, validators=state.validators)
+            if fetched.not_modified:
+                next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now)
+                self.store.record_feed_fetched(feed.id, [], state.validators, now=now, next_attempt_at=next_at)
+                return FeedOutcome(feed.id, "not_modified")
+            parsed = parse_feed(feed, fetched, max_entries=self.settings.feeds.max_entries_per_feed, now=now)
+        except (FetchError, FeedParseError) as exc:
+            failures = state.consecutive_failures + 1
+            retire = polling.should_retire(exc, failures, self.settings.feeds)
+            next_at = polling.next_poll_after_failure(feed, exc, failures, self.settings.feeds, now)
+            self.store.record_feed_failure(feed.id, str(exc), now=now, next_attempt_at=next_at, retire=retire)
+            log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", exc)
+            return FeedOutcome(feed.id, "retired" if retire else "failed", error=str(exc))
+        if parsed.error:
+            log.info("feed %s is malformed but usable: %s", feed.id, parsed.error)
+        next_at = polling.next_poll_after_success(
+            feed, fetched, self.settings.feeds, now, ttl_minutes=parsed.ttl_minutes
+        )
+        added = self.store.record_feed_fetched(
+            feed.id, parsed.entries, fetched.validators, now=now, next_attempt_at=next_at, error=parsed.error
+        )
+        log.info("feed %s: %d entries, %d new", feed.id, len(parsed.entries), added)
+        return FeedOutcome(feed.id, "ok", new_entries=added)
+
+    def poll_feeds(self, sources: Sequence[FeedSource], now: datetime | None = None) -> list[FeedOutcome]:
+        outcomes = []
+        with self._bar(len(sources), "feeds") as bar:
+            for feed in sources:
+                outcomes.append(self.poll_feed(feed.id, now=now))
+                bar.update()
+        return outcomes
+
+    # -- articles ----------------------------------------------------------------------
+
+    def fetch_articles(self, limit: int | None = None) -> tuple[int, int, int]:
+        """Fetch and extract queued entries in batches; returns (added, failed, deferred)."""
+        batch_size = self.settings.extraction.batch_size
+        added = failed = deferred = 0
+        done = 0
+        seen: set[str] = set()
+        with self._bar(None, "articles") as bar:
+            while limit is None or done < limit:
+                size = batch_size if limit is None else min(batch_size, limit - done)
+                batch = [p for p in self.store.pending_entries(size, MAX_PAGE_ATTEMPTS) if p.entry.url not in seen]
+                if not batch:
+                    break
+                seen.update(p.entry.url for p in batch)
+                a, f, d = self._fetch_batch(batch)
+                added, failed, deferred, done = added + a, failed + f, deferred + d, done + len(batch)
+                bar.update(len(batch))
+        return added, failed, deferred
+
+    def _fetch_batch(self, batch: Sequence[PendingEntry]) -> tuple[int, int, int]:
+        by_url = {p.entry.url: p for p in batch}
+        pages: dict[str, Fetched] = {}
+        errors: dict[str, FetchError] = {}
+        for url, result in self.fetcher.fetch_all(list(by_url), robots=True, content_types=HTML_TYPES):
+            if isinstance(result, FetchError):
+                errors[url] = result
+            else:
+                pages[url] = result
+        urls = list(pages)
+        extracted = dict(zip(urls, extract_pages([(u, pages[u].body) for u in urls], self.settings.extraction.workers)))
+        added = failed = deferred = 0
+        now = datetime.now(UTC)
+        for url, pending in by_url.items():
+            error = errors.get(url)
+            if isinstance(error, TransientFetchError) and pending.attempts + 1 < MAX_PAGE_ATTEMPTS:
+                # The page may come back; its full text beats the feed's summary, so wait for it.
+                self.store.record_entry_failure(url, str(error), final=False)
+                deferred += 1
+                continue
+            try:
+                article = build_article(
+                    pending.entry,
+                    pages.get(url),
+                    extracted=extracted.get(url),
+                    outlet=pending.outlet,
+                    settings=self.settings.extraction,
+                    page_error=None if error is None else f"page fetch failed: {error.reason}",
+                    now=now,
+                )
+            except ExtractionError as exc:
+                log.warning("no article from %s: %s", url, exc)
+                self.store.record_entry_failure(url, str(exc), final=True)
+                failed += 1
+                continue
+            added += self.store.save_article(article)
+        return added, failed, deferred
+
+    # -- clustering and stories ----------------------------------------------------------
+
+    def cluster(self) -> tuple[int, int]:
+        """Cluster every unclustered article against the matching window; returns (clustered, merges)."""
+        oldest = self.store.oldest_unclustered_arrival()
+        if oldest is None:
+            return 0, 0
+        window = timedelta(days=self.settings.clustering.window_days)
+        engine = ClusterEngine(self.settings.clustering)
+        engine.restore(*self.store.clustering_state(since=oldest - window))
+        clustered = merges = 0
+        with self._bar(None, "clustering") as bar:
+            while batch := self.store.unclustered_articles(limit=2000):
+                assignments = engine.add_many(batch)
+                self.store.save_assignments(assignments)
+                clustered += len(assignments)
+                merges += sum(len(a.absorbed) for a in assignments)
+                bar.update(len(batch))
+        return clustered, merges
+
+    def build_stories(self) -> tuple[int, int]:
+        """Rebuild the stories of clusters that changed; returns (built, removed)."""
+        built_total = removed_total = 0
+        while cluster_ids := self.store.dirty_cluster_ids(500):
+            built, removed = [], []
+            for cluster_id in cluster_ids:
+                members = self.store.memberships_of(cluster_id)
+                if not members:
+                    removed.append(cluster_id)
+                    continue
+                articles = self.store.articles_by_id(m.article_id for m in members)
+                built.append(build_story(cluster_id, [articles[m.article_id] for m in members]))
+            self.store.save_stories(built, removed)
+            built_total, removed_total = built_total + len(built), removed_total + len(removed)
+        return built_total, removed_total
+
+    # -- indexing ----------------------------------------------------------------------
+
+    def index_outbox(self, batch_size: int = 500) -> tuple[int, int]:
+        """Deliver the outbox to the search index; returns (indexed, failed).
+
+        Raises:
+            SearchUnavailable: the backend cannot be reached; undelivered items stay queued.
+        """
+        indexed = failed = 0
+        after: tuple[str, str] | None = None
+        with self._bar(self.store.outbox_size(), "indexing") as bar:
+            while items := self.store.outbox_batch(batch_size, after=after):
+                after = (items[-1].kind, items[-1].doc_id)
+                failures = self.index.write(self._changes(items))
+                refused = {(f.kind, f.id): f.reason for f in failures}
+                self.store.outbox_done([i for i in items if (i.kind, i.doc_id) not in refused])
+                self.store.outbox_failed([(i, refused[(i.kind, i.doc_id)]) for i in items if (i.kind, i.doc_id) in refused])
+                for failure in failures:
+                    log.warning("index refused %s %s: %s", failure.kind, failure.id, failure.reason)
+                indexed, failed = indexed + len(items) - len(refused), failed + len(refused)
+                bar.update(len(items))
+        return indexed, failed
+
+    def _changes(self, items: Sequence[OutboxItem]) -> list[IndexChange]:
+        story_ids = [i.doc_id for i in items if i.kind == "story" and not i.deleted]
+        article_ids = [i.doc_id for i in items if i.kind == "article" and not i.deleted]
+        found_stories = self.store.stories_by_id(story_ids)
+        found_articles = self.store.articles_by_id(article_ids)
+        changes: list[IndexChange] = []
+        for item in items:
+            if item.kind == "story":
+                changes.append(IndexChange("story", item.doc_id, found_stories.get(item.doc_id)))
+                continue
+            article: Article | None = found_articles.get(item.doc_id)
+            member = self.store.membership(item.doc_id) if article else None
+            document = IndexedArticle(article, member) if article and member else None
+            changes.append(IndexChange("article", item.doc_id, document))
+        return changes
+
+    # -- one pass ----------------------------------------------------------------------
+
+    def run(self, feeds_file: Path | None = None, *, force: bool = False, trigger: str = "cli") -> RunReport:
+        """One pass: poll due feeds, fetch and extract, cluster, merge, index.
+
+        Args:
+            feeds_file: the feed list; default from the settings.
+            force: poll every feed now, ignoring each feed's next poll time.
+            trigger: recorded with the run ("cli", "airflow", "demo").
+        """
+        report = RunReport()
+        run_id = self.store.start_run(trigger)
+        status = "failed"
+        try:
+            sources = self.load_feeds(feeds_file)
+            report.feeds = self.poll_feeds(sources if force else self.due_feeds(sources))
+            report.articles_added, report.articles_failed, report.pages_deferred = self.fetch_articles()
+            report.clustered, report.clusters_merged = self.cluster()
+            report.stories_built, report.stories_removed = self.build_stories()
+            try:
+                report.indexed, report.index_failures = self.index_outbox()
+            except SearchUnavailable as exc:
+                report.index_error = str(exc)
+                log.error("search index unavailable, %d documents wait in the outbox: %s", self.store.outbox_size(), exc)
+            report.outbox_left = self.store.outbox_size()
+            status = "ok" if report.index_error is None else "partial"
+            return report
+        finally:
+            self.store.finish_run(run_id, status, report.as_dict())
+

@@ -1,0 +1,244 @@
+"""The embedded search backend: SQLite FTS5 with bm25 ranking, in its own database file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import SearchBackendError
+from pipeline.models import (
+    IndexChange,
+    IndexedArticle,
+    IndexFailure,
+    SearchHit,
+    SearchQuery,
+    SearchResults,
+    Story,
+)
+
+log = logging.getLogger(__name__)
+
+# Title matches count three times as much as body matches, as in the Elasticsearch backend.
+TITLE_WEIGHT = 3.0
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stories (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    outlets TEXT NOT NULL,
+    article_count INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    language TEXT,
+    agency TEXT
+);
+CREATE TABLE IF NOT EXISTS story_outlets (
+    story_rowid INTEGER NOT NULL,
+    outlet TEXT NOT NULL,
+    PRIMARY KEY (story_rowid, outlet)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
+    title, body, content='stories', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL,
+    outlet TEXT NOT NULL,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    published TEXT,
+    fetched_at TEXT NOT NULL,
+    jaccard REAL,
+    containment REAL
+);
+CREATE INDEX IF NOT EXISTS articles_cluster ON articles(cluster_id);
+"""
+
+
+class SqliteSearchIndex:
+    """Stories and articles in an SQLite file, searched with FTS5.
+
+    Args:
+        path: the database file; created with its directory.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise SearchBackendError(f"cannot open the search index {path}: {exc}") from None
+        self._db.execute("PRAGMA journal_mode=WAL")
+
+    def setup(self) -> None:
+        with self._db:
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def write(self, changes: Sequence[IndexChange]) -> list[IndexFailure]:
+        failures: list[IndexFailure] = []
+        for change in changes:
+            try:
+                with self._db:
+                    if change.kind == "story":
+                        self._delete_story(change.id)
+                        if isinstance(change.document, Story):
+                            self._insert_story(change.document)
+                    else:
+                        self._db.execute("DELETE FROM articles WHERE id = ?", (change.id,))
+                        if isinstance(change.document, IndexedArticle):
+                            self._insert_article(change.document)
+            except sqlite3.Error as exc:
+                failures.append(IndexFailure(change.kind, change.id, str(exc), transient=False))
+        return failures
+
+    def _delete_story(self, story_id: str) -> None:
+        row = self._db.execute(
+            "SELECT rowid, title, body FROM stories WHERE id = ?", (story_id,)
+        ).fetchone()
+        if row is None:
+            return
+        # External-content FTS5 tables are told what to forget with the old values.
+        self._db.execute(
+            "INSERT INTO stories_fts(stories_fts, rowid, title, body) VALUES ('delete', ?, ?, ?)", row
+        )
+        self._db.execute("DELETE FROM story_outlets WHERE story_rowid = ?", (row[0],))
+        self._db.execute("DELETE FROM stories WHERE rowid = ?", (row[0],))
+
+    def _insert_story(self, story: Story) -> None:
+        cursor = self._db.execute(
+            "INSERT INTO stories(id, title, body, summary, outlets, article_count, first_seen, last_seen,"
+            " language, agency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                story.id,
+                story.title,
+                story.text,
+                story.summary,
+                json.dumps(story.outlets),
+                story.article_count,
+                story.first_seen.isoformat(),
+                story.last_seen.isoformat(),
+                story.language,
+                story.agency,
+            ),
+        )
+        rowid = cursor.lastrowid
+        self._db.execute(
+            "INSERT INTO stories_fts(rowid, title, body) VALUES (?, ?, ?)", (rowid, story.title, story.text)
+        )
+        self._db.executemany(
+            "INSERT INTO story_outlets(story_rowid, outlet) VALUES (?, ?)",
+            [(rowid, outlet) for outlet in story.outlets],
+        )
+
+    def _insert_article(self, doc: IndexedArticle) -> None:
+        article, member = doc.article, doc.membership
+        self._db.execute(
+            "INSERT INTO articles(id, cluster_id, outlet, url, title, published, fetched_at, jaccard, containment)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                article.id,
+                member.cluster_id,
+                article.outlet,
+                article.url,
+                article.title,
+                article.published.isoformat() if article.published else None,
+                article.fetched_at.isoformat(),
+                member.jaccard,
+                member.containment,
+            ),
+        )
+
+    def search(self, query: SearchQuery) -> SearchResults:
+        match = fts_query(query.text)
+        if match is None:
+            return SearchResults(total=0, hits=[])
+        where = ["stories_fts MATCH ?"]
+        params: list[Any] = [match]
+        if query.since is not None:
+            where.append("s.last_seen >= ?")
+            params.append(query.since.astimezone(UTC).isoformat())
+        if query.until is not None:
+            where.append("s.first_seen <= ?")
+            params.append(query.until.astimezone(UTC).isoformat())
+        if query.language:
+            where.append("s.language = ?")
+            params.append(query.language)
+        if query.agency:
+            where.append("s.agency = ?")
+            params.append(query.agency)
+        if query.outlet:
+            where.append("EXISTS (SELECT 1 FROM story_outlets o WHERE o.story_rowid = s.rowid AND o.outlet = ?)")
+            params.append(query.outlet)
+        condition = " AND ".join(where)
+        order = "rank" if query.sort == "relevance" else "s.last_seen DESC"
+        base = f"FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid WHERE {condition}"
+        try:
+            rows = self._db.execute(
+                "SELECT s.id, s.title, snippet(stories_fts, 1, '[[', ']]', '…', 32),"
+                f" bm25(stories_fts, {TITLE_WEIGHT}, 1.0) AS rank, s.outlets, s.article_count,"
+                f" s.first_seen, s.last_seen, s.language, s.agency {base} ORDER BY {order}, s.id LIMIT ?",
+                [*params, query.limit],
+            ).fetchall()
+            total = self._db.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+            facets = {
+                "outlet": self._facet(
+                    f"SELECT o.outlet, count(*) FROM story_outlets o WHERE o.story_rowid IN"
+                    f" (SELECT s.rowid {base}) GROUP BY o.outlet",
+                    params,
+                ),
+                "agency": self._facet(
+                    f"SELECT s.agency, count(*) {base} AND s.agency IS NOT NULL GROUP BY s.agency", params
+                ),
+                "day": self._facet(f"SELECT substr(s.first_seen, 1, 10), count(*) {base} GROUP BY 1", params),
+            }
+        except sqlite3.OperationalError as exc:
+            raise SearchBackendError(f"search failed: {exc}") from None
+        hits = [
+            SearchHit(
+                story_id=row[0],
+                title=row[1],
+                snippet=row[2],
+                score=-float(row[3]),  # bm25() is lower-is-better; hits read higher-is-better
+                outlets=tuple(json.loads(row[4])),
+                article_count=row[5],
+                first_seen=datetime.fromisoformat(row[6]),
+                last_seen=datetime.fromisoformat(row[7]),
+                language=row[8],
+                agency=row[9],
+            )
+            for row in rows
+        ]
+        return SearchResults(total=total, hits=hits, facets=facets)
+
+    def _facet(self, sql: str, params: list[Any]) -> dict[str, int]:
+        counts = {str(value): count for value, count in self._db.execute(sql, params).fetchall()}
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def document_counts(self) -> dict[str, int]:
+        """How many stories and articles the index holds."""
+        return {
+            kind: self._db.execute(f"SELECT count(*) FROM {kind}").fetchone()[0]
+            for kind in ("stories", "articles")
+        }
+
+
+def fts_query(text: str) -> str | None:
+    """A user's words as an FTS5 query that cannot be a syntax error: every word must match."""
+    words = _WORD.findall(text)
+    if not words:
+        return None
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)

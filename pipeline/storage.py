@@ -1,0 +1,838 @@
+"""The durable state: feeds, the entry queue, articles, clustering state, stories, the outbox, runs.
+
+One code path (SQLAlchemy Core) over SQLite in WAL mode (the embedded default) and
+PostgreSQL. Every method that writes does so in one transaction and is safe to repeat:
+inserts are upserts or ``ON CONFLICT DO NOTHING``, so a run killed anywhere can simply
+be run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from pipeline.errors import StoreError
+from pipeline.models import (
+    Article,
+    Assignment,
+    FeedEntry,
+    FeedSource,
+    Membership,
+    Signature,
+    Source,
+    Story,
+    TextSource,
+    Validators,
+)
+
+log = logging.getLogger(__name__)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+feeds = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("language", sa.String(20)),
+    sa.Column("tags", sa.JSON, nullable=False, default=list),
+    sa.Column("poll_interval", sa.Integer),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("entries_seen", sa.Integer, nullable=False, default=0),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("feed_id", sa.String(200), nullable=False, index=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text),
+    sa.Column("content", sa.Text),
+    sa.Column("author", sa.Text),
+    sa.Column("published", UTCDateTime),
+    sa.Column("guid", sa.Text),
+    sa.Column("discovered_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, default="pending", index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+)
+
+articles = sa.Table(
+    "articles",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False, unique=True),
+    sa.Column("feed_id", sa.String(200)),
+    sa.Column("outlet", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("author", sa.Text),
+    sa.Column("published", UTCDateTime),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+    sa.Column("arrived_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("language", sa.String(20)),
+    sa.Column("text_source", sa.String(20), nullable=False),
+    sa.Column("text_source_reason", sa.Text),
+)
+
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("cluster_id", sa.String(64), nullable=False, index=True),
+    sa.Column("matched_article_id", sa.String(64)),
+    sa.Column("jaccard", sa.Float),
+    sa.Column("containment", sa.Float),
+)
+
+cluster_aliases = sa.Table(
+    "cluster_aliases",
+    metadata,
+    sa.Column("absorbed_id", sa.String(64), primary_key=True),
+    sa.Column("survivor_id", sa.String(64), nullable=False),
+)
+
+# Clusters whose merged story must be rebuilt; written with the memberships that changed them.
+dirty_clusters = sa.Table(
+    "dirty_clusters",
+    metadata,
+    sa.Column("cluster_id", sa.String(64), primary_key=True),
+)
+
+stories = sa.Table(
+    "stories",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("article_count", sa.Integer, nullable=False, index=True),
+    sa.Column("outlet_count", sa.Integer, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
+    sa.Column("language", sa.String(20)),
+    sa.Column("agency", sa.String(40)),
+)
+
+# What the search index still has to receive. `seq` grows on every enqueue, so a document
+# changed again while a batch was in flight is not dropped when that batch completes.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("trigger", sa.String(40), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("stats", sa.JSON),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed with its polling state, as `newsagg feeds status` shows it."""
+
+    source: FeedSource
+    validators: Validators
+    status: Literal["active", "failing", "retired"]
+    consecutive_failures: int
+    last_error: str | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    next_attempt_at: datetime | None
+    entries_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """A feed entry whose page still has to be fetched, with the outlet it came from."""
+
+    entry: FeedEntry
+    outlet: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    kind: Literal["story", "article"]
+    doc_id: str
+    seq: int
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSummary:
+    id: str
+    title: str
+    article_count: int
+    outlet_count: int
+    first_seen: datetime
+    last_seen: datetime
+    agency: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """Durable pipeline state behind SQLAlchemy Core.
+
+    Args:
+        url: a SQLAlchemy URL; ``sqlite:///path`` or ``postgresql+psycopg://...``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = self._create_engine(url)
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store at {_redact(url)}: {_reason(exc)}") from None
+
+    @staticmethod
+    def _create_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            database = sa.make_url(url).database
+            if database and database != ":memory:":
+                path = Path(database)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from None
+            engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+                # WAL lets readers (search, status) run while a stage writes; NORMAL is
+                # durable across process kills, which is the failure we design for.
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+            return engine
+        return sa.create_engine(url, pool_pre_ping=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"store write failed ({_redact(self.url)}): {_reason(exc)}") from None
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows ON CONFLICT on both dialects."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # -- feeds ---------------------------------------------------------------------
+
+    def sync_feeds(self, sources: Sequence[FeedSource]) -> None:
+        """Add or update configured feeds, keeping each feed's polling state."""
+        with self._tx() as conn:
+            for src in sources:
+                values = {
+                    "id": src.id,
+                    "name": src.name,
+                    "url": src.url,
+                    "language": src.language,
+                    "tags": list(src.tags),
+                    "poll_interval": src.poll_interval,
+                }
+                stmt = self._insert(feeds).values(**values, status="active", consecutive_failures=0, entries_seen=0)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+
+    def feed_states(self, ids: Iterable[str] | None = None) -> list[FeedState]:
+        query = sa.select(feeds).order_by(feeds.c.id)
+        if ids is not None:
+            query = query.where(feeds.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return [_feed_state(row) for row in conn.execute(query).mappings()]
+
+    def feed_state(self, feed_id: str) -> FeedState | None:
+        states = self.feed_states([feed_id])
+        return states[0] if states else None
+
+    def record_feed_fetched(
+        self,
+        feed_id: str,
+        new_entries: Sequence[FeedEntry],
+        validators: Validators,
+        *,
+        now: datetime,
+        next_attempt_at: datetime,
+        error: str | None = None,
+    ) -> int:
+        """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new."""
+        with self._tx() as conn:
+            added = 0
+            for entry in new_entries:
+                stmt = self._insert(entries).values(
+                    url=entry.url,
+                    feed_id=entry.feed_id,
+                    title=entry.title,
+                    summary=entry.summary,
+                    content=entry.content,
+                    author=entry.author,
+                    published=entry.published,
+                    guid=entry.guid,
+                    discovered_at=now,
+                    state="pending",
+                    attempts=0,
+                )
+                added += conn.execute(stmt.on_conflict_do_nothing(index_elements=["url"])).rowcount
+            conn.execute(
+                feeds.update()
+                .where(feeds.c.id == feed_id)
+                .values(
+                    etag=validators.etag,
+                    last_modified=validators.last_modified,
+                    status="active",
+                    consecutive_failures=0,
+                    last_error=error,
+                    last_attempt_at=now,
+                    last_success_at=now,
+                    next_attempt_at=next_attempt_at,
+                    entries_seen=feeds.c.entries_seen + added,
+                )
+            )
+        return added
+
+    def record_feed_failure(
+        self, feed_id: str, error: str, *, now: datetime, next_attempt_at: datetime | None, retire: bool
+    ) -> FeedState:
+        """Count a failed poll; returns the feed's new state."""
+        with self._tx() as conn:
+            conn.execute(
+                feeds.update()
+                .where(feeds.c.id == feed_id)
+                .values(
+                    status="retired" if retire else "failing",
+                    consecutive_failures=feeds.c.consecutive_failures + 1,
+                    last_error=error,
+                    last_attempt_at=now,
+                    next_attempt_at=None if retire else next_attempt_at,
+                )
+            )
+        state = self.feed_state(feed_id)
+        assert state is not None
+        return state
+
+    # -- entries -------------------------------------------------------------------
+
+    def pending_entries(self, limit: int, max_attempts: int = 3) -> list[PendingEntry]:
+        query = (
+            sa.select(entries, feeds.c.name)
+            .join(feeds, feeds.c.id == entries.c.feed_id)
+            .where(entries.c.state == "pending", entries.c.attempts < max_attempts)
+            .order_by(entries.c.discovered_at, entries.c.url)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                PendingEntry(
+                    entry=FeedEntry(
+                        feed_id=row["feed_id"],
+                        url=row["url"],
+                        title=row["title"],
+                        summary=row["summary"],
+                        content=row["content"],
+                        author=row["author"],
+                        published=row["published"],
+                        guid=row["guid"],
+                    ),
+                    outlet=row["name"],
+                    attempts=row["attempts"],
+                )
+                for row in conn.execute(query).mappings()
+            ]
+
+    def save_article(self, article: Article) -> bool:
+        """Store an article and close its entry; returns False when the article was already stored."""
+        with self._tx() as conn:
+            stmt = self._insert(articles).values(
+                id=article.id,
+                url=article.url,
+                feed_id=article.feed_id,
+                outlet=article.outlet,
+                title=article.title,
+                text=article.text,
+                author=article.author,
+                published=article.published,
+                fetched_at=article.fetched_at,
+                arrived_at=article.arrival_key[0],
+                language=article.language,
+                text_source=article.text_source.value,
+                text_source_reason=article.text_source_reason,
+            )
+            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
+            conn.execute(entries.update().where(entries.c.url == article.url).values(state="done"))
+        return added
+
+    def record_entry_failure(self, url: str, reason: str, *, final: bool) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                entries.update()
+                .where(entries.c.url == url)
+                .values(
+                    attempts=entries.c.attempts + 1,
+                    last_error=reason,
+                    state="failed" if final else "pending",
+                )
+            )
+
+    def entry_counts(self) -> dict[str, int]:
+        query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
+        with self.engine.connect() as conn:
+            return {state: count for state, count in conn.execute(query).tuples()}
+
+    # -- articles and clustering ----------------------------------------------------
+
+    def oldest_unclustered_arrival(self) -> datetime | None:
+        query = (
+            sa.select(sa.func.min(articles.c.arrived_at))
+            .outerjoin(memberships, memberships.c.article_id == articles.c.id)
+            .where(memberships.c.article_id.is_(None))
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        # Aggregates bypass the column type on SQLite, so the value may come back naive.
+        return None if value is None else UTCDateTime().process_result_value(value, self.engine.dialect)
+
+    def unclustered_articles(self, limit: int) -> list[Article]:
+        """Articles not yet clustered, in arrival order."""
+        query = (
+            sa.select(articles)
+            .outerjoin(memberships, memberships.c.article_id == articles.c.id)
+            .where(memberships.c.article_id.is_(None))
+            .order_by(articles.c.arrived_at, articles.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_article(row) for row in conn.execute(query).mappings()]
+
+    def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
+        wanted = list(ids)
+        found: dict[str, Article] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 500):
+                for row in conn.execute(sa.select(articles).where(articles.c.id.in_(chunk))).mappings():
+                    found[row["id"]] = _article(row)
+        return found
+
+    def article_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one())
+
+    def clustering_state(
+        self, since: datetime
+    ) -> tuple[list[Signature], list[Membership], dict[str, str]]:
+        """What the clustering engine needs to resume: the window's signatures and memberships, and aliases."""
+        with self.engine.connect() as conn:
+            sigs = [
+                Signature(article_id=row.article_id, data=row.data, at=row.at)
+                for row in conn.execute(
+                    sa.select(signatures).where(signatures.c.at >= since).order_by(signatures.c.at)
+                )
+            ]
+            ids = [s.article_id for s in sigs]
+            members: list[Membership] = []
+            for chunk in _chunks(ids, 500):
+                members.extend(
+                    _membership(row)
+                    for row in conn.execute(
+                        sa.select(memberships).where(memberships.c.article_id.in_(chunk))
+                    ).mappings()
+                )
+            aliases = {
+                row.absorbed_id: row.survivor_id for row in conn.execute(sa.select(cluster_aliases))
+            }
+        return sigs, members, aliases
+
+    def save_assignments(self, assignments: Sequence[Assignment]) -> None:
+        """Persist clustering decisions: signatures, memberships, merges, and which stories to rebuild."""
+        with self._tx() as conn:
+            for assignment in assignments:
+                member = assignment.membership
+                sig = assignment.signature
+                conn.execute(
+                    self._insert(signatures)
+                    .values(article_id=sig.article_id, data=sig.data, at=sig.at)
+                    .on_conflict_do_nothing()
+                )
+                values = {
+                    "cluster_id": member.cluster_id,
+                    "matched_article_id": member.matched_article_id,
+                    "jaccard": member.jaccard,
+                    "containment": member.containment,
+                }
+                conn.execute(
+                    self._insert(memberships)
+                    .values(article_id=member.article_id, **values)
+                    .on_conflict_do_update(index_elements=["article_id"], set_=values)
+                )
+                for absorbed in assignment.absorbed:
+                    self._absorb(conn, absorbed, member.cluster_id)
+                conn.execute(
+                    self._insert(dirty_clusters).values(cluster_id=member.cluster_id).on_conflict_do_nothing()
+                )
+                self._enqueue(conn, "article", member.article_id, deleted=False)
+
+    def _absorb(self, conn: Connection, absorbed: str, survivor: str) -> None:
+        moved = [
+            row.article_id
+            for row in conn.execute(
+                sa.select(memberships.c.article_id).where(memberships.c.cluster_id == absorbed)
+            )
+        ]
+        conn.execute(memberships.update().where(memberships.c.cluster_id == absorbed).values(cluster_id=survivor))
+        # Earlier aliases pointing at the absorbed cluster now resolve to the survivor directly.
+        conn.execute(
+            cluster_aliases.update().where(cluster_aliases.c.survivor_id == absorbed).values(survivor_id=survivor)
+        )
+        conn.execute(
+            self._insert(cluster_aliases)
+            .values(absorbed_id=absorbed, survivor_id=survivor)
+            .on_conflict_do_update(index_elements=["absorbed_id"], set_={"survivor_id": survivor})
+        )
+        conn.execute(self._insert(dirty_clusters).values(cluster_id=absorbed).on_conflict_do_nothing())
+        for article_id in moved:
+            self._enqueue(conn, "article", article_id, deleted=False)
+
+    def resolve_cluster(self, cluster_id: str) -> str:
+        with self.engine.connect() as conn:
+            survivor = conn.execute(
+                sa.select(cluster_aliases.c.survivor_id).where(cluster_aliases.c.absorbed_id == cluster_id)
+            ).scalar()
+        return survivor or cluster_id
+
+    def memberships_of(self, cluster_id: str) -> list[Membership]:
+        query = (
+            sa.select(memberships)
+            .join(articles, articles.c.id == memberships.c.article_id)
+            .where(memberships.c.cluster_id == cluster_id)
+            .order_by(articles.c.arrived_at, articles.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_membership(row) for row in conn.execute(query).mappings()]
+
+    def membership(self, article_id: str) -> Membership | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(memberships).where(memberships.c.article_id == article_id)).mappings().first()
+        return None if row is None else _membership(row)
+
+    def cluster_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(memberships.c.cluster_id).distinct().order_by(memberships.c.cluster_id)).scalars())
+
+    # -- stories ---------------------------------------------------------------------
+
+    def dirty_cluster_ids(self, limit: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(sa.select(dirty_clusters.c.cluster_id).order_by(dirty_clusters.c.cluster_id).limit(limit)).scalars()
+            )
+
+    def save_stories(self, built: Sequence[Story], removed: Sequence[str]) -> None:
+        """Upsert rebuilt stories, drop stories of clusters that no longer exist, queue both for indexing."""
+        with self._tx() as conn:
+            for story in built:
+                values = _story_row(story)
+                conn.execute(
+                    self._insert(stories)
+                    .values(id=story.id, **values)
+                    .on_conflict_do_update(index_elements=["id"], set_=values)
+                )
+                self._enqueue(conn, "story", story.id, deleted=False)
+            for story_id in removed:
+                conn.execute(stories.delete().where(stories.c.id == story_id))
+                self._enqueue(conn, "story", story_id, deleted=True)
+            done = [s.id for s in built] + list(removed)
+            for chunk in _chunks(done, 500):
+                conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(chunk)))
+
+    def story(self, story_id: str) -> Story | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(stories).where(stories.c.id == story_id)).mappings().first()
+        return None if row is None else _story(row)
+
+    def stories_by_id(self, ids: Iterable[str]) -> dict[str, Story]:
+        found: dict[str, Story] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(ids), 500):
+                for row in conn.execute(sa.select(stories).where(stories.c.id.in_(chunk))).mappings():
+                    found[row["id"]] = _story(row)
+        return found
+
+    def cluster_summaries(self, limit: int, min_articles: int = 1) -> list[ClusterSummary]:
+        """Stories, largest and newest first."""
+        query = (
+            sa.select(stories)
+            .where(stories.c.article_count >= min_articles)
+            .order_by(stories.c.article_count.desc(), stories.c.last_seen.desc(), stories.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                ClusterSummary(
+                    id=row["id"],
+                    title=row["title"],
+                    article_count=row["article_count"],
+                    outlet_count=row["outlet_count"],
+                    first_seen=row["first_seen"],
+                    last_seen=row["last_seen"],
+                    agency=row["agency"],
+                )
+                for row in conn.execute(query).mappings()
+            ]
+
+    # -- outbox ----------------------------------------------------------------------
+
+    def _enqueue(self, conn: Connection, kind: str, doc_id: str, *, deleted: bool) -> None:
+        stmt = self._insert(outbox).values(kind=kind, doc_id=doc_id, seq=1, deleted=deleted, attempts=0)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["kind", "doc_id"],
+                set_={"seq": outbox.c.seq + 1, "deleted": deleted, "attempts": 0, "last_error": None},
+            )
+        )
+
+    def outbox_batch(self, limit: int, after: tuple[str, str] | None = None) -> list[OutboxItem]:
+        """The next items to index, in (kind, id) order after ``after``: articles before stories."""
+        query = sa.select(outbox).order_by(outbox.c.kind, outbox.c.doc_id).limit(limit)
+        if after is not None:
+            query = query.where(sa.tuple_(outbox.c.kind, outbox.c.doc_id) > sa.tuple_(*after))
+        with self.engine.connect() as conn:
+            return [
+                OutboxItem(kind=row["kind"], doc_id=row["doc_id"], seq=row["seq"], deleted=row["deleted"])
+                for row in conn.execute(query).mappings()
+            ]
+
+    def outbox_size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
+
+    def outbox_done(self, items: Sequence[OutboxItem]) -> None:
+        """Forget delivered items, unless they changed again while in flight."""
+        with self._tx() as conn:
+            for item in items:
+                conn.execute(
+                    outbox.delete().where(
+                        outbox.c.kind == item.kind, outbox.c.doc_id == item.doc_id, outbox.c.seq == item.seq
+                    )
+                )
+
+    def outbox_failed(self, failed: Sequence[tuple[OutboxItem, str]]) -> None:
+        with self._tx() as conn:
+            for item, reason in failed:
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.kind == item.kind, outbox.c.doc_id == item.doc_id)
+                    .values(attempts=outbox.c.attempts + 1, last_error=reason)
+                )
+
+    # -- runs --------------------------------------------------------------------------
+
+    def start_run(self, trigger: str) -> int:
+        with self._tx() as conn:
+            result = conn.execute(runs.insert().values(trigger=trigger, started_at=_now(), status="running"))
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(finished_at=_now(), status=status, stats=json.loads(json.dumps(stats, default=str)))
+            )
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def drop_signatures_before(self, cutoff: datetime) -> int:
+        """Articles older than the matching window leave the clustering state (they stay stored)."""
+        with self._tx() as conn:
+            return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
+
+    def compact(self) -> None:
+        """Reclaim space (SQLite VACUUM; PostgreSQL's autovacuum does this itself)."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+
+
+def _feed_state(row: Any) -> FeedState:
+    return FeedState(
+        source=FeedSource(
+            id=row["id"],
+            name=row["name"],
+            url=row["url"],
+            language=row["language"],
+            tags=tuple(row["tags"] or ()),
+            poll_interval=row["poll_interval"],
+        ),
+        validators=Validators(etag=row["etag"], last_modified=row["last_modified"]),
+        status=row["status"],
+        consecutive_failures=row["consecutive_failures"],
+        last_error=row["last_error"],
+        last_attempt_at=row["last_attempt_at"],
+        last_success_at=row["last_success_at"],
+        next_attempt_at=row["next_attempt_at"],
+        entries_seen=row["entries_seen"],
+    )
+
+
+def _article(row: Any) -> Article:
+    return Article(
+        id=row["id"],
+        url=row["url"],
+        outlet=row["outlet"],
+        title=row["title"],
+        text=row["text"],
+        published=row["published"],
+        fetched_at=row["fetched_at"],
+        text_source=TextSource(row["text_source"]),
+        feed_id=row["feed_id"],
+        author=row["author"],
+        language=row["language"],
+        text_source_reason=row["text_source_reason"],
+    )
+
+
+def _membership(row: Any) -> Membership:
+    return Membership(
+        article_id=row["article_id"],
+        cluster_id=row["cluster_id"],
+        matched_article_id=row["matched_article_id"],
+        jaccard=row["jaccard"],
+        containment=row["containment"],
+    )
+
+
+def _story_row(story: Story) -> dict[str, Any]:
+    return {
+        "title": story.title,
+        "text": story.text,
+        "summary": story.summary,
+        "sources": [
+            {
+                "article_id": s.article_id,
+                "outlet": s.outlet,
+                "url": s.url,
+                "title": s.title,
+                "published": s.published.isoformat() if s.published else None,
+            }
+            for s in story.sources
+        ],
+        "article_count": story.article_count,
+        "outlet_count": story.outlet_count,
+        "first_seen": story.first_seen,
+        "last_seen": story.last_seen,
+        "language": story.language,
+        "agency": story.agency,
+    }
+
+
+def _story(row: Any) -> Story:
+    return Story(
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        summary=row["summary"],
+        sources=tuple(
+            Source(
+                article_id=s["article_id"],
+                outlet=s["outlet"],
+                url=s["url"],
+                title=s["title"],
+                published=datetime.fromisoformat(s["published"]) if s["published"] else None,
+            )
+            for s in row["sources"]
+        ),
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        language=row["language"],
+        agency=row["agency"],
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _redact(url: str) -> str:
+    """The store URL without its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is still not echoed with secrets
+        return "<store url>"
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]

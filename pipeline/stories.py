@@ -1,0 +1,60 @@
+"""Merge the articles of one cluster into one story."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from pipeline.clustering import detect_agency
+from pipeline.models import Article, Source, Story
+
+SUMMARY_CHARS = 320
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def build_story(cluster_id: str, members: Sequence[Article]) -> Story:
+    """One story from the articles of a cluster.
+
+    The most complete copy (the longest text; the earliest on a tie) gives the title,
+    text and summary, since outlets trim agency copy rather than extend it; every copy
+    is listed as a source, oldest first.
+
+    Args:
+        cluster_id: becomes the story id.
+        members: the cluster's articles, at least one.
+    """
+    if not members:
+        raise ValueError(f"cluster {cluster_id} has no articles")
+    by_arrival = sorted(members, key=lambda a: a.arrival_key)
+    representative = max(by_arrival, key=lambda a: len(a.text))  # max keeps the first of equals
+    arrivals = [a.arrival_key[0] for a in by_arrival]
+    languages = Counter(a.language for a in by_arrival if a.language)
+    agencies = Counter(agency for a in by_arrival if (agency := detect_agency(a.text)))
+    return Story(
+        id=cluster_id,
+        title=representative.title,
+        text=representative.text,
+        summary=summarize(representative.text),
+        sources=tuple(
+            Source(article_id=a.id, outlet=a.outlet, url=a.url, title=a.title, published=a.published)
+            for a in by_arrival
+        ),
+        first_seen=min(arrivals),
+        last_seen=max(arrivals),
+        language=languages.most_common(1)[0][0] if languages else None,
+        agency=agencies.most_common(1)[0][0] if agencies else None,
+    )
+
+
+def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """The leading sentences of a text, within ``limit`` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    summary = ""
+    for sentence in _SENTENCE_END.split(flat):
+        if summary and len(summary) + len(sentence) + 1 > limit:
+            break
+        summary = f"{summary} {sentence}".strip()
+    return summary if len(summary) <= limit else summary[: limit - 1].rsplit(" ", 1)[0] + "…"

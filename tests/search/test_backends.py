@@ -1,0 +1,120 @@
+"""Every search backend passes the same suite (SQLite FTS5 here; Elasticsearch joins via the fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pipeline.models import (
+    Article,
+    IndexChange,
+    IndexedArticle,
+    Membership,
+    SearchQuery,
+    Source,
+    Story,
+    TextSource,
+)
+from pipeline.search.base import SearchIndex
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+
+
+def story(story_id: str, title: str, text: str, outlets: list[str], *, days: int = 0,
+          language: str = "en", agency: str | None = None) -> Story:
+    at = T0 + timedelta(days=days)
+    return Story(
+        id=story_id,
+        title=title,
+        text=text,
+        summary=text[:100],
+        sources=tuple(Source(f"{story_id}-{o}", o, f"https://{o}.example/{story_id}", title, at) for o in outlets),
+        first_seen=at,
+        last_seen=at,
+        language=language,
+        agency=agency,
+    )
+
+
+STORIES = [
+    story("s1", "Dockworkers strike at Harbor City port",
+          "Dockworkers walked out on Monday over pay. The strike halted container traffic.",
+          ["ledger", "gazette", "courier"], agency="Reuters"),
+    story("s2", "Council approves desalination plant",
+          "The city council approved a desalination plant after a long drought debate. Port officials welcomed it.",
+          ["signal"], days=2),
+    story("s3", "Hafenarbeiter streiken weiter", "Die Hafenarbeiter setzen ihren Streik fort.",
+          ["zeitung"], days=1, language="de", agency="dpa"),
+]
+
+
+def load(index: SearchIndex) -> None:
+    index.setup()
+    index.setup()  # idempotent
+    assert index.write([IndexChange("story", s.id, s) for s in STORIES]) == []
+    refresh = getattr(index, "refresh", None)
+    if refresh:
+        refresh()
+
+
+def test_title_match_ranks_first_and_snippet_highlights(search_index: SearchIndex) -> None:
+    load(search_index)
+    results = search_index.search(SearchQuery(text="port strike"))
+    assert [h.story_id for h in results.hits][:1] == ["s1"]
+    assert results.total >= 1
+    hit = results.hits[0]
+    assert "[[" in hit.snippet and "]]" in hit.snippet
+    assert hit.outlets == ("courier", "gazette", "ledger")
+    assert hit.article_count == 3 and hit.agency == "Reuters"
+
+
+def test_every_word_must_match_and_syntax_is_not_an_error(search_index: SearchIndex) -> None:
+    load(search_index)
+    assert search_index.search(SearchQuery(text="desalination strike")).total == 0
+    assert search_index.search(SearchQuery(text='"desalination" (plant -*')).total == 1
+    assert search_index.search(SearchQuery(text="  ")).total == 0
+
+
+def test_filters_and_facets(search_index: SearchIndex) -> None:
+    load(search_index)
+    assert [h.story_id for h in search_index.search(SearchQuery(text="port", outlet="signal")).hits] == ["s2"]
+    assert search_index.search(SearchQuery(text="port", since=T0 + timedelta(days=1))).total == 1
+    assert search_index.search(SearchQuery(text="port", until=T0 + timedelta(hours=1))).total == 1
+    assert [h.story_id for h in search_index.search(SearchQuery(text="streik", language="de")).hits] == ["s3"]
+    assert search_index.search(SearchQuery(text="streik", language="en")).total == 0
+    assert search_index.search(SearchQuery(text="hafenarbeiter", agency="dpa")).total == 1
+    results = search_index.search(SearchQuery(text="port"))
+    assert results.facets["outlet"]["ledger"] == 1
+    assert results.facets["agency"] == {"Reuters": 1}
+    assert sum(results.facets["day"].values()) == 2
+
+
+def test_sort_by_recency(search_index: SearchIndex) -> None:
+    load(search_index)
+    hits = search_index.search(SearchQuery(text="port", sort="recency")).hits
+    assert [h.story_id for h in hits] == ["s2", "s1"]
+
+
+def test_rewrite_and_delete_are_idempotent(search_index: SearchIndex) -> None:
+    load(search_index)
+    load(search_index)
+    assert search_index.search(SearchQuery(text="dockworkers")).total == 1
+    renamed = story("s1", "Dockworkers end strike", "Agreement reached.", ["ledger"])
+    assert search_index.write([IndexChange("story", "s1", renamed)]) == []
+    assert search_index.write([IndexChange("story", "s2", None), IndexChange("story", "s2", None)]) == []
+    refresh = getattr(search_index, "refresh", None)
+    if refresh:
+        refresh()
+    assert search_index.search(SearchQuery(text="walked")).total == 0
+    assert search_index.search(SearchQuery(text="agreement")).hits[0].title == "Dockworkers end strike"
+    assert search_index.search(SearchQuery(text="desalination")).total == 0
+
+
+def test_articles_are_written_with_their_cluster(search_index: SearchIndex) -> None:
+    search_index.setup()
+    article = Article(
+        id="a1", url="https://ledger.example/1", outlet="ledger", title="Strike", text="Dockworkers walked out.",
+        published=T0, fetched_at=T0, text_source=TextSource.PAGE,
+    )
+    doc = IndexedArticle(article, Membership("a1", "s1", "a0", 0.4, 0.95))
+    assert search_index.write([IndexChange("article", "a1", doc), IndexChange("article", "a1", doc)]) == []
+    assert search_index.write([IndexChange("article", "a1", None)]) == []
