@@ -1,0 +1,50 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create or reuse
+# .venv and install what they need; installs are pinned by constraints/py<version>.txt.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYVER := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null)
+CONSTRAINTS := $(wildcard constraints/py$(PYVER).txt)
+PIP_INSTALL := $(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-dev es-local typecheck bench bench-dedup clean help
+
+help:
+	@echo "make demo      run the pipeline on the bundled demo corpus (embedded defaults)"
+	@echo "make test      install test dependencies, start a local Elasticsearch node, run the suite"
+	@echo "make es-local  run the local Elasticsearch test node in the foreground"
+	@echo "make bench     benchmarks (see bench/README.md)"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP_INSTALL) -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP_INSTALL) -e ".[dev,airflow,postgres,redis]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(VENV)/bin/newsagg demo
+
+test: install-dev
+	$(PY) scripts/es-node start
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; $(PY) scripts/es-node stop; exit $$status
+
+es-local: install-dev
+	$(PY) scripts/es-node run
+
+typecheck: install-dev
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .cache/elasticsearch/run build *.egg-info

@@ -1,0 +1,90 @@
+"""The whole pipeline over loopback HTTP against the demo corpus, on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.models import SearchQuery
+from pipeline.runner import Pipeline
+from pipeline.search.sqlite import SqliteSearchIndex
+from pipeline.settings import Settings
+from pipeline.urls import article_id, canonicalize
+
+
+def expected() -> dict:  # type: ignore[type-arg]
+    return json.loads((bundled_corpus_dir() / "expected.json").read_text(encoding="utf-8"))
+
+
+def ids_of(base_url: str, paths: list[str]) -> set[str]:
+    ids = set()
+    for path in paths:
+        url = canonicalize(base_url + path)
+        assert url is not None
+        ids.add(article_id(url))
+    return ids
+
+
+def clusters_in_store(pipeline: Pipeline) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = defaultdict(set)
+    for cluster_id in pipeline.store.cluster_ids():
+        for member in pipeline.store.memberships_of(cluster_id):
+            groups[cluster_id].add(member.article_id)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_demo_corpus_clusters_exactly_and_search_finds_the_stories(
+    corpus_server: CorpusServer, demo_settings: Settings
+) -> None:
+    truth = expected()
+    base = corpus_server.base_url
+    want = {frozenset(ids_of(base, c["members"])) for c in truth["clusters"]}
+    want |= {frozenset(ids_of(base, [path])) for path in truth["singletons"]}
+
+    with Pipeline(demo_settings) as pipeline:
+        report = pipeline.run(force=True)
+        assert report.failed_feeds == []
+        assert report.index_error is None and report.outbox_left == 0
+        assert clusters_in_store(pipeline) == want
+
+        for cluster in truth["clusters"]:
+            members = ids_of(base, cluster["members"])
+            cluster_id = pipeline.store.membership(next(iter(members)))
+            assert cluster_id is not None
+            story = pipeline.store.story(cluster_id.cluster_id)
+            assert story is not None
+            assert {s.article_id for s in story.sources} == members
+            assert story.agency == cluster["agency"], cluster["story"]
+
+        for search in truth["searches"]:
+            cluster = truth["clusters"][search["expect_members_of_cluster"]]
+            story_id = pipeline.store.membership(next(iter(ids_of(base, cluster["members"]))))
+            assert story_id is not None
+            hits = pipeline.index.search(SearchQuery(text=search["query"])).hits
+            assert story_id.cluster_id in [h.story_id for h in hits], search["query"]
+
+
+def test_second_run_uses_validators_and_changes_nothing(
+    corpus_server: CorpusServer, demo_settings: Settings
+) -> None:
+    with Pipeline(demo_settings) as pipeline:
+        pipeline.run(force=True)
+        clusters = clusters_in_store(pipeline)
+        articles = pipeline.store.article_count()
+        index = pipeline.index
+        assert isinstance(index, SqliteSearchIndex)
+        documents = index.document_counts()
+
+    served_before = len(corpus_server.requests)
+    with Pipeline(demo_settings) as pipeline:
+        report = pipeline.run(force=True)
+        feed_requests = [r for r in corpus_server.requests[served_before:] if r[1].endswith(".xml")]
+        assert feed_requests and all(status == 304 for _, _, status in feed_requests)
+        assert {f.status for f in report.feeds} == {"not_modified"}
+        assert (report.articles_added, report.clustered, report.stories_built, report.indexed) == (0, 0, 0, 0)
+        assert clusters_in_store(pipeline) == clusters
+        assert pipeline.store.article_count() == articles
+        index = pipeline.index
+        assert isinstance(index, SqliteSearchIndex)
+        assert index.document_counts() == documents
