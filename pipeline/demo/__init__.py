@@ -1,0 +1,1 @@
+"""The bundled demo corpus (fictitious outlets and stories) and the loopback server that serves it."""
