@@ -8,6 +8,7 @@ PYVER := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.ve
 CONSTRAINTS := $(wildcard constraints/py$(PYVER).txt)
 PIP_INSTALL := $(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 PYTEST_ARGS ?=
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .PHONY: demo test install install-dev es-local typecheck bench bench-dedup clean help
 
