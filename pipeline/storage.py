@@ -701,7 +701,9 @@ class Store:
     def start_run(self, trigger: str) -> int:
         with self._tx() as conn:
             result = conn.execute(runs.insert().values(trigger=trigger, started_at=_now(), status="running"))
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         with self._tx() as conn:

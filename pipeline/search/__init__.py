@@ -13,7 +13,8 @@ def open_index(settings: Settings) -> SearchIndex:
     if settings.search_backend == "elasticsearch":
         from pipeline.search.elastic import ElasticsearchIndex
 
-        return ElasticsearchIndex(settings.es)
+        elastic: SearchIndex = ElasticsearchIndex(settings.es)
+        return elastic
     from pipeline.search.sqlite import SqliteSearchIndex
 
     return SqliteSearchIndex(settings.data_dir / "search.sqlite3")
