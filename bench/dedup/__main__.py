@@ -1,0 +1,96 @@
+"""Runner: generate the corpus, measure each system in its own process, print and save.
+
+    python -m bench.dedup --sizes 1000,10000,100000
+    python -m bench.dedup --quick            # 1k only
+
+Writes bench/results/dedup-<size>.json (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.dedup.corpus import generate
+from bench.dedup.metrics import merged_apart, scores
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def _measure(system: str, corpus: Path, extra: list[str]) -> list[dict[str, object]]:
+    out = corpus.with_name(f"{corpus.stem}.{system}.out.json")
+    cmd = [sys.executable, "-m", "bench.dedup.worker", "--system", system, "--corpus", str(corpus), "--out", str(out), *extra]
+    subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parent.parent.parent)
+    results: list[dict[str, object]] = json.loads(out.read_text())
+    out.unlink()
+    return results
+
+
+def run_size(size: int, seed: int, workers: int) -> dict[str, object]:
+    corpus_path = RESULTS / f"corpus-{size}.jsonl"
+    corpus = generate(size, seed)
+    corpus.write(corpus_path)
+    truth = [d.label for d in corpus.docs]
+    started = time.time()
+    systems = _measure("ours", corpus_path, ["--workers", str(workers)]) + _measure("textbook", corpus_path, [])
+    rows: list[dict[str, object]] = []
+    for result in systems:
+        predicted = result.pop("predicted")
+        assert isinstance(predicted, list)
+        row: dict[str, object] = {**result, **scores(truth, predicted)}
+        row["articles_per_second"] = size / float(result["seconds"])  # type: ignore[arg-type]
+        row["bytes_per_article"] = float(result["peak_rss_growth"]) / size  # type: ignore[arg-type]
+        row["must_apart"] = merged_apart(truth, predicted, corpus.must_apart)
+        rows.append(row)
+    ours = rows[0]
+    baseline = rows[1]
+    report: dict[str, object] = {
+        "size": size,
+        "seed": seed,
+        "clusters": len(set(truth)),
+        "must_apart_pairs": len(corpus.must_apart),
+        "wall_seconds": time.time() - started,
+        "systems": rows,
+        "throughput_ratio_vs_textbook@0.5": float(ours["articles_per_second"]) / float(baseline["articles_per_second"]),  # type: ignore[arg-type]
+    }
+    corpus_path.unlink()
+    corpus_path.with_suffix(".apart.json").unlink()
+    return report
+
+
+def print_table(report: dict[str, object]) -> None:
+    print(f"\n== {report['size']} articles, {report['clusters']} true clusters, {report['must_apart_pairs']} must-stay-apart pairs ==")
+    print(f"{'system':<15}{'P':>8}{'R':>8}{'F1':>8}{'ARI':>8}{'art/s':>10}{'B/art':>9}  must-stay-apart merged")
+    systems = report["systems"]
+    assert isinstance(systems, list)
+    for row in systems:
+        apart = ", ".join(f"{case} {v['merged']}/{v['pairs']}" for case, v in sorted(row["must_apart"].items()))
+        print(
+            f"{row['system']:<15}{row['precision']:>8.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['ari']:>8.4f}"
+            f"{row['articles_per_second']:>10.0f}{row['bytes_per_article']:>9.0f}  {apart}"
+        )
+    ratio = report["throughput_ratio_vs_textbook@0.5"]
+    print(f"throughput ours / textbook@0.5: {ratio:.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dedup")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated corpus sizes")
+    parser.add_argument("--quick", action="store_true", help="1k articles only")
+    parser.add_argument("--seed", type=int, default=20240930)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for size in sizes:
+        report = run_size(size, args.seed, args.workers)
+        (RESULTS / f"dedup-{size}.json").write_text(json.dumps(report, indent=2))
+        print_table(report)
+
+
+if __name__ == "__main__":
+    main()

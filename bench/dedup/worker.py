@@ -1,0 +1,135 @@
+"""One measured system in its own process: load the corpus, cluster it, report.
+
+Throughput covers signatures + LSH + verification (corpus loading excluded).
+Memory is the growth of the process's resident set from just before clustering
+to its peak (the peak counter is reset first), divided by the articles indexed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_peak() -> int:
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
+    except OSError:
+        pass
+    return _status("VmRSS")
+
+
+def _load(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def run_ours(docs: list[dict[str, str]], chunk: int, workers: int) -> dict[str, object]:
+    from pipeline.clustering import ClusterEngine
+    from pipeline.models import Article, TextSource
+    from pipeline.settings import ClusteringSettings
+
+    articles = [
+        Article(
+            id=d["id"],
+            url=f"https://example.invalid/{d['id']}",
+            outlet=d["outlet"],
+            title=d["title"],
+            text=d["text"],
+            published=datetime.fromisoformat(d["published"]),
+            fetched_at=datetime.fromisoformat(d["published"]),
+            text_source=TextSource.INPUT,
+        )
+        for d in docs
+    ]
+    articles.sort(key=lambda a: a.arrival_key)
+    settings = ClusteringSettings(workers=workers)
+    # Warm up imports (datasketch pulls in scipy) so they are not counted as index memory.
+    ClusterEngine(settings).add_many(articles[:1])
+    base = _reset_peak()
+    t0 = time.perf_counter()
+    engine = ClusterEngine(settings)
+    for i in range(0, len(articles), chunk):
+        # Like incremental runs: assignments are handed on, not kept.
+        engine.add_many(articles[i : i + chunk])
+    elapsed = time.perf_counter() - t0
+    peak = _status("VmHWM")
+    clusters = {a.id: engine.cluster_of(a.id) for a in articles}
+    engine.close()
+    return {
+        "system": "ours",
+        "seconds": elapsed,
+        "peak_rss_growth": peak - base,
+        "index_bytes": engine.nbytes(),
+        "bands": engine.bands,
+        "rows": engine.rows,
+        "predicted": [clusters[d["id"]] for d in docs],
+    }
+
+
+def run_textbook(docs: list[dict[str, str]], thresholds: list[float]) -> list[dict[str, object]]:
+    from bench.dedup import textbook
+
+    ids = [d["id"] for d in sorted(docs, key=lambda d: (d["published"], d["id"]))]
+    by_id = {d["id"]: d for d in docs}
+    values = np.empty((len(ids), 128), dtype=np.uint32)  # kept for the second threshold, allocated up front
+    base = _reset_peak()
+    t0 = time.perf_counter()
+    for i, hv in enumerate(textbook.signatures(by_id[x]["text"] for x in ids)):
+        values[i] = hv
+    sig_seconds = time.perf_counter() - t0
+    out: list[dict[str, object]] = []
+    for n, threshold in enumerate(thresholds):
+        if n:
+            base = _reset_peak()
+        t1 = time.perf_counter()
+        roots = textbook.cluster(ids, values, threshold)
+        lsh_seconds = time.perf_counter() - t1
+        peak = _status("VmHWM")
+        root_of = dict(zip(ids, roots))
+        out.append(
+            {
+                "system": f"textbook@{threshold}",
+                "seconds": sig_seconds + lsh_seconds,
+                "signature_seconds": sig_seconds,
+                "peak_rss_growth": peak - base,
+                "predicted": [root_of[d["id"]] for d in docs],
+            }
+        )
+        del roots, root_of
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--system", choices=["ours", "textbook"], required=True)
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--chunk", type=int, default=10000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--thresholds", default="0.5,0.3")
+    args = parser.parse_args()
+    docs = _load(args.corpus)
+    if args.system == "ours":
+        results: list[dict[str, object]] = [run_ours(docs, args.chunk, args.workers)]
+    else:
+        results = run_textbook(docs, [float(t) for t in args.thresholds.split(",")])
+    args.out.write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

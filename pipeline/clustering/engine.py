@@ -1,0 +1,515 @@
+"""The clustering engine: candidates from LSH, verification, incremental clusters.
+
+Contract that makes the result independent of how articles are split into runs:
+
+1. Articles are processed in arrival order (``Article.arrival_key``).
+2. An article's candidates are the earlier articles within ``window_days`` whose
+   band keys collide with its own (the most recent ``max_bucket`` per bucket).
+3. A candidate pair is accepted or rejected from the two signatures alone
+   (pure function), so the accepted edges are the same whatever the batching.
+4. Clusters are the connected components of accepted edges. A component's id
+   comes from its oldest founder: an article that links two clusters merges
+   them into the one whose founder is older, and the other id becomes an alias.
+   Cluster ids start with the founder's arrival time in fixed-width digits,
+   so "older" can be decided from the ids alone even after the founder left
+   the window; the component's final id is therefore its earliest article's.
+
+Everything an engine needs to resume is in the persisted ``Signature`` (the
+MinHash, shingle count, short-text flag and exact short-text shingles),
+``Membership`` and alias records.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.clustering.lsh import CompactLSH, RedisLSH, band_keys, band_params
+from pipeline.clustering.signatures import Sketch, SketchParams, make_pool, sketch_chunks, sketch_texts
+from pipeline.models import Article, Assignment, Membership, Signature
+from pipeline.settings import ClusteringSettings
+
+logger = logging.getLogger(__name__)
+
+I64 = npt.NDArray[np.int64]
+_A = TypeVar("_A", bound=npt.NDArray[Any])
+F64 = npt.NDArray[np.float64]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
+_GROW = 1.25  # array growth factor: small, because slack is memory per article
+
+
+def _micros(at: datetime) -> int:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # naive times are taken as UTC, as the store does
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def cluster_id_for(article_id: str, at: datetime) -> str:
+    """The id of a cluster founded by this article: sortable founder time, then its id."""
+    return f"{_micros(at):020d}-{article_id}"
+
+
+def arrival_time(article: Article) -> datetime:
+    """The time part of the arrival key, which the window is measured on."""
+    return article.arrival_key[0]
+
+
+class ClusterEngine:
+    """Incremental near-duplicate clustering over a time window of articles.
+
+    Args:
+        settings: the clustering settings (thresholds, window, LSH, workers).
+    """
+
+    def __init__(self, settings: ClusteringSettings) -> None:
+        self.settings = settings
+        self.params = SketchParams(
+            num_perm=settings.num_perm,
+            seed=settings.seed,
+            shingle_size=settings.shingle_size,
+            short_shingle_size=settings.short_shingle_size,
+            short_words=settings.short_words,
+            lead_words=settings.lead_words,
+        )
+        if settings.lsh_bands is not None and settings.lsh_rows is not None:
+            self.bands, self.rows = settings.lsh_bands, settings.lsh_rows
+        else:
+            self.bands, self.rows = band_params(settings.lsh_threshold, settings.num_perm, settings.lsh_recall_weight)
+        self._window = settings.window_days * 86_400_000_000
+        self._lsh = CompactLSH(self.bands, self.rows, settings.max_bucket)
+        self._redis: RedisLSH | None = None
+        if settings.lsh_redis_url:
+            self._redis = RedisLSH(
+                settings.lsh_redis_url,
+                settings.lsh_redis_basename,
+                settings.num_perm,
+                self.bands,
+                self.rows,
+                settings.seed,
+            )
+        # Per-article state, one row per article in arrival order. Verification
+        # needs only 16 bits of each MinHash value: a chance collision of two
+        # different values (1 in 65536) is far below the estimator's noise.
+        self._n = 0
+        self._sig = np.empty((0, settings.num_perm), dtype=np.uint16)
+        self._size = np.empty(0, dtype=np.uint32)
+        self._at = np.empty(0, dtype=np.int64)
+        self._short = np.empty(0, dtype=bool)
+        self._alive = np.empty(0, dtype=bool)
+        self._cluster = np.empty(0, dtype=np.int32)
+        self._jac = np.empty(0, dtype=np.float32)
+        self._con = np.empty(0, dtype=np.float32)
+        self._ids: list[str] = []
+        self._matched: list[str | None] = []
+        self._row_of: dict[str, int] = {}
+        self._short_sets: dict[int, npt.NDArray[np.uint32]] = {}
+        self._dead = 0
+        self._executor: Executor | None = None
+        # Clusters: id and union-find parent, by cluster index.
+        self._cid: list[str] = []
+        self._parent: list[int] = []
+
+    # ------------------------------------------------------------------ state
+
+    def __len__(self) -> int:
+        """Articles currently in the window."""
+        return len(self._row_of)
+
+    def _grow(self, extra: int) -> None:
+        need = self._n + extra
+        cap = len(self._size)
+        if need <= cap:
+            return
+        new_cap = max(need, int(cap * _GROW) + 16)
+
+        def grown(arr: _A) -> _A:
+            out = np.zeros((new_cap, *arr.shape[1:]), dtype=arr.dtype)
+            out[:cap] = arr
+            return cast(_A, out)
+
+        self._sig = grown(self._sig)
+        self._size = grown(self._size)
+        self._at = grown(self._at)
+        self._short = grown(self._short)
+        self._alive = grown(self._alive)
+        self._cluster = grown(self._cluster)
+        self._jac = grown(self._jac)
+        self._con = grown(self._con)
+
+    def _append(self, article_id: str, at: int, sketch: Sketch) -> int:
+        row = self._n
+        self._n += 1
+        self._sig[row] = (sketch.hashvalues & np.uint32(0xFFFF)).astype(np.uint16)
+        self._size[row] = sketch.size
+        self._at[row] = at
+        self._short[row] = sketch.short
+        self._alive[row] = True
+        self._cluster[row] = -1
+        self._ids.append(article_id)
+        self._matched.append(None)
+        self._row_of[article_id] = row
+        if sketch.short and sketch.short_set is not None:
+            self._short_sets[row] = sketch.short_set
+        return row
+
+    def _new_cluster(self, cluster_id: str) -> int:
+        self._cid.append(cluster_id)
+        self._parent.append(len(self._parent))
+        return len(self._cid) - 1
+
+    def _find(self, k: int) -> int:
+        parent = self._parent
+        root = k
+        while parent[root] != root:
+            root = parent[root]
+        while parent[k] != root:
+            parent[k], k = root, parent[k]
+        return root
+
+    def cluster_of(self, article_id: str) -> str | None:
+        """The current cluster id of an article in the window."""
+        row = self._row_of.get(article_id)
+        if row is None:
+            return None
+        return self._cid[self._find(int(self._cluster[row]))]
+
+    def nbytes(self) -> int:
+        """Approximate bytes of index state (arrays, LSH buckets, ids and cluster table)."""
+        arrays = sum(
+            a.nbytes
+            for a in (self._sig, self._size, self._at, self._short, self._alive, self._cluster, self._jac, self._con)
+        )
+        strings = sum(49 + len(s) for s in self._ids) + sum(49 + len(s) for s in self._cid)
+        containers = 8 * (len(self._ids) + len(self._matched) + 2 * len(self._cid)) + 100 * len(self._row_of)
+        short = sum(112 + s.nbytes for s in self._short_sets.values())
+        return arrays + self._lsh.nbytes() + strings + containers + short
+
+    # ---------------------------------------------------------------- restore
+
+    def restore(
+        self, signatures: Iterable[Signature], memberships: Iterable[Membership], aliases: Mapping[str, str]
+    ) -> None:
+        """Rebuild in-memory state (LSH, cluster map) from what the store persisted.
+
+        Args:
+            signatures: the persisted signatures of the articles in the window.
+            memberships: their memberships, already repointed to surviving clusters.
+            aliases: absorbed cluster id -> surviving cluster id (followed transitively).
+
+        Raises:
+            ValueError: a signature was made with other MinHash parameters.
+        """
+        by_article = {m.article_id: m for m in memberships}
+        existing = {self._cid[k]: k for k in range(len(self._cid)) if self._parent[k] == k}
+        todo = sorted(
+            (s for s in signatures if s.article_id not in self._row_of), key=lambda s: (s.at, s.article_id)
+        )
+        self._grow(len(todo))
+        rows: list[int] = []
+        values: list[npt.NDArray[np.uint32]] = []
+        for signature in todo:
+            sketch = Sketch.from_bytes(signature.data, self.params)
+            row = self._append(signature.article_id, _micros(signature.at), sketch)
+            membership = by_article.get(signature.article_id)
+            if membership is None:
+                logger.warning("article %s has a signature but no membership; it founds its own cluster", signature.article_id)
+                cluster_id = cluster_id_for(signature.article_id, signature.at)
+            else:
+                cluster_id = _resolve(membership.cluster_id, aliases)
+                self._matched[row] = membership.matched_article_id
+                self._jac[row] = membership.jaccard if membership.jaccard is not None else np.nan
+                self._con[row] = membership.containment if membership.containment is not None else np.nan
+            k = existing.get(cluster_id)
+            if k is None:
+                k = existing[cluster_id] = self._new_cluster(cluster_id)
+            self._cluster[row] = k
+            if sketch.size:
+                rows.append(row)
+                values.append(sketch.hashvalues)
+        if rows:
+            matrix = np.stack(values)
+            self._lsh.insert(band_keys(matrix, self.bands, self.rows), np.asarray(rows, dtype=np.uint32))
+            if self._redis is not None:
+                self._redis.insert([self._ids[r] for r in rows], matrix, skip_present=True)
+        logger.info("restored %d articles in %d clusters", len(todo), len(existing))
+
+    # ------------------------------------------------------------------- add
+
+    def add_many(self, articles: Sequence[Article]) -> list[Assignment]:
+        """Cluster new articles in arrival order.
+
+        Signatures are computed in a process pool (``settings.workers``) when the
+        batch has at least ``settings.pool_min_batch`` articles. An article id
+        already in the window gets its existing membership back and changes
+        nothing.
+
+        Args:
+            articles: the new articles, in any order.
+
+        Returns:
+            One assignment per input article, in input order. Membership cluster
+            ids are the ones current at the end of the batch; ``absorbed`` on
+            the article that bridged clusters names the ids it merged away.
+        """
+        ordered = sorted(range(len(articles)), key=lambda i: articles[i].arrival_key)
+        fresh: list[int] = []
+        seen: set[str] = set()
+        for i in ordered:
+            article_id = articles[i].id
+            if article_id not in self._row_of and article_id not in seen:
+                fresh.append(i)
+                seen.add(article_id)
+        fresh_set = set(fresh)
+        others = [i for i in range(len(articles)) if i not in fresh_set]
+        sketches: dict[int, Sketch] = {}
+        absorbed_by_row: dict[int, tuple[str, ...]] = {}
+        pool = self._pool() if len(fresh) >= self.settings.pool_min_batch else None
+        chunk = _PIPELINE_CHUNK if pool is not None else max(1, len(fresh))
+        # Sub-batches are clustered in arrival order as their sketches arrive;
+        # by the order-independence contract this equals one big batch.
+        position = 0
+        for part in sketch_chunks([(articles[i].title, articles[i].text) for i in fresh], self.params, pool, chunk):
+            indices = fresh[position : position + len(part)]
+            position += len(part)
+            sketches.update(zip(indices, part))
+            absorbed_by_row.update(self._cluster_fresh([articles[i] for i in indices], part))
+        # Known articles are signed again: their Signature is returned as it was
+        # (a sketch is a pure function of the text, so the bytes are the same).
+        if others:
+            sketches.update(zip(others, sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)))
+        result: list[Assignment] = []
+        for i, article in enumerate(articles):
+            row = self._row_of[article.id]
+            result.append(
+                Assignment(
+                    membership=self._membership(row),
+                    signature=Signature(
+                        article_id=article.id,
+                        data=sketches[i].to_bytes(self.params),
+                        at=arrival_time(article),
+                    ),
+                    absorbed=absorbed_by_row.get(row, ()) if i in fresh_set else (),
+                )
+            )
+        return result
+
+    def _pool(self) -> Executor | None:
+        if self.settings.workers <= 1:
+            return None
+        if self._executor is None:
+            self._executor = make_pool(self.settings.workers)
+            # Shut the pool down with the engine, or at exit at the latest.
+            weakref.finalize(self, self._executor.shutdown)
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the signing processes, if any were started."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def _membership(self, row: int) -> Membership:
+        jac = float(self._jac[row])
+        con = float(self._con[row])
+        return Membership(
+            article_id=self._ids[row],
+            cluster_id=self._cid[self._find(int(self._cluster[row]))],
+            matched_article_id=self._matched[row],
+            jaccard=None if np.isnan(jac) or self._matched[row] is None else round(jac, 4),
+            containment=None if np.isnan(con) or self._matched[row] is None else round(con, 4),
+        )
+
+    def _cluster_fresh(self, articles: Sequence[Article], sketches: Sequence[Sketch]) -> dict[int, tuple[str, ...]]:
+        m = len(articles)
+        self._grow(m)
+        base = self._n
+        for article, sketch in zip(articles, sketches):
+            self._append(article.id, _micros(arrival_time(article)), sketch)
+        new_rows = np.arange(base, base + m, dtype=np.int64)
+        matchable = np.asarray([s.size > 0 for s in sketches], dtype=bool)
+        values = np.stack([s.hashvalues for s in sketches]) if m else np.empty((0, self.params.num_perm), np.uint32)
+        keys = band_keys(values, self.bands, self.rows)
+
+        if self._redis is not None:
+            q, c = self._redis_candidates(new_rows, values, matchable)
+        else:
+            q_old, c_old = self._lsh.query(keys[matchable])
+            idx = np.nonzero(matchable)[0]
+            later, earlier = self._lsh.self_pairs(keys[matchable])
+            q = np.concatenate([new_rows[idx[q_old]], new_rows[idx[later]]])
+            c = np.concatenate([c_old, new_rows[idx[earlier]]])
+            self._lsh.insert(keys[matchable], new_rows[matchable].astype(np.uint32))
+
+        q, c = self._filter_pairs(q, c)
+        accept, jac, con = self._verify(q, c)
+        q, c, jac, con = q[accept], c[accept], jac[accept], con[accept]
+        return self._assign(new_rows, q, c, jac, con)
+
+    def _redis_candidates(
+        self, new_rows: I64, values: npt.NDArray[np.uint32], matchable: npt.NDArray[np.bool_]
+    ) -> tuple[I64, I64]:
+        assert self._redis is not None
+        qs: list[int] = []
+        cs: list[int] = []
+        for j, row in enumerate(new_rows.tolist()):
+            if not matchable[j]:
+                continue
+            for key in self._redis.query(values[j]):
+                other = self._row_of.get(key)
+                # Articles another worker added since our restore are not in
+                # our window state; the next restore brings them in.
+                if other is not None and other != row:
+                    qs.append(row)
+                    cs.append(other)
+            self._redis.insert([self._ids[row]], values[j : j + 1], skip_present=False)
+        return np.asarray(qs, dtype=np.int64), np.asarray(cs, dtype=np.int64)
+
+    def _filter_pairs(self, q: I64, c: I64) -> tuple[I64, I64]:
+        """Unique (later, earlier) pairs of live articles within the window of each other."""
+        if len(q) == 0:
+            return q, c
+        keep = (c < q) & self._alive[c] & (np.abs(self._at[q] - self._at[c]) <= self._window)
+        q, c = q[keep], c[keep]
+        pair = np.unique(q * (self._n + 1) + c)
+        return pair // (self._n + 1), pair % (self._n + 1)
+
+    def _verify(self, q: I64, c: I64) -> tuple[npt.NDArray[np.bool_], F64, F64]:
+        """Accept or reject candidate pairs; returns (accepted, jaccard, containment)."""
+        s = self.settings
+        if len(q) == 0:
+            empty = np.empty(0, dtype=np.float64)
+            return np.empty(0, dtype=bool), empty, empty
+        equal = np.count_nonzero(self._sig[q] == self._sig[c], axis=1)
+        jac = equal / self.params.num_perm
+        nq = self._size[q].astype(np.float64)
+        nc = self._size[c].astype(np.float64)
+        # |A ∩ B| from the Jaccard estimate and the exact set sizes; containment
+        # of the smaller text in the larger is what an abridged copy keeps high.
+        inter = jac * (nq + nc) / (1.0 + jac)
+        con = np.minimum(1.0, inter / np.maximum(1.0, np.minimum(nq, nc)))
+        accept = (jac >= s.jaccard_threshold) | ((con >= s.containment_threshold) & (inter >= s.min_overlap))
+        short = self._short[q] | self._short[c]
+        for i in np.nonzero(short)[0].tolist():
+            a = self._short_sets.get(int(q[i]))
+            b = self._short_sets.get(int(c[i]))
+            if a is not None and b is not None:
+                # Both short: exact Jaccard and containment over title + lead.
+                common = len(np.intersect1d(a, b, assume_unique=True))
+                union = len(a) + len(b) - common
+                jac[i] = common / union if union else 0.0
+                con[i] = common / max(1, min(len(a), len(b)))
+                accept[i] = jac[i] >= s.short_jaccard and con[i] >= s.short_containment
+            else:
+                # A short text against a long one: it must be (nearly) contained.
+                accept[i] = con[i] >= s.short_containment and inter[i] >= s.min_overlap / 2
+        return accept, jac, con
+
+    def _assign(self, new_rows: I64, q: I64, c: I64, jac: F64, con: F64) -> dict[int, tuple[str, ...]]:
+        order = np.lexsort((c, q))
+        q, c, jac, con = q[order], c[order], jac[order], con[order]
+        starts = np.searchsorted(q, new_rows, side="left")
+        ends = np.searchsorted(q, new_rows, side="right")
+        absorbed_by_row: dict[int, tuple[str, ...]] = {}
+        for row, lo, hi in zip(new_rows.tolist(), starts.tolist(), ends.tolist()):
+            if lo == hi:
+                at = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(self._at[row]))
+                self._cluster[row] = self._new_cluster(cluster_id_for(self._ids[row], at))
+                self._jac[row] = np.nan
+                self._con[row] = np.nan
+                continue
+            roots = {self._find(int(self._cluster[other])) for other in c[lo:hi].tolist()}
+            survivor = min(roots, key=lambda k: self._cid[k])
+            absorbed = sorted(self._cid[k] for k in roots if k != survivor)
+            for k in roots:
+                if k != survivor:
+                    self._parent[k] = survivor
+            self._cluster[row] = survivor
+            # The strongest match explains the membership; ties go to the earliest article.
+            score = con[lo:hi] + jac[lo:hi]
+            best = lo + int(np.argmax(score))
+            self._matched[row] = self._ids[int(c[best])]
+            self._jac[row] = jac[best]
+            self._con[row] = con[best]
+            if absorbed:
+                absorbed_by_row[row] = tuple(absorbed)
+                logger.debug("article %s merged clusters %s into %s", self._ids[row], absorbed, self._cid[survivor])
+        return absorbed_by_row
+
+    # ----------------------------------------------------------------- evict
+
+    def evict_before(self, cutoff: datetime) -> int:
+        """Drop articles that arrived before ``cutoff`` from the LSH and the window; returns how many."""
+        limit = _micros(cutoff)
+        old = np.nonzero(self._alive[: self._n] & (self._at[: self._n] < limit))[0]
+        if len(old) == 0:
+            return 0
+        self._alive[old] = False
+        gone = [self._ids[r] for r in old.tolist()]
+        for r, article_id in zip(old.tolist(), gone):
+            del self._row_of[article_id]
+            self._short_sets.pop(r, None)
+        if self._redis is not None:
+            self._redis.remove(gone)
+        self._dead += len(old)
+        if self._dead * 4 > self._n:
+            self._compact()
+        return len(old)
+
+    def _compact(self) -> None:
+        keep = np.nonzero(self._alive[: self._n])[0]
+        remap = np.full(self._n, -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        self._lsh.compact(remap)
+        # Renumber clusters too: only those that still have members survive.
+        roots = [self._find(int(k)) for k in self._cluster[keep].tolist()]
+        new_index: dict[int, int] = {}
+        cid: list[str] = []
+        for root in roots:
+            if root not in new_index:
+                new_index[root] = len(cid)
+                cid.append(self._cid[root])
+        self._cid = cid
+        self._parent = list(range(len(cid)))
+        self._sig = self._sig[keep].copy()
+        self._size = self._size[keep].copy()
+        self._at = self._at[keep].copy()
+        self._short = self._short[keep].copy()
+        self._alive = self._alive[keep].copy()
+        self._cluster = np.asarray([new_index[r] for r in roots], dtype=np.int32)
+        self._jac = self._jac[keep].copy()
+        self._con = self._con[keep].copy()
+        self._ids = [self._ids[r] for r in keep.tolist()]
+        self._matched = [self._matched[r] for r in keep.tolist()]
+        self._short_sets = {int(remap[r]): s for r, s in self._short_sets.items() if remap[r] >= 0}
+        self._row_of = {article_id: row for row, article_id in enumerate(self._ids)}
+        self._n = len(keep)
+        self._dead = 0
+
+
+def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:
+    seen = {cluster_id}
+    while cluster_id in aliases:
+        cluster_id = aliases[cluster_id]
+        if cluster_id in seen:  # a cycle would be a store bug; stop rather than spin
+            logger.error("alias cycle at cluster %s", cluster_id)
+            break
+        seen.add(cluster_id)
+    return cluster_id
+
+
+def cluster_documents(articles: Sequence[Article], settings: ClusteringSettings) -> list[Membership]:
+    """One-shot batch clustering (``newsagg dedup``): one membership per input article, in input order."""
+    engine = ClusterEngine(settings)
+    try:
+        return [assignment.membership for assignment in engine.add_many(articles)]
+    finally:
+        engine.close()

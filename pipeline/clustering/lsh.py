@@ -1,0 +1,232 @@
+"""Banded MinHash LSH tables: a compact in-memory index and datasketch's Redis one.
+
+Banding is datasketch's: ``b`` bands of ``r`` consecutive hash values, chosen by
+``datasketch.MinHashLSH``'s false-positive/false-negative optimiser for our
+(recall-weighted) threshold. What differs is where the buckets live.
+
+* ``CompactLSH`` (embedded default) keeps, per band, sorted numpy arrays of
+  (32-bit band key, row) pairs in a few size-tiered levels, queried and filled
+  for a whole batch at once. datasketch's dict storage holds a Python ``set``
+  per bucket and a list of band keys per document, several KiB per article at
+  our band count (the benchmark measures it); this holds 8 bytes per band.
+  A false key collision (two different bands, one 32-bit key) only adds a
+  candidate, which verification then rejects.
+* ``RedisLSH`` is ``datasketch.MinHashLSH`` with its Redis storage, so several
+  workers share one index; it answers one query at a time.
+
+Both return candidates by article id or row; neither decides anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+_MAX_LEVELS = 6
+
+
+def band_params(threshold: float, num_perm: int, recall_weight: float) -> tuple[int, int]:
+    """(bands, rows per band) from datasketch's MinHashLSH optimiser."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(1.0 - recall_weight, recall_weight))
+    return int(lsh.b), int(lsh.r)
+
+
+def band_keys(hashvalues: npt.NDArray[np.uint32], bands: int, rows: int) -> U32:
+    """32-bit bucket keys, uint32[n, bands], for MinHash values uint32[n, num_perm]."""
+    n = hashvalues.shape[0]
+    used = hashvalues[:, : bands * rows].astype(np.uint64).reshape(n, bands, rows)
+    acc = used[:, :, 0].copy()
+    for j in range(1, rows):
+        acc = (acc << np.uint64(32)) ^ (acc >> np.uint64(32)) ^ used[:, :, j]
+        acc *= np.uint64(0x9E3779B97F4A7C15)
+    acc ^= acc >> np.uint64(33)
+    acc *= np.uint64(0xFF51AFD7ED558CCD)
+    acc ^= acc >> np.uint64(33)
+    return (acc >> np.uint64(32)).astype(np.uint32)
+
+
+class _Level:
+    __slots__ = ("keys", "rows")
+
+    def __init__(self, keys: U32, rows: U32) -> None:
+        self.keys = keys
+        self.rows = rows
+
+
+def _sorted_level(keys: U32, rows: U32) -> _Level:
+    # Sort by key, then row, so that a bucket lists its rows oldest first.
+    order = np.lexsort((rows, keys))
+    return _Level(np.ascontiguousarray(keys[order]), np.ascontiguousarray(rows[order]))
+
+
+class CompactLSH:
+    """Per-band sorted (key, row) arrays in size-tiered levels; batch insert and query.
+
+    Rows are small integers the caller assigns in arrival order. ``max_bucket``
+    caps how many rows one bucket contributes per query (the most recent ones),
+    so that a bucket shared by thousands of identical texts cannot make a batch
+    quadratic.
+    """
+
+    def __init__(self, bands: int, rows: int, max_bucket: int = 64) -> None:
+        self.bands = bands
+        self.rows = rows
+        self.max_bucket = max_bucket
+        self._levels: list[list[_Level]] = [[] for _ in range(bands)]
+
+    def __len__(self) -> int:
+        return sum(len(level.rows) for level in self._levels[0]) if self.bands else 0
+
+    def nbytes(self) -> int:
+        """Bytes held by the bucket arrays."""
+        return sum(level.keys.nbytes + level.rows.nbytes for band in self._levels for level in band)
+
+    def insert(self, keys: U32, rows: U32) -> None:
+        """Add rows with their band keys (uint32[n, bands])."""
+        if len(rows) == 0:
+            return
+        for band in range(self.bands):
+            levels = self._levels[band]
+            levels.append(_sorted_level(keys[:, band], rows))
+            # Merge while the newest level is at least half its predecessor, so
+            # a band holds O(log n) levels and each row is re-sorted O(log n) times.
+            while len(levels) > 1 and (
+                2 * len(levels[-1].rows) >= len(levels[-2].rows) or len(levels) > _MAX_LEVELS
+            ):
+                top = levels.pop()
+                below = levels.pop()
+                levels.append(
+                    _sorted_level(np.concatenate([below.keys, top.keys]), np.concatenate([below.rows, top.rows]))
+                )
+
+    def query(self, keys: U32) -> tuple[I64, I64]:
+        """Candidate pairs for query keys uint32[m, bands]: (query index, row), with repeats."""
+        q_parts: list[I64] = []
+        r_parts: list[I64] = []
+        m = keys.shape[0]
+        for band in range(self.bands):
+            qk = keys[:, band]
+            for level in self._levels[band]:
+                lo = np.searchsorted(level.keys, qk, side="left")
+                hi = np.searchsorted(level.keys, qk, side="right")
+                lo = np.maximum(lo, hi - self.max_bucket)
+                counts = hi - lo
+                total = int(counts.sum())
+                if total == 0:
+                    continue
+                qidx = np.repeat(np.arange(m, dtype=np.int64), counts)
+                starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+                pos = np.arange(total, dtype=np.int64) + starts
+                q_parts.append(qidx)
+                r_parts.append(level.rows[pos].astype(np.int64))
+        if not q_parts:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        return np.concatenate(q_parts), np.concatenate(r_parts)
+
+    def self_pairs(self, keys: U32) -> tuple[I64, I64]:
+        """Colliding pairs inside one batch: (later index, earlier index), indices into ``keys``."""
+        later: list[I64] = []
+        earlier: list[I64] = []
+        m = keys.shape[0]
+        idx = np.arange(m, dtype=np.int64)
+        for band in range(self.bands):
+            order = np.lexsort((idx, keys[:, band]))
+            sk = keys[order, band]
+            for d in range(1, self.max_bucket + 1):
+                if d >= m:
+                    break
+                same = np.nonzero(sk[d:] == sk[:-d])[0]
+                if len(same) == 0:
+                    break
+                later.append(order[same + d])
+                earlier.append(order[same])
+        if not later:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        return np.concatenate(later), np.concatenate(earlier)
+
+    def compact(self, remap: I64) -> None:
+        """Drop rows whose ``remap`` entry is negative and renumber the others."""
+        for band in range(self.bands):
+            keys = np.concatenate([level.keys for level in self._levels[band]] or [np.empty(0, np.uint32)])
+            rows = np.concatenate([level.rows for level in self._levels[band]] or [np.empty(0, np.uint32)])
+            new_rows = remap[rows.astype(np.int64)]
+            keep = new_rows >= 0
+            self._levels[band] = (
+                [_sorted_level(keys[keep], new_rows[keep].astype(np.uint32))] if keep.any() else []
+            )
+
+
+class RedisLSH:
+    """datasketch's MinHashLSH on Redis, shared by several workers; keys are article ids."""
+
+    def __init__(self, url: str, basename: str, num_perm: int, bands: int, rows: int, seed: int) -> None:
+        from urllib.parse import urlparse
+
+        try:
+            import redis  # noqa: F401  (datasketch imports it; fail here with a clear message)
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            from pipeline.errors import ConfigError
+
+            raise ConfigError("lsh_redis_url is set but the redis package is missing: pip install 'newsagg[redis]'") from exc
+        from datasketch import MinHashLSH
+
+        from pipeline.clustering.signatures import permutations
+
+        parsed = urlparse(url)
+        config: dict[str, Any] = {
+            "host": parsed.hostname or "localhost",
+            "port": parsed.port or 6379,
+            "db": int((parsed.path or "/0").lstrip("/") or 0),
+        }
+        if parsed.password:
+            config["password"] = parsed.password
+        if parsed.username:
+            config["username"] = parsed.username
+        if parsed.scheme == "rediss":
+            config["ssl"] = True
+        self._lsh: Any = MinHashLSH(
+            num_perm=num_perm,
+            params=(bands, rows),
+            storage_config={"type": "redis", "basename": basename.encode(), "redis": config},
+        )
+        self._num_perm = num_perm
+        self._seed = seed
+        self._perms = permutations(num_perm, seed)
+
+    def _minhash(self, hashvalues: U32) -> Any:
+        from datasketch import MinHash
+
+        a, b = self._perms
+        return MinHash(
+            seed=self._seed, hashvalues=hashvalues, permutations=np.array([a, b]), scheme="affine32"
+        )
+
+    def insert(self, ids: Sequence[str], hashvalues: npt.NDArray[np.uint32], *, skip_present: bool) -> None:
+        """Insert articles; with ``skip_present``, those another worker already inserted are left alone."""
+        with self._lsh.insertion_session() as session:
+            for article_id, values in zip(ids, hashvalues):
+                if skip_present and article_id in self._lsh:
+                    continue
+                session.insert(article_id, self._minhash(values), check_duplication=False)
+
+    def query(self, hashvalues: U32) -> list[str]:
+        return [str(key) for key in self._lsh.query(self._minhash(hashvalues))]
+
+    def remove(self, ids: Sequence[str]) -> None:
+        with self._lsh.deletion_session() as session:
+            for article_id in ids:
+                if article_id in self._lsh:
+                    session.remove(article_id)
