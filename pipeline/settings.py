@@ -87,11 +87,74 @@ class ClusteringSettings(BaseModel):
     """Near-duplicate detection (MinHash + LSH)."""
 
     window_days: int = Field(
-        7, ge=1, description="New articles are matched against articles that arrived this many days before."
+        7, ge=1, le=365, description="New articles are matched against articles that arrived this many days before."
     )
-    num_perm: int = Field(128, ge=16, description="MinHash permutations per signature.")
+    num_perm: int = Field(
+        128, ge=16, le=1024, description="MinHash permutations per signature. Changing it requires re-clustering."
+    )
+    seed: int = Field(
+        1, ge=0, le=65535, description="Seed of the MinHash permutations. Changing it requires re-clustering."
+    )
+    shingle_size: int = Field(5, ge=2, le=12, description="Words per shingle of the body text.")
+    lsh_threshold: float = Field(
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Jaccard similarity the LSH bands are tuned to catch; low, because abridged copies "
+        "have low Jaccard and verification rejects the extra candidates.",
+    )
+    lsh_recall_weight: float = Field(
+        0.8,
+        ge=0.5,
+        le=0.99,
+        description="Weight of false negatives against false positives in datasketch's band optimiser.",
+    )
+    lsh_bands: int | None = Field(
+        None, ge=2, le=1024, description="Number of LSH bands; with lsh_rows, overrides the optimiser."
+    )
+    lsh_rows: int | None = Field(
+        None, ge=1, le=64, description="MinHash values per LSH band; with lsh_bands, overrides the optimiser."
+    )
+    max_bucket: int = Field(
+        64, ge=1, le=100_000, description="Most recent articles one LSH bucket contributes as candidates."
+    )
+    jaccard_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Estimated Jaccard similarity at which two long texts match."
+    )
+    containment_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Estimated share of the shorter text found in the longer one at which two long texts "
+        "match (abridged copies).",
+    )
+    min_overlap: int = Field(
+        20, ge=1, le=10_000, description="Shingles two long texts must share to match on containment."
+    )
+    short_words: int = Field(
+        80, ge=0, le=1000, description="Texts with fewer body words are short: matched on title + lead, stricter."
+    )
+    short_shingle_size: int = Field(3, ge=1, le=12, description="Words per shingle of a short text's title + lead.")
+    lead_words: int = Field(100, ge=10, le=1000, description="Body words of a short text's lead.")
+    short_jaccard: float = Field(
+        0.6, ge=0.0, le=1.0, description="Exact Jaccard similarity (title + lead) at which two short texts match."
+    )
+    short_containment: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Containment at which a short text matches: exact between two short texts, estimated "
+        "against a long one.",
+    )
+    workers: int = Field(2, ge=1, le=256, description="Processes computing signatures for large batches.")
+    pool_min_batch: int = Field(
+        2000, ge=1, description="Batches smaller than this are signed in-process (a pool costs ~0.5 s to start)."
+    )
     lsh_redis_url: str | None = Field(
         None, description="Keep the LSH index in Redis (datasketch storage) so several workers share it."
+    )
+    lsh_redis_basename: str = Field(
+        "newsagg-lsh", min_length=1, description="Key prefix of the LSH tables in Redis."
     )
 
 
