@@ -1,0 +1,496 @@
+"""Article pages turned into article text and metadata (trafilatura), and articles built from them.
+
+:func:`extract_page` is the only place that touches trafilatura. It decodes the page
+itself (BOM, then the HTTP or ``<meta>`` charset, then UTF-8, then a guess), caps the
+input size, parses with lxml's depth-limited HTML parser and hands trafilatura the tree.
+Anything a hostile page makes the parser or trafilatura raise is contained: the answer
+is then ``None``, as when trafilatura finds no text.
+
+:func:`build_article` is the stage boundary: it chooses between the page text and the
+feed entry's own text and records which one it used and why (``Article.text_source`` and
+``text_source_reason``), so a paywall or a broken page is visible rather than silent.
+
+:func:`extract_pages` extracts a batch on several processes; its output is the same as
+extracting each page in turn.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import logging
+import math
+import multiprocessing
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import lxml.etree
+import lxml.html
+from trafilatura import bare_extraction
+from trafilatura.settings import Document, use_config
+
+from pipeline.errors import ExtractionError
+from pipeline.models import Article, FeedEntry, Fetched, TextSource
+from pipeline.settings import ExtractionSettings
+from pipeline.urls import article_id
+
+logger = logging.getLogger(__name__)
+
+#: Pages larger than this are cut before parsing. News articles sit in the first few
+#: hundred kilobytes; the rest of a multi-megabyte page is inline scripts and data.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+
+#: Batches smaller than this are extracted in-process: starting worker processes
+#: costs more than it saves.
+MIN_PARALLEL_BATCH = 8
+_MAX_CHUNK = 8
+
+_TITLE_FALLBACK_WORDS = 12
+
+_HTML_PARSER = lxml.html.HTMLParser(
+    # As trafilatura's own parser, plus no network access. huge_tree stays off: libxml2
+    # then caps nesting depth, so 100,000 nested <div>s cannot drive trafilatura's
+    # recursive tree walks into a RecursionError or a crash.
+    collect_ids=False,
+    default_doctype=False,
+    encoding="utf-8",
+    remove_comments=True,
+    remove_pis=True,
+    no_network=True,
+    huge_tree=False,
+)
+
+_CONFIG = use_config()
+# Our fetcher already capped and decompressed the body; trafilatura's own cap is a backstop.
+_CONFIG.set("DEFAULT", "MAX_FILE_SIZE", str(DEFAULT_MAX_BYTES * 2))
+_DATE_PARAMS = {"extensive_search": True, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S"}
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedPage:
+    """What trafilatura found on an article page.
+
+    ``text`` has paragraphs separated by a blank line, like feed text. ``date`` is UTC.
+    ``language`` is the page's declared language (``<html lang>``, primary subtag),
+    since trafilatura only detects one when asked to filter by language.
+    """
+
+    title: str | None
+    text: str
+    author: str | None
+    date: datetime | None
+    site_name: str | None
+    language: str | None
+
+
+# -- one page -----------------------------------------------------------------------------------
+
+
+def extract_page(
+    html: bytes, url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, content_type: str | None = None
+) -> ExtractedPage | None:
+    """Extract the main text and metadata of an HTML page.
+
+    Args:
+        html: the page body as fetched.
+        url: the page's URL (for metadata and relative links); may be empty.
+        max_bytes: bodies longer than this are cut to this length before parsing.
+        content_type: the HTTP Content-Type, whose charset wins over the page's ``<meta>``.
+
+    Returns:
+        The extracted page, or None when there is no article text: trafilatura found
+        none, the body is empty, binary (PDF, image), script-only, or unparsable.
+    """
+    if not html or not html.strip():
+        return None
+    if len(html) > max_bytes:
+        logger.info("page %s is %d bytes; extracting from the first %d", url, len(html), max_bytes)
+        html = html[:max_bytes]
+    if _looks_binary(html):
+        logger.debug("page %s is not text (binary content)", url)
+        return None
+    if not _looks_like_markup(html):
+        logger.debug("page %s is not HTML (no markup)", url)
+        return None
+    try:
+        tree = lxml.html.document_fromstring(_decode(html, content_type).encode("utf-8"), parser=_HTML_PARSER)
+    except (lxml.etree.ParserError, ValueError) as exc:
+        logger.debug("page %s cannot be parsed as HTML: %s", url, exc)
+        return None
+    language = _declared_language(tree)
+    # Read before trafilatura, which prunes the tree as it goes.
+    stated_times = _stated_publication_times(tree)
+    # <noscript> holds "please enable JavaScript", never the article; left in, a
+    # script-only page would "extract" that sentence.
+    lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    try:
+        document = bare_extraction(
+            tree,
+            url=url or None,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            date_extraction_params=_DATE_PARAMS,
+            config=_CONFIG,
+        )
+    except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
+        logger.warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
+        return None
+    if not isinstance(document, Document):
+        return None
+    text = _paragraphs(document.text or "")
+    if not text:
+        return None
+    return ExtractedPage(
+        title=_clean(document.title),
+        text=text,
+        author=_clean(document.author),
+        date=_with_time(_parse_date(document.date), stated_times),
+        site_name=_clean(document.sitename),
+        language=language,
+    )
+
+
+# -- many pages ---------------------------------------------------------------------------------
+
+
+def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[ExtractedPage | None]:
+    """Extract a batch of pages, on several processes when that pays.
+
+    The batch is cut into small chunks (pages travel as bytes, results come back as
+    small records) run by a pool of ``workers - 1`` processes, while this process takes
+    chunks from the other end of the queue, so the pool's start-up time is not lost and
+    neither end idles for long at the finish. Workers are forked when this process has
+    a single thread (no lock can be held mid-fork; no re-import), spawned otherwise.
+    Small batches and ``workers <= 1`` run in-process.
+
+    Args:
+        items: (url, html bytes) pairs.
+        workers: processes to use in total, this one included.
+
+    Returns:
+        One result per item, in order, as :func:`extract_page` would give.
+    """
+    workers = min(workers, os.cpu_count() or 1, len(items))
+    if workers <= 1 or len(items) < MIN_PARALLEL_BATCH:
+        return _extract_chunk(items)
+    # Small chunks balance the two ends of the queue (the pool holds one chunk queued
+    # beyond the running one, which this process cannot take back); a few pages per
+    # chunk keep the per-task overhead far below the extraction time.
+    size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (workers * 12))))
+    chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
+    results: list[list[ExtractedPage | None] | None] = [None] * len(chunks)
+    context = multiprocessing.get_context(_start_method())
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+        futures: list[Future[list[ExtractedPage | None]]] = [pool.submit(_extract_chunk, c) for c in chunks]
+        # Work from the tail while the pool works from the head; a chunk the pool has not
+        # started can still be cancelled and done here.
+        for index in range(len(chunks) - 1, -1, -1):
+            if not futures[index].cancel():
+                break
+            results[index] = _extract_chunk(chunks[index])
+        for index, future in enumerate(futures):
+            if results[index] is not None:
+                continue
+            try:
+                results[index] = future.result()
+            except BrokenProcessPool:
+                # A worker died (out of memory, a crash in native code). Re-running those
+                # pages here could take this process down too: report them as unextracted.
+                logger.error("extraction worker died; %d pages left unextracted", len(chunks[index]))
+                results[index] = [None] * len(chunks[index])
+    return [page for chunk in results for page in (chunk or [])]
+
+
+def _start_method() -> str:
+    """fork when provably single-threaded, else spawn.
+
+    Forking a process in which another thread may hold a lock (logging, an HTTP client
+    pool, Airflow's supervisor) can deadlock the child, so threads mean spawn. With one
+    thread, fork is safe and saves each worker re-importing trafilatura.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    try:
+        # OS threads, not just Python's: native libraries start threads too.
+        single = len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        single = False
+    return "fork" if single else "spawn"
+
+
+def _extract_chunk(items: Sequence[tuple[str, bytes]]) -> list[ExtractedPage | None]:
+    """Extract pages in this process (also the unit of work sent to a worker)."""
+    return [extract_page(html, url) for url, html in items]
+
+
+# -- the stage boundary -------------------------------------------------------------------------
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+def build_article(
+    entry: FeedEntry,
+    page: Fetched | None,
+    *,
+    outlet: str,
+    settings: ExtractionSettings,
+    page_error: str | None = None,
+    now: datetime | None = None,
+    extracted: ExtractedPage | None | _Unset = _Unset.UNSET,
+) -> Article:
+    """Build the article for a feed entry from its page, else from the feed's own text.
+
+    The page text is used when the page was fetched, is HTML and yields at least
+    ``settings.min_text_chars`` characters. Otherwise the entry's content is used,
+    else its summary; a short page text (a paywall teaser) is not used, since it would
+    make unrelated articles of one outlet look alike. ``text_source_reason`` says why
+    the page was not used.
+
+    The outlet is always the feed's name, not the page's ``og:site_name``: site names
+    vary between pages of one publisher ("Ledger", "ledger.com", "The Ledger - Local"),
+    and outlets are counted per story, so they must be spelled one way.
+
+    Args:
+        entry: the feed entry (its canonical URL gives the article id).
+        page: the fetched page, or None when fetching failed.
+        outlet: the feed's name.
+        settings: extraction settings (``min_text_chars``).
+        page_error: why the page is missing, e.g. "page fetch failed: 404".
+        now: the fetch time recorded on the article (default: now).
+        extracted: the result of :func:`extract_page` on ``page`` when the caller already
+            extracted it (e.g. with :func:`extract_pages`); None means "nothing found".
+
+    Returns:
+        The article.
+
+    Raises:
+        ExtractionError: neither the page nor the feed entry has any text.
+    """
+    now = now or datetime.now(UTC)
+    found: ExtractedPage | None = None
+    reason: str | None = None
+    if page is None:
+        reason = page_error or "page not fetched"
+    elif not _is_html(page):
+        reason = f"page is not HTML ({page.content_type or 'no content type'})"
+    else:
+        found = (
+            extract_page(page.body, page.url, content_type=page.content_type)
+            if isinstance(extracted, _Unset)
+            else extracted
+        )
+        if found is None:
+            reason = "no article text found on the page"
+        elif len(found.text) < settings.min_text_chars:
+            reason = f"page text too short ({len(found.text)} chars): paywall or script-only page"
+
+    if found is not None and reason is None:
+        text, source = found.text, TextSource.PAGE
+    elif entry.content and entry.content.strip():
+        text, source = entry.content.strip(), TextSource.FEED_CONTENT
+    elif entry.summary and entry.summary.strip():
+        text, source = entry.summary.strip(), TextSource.FEED_SUMMARY
+    else:
+        raise ExtractionError(f"{entry.url}: no article text ({reason}; the feed entry has no content or summary)")
+    if reason is not None:
+        logger.info("article %s: using %s: %s", entry.url, source.value, reason)
+
+    # Page metadata beats the feed's even when the page text fell short (a paywalled
+    # page still names its title, author and date).
+    meta = found
+    return Article(
+        id=article_id(entry.url),
+        url=entry.url,
+        outlet=outlet,
+        title=(meta.title if meta and meta.title else None) or entry.title or _first_words(text),
+        text=text,
+        published=_published(meta.date if meta else None, entry.published),
+        fetched_at=now,
+        text_source=source,
+        feed_id=entry.feed_id,
+        author=(meta.author if meta and meta.author else None) or entry.author,
+        language=meta.language if meta else None,
+        text_source_reason=reason,
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+_BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x00")
+_UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+_HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+# WHATWG: these labels mean windows-1252, which also defines 0x80-0x9F.
+_LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252"})
+_NON_LATIN_LEGACY = frozenset(
+    {"cp1251", "cp1253", "cp1255", "cp1256", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "mac_cyrillic", "mac_greek"}
+)
+_LANG = re.compile(r"^([A-Za-z]{2,3})(?:[-_].*)?$")
+_BLANK_LINES = re.compile(r"\n\s*\n")
+_SPACES = re.compile(r"[^\S\n]+")
+
+
+def _looks_like_markup(data: bytes) -> bool:
+    """JSON and plain text are not pages; trafilatura would wrap them in a paragraph."""
+    head = data[:65536].lstrip(b" \t\r\n\xef\xbb\xbf\xff\xfe\x00")
+    if head[:1] in (b"{", b"["):
+        return False
+    return b"<" in head
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:4096].lstrip()[:1024]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
+        return False
+    return head.startswith(_BINARY_MAGIC) or b"\x00" in head
+
+
+def _decode(data: bytes, content_type: str | None) -> str:
+    """Decode a page: BOM, then HTTP charset, then <meta> charset, then UTF-8, then a guess."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", "replace")
+    for bom, encoding in _UTF16_BOMS:
+        if data.startswith(bom):
+            return data[2:].decode(encoding, "replace")
+    declared: str | None = None
+    if content_type:
+        match = _HTTP_CHARSET.search(content_type)
+        declared = match.group(1) if match else None
+    if declared is None:
+        meta = _META_CHARSET.search(data[:8192])
+        declared = meta.group(1).decode("ascii") if meta else None
+    if declared is not None:
+        label = declared.lower().replace("_", "-")
+        if label.startswith(("utf-16", "utf-32")):
+            # Without a BOM such a label is a mistake (WHATWG reads it as UTF-8); real
+            # UTF-16 without BOM has NULs and was turned away as binary.
+            return data.decode("utf-8", "replace")
+        if label in _LATIN1_LABELS:
+            # A stale Latin-1 label on UTF-8 bytes is common; valid non-ASCII UTF-8 is the better witness.
+            if not data.isascii():
+                try:
+                    return data.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+            return data.decode("cp1252", "replace")
+        try:
+            codec = codecs.lookup(label).name
+        except LookupError:
+            logger.debug("unknown charset %r; guessing", declared)
+        else:
+            if codec != "utf-8":
+                return data.decode(codec, "replace")
+            # Declared UTF-8 but not valid UTF-8 (often Latin-1 under a template's
+            # default <meta charset>): guess below rather than print replacement marks.
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes  # only for undeclared legacy encodings
+
+    guess = from_bytes(data[:65536]).best()
+    encoding = guess.encoding if guess else "cp1252"
+    # Among the Latin code pages the detector often picks the wrong sibling (cp1250 for
+    # French); windows-1252 is the web's default for them. Other scripts keep the guess.
+    if encoding.startswith(("cp125", "iso8859", "latin", "mac_")) and encoding not in _NON_LATIN_LEGACY:
+        encoding = "cp1252"
+    return data.decode(encoding, "replace")
+
+
+def _declared_language(tree: lxml.html.HtmlElement) -> str | None:
+    candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
+    candidates += tree.xpath("//meta[@http-equiv and translate(@http-equiv,'CONTENTLAGU','contentlagu')='content-language']/@content")
+    candidates += tree.xpath("//meta[@property='og:locale']/@content")
+    for value in candidates:
+        if isinstance(value, str):
+            match = _LANG.match(value.strip().split(",")[0].strip())
+            if match:
+                return match.group(1).lower()
+    return None
+
+
+_PUBLISHED_XPATH = (
+    "//meta[@property='article:published_time' or @itemprop='datePublished' or @name='pubdate'"
+    " or @name='publishdate' or @name='parsely-pub-date' or @name='sailthru.date' or @name='dc.date.issued']/@content"
+    " | //time[@itemprop='datePublished']/@datetime"
+)
+_JSON_LD_PUBLISHED = re.compile(r'"datePublished"\s*:\s*"([^"]{10,40})"')
+
+
+def _stated_publication_times(tree: lxml.html.HtmlElement) -> list[datetime]:
+    """Publication timestamps the page states in metadata (htmldate keeps only the day)."""
+    values = [v for v in tree.xpath(_PUBLISHED_XPATH) if isinstance(v, str)]
+    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
+        if isinstance(script, str):
+            values.extend(_JSON_LD_PUBLISHED.findall(script[:100_000]))
+    found = []
+    for value in values:
+        parsed = _parse_date(value.strip().replace("Z", "+00:00"))
+        if parsed is not None:
+            found.append(parsed)
+    return found
+
+
+def _with_time(day: datetime | None, stated: list[datetime]) -> datetime | None:
+    """The day trafilatura found, with the time of a stated timestamp on that same day."""
+    if day is None or day.time() != datetime.min.time():
+        return day
+    for moment in stated:
+        if moment.astimezone(UTC).date() == day.date() or moment.date() == day.date():
+            return moment.astimezone(UTC)
+    return day
+
+
+def _paragraphs(text: str) -> str:
+    """trafilatura puts one block per line; we separate paragraphs by a blank line, as feed text does."""
+    lines = (_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n"))
+    return "\n\n".join(line for line in lines if line)
+
+
+def _clean(value: str | None) -> str | None:
+    if not value:
+        return None
+    return " ".join(value.split()) or None
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _published(page_date: datetime | None, entry_date: datetime | None) -> datetime | None:
+    """The page's date, unless it is only a day and the feed gives a time on that same day."""
+    if page_date is None:
+        return entry_date
+    if (
+        entry_date is not None
+        and page_date.time() == datetime.min.time()
+        and page_date.date() == entry_date.astimezone(UTC).date()
+    ):
+        return entry_date
+    return page_date
+
+
+def _is_html(page: Fetched) -> bool:
+    media_type = (page.content_type or "").split(";")[0].strip().lower()
+    if media_type:
+        return "html" in media_type
+    return page.body.lstrip()[:1] == b"<"
+
+
+def _first_words(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:_TITLE_FALLBACK_WORDS]) + ("…" if len(words) > _TITLE_FALLBACK_WORDS else "")

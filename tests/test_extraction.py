@@ -1,0 +1,382 @@
+"""Article extraction and the article-building stage boundary."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pipeline.extraction as extraction
+from pipeline.errors import ExtractionError
+from pipeline.extraction import ExtractedPage, build_article, extract_page, extract_pages
+from pipeline.models import FeedEntry, Fetched, TextSource, Validators
+from pipeline.settings import ExtractionSettings
+from pipeline.urls import article_id
+
+URL = "https://ledger.example/local/2025/01/09/harbour-bridge-closes"
+NOW = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
+SETTINGS = ExtractionSettings(min_text_chars=400)
+
+ARTICLE_PARAGRAPHS = [
+    "The Harbor City council voted on Tuesday to close the old harbour bridge for two years "
+    "while engineers replace its corroded steel deck, officials said.",
+    "Mayor Dana Ortiz told reporters that the closure would begin on March 3 and that ferry "
+    "services would be doubled during rush hours to carry commuters across the bay.",
+    "Engineers found last autumn that salt water had eaten through several of the supports "
+    "installed when the bridge opened in 1962, according to a report published by the city.",
+    "Shop owners on the waterfront said they feared losing customers, and asked the council "
+    "for a temporary pedestrian crossing. The council promised to study the request.",
+    "The repairs are expected to cost 48 million dollars, most of it paid by a state grant "
+    "approved last year.",
+]
+
+
+def realistic_page(
+    paragraphs: list[str] = ARTICLE_PARAGRAPHS,
+    *,
+    charset: str = "utf-8",
+    meta_charset: str | None = "utf-8",
+    lang: str = "en-US",
+) -> bytes:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    meta = f'<meta charset="{meta_charset}">' if meta_charset else ""
+    html = f"""<!DOCTYPE html>
+<html lang="{lang}">
+<head>
+  {meta}
+  <title>Harbour bridge to close for two years | Harbor City Ledger</title>
+  <meta name="author" content="Jamie Rivera">
+  <meta property="og:site_name" content="The Ledger">
+  <meta property="og:title" content="Harbour bridge to close for two years">
+  <meta property="article:published_time" content="2025-01-09T07:45:00+00:00">
+  <link rel="stylesheet" href="/static/site.css">
+  <script>window.dataLayer = window.dataLayer || []; function gtag(){{dataLayer.push(arguments);}}</script>
+  <script type="application/ld+json">{{"@context": "https://schema.org", "@type": "NewsArticle",
+    "headline": "Harbour bridge to close for two years", "datePublished": "2025-01-09T07:45:00Z",
+    "author": {{"@type": "Person", "name": "Jamie Rivera"}}}}</script>
+</head>
+<body>
+  <div class="cookie-banner">We use cookies to improve your experience. <button>Accept all cookies</button></div>
+  <header>
+    <a class="logo" href="/">Harbor City Ledger</a>
+    <nav><ul><li><a href="/local">Local</a></li><li><a href="/sport">Sport</a></li>
+    <li><a href="/business">Business</a></li><li><a href="/opinion">Opinion</a></li></ul></nav>
+    <form class="search"><input name="q" placeholder="Search the Ledger"></form>
+  </header>
+  <main>
+    <article>
+      <h1>Harbour bridge to close for two years</h1>
+      <div class="byline">By <a href="/authors/jamie-rivera">Jamie Rivera</a> · January 9, 2025</div>
+      <div class="share"><a href="#">Share on Facebook</a> <a href="#">Share on X</a></div>
+      <div class="article-body">{body}</div>
+      <div class="newsletter">Sign up for our daily newsletter to get the headlines in your inbox.</div>
+    </article>
+    <aside class="most-read"><h2>Most read</h2><ol>
+      <li><a href="/a">Celebrity chef opens new restaurant downtown</a></li>
+      <li><a href="/b">Ten things to do this weekend in Harbor City</a></li>
+      <li><a href="/c">High school team wins regional final</a></li></ol></aside>
+  </main>
+  <section class="comments"><h2>Comments</h2><div class="comment">First! Great article.</div></section>
+  <footer><p>Copyright 2025 Harbor City Ledger. All rights reserved.</p>
+    <a href="/privacy">Privacy policy</a> <a href="/terms">Terms of use</a></footer>
+  <script src="/static/app.js"></script>
+</body>
+</html>"""
+    return html.encode(charset)
+
+
+def entry(**overrides: object) -> FeedEntry:
+    values: dict[str, object] = {
+        "feed_id": "harbor-city-ledger",
+        "url": URL,
+        "title": "Bridge to close (feed title)",
+        "summary": "The old harbour bridge will close for repairs.",
+        "content": "The council voted to close the old harbour bridge.\n\nRepairs take two years.",
+        "author": "Ledger staff",
+        "published": datetime(2025, 1, 9, 7, 30, tzinfo=UTC),
+        "guid": "ledger-123",
+    }
+    values.update(overrides)
+    return FeedEntry(**values)  # type: ignore[arg-type]
+
+
+def page(body: bytes, content_type: str | None = "text/html; charset=utf-8", url: str = URL) -> Fetched:
+    return Fetched(requested_url=url, url=url, status=200, body=body, content_type=content_type, validators=Validators())
+
+
+# -- extract_page -------------------------------------------------------------------------------
+
+
+def test_realistic_page_drops_boilerplate() -> None:
+    result = extract_page(realistic_page(), URL)
+    assert result is not None
+    for paragraph in ARTICLE_PARAGRAPHS:
+        assert paragraph in result.text
+    for boilerplate in ("cookies", "Most read", "Celebrity chef", "newsletter", "Copyright", "First! Great", "Share on"):
+        assert boilerplate not in result.text
+    assert "\n\n" in result.text  # paragraphs separated by a blank line
+    assert result.title == "Harbour bridge to close for two years"
+    assert result.author == "Jamie Rivera"
+    assert result.date == datetime(2025, 1, 9, 7, 45, tzinfo=UTC)
+    assert result.site_name == "The Ledger"
+    assert result.language == "en"
+
+
+ACCENTED = [ARTICLE_PARAGRAPHS[0].replace("council voted", "conseil municipal (café crème) a voté"), *ARTICLE_PARAGRAPHS[1:]]
+
+
+@pytest.mark.parametrize(
+    ("charset", "meta_charset", "content_type", "prefix"),
+    [
+        ("latin-1", "iso-8859-1", None, b""),  # declared in <meta>
+        ("latin-1", None, "text/html; charset=ISO-8859-1", b""),  # declared in HTTP
+        ("utf-8", "iso-8859-1", None, b""),  # stale Latin-1 label on UTF-8 bytes
+        ("latin-1", "utf-8", None, b""),  # a template's UTF-8 default on Latin-1 bytes
+        ("latin-1", None, None, b""),  # nothing declared
+        ("utf-8", "windows-1252", "text/html; charset=utf-8", b""),  # HTTP wins over <meta>
+        ("utf-8", None, None, b"\xef\xbb\xbf"),  # BOM
+        ("utf-16", None, None, b""),  # UTF-16 with BOM
+    ],
+)
+def test_charsets(charset: str, meta_charset: str | None, content_type: str | None, prefix: bytes) -> None:
+    raw = prefix + realistic_page(ACCENTED, charset=charset, meta_charset=meta_charset)
+    result = extract_page(raw, URL, content_type=content_type)
+    assert result is not None
+    assert ACCENTED[0] in result.text
+
+
+def test_cyrillic_declared_charset() -> None:
+    text = "Городской совет проголосовал за закрытие старого моста на два года ремонта. " * 12
+    raw = f'<html lang="ru"><head><meta charset="windows-1251"><title>Мост</title></head><body><article><p>{text}</p><p>{text}</p></article></body></html>'.encode("cp1251")
+    result = extract_page(raw, URL)
+    assert result is not None
+    assert "Городской совет" in result.text
+    assert result.language == "ru"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"   \n ",
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00",
+        b'{"json": "document", "not": "html"}',
+        b"binary \x00\x01\x02 junk",
+    ],
+)
+def test_non_html_gives_none(raw: bytes) -> None:
+    assert extract_page(raw, URL) is None
+
+
+def test_script_only_page_gives_none() -> None:
+    raw = b"""<!DOCTYPE html><html><head><title>App</title><script src="/bundle.js"></script>
+    <script>window.__STATE__ = {"article": "loaded later"};</script></head>
+    <body><div id="root"></div><noscript>You need to enable JavaScript to run this app.</noscript>
+    <script>render(document.getElementById('root'))</script></body></html>"""
+    assert extract_page(raw, URL) is None
+
+
+def test_deeply_nested_html_is_bounded() -> None:
+    paragraphs = "".join(f"<p>{p}</p>" for p in ARTICLE_PARAGRAPHS)
+    for depth in (200, 100_000):
+        raw = ("<html><body>" + "<div>" * depth + paragraphs + "</div>" * depth + "</body></html>").encode()
+        started = time.perf_counter()
+        result = extract_page(raw, URL)
+        assert time.perf_counter() - started < 10
+        assert result is None or isinstance(result, ExtractedPage)
+    # within libxml2's depth limit the article is still found
+    shallow = ("<html><body>" + "<div>" * 200 + paragraphs + "</div>" * 200 + "</body></html>").encode()
+    assert extract_page(shallow, URL) is not None
+
+
+def test_enormous_html_is_capped() -> None:
+    paragraph = "".join(f"<p>{p}</p>" for p in ARTICLE_PARAGRAPHS)
+    raw = ("<html><body><article>" + paragraph * 20_000 + "</article></body></html>").encode()  # ~13 MB
+    assert len(raw) > 10_000_000
+    started = time.perf_counter()
+    result = extract_page(raw, URL, max_bytes=1_000_000)
+    assert time.perf_counter() - started < 30
+    assert result is not None
+    assert len(result.text) < 1_000_000
+
+
+def test_huge_single_text_node_and_attribute() -> None:
+    raw = b"<html><body><p>" + b"word " * 400_000 + b"</p><div title='" + b"x" * 1_000_000 + b"'>t</div></body></html>"
+    started = time.perf_counter()
+    extract_page(raw, URL)
+    assert time.perf_counter() - started < 30
+
+
+# -- build_article ------------------------------------------------------------------------------
+
+
+def test_article_from_page() -> None:
+    article = build_article(entry(), page(realistic_page()), outlet="Harbor City Ledger", settings=SETTINGS, now=NOW)
+    assert article.text_source is TextSource.PAGE
+    assert article.text_source_reason is None
+    assert article.id == article_id(URL)
+    assert article.url == URL
+    assert article.outlet == "Harbor City Ledger"  # the feed's name, not og:site_name
+    assert article.title == "Harbour bridge to close for two years"
+    assert article.author == "Jamie Rivera"
+    assert article.published == datetime(2025, 1, 9, 7, 45, tzinfo=UTC)
+    assert article.language == "en"
+    assert article.feed_id == "harbor-city-ledger"
+    assert article.fetched_at == NOW
+    assert ARTICLE_PARAGRAPHS[2] in article.text
+
+
+def test_paywall_falls_back_to_feed_content() -> None:
+    teaser = realistic_page(["Subscribe to keep reading. Already a subscriber? Log in to continue reading this story."])
+    article = build_article(entry(), page(teaser), outlet="Ledger", settings=SETTINGS, now=NOW)
+    assert article.text_source is TextSource.FEED_CONTENT
+    assert article.text == "The council voted to close the old harbour bridge.\n\nRepairs take two years."
+    assert article.text_source_reason is not None
+    assert article.text_source_reason.startswith("page text too short (")
+    assert article.text_source_reason.endswith("chars): paywall or script-only page")
+    assert article.title == "Harbour bridge to close for two years"  # page metadata still used
+
+
+def test_falls_back_to_summary_without_content() -> None:
+    article = build_article(
+        entry(content=None), None, outlet="Ledger", settings=SETTINGS, page_error="page fetch failed: 404", now=NOW
+    )
+    assert article.text_source is TextSource.FEED_SUMMARY
+    assert article.text == "The old harbour bridge will close for repairs."
+    assert article.text_source_reason == "page fetch failed: 404"
+    assert article.title == "Bridge to close (feed title)"
+    assert article.author == "Ledger staff"
+    assert article.published == datetime(2025, 1, 9, 7, 30, tzinfo=UTC)
+    assert article.language is None
+
+
+def test_page_fetch_failure_uses_feed_content() -> None:
+    article = build_article(entry(), None, outlet="Ledger", settings=SETTINGS, page_error="page fetch failed: 404", now=NOW)
+    assert article.text_source is TextSource.FEED_CONTENT
+    assert article.text_source_reason == "page fetch failed: 404"
+    unexplained = build_article(entry(), None, outlet="Ledger", settings=SETTINGS, now=NOW)
+    assert unexplained.text_source_reason == "page not fetched"
+
+
+def test_non_html_page_falls_back() -> None:
+    pdf = page(b"%PDF-1.7 ...", content_type="application/pdf")
+    article = build_article(entry(), pdf, outlet="Ledger", settings=SETTINGS, now=NOW)
+    assert article.text_source is TextSource.FEED_CONTENT
+    assert article.text_source_reason == "page is not HTML (application/pdf)"
+
+
+def test_script_only_page_falls_back() -> None:
+    app = page(b"<html><head><script>boot()</script></head><body><div id=root></div></body></html>")
+    article = build_article(entry(), app, outlet="Ledger", settings=SETTINGS, now=NOW)
+    assert article.text_source is TextSource.FEED_CONTENT
+    assert article.text_source_reason == "no article text found on the page"
+
+
+def test_nothing_yields_text() -> None:
+    with pytest.raises(ExtractionError, match=rf"{URL}: no article text \(page fetch failed: 500"):
+        build_article(
+            entry(content=None, summary="   "), None, outlet="Ledger", settings=SETTINGS,
+            page_error="page fetch failed: 500", now=NOW,
+        )
+
+
+def test_already_extracted_page_is_not_extracted_again() -> None:
+    given_page = ExtractedPage(
+        title="Given", text="x" * 500, author=None, date=None, site_name=None, language="de"
+    )
+    garbage = page(b"<html><body>not what counts</body></html>")
+    article = build_article(entry(), garbage, outlet="Ledger", settings=SETTINGS, now=NOW, extracted=given_page)
+    assert (article.title, article.text, article.language) == ("Given", "x" * 500, "de")
+    nothing = build_article(entry(), page(realistic_page()), outlet="Ledger", settings=SETTINGS, now=NOW, extracted=None)
+    assert nothing.text_source is TextSource.FEED_CONTENT
+    assert nothing.text_source_reason == "no article text found on the page"
+
+
+def test_day_only_page_date_defers_to_the_feed_time() -> None:
+    found = ExtractedPage(title="T", text="y" * 500, author=None, date=datetime(2025, 1, 9, tzinfo=UTC), site_name=None, language=None)
+    same_day = build_article(entry(), page(b"<html/>"), outlet="L", settings=SETTINGS, now=NOW, extracted=found)
+    assert same_day.published == datetime(2025, 1, 9, 7, 30, tzinfo=UTC)
+    other_day = build_article(
+        entry(published=datetime(2025, 1, 5, 9, 0, tzinfo=UTC)), page(b"<html/>"), outlet="L", settings=SETTINGS, now=NOW, extracted=found
+    )
+    assert other_day.published == datetime(2025, 1, 9, tzinfo=UTC)
+
+
+def test_title_falls_back_to_first_words() -> None:
+    article = build_article(entry(title="", content=None, summary="one two three"), None, outlet="L", settings=SETTINGS, now=NOW)
+    assert article.title == "one two three"
+
+
+# -- extract_pages ------------------------------------------------------------------------------
+
+
+def _batch(count: int) -> list[tuple[str, bytes]]:
+    items = []
+    for i in range(count):
+        paragraphs = [f"Story {i}: {p}" for p in ARTICLE_PARAGRAPHS]
+        if i % 5 == 3:
+            items.append((f"https://ledger.example/s/{i}", b"<html><body><script>x()</script></body></html>"))
+        elif i % 7 == 6:
+            items.append((f"https://ledger.example/s/{i}", b"%PDF-1.4"))
+        else:
+            items.append((f"https://ledger.example/s/{i}", realistic_page(paragraphs)))
+    return items
+
+
+def test_extract_pages_parallel_equals_serial() -> None:
+    items = _batch(40)
+    serial = [extract_page(html, url) for url, html in items]
+    assert extract_pages(items, workers=2) == serial
+    assert extract_pages(items, workers=1) == serial
+    assert sum(page is None for page in serial) >= 8
+
+
+def test_extract_pages_with_spawned_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool must work when workers are spawned (threaded callers, macOS, Windows)."""
+    monkeypatch.setattr(extraction, "_start_method", lambda: "spawn")
+    items = _batch(16)
+    assert extract_pages(items, workers=2) == [extract_page(html, url) for url, html in items]
+
+
+def test_extract_pages_small_and_empty_batches() -> None:
+    assert extract_pages([], workers=2) == []
+    items = _batch(3)
+    assert extract_pages(items, workers=4) == [extract_page(html, url) for url, html in items]
+
+
+# -- fuzz -------------------------------------------------------------------------------------------
+
+_SEED = realistic_page()
+
+
+@st.composite
+def mutated_page(draw: st.DrawFn) -> bytes:
+    data = bytearray(_SEED)
+    for _ in range(draw(st.integers(1, 10))):
+        if not data:
+            break
+        pos = draw(st.integers(0, len(data) - 1))
+        op = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
+        if op == "flip":
+            data[pos] = draw(st.integers(0, 255))
+        elif op == "delete":
+            del data[pos : pos + draw(st.integers(1, 200))]
+        elif op == "insert":
+            data[pos:pos] = draw(
+                st.sampled_from([b"<", b"<div>" * 50, b"</p>", b"\x00", b"<![CDATA[", b"<!--", b"&#0;", b"<?xml ", b"\xff\xfe", b"<meta charset='bogus'>", b"<meta charset='utf-16'>"])
+            )
+        else:
+            del data[pos:]
+    return bytes(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.one_of(st.binary(max_size=2000), mutated_page()), url=st.sampled_from([URL, "", "not a url"]))
+def test_extract_page_never_raises(raw: bytes, url: str) -> None:
+    result = extract_page(raw, url)
+    assert result is None or (isinstance(result, ExtractedPage) and result.text)
