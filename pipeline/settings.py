@@ -128,6 +128,13 @@ class ClusteringSettings(BaseModel):
         description="Estimated share of the shorter text found in the longer one at which two long texts "
         "match (abridged copies).",
     )
+    same_outlet_containment: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Containment at which two long texts of the same outlet match: stricter, because an "
+        "outlet appends the same stock blocks to all its stories.",
+    )
     min_overlap: int = Field(
         20, ge=1, le=10_000, description="Shingles two long texts must share to match on containment."
     )
@@ -188,6 +195,12 @@ class Settings(BaseSettings):
     )
     search_backend: Literal["sqlite", "elasticsearch"] = Field(
         "sqlite", description="Where stories are indexed for search."
+    )
+    story_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Stories last seen this many days ago are deleted with their articles (store and search "
+        "index) by maintenance; never less than clustering.window_days. None keeps every story.",
     )
     fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
     feeds: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]

@@ -165,7 +165,7 @@ class Generator:
         self.blocks: dict[str, str] = {}
         for outlet in self.outlets[:14]:
             topic = self.w.topic()
-            self.blocks[outlet] = " ".join(self.w.sentence(topic) for _ in range(self.rng.randint(3, 5)))
+            self.blocks[outlet] = " ".join(self.w.sentence(topic, self.rng.randint(12, 20)) for _ in range(3))
         self.corpus = Corpus()
         self.counter = 0
         self.all_titles: list[str] = []
@@ -352,7 +352,9 @@ class Generator:
                 self.syndicated(a.label, a.at, "update", copies=rng.choice((0, 1, 2, 3)), story=a)
                 b = self.story(f"update-{self._id()}", at + timedelta(hours=rng.uniform(6, 48)), words=(350, 800))
                 b.topic = a.topic
-                carried = rng.sample(a.paragraphs[2:] or a.paragraphs, k=min(len(a.paragraphs[2:] or a.paragraphs), rng.randint(1, 2)))
+                # Background paragraphs come from the second half of the first story.
+                background = a.paragraphs[len(a.paragraphs) // 2 :]
+                carried = rng.sample(background, k=min(len(background), rng.randint(1, 2)))
                 for p in carried:
                     b.paragraphs.insert(rng.randint(2, len(b.paragraphs)), p)
                 self.syndicated(b.label, b.at, "update", copies=rng.choice((0, 1, 2, 3)), story=b)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,14 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.clustering.lsh import CompactLSH, RedisLSH, band_keys, band_params
-from pipeline.clustering.signatures import Sketch, SketchParams, make_pool, sketch_chunks, sketch_texts
+from pipeline.clustering.signatures import (
+    Sketch,
+    SketchParams,
+    make_pool,
+    outlet_hash,
+    sketch_chunks,
+    sketch_texts,
+)
 from pipeline.models import Article, Assignment, Membership, Signature
 from pipeline.settings import ClusteringSettings
 
@@ -44,7 +52,8 @@ F64 = npt.NDArray[np.float64]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
-_GROW = 1.25  # array growth factor: small, because slack is memory per article
+_GROW = 1.25
+_B_COLLIDE = 1.0 / 256.0  # array growth factor: small, because slack is memory per article
 
 
 def _micros(at: datetime) -> int:
@@ -97,13 +106,15 @@ class ClusterEngine:
                 settings.seed,
             )
         # Per-article state, one row per article in arrival order. Verification
-        # needs only 16 bits of each MinHash value: a chance collision of two
-        # different values (1 in 65536) is far below the estimator's noise.
+        # keeps 8 bits of each MinHash value (b-bit MinHash): a chance collision
+        # of two different values (1 in 256) is corrected for in the estimate,
+        # and it halves the biggest per-article array twice over.
         self._n = 0
-        self._sig = np.empty((0, settings.num_perm), dtype=np.uint16)
+        self._sig = np.empty((0, settings.num_perm), dtype=np.uint8)
         self._size = np.empty(0, dtype=np.uint32)
         self._at = np.empty(0, dtype=np.int64)
         self._short = np.empty(0, dtype=bool)
+        self._outlet = np.empty(0, dtype=np.uint32)
         self._alive = np.empty(0, dtype=bool)
         self._cluster = np.empty(0, dtype=np.int32)
         self._jac = np.empty(0, dtype=np.float32)
@@ -140,6 +151,7 @@ class ClusterEngine:
         self._size = grown(self._size)
         self._at = grown(self._at)
         self._short = grown(self._short)
+        self._outlet = grown(self._outlet)
         self._alive = grown(self._alive)
         self._cluster = grown(self._cluster)
         self._jac = grown(self._jac)
@@ -148,10 +160,11 @@ class ClusterEngine:
     def _append(self, article_id: str, at: int, sketch: Sketch) -> int:
         row = self._n
         self._n += 1
-        self._sig[row] = (sketch.hashvalues & np.uint32(0xFFFF)).astype(np.uint16)
+        self._sig[row] = (sketch.hashvalues & np.uint32(0xFF)).astype(np.uint8)
         self._size[row] = sketch.size
         self._at[row] = at
         self._short[row] = sketch.short
+        self._outlet[row] = sketch.outlet
         self._alive[row] = True
         self._cluster[row] = -1
         self._ids.append(article_id)
@@ -186,7 +199,9 @@ class ClusterEngine:
         """Approximate bytes of index state (arrays, LSH buckets, ids and cluster table)."""
         arrays = sum(
             a.nbytes
-            for a in (self._sig, self._size, self._at, self._short, self._alive, self._cluster, self._jac, self._con)
+            for a in (
+                self._sig, self._size, self._at, self._short, self._outlet, self._alive, self._cluster, self._jac, self._con
+            )
         )
         strings = sum(49 + len(s) for s in self._ids) + sum(49 + len(s) for s in self._cid)
         containers = 8 * (len(self._ids) + len(self._matched) + 2 * len(self._cid)) + 100 * len(self._row_of)
@@ -280,12 +295,14 @@ class ClusterEngine:
         for part in sketch_chunks([(articles[i].title, articles[i].text) for i in fresh], self.params, pool, chunk):
             indices = fresh[position : position + len(part)]
             position += len(part)
+            part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
             sketches.update(zip(indices, part))
             absorbed_by_row.update(self._cluster_fresh([articles[i] for i in indices], part))
         # Known articles are signed again: their Signature is returned as it was
         # (a sketch is a pure function of the text, so the bytes are the same).
         if others:
-            sketches.update(zip(others, sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)))
+            signed = sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)
+            sketches.update((i, replace(sk, outlet=outlet_hash(articles[i].outlet))) for i, sk in zip(others, signed))
         result: list[Assignment] = []
         for i, article in enumerate(articles):
             row = self._row_of[article.id]
@@ -389,25 +406,34 @@ class ClusterEngine:
             empty = np.empty(0, dtype=np.float64)
             return np.empty(0, dtype=bool), empty, empty
         equal = np.count_nonzero(self._sig[q] == self._sig[c], axis=1)
-        jac = equal / self.params.num_perm
+        # b-bit estimator: P(equal) = J + (1 - J) / 256.
+        jac = np.clip((equal / self.params.num_perm - _B_COLLIDE) / (1.0 - _B_COLLIDE), 0.0, 1.0)
         nq = self._size[q].astype(np.float64)
         nc = self._size[c].astype(np.float64)
         # |A ∩ B| from the Jaccard estimate and the exact set sizes; containment
         # of the smaller text in the larger is what an abridged copy keeps high.
         inter = jac * (nq + nc) / (1.0 + jac)
         con = np.minimum(1.0, inter / np.maximum(1.0, np.minimum(nq, nc)))
-        accept = (jac >= s.jaccard_threshold) | ((con >= s.containment_threshold) & (inter >= s.min_overlap))
+        # Two stories from one outlet share its stock blocks (newsletter promo,
+        # "about us"); the same outlet running one story twice shares nearly all.
+        same_outlet = (self._outlet[q] == self._outlet[c]) & (self._outlet[q] != 0)
+        needed = np.where(same_outlet, s.same_outlet_containment, s.containment_threshold)
+        accept = (jac >= s.jaccard_threshold) | ((con >= needed) & (inter >= s.min_overlap))
         short = self._short[q] | self._short[c]
         for i in np.nonzero(short)[0].tolist():
             a = self._short_sets.get(int(q[i]))
             b = self._short_sets.get(int(c[i]))
             if a is not None and b is not None:
-                # Both short: exact Jaccard and containment over title + lead.
-                common = len(np.intersect1d(a, b, assume_unique=True))
-                union = len(a) + len(b) - common
-                jac[i] = common / union if union else 0.0
-                con[i] = common / max(1, min(len(a), len(b)))
-                accept[i] = jac[i] >= s.short_jaccard and con[i] >= s.short_containment
+                # Both short: exact Jaccard and containment over title + lead,
+                # and over the lead alone (retitled copies); either may match.
+                scores: list[tuple[float, float]] = []
+                for x, y in ((a, b), (a[(a & 1) == 0], b[(b & 1) == 0])):
+                    common = len(np.intersect1d(x, y, assume_unique=True))
+                    union = len(x) + len(y) - common
+                    scores.append((common / union if union else 0.0, common / max(1, min(len(x), len(y)))))
+                passing = [sc for sc in scores if sc[0] >= s.short_jaccard and sc[1] >= s.short_containment]
+                accept[i] = bool(passing)
+                jac[i], con[i] = max(passing or scores)
             else:
                 # A short text against a long one: it must be (nearly) contained.
                 accept[i] = con[i] >= s.short_containment and inter[i] >= s.min_overlap / 2
@@ -483,6 +509,7 @@ class ClusterEngine:
         self._size = self._size[keep].copy()
         self._at = self._at[keep].copy()
         self._short = self._short[keep].copy()
+        self._outlet = self._outlet[keep].copy()
         self._alive = self._alive[keep].copy()
         self._cluster = np.asarray([new_index[r] for r in roots], dtype=np.int32)
         self._jac = self._jac[keep].copy()

@@ -37,7 +37,8 @@ U64 = npt.NDArray[np.uint64]
 
 _MAGIC = b"NS"
 _VERSION = 1
-_HEADER = struct.Struct("<2sBBHHI")  # magic, version, flags, num_perm, seed, shingle set size
+# magic, version, flags, num_perm, seed, shingle set size, outlet hash
+_HEADER = struct.Struct("<2sBBHHII")
 _FLAG_SHORT = 1
 _COMBINE = np.uint64(0x9E3779B97F4A7C15)
 _MAX32 = np.uint32(0xFFFFFFFF)
@@ -67,11 +68,12 @@ class Sketch:
     size: int  # distinct body shingles
     short: bool
     short_set: U32 | None  # exact sorted shingle hashes of title + lead, short texts only
+    outlet: int = 0  # 32-bit hash of the outlet name (0: unknown)
 
     def to_bytes(self, params: SketchParams) -> bytes:
         """The compact form persisted by the store (about 4 bytes per permutation)."""
         flags = _FLAG_SHORT if self.short else 0
-        header = _HEADER.pack(_MAGIC, _VERSION, flags, params.num_perm, params.seed, self.size)
+        header = _HEADER.pack(_MAGIC, _VERSION, flags, params.num_perm, params.seed, self.size, self.outlet)
         parts = [header, self.hashvalues.astype("<u4", copy=False).tobytes()]
         if self.short:
             short_set = self.short_set if self.short_set is not None else np.empty(0, np.uint32)
@@ -82,7 +84,7 @@ class Sketch:
     @classmethod
     def from_bytes(cls, data: bytes, params: SketchParams) -> Sketch:
         """Decode what ``to_bytes`` wrote; raises ValueError for data from other parameters."""
-        magic, version, flags, num_perm, seed, size = _HEADER.unpack_from(data)
+        magic, version, flags, num_perm, seed, size, outlet = _HEADER.unpack_from(data)
         if magic != _MAGIC or version != _VERSION:
             raise ValueError("not a newsagg clustering signature (bad magic or version)")
         if num_perm != params.num_perm or seed != params.seed:
@@ -98,7 +100,7 @@ class Sketch:
         if short:
             (count,) = struct.unpack_from("<H", data, offset)
             short_set = np.frombuffer(data, dtype="<u4", count=count, offset=offset + 2).astype(np.uint32)
-        return cls(hashvalues=hashvalues, size=int(size), short=short, short_set=short_set)
+        return cls(hashvalues=hashvalues, size=int(size), short=short, short_set=short_set, outlet=int(outlet))
 
 
 @lru_cache(maxsize=8)
@@ -185,11 +187,21 @@ def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.ui
     return out
 
 
+def outlet_hash(outlet: str) -> int:
+    """32-bit hash of an outlet name, as kept in signatures (0 for no outlet)."""
+    name = outlet.strip().casefold()
+    return (xxhash.xxh32_intdigest(name.encode("utf-8")) or 1) if name else 0
+
+
 def _short_set(match: MatchText, params: SketchParams) -> U32:
     k = params.short_shingle_size
     lead = match.body[: params.lead_words]
-    # Title and lead are shingled separately: no shingle spans the boundary.
-    return np.union1d(shingle_hashes(match.title, k), shingle_hashes(lead, k)).astype(np.uint32)
+    # Title and lead are shingled separately (no shingle spans the boundary)
+    # and tagged by the lowest bit, so the lead can also be compared alone:
+    # copies are often retitled.
+    title = shingle_hashes(match.title, k) | np.uint32(1)
+    body = shingle_hashes(lead, k) & np.uint32(0xFFFFFFFE)
+    return np.union1d(title, body).astype(np.uint32)
 
 
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list[Sketch]:
