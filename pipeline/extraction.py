@@ -24,15 +24,14 @@ import multiprocessing
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import lxml.etree
 import lxml.html
 from trafilatura import bare_extraction
-from trafilatura.settings import Document, use_config
+from trafilatura.settings import Document
 
 from pipeline.errors import ExtractionError
 from pipeline.models import Article, FeedEntry, Fetched, TextSource
@@ -65,9 +64,6 @@ _HTML_PARSER = lxml.html.HTMLParser(
     huge_tree=False,
 )
 
-_CONFIG = use_config()
-# Our fetcher already capped and decompressed the body; trafilatura's own cap is a backstop.
-_CONFIG.set("DEFAULT", "MAX_FILE_SIZE", str(DEFAULT_MAX_BYTES * 2))
 _DATE_PARAMS = {"extensive_search": True, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S"}
 
 
@@ -136,7 +132,6 @@ def extract_page(
             include_comments=False,
             include_tables=True,
             date_extraction_params=_DATE_PARAMS,
-            config=_CONFIG,
         )
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
         logger.warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
@@ -163,9 +158,11 @@ def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[Extr
     """Extract a batch of pages, on several processes when that pays.
 
     The batch is cut into small chunks (pages travel as bytes, results come back as
-    small records) run by a pool of ``workers - 1`` processes, while this process takes
-    chunks from the other end of the queue, so the pool's start-up time is not lost and
-    neither end idles for long at the finish. Workers are forked when this process has
+    small records) run by a pool of ``workers - 1`` processes, fed a few chunks at a
+    time, while this process takes chunks from the other end of the queue: the pool's
+    start-up time is not lost and neither end idles for long at the finish. (Chunks are
+    never cancelled once submitted: a cancelled future in a pool that then breaks
+    crashes its manager thread on Python 3.11.) Workers are forked when this process has
     a single thread (no lock can be held mid-fork; no re-import), spawned otherwise.
     Small batches and ``workers <= 1`` run in-process.
 
@@ -176,35 +173,71 @@ def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[Extr
     Returns:
         One result per item, in order, as :func:`extract_page` would give.
     """
-    workers = min(workers, os.cpu_count() or 1, len(items))
+    workers = min(workers, _available_cpus(), len(items))
     if workers <= 1 or len(items) < MIN_PARALLEL_BATCH:
         return _extract_chunk(items)
-    # Small chunks balance the two ends of the queue (the pool holds one chunk queued
-    # beyond the running one, which this process cannot take back); a few pages per
-    # chunk keep the per-task overhead far below the extraction time.
+    # Small chunks: what is in flight when the queue runs dry is all that is left to
+    # wait for; a few pages per chunk keep per-task overhead far below extraction time.
     size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (workers * 12))))
     chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
     results: list[list[ExtractedPage | None] | None] = [None] * len(chunks)
-    context = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-        futures: list[Future[list[ExtractedPage | None]]] = [pool.submit(_extract_chunk, c) for c in chunks]
-        # Work from the tail while the pool works from the head; a chunk the pool has not
-        # started can still be cancelled and done here.
-        for index in range(len(chunks) - 1, -1, -1):
-            if not futures[index].cancel():
-                break
-            results[index] = _extract_chunk(chunks[index])
-        for index, future in enumerate(futures):
-            if results[index] is not None:
-                continue
-            try:
-                results[index] = future.result()
-            except BrokenProcessPool:
-                # A worker died (out of memory, a crash in native code). Re-running those
-                # pages here could take this process down too: report them as unextracted.
-                logger.error("extraction worker died; %d pages left unextracted", len(chunks[index]))
-                results[index] = [None] * len(chunks[index])
+    try:
+        pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context(_start_method()))
+    except (OSError, ImportError, NotImplementedError) as exc:
+        # No working semaphores (some sandboxes lack /dev/shm): do the work here.
+        logger.warning("cannot start extraction workers (%s); extracting %d pages in-process", exc, len(items))
+        return _extract_chunk(items)
+    slots = workers - 1
+    # Chunks in flight per worker: enough that a worker never waits while this process
+    # extracts a chunk of its own, few enough that little is left to wait for at the end.
+    depth = 2 * slots + 1
+    pending: dict[Future[list[ExtractedPage | None]], int] = {}
+    head, tail = 0, len(chunks)
+    broken = False
+    with pool:
+        while head < tail or pending:
+            while not broken and head < tail and len(pending) < depth:
+                try:
+                    pending[pool.submit(_extract_chunk, chunks[head])] = head
+                except RuntimeError:  # BrokenProcessPool: a worker died; go on here alone
+                    broken = True
+                    break
+                head += 1
+            if head < tail:
+                # The pool works from the head of the queue, this process from the tail.
+                tail -= 1
+                results[tail] = _extract_chunk(chunks[tail])
+                finished = [future for future in pending if future.done()]
+            else:
+                finished = list(wait(pending, return_when=FIRST_COMPLETED).done)
+            for future in finished:
+                index = pending.pop(future)
+                results[index] = _chunk_result(future, chunks[index])
     return [page for chunk in results for page in (chunk or [])]
+
+
+def _chunk_result(
+    future: Future[list[ExtractedPage | None]], chunk: Sequence[tuple[str, bytes]]
+) -> list[ExtractedPage | None]:
+    try:
+        return future.result()
+    except Exception as exc:  # BrokenProcessPool above all
+        # A worker died (out of memory, a crash in native code). Re-running those pages
+        # here could take this process down too: report them as unextracted.
+        logger.error(
+            "extraction worker failed (%s); %d pages left unextracted, from %s",
+            type(exc).__name__,
+            len(chunk),
+            chunk[0][0],
+        )
+        return [None] * len(chunk)
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours container CPU pinning
+    except AttributeError:  # not on macOS or Windows
+        return os.cpu_count() or 1
 
 
 def _start_method() -> str:
@@ -383,13 +416,14 @@ def _decode(data: bytes, content_type: str | None) -> str:
             return data.decode("cp1252", "replace")
         try:
             codec = codecs.lookup(label).name
-        except LookupError:
-            logger.debug("unknown charset %r; guessing", declared)
-        else:
             if codec != "utf-8":
+                # bytes.decode refuses non-text codecs (zlib, base64) with LookupError,
+                # so a hostile <meta charset="zlib"> cannot make us decompress a bomb.
                 return data.decode(codec, "replace")
-            # Declared UTF-8 but not valid UTF-8 (often Latin-1 under a template's
-            # default <meta charset>): guess below rather than print replacement marks.
+        except LookupError:
+            logger.debug("unknown or non-text charset %r; guessing", declared)
+        # Declared UTF-8 but not valid UTF-8 (often Latin-1 under a template's default
+        # <meta charset>), or an unusable label: guess below rather than print U+FFFD.
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -165,8 +165,9 @@ def merge_feed_lists(existing: Sequence[FeedSource], new: Iterable[FeedSource]) 
             already present is skipped.
 
     Returns:
-        ``existing`` followed by the genuinely new feeds; a new feed whose id collides
-        with one already taken gets a numeric suffix.
+        ``existing`` followed by the genuinely new feeds. New feeds get ids the way
+        :func:`load_feed_list` will derive them once the list is written and read back
+        (slug of the name, suffixed when taken).
     """
     merged = list(existing)
     seen = {canonicalize(feed.url) or feed.url for feed in existing}
@@ -176,11 +177,9 @@ def merge_feed_lists(existing: Sequence[FeedSource], new: Iterable[FeedSource]) 
         if key in seen:
             continue
         seen.add(key)
-        feed_id = feed.id if feed.id and feed.id not in ids else _unique_slug(feed.name, feed.url, ids)
-        ids.add(feed_id)
         merged.append(
             FeedSource(
-                id=feed_id,
+                id=_unique_slug(feed.name, feed.url, ids),
                 name=feed.name,
                 url=feed.url,
                 language=feed.language,
@@ -442,7 +441,11 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
 def _read_xml_feed(
     fetched: Fetched, content_type: str, max_entries: int, source: str
 ) -> tuple[str | None, list[_RawEntry], str | None, int | None]:
-    data = _strip_bom(_to_utf8_if_wide(fetched.body))
+    data = _to_utf8_if_wide(fetched.body)
+    if data is not fetched.body:
+        # Transcoded to UTF-8 (declaration rewritten): a "charset=utf-16" header is now wrong.
+        content_type = content_type.split(";")[0]
+    data = _strip_bom(data)
     if _declares_entities(data):
         raise FeedParseError(
             f"{source}: the document's DOCTYPE declares XML entities (entity expansion or external "
@@ -733,11 +736,13 @@ def _xml_content_type(content_type: str) -> str:
 
 
 def _relabel_utf8(data: bytes, content_type: str) -> tuple[bytes, str, str | None]:
-    """Treat a document declared Latin-1 (or ASCII) that is valid, non-ASCII UTF-8 as UTF-8.
+    """Read a document as UTF-8 when its declared charset cannot be right.
 
     Publishers often serve UTF-8 under a stale ``charset=iso-8859-1``; Latin-1 text that
     happens to be valid UTF-8 is vanishingly rare, so the bytes are the better witness.
-    The declaration is the HTTP charset, else the XML declaration's encoding.
+    A UTF-16/32 label on bytes without NULs (real UTF-16 has them; UTF-16 with a BOM was
+    transcoded before) is a copy-paste mistake too. The declaration is the HTTP charset,
+    else the XML declaration's encoding.
 
     Returns:
         The data, the content type and a note when the document was relabelled.
@@ -746,12 +751,17 @@ def _relabel_utf8(data: bytes, content_type: str) -> tuple[bytes, str, str | Non
     declaration = _XML_DECL_ENCODING.match(data)
     if declared is None and declaration is not None:
         declared = declaration.group(3).decode("ascii", "replace")
-    if declared is None or declared.lower().replace("_", "-") not in _LATIN1_LABELS or data.isascii():
+    label = (declared or "").lower().replace("_", "-")
+    if label.startswith(("utf-16", "utf-32", "ucs-2", "ucs-4")):
+        if b"\x00" in data[:256]:
+            return data, content_type, None
+    elif label not in _LATIN1_LABELS or data.isascii():
         return data, content_type, None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data, content_type, None
+    else:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data, content_type, None
     if declaration is not None:
         data = _XML_DECL_ENCODING.sub(rb"\1\2utf-8\2", data, count=1)
     return data, "application/xml; charset=utf-8", f"document declared as {declared} is UTF-8; read as UTF-8"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 
@@ -144,6 +145,13 @@ ACCENTED = [ARTICLE_PARAGRAPHS[0].replace("council voted", "conseil municipal (c
 def test_charsets(charset: str, meta_charset: str | None, content_type: str | None, prefix: bytes) -> None:
     raw = prefix + realistic_page(ACCENTED, charset=charset, meta_charset=meta_charset)
     result = extract_page(raw, URL, content_type=content_type)
+    assert result is not None
+    assert ACCENTED[0] in result.text
+
+
+@pytest.mark.parametrize("label", ["zlib", "base64", "rot13", "hex", "no-such-charset", "utf-16", "x-user-defined"])
+def test_unusable_charset_labels_are_ignored(label: str) -> None:
+    result = extract_page(realistic_page(ACCENTED, meta_charset=label), URL)
     assert result is not None
     assert ACCENTED[0] in result.text
 
@@ -343,6 +351,25 @@ def test_extract_pages_with_spawned_workers(monkeypatch: pytest.MonkeyPatch) -> 
     assert extract_pages(items, workers=2) == [extract_page(html, url) for url, html in items]
 
 
+def test_a_dying_worker_loses_only_its_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = _batch(24)
+    serial = [extract_page(html, url) for url, html in items]
+    parent = os.getpid()
+    real = extraction.extract_page
+
+    def crash_in_worker(html: bytes, url: str, **kwargs: object) -> ExtractedPage | None:
+        if os.getpid() != parent:
+            os._exit(1)  # what an out-of-memory kill looks like to the pool
+        return real(html, url)
+
+    monkeypatch.setattr(extraction, "_start_method", lambda: "fork")  # the child inherits the patch
+    monkeypatch.setattr(extraction, "extract_page", crash_in_worker)
+    results = extract_pages(items, workers=2)
+    assert len(results) == len(items)
+    assert results[0] is None  # the worker takes the head of the queue, and died on it
+    assert all(got is None or got == want for got, want in zip(results, serial, strict=True))
+
+
 def test_extract_pages_small_and_empty_batches() -> None:
     assert extract_pages([], workers=2) == []
     items = _batch(3)
@@ -368,7 +395,7 @@ def mutated_page(draw: st.DrawFn) -> bytes:
             del data[pos : pos + draw(st.integers(1, 200))]
         elif op == "insert":
             data[pos:pos] = draw(
-                st.sampled_from([b"<", b"<div>" * 50, b"</p>", b"\x00", b"<![CDATA[", b"<!--", b"&#0;", b"<?xml ", b"\xff\xfe", b"<meta charset='bogus'>", b"<meta charset='utf-16'>"])
+                st.sampled_from([b"<", b"<div>" * 50, b"</p>", b"\x00", b"<![CDATA[", b"<!--", b"&#0;", b"<?xml ", b"\xff\xfe", b"<meta charset='bogus'>", b"<meta charset='utf-16'>", b"<meta charset='zlib'>", b"<meta charset='base64'>"])
             )
         else:
             del data[pos:]
