@@ -408,7 +408,9 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
     Args:
         feed: the subscription the document belongs to (its id goes on every entry).
         fetched: the HTTP response; only its bytes, content type and final URL are used.
-        max_entries: the number of usable entries kept, first in document order.
+        max_entries: the number of usable entries kept, first in document order. Only
+            the first ``2 * max_entries + 20`` entries of the document are read: a
+            100,000-entry document is cut before feedparser sees it.
         now: the reference time for rejecting future dates (default: the current time).
 
     Returns:
@@ -428,10 +430,13 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
     if not body.strip():
         raise FeedParseError(f"{source}: empty body")
     content_type = fetched.content_type or fetched.headers.get("content-type") or ""
+    # Entries read from the document: slack for those we will drop (no link, duplicates),
+    # yet bounded, since parsing and cleaning cost grows with every entry read.
+    limit = max_entries * 2 + 20
     if _looks_like_json(body, content_type):
-        title, raw_entries, error, ttl = _read_json_feed(fetched, source)
+        title, raw_entries, error, ttl = _read_json_feed(fetched, source, limit)
     else:
-        title, raw_entries, error, ttl = _read_xml_feed(fetched, content_type, max_entries, source)
+        title, raw_entries, error, ttl = _read_xml_feed(fetched, content_type, limit, source)
     entries = _clean_entries(feed, raw_entries, max_entries, now, fetched.url, source)
     if raw_entries and not entries:
         raise FeedParseError(f"{source}: none of its {len(raw_entries)} entries has a usable link")
@@ -439,7 +444,7 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
 
 
 def _read_xml_feed(
-    fetched: Fetched, content_type: str, max_entries: int, source: str
+    fetched: Fetched, content_type: str, limit: int, source: str
 ) -> tuple[str | None, list[_RawEntry], str | None, int | None]:
     data = _to_utf8_if_wide(fetched.body)
     if data is not fetched.body:
@@ -455,8 +460,7 @@ def _read_xml_feed(
         hint = _advertised_feed(data, fetched.url)
         raise FeedParseError(f"{source}: HTML page, not a feed" + (f" (it links to the feed {hint})" if hint else ""))
     data, content_type, relabelled = _relabel_utf8(data, content_type)
-    # Keep slack for entries we will drop (no link, duplicates), yet bound feedparser's work.
-    data = _truncate_entries(data, max_entries * 2 + 20)
+    data = _truncate_entries(data, limit)
     try:
         result = feedparser.parse(
             io.BytesIO(data),
@@ -535,7 +539,9 @@ def _detail_text(record: object, key: str) -> str:
     return html_to_text(value) if "html" in (kind if isinstance(kind, str) else "text/html") else _plain_text(value)
 
 
-def _read_json_feed(fetched: Fetched, source: str) -> tuple[str | None, list[_RawEntry], str | None, int | None]:
+def _read_json_feed(
+    fetched: Fetched, source: str, limit: int
+) -> tuple[str | None, list[_RawEntry], str | None, int | None]:
     try:
         document = json.loads(_strip_bom(fetched.body))
     except (ValueError, RecursionError) as exc:
@@ -549,7 +555,7 @@ def _read_json_feed(fetched: Fetched, source: str) -> tuple[str | None, list[_Ra
         error = f"JSON Feed without a jsonfeed.org version (version={version!r})"
     feed_author = _json_authors(document)
     entries: list[_RawEntry] = []
-    for item in document["items"]:
+    for item in document["items"][:limit]:
         if not isinstance(item, dict):
             continue
         link = _json_str(item.get("url")) or _json_str(item.get("external_url"))

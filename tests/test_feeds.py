@@ -364,7 +364,7 @@ def test_ttl_garbage_is_ignored() -> None:
     assert parse(rss(item(), channel_extra="<ttl>-5</ttl>")).ttl_minutes is None
 
 
-@pytest.mark.parametrize("kind", ["rss", "atom"])
+@pytest.mark.parametrize("kind", ["rss", "atom", "json"])
 def test_huge_feed_is_capped_quickly(kind: str) -> None:
     count = 100_000
     if kind == "rss":
@@ -374,6 +374,11 @@ def test_huge_feed_is_capped_quickly(kind: str) -> None:
             for i in range(count)
         )
         body = rss(items).encode()
+    elif kind == "json":
+        body = json_feed(
+            [{"id": f"g{i}", "url": f"https://news.example.org/s/{i}", "title": f"Story {i}",
+              "content_html": f"<p>para {i}</p>"} for i in range(count)],
+        )
     else:
         entries = "".join(
             f'<entry><title>Story {i}</title><link href="https://news.example.org/s/{i}"/><id>t{i}</id>'
@@ -387,7 +392,7 @@ def test_huge_feed_is_capped_quickly(kind: str) -> None:
     assert len(parsed.entries) == 500
     assert parsed.entries[0].title == "Story 0" and parsed.entries[-1].title == "Story 499"
     assert parsed.error is None  # the cut document is closed properly
-    assert parsed.title == ("World news" if kind == "rss" else "Big")
+    assert parsed.title == {"rss": "World news", "atom": "Big", "json": "JSON News"}[kind]
     assert elapsed < 5, f"{elapsed:.1f}s for a {len(body) // 1_000_000} MB feed"
 
 
