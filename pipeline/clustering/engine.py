@@ -288,7 +288,7 @@ class ClusterEngine:
         sketches: dict[int, Sketch] = {}
         absorbed_by_row: dict[int, tuple[str, ...]] = {}
         pool = self._pool() if len(fresh) >= self.settings.pool_min_batch else None
-        chunk = _PIPELINE_CHUNK if pool is not None else max(1, len(fresh))
+        chunk = _PIPELINE_CHUNK
         # Sub-batches are clustered in arrival order as their sketches arrive;
         # by the order-independence contract this equals one big batch.
         position = 0

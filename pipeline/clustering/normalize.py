@@ -57,6 +57,11 @@ _INLINE_CREDIT = re.compile(
     r"|\(\s*" + _AGENCY + r"\s*\)"
 )
 
+# A cheap test for the agency names before the costly credit pattern.
+_MAYBE_CREDIT = re.compile(r"\b(?:AP|A\.P|AFP|Reuters|dpa|DPA|agencies|Agencies|IANS|PTI|ANI|ANSA|EFE|Xinhua|Kyodo|"
+                           r"Yonhap|UPI|Bloomberg|TASS|Interfax|Ukrinform|AAP|CP|KNA|epd|APA|Belga|Lusa|NTB|TT|RIA|"
+                           r"Associated|Agence)\b")
+
 # Whole lines that are never part of the story itself.
 _DROP_LINE = re.compile(
     r"""^(?:
@@ -67,7 +72,7 @@ _DROP_LINE = re.compile(
       | (?:photo|image|picture|file\s+photo|caption|credit|video|graphic)s?\s*(?:[:|/]|by\b).*
       | (?:follow\s+us|sign\s+up|subscribe|click\s+here|download\s+(?:the|our)\s+app|share\s+this|
            get\s+the\s+latest|join\s+our|advertisement).*
-      | [-(\s]*""" + _AGENCY + r"""(?:\s+(?:reported|reports|contributed\s+to\s+this\s+report))?[)\s.]*
+      | [-(\s\u2013\u2014]*""" + _AGENCY + r"""(?:\s+(?:reported|reports|contributed\s+to\s+this\s+report))?[)\s.]*
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -136,7 +141,9 @@ def is_boilerplate_line(line: str) -> bool:
         return True
     if _DROP_LINE.match(stripped):
         return True
-    return words <= _CAPTION_MAX_WORDS and bool(_CAPTION_TAIL.search(stripped))
+    # Only the end of a line can carry a caption credit; searching 80
+    # characters instead of the whole line keeps this cheap.
+    return words <= _CAPTION_MAX_WORDS and bool(_CAPTION_TAIL.search(stripped[-80:]))
 
 
 def strip_dateline(line: str) -> str:
@@ -154,7 +161,10 @@ def story_lines(text: str) -> list[str]:
         line = raw.strip()
         if is_boilerplate_line(line):
             continue
-        line = _INLINE_CREDIT.sub(" ", strip_dateline(line)).strip()
+        if "(" in line[:100] or "-" in line[:100]:
+            line = strip_dateline(line)
+        if _MAYBE_CREDIT.search(line):
+            line = _INLINE_CREDIT.sub(" ", line).strip()
         if line:
             lines.append(line)
     return lines

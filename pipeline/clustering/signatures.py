@@ -44,7 +44,7 @@ _COMBINE = np.uint64(0x9E3779B97F4A7C15)
 _MAX32 = np.uint32(0xFFFFFFFF)
 # Rows of the (shingles x permutations) matrix computed at once; bounds the
 # transient memory of a batch to a few tens of MiB.
-_CHUNK_CELLS = 4_000_000
+_CHUNK_CELLS = 1_000_000
 _TOKEN_CACHE_MAX = 400_000
 
 
@@ -138,15 +138,15 @@ def _token_hashes(words: Sequence[str]) -> U64:
     cache = _token_cache
     if len(cache) > _TOKEN_CACHE_MAX:
         cache.clear()
-    out = np.empty(len(words), dtype=np.uint64)
-    for i, word in enumerate(words):
-        h = cache.get(word)
-        if h is None:
-            # The canonical form is hashed, so "said" and "says" are one token.
-            h = xxhash.xxh3_64_intdigest(canonical(word).encode("utf-8"))
-            cache[word] = h
-        out[i] = h
-    return out
+    # map() over the dict's get runs at C speed; only unseen words need Python.
+    hashes: list[int | None] = list(map(cache.get, words))
+    if None in hashes:
+        for i, h in enumerate(hashes):
+            if h is None:
+                word = words[i]
+                # The canonical form is hashed, so "said" and "says" are one token.
+                hashes[i] = cache[word] = xxhash.xxh3_64_intdigest(canonical(word).encode("utf-8"))
+    return np.array(hashes, dtype=np.uint64)
 
 
 def shingle_hashes(words: Sequence[str], k: int) -> U32:
@@ -180,9 +180,12 @@ def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.ui
         members = [i for i in range(start, end) if len(sets[i])]
         if members:
             hv = fmix32(np.concatenate([sets[i] for i in members]))
-            phv = hv[:, None] * a[None, :] + b[None, :]
+            # Permutations along the rows and shingles along the columns, so the
+            # per-document minimum reduces contiguous memory.
+            phv = np.multiply(a[:, None], hv[None, :])
+            phv += b[:, None]
             offsets = np.cumsum([0] + [len(sets[i]) for i in members[:-1]])
-            out[members] = np.minimum.reduceat(phv, offsets, axis=0)
+            out[members] = np.minimum.reduceat(phv, offsets, axis=1).T
         start = end
     return out
 
@@ -206,21 +209,19 @@ def _short_set(match: MatchText, params: SketchParams) -> U32:
 
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list[Sketch]:
     """Normalise, shingle and MinHash (title, text) pairs in this process."""
-    matches = [normalize(title, text) for title, text in items]
-    sets = [shingle_hashes(m.body, params.shingle_size) for m in matches]
+    sets: list[U32] = []
+    shorts: list[U32 | None] = []
+    for title, text in items:
+        # One document at a time: only its shingle hashes outlive the loop,
+        # not the thousands of token strings normalisation makes.
+        match = normalize(title, text)
+        sets.append(shingle_hashes(match.body, params.shingle_size))
+        shorts.append(_short_set(match, params) if len(match.body) < params.short_words else None)
     values = minhash_many(sets, params)
-    sketches: list[Sketch] = []
-    for i, match in enumerate(matches):
-        short = len(match.body) < params.short_words
-        sketches.append(
-            Sketch(
-                hashvalues=values[i].copy(),
-                size=len(sets[i]),
-                short=short,
-                short_set=_short_set(match, params) if short else None,
-            )
-        )
-    return sketches
+    return [
+        Sketch(hashvalues=values[i].copy(), size=len(sets[i]), short=shorts[i] is not None, short_set=shorts[i])
+        for i in range(len(sets))
+    ]
 
 
 def _sketch_chunk(args: tuple[list[tuple[str, str]], SketchParams]) -> list[Sketch]:

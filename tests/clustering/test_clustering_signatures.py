@@ -1,0 +1,85 @@
+"""Signatures: datasketch-compatible MinHash, compact bytes, and the banded index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
+from pipeline.clustering.signatures import (
+    Sketch,
+    SketchParams,
+    minhash_many,
+    shingle_hashes,
+    sketch_texts,
+)
+
+WORDS = "the council of marlowe voted on tuesday to close the old harbour bridge to heavy traffic".split()
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def test_minhash_equals_datasketch_update_batch() -> None:
+    params = SketchParams()
+    shingles = shingle_hashes(WORDS, 5)
+    reference = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=_identity)
+    reference.update_batch(shingles.tolist())
+    ours = minhash_many([shingles, np.empty(0, np.uint32), shingles[:3]], params)
+    assert np.array_equal(ours[0], reference.hashvalues)
+    assert (ours[1] == 0xFFFFFFFF).all()  # an empty set keeps datasketch's empty value
+    partial = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=_identity)
+    partial.update_batch(shingles[:3].tolist())
+    assert np.array_equal(ours[2], partial.hashvalues)
+
+
+def test_shingles_are_order_sensitive_and_distinct() -> None:
+    assert len(shingle_hashes(WORDS, 5)) == len(WORDS) - 4
+    assert not np.array_equal(shingle_hashes(["a", "b"], 2), shingle_hashes(["b", "a"], 2))
+    assert len(shingle_hashes(["a", "b"], 5)) == 1  # shorter than k: one shingle
+    assert len(shingle_hashes([], 5)) == 0
+
+
+def test_signature_bytes_round_trip_and_reject_other_parameters() -> None:
+    params = SketchParams()
+    long_text, short_text = sketch_texts([("Title", " ".join(WORDS * 10)), ("Brief", " ".join(WORDS))], params)
+    for sketch in (long_text, short_text):
+        back = Sketch.from_bytes(sketch.to_bytes(params), params)
+        assert np.array_equal(back.hashvalues, sketch.hashvalues)
+        assert (back.size, back.short) == (sketch.size, sketch.short)
+    assert short_text.short and short_text.short_set is not None
+    back = Sketch.from_bytes(short_text.to_bytes(params), params)
+    assert back.short_set is not None and np.array_equal(back.short_set, short_text.short_set)
+    assert len(long_text.to_bytes(params)) < 4 * params.num_perm + 32
+    with pytest.raises(ValueError, match="num_perm"):
+        Sketch.from_bytes(long_text.to_bytes(params), SketchParams(num_perm=64))
+
+
+def test_band_params_come_from_datasketch_and_favour_recall() -> None:
+    bands, rows = band_params(0.2, 128, 0.8)
+    assert bands * rows <= 128 and rows <= 2  # short bands: low-Jaccard pairs still collide
+
+
+def test_compact_lsh_finds_collisions_across_levels_and_compacts() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 2**32, size=(50, 16), dtype=np.uint64).astype(np.uint32)
+    values[10] = values[3]  # a duplicate of row 3
+    keys = band_keys(values, 8, 2)
+    lsh = CompactLSH(8, 2)
+    for start in range(0, 40, 7):  # several insert batches make several levels
+        lsh.insert(keys[start : min(40, start + 7)], np.arange(start, min(40, start + 7), dtype=np.uint32))
+    assert len(lsh) == 40
+    q, rows = lsh.query(keys[[3]])
+    assert set(rows.tolist()) == {3, 10}
+    later, earlier = lsh.self_pairs(keys[40:])
+    assert len(later) == 0
+    remap = np.arange(40, dtype=np.int64)
+    remap[3] = -1
+    remap[4:] -= 1
+    lsh.compact(remap)
+    _, rows = lsh.query(keys[[3]])
+    assert set(rows.tolist()) == {9}  # row 10 renumbered, row 3 gone
