@@ -301,6 +301,53 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
+# -- elasticsearch ---------------------------------------------------------------------------
+# These manage Elasticsearch whatever `search_backend` says: a cluster is set up before it is used.
+
+
+def _cmd_es_setup(args: argparse.Namespace) -> int:
+    from pipeline.search.elastic import ElasticsearchIndex
+
+    index = ElasticsearchIndex(_settings(args).es)
+    try:
+        done = index.install()
+    finally:
+        index.close()
+    for line in done:
+        print(line)
+    return EXIT_OK
+
+
+def _cmd_es_reindex(args: argparse.Namespace) -> int:
+    from pipeline.search.elastic import FAMILIES, ElasticsearchIndex
+
+    index = ElasticsearchIndex(_settings(args).es)
+    try:
+        reports = index.reindex(FAMILIES if args.kind == "all" else (args.kind,))
+    finally:
+        index.close()
+    for r in reports:
+        print(f"{r.alias}: {r.old_index} -> {r.new_index}, {r.copied} documents copied, {r.old_index} deleted")
+    return EXIT_OK
+
+
+def _cmd_es_check(args: argparse.Namespace) -> int:
+    from pipeline.search.elastic import ElasticsearchIndex
+
+    index = ElasticsearchIndex(_settings(args).es)
+    try:
+        checks = index.check()
+    finally:
+        index.close()
+    for c in checks:
+        print(f"{c.alias} -> {', '.join(c.indices) or '(missing)'}: mapping version {c.index_version}, "
+              f"template version {c.template_version}: {'ok' if c.ok else 'needs action'}")
+    problems = [p for c in checks for p in c.problems]
+    for problem in problems:
+        print(f"newsagg: error: {problem}", file=sys.stderr)
+    return EXIT_OK if not problems else EXIT_FAILURE
+
+
 # -- output helpers --------------------------------------------------------------------------
 
 
@@ -410,6 +457,27 @@ def _parser() -> argparse.ArgumentParser:
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_cmd_feeds_status)
+
+    es = commands.add_parser(
+        "es", parents=[common], help="set up, check and reindex Elasticsearch (whatever search_backend says)",
+        description="Manage the Elasticsearch indices named by es.index_prefix: versioned indices "
+        "(<prefix>-stories-v<N>, <prefix>-articles-v<N>) behind aliases, built from config/elasticsearch/*.json.",
+    )
+    es_commands = es.add_subparsers(required=True, metavar="SUBCOMMAND")
+    es_setup = es_commands.add_parser(
+        "setup", parents=[common], help="install the index templates; create the first indices and aliases if missing"
+    )
+    es_setup.set_defaults(handler=_cmd_es_setup)
+    es_reindex = es_commands.add_parser(
+        "reindex", parents=[common],
+        help="copy into a new index generation from the current template, then swap the alias atomically",
+    )
+    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all")
+    es_reindex.set_defaults(handler=_cmd_es_reindex)
+    es_check = es_commands.add_parser(
+        "check", parents=[common], help="each alias points at one index whose mapping matches the template (exit 1 if not)"
+    )
+    es_check.set_defaults(handler=_cmd_es_check)
     return parser
 
 

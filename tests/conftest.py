@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from es_node import ensure_node, stop_node
 
 from pipeline.demo.run import demo_settings as demo_settings_for
 from pipeline.demo.run import write_demo_feeds
 from pipeline.demo.server import CorpusServer
 from pipeline.search.base import SearchIndex
 from pipeline.search.sqlite import SqliteSearchIndex
-from pipeline.settings import Settings
+from pipeline.settings import ElasticsearchSettings, Settings
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    """The Elasticsearch node for the session: NEWSAGG_ES_URL, the running scripts/es-node node, or a fresh one."""
+    yield ensure_node()
+    stop_node()
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
 def search_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchIndex]:
+    if request.param == "elasticsearch":
+        from pipeline.search.elastic import ElasticsearchIndex
+
+        # A prefix of its own per test; its indices and templates are dropped afterwards.
+        settings = ElasticsearchSettings(
+            urls=[request.getfixturevalue("es_url")], index_prefix=f"t-{uuid.uuid4().hex[:8]}"
+        )
+        es_index = ElasticsearchIndex(settings)
+        yield es_index
+        es_index.drop()
+        es_index.close()
+        return
     index = SqliteSearchIndex(tmp_path / "search.sqlite3")
     yield index
     index.close()
