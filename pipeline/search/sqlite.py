@@ -24,6 +24,7 @@ from pipeline.models import (
 
 log = logging.getLogger(__name__)
 
+# Porter stemming lets "failure" find "failures" and "satellite" find "satellites".
 # Title matches count three times as much as body matches, as in the Elasticsearch backend.
 TITLE_WEIGHT = 3.0
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS story_outlets (
     PRIMARY KEY (story_rowid, outlet)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
-    title, body, content='stories', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'
+    title, body, content='stories', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
