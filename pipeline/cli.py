@@ -138,12 +138,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def print_search_results(results: Any, out: TextIO) -> None:
-    print(f"{results.total} stories", file=out)
+    print(f"{results.total} {'story' if results.total == 1 else 'stories'}", file=out)
     for hit in results.hits:
         outlets = ", ".join(hit.outlets)
         print(f"\n{hit.title}  [{hit.story_id}]", file=out)
         print(f"  {hit.article_count} articles · {outlets} · {hit.first_seen:%Y-%m-%d}", file=out)
-        print(f"  {_terminal_highlight(hit.snippet, out)}", file=out)
+        print(f"  {_terminal_highlight(' '.join(hit.snippet.split()), out)}", file=out)
 
 
 def _terminal_highlight(snippet: str, out: TextIO) -> str:
