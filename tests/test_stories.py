@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.models import Article, TextSource
+from pipeline.stories import build_story, summarize
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def copy(article_id: str, outlet: str, title: str, text: str, minutes: int, language: str = "en") -> Article:
+    return Article(
+        id=article_id, url=f"https://{outlet}.example/{article_id}", outlet=outlet, title=title, text=text,
+        published=T0 + timedelta(minutes=minutes), fetched_at=T0 + timedelta(hours=2),
+        text_source=TextSource.PAGE, language=language,
+    )
+
+
+FULL = ("LISBON, Nov 2 (Reuters) - Dockworkers in Lisbon walked out on Monday. " * 10).strip()
+
+
+def test_most_complete_copy_represents_the_story_and_every_source_is_listed() -> None:
+    story = build_story("c1", [
+        copy("b", "gazette", "Lisbon port halted", FULL[:200], 30),
+        copy("a", "ledger", "Dockworkers strike in Lisbon", FULL, 10),
+        copy("c", "courier", "Strike hits Lisbon", FULL[:300], 50, language="pt"),
+    ])
+    assert story.id == "c1"
+    assert story.title == "Dockworkers strike in Lisbon"
+    assert story.text == FULL
+    assert [s.article_id for s in story.sources] == ["a", "b", "c"]
+    assert (story.first_seen, story.last_seen) == (T0 + timedelta(minutes=10), T0 + timedelta(minutes=50))
+    assert (story.article_count, story.outlet_count, story.outlets) == (3, 3, ["courier", "gazette", "ledger"])
+    assert story.language == "en"
+    assert story.agency == "Reuters"
+
+
+def test_a_cluster_without_articles_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="no articles"):
+        build_story("c1", [])
+
+
+def test_summary_keeps_whole_sentences_within_the_limit() -> None:
+    text = "First sentence here. Second one follows. " + "Third is very long " * 40
+    assert summarize(text, limit=50) == "First sentence here. Second one follows."
+    assert len(summarize("word " * 200, limit=60)) <= 60
+    assert summarize("Short.") == "Short."
