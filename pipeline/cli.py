@@ -379,17 +379,28 @@ def _datetime_arg(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="YAML settings file (also NEWSAGG_CONFIG)")
-    common.add_argument("--data-dir", type=Path, help="where the embedded store and index live (NEWSAGG_DATA_DIR)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
 
+    parser.add_argument("--config", type=Path, default=default(None), help="YAML settings file (also NEWSAGG_CONFIG)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=default(None),
+        help="where the embedded store and index live (NEWSAGG_DATA_DIR)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what each stage does")
+    return parser
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsagg",
         description="Fetch news feeds, cluster syndicated copies of the same story, search the merged stories.",
-        parents=[common],
+        parents=[_common_options(argparse.ArgumentParser(add_help=False), defaults=True)],
     )
+    # Subcommands accept the same options; SUPPRESS keeps them from resetting a value
+    # given before the subcommand (`newsagg --data-dir D clusters list`).
+    common = _common_options(argparse.ArgumentParser(add_help=False), defaults=False)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
