@@ -726,6 +726,38 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
 
+    def prune_stories_before(self, cutoff: datetime, limit: int = 500) -> tuple[int, int]:
+        """Delete up to ``limit`` stories last seen before ``cutoff``, with their articles; returns (stories, articles).
+
+        Their memberships, signatures and aliases go too, and the search index is told to
+        drop both (outbox). Feed entries stay, so a feed still listing an old URL does not
+        bring the article back. Call repeatedly until it returns (0, 0).
+        """
+        with self._tx() as conn:
+            story_ids: list[str] = list(
+                conn.execute(
+                    sa.select(stories.c.id).where(stories.c.last_seen < cutoff).order_by(stories.c.id).limit(limit)
+                ).scalars()
+            )
+            article_ids: list[str] = list(
+                conn.execute(
+                    sa.select(memberships.c.article_id).where(memberships.c.cluster_id.in_(story_ids))
+                ).scalars()
+            ) if story_ids else []
+            for chunk in _chunks(article_ids, 500):
+                conn.execute(signatures.delete().where(signatures.c.article_id.in_(chunk)))
+                conn.execute(memberships.delete().where(memberships.c.article_id.in_(chunk)))
+                conn.execute(articles.delete().where(articles.c.id.in_(chunk)))
+            for article_id in article_ids:
+                self._enqueue(conn, "article", article_id, deleted=True)
+            if story_ids:
+                conn.execute(cluster_aliases.delete().where(cluster_aliases.c.survivor_id.in_(story_ids)))
+                conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(story_ids)))
+                conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
+            for story_id in story_ids:
+                self._enqueue(conn, "story", story_id, deleted=True)
+        return len(story_ids), len(article_ids)
+
 
 def _feed_state(row: Any) -> FeedState:
     return FeedState(

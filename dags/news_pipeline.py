@@ -1,0 +1,233 @@
+"""
+### newsagg: feeds to merged, searchable stories
+
+Every 15 minutes (`NEWSAGG_SCHEDULE`, a cron expression or preset; `none` for manual
+runs only), one pass of the pipeline:
+
+```
+load_feeds -> poll_feed (one mapped instance per due feed, pool newsagg_fetch)
+           -> fetch_articles -> cluster_articles -> merge_stories -> index_stories -> report
+```
+
+Each task calls one stage of `pipeline.runner.Pipeline`. The data lives in the store
+(`NEWSAGG_*` settings or the YAML file named by `NEWSAGG_CONFIG`); only feed ids and
+counts travel through XCom. Every stage is idempotent, so any task can be cleared and
+run again.
+
+A feed that cannot be polled fails its own mapped instance (transient errors are
+retried with exponential backoff, terminal ones such as 404, 410 or an unparsable feed
+fail at once) and the rest of the run goes on; `report` lists the failed feeds. The run
+fails when the feed list cannot be loaded or a stage after polling fails.
+
+**Params** (Trigger DAG w/ config): `feeds_file` polls another feed list (YAML or OPML)
+once; `force` polls every feed now, ignoring each feed's next poll time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import (
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+    TriggerRule,
+    chain,
+    dag,
+    get_current_context,
+    task,
+)
+
+log = logging.getLogger(__name__)
+
+FETCH_POOL = "newsagg_fetch"
+SCHEDULE = os.environ.get("NEWSAGG_SCHEDULE", "*/15 * * * *")
+
+# Errors that trying again cannot fix fail at once; anything else (timeouts, 5xx, the
+# search backend down, a locked SQLite store) is retried.
+TERMINAL = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=[
+                "pipeline.errors.ConfigError",
+                "pipeline.errors.PermanentFetchError",
+                "pipeline.errors.FeedParseError",
+                "pipeline.errors.ExtractionError",
+            ],
+            action=RetryAction.FAIL,
+            reason="terminal error: retrying cannot help",
+        )
+    ]
+)
+NETWORK_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def _pipeline() -> Any:
+    """The library pipeline on settings from the environment (imported here, not at parse time)."""
+    from pipeline import Pipeline, load_settings
+
+    return Pipeline(load_settings(), progress=False)
+
+
+@task(execution_timeout=timedelta(minutes=5))
+def load_feeds() -> list[dict[str, str]]:
+    """Read the feed list (the `feeds_file` param or the configured one), register it in the
+    store, and return the feeds to poll now (all of them with `force`)."""
+    from pathlib import Path
+
+    params = get_current_context()["params"]
+    feeds_file = Path(params["feeds_file"]) if params.get("feeds_file") else None
+    with _pipeline() as pipeline:
+        sources = pipeline.load_feeds(feeds_file)
+        due = sources if params.get("force") else pipeline.due_feeds(sources)
+    log.info("%d of %d feeds due", len(due), len(sources))
+    return [{"id": f.id, "name": f.name} for f in due]
+
+
+@task(
+    pool=FETCH_POOL,
+    map_index_template="{{ task.op_kwargs['feed']['name'] }}",
+    execution_timeout=timedelta(minutes=3),
+    # A mapped task does not take its doc from the docstring.
+    doc_md="Fetch one feed (conditional GET) and queue its new entries. A failure is recorded against "
+    "the feed in the store and fails this instance: retried when the error is transient, at once when "
+    "it is not (404, 410, unparsable feed, retired feed).",
+    **NETWORK_RETRIES,
+)
+def poll_feed(feed: dict[str, str]) -> dict[str, Any]:
+    """Poll one feed; a failed poll fails this mapped instance (see doc_md)."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    with _pipeline() as pipeline:
+        outcome = pipeline.poll_feed(feed["id"])
+    if outcome.status in ("ok", "not_modified"):
+        return {"id": outcome.feed_id, "status": outcome.status, "new_entries": outcome.new_entries}
+    message = f"feed {feed['name']} ({outcome.feed_id}) {outcome.status}: {outcome.error}"
+    if outcome.status == "retired" or not getattr(outcome, "transient", True):
+        raise AirflowFailException(message)
+    raise AirflowException(message)
+
+
+@task(
+    pool=FETCH_POOL,
+    trigger_rule=TriggerRule.ALL_DONE,
+    execution_timeout=timedelta(minutes=30),
+    **NETWORK_RETRIES,
+)
+def fetch_articles() -> dict[str, int]:
+    """Fetch and extract every queued article page, in batches. Runs even when some feeds
+    failed: it works on whatever the store has queued."""
+    with _pipeline() as pipeline:
+        added, failed, deferred = pipeline.fetch_articles()
+    return {"articles_added": added, "articles_failed": failed, "pages_deferred": deferred}
+
+
+@task(execution_timeout=timedelta(minutes=30))
+def cluster_articles() -> dict[str, int]:
+    """Cluster the new articles against the matching window (MinHash + LSH)."""
+    with _pipeline() as pipeline:
+        clustered, merges = pipeline.cluster()
+    return {"clustered": clustered, "clusters_merged": merges}
+
+
+@task(execution_timeout=timedelta(minutes=15))
+def merge_stories() -> dict[str, int]:
+    """Rebuild the merged story of every cluster that changed."""
+    with _pipeline() as pipeline:
+        built, removed = pipeline.build_stories()
+    return {"stories_built": built, "stories_removed": removed}
+
+
+@task(execution_timeout=timedelta(minutes=15), **NETWORK_RETRIES)
+def index_stories() -> dict[str, int]:
+    """Deliver the outbox (changed stories and articles) to the search index. A backend
+    that cannot be reached is retried; undelivered documents wait in the outbox."""
+    with _pipeline() as pipeline:
+        indexed, failed = pipeline.index_outbox()
+        left = pipeline.store.outbox_size()
+    return {"indexed": indexed, "index_failures": failed, "outbox_left": left}
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=5))
+def report(
+    feeds: list[dict[str, str]] | None,
+    polled: Any,
+    fetched: dict[str, int] | None,
+    clustered: dict[str, int] | None,
+    merged: dict[str, int] | None,
+    indexed: dict[str, int] | None,
+) -> dict[str, Any]:
+    """Counts per stage and the feeds that failed (with the error the store recorded). Failed
+    feeds alone do not fail the run; a feed list that could not be loaded or a stage that did
+    not complete does."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.runner import FeedOutcome, RunReport
+
+    polled_ok = {p["id"]: p for p in polled or []}  # failed mapped instances push nothing
+    with _pipeline() as pipeline:
+        states = {s.source.id: s for s in pipeline.store.feed_states([f["id"] for f in feeds or []])}
+        outbox_left = pipeline.store.outbox_size()
+    run = RunReport(outbox_left=outbox_left)
+    for feed in feeds or []:
+        if (ok := polled_ok.get(feed["id"])) is not None:
+            run.feeds.append(FeedOutcome(feed["id"], ok["status"], ok["new_entries"]))
+        elif (state := states.get(feed["id"])) is not None:
+            status = "retired" if state.status == "retired" else "failed"
+            run.feeds.append(FeedOutcome(feed["id"], status, error=state.last_error))
+    stages = {"fetch_articles": fetched, "cluster_articles": clustered, "merge_stories": merged,
+              "index_stories": indexed}
+    for counts in stages.values():
+        for name, value in (counts or {}).items():
+            setattr(run, name, value)
+    incomplete = [name for name, counts in stages.items() if counts is None]
+    log.info(
+        "feeds %d/%d ok · articles +%d (%d failed, %d deferred) · clustered %d (%d merges) · "
+        "stories %d updated · indexed %d · outbox %d",
+        len(run.feeds) - len(run.failed_feeds), len(run.feeds), run.articles_added, run.articles_failed,
+        run.pages_deferred, run.clustered, run.clusters_merged, run.stories_built, run.indexed, run.outbox_left,
+    )
+    for feed in run.failed_feeds:
+        log.warning("feed %s %s: %s", feed.feed_id, feed.status, feed.error)
+    if feeds is None:
+        raise AirflowFailException("the feed list could not be loaded (see load_feeds)")
+    if incomplete:
+        raise AirflowFailException(f"stages did not complete: {', '.join(incomplete)}")
+    return run.as_dict()
+
+
+@dag(
+    dag_id="news_pipeline",
+    schedule=None if SCHEDULE.lower() in ("", "none") else SCHEDULE,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "retry_policy": TERMINAL},
+    params={
+        "feeds_file": Param(
+            None, type=["null", "string"], description="Feed list (YAML or OPML) for this run; default: settings."
+        ),
+        "force": Param(False, type="boolean", description="Poll every feed now, ignoring its next poll time."),
+    },
+    doc_md=__doc__,
+    tags=["newsagg"],
+)
+def news_pipeline() -> None:
+    feeds = load_feeds()
+    polled = poll_feed.expand(feed=feeds)
+    fetched, clustered, merged, indexed = fetch_articles(), cluster_articles(), merge_stories(), index_stories()
+    chain(polled, fetched, clustered, merged, indexed)
+    report(feeds, polled, fetched, clustered, merged, indexed)
+
+
+news_pipeline()

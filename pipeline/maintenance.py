@@ -1,0 +1,151 @@
+"""Keeping the store and the search index in shape: retention, feed health, the search backend's setup.
+
+What the daily maintenance DAG (``dags/news_maintenance.py``) calls. Every function is
+safe to repeat; compaction is ``Store.compact`` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.settings import Settings
+from pipeline.storage import FeedState, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    """What one retention pass removed."""
+
+    signatures_dropped: int
+    signature_cutoff: datetime
+    stories_pruned: int = 0
+    articles_pruned: int = 0
+    story_cutoff: datetime | None = None
+
+
+def apply_retention(store: Store, settings: Settings, now: datetime | None = None) -> RetentionResult:
+    """Drop signatures older than the matching window; prune stories past ``story_retention_days``.
+
+    Articles that left the window stay stored and searchable: they only stop being
+    candidates for new matches. Stories (with their articles) are deleted only when
+    ``story_retention_days`` is set, and never before they left the matching window.
+
+    Args:
+        store: the store to clean.
+        settings: ``clustering.window_days`` and ``story_retention_days`` are read.
+        now: the reference time (default: the current time).
+    """
+    now = now or datetime.now(UTC)
+    window_days = settings.clustering.window_days
+    signature_cutoff = now - timedelta(days=window_days)
+    dropped = store.drop_signatures_before(signature_cutoff)
+    log.info("%d signatures older than %s left the matching window", dropped, signature_cutoff.isoformat())
+    if settings.story_retention_days is None:
+        return RetentionResult(dropped, signature_cutoff)
+    story_cutoff = now - timedelta(days=max(settings.story_retention_days, window_days))
+    stories = articles = 0
+    while True:
+        pruned_stories, pruned_articles = store.prune_stories_before(story_cutoff)
+        if not pruned_stories:
+            break
+        stories, articles = stories + pruned_stories, articles + pruned_articles
+    log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
+    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedProblem:
+    """A feed that keeps failing or was retired, as the health summary lists it."""
+
+    feed_id: str
+    name: str
+    url: str
+    status: str
+    consecutive_failures: int
+    last_error: str | None
+    last_success_at: datetime | None
+    next_attempt_at: datetime | None  # the backoff: when the feed is polled again (None: retired)
+
+
+@dataclass(slots=True)
+class FeedHealth:
+    """The state of every feed in the store."""
+
+    total: int = 0
+    healthy: int = 0
+    failing: list[FeedProblem] = field(default_factory=list)  # at least ``min_failures`` in a row
+    retired: list[FeedProblem] = field(default_factory=list)
+    never_succeeded: list[str] = field(default_factory=list)  # polled, never fetched once
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for group in ("failing", "retired"):
+            for problem in data[group]:
+                for key in ("last_success_at", "next_attempt_at"):
+                    problem[key] = problem[key].isoformat() if problem[key] else None
+        return data
+
+
+def feed_health_summary(store: Store, min_failures: int = 3) -> FeedHealth:
+    """Feeds failing ``min_failures`` polls in a row or more, retired feeds, and feeds that never worked.
+
+    A failing feed is already backed off by the polling policy (exponential from its
+    interval, retired after ``feeds.retire_after_failures``); ``next_attempt_at`` says when
+    it is tried again.
+    """
+    if min_failures < 1:
+        raise ValueError(f"min_failures must be at least 1, got {min_failures}")
+    health = FeedHealth()
+    for state in store.feed_states():
+        health.total += 1
+        if state.status == "retired":
+            health.retired.append(_problem(state))
+        elif state.consecutive_failures >= min_failures:
+            health.failing.append(_problem(state))
+        elif state.consecutive_failures == 0:
+            health.healthy += 1
+        if state.last_attempt_at is not None and state.last_success_at is None:
+            health.never_succeeded.append(state.source.id)
+    health.failing.sort(key=lambda p: (-p.consecutive_failures, p.feed_id))
+    for problem in health.failing:
+        log.warning(
+            "feed %s failed %d polls in a row (next try %s): %s",
+            problem.feed_id, problem.consecutive_failures, problem.next_attempt_at, problem.last_error,
+        )
+    return health
+
+
+def _problem(state: FeedState) -> FeedProblem:
+    return FeedProblem(
+        feed_id=state.source.id,
+        name=state.source.name,
+        url=state.source.url,
+        status=state.status,
+        consecutive_failures=state.consecutive_failures,
+        last_error=state.last_error,
+        last_success_at=state.last_success_at,
+        next_attempt_at=state.next_attempt_at,
+    )
+
+
+def search_index_problems(settings: Settings) -> list[str] | None:
+    """What is wrong with the Elasticsearch aliases, templates and mappings; None for the SQLite backend.
+
+    Raises:
+        SearchUnavailable: the cluster cannot be reached.
+    """
+    if settings.search_backend != "elasticsearch":
+        return None
+    from pipeline.search.elastic import ElasticsearchIndex
+
+    index = ElasticsearchIndex(settings.es)
+    try:
+        checks = index.check()
+    finally:
+        index.close()
+    return [problem for check in checks for problem in check.problems]
