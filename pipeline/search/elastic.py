@@ -14,6 +14,10 @@ not part of every distribution), and the alias moves in one atomic ``update_alia
 call, so searches never see an empty or half-filled index. Each index records the
 template's version and checksum in its mapping ``_meta``; `check` compares them.
 
+Search matches what the SQLite backend matches: both index Porter-stemmed, folded words
+(a core node has no stemmer, so the stems are made here, see `stems`) and both rank with
+BM25 over title and body, title words counting three times.
+
 Transient trouble (connection errors, timeouts, 429 and 5xx answers) becomes
 ``SearchUnavailable`` and the runner keeps its outbox; documents the cluster refuses one
 by one come back as ``IndexFailure``. No message carries a credential: URLs are shown
@@ -27,10 +31,12 @@ import hashlib
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -79,7 +85,6 @@ RETRY_BACKOFF_BASE = 0.5  # the transport's jittered backoff between retries of 
 RETRY_BACKOFF_CAP = 10.0
 SCAN_PAGE = 500
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9._-]{0,200}$")  # a valid start of an index name
 _CONNECTION_REPR = re.compile(r"^\w*Connection(?:Pool)?\([^)]*\):\s*")  # urllib3's "HTTPConnection(host=..):"
 _USERINFO = re.compile(r"(?i)\b(https?://)[^/\s@]*@")
@@ -96,7 +101,7 @@ class Template:
     version: int
     priority: int
     body: dict[str, Any]  # settings and mappings, as the index template's "template"
-    checksum: str  # of the file's content, so an edit without a version bump is noticed too
+    checksum: str  # of what is installed, so an edit without a version bump is noticed too
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -154,7 +159,9 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> dict[Family, Template]:
             and isinstance(data["template"].get("mappings"), dict)
         ):
             raise ConfigError(f"{path} needs an integer 'version' and a 'template' with 'mappings'")
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        # What reaches the cluster, not the file's comments: editing a comment needs no reindex.
+        effective = {key: data.get(key) for key in ("version", "priority", "template")}
+        canonical = json.dumps(effective, sort_keys=True, separators=(",", ":")).encode()
         templates[family] = Template(
             family=family,
             version=data["version"],
@@ -181,6 +188,8 @@ def story_document(story: Story) -> dict[str, Any]:
         "id": story.id,
         "title": story.title,
         "body": story.text,
+        "title_stems": " ".join(stems(story.title)),
+        "body_stems": " ".join(stems(story.text)),
         "summary": story.summary,
         "sources": [
             {
@@ -355,9 +364,12 @@ class ElasticsearchIndex:
                 version=template.version,
                 meta={**template.meta, "managed_by": "newsagg"},
             )
-            verb = "installed" if installed is None else f"updated (was version {installed.get('version')})"
-            done.append(f"template {name} {verb} (version {template.version})")
-            log.info("index template %s %s at %s", name, verb, self.where)
+            if installed is None:
+                what = f"installed (version {template.version})"
+            else:
+                what = f"updated (version {installed.get('version')} -> {template.version})"
+            done.append(f"template {name} {what}")
+            log.info("index template %s %s at %s", name, what, self.where)
         return done
 
     def _ensure_alias(self, family: Family) -> str:
@@ -494,7 +506,8 @@ class ElasticsearchIndex:
 
     def search(self, query: SearchQuery) -> SearchResults:
         """Every word must match in the title or the body (title weighted 3x); filters, facets, highlights."""
-        if not _WORD.search(query.text):
+        terms = stems(query.text)
+        if not terms:
             return SearchResults(total=0, hits=[])
         filters: list[dict[str, Any]] = []
         if query.since is not None:
@@ -504,14 +517,25 @@ class ElasticsearchIndex:
         for name, value in (("outlets", query.outlet), ("language", query.language), ("agency", query.agency)):
             if value:
                 filters.append({"term": {name: value}})
-        # multi_match analyses the text like the index does and has no syntax to get wrong;
-        # cross_fields + and: each word must appear in at least one field, as in FTS5.
+        # The stems were made in Python (see `stems`), so the query has no syntax to get wrong.
+        # combined_fields scores title and body as one field with title words counted three
+        # times (BM25F), which is what FTS5's bm25() does with column weights; operator "and":
+        # every word must appear in the title or the body.
         match = {
-            "multi_match": {
-                "query": query.text,
-                "type": "cross_fields",
-                "fields": [f"title^{TITLE_WEIGHT:g}", "body"],
+            "combined_fields": {
+                "query": " ".join(terms),
+                "fields": [f"title_stems^{TITLE_WEIGHT:g}", "body_stems"],
                 "operator": "and",
+            }
+        }
+        # The body is highlighted in its own words: the query's words as typed, and words that
+        # start with a stem the stemmer shortened ("failur" for "failures").
+        highlight_query = {
+            "bool": {
+                "should": [
+                    {"match": {"body": {"query": query.text}}},
+                    *({"prefix": {"body": {"value": stem}}} for stem in _shortened(query.text)),
+                ]
             }
         }
         order = "_score" if query.sort == "relevance" else "last_seen"
@@ -531,6 +555,7 @@ class ElasticsearchIndex:
                             "post_tags": [HIGHLIGHT_TAGS[1]],
                             "fragment_size": 200,
                             "number_of_fragments": 1,
+                            "highlight_query": highlight_query,
                         }
                     }
                 },
@@ -755,6 +780,164 @@ class ElasticsearchIndex:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+# -- text analysis -------------------------------------------------------------------------
+# The SQLite backend tokenizes with FTS5's `porter unicode61 remove_diacritics 2`, so "failure"
+# finds "failures" and "zurich" finds "Zürich". A core Elasticsearch node has neither a stemmer
+# nor ASCII folding (both live in the analysis-common module), so the same analysis runs here:
+# stories carry stemmed copies of title and body (split on whitespace by the node), and query
+# words are stemmed the same way. Both backends then match the same stories on any cluster.
+
+_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, like unicode61
+_PORTER_MAX = 64  # bytes; FTS5 leaves shorter than 3 and longer than 64 unstemmed
+
+
+def stems(text: str) -> list[str]:
+    """The words of a text as both backends index them: folded, lowercased, Porter-stemmed."""
+    return [_stem(token) for token in _TOKEN.findall(_fold(text))]
+
+
+def _fold(text: str) -> str:
+    """Lowercase, without the diacritics of Latin letters (unicode61's remove_diacritics)."""
+    kept: list[str] = []
+    base = ""
+    for c in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(c):
+            if _latin(base):
+                continue
+        else:
+            base = c
+        kept.append(c)
+    return unicodedata.normalize("NFC", "".join(kept)).lower()
+
+
+def _latin(c: str) -> bool:
+    return bool(c) and (ord(c) < 0x250 or 0x1E00 <= ord(c) <= 0x1EFF)
+
+
+def _shortened(text: str) -> list[str]:
+    """Stems of the query's words that differ from the words themselves, for highlighting."""
+    tokens = _TOKEN.findall(_fold(text))
+    return sorted({stem for token in tokens if len(stem := _stem(token)) >= 3 and stem != token})
+
+
+@lru_cache(maxsize=200_000)  # news vocabulary repeats: most words are stemmed once per process
+def _stem(word: str) -> str:
+    """A token's stem, exactly as FTS5's porter tokenizer makes it."""
+    raw = word.encode("utf-8")
+    if len(raw) < 3 or len(raw) > _PORTER_MAX:
+        return word
+    if raw.isascii():
+        return _porter(word)
+    # FTS5 stems the UTF-8 bytes, so a non-ASCII letter counts as consonants: do the same.
+    return _porter(raw.decode("latin-1")).encode("latin-1").decode("utf-8", errors="ignore")
+
+
+def _porter(word: str) -> str:
+    """Martin Porter's algorithm (1980), with the two departures FTS5 and the reference code make."""
+    # Step 1a: plurals.
+    if word.endswith("sses") or word.endswith("ies"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    # Step 1b: -eed, -ed, -ing.
+    if word.endswith("eed"):
+        if _measure(word[:-3]) > 0:
+            word = word[:-1]
+    else:
+        for suffix in ("ed", "ing"):
+            if word.endswith(suffix) and _has_vowel(word[: -len(suffix)]):
+                word = word[: -len(suffix)]
+                if word.endswith(("at", "bl", "iz")):
+                    word += "e"
+                elif _double_consonant(word) and word[-1] not in "lsz":
+                    word = word[:-1]
+                elif _measure(word) == 1 and _cvc(word):
+                    word += "e"
+                break
+    # Step 1c: y -> i after a vowel.
+    if word.endswith("y") and _has_vowel(word[:-1]):
+        word = word[:-1] + "i"
+    word = _replace(word, _STEP2, 0)
+    word = _replace(word, _STEP3, 0)
+    word = _replace(word, _STEP4, 1)
+    # Step 5: a final -e, a final -ll.
+    if word.endswith("e"):
+        m = _measure(word[:-1])
+        if m > 1 or (m == 1 and not _cvc(word[:-1])):
+            word = word[:-1]
+    if word.endswith("ll") and _measure(word) > 1:
+        word = word[:-1]
+    return word
+
+
+# Suffix rules in the reference implementation's order (a longer suffix before one it ends
+# with); the first suffix that matches decides, whether or not its condition holds.
+_STEP2 = (
+    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"), ("izer", "ize"),
+    ("logi", "log"), ("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous"),
+    ("ization", "ize"), ("ation", "ate"), ("ator", "ate"), ("alism", "al"), ("iveness", "ive"),
+    ("fulness", "ful"), ("ousness", "ous"), ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"),
+)
+_STEP3 = (
+    ("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"), ("ful", ""), ("ness", ""),
+)
+_STEP4 = (
+    ("al", ""), ("ance", ""), ("ence", ""), ("er", ""), ("ic", ""), ("able", ""), ("ible", ""), ("ant", ""),
+    ("ement", ""), ("ment", ""), ("ent", ""), ("sion", "s"), ("tion", "t"), ("ou", ""), ("ism", ""),
+    ("ate", ""), ("iti", ""), ("ous", ""), ("ive", ""), ("ize", ""),
+)
+
+
+def _replace(word: str, rules: tuple[tuple[str, str], ...], min_measure: int) -> str:
+    for suffix, replacement in rules:
+        if word.endswith(suffix):
+            stem = word[: -len(suffix)]
+            # Step 4's -sion/-tion only drop "ion": the s/t they keep counts as part of the stem.
+            measured = stem + replacement if rules is _STEP4 else stem
+            return stem + replacement if _measure(measured) > min_measure else word
+    return word
+
+
+def _consonant(word: str, i: int) -> bool:
+    ch = word[i]
+    if ch in "aeiou":
+        return False
+    if ch == "y":
+        return i == 0 or not _consonant(word, i - 1)
+    return True
+
+
+def _measure(stem: str) -> int:
+    """m in [C](VC){m}[V]: how many vowel-consonant sequences the stem has."""
+    m, previous_vowel = 0, False
+    for i in range(len(stem)):
+        consonant = _consonant(stem, i)
+        if consonant and previous_vowel:
+            m += 1
+        previous_vowel = not consonant
+    return m
+
+
+def _has_vowel(stem: str) -> bool:
+    return any(not _consonant(stem, i) for i in range(len(stem)))
+
+
+def _double_consonant(word: str) -> bool:
+    return len(word) >= 2 and word[-1] == word[-2] and _consonant(word, len(word) - 1)
+
+
+def _cvc(word: str) -> bool:
+    """Ends consonant-vowel-consonant, the last not w, x or y (hop, not snow)."""
+    n = len(word)
+    return (
+        n >= 3
+        and _consonant(word, n - 3)
+        and not _consonant(word, n - 2)
+        and _consonant(word, n - 1)
+        and word[-1] not in "wxy"
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------

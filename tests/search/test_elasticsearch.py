@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +36,8 @@ from pipeline.models import (
     TextSource,
 )
 from pipeline.runner import Pipeline
-from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.elastic import TEMPLATES_DIR, ElasticsearchIndex, stems
+from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import ElasticsearchSettings, Settings
 from pipeline.storage import outbox
 from pipeline.urls import article_id, canonicalize
@@ -211,6 +214,105 @@ def test_bad_settings_are_config_errors_without_secrets(tmp_path: Any) -> None:
         ElasticsearchIndex(ElasticsearchSettings(ca_certs=tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match="stories.json"):
         ElasticsearchIndex(ElasticsearchSettings(), templates_dir=tmp_path)
+
+
+def test_a_changed_template_is_rolled_out_by_setup_and_reindex(
+    es_url: str, prefix: str, tmp_path: Any
+) -> None:
+    settings = ElasticsearchSettings(urls=[es_url], index_prefix=prefix)
+    index = ElasticsearchIndex(settings)
+    index.setup()
+    first = story("s1", "Dockworkers strike", "Port closed.", ["ledger"])
+    assert index.write([IndexChange("story", "s1", first)]) == []
+    index.refresh()
+    before = index.search(SearchQuery(text="strike"))
+    index.close()
+
+    changed = tmp_path / "templates"
+    changed.mkdir()
+    for family in ("stories", "articles"):
+        data = json.loads((TEMPLATES_DIR / f"{family}.json").read_text())
+        if family == "stories":
+            data["version"] += 1
+            data["template"]["mappings"]["properties"]["word_count"] = {"type": "integer"}
+        else:
+            data["_comment"] = "a comment edit changes nothing in the cluster"
+        (changed / f"{family}.json").write_text(json.dumps(data))
+
+    index = ElasticsearchIndex(settings, templates_dir=changed)
+    try:
+        problems = {c.family: c.problems for c in index.check()}
+        assert problems["articles"] == []
+        assert [p.split(":")[-1].strip() for p in problems["stories"]] == [
+            "run `newsagg es setup`", "run `newsagg es reindex --kind stories`"
+        ]
+        assert "template " + index.alias("stories") + " updated (version 1 -> 2)" in index.install()
+        assert [c.ok for c in index.check()] == [False, True]
+        (report,) = index.reindex(["stories"])
+        assert (report.old_index, report.new_index, report.copied) == (
+            f"{prefix}-stories-v1", f"{prefix}-stories-v2", 1
+        )
+        assert all(c.ok for c in index.check())
+        mapping = index.client.indices.get_mapping(index=index.alias("stories")).body
+        assert mapping[f"{prefix}-stories-v2"]["mappings"]["properties"]["word_count"] == {"type": "integer"}
+        after = index.search(SearchQuery(text="strike"))
+        assert [(h.story_id, h.snippet) for h in after.hits] == [(h.story_id, h.snippet) for h in before.hits]
+    finally:
+        index.close()
+
+
+# -- search semantics shared with the SQLite backend ----------------------------------------------
+
+
+def test_stems_match_the_sqlite_fts5_porter_tokenizer() -> None:
+    """The words the ES backend indexes are the terms FTS5 makes: same matches on both backends."""
+    words: set[str] = set()
+    for page in bundled_corpus_dir().rglob("*.html"):
+        words.update(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")).split())
+    words.update("Straße Füße café naïve Zürich Łódź œuvre 1960s pier9pete 日本語 Ελληνικά ﬁne "
+                 "ǅemal relational conditional rational generalization oscillators hopping controll".split())
+    texts = sorted(words)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(w, tokenize='porter unicode61 remove_diacritics 2')")
+    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+    db.executemany("INSERT INTO t(rowid, w) VALUES (?, ?)", list(enumerate(texts, 1)))
+    fts5: dict[int, list[str]] = {}
+    for term, doc in db.execute("SELECT term, doc FROM v ORDER BY doc, offset"):
+        fts5.setdefault(doc, []).append(term)
+    db.close()
+    assert len(texts) > 2000
+    assert [(t, stems(t)) for i, t in enumerate(texts, 1) if stems(t) != fts5.get(i, [])] == []
+
+
+PARITY_STORIES = [
+    story("p1", "Rocket failures ground the Skylark fleet",
+          "Two launch failures in a month grounded the fleet. The Zürich insurer paid.", ["ledger"]),
+    story("p2", "Cities brace for floods", "Flooding closed roads in three cities; the city council met.",
+          ["signal", "ledger"], days=1),
+    story("p3", "Insurers rethink launch cover", "After the failure, insurers in Zurich and London rethink.",
+          ["gazette"], days=2),
+]
+
+
+def test_search_finds_what_the_sqlite_backend_finds(es_index: ElasticsearchIndex, tmp_path: Any) -> None:
+    sqlite = SqliteSearchIndex(tmp_path / "search.sqlite3")
+    for index in (sqlite, es_index):
+        index.setup()
+        assert index.write([IndexChange("story", s.id, s) for s in PARITY_STORIES]) == []
+    es_index.refresh()
+    try:
+        for text in ["failure", "zurich", "Zürich insurers", "city", "flooded cities", "launch failure",
+                     "grounding", "rockets", "council cities flood", "london"]:
+            for sort in ("relevance", "recency"):
+                query = SearchQuery(text=text, sort=sort)  # type: ignore[arg-type]
+                want, got = sqlite.search(query), es_index.search(query)
+                assert got.total == want.total, text
+                assert [h.story_id for h in got.hits] == [h.story_id for h in want.hits], (text, sort)
+                assert got.facets == want.facets, text
+    finally:
+        sqlite.close()
+    hit = es_index.search(SearchQuery(text="failure")).hits[0]
+    assert hit.story_id == "p1" and "[[failures]]" in hit.snippet
 
 
 # -- the pipeline over the demo corpus ---------------------------------------------------------
