@@ -76,6 +76,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "elasticsearch"
 # Title matches count three times as much as body matches, as in the SQLite backend.
 TITLE_WEIGHT = 3.0
 HIGHLIGHT_TAGS = ("[[", "]]")
+MAX_HITS = 10_000  # the default index.max_result_window; deeper pages are an error in Elasticsearch
 FACET_SIZE = 500  # distinct outlets/agencies counted per search; far above any real result set
 BULK_CHUNK_DOCS = 500
 BULK_CHUNK_BYTES = 10 * 1024 * 1024  # well under the default http.max_content_length of 100 MB
@@ -544,7 +545,7 @@ class ElasticsearchIndex:
                 index=self.alias("stories"),
                 query={"bool": {"must": [match], "filter": filters}},
                 sort=[{order: "desc"}, {"id": "asc"}],
-                size=query.limit,
+                size=max(0, min(query.limit, MAX_HITS)),
                 track_total_hits=True,
                 track_scores=True,
                 source_includes=_STORY_FIELDS,
