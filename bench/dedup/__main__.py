@@ -64,14 +64,18 @@ def run_size(size: int, seed: int, workers: int) -> dict[str, object]:
 
 def print_table(report: dict[str, object]) -> None:
     print(f"\n== {report['size']} articles, {report['clusters']} true clusters, {report['must_apart_pairs']} must-stay-apart pairs ==")
-    print(f"{'system':<15}{'P':>8}{'R':>8}{'F1':>8}{'ARI':>8}{'art/s':>10}{'B/art':>9}  must-stay-apart merged")
+    print(
+        f"{'system':<15}{'P':>8}{'R':>8}{'F1':>8}{'ARI':>8}{'art/s':>10}{'RSS B/art':>11}{'index B/art':>13}"
+        "  must-stay-apart merged"
+    )
     systems = report["systems"]
     assert isinstance(systems, list)
     for row in systems:
         apart = ", ".join(f"{case} {v['merged']}/{v['pairs']}" for case, v in sorted(row["must_apart"].items()))
+        index = f"{row['index_bytes'] / report['size']:.0f}" if "index_bytes" in row else "-"
         print(
             f"{row['system']:<15}{row['precision']:>8.4f}{row['recall']:>8.4f}{row['f1']:>8.4f}{row['ari']:>8.4f}"
-            f"{row['articles_per_second']:>10.0f}{row['bytes_per_article']:>9.0f}  {apart}"
+            f"{row['articles_per_second']:>10.0f}{row['bytes_per_article']:>11.0f}{index:>13}  {apart}"
         )
     ratio = report["throughput_ratio_vs_textbook@0.5"]
     print(f"throughput ours / textbook@0.5: {ratio:.1f}x")
@@ -83,9 +87,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1k articles only")
     parser.add_argument("--seed", type=int, default=20240930)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--show", action="store_true", help="print the saved results again, measure nothing")
     args = parser.parse_args()
     sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.show:
+        for size in sizes:
+            print_table(json.loads((RESULTS / f"dedup-{size}.json").read_text()))
+        return
     for size in sizes:
         report = run_size(size, args.seed, args.workers)
         (RESULTS / f"dedup-{size}.json").write_text(json.dumps(report, indent=2))
