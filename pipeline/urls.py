@@ -31,14 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import logging
 import re
 import string
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 import idna
-
-logger = logging.getLogger(__name__)
 
 #: Query parameters that only track the reader or the campaign, never select content.
 #: Compared case-insensitively. Any parameter starting with ``utm_`` is also removed.
