@@ -275,9 +275,12 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
 
 
 def _cmd_feeds_status(args: argparse.Namespace) -> int:
+    import shutil
+
     from pipeline.storage import Store
 
-    store = Store(_settings(args).resolved_store_url)
+    settings = _settings(args)
+    store = Store(settings.resolved_store_url)
     try:
         states = store.feed_states()
     finally:
@@ -288,13 +291,45 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
     if not states:
         print("no feeds yet: run `newsagg run` first")
         return EXIT_OK
-    print(f"{'feed':<32} {'status':<8} {'fails':>5} {'entries':>7}  {'last success':<16}  {'next poll':<16}  last error")
-    for s in states:
-        print(
-            f"{s.source.id[:32]:<32} {s.status:<8} {s.consecutive_failures:>5} {s.entries_seen:>7}  "
-            f"{_when(s.last_success_at):<16}  {_when(s.next_attempt_at):<16}  {(s.last_error or '')[:60]}"
+    now = datetime.now(UTC)
+    feeds = settings.feeds
+    header = ("feed", "status", "fails", "score", "every", "entries", "last success", "next poll", "last error")
+    rows = [
+        (
+            s.source.id,
+            s.status,
+            str(s.consecutive_failures),
+            f"{s.failure_score:g}/{feeds.retire_after_failures}",
+            _duration(s.learned_interval or s.source.poll_interval or feeds.default_poll_interval),
+            str(s.entries_seen),
+            _when(s.last_success_at) if s.last_success_at else "never" if s.last_attempt_at else "-",
+            "never (retired)" if s.status == "retired" else "now" if s.next_attempt_at is None
+            or s.next_attempt_at <= now else _when(s.next_attempt_at),
+            " ".join((s.last_error or "").split()),
         )
+        for s in states
+    ]
+    widths = [min(max(len(r[i]) for r in [header, *rows]), 40) for i in range(len(header) - 1)]
+    right = {2, 3, 5}  # numbers
+    # On a terminal the error is cut to the window's width; piped, it is printed whole.
+    room = shutil.get_terminal_size().columns - sum(widths) - 2 * len(widths) if sys.stdout.isatty() else None
+    for row in [header, *rows]:
+        cells = [row[i][:w].rjust(w) if i in right else row[i][:w].ljust(w) for i, w in enumerate(widths)]
+        error = row[-1] if room is None or len(row[-1]) <= room else row[-1][: max(room - 1, 10)] + "…"
+        print("  ".join([*cells, error]).rstrip())
+    counts = {status: sum(1 for s in states if s.status == status) for status in ("active", "failing", "retired")}
+    print(f"{len(states)} feeds: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+          + " (times in UTC; score: weighted failures in a row / retirement threshold)")
     return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    """``900`` -> ``15m``, ``5400`` -> ``1h30m``."""
+    minutes = round(seconds / 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    return "".join(parts) or f"{round(seconds)}s"
 
 
 def _when(value: datetime | None) -> str:

@@ -1,8 +1,11 @@
 """When to poll a feed next, and when to give up on it.
 
 Publishers tell us how often to come back (Cache-Control, Expires, Retry-After, RSS
-``ttl``); failing feeds back off exponentially and are retired after a 410 or too many
-consecutive failures.
+``ttl``); within those limits each feed's interval adapts to how often it actually
+publishes (``adapt_interval``). Failing feeds back off exponentially and are retired
+after a 410 or once their weighted count of consecutive failures reaches
+``retire_after_failures``: an error that points at the feed itself (404, not a feed)
+weighs more than one that may pass (a timeout, a 503).
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ def next_poll_after_success(
     now: datetime,
     *,
     ttl_minutes: int | None = None,
+    interval: float | None = None,
 ) -> datetime:
-    """The feed's own interval, stretched to what the publisher asked for, within the configured bounds."""
-    interval = float(feed.poll_interval or settings.default_poll_interval)
+    """The feed's interval, stretched to what the publisher asked for, within the configured bounds.
+
+    ``interval`` is the learned interval (``adapt_interval``); default: the feed's configured one.
+    """
+    interval = float(interval or feed.poll_interval or settings.default_poll_interval)
     asked = [interval]
     if match := _MAX_AGE.search(fetched.headers.get("cache-control", "")):
         asked.append(float(match.group(1)))
@@ -37,6 +44,51 @@ def next_poll_after_success(
         asked.append(ttl_minutes * 60.0)
     seconds = min(max(max(asked), settings.min_poll_interval), settings.max_poll_interval)
     return now + timedelta(seconds=seconds)
+
+
+def adapt_interval(
+    feed: FeedSource,
+    settings: FeedSettings,
+    *,
+    current: float | None,
+    new_entries: int,
+    now: datetime,
+    last_success_at: datetime | None,
+    last_new_entry_at: datetime | None,
+) -> int:
+    """The feed's next polling interval in seconds, learned from how often it publishes.
+
+    Each successful poll gives a target: the time since the previous successful poll
+    divided by the new entries it found, or, when it found none, the time since the
+    last new entry (a feed quiet for six hours is not worth polling every five
+    minutes; one that never brought anything new backs off). The interval moves halfway to the target, so one burst or one quiet
+    spell does not swing it, and stays within ``min_poll_interval`` and
+    ``max_poll_interval``. The first poll (its entries are a backlog, not a rate) and
+    ``adaptive_polling: false`` keep the configured interval.
+
+    Args:
+        feed: the subscription (its ``poll_interval`` is the starting point).
+        settings: bounds and ``adaptive_polling``.
+        current: the interval learned so far, or None.
+        new_entries: entries this poll found that were never seen before (0 for a 304).
+        now: the time of this poll.
+        last_success_at: the previous successful poll, None on the first.
+        last_new_entry_at: when a poll last found new entries, None if never.
+    """
+    configured = float(feed.poll_interval or settings.default_poll_interval)
+    if not settings.adaptive_polling:
+        return round(configured)
+    interval = current or configured
+    if last_success_at is not None and now > last_success_at:
+        elapsed = (now - last_success_at).total_seconds()
+        if new_entries > 0:
+            target = elapsed / new_entries
+        elif last_new_entry_at is not None:
+            target = (now - last_new_entry_at).total_seconds()
+        else:  # nothing new since we started watching: back off
+            target = 2 * elapsed
+        interval = (interval + target) / 2
+    return round(min(max(interval, settings.min_poll_interval), settings.max_poll_interval))
 
 
 def next_poll_after_failure(
@@ -50,8 +102,22 @@ def next_poll_after_failure(
     return now + timedelta(seconds=seconds)
 
 
-def should_retire(error: Exception, failures: int, settings: FeedSettings) -> bool:
-    """A 410 retires a feed at once; anything else after ``retire_after_failures`` in a row."""
+def failure_weight(error: Exception, settings: FeedSettings) -> float:
+    """How much one failed poll counts towards retirement.
+
+    1 for trouble that may pass (timeouts, refused connections, 429, 5xx);
+    ``permanent_failure_weight`` for errors that point at the feed itself (404 and
+    other 4xx, a refused address, a document that is not a feed).
+    """
+    return 1.0 if isinstance(error, TransientFetchError) else settings.permanent_failure_weight
+
+
+def should_retire(error: Exception, failures: float, settings: FeedSettings) -> bool:
+    """A 410 retires a feed at once; anything else once ``failures`` reaches ``retire_after_failures``.
+
+    ``failures`` is the weighted count of consecutive failures, this one included
+    (see ``failure_weight``).
+    """
     return isinstance(error, GoneError) or failures >= settings.retire_after_failures
 
 

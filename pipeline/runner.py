@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from pipeline import polling
+from pipeline import alerts, polling
 from pipeline.clustering import ClusterEngine
 from pipeline.errors import (
     ExtractionError,
@@ -38,7 +38,7 @@ from pipeline.models import (
 from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
 from pipeline.stories import build_story
-from pipeline.storage import OutboxItem, PendingEntry, Store
+from pipeline.storage import FeedState, OutboxItem, PendingEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -150,36 +150,74 @@ class Pipeline:
         ]
 
     def poll_feed(self, feed_id: str, *, now: datetime | None = None) -> FeedOutcome:
-        """Fetch one feed (conditional GET) and queue its new entries; failures are recorded, not raised."""
+        """Fetch one feed (conditional GET) and queue its new entries; failures are recorded, not raised.
+
+        A change of the feed's health (it starts failing, is retired, recovers) is
+        reported once through ``pipeline.alerts``.
+        """
         now = now or datetime.now(UTC)
         state = self.store.feed_state(feed_id)
         if state is None:
             return FeedOutcome(feed_id, "failed", error="unknown feed (not in the feed list)")
+        outcome = self._poll(state, now)
+        status = {"ok": "active", "not_modified": "active", "failed": "failing", "retired": "retired"}[outcome.status]
+        if status != (state.alerted_status or "active"):
+            after = self.store.feed_state(feed_id)
+            alert = alerts.alert_for(after, now) if after is not None else None
+            if alert is not None and alerts.send_alert(alert, self.settings):
+                self.store.record_feed_alerted(feed_id, alert.status)
+        return outcome
+
+    def _poll(self, state: FeedState, now: datetime) -> FeedOutcome:
         feed = state.source
         try:
             fetched = self.fetcher.fetch(feed.url, validators=state.validators)
             if fetched.not_modified:
-                next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now)
-                self.store.record_feed_fetched(feed.id, [], state.validators, now=now, next_attempt_at=next_at)
+                interval = self._learned_interval(state, 0, now)
+                next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now, interval=interval)
+                self.store.record_feed_fetched(
+                    feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval
+                )
                 return FeedOutcome(feed.id, "not_modified")
             parsed = parse_feed(feed, fetched, max_entries=self.settings.feeds.max_entries_per_feed, now=now)
         except (FetchError, FeedParseError) as exc:
             failures = state.consecutive_failures + 1
-            retire = polling.should_retire(exc, failures, self.settings.feeds)
+            weight = polling.failure_weight(exc, self.settings.feeds)
+            retire = polling.should_retire(exc, state.failure_score + weight, self.settings.feeds)
             next_at = polling.next_poll_after_failure(feed, exc, failures, self.settings.feeds, now)
-            self.store.record_feed_failure(feed.id, str(exc), now=now, next_attempt_at=next_at, retire=retire)
+            self.store.record_feed_failure(
+                feed.id, str(exc), now=now, next_attempt_at=next_at, retire=retire, weight=weight
+            )
             log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", exc)
             return FeedOutcome(feed.id, "retired" if retire else "failed", error=str(exc))
         if parsed.error:
             log.info("feed %s is malformed but usable: %s", feed.id, parsed.error)
+        interval = self._learned_interval(state, self.store.unseen_entry_count(e.url for e in parsed.entries), now)
         next_at = polling.next_poll_after_success(
-            feed, fetched, self.settings.feeds, now, ttl_minutes=parsed.ttl_minutes
+            feed, fetched, self.settings.feeds, now, ttl_minutes=parsed.ttl_minutes, interval=interval
         )
         added = self.store.record_feed_fetched(
-            feed.id, parsed.entries, fetched.validators, now=now, next_attempt_at=next_at, error=parsed.error
+            feed.id,
+            parsed.entries,
+            fetched.validators,
+            now=now,
+            next_attempt_at=next_at,
+            error=parsed.error,
+            learned_interval=interval,
         )
-        log.info("feed %s: %d entries, %d new", feed.id, len(parsed.entries), added)
+        log.info("feed %s: %d entries, %d new; next poll %s", feed.id, len(parsed.entries), added, next_at.isoformat())
         return FeedOutcome(feed.id, "ok", new_entries=added)
+
+    def _learned_interval(self, state: FeedState, new_entries: int, now: datetime) -> int:
+        return polling.adapt_interval(
+            state.source,
+            self.settings.feeds,
+            current=state.learned_interval,
+            new_entries=new_entries,
+            now=now,
+            last_success_at=state.last_success_at,
+            last_new_entry_at=state.last_new_entry_at,
+        )
 
     def poll_feeds(self, sources: Sequence[FeedSource], now: datetime | None = None) -> list[FeedOutcome]:
         outcomes = []

@@ -71,6 +71,19 @@ class FeedSettings(BaseModel):
     max_entries_per_feed: int = Field(
         500, ge=1, description="Entries taken from one feed document; the rest are ignored."
     )
+    adaptive_polling: bool = Field(
+        True,
+        description="Learn each feed's interval from how often it publishes new entries, starting from its "
+        "poll_interval and staying within min_poll_interval and max_poll_interval; off: poll every poll_interval. "
+        "Cache-Control, Expires, RSS ttl and Retry-After still set the earliest next poll.",
+    )
+    permanent_failure_weight: float = Field(
+        2.0,
+        ge=1.0,
+        description="How many failures a poll failing for a reason of the feed's own (404 and other 4xx, a "
+        "refused address, a document that is not a feed) counts towards retire_after_failures; a timeout, a "
+        "429 or a 5xx counts one. A 410 retires a feed at once.",
+    )
 
 
 class ExtractionSettings(BaseModel):
@@ -202,6 +215,13 @@ class Settings(BaseSettings):
         description="Stories last seen this many days ago are deleted with their articles (store and search "
         "index) by maintenance; never less than clustering.window_days. None keeps every story.",
     )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="http(s) URL that receives a JSON POST when a feed starts failing, is retired or recovers "
+        "(once per change of state); e.g. a chat incoming webhook. Treated as a secret: never logged. Alerts "
+        "are logged whether or not this is set.",
+    )
+    alert_webhook_timeout: float = Field(10.0, gt=0, description="Seconds the alert webhook may take to answer.")
     fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
     feeds: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]
@@ -212,6 +232,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @property
     def resolved_store_url(self) -> str:

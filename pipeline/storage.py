@@ -76,6 +76,11 @@ feeds = sa.Table(
     sa.Column("last_success_at", UTCDateTime),
     sa.Column("next_attempt_at", UTCDateTime),
     sa.Column("entries_seen", sa.Integer, nullable=False, default=0),
+    # Feed health and adaptive polling (stores created before these columns gain them on open).
+    sa.Column("failure_score", sa.Float, nullable=False, default=0.0, server_default="0"),
+    sa.Column("learned_interval", sa.Integer),
+    sa.Column("last_new_entry_at", UTCDateTime),
+    sa.Column("alerted_status", sa.String(20)),
 )
 
 entries = sa.Table(
@@ -199,6 +204,10 @@ class FeedState:
     last_success_at: datetime | None
     next_attempt_at: datetime | None
     entries_seen: int
+    failure_score: float = 0.0  # consecutive failures weighted by kind (polling.failure_weight)
+    learned_interval: int | None = None  # seconds, from how often the feed publishes (polling.adapt_interval)
+    last_new_entry_at: datetime | None = None  # the last poll that found entries never seen before
+    alerted_status: str | None = None  # the status last reported by an alert (None: never alerted, active)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +254,7 @@ class Store:
         try:
             self.engine = self._create_engine(url)
             metadata.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {_redact(url)}: {_reason(exc)}") from None
 
@@ -275,6 +285,23 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _add_missing_columns(self) -> None:
+        """Add columns defined after a store was created (``create_all`` only creates whole tables)."""
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                ddl = sa.schema.CreateColumn(column).compile(dialect=self.engine.dialect)
+                try:
+                    with self.engine.begin() as conn:
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+                    log.info("store: added column %s.%s", table.name, column.name)
+                except SQLAlchemyError:
+                    # Another worker may have added it first.
+                    if column.name not in {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}:
+                        raise
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -327,8 +354,14 @@ class Store:
         now: datetime,
         next_attempt_at: datetime,
         error: str | None = None,
+        learned_interval: int | None = None,
     ) -> int:
-        """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new."""
+        """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new.
+
+        The feed's failure count and score are reset; ``learned_interval`` (when given)
+        replaces the learned polling interval; a poll that found new entries is remembered
+        as the last one that did.
+        """
         with self._tx() as conn:
             added = 0
             for entry in new_entries:
@@ -359,14 +392,24 @@ class Store:
                     last_success_at=now,
                     next_attempt_at=next_attempt_at,
                     entries_seen=feeds.c.entries_seen + added,
+                    failure_score=0.0,
+                    last_new_entry_at=now if added else feeds.c.last_new_entry_at,
+                    learned_interval=feeds.c.learned_interval if learned_interval is None else learned_interval,
                 )
             )
         return added
 
     def record_feed_failure(
-        self, feed_id: str, error: str, *, now: datetime, next_attempt_at: datetime | None, retire: bool
+        self,
+        feed_id: str,
+        error: str,
+        *,
+        now: datetime,
+        next_attempt_at: datetime | None,
+        retire: bool,
+        weight: float = 1.0,
     ) -> FeedState:
-        """Count a failed poll; returns the feed's new state."""
+        """Count a failed poll (``weight`` is added to the failure score); returns the feed's new state."""
         with self._tx() as conn:
             conn.execute(
                 feeds.update()
@@ -374,6 +417,7 @@ class Store:
                 .values(
                     status="retired" if retire else "failing",
                     consecutive_failures=feeds.c.consecutive_failures + 1,
+                    failure_score=feeds.c.failure_score + weight,
                     last_error=error,
                     last_attempt_at=now,
                     next_attempt_at=None if retire else next_attempt_at,
@@ -382,6 +426,24 @@ class Store:
         state = self.feed_state(feed_id)
         assert state is not None
         return state
+
+    def record_feed_alerted(self, feed_id: str, status: str) -> None:
+        """Remember the feed status an alert reported, so each change is reported once."""
+        with self._tx() as conn:
+            conn.execute(feeds.update().where(feeds.c.id == feed_id).values(alerted_status=status))
+
+    def unseen_entry_count(self, urls: Iterable[str]) -> int:
+        """How many of these entry URLs were never queued before."""
+        wanted = set(urls)
+        seen = 0
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(wanted), 500):
+                seen += int(
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(entries).where(entries.c.url.in_(chunk))
+                    ).scalar_one()
+                )
+        return len(wanted) - seen
 
     # -- entries -------------------------------------------------------------------
 
@@ -777,6 +839,10 @@ def _feed_state(row: Any) -> FeedState:
         last_success_at=row["last_success_at"],
         next_attempt_at=row["next_attempt_at"],
         entries_seen=row["entries_seen"],
+        failure_score=row["failure_score"],
+        learned_interval=row["learned_interval"],
+        last_new_entry_at=row["last_new_entry_at"],
+        alerted_status=row["alerted_status"],
     )
 
 

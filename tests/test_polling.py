@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pipeline import polling
-from pipeline.errors import GoneError, PermanentFetchError, TransientFetchError
+from pipeline.errors import FeedParseError, GoneError, PermanentFetchError, TransientFetchError
 from pipeline.models import FeedSource, Fetched, Validators
 from pipeline.settings import FeedSettings
 
@@ -39,3 +39,74 @@ def test_gone_retires_at_once_other_errors_after_the_limit() -> None:
     assert polling.should_retire(GoneError("u", "410"), 1, SETTINGS)
     assert not polling.should_retire(PermanentFetchError("u", "404"), 2, SETTINGS)
     assert polling.should_retire(PermanentFetchError("u", "404"), 3, SETTINGS)
+
+
+def adapt(current: float | None, new: int, since_poll: float | None, since_new: float | None,
+          settings: FeedSettings = SETTINGS) -> int:
+    return polling.adapt_interval(
+        FEED, settings, current=current, new_entries=new, now=NOW,
+        last_success_at=None if since_poll is None else NOW - timedelta(seconds=since_poll),
+        last_new_entry_at=None if since_new is None else NOW - timedelta(seconds=since_new),
+    )
+
+
+def test_interval_adapts_to_how_often_the_feed_publishes() -> None:
+    # First poll: its entries are a backlog, not a rate; the configured interval stands.
+    assert adapt(None, 30, None, None) == 900
+    # Four new items in 900 s: one every 225 s; halfway there, never below the minimum.
+    assert adapt(900, 4, 900, 0) == 562
+    assert adapt(562, 10, 562, 0) == 309
+    assert adapt(309, 10, 309, 0) == 300
+    # Nothing new for an hour: move halfway towards an hour.
+    assert adapt(900, 0, 900, 3600) == 2250
+    # Quiet for weeks: capped at the maximum.
+    assert adapt(80000, 0, 80000, 30 * 86400) == 86400
+    # One item per poll: steady.
+    assert adapt(1800, 1, 1800, 1800) == 1800
+
+
+def simulate(interval: int, every: float, polls: int) -> int:
+    """Poll a feed publishing one item every ``every`` seconds; the interval after ``polls`` polls."""
+    t, last_poll, last_new = 0.0, None, None
+    for _ in range(polls):
+        new = int(t // every) - (int(last_poll // every) if last_poll is not None else 0)
+        interval = polling.adapt_interval(
+            FEED, SETTINGS, current=interval, new_entries=new, now=NOW + timedelta(seconds=t),
+            last_success_at=None if last_poll is None else NOW + timedelta(seconds=last_poll),
+            last_new_entry_at=None if last_new is None else NOW + timedelta(seconds=last_new),
+        )
+        last_poll, last_new = t, t if new else last_new
+        t += interval
+    return interval
+
+
+def test_a_quiet_feed_slows_down_and_a_busy_one_speeds_up_over_many_polls() -> None:
+    # Every 2 h: polled about every hour or two, no longer every 15 minutes.
+    assert 3600 <= simulate(900, 7200, 40) <= 2 * 7200
+    # Every 5 min: polled as often as allowed.
+    assert simulate(900, 300, 40) == SETTINGS.min_poll_interval
+    # Once a week: as rarely as allowed.
+    assert simulate(900, 7 * 86400, 60) == SETTINGS.max_poll_interval
+
+
+def test_adaptive_polling_can_be_turned_off() -> None:
+    fixed = SETTINGS.model_copy(update={"adaptive_polling": False})
+    assert adapt(300, 10, 900, 0, fixed) == 900
+    assert adapt(900, 0, 900, 86400, fixed) == 900
+
+
+def test_the_learned_interval_is_stretched_by_the_publisher_hints() -> None:
+    assert polling.next_poll_after_success(FEED, fetched(), SETTINGS, NOW, interval=4000) == NOW + timedelta(seconds=4000)
+    assert polling.next_poll_after_success(FEED, fetched(**{"cache-control": "max-age=7200"}), SETTINGS, NOW,
+                                           interval=400) == NOW + timedelta(hours=2)
+    assert polling.next_poll_after_success(FEED, fetched(), SETTINGS, NOW, interval=10) == NOW + timedelta(seconds=300)
+
+
+def test_failures_are_weighted_by_kind() -> None:
+    assert polling.failure_weight(TransientFetchError("u", "timeout"), SETTINGS) == 1.0
+    assert polling.failure_weight(TransientFetchError("u", "429", status=429, retry_after=60), SETTINGS) == 1.0
+    assert polling.failure_weight(PermanentFetchError("u", "404", status=404), SETTINGS) == 2.0
+    assert polling.failure_weight(FeedParseError("feed f: HTML page, not a feed"), SETTINGS) == 2.0
+    # With retirement at 3: two 404s retire a feed, two timeouts do not.
+    assert polling.should_retire(PermanentFetchError("u", "404"), 2.0 + 2.0, SETTINGS)
+    assert not polling.should_retire(TransientFetchError("u", "timeout"), 1.0 + 1.0, SETTINGS)
