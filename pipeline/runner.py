@@ -288,37 +288,50 @@ class Pipeline:
     # -- clustering and stories ----------------------------------------------------------
 
     def cluster(self) -> tuple[int, int]:
-        """Cluster every unclustered article against the matching window; returns (clustered, merges)."""
-        oldest = self.store.oldest_unclustered_arrival()
-        if oldest is None:
-            return 0, 0
-        window = timedelta(days=self.settings.clustering.window_days)
-        engine = ClusterEngine(self.settings.clustering)
-        engine.restore(*self.store.clustering_state(since=oldest - window))
-        clustered = merges = 0
-        with self._bar(None, "clustering") as bar:
-            while batch := self.store.unclustered_articles(limit=2000):
-                assignments = engine.add_many(batch)
-                self.store.save_assignments(assignments)
-                clustered += len(assignments)
-                merges += sum(len(a.absorbed) for a in assignments)
-                bar.update(len(batch))
-        return clustered, merges
+        """Cluster every unclustered article against the matching window; returns (clustered, merges).
+
+        One worker at a time (the store's "clusters" lock): the engine's state is restored
+        under the lock, so it holds every assignment another worker committed before.
+        """
+        with self.store.exclusive("clusters"):
+            oldest = self.store.oldest_unclustered_arrival()
+            if oldest is None:
+                return 0, 0
+            window = timedelta(days=self.settings.clustering.window_days)
+            engine = ClusterEngine(self.settings.clustering)
+            try:
+                engine.restore(*self.store.clustering_state(since=oldest - window))
+                clustered = merges = 0
+                with self._bar(None, "clustering") as bar:
+                    while batch := self.store.unclustered_articles(limit=2000):
+                        assignments = engine.add_many(batch)
+                        self.store.save_assignments(assignments)
+                        clustered += len(assignments)
+                        merges += sum(len(a.absorbed) for a in assignments)
+                        bar.update(len(batch))
+            finally:
+                engine.close()  # its signing processes, if a large batch started them
+            return clustered, merges
 
     def build_stories(self) -> tuple[int, int]:
-        """Rebuild the stories of clusters that changed; returns (built, removed)."""
+        """Rebuild the stories of clusters that changed; returns (built, removed).
+
+        Under the "clusters" lock too: memberships must not change between reading a
+        cluster's members and clearing its dirty mark.
+        """
         built_total = removed_total = 0
-        while cluster_ids := self.store.dirty_cluster_ids(500):
-            built, removed = [], []
-            for cluster_id in cluster_ids:
-                members = self.store.memberships_of(cluster_id)
-                if not members:
-                    removed.append(cluster_id)
-                    continue
-                articles = self.store.articles_by_id(m.article_id for m in members)
-                built.append(build_story(cluster_id, [articles[m.article_id] for m in members]))
-            self.store.save_stories(built, removed)
-            built_total, removed_total = built_total + len(built), removed_total + len(removed)
+        with self.store.exclusive("clusters"):
+            while cluster_ids := self.store.dirty_cluster_ids(500):
+                built, removed = [], []
+                for cluster_id in cluster_ids:
+                    members = self.store.memberships_of(cluster_id)
+                    if not members:
+                        removed.append(cluster_id)
+                        continue
+                    articles = self.store.articles_by_id(m.article_id for m in members)
+                    built.append(build_story(cluster_id, [articles[m.article_id] for m in members]))
+                self.store.save_stories(built, removed)
+                built_total, removed_total = built_total + len(built), removed_total + len(removed)
         return built_total, removed_total
 
     # -- indexing ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,22 +56,32 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class CleanText(sa.types.TypeDecorator[str]):
+    """Text without NUL characters: PostgreSQL refuses them in text, so neither database gets them."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else value.replace("\x00", "")
+
+
 metadata = sa.MetaData()
 
 feeds = sa.Table(
     "feeds",
     metadata,
     sa.Column("id", sa.String(200), primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("name", CleanText, nullable=False),
+    sa.Column("url", CleanText, nullable=False),
     sa.Column("language", sa.String(20)),
     sa.Column("tags", sa.JSON, nullable=False, default=list),
     sa.Column("poll_interval", sa.Integer),
-    sa.Column("etag", sa.Text),
-    sa.Column("last_modified", sa.Text),
+    sa.Column("etag", CleanText),
+    sa.Column("last_modified", CleanText),
     sa.Column("status", sa.String(20), nullable=False, default="active"),
     sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
+    sa.Column("last_error", CleanText),
     sa.Column("last_attempt_at", UTCDateTime),
     sa.Column("last_success_at", UTCDateTime),
     sa.Column("next_attempt_at", UTCDateTime),
@@ -86,36 +96,36 @@ feeds = sa.Table(
 entries = sa.Table(
     "entries",
     metadata,
-    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("url", CleanText, primary_key=True),
     sa.Column("feed_id", sa.String(200), nullable=False, index=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("summary", sa.Text),
-    sa.Column("content", sa.Text),
-    sa.Column("author", sa.Text),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("summary", CleanText),
+    sa.Column("content", CleanText),
+    sa.Column("author", CleanText),
     sa.Column("published", UTCDateTime),
-    sa.Column("guid", sa.Text),
+    sa.Column("guid", CleanText),
     sa.Column("discovered_at", UTCDateTime, nullable=False),
     sa.Column("state", sa.String(20), nullable=False, default="pending", index=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
+    sa.Column("last_error", CleanText),
 )
 
 articles = sa.Table(
     "articles",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("url", sa.Text, nullable=False, unique=True),
+    sa.Column("url", CleanText, nullable=False, unique=True),
     sa.Column("feed_id", sa.String(200)),
-    sa.Column("outlet", sa.Text, nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("author", sa.Text),
+    sa.Column("outlet", CleanText, nullable=False),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("text", CleanText, nullable=False),
+    sa.Column("author", CleanText),
     sa.Column("published", UTCDateTime),
     sa.Column("fetched_at", UTCDateTime, nullable=False),
     sa.Column("arrived_at", UTCDateTime, nullable=False, index=True),
     sa.Column("language", sa.String(20)),
     sa.Column("text_source", sa.String(20), nullable=False),
-    sa.Column("text_source_reason", sa.Text),
+    sa.Column("text_source_reason", CleanText),
 )
 
 signatures = sa.Table(
@@ -154,9 +164,9 @@ stories = sa.Table(
     "stories",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("text", CleanText, nullable=False),
+    sa.Column("summary", CleanText, nullable=False),
     sa.Column("sources", sa.JSON, nullable=False),
     sa.Column("article_count", sa.Integer, nullable=False, index=True),
     sa.Column("outlet_count", sa.Integer, nullable=False),
@@ -176,7 +186,7 @@ outbox = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_error", sa.Text),
+    sa.Column("last_error", CleanText),
 )
 
 runs = sa.Table(
@@ -238,6 +248,15 @@ class ClusterSummary:
     agency: str | None
 
 
+# Inserts report how many rows they added (ON CONFLICT DO NOTHING counts 0); SQLAlchemy keeps
+# the DBAPI's rowcount of an INSERT only when asked, and psycopg's is otherwise lost (-1).
+_ROWCOUNT = {"preserve_rowcount": True}
+
+# PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work.
+_SCHEMA_LOCK = 0x6E6577736167_01
+_LOCKS = {"clusters": 0x6E6577736167_02}
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -253,7 +272,11 @@ class Store:
         self.url = url
         try:
             self.engine = self._create_engine(url)
-            metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Workers starting at once on a new database must not both create the tables.
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+                metadata.create_all(conn)
             self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {_redact(url)}: {_reason(exc)}") from None
@@ -268,7 +291,7 @@ class Store:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from None
-            engine = sa.create_engine(url, connect_args={"timeout": 30})
+            engine = sa.create_engine(url, connect_args={"timeout": 30}, execution_options=_ROWCOUNT)
 
             @sa.event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -281,7 +304,7 @@ class Store:
                 cursor.close()
 
             return engine
-        return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -310,6 +333,44 @@ class Store:
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"store write failed ({_redact(self.url)}): {_reason(exc)}") from None
+
+    @contextmanager
+    def exclusive(self, name: Literal["clusters"]) -> Iterator[None]:
+        """Hold a lock shared by every process using this store, around work that must not run twice at once.
+
+        Clustering decides memberships from the state it restored, and building stories reads
+        memberships then clears the dirty marks: run by two workers at once, each would miss the
+        other's articles (splitting clusters) or clear a mark set after it read (a stale story).
+        On PostgreSQL the lock is a transaction-scoped advisory lock on a connection of its own,
+        released when the work ends or its process dies; on SQLite a file lock beside the database.
+        """
+        if self.engine.dialect.name == "postgresql":
+            key = _LOCKS[name]
+            try:
+                conn = self.engine.connect()
+                transaction = conn.begin()
+                if not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar():
+                    log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+            except OperationalError as exc:
+                raise StoreError(f"cannot lock the store ({_redact(self.url)}): {_reason(exc)}") from None
+            try:
+                yield
+            finally:
+                with suppress(SQLAlchemyError):
+                    transaction.rollback()  # releases the lock; nothing was written on this connection
+                with suppress(SQLAlchemyError):
+                    conn.close()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{database}.{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on both dialects."""
@@ -511,7 +572,7 @@ class Store:
     def entry_counts(self) -> dict[str, int]:
         query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
         with self.engine.connect() as conn:
-            return {state: count for state, count in conn.execute(query).tuples()}
+            return {state: count for state, count in conn.execute(query)}
 
     # -- articles and clustering ----------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,15 +24,22 @@ from pipeline.models import (
     Validators,
 )
 from pipeline.storage import Store
+from stack.services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    yield s
-    s.close()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same tests over SQLite and a real PostgreSQL server (a fresh database each)."""
+    with ExitStack() as stack:
+        if request.param == "postgresql":
+            url = stack.enter_context(postgres_database())
+        else:
+            url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        s = Store(url)
+        stack.callback(s.close)
+        yield s
 
 
 def feed(feed_id: str = "ledger") -> FeedSource:

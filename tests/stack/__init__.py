@@ -1,0 +1,1 @@
+"""Tests of the production-shaped stack: PostgreSQL store, Redis LSH, compose file, Kibana objects."""
