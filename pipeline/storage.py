@@ -572,7 +572,8 @@ class Store:
     def entry_counts(self) -> dict[str, int]:
         query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
         with self.engine.connect() as conn:
-            return {state: count for state, count in conn.execute(query)}
+            rows: list[Any] = list(conn.execute(query))
+        return {row[0]: row[1] for row in rows}
 
     # -- articles and clustering ----------------------------------------------------
 
