@@ -598,7 +598,7 @@ class Fetcher:
                 raise PermanentFetchError(shown, f"redirect loop at {redact_url(str(current))}")
             seen.add(state)
             if robots:
-                self._check_robots(current, shown)
+                self._check_robots(current, shown, hop=redirects > 0)
             outcome = self._hop(
                 current,
                 shown=shown,
@@ -639,11 +639,16 @@ class Fetcher:
         # The budget starts once we may send: waiting for politeness is our choice, not the server's.
         token = _DEADLINE.set(started + self._settings.total_timeout)
         try:
-            request = self._client.build_request("GET", url, headers=_request_headers(validators, content_types))
+            # Credentials in the URL go as an Authorization header, not in the request's URL:
+            # httpx logs every request URL (at INFO), and no log may carry a password.
+            auth = (url.username, url.password) if url.userinfo else None
+            request = self._client.build_request(
+                "GET", url.copy_with(userinfo=b"") if auth else url, headers=_request_headers(validators, content_types)
+            )
             cookies.set_cookie_header(request)
             logger.debug("GET %s", redact_url(str(url)))
             try:
-                response = self._client.send(request, stream=True)
+                response = self._client.send(request, stream=True, auth=auth)
                 try:
                     cookies.extract_cookies(response)
                     return self._handle(response, url, shown, requested, validators, content_types, body_limit, truncate)
@@ -749,10 +754,12 @@ class Fetcher:
             raise too_large
         return bytes(body)
 
-    def _check_robots(self, url: httpx.URL, shown: str) -> None:
+    def _check_robots(self, url: httpx.URL, shown: str, *, hop: bool = False) -> None:
         rules = self._robots_for(url)
         if rules.blocked is not None:
-            raise BlockedAddressError(shown, f"robots.txt: {rules.blocked}")
+            # Name the redirect target: the URL asked for is not the one refused.
+            where = f"redirect to {redact_url(str(url))}: " if hop else ""
+            raise BlockedAddressError(shown, f"{where}robots.txt: {rules.blocked}")
         if rules.unavailable is not None:
             # RFC 9309: an unreachable robots.txt means "disallow all" until it is reachable;
             # transient, so the page is tried again on a later run.
