@@ -1,0 +1,122 @@
+"""Run every benchmark, print each line and the results table.
+
+    python -m bench --quick              CI-sized (a few minutes)
+    python -m bench --full               the sizes the targets are stated for
+    python -m bench --quick --only feeds,indexing
+
+Each benchmark runs in its own process, bounded by a timeout. Results go to
+bench/results/ (git-ignored): one JSON file per benchmark, bench-<mode>.json with all
+of them, and table-<mode>.md, the table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, ROOT, Result, Side, load_average, machine, markdown_table, save, versions
+
+BENCHES = ("feeds", "extraction", "clustering", "indexing", "end_to_end", "memory")
+TIMEOUTS = {"quick": 900, "full": 5400}  # seconds per benchmark
+DEDUP_SIZES = {"quick": [1000], "full": [10000, 100000]}
+
+
+def _module(name: str, size: str, es_url: str | None, timeout: int) -> list[dict[str, Any]]:
+    command = [sys.executable, "-m", f"bench.{name}", "--size", size]
+    if es_url and name in ("indexing", "end_to_end"):
+        command += ["--es-url", es_url]
+    subprocess.run(command, cwd=ROOT, check=True, timeout=timeout)
+    data = json.loads((RESULTS / f"{name}-{size}.json").read_text(encoding="utf-8"))
+    return data if isinstance(data, list) else [data]
+
+
+def clustering(size: str, timeout: int) -> list[dict[str, Any]]:
+    """The clustering issue's benchmark (bench/dedup), as result rows."""
+    sizes = DEDUP_SIZES[size]
+    command = [sys.executable, "-m", "bench.dedup", "--sizes", ",".join(map(str, sizes))]
+    subprocess.run(command, cwd=ROOT, check=True, timeout=timeout)
+    rows = []
+    for n in sizes:
+        report = json.loads((RESULTS / f"dedup-{n}.json").read_text(encoding="utf-8"))
+        ours, textbook = report["systems"][0], report["systems"][1]
+        rows.append(
+            Result(
+                stage="clustering",
+                measured=(
+                    f"{n} articles, {report['clusters']} true clusters (bench/dedup); "
+                    f"F1 ours {ours['f1']:.4f}, textbook@0.5 {textbook['f1']:.4f}"
+                ),
+                ours=Side("ClusterEngine", float(ours["articles_per_second"]), "articles/s"),
+                baseline=Side("textbook MinHash LSH @0.5", float(textbook["articles_per_second"]), "articles/s"),
+                ratio=float(report["throughput_ratio_vs_textbook@0.5"]),
+                target="as stated in the clustering issue (python -m bench.dedup)",
+                met=None,
+                versions=versions("datasketch", "numpy"),
+                details={"report": f"bench/results/dedup-{n}.json", "f1": ours["f1"], "textbook_f1": textbook["f1"]},
+            ).as_dict()
+        )
+    return rows
+
+
+def _result(data: dict[str, Any]) -> Result:
+    data = dict(data)
+    data["ours"], data["baseline"] = Side(**data["ours"]), Side(**data["baseline"])
+    return Result(**data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="newsagg benchmarks")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="CI sizes (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the full sizes")
+    parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}")
+    parser.add_argument("--es-url", default=None, help="Elasticsearch node (default: NEWSAGG_ES_URL or scripts/es-node)")
+    args = parser.parse_args(argv)
+    size = args.mode or "quick"
+    wanted = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = sorted(set(wanted) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    timeout = TIMEOUTS[size]
+    es_url = args.es_url
+    if es_url is None and {"indexing", "end_to_end"} & set(wanted):
+        from bench.common import es_url as ensure_es
+
+        es_url = ensure_es()  # started once here (and stopped at exit if we started it)
+    rows: list[dict[str, Any]] = []
+    failures: list[str] = []
+    started = time.time()
+    for name in BENCHES:
+        if name not in wanted:
+            continue
+        print(f"\n=== {name} ({size}), load average {load_average():.1f} ===", flush=True)
+        try:
+            found = clustering(size, timeout) if name == "clustering" else _module(name, size, es_url, timeout)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
+            failures.append(f"{name}: {exc}")
+            print(f"{name} failed: {exc}", file=sys.stderr)
+            continue
+        for data in found:
+            print(_result(data).line(), flush=True)
+        rows.extend(found)
+    results = [_result(r) for r in rows]
+    table = markdown_table(results)
+    summary = {"mode": size, "command": command, "machine": machine(), "seconds": time.time() - started,
+               "results": rows, "failures": failures}
+    save(f"bench-{size}.json", summary)
+    (RESULTS / f"table-{size}.md").write_text(f"`{command}` ({machine()['revision']})\n\n{table}\n", encoding="utf-8")
+    print(f"\n{command}  ({time.time() - started:.0f} s)\n\n{table}")
+    if failures:
+        print("\nfailed: " + "; ".join(failures), file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

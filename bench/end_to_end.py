@@ -1,0 +1,225 @@
+"""End to end: articles per second from fetch to searchable, on embedded defaults and on Elasticsearch.
+
+A generated corpus (``bench.corpus``: feeds and article pages in the ten demo outlets'
+templates) is served over loopback HTTP by ``CorpusServer`` in a child process.
+``Pipeline.run(force=True)`` takes it from the feed list to searchable stories:
+
+* on embedded defaults (SQLite store, SQLite FTS5 index);
+* on Elasticsearch (SQLite store, the scripts/es-node node; the indices are refreshed
+  at the end, inside the measurement, so "searchable" holds).
+
+Each stage is timed inside the run. The natural limit we compare against is the
+extraction stage alone (``extract_pages`` on the same pages, already in memory, same
+workers and batches): fetching, clustering and indexing can at best hide behind it.
+
+A second ``run()`` over the unchanged corpus must parse no feed and extract no page.
+With ``profile``, one more run on embedded defaults is recorded by pyinstrument; its
+summary (and an HTML report) goes to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+from bench.common import RESULTS, Result, Side, es_server_version, es_url, load_average, save, versions
+from bench.corpus import BuiltCorpus, ServedCorpus, build, generate_articles, served
+
+SIZES = {"tiny": 60, "quick": 1000, "full": 10000}
+STAGES = ("load_feeds", "poll_feeds", "fetch_articles", "cluster", "build_stories", "index_outbox")
+LIMIT_SAMPLE = 2000  # pages extracted alone for the natural limit
+
+
+def settings_for(server: ServedCorpus, data_dir: Path, feeds_file: Path, backend: str, url: str | None) -> Any:
+    from pipeline.settings import load_settings
+
+    overrides: dict[str, Any] = {}
+    if backend == "elasticsearch":
+        overrides["es"] = {"urls": [url], "index_prefix": f"bench-e2e-{uuid.uuid4().hex[:8]}"}
+    return load_settings(
+        data_dir=data_dir,
+        feeds_file=feeds_file,
+        search_backend=backend,
+        store_url=None,
+        # One loopback host stands for many publishers: no per-domain limit below the overall one.
+        fetch={
+            "allowed_hosts": [urlsplit(server.base_url).netloc],
+            "politeness_delay": 0.0,
+            "per_domain_concurrency": 8,
+        },
+        **overrides,
+    )
+
+
+def _timed(stages: dict[str, float], name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
+
+    return wrapper
+
+
+def one_run(
+    corpus: BuiltCorpus, server: ServedCorpus, workdir: Path, backend: str, url: str | None, *, second_pass: bool = True
+) -> dict[str, Any]:
+    """One fresh pipeline over the served corpus; the timings of its stages, and of a second pass."""
+    import pipeline.runner
+    from pipeline.models import SearchQuery
+    from pipeline.runner import Pipeline
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    feeds_file = corpus.write_feed_list(server.base_url, workdir / "feeds.yaml")
+    settings = settings_for(server, workdir / f"data-{backend}", feeds_file, backend, url)
+    pipe = Pipeline(settings)
+    try:
+        stages: dict[str, float] = {}
+        for name in STAGES:
+            setattr(pipe, name, _timed(stages, name, getattr(pipe, name)))
+        started = time.perf_counter()
+        report = pipe.run(force=True, trigger="bench")
+        if backend == "elasticsearch":
+            with_refresh = time.perf_counter()
+            pipe.index.refresh()  # type: ignore[attr-defined]
+            stages["refresh"] = time.perf_counter() - with_refresh
+        seconds = time.perf_counter() - started
+        title = corpus.articles[0].title
+        hits = pipe.index.search(SearchQuery(text=" ".join(title.split()[:3]), limit=3)).total
+        result: dict[str, Any] = {
+            "backend": backend,
+            "seconds": seconds,
+            "articles": report.articles_added,
+            "articles_per_second": report.articles_added / seconds,
+            "stages": stages,
+            "report": {k: v for k, v in report.as_dict().items() if k != "feeds"},
+            "search_hits_for_first_title": hits,
+        }
+        if second_pass:
+            parses = mock.Mock(wraps=pipeline.runner.parse_feed)
+            extractions = mock.Mock(wraps=pipeline.runner.extract_pages)
+            with mock.patch.object(pipeline.runner, "parse_feed", parses), mock.patch.object(
+                pipeline.runner, "extract_pages", extractions
+            ):
+                started = time.perf_counter()
+                again = pipe.run(force=True, trigger="bench")
+                result["second_pass"] = {
+                    "seconds": time.perf_counter() - started,
+                    "not_modified": sum(f.status == "not_modified" for f in again.feeds),
+                    "feeds": len(again.feeds),
+                    "parse_calls": parses.call_count,
+                    "extract_calls": extractions.call_count,
+                    "articles_added": again.articles_added,
+                    "indexed": again.indexed,
+                }
+        if backend == "elasticsearch":
+            pipe.index.drop()  # type: ignore[attr-defined]
+        return result
+    finally:
+        pipe.close()
+
+
+def extraction_limit(corpus: BuiltCorpus) -> float:
+    """Pages per second of the extraction stage alone on (a sample of) the same pages."""
+    from pipeline.extraction import extract_pages
+    from pipeline.settings import ExtractionSettings
+
+    settings = ExtractionSettings()
+    base = "http://127.0.0.1:8000"
+    sample = corpus.articles[:LIMIT_SAMPLE]
+    items = [
+        (f"{base}/{corpus.templates[a.outlet].page_path(a)}",
+         (corpus.root / corpus.templates[a.outlet].page_path(a)).read_bytes().replace(b"{{BASE}}", base.encode()))
+        for a in sample
+    ]
+    started = time.perf_counter()
+    for start in range(0, len(items), settings.batch_size):
+        extract_pages(items[start : start + settings.batch_size], settings.workers)
+    return len(items) / (time.perf_counter() - started)
+
+
+def profile_run(corpus: BuiltCorpus, server: ServedCorpus, workdir: Path, name: str) -> dict[str, Any]:
+    """The embedded-defaults run under pyinstrument; returns the top of the call tree by stage."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.002)
+    profiler.start()
+    try:
+        run = one_run(corpus, server, workdir, "sqlite", None, second_pass=False)
+    finally:
+        profiler.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.html").write_text(profiler.output_html(), encoding="utf-8")
+    text = profiler.output_text(unicode=False, color=False, show_all=False)
+    (RESULTS / f"{name}.txt").write_text(text, encoding="utf-8")
+    return {"seconds": run["seconds"], "stages": run["stages"], "text": str(RESULTS / f"{name}.txt"),
+            "html": str(RESULTS / f"{name}.html")}
+
+
+def run(size: str = "quick", url: str | None = None, *, profile: bool = True, elasticsearch: bool = True) -> list[Result]:
+    count = SIZES[size]
+    url = (url or es_url()) if elasticsearch else None
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="newsagg-bench-e2e-") as scratch:
+        workdir = Path(scratch)
+        corpus = build(workdir / "corpus", generate_articles(count))
+        load = load_average()
+        limit = extraction_limit(corpus)
+        with served(corpus.root) as server:
+            runs = [one_run(corpus, server, workdir / "sqlite", "sqlite", None)]
+            if elasticsearch:
+                runs.append(one_run(corpus, server, workdir / "es", "elasticsearch", url))
+            profiled = profile_run(corpus, server, workdir / "profile", f"profile-end-to-end-{size}") if profile else None
+    for measured in runs:
+        backend = measured["backend"]
+        second = measured["second_pass"]
+        rate = measured["articles_per_second"]
+        shares = ", ".join(
+            f"{name} {seconds / measured['seconds']:.0%}" for name, seconds in measured["stages"].items()
+        )
+        extra = {"elasticsearch server": es_server_version(url)} if backend == "elasticsearch" and url else {}
+        results.append(
+            Result(
+                stage=f"end to end ({'embedded' if backend == 'sqlite' else 'Elasticsearch'})",
+                measured=f"{count} articles in {len(corpus.feeds)} feeds, fetch to searchable ({shares})",
+                ours=Side(f"Pipeline.run, {backend}", rate, "articles/s"),
+                baseline=Side("extraction alone, same pages (the natural limit)", limit, "pages/s"),
+                ratio=rate / limit,
+                target=(
+                    f"reported; 2nd pass: {second['parse_calls']} parses, {second['extract_calls']} extractions, "
+                    f"{second['not_modified']}/{second['feeds']} 304"
+                ),
+                met=None,
+                versions={**versions("trafilatura", "feedparser", "datasketch", "sqlite"), **extra},
+                details={**measured, "extraction_limit_pages_per_second": limit, "load_average_before": load,
+                         "profile": profiled},
+            )
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.end_to_end")
+    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
+    parser.add_argument("--es-url", default=None)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-elasticsearch", action="store_true")
+    args = parser.parse_args()
+    results = run(args.size, args.es_url, profile=not args.no_profile, elasticsearch=not args.no_elasticsearch)
+    for result in results:
+        print(result.line())
+    save(f"end_to_end-{args.size}.json", [r.as_dict() for r in results])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Indexing: documents per second through our bulk path against one raw ``_bulk`` stream.
+
+The documents are generated articles with their clusters and the clusters' merged
+stories (``build_story``), as the pipeline indexes them.
+
+* ours: ``ElasticsearchIndex.write`` in batches of 500 changes, as ``Pipeline.index_outbox``
+  calls it (documents built from records, serialised and sent by the client's bulk helper);
+* raw: the same action and source lines, serialised by the same serializer
+  (``helpers.expand_action`` + the client's JSON serializer), sent with httpx as one
+  streamed ``POST /_bulk?require_alias=true`` to the same node.
+
+Neither side asks for a refresh (the same refresh policy: the index's own interval).
+Each side writes into fresh indices made from our templates; the sides alternate for
+``repeats`` rounds and the fastest round of each counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.common import Result, Side, es_server_version, es_url, load_average, save, versions
+from bench.corpus import generate_articles
+
+SIZES = {"tiny": 60, "quick": 4000, "full": 20000}
+BATCH = 500  # Pipeline.index_outbox's default batch
+
+
+def changes(count: int) -> list[Any]:
+    """Index changes for ``count`` generated articles and the stories of their clusters."""
+    from pipeline.models import Article, IndexChange, IndexedArticle, Membership, TextSource
+    from pipeline.stories import build_story
+
+    fetched = datetime(2024, 9, 30, tzinfo=UTC)
+    members: dict[str, list[Article]] = {}
+    out: list[IndexChange] = []
+    for g in generate_articles(count):
+        article = Article(
+            id=g.id,
+            url=f"https://outlet-{g.outlet}.example/articles/{g.id}.html",
+            outlet=f"Outlet {g.outlet}",
+            title=g.title,
+            text=g.text,
+            published=g.published,
+            fetched_at=fetched,
+            text_source=TextSource.PAGE,
+            feed_id=f"outlet-{g.outlet}",
+            language="en",
+        )
+        cluster = members.setdefault(g.label, [])
+        membership = Membership(article.id, f"c-{g.label}", cluster[0].id if cluster else None, 0.8 if cluster else None)
+        cluster.append(article)
+        out.append(IndexChange("article", article.id, IndexedArticle(article, membership)))
+    for label, articles in members.items():
+        out.append(IndexChange("story", f"c-{label}", build_story(f"c-{label}", articles)))
+    return out
+
+
+def _index(url: str) -> Any:
+    from pipeline.search.elastic import ElasticsearchIndex
+    from pipeline.settings import ElasticsearchSettings
+
+    index = ElasticsearchIndex(ElasticsearchSettings(urls=[url], index_prefix=f"bench-{uuid.uuid4().hex[:8]}"))
+    index.setup()
+    return index
+
+
+def ndjson(index: Any, batch: list[Any]) -> list[bytes]:
+    """The bulk body lines our write() sends for ``batch``, serialised exactly as the client does."""
+    from elasticsearch import helpers
+
+    from pipeline.models import Story
+    from pipeline.search.elastic import FAMILY_OF_KIND, article_document, story_document
+
+    serializer = index.client.transport.serializers.get_serializer("application/json")
+    lines: list[bytes] = []
+    for change in batch:
+        source = story_document(change.document) if isinstance(change.document, Story) else article_document(change.document)
+        action, data = helpers.expand_action(
+            {"_op_type": "index", "_index": index.alias(FAMILY_OF_KIND[change.kind]), "_id": change.id, "_source": source}
+        )
+        lines.append(serializer.dumps(action))
+        lines.append(serializer.dumps(data))
+    return lines
+
+
+def _ours(index: Any, docs: list[Any]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(docs), BATCH):
+        failures = index.write(docs[start : start + BATCH])
+        if failures:
+            raise RuntimeError(f"ours: {len(failures)} documents refused, first: {failures[0]}")
+    return time.perf_counter() - started
+
+
+def _raw(url: str, lines: list[bytes]) -> float:
+    import httpx
+
+    def body() -> Iterator[bytes]:
+        for line in lines:
+            yield line + b"\n"
+
+    started = time.perf_counter()
+    with httpx.Client(timeout=600) as client:
+        response = client.post(
+            f"{url}/_bulk",
+            params={"require_alias": "true"},
+            content=body(),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    result = response.json()
+    if result.get("errors"):
+        first = next(i for i in result["items"] if next(iter(i.values())).get("error"))
+        raise RuntimeError(f"raw: documents refused, first: {first}")
+    return elapsed
+
+
+def run(size: str = "quick", repeats: int = 2, url: str | None = None) -> Result:
+    url = url or es_url()
+    docs = changes(SIZES[size])
+    load = load_average()
+    timings: dict[str, list[float]] = {"ours": [], "raw": []}
+    counts: dict[str, dict[str, int]] = {}
+    body_bytes = 0
+    for round_number in range(repeats):
+        order = ("ours", "raw") if round_number % 2 == 0 else ("raw", "ours")
+        for side in order:
+            index = _index(url)
+            try:
+                if side == "ours":
+                    timings["ours"].append(_ours(index, docs))
+                else:
+                    lines = ndjson(index, docs)
+                    body_bytes = sum(len(line) + 1 for line in lines)
+                    timings["raw"].append(_raw(url, lines))
+                index.refresh()
+                counts[side] = index.document_counts()
+            finally:
+                index.drop()
+                index.close()
+    ours_rate = len(docs) / min(timings["ours"])
+    raw_rate = len(docs) / min(timings["raw"])
+    ratio = ours_rate / raw_rate
+    stories = sum(c.kind == "story" for c in docs)
+    return Result(
+        stage="indexing",
+        measured=f"{len(docs)} documents ({len(docs) - stories} articles, {stories} stories) into Elasticsearch",
+        ours=Side(f"ElasticsearchIndex.write, batches of {BATCH}", ours_rate, "docs/s"),
+        baseline=Side("same NDJSON, one streamed _bulk POST (httpx)", raw_rate, "docs/s"),
+        ratio=ratio,
+        target=">= 0.7 of the raw rate",
+        met=ratio >= 0.7 and counts.get("ours") == counts.get("raw"),
+        versions={**versions("elasticsearch", "httpx"), "elasticsearch server": es_server_version(url)},
+        details={
+            "documents": len(docs),
+            "bulk_body_bytes": body_bytes,
+            "seconds": timings,
+            "indexed_counts": counts,
+            "load_average_before": load,
+        },
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.indexing")
+    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--es-url", default=None, help="default: NEWSAGG_ES_URL or the scripts/es-node node")
+    args = parser.parse_args()
+    result = run(args.size, args.repeats, args.es_url)
+    print(result.line())
+    save(f"indexing-{args.size}.json", result.as_dict())
+
+
+if __name__ == "__main__":
+    main()
