@@ -19,10 +19,10 @@ from __future__ import annotations
 import codecs
 import enum
 import logging
-import math
 import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -50,6 +50,11 @@ MIN_PARALLEL_BATCH = 8
 _MAX_CHUNK = 8
 
 _TITLE_FALLBACK_WORDS = 12
+
+# The worker pool kept between extract_pages calls, and (processes, owning pid).
+_pool: ProcessPoolExecutor | None = None
+_pool_owner: tuple[int, int] = (0, 0)
+_pool_lock = threading.Lock()
 
 _HTML_PARSER = lxml.html.HTMLParser(
     # As trafilatura's own parser, plus no network access. huge_tree stays off: libxml2
@@ -157,14 +162,16 @@ def extract_page(
 def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[ExtractedPage | None]:
     """Extract a batch of pages, on several processes when that pays.
 
-    The batch is cut into small chunks (pages travel as bytes, results come back as
-    small records) run by a pool of ``workers - 1`` processes, fed a few chunks at a
-    time, while this process takes chunks from the other end of the queue: the pool's
-    start-up time is not lost and neither end idles for long at the finish. (Chunks are
-    never cancelled once submitted: a cancelled future in a pool that then breaks
-    crashes its manager thread on Python 3.11.) Workers are forked when this process has
-    a single thread (no lock can be held mid-fork; no re-import), spawned otherwise.
-    Small batches and ``workers <= 1`` run in-process.
+    The pages are handed out in small chunks (pages travel as bytes, results come back
+    as small records) to a pool of ``workers - 1`` processes, two chunks in flight per
+    worker, while this process extracts chunks from the other end of the batch. Chunks
+    shrink as the two ends meet, so neither waits long for the other at the finish,
+    and the pool's start-up time is not lost. The pool is kept for the next call
+    (:func:`shutdown_workers` stops it). Its workers are forked when this process has a
+    single thread (no lock can be held mid-fork, nothing is re-imported), spawned
+    otherwise. Submitted chunks are never cancelled: on Python 3.11 a cancelled future in
+    a pool that then breaks crashes the pool's manager thread. Small batches and
+    ``workers <= 1`` run in-process.
 
     Args:
         items: (url, html bytes) pairs.
@@ -176,61 +183,65 @@ def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[Extr
     workers = min(workers, _available_cpus(), len(items))
     if workers <= 1 or len(items) < MIN_PARALLEL_BATCH:
         return _extract_chunk(items)
-    # Small chunks: what is in flight when the queue runs dry is all that is left to
-    # wait for; a few pages per chunk keep per-task overhead far below extraction time.
-    size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (workers * 12))))
-    chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
-    results: list[list[ExtractedPage | None] | None] = [None] * len(chunks)
     try:
-        pool = ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context(_start_method()))
+        pool = _worker_pool(workers - 1)
     except (OSError, ImportError, NotImplementedError) as exc:
         # No working semaphores (some sandboxes lack /dev/shm): do the work here.
         logger.warning("cannot start extraction workers (%s); extracting %d pages in-process", exc, len(items))
         return _extract_chunk(items)
-    slots = workers - 1
-    # Chunks in flight per worker: enough that a worker never waits while this process
-    # extracts a chunk of its own, few enough that little is left to wait for at the end.
-    depth = 2 * slots + 1
-    pending: dict[Future[list[ExtractedPage | None]], int] = {}
-    head, tail = 0, len(chunks)
+
+    results: list[ExtractedPage | None] = [None] * len(items)
+    # Chunks in flight: one running and one queued per worker, so a worker never waits
+    # while this process extracts a chunk of its own, and little is left at the end.
+    depth = 2 * (workers - 1)
+    pending: dict[Future[list[ExtractedPage | None]], tuple[int, int]] = {}
+    head, tail = 0, len(items)  # the pool takes pages from the head, this process from the tail
     broken = False
-    with pool:
+
+    def chunk_size() -> int:
+        # Guided scheduling: chunks shrink as the queue empties, so both ends finish together.
+        return max(1, min(_MAX_CHUNK, (tail - head) // (workers * 4)))
+
+    def collect(future: Future[list[ExtractedPage | None]]) -> None:
+        nonlocal broken
+        start, size = pending.pop(future)
+        chunk = items[start : start + size]
+        try:
+            results[start : start + size] = future.result()
+        except Exception as exc:  # BrokenProcessPool above all
+            # A worker died (out of memory, a crash in native code). Re-running those pages
+            # here could take this process down too: report them as unextracted.
+            logger.error(
+                "extraction worker failed (%s); %d pages left unextracted, from %s",
+                type(exc).__name__,
+                len(chunk),
+                chunk[0][0],
+            )
+            broken = True
+
+    try:
         while head < tail or pending:
             while not broken and head < tail and len(pending) < depth:
+                size = chunk_size()
                 try:
-                    pending[pool.submit(_extract_chunk, chunks[head])] = head
+                    pending[pool.submit(_extract_chunk, items[head : head + size])] = (head, size)
                 except RuntimeError:  # BrokenProcessPool: a worker died; go on here alone
                     broken = True
                     break
-                head += 1
+                head += size
             if head < tail:
-                # The pool works from the head of the queue, this process from the tail.
-                tail -= 1
-                results[tail] = _extract_chunk(chunks[tail])
+                size = chunk_size()
+                tail -= size
+                results[tail : tail + size] = _extract_chunk(items[tail : tail + size])
                 finished = [future for future in pending if future.done()]
             else:
                 finished = list(wait(pending, return_when=FIRST_COMPLETED).done)
             for future in finished:
-                index = pending.pop(future)
-                results[index] = _chunk_result(future, chunks[index])
-    return [page for chunk in results for page in (chunk or [])]
-
-
-def _chunk_result(
-    future: Future[list[ExtractedPage | None]], chunk: Sequence[tuple[str, bytes]]
-) -> list[ExtractedPage | None]:
-    try:
-        return future.result()
-    except Exception as exc:  # BrokenProcessPool above all
-        # A worker died (out of memory, a crash in native code). Re-running those pages
-        # here could take this process down too: report them as unextracted.
-        logger.error(
-            "extraction worker failed (%s); %d pages left unextracted, from %s",
-            type(exc).__name__,
-            len(chunk),
-            chunk[0][0],
-        )
-        return [None] * len(chunk)
+                collect(future)
+    finally:
+        if broken:
+            _discard_pool(pool)
+    return results
 
 
 def _available_cpus() -> int:
@@ -238,6 +249,46 @@ def _available_cpus() -> int:
         return len(os.sched_getaffinity(0))  # honours container CPU pinning
     except AttributeError:  # not on macOS or Windows
         return os.cpu_count() or 1
+
+
+def shutdown_workers() -> None:
+    """Stop the extraction worker processes.
+
+    :func:`extract_pages` keeps its pool between calls, so that a run of many batches
+    starts its workers once. Call this when a run ends (the pool is also stopped at
+    interpreter exit).
+    """
+    global _pool, _pool_owner
+    with _pool_lock:
+        pool, owner = _pool, _pool_owner
+        _pool, _pool_owner = None, (0, 0)
+    if pool is not None and owner[1] == os.getpid():
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_pool(processes: int) -> ProcessPoolExecutor:
+    """The shared pool of ``processes`` workers, created on first use."""
+    global _pool, _pool_owner
+    with _pool_lock:
+        # A pool inherited through os.fork (Airflow forks task processes) belongs to the
+        # parent: its manager thread does not exist here and using it would hang.
+        if _pool is not None and _pool_owner == (processes, os.getpid()):
+            return _pool
+        stale, stale_owner = _pool, _pool_owner
+        _pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(_start_method()))
+        _pool_owner = (processes, os.getpid())
+    if stale is not None and stale_owner[1] == os.getpid():
+        stale.shutdown(wait=False, cancel_futures=True)
+    return _pool
+
+
+def _discard_pool(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool so the next batch starts a fresh one."""
+    global _pool, _pool_owner
+    with _pool_lock:
+        if _pool is pool:
+            _pool, _pool_owner = None, (0, 0)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _start_method() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -323,6 +324,14 @@ def test_title_falls_back_to_first_words() -> None:
 # -- extract_pages ------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def fresh_workers() -> Iterator[None]:
+    """Each test gets its own extraction pool (the pool outlives calls by design)."""
+    extraction.shutdown_workers()
+    yield
+    extraction.shutdown_workers()
+
+
 def _batch(count: int) -> list[tuple[str, bytes]]:
     items = []
     for i in range(count):
@@ -336,14 +345,17 @@ def _batch(count: int) -> list[tuple[str, bytes]]:
     return items
 
 
+@pytest.mark.usefixtures("fresh_workers")
 def test_extract_pages_parallel_equals_serial() -> None:
     items = _batch(40)
     serial = [extract_page(html, url) for url, html in items]
     assert extract_pages(items, workers=2) == serial
+    assert extract_pages(items, workers=2) == serial  # the kept pool, second batch
     assert extract_pages(items, workers=1) == serial
     assert sum(page is None for page in serial) >= 8
 
 
+@pytest.mark.usefixtures("fresh_workers")
 def test_extract_pages_with_spawned_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pool must work when workers are spawned (threaded callers, macOS, Windows)."""
     monkeypatch.setattr(extraction, "_start_method", lambda: "spawn")
@@ -351,6 +363,7 @@ def test_extract_pages_with_spawned_workers(monkeypatch: pytest.MonkeyPatch) -> 
     assert extract_pages(items, workers=2) == [extract_page(html, url) for url, html in items]
 
 
+@pytest.mark.usefixtures("fresh_workers")
 def test_a_dying_worker_loses_only_its_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     items = _batch(24)
     serial = [extract_page(html, url) for url, html in items]
@@ -368,6 +381,8 @@ def test_a_dying_worker_loses_only_its_pages(monkeypatch: pytest.MonkeyPatch) ->
     assert len(results) == len(items)
     assert results[0] is None  # the worker takes the head of the queue, and died on it
     assert all(got is None or got == want for got, want in zip(results, serial, strict=True))
+    monkeypatch.setattr(extraction, "extract_page", real)
+    assert extract_pages(items, workers=2) == serial  # the broken pool was replaced
 
 
 def test_extract_pages_small_and_empty_batches() -> None:
