@@ -383,6 +383,42 @@ def _cmd_es_check(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_FAILURE
 
 
+# -- kibana ----------------------------------------------------------------------------------
+
+
+def _cmd_kibana_import(args: argparse.Namespace) -> int:
+    from pipeline.kibana import OBJECTS_DIR, install
+
+    settings = _settings(args)
+    result = install(settings.kibana, settings.es.index_prefix, args.dir or OBJECTS_DIR, wait=args.wait)
+    print(f"{result.success_count} saved objects imported into Kibana at {result.kibana}")
+    for kind, object_id in result.objects:
+        print(f"  {kind} {object_id}")
+    return EXIT_OK
+
+
+def _cmd_kibana_check(args: argparse.Namespace) -> int:
+    from pipeline.kibana import OBJECTS_DIR, check, elasticsearch_mappings, load
+
+    directory = args.dir or OBJECTS_DIR
+    objects = load(directory)
+    problems = check(objects, elasticsearch_mappings())
+    for problem in problems:
+        print(f"newsagg: error: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{len(objects)} saved objects in {directory} fit the index mappings")
+    return EXIT_OK if not problems else EXIT_FAILURE
+
+
+def _cmd_kibana_export(args: argparse.Namespace) -> int:
+    from pipeline.kibana import generate, render
+
+    text = render(generate(_settings(args).es.index_prefix))
+    with _open_output(args.output) as out:
+        out.write(text)
+    return EXIT_OK
+
+
 # -- output helpers --------------------------------------------------------------------------
 
 
@@ -524,6 +560,32 @@ def _parser() -> argparse.ArgumentParser:
         "check", parents=[common], help="each alias points at one index whose mapping matches the template (exit 1 if not)"
     )
     es_check.set_defaults(handler=_cmd_es_check)
+
+    kibana = commands.add_parser(
+        "kibana", parents=[common], help="import, check and export the Kibana saved objects (config/kibana)",
+        description="Data views for stories and articles, saved searches and the 'News clusters' dashboard, "
+        "generated from the Elasticsearch mappings (config/elasticsearch/*.json). Kibana settings: "
+        "NEWSAGG_KIBANA__URL, __USERNAME/__PASSWORD or __API_KEY, __CA_CERTS, __SPACE.",
+    )
+    kibana_commands = kibana.add_subparsers(required=True, metavar="SUBCOMMAND")
+    kibana_import = kibana_commands.add_parser(
+        "import", parents=[common],
+        help="check the saved objects against the mappings and import them (overwriting: safe to repeat)",
+    )
+    kibana_import.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
+    kibana_import.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                               help="keep trying this long while Kibana is unreachable or not ready")
+    kibana_import.set_defaults(handler=_cmd_kibana_import)
+    kibana_check = kibana_commands.add_parser(
+        "check", parents=[common], help="every field the saved objects use exists in the index mappings (exit 1 if not)"
+    )
+    kibana_check.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
+    kibana_check.set_defaults(handler=_cmd_kibana_check)
+    kibana_export = kibana_commands.add_parser(
+        "export", parents=[common], help="write the generated saved objects as NDJSON (for es.index_prefix)"
+    )
+    kibana_export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
+    kibana_export.set_defaults(handler=_cmd_kibana_export)
     return parser
 
 

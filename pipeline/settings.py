@@ -192,6 +192,21 @@ class ElasticsearchSettings(BaseModel):
     index_prefix: str = Field("newsagg", description="Prefix of index names and aliases.")
 
 
+class KibanaSettings(BaseModel):
+    """Kibana, where `newsagg kibana import` puts the data views, searches and dashboard of config/kibana."""
+
+    url: str = Field("http://127.0.0.1:5601", description="Kibana's base URL, with its base path if it has one.")
+    space: str | None = Field(None, description="Kibana space to import into; unset is the default space.")
+    api_key: SecretStr | None = Field(None, description="API key (id:key, base64), preferred over a password.")
+    username: str | None = Field(
+        None, description="Basic-auth user; needs the Kibana privilege to manage saved objects."
+    )
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="CA bundle used to verify Kibana's certificate.")
+    verify_certs: bool = Field(True, description="Verify Kibana's TLS certificate.")
+    request_timeout: float = Field(60.0, gt=0, description="Seconds per request (an import can take a while).")
+
+
 class Settings(BaseSettings):
     """Everything the pipeline can be told. Built once, passed down."""
 
@@ -227,6 +242,7 @@ class Settings(BaseSettings):
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]
     clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)  # type: ignore[arg-type]
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    kibana: KibanaSettings = Field(default_factory=KibanaSettings)  # type: ignore[arg-type]
 
     @field_validator("data_dir", "feeds_file")
     @classmethod
