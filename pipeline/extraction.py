@@ -159,7 +159,11 @@ def extract_page(
 # -- many pages ---------------------------------------------------------------------------------
 
 
-def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[ExtractedPage | None]:
+#: A page to extract: (url, body) or (url, body, HTTP Content-Type).
+PageInput = tuple[str, bytes] | tuple[str, bytes, str | None]
+
+
+def extract_pages(items: Sequence[PageInput], workers: int) -> list[ExtractedPage | None]:
     """Extract a batch of pages, on several processes when that pays.
 
     The pages are handed out in small chunks (pages travel as bytes, results come back
@@ -174,7 +178,8 @@ def extract_pages(items: Sequence[tuple[str, bytes]], workers: int) -> list[Extr
     ``workers <= 1`` run in-process.
 
     Args:
-        items: (url, html bytes) pairs.
+        items: (url, html bytes) pairs, or (url, html bytes, content type) triples so
+            that the HTTP charset is honoured.
         workers: processes to use in total, this one included.
 
     Returns:
@@ -308,9 +313,9 @@ def _start_method() -> str:
     return "fork" if single else "spawn"
 
 
-def _extract_chunk(items: Sequence[tuple[str, bytes]]) -> list[ExtractedPage | None]:
+def _extract_chunk(items: Sequence[PageInput]) -> list[ExtractedPage | None]:
     """Extract pages in this process (also the unit of work sent to a worker)."""
-    return [extract_page(html, url) for url, html in items]
+    return [extract_page(item[1], item[0], content_type=item[2] if len(item) > 2 else None) for item in items]
 
 
 # -- the stage boundary -------------------------------------------------------------------------

@@ -385,6 +385,16 @@ def test_a_dying_worker_loses_only_its_pages(monkeypatch: pytest.MonkeyPatch) ->
     assert extract_pages(items, workers=2) == serial  # the broken pool was replaced
 
 
+@pytest.mark.usefixtures("fresh_workers")
+def test_extract_pages_honours_http_charset() -> None:
+    items: list[tuple[str, bytes, str | None]] = [
+        (f"{URL}/{i}", realistic_page(ACCENTED, charset="latin-1", meta_charset=None), "text/html; charset=iso-8859-1")
+        for i in range(10)
+    ]
+    results = extract_pages(items, workers=2)
+    assert all(page is not None and ACCENTED[0] in page.text for page in results)
+
+
 def test_extract_pages_small_and_empty_batches() -> None:
     assert extract_pages([], workers=2) == []
     items = _batch(3)
