@@ -23,8 +23,8 @@ from typing import Any
 from bench.common import RESULTS, ROOT, Result, Side, load_average, machine, markdown_table, save, versions
 
 BENCHES = ("feeds", "extraction", "clustering", "indexing", "end_to_end", "memory")
-TIMEOUTS = {"quick": 900, "full": 5400}  # seconds per benchmark
-DEDUP_SIZES = {"quick": [1000], "full": [10000, 100000]}
+TIMEOUTS = {"tiny": 300, "quick": 900, "full": 5400}  # seconds per benchmark
+DEDUP_SIZES = {"tiny": [200], "quick": [1000], "full": [10000, 100000]}
 
 
 def _module(name: str, size: str, es_url: str | None, timeout: int) -> list[dict[str, Any]]:
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="CI sizes (default)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the full sizes")
+    mode.add_argument("--tiny", dest="mode", action="store_const", const="tiny", help=argparse.SUPPRESS)  # smoke test
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}")
     parser.add_argument("--es-url", default=None, help="Elasticsearch node (default: NEWSAGG_ES_URL or scripts/es-node)")
     args = parser.parse_args(argv)

@@ -385,6 +385,8 @@ def served(root: Path) -> Iterator[ServedCorpus]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _serve(root: Path) -> None:

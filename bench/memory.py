@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.common import ROOT, Result, Side, peak_rss_bytes, reset_peak_rss, rss_bytes, save, versions
 
-SIZES = {"tiny": (100, 200), "quick": (2000, 4000, 8000), "full": (25000, 50000, 100000)}
+SIZES = {"tiny": (50, 100), "quick": (2000, 4000, 8000), "full": (25000, 50000, 100000)}
 LEAK_RUNS = 3
 MIB = 1024 * 1024
 
@@ -123,21 +123,31 @@ def _child(*args: str) -> dict[str, Any]:
     return result
 
 
-def run(size: str = "quick", runs: int = LEAK_RUNS) -> Result:
+def _in_process(what: str, path: str, *rest: str) -> dict[str, Any]:
+    if what == "insert":
+        return insert(Path(path), int(rest[0]))
+    if what == "peak":
+        return child_peak(Path(path))
+    return child_leaks(Path(path), int(rest[0]))
+
+
+def run(size: str = "quick", runs: int = LEAK_RUNS, *, isolated: bool = True) -> Result:
+    """Measure; ``isolated=False`` runs every step in this process (smoke tests: fast, but RSS is not clean)."""
     sizes = SIZES[size]
+    step = _child if isolated else _in_process
     points: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="newsagg-bench-memory-") as scratch:
         for count in sizes:
             data_dir = Path(scratch) / f"n{count}"
-            inserted = _child("insert", str(data_dir), str(count))
+            inserted = step("insert", str(data_dir), str(count))
             if count == sizes[0]:
                 shutil.copytree(data_dir, Path(scratch) / "leak-template")
-            measured = _child("peak", str(data_dir))
+            measured = step("peak", str(data_dir))
             growth = measured["peak_rss"] - measured["base_rss"]
             points.append({"articles": count, "insert": inserted, **measured, "growth": growth,
                            "bytes_per_article": growth / count})
             shutil.rmtree(data_dir)
-        leaks = _child("leaks", str(Path(scratch) / "leak-template"), str(runs))
+        leaks = step("leaks", str(Path(scratch) / "leak-template"), str(runs))
     # At most linear growth: the marginal cost per article (between consecutive sizes) does not
     # climb by more than 30% (+1 KiB). A fixed cost and the per-batch working set (clustering
     # reads 2,000 articles at a time) make the first sizes dearer per article; a leak or a
@@ -181,14 +191,7 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        what, path, *rest = args.child
-        if what == "insert":
-            out = insert(Path(path), int(rest[0]))
-        elif what == "peak":
-            out = child_peak(Path(path))
-        else:
-            out = child_leaks(Path(path), int(rest[0]))
-        print(json.dumps(out))
+        print(json.dumps(_in_process(*args.child)))
         return
     result = run(args.size, args.runs)
     print(result.line())

@@ -1,0 +1,85 @@
+"""The benchmarks run at a tiny size and report every field the results table needs (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import end_to_end, extraction, feeds, indexing, memory
+from bench.__main__ import main as run_all
+from bench.common import RESULT_KEYS, RESULTS, Result
+from bench.corpus import build, generate_articles, outlet_templates
+from pipeline.extraction import extract_page
+
+
+def _check(result: Result) -> dict[str, object]:
+    data = result.as_dict()
+    assert tuple(data) == RESULT_KEYS
+    assert data["ours"]["value"] > 0 and data["baseline"]["value"] > 0
+    assert data["versions"]["python"]
+    assert result.line() and json.dumps(data, default=str)
+    return data
+
+
+def test_generated_pages_extract_to_the_generated_article() -> None:
+    templates = outlet_templates()
+    articles = generate_articles(120)
+    for number, template in enumerate(templates):
+        article = next(a for a in articles if a.outlet == number and len(a.paragraphs) >= 3)
+        page = template.render_page(article).replace("{{BASE}}", "http://127.0.0.1:8000")
+        found = extract_page(page.encode(), f"http://127.0.0.1:8000/{template.page_path(article)}")
+        assert found is not None, template.slug
+        assert found.title == article.title, template.slug
+        assert found.date is not None and found.date.date() == article.published.date(), template.slug
+        assert article.paragraphs[1] in found.text, template.slug
+
+
+def test_corpus_feeds_follow_each_outlet_format(tmp_path: Path) -> None:
+    corpus = build(tmp_path, generate_articles(60), entries_per_feed=4, pages=False)
+    assert len(corpus.feeds) == 20  # 6 articles per outlet, 4 per feed
+    for outlet, path in corpus.feeds:
+        text = (tmp_path / path).read_text(encoding="utf-8")
+        assert ("<entry>" in text) == corpus.templates[outlet].atom
+        assert text.count("{{BASE}}/" + corpus.templates[outlet].slug + "/articles/") in (2, 4)
+
+
+def test_feeds_second_pass_is_all_304_without_parsing() -> None:
+    data = _check(feeds.run("tiny"))
+    second = data["details"]["pass2"]
+    assert second["parse_calls"] == 0 and second["extract_calls"] == 0 and second["new_entries"] == 0
+    assert second["not_modified"] == data["details"]["feeds"]
+
+
+def test_extraction_pool_and_plain_loop_agree() -> None:
+    data = _check(extraction.run("tiny", repeats=1))
+    assert data["details"]["identical_outputs"] == data["details"]["pages"]
+
+
+def test_indexing_both_sides_index_the_same_documents(es_url: str) -> None:
+    data = _check(indexing.run("tiny", repeats=1, url=es_url))
+    counts = data["details"]["indexed_counts"]
+    assert counts["ours"] == counts["raw"]
+    assert sum(counts["ours"].values()) == data["details"]["documents"]
+
+
+def test_end_to_end_embedded() -> None:
+    (result,) = end_to_end.run("tiny", profile=False, elasticsearch=False)
+    data = _check(result)
+    details = data["details"]
+    assert details["articles"] == end_to_end.SIZES["tiny"]
+    assert details["second_pass"]["parse_calls"] == 0 and details["second_pass"]["extract_calls"] == 0
+
+
+def test_memory_reports_peaks_and_runs() -> None:
+    data = _check(memory.run("tiny", runs=2, isolated=False))
+    assert [p["articles"] for p in data["details"]["points"]] == list(memory.SIZES["tiny"])
+    assert len(data["details"]["leaks"]["rss_after_run"]) == 2
+
+
+def test_run_all_writes_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_all(["--tiny", "--only", "clustering"]) == 0
+    table = (RESULTS / "table-tiny.md").read_text(encoding="utf-8")
+    assert "| clustering |" in table and "python -m bench --tiny --only clustering" in table
+    assert "| stage | measured |" in capsys.readouterr().out
