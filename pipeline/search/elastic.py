@@ -238,14 +238,13 @@ class ElasticsearchIndex:
     """Stories and articles in Elasticsearch, behind versioned indices and aliases.
 
     Args:
-        settings: connection settings and the name prefix.
-        templates_dir: where stories.json and articles.json live (default: config/elasticsearch).
+        settings: connection settings, the name prefix and where the templates live.
 
     Raises:
         ConfigError: an invalid prefix, URL, CA file, auth combination or template file.
     """
 
-    def __init__(self, settings: ElasticsearchSettings, *, templates_dir: Path | None = None) -> None:
+    def __init__(self, settings: ElasticsearchSettings) -> None:
         if not _PREFIX.match(settings.index_prefix):
             raise ConfigError(
                 f"es.index_prefix {settings.index_prefix!r} is not usable in index names: "
@@ -253,7 +252,7 @@ class ElasticsearchIndex:
             )
         self.settings = settings
         self.prefix = settings.index_prefix
-        self.templates = load_templates(templates_dir or TEMPLATES_DIR)
+        self.templates = load_templates(settings.templates_dir or TEMPLATES_DIR)
         self.where = ", ".join(redact_url(u) for u in settings.urls) or "<no URL>"
         self._secrets = _secrets_of(settings)
         self.client = self._connect()

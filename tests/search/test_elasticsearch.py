@@ -213,7 +213,7 @@ def test_bad_settings_are_config_errors_without_secrets(tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match="ca_certs"):
         ElasticsearchIndex(ElasticsearchSettings(ca_certs=tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match="stories.json"):
-        ElasticsearchIndex(ElasticsearchSettings(), templates_dir=tmp_path)
+        ElasticsearchIndex(ElasticsearchSettings(templates_dir=tmp_path))
 
 
 def test_a_changed_template_is_rolled_out_by_setup_and_reindex(
@@ -239,7 +239,7 @@ def test_a_changed_template_is_rolled_out_by_setup_and_reindex(
             data["_comment"] = "a comment edit changes nothing in the cluster"
         (changed / f"{family}.json").write_text(json.dumps(data))
 
-    index = ElasticsearchIndex(settings, templates_dir=changed)
+    index = ElasticsearchIndex(settings.model_copy(update={"templates_dir": changed}))
     try:
         problems = {c.family: c.problems for c in index.check()}
         assert problems["articles"] == []
