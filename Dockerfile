@@ -1,0 +1,31 @@
+# The Airflow image of the docker-compose stack: the official Airflow 3 image with newsagg
+# installed, so the DAGs import `pipeline` and the `newsagg` command is on PATH.
+#
+#   docker compose build          (or: docker build -t newsagg-airflow .)
+#
+# Installed with the same pins as development (constraints/py3.11.txt), Airflow's version
+# named too so that pip can never move it. Editable, from /opt/newsagg: the package finds
+# its configuration (config/elasticsearch, config/kibana, config/feeds.yaml) next to it.
+ARG AIRFLOW_VERSION=3.3.2
+FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
+ARG AIRFLOW_VERSION
+
+USER root
+RUN mkdir -p /opt/newsagg && chown airflow:0 /opt/newsagg
+USER airflow
+WORKDIR /opt/newsagg
+
+COPY --chown=airflow:0 pyproject.toml README.md ./
+COPY --chown=airflow:0 constraints/py3.11.txt constraints/py3.11.txt
+COPY --chown=airflow:0 pipeline pipeline
+COPY --chown=airflow:0 config config
+RUN pip install --no-cache-dir \
+        "apache-airflow==${AIRFLOW_VERSION}" \
+        -e ".[postgres,redis]" \
+        -c constraints/py3.11.txt \
+    && newsagg --help > /dev/null
+
+COPY --chown=airflow:0 dags /opt/airflow/dags
+
+ENV NEWSAGG_FEEDS_FILE=/opt/newsagg/config/feeds.yaml
+WORKDIR /opt/airflow
