@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import SearchBackendError
+from pipeline.errors import SearchBackendError, SearchUnavailable
 from pipeline.models import (
     IndexChange,
     IndexedArticle,
@@ -83,8 +83,11 @@ class SqliteSearchIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
 
     def setup(self) -> None:
-        with self._db:
-            self._db.executescript(_SCHEMA)
+        try:
+            with self._db:
+                self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -102,6 +105,10 @@ class SqliteSearchIndex:
                         self._db.execute("DELETE FROM articles WHERE id = ?", (change.id,))
                         if isinstance(change.document, IndexedArticle):
                             self._insert_article(change.document)
+            except sqlite3.OperationalError as exc:
+                # Read-only, disk full, I/O error, locked: the file, not this document, is the
+                # problem, so the caller keeps the whole batch in its outbox for the next run.
+                raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
             except sqlite3.Error as exc:
                 failures.append(IndexFailure(change.kind, change.id, str(exc), transient=False))
         return failures

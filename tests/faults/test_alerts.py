@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Web, fault_settings, rss, write_feed_list
+from faultkit import Web, fault_settings, rss, write_feed_list
 from pipeline.errors import ConfigError
 from pipeline.runner import Pipeline
 from pipeline.settings import load_settings

@@ -10,12 +10,13 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import Handler, Web, article_html, fault_settings, rss, write_feed_list
+from faultkit import Handler, Web, article_html, fault_settings, rss, write_feed_list
 from pipeline.models import SearchQuery, TextSource
 from pipeline.runner import Pipeline
 from pipeline.urls import article_id
@@ -60,7 +61,7 @@ def hostile(web: Web, witness: Web, tmp_path: Path) -> dict[str, str]:
         ("Busy page", u("/mixed/busy.html"), "Summary of the busy page story."),
         ("Script link", "javascript:alert(document.cookie)", "Should never be queued."),
         ("Data link", "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "Never queued either."),
-    ]), "application/rss+xml")
+    ]), "application/rss+xml", Expires=format_datetime(datetime.now(UTC) + timedelta(hours=3), usegmt=True))
     web.routes["/mixed/bomb.html"] = lambda h: h.reply(200, BOMB, Content_Encoding="gzip")
     web.serve("/mixed/report.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "application/pdf")
     web.routes["/mixed/moved.html"] = lambda h: h.reply(302, b"", Location=witness.url("/stolen"))
@@ -135,6 +136,7 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
         assert timedelta(hours=2) <= wait("limited") < timedelta(hours=2, minutes=1)  # Retry-After: 7200
         assert timedelta(hours=2) <= wait("good") < timedelta(hours=2, minutes=1)  # max-age=7200
         assert timedelta(hours=4) <= wait("weekly") < timedelta(hours=4, minutes=1)  # <ttl>240</ttl>
+        assert timedelta(hours=2, minutes=59) <= wait("mixed") < timedelta(hours=3, minutes=1)  # Expires: +3 h
         assert timedelta(minutes=15) <= wait("down") < timedelta(minutes=16)  # first backoff step
 
         # -- articles: good pages in full, hostile pages fall back to the feed, with the reason ---

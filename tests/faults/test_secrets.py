@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Web, fault_settings, rss, serving, write_feed_list
+from faultkit import Web, fault_settings, rss, serving, write_feed_list
 from pipeline.cli import main
 from pipeline.errors import SearchBackendError, TransientFetchError
 from pipeline.fetching import Fetcher

@@ -1,0 +1,256 @@
+"""The fault tests' tools: a scripted loopback web, settings that may reach only it, real filesystem faults.
+
+(A module of its own, not conftest.py: ``from conftest import`` would find whichever
+conftest another test directory imported first.)
+
+``Web`` is a real HTTP server on 127.0.0.1 in a thread whose routes each test scripts
+(hostile feeds and pages, a webhook receiver). Nothing here opens a non-loopback
+connection. The filesystem helpers make real conditions: a read-only mount and a
+full tmpfs when this process may mount (root in a container), a file-size limit or
+permission bits otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.settings import Settings, load_settings
+
+Route = Callable[["Handler"], None]
+
+
+@dataclass
+class Web:
+    """Scriptable server state: routes by path, and every request seen."""
+
+    port: int = 0
+    routes: dict[str, Route] = field(default_factory=dict)
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    posts: list[tuple[str, bytes]] = field(default_factory=list)  # (path, body)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def serve(
+        self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8", status: int = 200,
+        **headers: str,
+    ) -> None:
+        """Answer GET ``path`` with a fixed response."""
+        data = body.encode() if isinstance(body, str) else body
+        self.routes[path] = lambda h: h.reply(status, data, content_type, **headers)
+
+    def hits(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for _, p in self.seen if p.split("?", 1)[0] == path)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._dispatch(b"")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.web.lock:
+            self.server.web.posts.append((self.path, body))
+        self._dispatch(body)
+
+    def _dispatch(self, body: bytes) -> None:
+        web = self.server.web
+        with web.lock:
+            web.seen.append((self.command, self.path))
+        route = web.routes.get(self.path.split("?", 1)[0])
+        if route is None:
+            self.reply(404, b"not found\n", "text/plain")
+        else:
+            route(self)
+
+    def reply(self, status: int, body: bytes = b"", content_type: str = "text/html; charset=utf-8",
+              **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def hang(self) -> None:
+        """Never answer (until the server stops)."""
+        self.server.web.stopping.wait(30)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    web: Web
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients we cut off on purpose (timeouts, caps) make handlers fail
+
+
+@contextlib.contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[Web]:
+    """A ``Web`` on 127.0.0.1 (HTTPS with ``tls``), stopped on exit."""
+    httpd = _HTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    web = Web(port=httpd.server_address[1])
+    httpd.web = web
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield web
+    finally:
+        web.stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def write_feed_list(path: Path, feeds: dict[str, str]) -> Path:
+    """A YAML feed list of name -> URL."""
+    path.write_text(yaml.safe_dump({"feeds": [{"name": n, "url": u} for n, u in feeds.items()]}), encoding="utf-8")
+    return path
+
+
+def fault_settings(web: Web, tmp_path: Path, feeds_file: Path, **overrides: Any) -> Settings:
+    """Embedded defaults in tmp_path, small timeouts, allowed to reach only ``web``'s port."""
+    fetch: dict[str, Any] = {
+        "allowed_hosts": [f"127.0.0.1:{web.port}"],
+        "politeness_delay": 0.0,
+        "connect_timeout": 1.0,
+        "read_timeout": 1.0,
+        "total_timeout": 2.0,
+    }
+    fetch.update(overrides.pop("fetch", {}))
+    return load_settings(
+        data_dir=tmp_path / "data",
+        feeds_file=feeds_file,
+        search_backend="sqlite",
+        store_url=None,
+        fetch=fetch,
+        extraction={"workers": 1, **overrides.pop("extraction", {})},
+        **overrides,
+    )
+
+
+def article_html(title: str, topic: str, paragraphs: int = 6) -> str:
+    """A plain news page with enough distinct text to be extracted (and not confused with another)."""
+    body = "\n".join(
+        f"<p>{topic} report, part {n}: officials in the {topic} district described paragraph {n} of the "
+        f"{title.lower()} story to reporters on Monday, giving figures on costs, timing and the people "
+        f"affected, and promising a further statement about the {topic} plans later this week.</p>"
+        for n in range(1, paragraphs + 1)
+    )
+    return (
+        f"<!doctype html><html lang=en><head><title>{title}</title>"
+        f'<meta name="author" content="Staff"></head><body><header><nav>Home | News</nav></header>'
+        f"<article><h1>{title}</h1>{body}</article><footer>Copyright</footer></body></html>"
+    )
+
+
+def rss(title: str, items: list[tuple[str, str, str | None]], *, ttl: int | None = None, extra: str = "") -> str:
+    """An RSS 2.0 document of (title, link, summary or None) items."""
+    rendered = "".join(
+        f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+        + (f"<description>{summary}</description>" if summary is not None else "")
+        + "<pubDate>Mon, 02 Nov 2026 08:00:00 GMT</pubDate></item>"
+        for t, link, summary in items
+    )
+    ttl_tag = f"<ttl>{ttl}</ttl>" if ttl is not None else ""
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>http://example.invalid/</link><description>{title}</description>{ttl_tag}{rendered}{extra}"
+        "</channel></rss>"
+    )
+
+
+# -- real filesystem faults ---------------------------------------------------------------------
+
+
+def can_mount() -> bool:
+    """Whether this process may mount filesystems (root with CAP_SYS_ADMIN, as in a CI container)."""
+    if os.geteuid() != 0:
+        return False
+    probe = Path(f"/tmp/newsagg-mount-probe-{os.getpid()}")
+    probe.mkdir(exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                                 capture_output=True).returncode == 0
+        if mounted:
+            subprocess.run(["umount", str(probe)], check=True)
+        return mounted
+    finally:
+        probe.rmdir()
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (a full disk, for real)."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount(path: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make ``path`` (a file or directory) unwritable for this process, for real.
+
+    Root ignores permission bits, so as root the path is bind-mounted read-only onto
+    itself (the kernel refuses writes with EROFS); otherwise its write bits are removed.
+    """
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
+            yield
+        finally:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+        return
+    modes = {p: p.stat().st_mode for p in [path, *(path.rglob("*") if path.is_dir() else [])]}
+    for p, mode in modes.items():
+        p.chmod(mode & ~0o222)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
