@@ -220,6 +220,7 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL of the store; default: SQLite (WAL) in data_dir. "
         "Use postgresql+psycopg://... when several workers share the work.",
+        repr=False,  # it may carry a password: keep it out of repr() and str()
     )
     search_backend: Literal["sqlite", "elasticsearch"] = Field(
         "sqlite", description="Where stories are indexed for search."

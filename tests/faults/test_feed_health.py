@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,6 +118,14 @@ def test_feeds_status_reads_well_and_has_a_json_form(
     # Columns line up: every row has the status column where the header has it.
     assert {line.index(line.split()[1]) for line in lines[1:-1]} == {lines[0].index("status")}
     assert lines[-1].startswith("3 feeds: 1 active, 1 failing, 1 retired")
+
+    # On a terminal, a long error is cut to the window's width.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys.stdout, "isatty", lambda: True)
+        mp.setenv("COLUMNS", "130")
+        assert main(["feeds", "status", "--data-dir", data_dir]) == 0
+    narrow = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in narrow[:-1]) <= 130 and narrow[2].endswith("…")
 
     assert main(["feeds", "status", "--json", "--data-dir", data_dir]) == 0
     states = {s["source"]["id"]: s for s in json.loads(capsys.readouterr().out)}

@@ -164,6 +164,9 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
         assert "HTTP 503" in entries[web.url("/mixed/busy.html")][2]
         assert all(url.startswith(web.base + "/") for url in entries), "javascript:/data: links are never queued"
         assert report.articles_failed == 1 and report.pages_deferred == 1
+        for path in ("/mixed/bomb.html", "/mixed/report.pdf", "/mixed/moved.html", "/mixed/app.html",
+                     "/mixed/vanished.html"):
+            assert any(web.url(path) in r.getMessage() for r in caplog.records), f"{path} outcome not logged"
 
         # -- never fetched where it must not: the redirect target on another port saw nothing ----
         assert witness.seen == []
