@@ -39,7 +39,10 @@ demo: install
 
 test: install-dev
 	$(PY) scripts/es-node start
-	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; $(PY) scripts/es-node stop; exit $$status
+	$(PY) scripts/pg-node start
+	$(PY) scripts/redis-node start
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	  $(PY) scripts/redis-node stop; $(PY) scripts/pg-node stop; $(PY) scripts/es-node stop; exit $$status
 
 es-local: install-dev
 	$(PY) scripts/es-node run
@@ -48,4 +51,4 @@ typecheck: install-dev
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .cache/elasticsearch/run build *.egg-info
+	rm -rf $(VENV) .cache/elasticsearch/run .cache/postgres/run .cache/redis/run build *.egg-info
