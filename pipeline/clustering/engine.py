@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -52,8 +52,8 @@ F64 = npt.NDArray[np.float64]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
-_GROW = 1.25
-_B_COLLIDE = 1.0 / 256.0  # array growth factor: small, because slack is memory per article
+_GROW = 1.25  # growth factor of the per-article arrays: small, because slack is memory per article
+_B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
 
 
 def _micros(at: datetime) -> int:

@@ -16,11 +16,11 @@ tell two formulaic 50-word briefs apart reliably enough.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-import multiprocessing
 from functools import lru_cache
 
 import numpy as np
