@@ -38,9 +38,9 @@ demo: install
 	$(VENV)/bin/newsagg demo
 
 test: install-dev
-	$(PY) scripts/es-node start
-	$(PY) scripts/pg-node start
-	$(PY) scripts/redis-node start
+	$(PY) scripts/es-node start --port 0
+	$(PY) scripts/pg-node start --port 0
+	$(PY) scripts/redis-node start --port 0
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	  $(PY) scripts/redis-node stop; $(PY) scripts/pg-node stop; $(PY) scripts/es-node stop; exit $$status
 
