@@ -50,7 +50,7 @@ def _settings() -> Any:
     return load_settings()
 
 
-@task(execution_timeout=timedelta(hours=1), **NETWORK_RETRIES)
+@task(multiple_outputs=False, execution_timeout=timedelta(hours=1), **NETWORK_RETRIES)
 def apply_retention() -> dict[str, Any]:
     """Drop signatures older than the matching window; with `story_retention_days`, delete older
     stories with their articles and deliver the deletions to the search index."""
@@ -80,7 +80,7 @@ def compact_store() -> None:
         store.close()
 
 
-@task(execution_timeout=timedelta(minutes=10))
+@task(multiple_outputs=False, execution_timeout=timedelta(minutes=10))
 def feed_health() -> dict[str, Any]:
     """Feeds failing `min_failures` polls in a row or more, retired feeds, feeds that never worked."""
     from pipeline.maintenance import feed_health_summary

@@ -63,12 +63,15 @@ TERMINAL = ExceptionRetryPolicy(
         )
     ]
 )
+# Tasks that talk to publishers or the search backend.
 NETWORK_RETRIES: dict[str, Any] = {
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
 }
+# Tasks return small dicts of counts; `multiple_outputs=False` keeps each one XCom (Airflow
+# would add one per key for a function annotated to return a dict).
 
 
 def _pipeline() -> Any:
@@ -94,6 +97,7 @@ def load_feeds() -> list[dict[str, str]]:
 
 
 @task(
+    multiple_outputs=False,
     pool=FETCH_POOL,
     map_index_template="{{ task.op_kwargs['feed']['name'] }}",
     execution_timeout=timedelta(minutes=3),
@@ -118,6 +122,7 @@ def poll_feed(feed: dict[str, str]) -> dict[str, Any]:
 
 
 @task(
+    multiple_outputs=False,
     pool=FETCH_POOL,
     trigger_rule=TriggerRule.ALL_DONE,
     execution_timeout=timedelta(minutes=30),
@@ -131,7 +136,7 @@ def fetch_articles() -> dict[str, int]:
     return {"articles_added": added, "articles_failed": failed, "pages_deferred": deferred}
 
 
-@task(execution_timeout=timedelta(minutes=30))
+@task(multiple_outputs=False, execution_timeout=timedelta(minutes=30))
 def cluster_articles() -> dict[str, int]:
     """Cluster the new articles against the matching window (MinHash + LSH)."""
     with _pipeline() as pipeline:
@@ -139,7 +144,7 @@ def cluster_articles() -> dict[str, int]:
     return {"clustered": clustered, "clusters_merged": merges}
 
 
-@task(execution_timeout=timedelta(minutes=15))
+@task(multiple_outputs=False, execution_timeout=timedelta(minutes=15))
 def merge_stories() -> dict[str, int]:
     """Rebuild the merged story of every cluster that changed."""
     with _pipeline() as pipeline:
@@ -147,7 +152,7 @@ def merge_stories() -> dict[str, int]:
     return {"stories_built": built, "stories_removed": removed}
 
 
-@task(execution_timeout=timedelta(minutes=15), **NETWORK_RETRIES)
+@task(multiple_outputs=False, execution_timeout=timedelta(minutes=15), **NETWORK_RETRIES)
 def index_stories() -> dict[str, int]:
     """Deliver the outbox (changed stories and articles) to the search index. A backend
     that cannot be reached is retried; undelivered documents wait in the outbox."""
@@ -157,7 +162,7 @@ def index_stories() -> dict[str, int]:
     return {"indexed": indexed, "index_failures": failed, "outbox_left": left}
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=5))
+@task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=5))
 def report(
     feeds: list[dict[str, str]] | None,
     polled: Any,

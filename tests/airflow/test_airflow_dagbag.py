@@ -61,6 +61,7 @@ def test_pipeline_dag_shape(dagbag: Any) -> None:
         assert task.retries >= 1 and task.retry_exponential_backoff
     assert all(t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=1) for t in dag.tasks)
     assert all(t.retry_policy is not None for t in dag.tasks)
+    assert not any(t.multiple_outputs for t in dag.tasks)  # one XCom per task, not one per key
 
 
 def test_maintenance_dag_shape(dagbag: Any) -> None:

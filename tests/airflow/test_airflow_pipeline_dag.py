@@ -109,14 +109,15 @@ def test_a_broken_feed_fails_alone_and_the_report_lists_it(
         assert state is not None and state.consecutive_failures == 1
 
 
-def test_an_unreadable_feed_list_fails_the_run(
+def test_a_missing_feed_list_fails_the_run_without_retrying(
     corpus_server: CorpusServer, newsagg_env: Callable[..., Path], run_dag: Callable[..., Any], tmp_path: Path
 ) -> None:
     newsagg_env(corpus_server.base_url, tmp_path / "missing.yaml")
 
-    run = run_dag("news_pipeline")
+    run = run_dag("news_pipeline", retries={"load_feeds": 2})
 
     assert run.state("load_feeds") == "failed"
+    assert run.tries[("load_feeds", -1)] == 1  # ConfigError: the retry policy fails it at once
     assert run.state("report") == "failed"
     assert run.dag_run.state == "failed"
 
