@@ -190,6 +190,11 @@ class ElasticsearchSettings(BaseModel):
     request_timeout: float = Field(30.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(3, ge=0, description="Retries on connection errors, 429 and 5xx.")
     index_prefix: str = Field("newsagg", description="Prefix of index names and aliases.")
+    templates_dir: Path | None = Field(
+        None,
+        description="Directory of the index templates (stories.json, articles.json); "
+        "default: config/elasticsearch of this checkout.",
+    )
 
 
 class KibanaSettings(BaseModel):
