@@ -29,6 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # Both log every refused page or connection retry with a traceback; our own
+        # messages already say what happened, in one line.
+        for noisy in ("trafilatura", "elastic_transport"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
@@ -264,7 +269,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
     settings = _settings(args)
     target: Path = args.feeds or settings.feeds_file
     try:
-        imported = read_opml(args.file.read_bytes())
+        imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
     existing = load_feed_list(target) if target.exists() else []
