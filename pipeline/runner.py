@@ -7,7 +7,12 @@ run alone (one Airflow task each), in any process, and be repeated without harm.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +39,7 @@ from pipeline.models import (
     FeedSource,
     IndexChange,
     IndexedArticle,
+    ParsedFeed,
 )
 from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
@@ -44,6 +50,8 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAGE_ATTEMPTS = 3
+#: Polls of fewer feeds parse them in this process: starting worker processes would cost more.
+MIN_PARALLEL_FEEDS = 32
 
 
 @dataclass(slots=True)
@@ -159,28 +167,47 @@ class Pipeline:
         state = self.store.feed_state(feed_id)
         if state is None:
             return FeedOutcome(feed_id, "failed", error="unknown feed (not in the feed list)")
-        outcome = self._poll(state, now)
+        fetched = self._download(state)
+        is_document = isinstance(fetched, Fetched) and not fetched.not_modified  # not a 304, not an error
+        parsed = self._parse(state.source, fetched, now) if is_document and isinstance(fetched, Fetched) else None
+        return self._finish_poll(state, now, fetched, parsed)
+
+    def _download(self, state: FeedState, fetcher: Fetcher | None = None) -> Fetched | FetchError:
+        """The conditional GET of a feed (safe in any thread when given the fetcher)."""
+        try:
+            return (fetcher or self.fetcher).fetch(state.source.url, validators=state.validators)
+        except FetchError as exc:
+            return exc
+
+    def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
+        return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
+
+    def _finish_poll(
+        self, state: FeedState, now: datetime, fetched: Fetched | FetchError, parsed: ParsedFeed | FeedParseError | None
+    ) -> FeedOutcome:
+        """Record a poll's result; report a change of the feed's health once through ``pipeline.alerts``."""
+        outcome = self._record_poll(state, now, fetched, parsed)
         status = {"ok": "active", "not_modified": "active", "failed": "failing", "retired": "retired"}[outcome.status]
         if status != (state.alerted_status or "active"):
-            after = self.store.feed_state(feed_id)
+            after = self.store.feed_state(state.source.id)
             alert = alerts.alert_for(after, now) if after is not None else None
             if alert is not None and alerts.send_alert(alert, self.settings):
-                self.store.record_feed_alerted(feed_id, alert.status)
+                self.store.record_feed_alerted(state.source.id, alert.status)
         return outcome
 
-    def _poll(self, state: FeedState, now: datetime) -> FeedOutcome:
+    def _record_poll(
+        self, state: FeedState, now: datetime, fetched: Fetched | FetchError, parsed: ParsedFeed | FeedParseError | None
+    ) -> FeedOutcome:
         feed = state.source
-        try:
-            fetched = self.fetcher.fetch(feed.url, validators=state.validators)
-            if fetched.not_modified:
-                interval = self._learned_interval(state, 0, now)
-                next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now, interval=interval)
-                self.store.record_feed_fetched(
-                    feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval
-                )
-                return FeedOutcome(feed.id, "not_modified")
-            parsed = parse_feed(feed, fetched, max_entries=self.settings.feeds.max_entries_per_feed, now=now)
-        except (FetchError, FeedParseError) as exc:
+        if isinstance(fetched, Fetched) and fetched.not_modified:
+            interval = self._learned_interval(state, 0, now)
+            next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now, interval=interval)
+            self.store.record_feed_fetched(
+                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval
+            )
+            return FeedOutcome(feed.id, "not_modified")
+        exc = fetched if isinstance(fetched, FetchError) else parsed if isinstance(parsed, FeedParseError) else None
+        if exc is not None:
             failures = state.consecutive_failures + 1
             weight = polling.failure_weight(exc, self.settings.feeds)
             retire = polling.should_retire(exc, state.failure_score + weight, self.settings.feeds)
@@ -190,6 +217,7 @@ class Pipeline:
             )
             log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", exc)
             return FeedOutcome(feed.id, "retired" if retire else "failed", error=str(exc))
+        assert isinstance(fetched, Fetched) and isinstance(parsed, ParsedFeed)
         if parsed.error:
             log.info("feed %s is malformed but usable: %s", feed.id, parsed.error)
         interval = self._learned_interval(state, self.store.unseen_entry_count(e.url for e in parsed.entries), now)
@@ -220,11 +248,67 @@ class Pipeline:
         )
 
     def poll_feeds(self, sources: Sequence[FeedSource], now: datetime | None = None) -> list[FeedOutcome]:
-        outcomes = []
-        with self._bar(len(sources), "feeds") as bar:
-            for feed in sources:
-                outcomes.append(self.poll_feed(feed.id, now=now))
-                bar.update()
+        """Poll many feeds: what `poll_feed` does for each, with the waiting and the parsing overlapped.
+
+        Up to ``fetch.concurrency`` conditional GETs are in flight at once (threads; the
+        fetcher's per-domain limits still apply), feed documents are parsed on
+        ``extraction.workers`` processes (in this process for fewer than
+        ``MIN_PARALLEL_FEEDS`` feeds), and this thread records each result in the store as
+        it arrives, so the store is written from one thread only.
+
+        Returns:
+            One outcome per feed, in the order of ``sources``.
+        """
+        states = {s.source.id: s for s in self.store.feed_states([f.id for f in sources])}
+        outcomes: list[FeedOutcome] = [
+            FeedOutcome(f.id, "failed", error="unknown feed (not in the feed list)") for f in sources
+        ]
+        queue = iter([(i, states[f.id]) for i, f in enumerate(sources) if f.id in states])
+        concurrency = self.settings.fetch.concurrency
+        fetcher = self.fetcher  # built here, not by several download threads at once
+        parsers = _Parsers(self.settings.extraction.workers if len(states) >= MIN_PARALLEL_FEEDS else 1)
+        downloading: dict[Future[Fetched | FetchError], tuple[int, FeedState, datetime]] = {}
+        parsing: dict[Future[ParsedFeed], tuple[int, FeedState, datetime, Fetched]] = {}
+        try:
+            with self._bar(len(sources), "feeds") as bar, ThreadPoolExecutor(
+                concurrency, thread_name_prefix="newsagg-poll"
+            ) as downloads:
+                bar.update(len(sources) - len(states))
+                while True:
+                    # Bounded: few bodies wait for a parser, and closing early cancels little.
+                    while len(downloading) < 2 * concurrency and len(parsing) < 4 * parsers.workers:
+                        if (item := next(queue, None)) is None:
+                            break
+                        i, state = item
+                        downloading[downloads.submit(self._download, state, fetcher)] = (i, state, now or datetime.now(UTC))
+                    if not downloading and not parsing:
+                        break
+                    waiting: list[Future[Any]] = [*downloading, *parsing]
+                    for future in wait(waiting, return_when=FIRST_COMPLETED).done:
+                        if future in downloading:
+                            i, state, at = downloading.pop(future)
+                            fetched = future.result()
+                            if isinstance(fetched, Fetched) and not fetched.not_modified:
+                                parsed_later = parsers.submit(state.source, fetched, self.settings.feeds.max_entries_per_feed, at)
+                                parsing[parsed_later] = (i, state, at, fetched)
+                                continue
+                            outcomes[i] = self._finish_poll(state, at, fetched, None)
+                        else:
+                            i, state, at, fetched = parsing.pop(future)
+                            try:
+                                parsed = future.result()
+                            except FeedParseError as exc:
+                                parsed = exc
+                            except BrokenProcessPool:  # a worker died (out of memory?): parse here from now on
+                                log.warning("a feed parser process died; parsing %s in this process", state.source.id)
+                                parsers.broken()
+                                parsed = self._parse(state.source, fetched, at)
+                            outcomes[i] = self._finish_poll(state, at, fetched, parsed)
+                        bar.update()
+        finally:
+            for pending in downloading:
+                pending.cancel()
+            parsers.close()
         return outcomes
 
     # -- articles ----------------------------------------------------------------------
@@ -362,13 +446,14 @@ class Pipeline:
         article_ids = [i.doc_id for i in items if i.kind == "article" and not i.deleted]
         found_stories = self.store.stories_by_id(story_ids)
         found_articles = self.store.articles_by_id(article_ids)
+        found_members = self.store.memberships_by_article(found_articles)
         changes: list[IndexChange] = []
         for item in items:
             if item.kind == "story":
                 changes.append(IndexChange("story", item.doc_id, found_stories.get(item.doc_id)))
                 continue
             article: Article | None = found_articles.get(item.doc_id)
-            member = self.store.membership(item.doc_id) if article else None
+            member = found_members.get(item.doc_id) if article else None
             document = IndexedArticle(article, member) if article and member else None
             changes.append(IndexChange("article", item.doc_id, document))
         return changes
@@ -402,4 +487,66 @@ class Pipeline:
             return report
         finally:
             self.store.finish_run(run_id, status, report.as_dict())
+
+
+def _parse_document(feed: FeedSource, fetched: Fetched, max_entries: int, now: datetime) -> ParsedFeed | FeedParseError:
+    """``parse_feed`` with its expected failure as a value."""
+    try:
+        return parse_feed(feed, fetched, max_entries=max_entries, now=now)
+    except FeedParseError as exc:
+        return exc
+
+
+class _Parsers:
+    """Where `poll_feeds` parses feed documents: ``workers`` processes, or this process.
+
+    The workers are forked, before any download thread starts, when no other Python
+    thread runs (none can hold a lock the children would inherit); otherwise they come
+    from a fork server, which is safe with threads but imports the main module anew in
+    each worker.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        workers = min(workers, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        if workers > 1:
+            methods = multiprocessing.get_all_start_methods()
+            if threading.active_count() == 1 and "fork" in methods:
+                method = "fork"
+            else:
+                method = "forkserver" if "forkserver" in methods else "spawn"
+            try:
+                self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+                if method == "fork":
+                    self._pool.submit(int)  # forks every worker now, before the download threads start
+            except (OSError, ImportError, NotImplementedError) as exc:
+                # No working semaphores (some sandboxes lack /dev/shm): parse here.
+                log.warning("cannot start feed parser processes (%s); parsing in-process", exc)
+                self.broken()
+        self.workers = workers if self._pool is not None else 1
+
+    def submit(self, feed: FeedSource, fetched: Fetched, max_entries: int, now: datetime) -> Future[ParsedFeed]:
+        """``parse_feed`` on a worker, or here; the future raises what it raises."""
+        if self._pool is not None:
+            try:
+                return self._pool.submit(parse_feed, feed, fetched, max_entries=max_entries, now=now)
+            except RuntimeError:  # BrokenProcessPool: a worker died
+                self.broken()
+        done: Future[ParsedFeed] = Future()
+        try:
+            done.set_result(parse_feed(feed, fetched, max_entries=max_entries, now=now))
+        except FeedParseError as exc:
+            done.set_exception(exc)
+        return done
+
+    def broken(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        self.workers = 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 

@@ -270,6 +270,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._enqueue_stmt: Any = None
         try:
             self.engine = self._create_engine(url)
             with self.engine.begin() as conn:
@@ -425,21 +426,23 @@ class Store:
         """
         with self._tx() as conn:
             added = 0
+            # One statement for every entry: building a statement per row cost more than running it.
+            insert = self._insert(entries).on_conflict_do_nothing(index_elements=["url"])
             for entry in new_entries:
-                stmt = self._insert(entries).values(
-                    url=entry.url,
-                    feed_id=entry.feed_id,
-                    title=entry.title,
-                    summary=entry.summary,
-                    content=entry.content,
-                    author=entry.author,
-                    published=entry.published,
-                    guid=entry.guid,
-                    discovered_at=now,
-                    state="pending",
-                    attempts=0,
-                )
-                added += conn.execute(stmt.on_conflict_do_nothing(index_elements=["url"])).rowcount
+                row = {
+                    "url": entry.url,
+                    "feed_id": entry.feed_id,
+                    "title": entry.title,
+                    "summary": entry.summary,
+                    "content": entry.content,
+                    "author": entry.author,
+                    "published": entry.published,
+                    "guid": entry.guid,
+                    "discovered_at": now,
+                    "state": "pending",
+                    "attempts": 0,
+                }
+                added += conn.execute(insert, row).rowcount
             conn.execute(
                 feeds.update()
                 .where(feeds.c.id == feed_id)
@@ -640,31 +643,32 @@ class Store:
 
     def save_assignments(self, assignments: Sequence[Assignment]) -> None:
         """Persist clustering decisions: signatures, memberships, merges, and which stories to rebuild."""
+        # Statements built once for the batch (building one per row cost more than running it).
+        sign = self._insert(signatures).on_conflict_do_nothing()
+        member_of = self._insert(memberships)
+        member_of = member_of.on_conflict_do_update(
+            index_elements=["article_id"],
+            set_={name: member_of.excluded[name] for name in ("cluster_id", "matched_article_id", "jaccard", "containment")},
+        )
+        dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
         with self._tx() as conn:
             for assignment in assignments:
                 member = assignment.membership
                 sig = assignment.signature
+                conn.execute(sign, {"article_id": sig.article_id, "data": sig.data, "at": sig.at})
                 conn.execute(
-                    self._insert(signatures)
-                    .values(article_id=sig.article_id, data=sig.data, at=sig.at)
-                    .on_conflict_do_nothing()
-                )
-                values = {
-                    "cluster_id": member.cluster_id,
-                    "matched_article_id": member.matched_article_id,
-                    "jaccard": member.jaccard,
-                    "containment": member.containment,
-                }
-                conn.execute(
-                    self._insert(memberships)
-                    .values(article_id=member.article_id, **values)
-                    .on_conflict_do_update(index_elements=["article_id"], set_=values)
+                    member_of,
+                    {
+                        "article_id": member.article_id,
+                        "cluster_id": member.cluster_id,
+                        "matched_article_id": member.matched_article_id,
+                        "jaccard": member.jaccard,
+                        "containment": member.containment,
+                    },
                 )
                 for absorbed in assignment.absorbed:
                     self._absorb(conn, absorbed, member.cluster_id)
-                conn.execute(
-                    self._insert(dirty_clusters).values(cluster_id=member.cluster_id).on_conflict_do_nothing()
-                )
+                conn.execute(dirty, {"cluster_id": member.cluster_id})
                 self._enqueue(conn, "article", member.article_id, deleted=False)
 
     def _absorb(self, conn: Connection, absorbed: str, survivor: str) -> None:
@@ -709,6 +713,15 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(memberships).where(memberships.c.article_id == article_id)).mappings().first()
         return None if row is None else _membership(row)
+
+    def memberships_by_article(self, ids: Iterable[str]) -> dict[str, Membership]:
+        """The memberships of these articles (those that have one), by article id."""
+        found: dict[str, Membership] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(ids), 500):
+                for row in conn.execute(sa.select(memberships).where(memberships.c.article_id.in_(chunk))).mappings():
+                    found[row["article_id"]] = _membership(row)
+        return found
 
     def cluster_ids(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -778,13 +791,13 @@ class Store:
     # -- outbox ----------------------------------------------------------------------
 
     def _enqueue(self, conn: Connection, kind: str, doc_id: str, *, deleted: bool) -> None:
-        stmt = self._insert(outbox).values(kind=kind, doc_id=doc_id, seq=1, deleted=deleted, attempts=0)
-        conn.execute(
-            stmt.on_conflict_do_update(
+        if self._enqueue_stmt is None:  # built once: building it cost more than running it
+            stmt = self._insert(outbox)
+            self._enqueue_stmt = stmt.on_conflict_do_update(
                 index_elements=["kind", "doc_id"],
-                set_={"seq": outbox.c.seq + 1, "deleted": deleted, "attempts": 0, "last_error": None},
+                set_={"seq": outbox.c.seq + 1, "deleted": stmt.excluded.deleted, "attempts": 0, "last_error": None},
             )
-        )
+        conn.execute(self._enqueue_stmt, {"kind": kind, "doc_id": doc_id, "seq": 1, "deleted": deleted, "attempts": 0})
 
     def outbox_batch(self, limit: int, after: tuple[str, str] | None = None) -> list[OutboxItem]:
         """The next items to index, in (kind, id) order after ``after``: articles before stories."""
@@ -803,13 +816,15 @@ class Store:
 
     def outbox_done(self, items: Sequence[OutboxItem]) -> None:
         """Forget delivered items, unless they changed again while in flight."""
+        if not items:
+            return
+        delete = outbox.delete().where(
+            outbox.c.kind == sa.bindparam("item_kind"),
+            outbox.c.doc_id == sa.bindparam("item_id"),
+            outbox.c.seq == sa.bindparam("item_seq"),
+        )
         with self._tx() as conn:
-            for item in items:
-                conn.execute(
-                    outbox.delete().where(
-                        outbox.c.kind == item.kind, outbox.c.doc_id == item.doc_id, outbox.c.seq == item.seq
-                    )
-                )
+            conn.execute(delete, [{"item_kind": i.kind, "item_id": i.doc_id, "item_seq": i.seq} for i in items])
 
     def outbox_failed(self, failed: Sequence[tuple[OutboxItem, str]]) -> None:
         with self._tx() as conn:

@@ -81,6 +81,9 @@ class SqliteSearchIndex:
         except (OSError, sqlite3.Error) as exc:
             raise SearchBackendError(f"cannot open the search index {path}: {exc}") from None
         self._db.execute("PRAGMA journal_mode=WAL")
+        # As in the store: NORMAL is durable across process kills (the failure we design for),
+        # and spares each document's commit a sync of the disk (10x faster indexing).
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
     def setup(self) -> None:
         try:

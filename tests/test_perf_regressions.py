@@ -1,0 +1,201 @@
+"""The performance fixes found by the benchmarks (bench/README.md) change nothing a caller can see.
+
+* ``Pipeline.poll_feeds`` fetches concurrently and parses on worker processes: its
+  outcomes and what it stores are those of ``poll_feed`` for each feed in turn;
+* the store builds its row statements once per batch (entries, assignments, the outbox)
+  and reads memberships for a whole indexing batch at once;
+* the SQLite search index syncs like the store (WAL, synchronous=NORMAL).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import pipeline.runner
+from bench.corpus import build, generate_articles
+from pipeline.demo.server import CorpusServer
+from pipeline.models import Assignment, Membership, Signature
+from pipeline.runner import MIN_PARALLEL_FEEDS, Pipeline
+from pipeline.search.sqlite import SqliteSearchIndex
+from pipeline.settings import Settings, load_settings
+from pipeline.storage import Store, entries, feeds, outbox
+from stack.services import postgres_database
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with ExitStack() as stack:
+        url = (
+            stack.enter_context(postgres_database())
+            if request.param == "postgresql"
+            else f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        )
+        s = Store(url)
+        stack.callback(s.close)
+        yield s
+
+
+@pytest.fixture(scope="module")
+def many_feeds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CorpusServer, Path]]:
+    """40 generated feeds in the demo outlets' formats, plus a missing feed and an HTML page posing as one."""
+    root = tmp_path_factory.mktemp("feeds")
+    corpus = build(root / "corpus", generate_articles(160), entries_per_feed=4, pages=False)
+    (root / "corpus" / "not-a-feed.html").write_text("<!doctype html><html><body><p>hello</p></body></html>")
+    with CorpusServer(root / "corpus") as server:
+        feeds_file = corpus.write_feed_list(server.base_url, root / "feeds.yaml")
+        with feeds_file.open("a", encoding="utf-8") as extra:
+            extra.write(f'  - name: Gone\n    url: "{server.base_url}/gone/feed.xml"\n')
+            extra.write(f'  - name: Not a feed\n    url: "{server.base_url}/not-a-feed.html"\n')
+        yield server, feeds_file
+
+
+def _settings(server: CorpusServer, data_dir: Path, feeds_file: Path) -> Settings:
+    return load_settings(
+        data_dir=data_dir,
+        feeds_file=feeds_file,
+        search_backend="sqlite",
+        store_url=None,
+        fetch={"allowed_hosts": [server.base_url.removeprefix("http://")], "politeness_delay": 0.0,
+               "per_domain_concurrency": 8},
+    )
+
+
+def _stored(pipe: Pipeline) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The queued entries and the feeds' polling state, without the clock-dependent columns."""
+    with pipe.store.engine.connect() as conn:
+        queued = sorted(
+            tuple(r) for r in conn.execute(
+                sa.select(entries.c.url, entries.c.feed_id, entries.c.title, entries.c.summary, entries.c.content,
+                          entries.c.author, entries.c.published, entries.c.guid, entries.c.state)
+            )
+        )
+        polled = sorted(
+            tuple(r) for r in conn.execute(
+                sa.select(feeds.c.id, feeds.c.etag, feeds.c.last_modified, feeds.c.status,
+                          feeds.c.consecutive_failures, feeds.c.last_error, feeds.c.entries_seen)
+            )
+        )
+    return queued, polled
+
+
+def _poll_both_ways(server: CorpusServer, feeds_file: Path, tmp_path: Path) -> tuple[Any, Any]:
+    results = []
+    for name in ("one-by-one", "concurrent"):
+        with Pipeline(_settings(server, tmp_path / name, feeds_file)) as pipe:
+            sources = pipe.load_feeds()
+            for _ in range(2):  # the second pass is all conditional GETs
+                if name == "one-by-one":
+                    outcomes = [pipe.poll_feed(f.id) for f in sources]
+                else:
+                    outcomes = pipe.poll_feeds(sources)
+            results.append(([(o.feed_id, o.status, o.new_entries) for o in outcomes], _stored(pipe)))
+    return results[0], results[1]
+
+
+def test_concurrent_polling_equals_polling_one_feed_after_another(
+    many_feeds: tuple[CorpusServer, Path], tmp_path: Path
+) -> None:
+    server, feeds_file = many_feeds
+    one_by_one, concurrent = _poll_both_ways(server, feeds_file, tmp_path)
+    assert concurrent == one_by_one
+    statuses = {status for _, status, _ in concurrent[0]}
+    assert statuses == {"not_modified", "failed"}  # second pass: 304s, and the two broken feeds again
+    assert len(concurrent[1][0]) == 160  # every entry queued once
+
+
+_REAL_PARSE_FEED = pipeline.runner.parse_feed
+
+
+def _die_in_a_worker(*args: Any, **kwargs: Any) -> Any:
+    if multiprocessing.parent_process() is not None:  # in a parser process, however it was started
+        os._exit(1)  # what an out-of-memory kill looks like to the pool
+    return _REAL_PARSE_FEED(*args, **kwargs)
+
+
+def test_polling_survives_a_parser_process_dying(
+    many_feeds: tuple[CorpusServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, feeds_file = many_feeds
+    monkeypatch.setattr(pipeline.runner, "parse_feed", _die_in_a_worker)
+    with Pipeline(_settings(server, tmp_path / "data", feeds_file)) as pipe:
+        sources = pipe.load_feeds()
+        assert len(sources) >= MIN_PARALLEL_FEEDS
+        outcomes = pipe.poll_feeds(sources)
+        assert sum(o.status == "ok" for o in outcomes) == len(sources) - 2
+        assert pipe.store.entry_counts() == {"pending": 160}
+    assert "a feed parser process died" in caplog.text
+
+
+def test_polls_of_few_feeds_parse_in_process(many_feeds: tuple[CorpusServer, Path], tmp_path: Path) -> None:
+    server, feeds_file = many_feeds
+    with Pipeline(_settings(server, tmp_path / "data", feeds_file)) as pipe:
+        few = pipe.load_feeds()[: MIN_PARALLEL_FEEDS - 1]
+        assert [o.status for o in pipe.poll_feeds(few)] == ["ok"] * len(few)
+        assert [o.status for o in pipe.poll_feeds(list(reversed(few)))] == ["not_modified"] * len(few)
+
+
+def test_reassigning_an_article_updates_every_membership_field(store: Store) -> None:
+    first = Assignment(Membership("a2", "c1", "a1", 0.5, 0.9), Signature("a2", b"sig", T0))
+    again = Assignment(Membership("a2", "c3", "a3", 0.7, 0.8), Signature("a2", b"other", T0))
+    store.save_assignments([first])
+    store.save_assignments([again])
+    assert store.membership("a2") == again.membership
+    assert store.memberships_by_article(["a2", "unknown"]) == {"a2": again.membership}
+
+
+def test_memberships_by_article_reads_in_chunks(store: Store) -> None:
+    assignments = [
+        Assignment(Membership(f"a{n}", "c1", None if n == 0 else "a0", 0.5, 0.5), Signature(f"a{n}", b"s", T0))
+        for n in range(1200)
+    ]
+    store.save_assignments(assignments)
+    found = store.memberships_by_article(f"a{n}" for n in range(1300))
+    assert len(found) == 1200 and found["a1199"] == store.membership("a1199")
+
+
+def test_requeueing_keeps_the_latest_deleted_flag_and_counts_every_change(store: Store) -> None:
+    store.save_stories([], ["s1"])  # queued as a deletion
+    store.save_assignments([Assignment(Membership("a1", "c1"), Signature("a1", b"s", T0))])
+    with store.engine.begin() as conn:
+        store._enqueue(conn, "story", "s1", deleted=False)
+    with store.engine.connect() as conn:
+        rows = {(r.kind, r.doc_id): (r.seq, r.deleted) for r in conn.execute(sa.select(outbox))}
+    assert rows == {("story", "s1"): (2, False), ("article", "a1"): (1, False)}
+    store.outbox_done(store.outbox_batch(10))
+    assert store.outbox_size() == 0
+
+
+def test_feed_entries_count_only_new_rows(store: Store) -> None:
+    from pipeline.models import FeedEntry, FeedSource, Validators
+
+    store.sync_feeds([FeedSource(id="f", name="F", url="https://f.example/feed.xml")])
+    batch = [FeedEntry(feed_id="f", url=f"https://f.example/{n}", title=f"T{n}") for n in range(5)]
+    kwargs: dict[str, Any] = {"now": T0, "next_attempt_at": T0}
+    assert store.record_feed_fetched("f", batch[:3], Validators(etag='"1"'), **kwargs) == 3
+    assert store.record_feed_fetched("f", batch, Validators(etag='"2"'), **kwargs) == 2
+    assert store.entry_counts() == {"pending": 5}
+
+
+def test_search_index_syncs_like_the_store(tmp_path: Path) -> None:
+    index = SqliteSearchIndex(tmp_path / "search.sqlite3")
+    index.setup()
+    try:
+        assert index._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert index._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    finally:
+        index.close()
+    with sqlite3.connect(tmp_path / "search.sqlite3") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
