@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -362,10 +363,14 @@ class ServedCorpus:
 
 
 @contextmanager
-def served(root: Path) -> Iterator[ServedCorpus]:
-    """Serve ``root`` on 127.0.0.1 from a child process for the duration of the block."""
+def served(root: Path, latency: float = 0.0) -> Iterator[ServedCorpus]:
+    """Serve ``root`` on 127.0.0.1 from a child process for the duration of the block.
+
+    ``latency`` (seconds) delays every response, as a publisher across the internet would
+    (round trips and the server's own time); loopback alone answers in microseconds.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.corpus", "serve", str(root)],
+        [sys.executable, "-m", "bench.corpus", "serve", str(root), "--latency", str(latency)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -389,7 +394,17 @@ def served(root: Path) -> Iterator[ServedCorpus]:
             process.stdout.close()
 
 
-def _serve(root: Path) -> None:
+def _serve(root: Path, latency: float) -> None:
+    if latency > 0:
+        from pipeline.demo import server as demo_server
+
+        serve = demo_server._Handler._serve
+
+        def delayed(handler: demo_server._Handler, send_body: bool) -> None:
+            time.sleep(latency)  # one thread per connection: delays overlap as they would on a network
+            serve(handler, send_body)
+
+        demo_server._Handler._serve = delayed  # type: ignore[method-assign]
     with CorpusServer(root) as server:
         # Log nothing per request: a long run would otherwise keep every request in memory.
         server.log = lambda method, path, status: None  # type: ignore[method-assign]
@@ -415,12 +430,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--seed", type=int, default=DEFAULT_SEED)
     s = sub.add_parser("serve", help="serve a corpus directory on 127.0.0.1 until stdin closes")
     s.add_argument("root", type=Path)
+    s.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
     args = parser.parse_args(argv)
     if args.command == "build":
         built = build(args.root, generate_articles(args.articles, args.seed), entries_per_feed=args.entries_per_feed)
         print(f"{len(built.articles)} articles, {len(built.feeds)} feeds in {args.root}")
     else:
-        _serve(args.root)
+        _serve(args.root, args.latency)
 
 
 if __name__ == "__main__":
