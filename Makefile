@@ -10,11 +10,12 @@ PIP_INSTALL := $(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS
 PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: demo test install install-dev es-local typecheck bench bench-dedup clean help
+.PHONY: demo test install install-airflow install-dev airflow es-local typecheck bench bench-dedup clean help
 
 help:
-	@echo "make demo      run the pipeline on the bundled demo corpus (embedded defaults)"
+	@echo "make demo      one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults)"
 	@echo "make test      install test dependencies, start a local Elasticsearch node, run the suite"
+	@echo "make airflow   Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
 	@echo "make es-local  run the local Elasticsearch test node in the foreground"
 	@echo "make bench     benchmarks (see bench/README.md)"
 
@@ -27,15 +28,23 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PIP_INSTALL) -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP_INSTALL) -e ".[dev,airflow,postgres,redis]"
+$(VENV)/.installed-airflow: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP_INSTALL) -e ".[airflow]"
 	@touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP_INSTALL) -e ".[dev,airflow,postgres,redis]"
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-airflow
+
 install: $(VENV)/.installed
+install-airflow: $(VENV)/.installed-airflow
 install-dev: $(VENV)/.installed-dev
 
-demo: install
-	$(VENV)/bin/newsagg demo
+demo: install-airflow
+	$(PY) scripts/airflow-demo
+
+airflow: install-airflow
+	VENV=$(VENV) scripts/airflow-standalone
 
 test: install-dev
 	$(PY) scripts/es-node start --port 0

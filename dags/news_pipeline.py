@@ -116,7 +116,7 @@ def poll_feed(feed: dict[str, str]) -> dict[str, Any]:
     if outcome.status in ("ok", "not_modified"):
         return {"id": outcome.feed_id, "status": outcome.status, "new_entries": outcome.new_entries}
     message = f"feed {feed['name']} ({outcome.feed_id}) {outcome.status}: {outcome.error}"
-    if outcome.status == "retired" or not getattr(outcome, "transient", True):
+    if outcome.status == "retired" or not outcome.transient:
         raise AirflowFailException(message)
     raise AirflowException(message)
 

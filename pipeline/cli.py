@@ -11,10 +11,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.errors import ConfigError, NewsaggError
 from pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pipeline.demo.run import DemoResult
 
 log = logging.getLogger("pipeline.cli")
 
@@ -93,22 +96,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         _print_json({"report": demo.report.as_dict(), "stories": demo.stories, "query": demo.query,
                      "search": demo.results})
         return EXIT_OK
-    report = demo.report
-    print(f"Demo run: {len(report.feeds)} feeds, {report.articles_added} articles, {report.clustered} clustered "
-          f"into {len(demo.stories)} stories, {report.indexed} documents indexed.")
-    merged = [s for s in demo.stories if s.article_count > 1]
-    print(f"\n{len(merged)} stories ran in more than one outlet:")
-    for story in merged:
-        wire = f" · wire: {story.agency}" if story.agency else ""
-        print(f"\n  {story.title}  [{story.id}]{wire}")
-        for source in story.sources:
-            print(f"    - {source.outlet}: {source.title}")
-    print(f"\n…and {len(demo.stories) - len(merged)} stories from a single outlet.")
-    print(f'\nExample search: newsagg search "{demo.query}"')
-    print_search_results(demo.results, sys.stdout)
+    print_demo(demo, sys.stdout)
     if args.data_dir is not None:
         print(f"\nData kept in {args.data_dir}: try `newsagg --data-dir {args.data_dir} clusters list`.")
     return EXIT_OK
+
+
+def print_demo(demo: DemoResult, out: TextIO) -> None:
+    """The demo's stories, with the outlets of each, and its example search (also used by scripts/airflow-demo)."""
+    report = demo.report
+    print(f"Demo run: {len(report.feeds)} feeds, {report.articles_added} articles, {report.clustered} clustered "
+          f"into {len(demo.stories)} stories, {report.indexed} documents indexed.", file=out)
+    merged = [s for s in demo.stories if s.article_count > 1]
+    print(f"\n{len(merged)} stories ran in more than one outlet:", file=out)
+    for story in merged:
+        wire = f" · wire: {story.agency}" if story.agency else ""
+        print(f"\n  {story.title}  [{story.id}]{wire}", file=out)
+        for source in story.sources:
+            print(f"    - {source.outlet}: {source.title}", file=out)
+    print(f"\n…and {len(demo.stories) - len(merged)} stories from a single outlet.", file=out)
+    print(f'\nExample search: newsagg search "{demo.query}"', file=out)
+    print_search_results(demo.results, out)
 
 
 # -- search and clusters ---------------------------------------------------------------------

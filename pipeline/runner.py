@@ -30,7 +30,7 @@ from pipeline.errors import (
     SearchUnavailable,
     TransientFetchError,
 )
-from pipeline.extraction import build_article, extract_pages
+from pipeline.extraction import build_article, extract_pages, shutdown_workers
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetching import Fetcher
 from pipeline.models import (
@@ -62,6 +62,7 @@ class FeedOutcome:
     status: Literal["ok", "not_modified", "failed", "retired"]
     new_entries: int = 0
     error: str | None = None
+    transient: bool = False  # a failure that polling again later may cure (timeout, 429, 5xx)
 
 
 @dataclass(slots=True)
@@ -121,6 +122,7 @@ class Pipeline:
         return self._index
 
     def close(self) -> None:
+        shutdown_workers()
         if self._fetcher is not None:
             self._fetcher.close()
         if self._index is not None:
@@ -216,7 +218,7 @@ class Pipeline:
                 feed.id, str(exc), now=now, next_attempt_at=next_at, retire=retire, weight=weight
             )
             log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", exc)
-            return FeedOutcome(feed.id, "retired" if retire else "failed", error=str(exc))
+            return FeedOutcome(feed.id, "retired" if retire else "failed", error=str(exc), transient=exc.transient)
         assert isinstance(fetched, Fetched) and isinstance(parsed, ParsedFeed)
         if parsed.error:
             log.info("feed %s is malformed but usable: %s", feed.id, parsed.error)
@@ -341,7 +343,8 @@ class Pipeline:
             else:
                 pages[url] = result
         urls = list(pages)
-        extracted = dict(zip(urls, extract_pages([(u, pages[u].body) for u in urls], self.settings.extraction.workers)))
+        bodies = [(u, pages[u].body, pages[u].content_type) for u in urls]
+        extracted = dict(zip(urls, extract_pages(bodies, self.settings.extraction.workers)))
         added = failed = deferred = 0
         now = datetime.now(UTC)
         for url, pending in by_url.items():

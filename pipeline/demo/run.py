@@ -54,9 +54,13 @@ def run_demo(data_dir: Path | None, *, progress: bool = False) -> DemoResult:
         feeds_file = write_demo_feeds(server.base_url, Path(scratch) / "feeds.yaml")
         settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file)
         with Pipeline(settings, progress=progress) as pipeline:
-            report = pipeline.run(force=True, trigger="demo")
-            clusters = pipeline.store.cluster_summaries(limit=10_000)
-            by_id = pipeline.store.stories_by_id(c.id for c in clusters)
-            query = demo_query()
-            results = pipeline.index.search(SearchQuery(text=query, limit=5))
+            return demo_result(pipeline, pipeline.run(force=True, trigger="demo"))
+
+
+def demo_result(pipeline: Pipeline, report: RunReport) -> DemoResult:
+    """What the demo shows after a run: every story, largest first, and the example search."""
+    clusters = pipeline.store.cluster_summaries(limit=10_000)
+    by_id = pipeline.store.stories_by_id(c.id for c in clusters)
+    query = demo_query()
+    results = pipeline.index.search(SearchQuery(text=query, limit=5))
     return DemoResult(report, [by_id[c.id] for c in clusters], query, results)

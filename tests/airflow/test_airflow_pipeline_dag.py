@@ -132,11 +132,6 @@ class _Unavailable(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-@pytest.mark.xfail(
-    "transient" not in FeedOutcome.__dataclass_fields__,
-    reason="needs FeedOutcome.transient from pipeline.runner to tell a 404 from a 503",
-    strict=True,
-)
 def test_terminal_feed_errors_fail_at_once_and_transient_ones_are_retried(
     corpus_server: CorpusServer,
     newsagg_env: Callable[..., Path],
