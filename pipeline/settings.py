@@ -308,3 +308,35 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table: environment variable, default, meaning (docs/settings.md)."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `pipeline/settings.py` by `scripts/settings-reference`; a test keeps it current.",
+        "Set them as environment variables, or as the same nested keys (lower case) in the YAML file",
+        "named by `--config` / `NEWSAGG_CONFIG`.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                walk(kind, f"{prefix}{name.upper()}__")
+                continue
+            if name == "data_dir":
+                default = "`$XDG_DATA_HOME/newsagg` or `~/.local/share/newsagg`"
+            elif field.default_factory is not None:
+                default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
+            else:
+                default = "unset" if field.default is None else f"`{field.default}`"
+            meaning = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{prefix}{name.upper()}` | {default} | {meaning} |")
+
+    walk(Settings, "NEWSAGG_")
+    return "\n".join(lines) + "\n"
