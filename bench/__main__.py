@@ -31,7 +31,8 @@ def _module(name: str, size: str, es_url: str | None, timeout: int) -> list[dict
     command = [sys.executable, "-m", f"bench.{name}", "--size", size]
     if es_url and name in ("indexing", "end_to_end"):
         command += ["--es-url", es_url]
-    subprocess.run(command, cwd=ROOT, check=True, timeout=timeout)
+    # Its lines are printed below with the others; its errors show as they happen.
+    subprocess.run(command, cwd=ROOT, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
     data = json.loads((RESULTS / f"{name}-{size}.json").read_text(encoding="utf-8"))
     return data if isinstance(data, list) else [data]
 
