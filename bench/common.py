@@ -202,11 +202,11 @@ def es_url() -> str:
 
     Uses the test suite's helper, which stops at exit only a node it started itself.
     """
-    spec = importlib.util.spec_from_file_location("newsagg_bench_es_node", ROOT / "tests" / "es_node.py")
+    spec = importlib.util.spec_from_file_location("newsagg_bench_es_node", ROOT / "tests" / "services.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return str(module.ensure_node())
+    return str(module.ensure_elasticsearch())
 
 
 def es_server_version(url: str) -> str:

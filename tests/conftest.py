@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from es_node import ensure_node, stop_node
+from services import ensure_elasticsearch
 
 from pipeline.demo.run import demo_settings as demo_settings_for
 from pipeline.demo.run import write_demo_feeds
@@ -18,10 +18,9 @@ from pipeline.settings import ElasticsearchSettings, Settings
 
 
 @pytest.fixture(scope="session")
-def es_url() -> Iterator[str]:
+def es_url() -> str:
     """The Elasticsearch node for the session: NEWSAGG_ES_URL, the running scripts/es-node node, or a fresh one."""
-    yield ensure_node()
-    stop_node()
+    return ensure_elasticsearch()
 
 
 @pytest.fixture(params=["sqlite", "elasticsearch"])

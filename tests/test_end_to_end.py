@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
+from demo_truth import clusters_in, expected, expected_clusters, ids_of
 
-from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.demo.server import CorpusServer
 from pipeline.models import SearchQuery
 from pipeline.runner import Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import Settings
-from pipeline.urls import article_id, canonicalize
-
-
-def expected() -> dict:  # type: ignore[type-arg]
-    return json.loads((bundled_corpus_dir() / "expected.json").read_text(encoding="utf-8"))
-
-
-def ids_of(base_url: str, paths: list[str]) -> set[str]:
-    ids = set()
-    for path in paths:
-        url = canonicalize(base_url + path)
-        assert url is not None
-        ids.add(article_id(url))
-    return ids
-
-
-def clusters_in_store(pipeline: Pipeline) -> set[frozenset[str]]:
-    groups: dict[str, set[str]] = defaultdict(set)
-    for cluster_id in pipeline.store.cluster_ids():
-        for member in pipeline.store.memberships_of(cluster_id):
-            groups[cluster_id].add(member.article_id)
-    return {frozenset(g) for g in groups.values()}
 
 
 def test_demo_corpus_clusters_exactly_and_search_finds_the_stories(
@@ -39,14 +16,13 @@ def test_demo_corpus_clusters_exactly_and_search_finds_the_stories(
 ) -> None:
     truth = expected()
     base = corpus_server.base_url
-    want = {frozenset(ids_of(base, c["members"])) for c in truth["clusters"]}
-    want |= {frozenset(ids_of(base, [path])) for path in truth["singletons"]}
+    want = expected_clusters(base)
 
     with Pipeline(demo_settings) as pipeline:
         report = pipeline.run(force=True)
         assert report.failed_feeds == []
         assert report.index_error is None and report.outbox_left == 0
-        assert clusters_in_store(pipeline) == want
+        assert clusters_in(pipeline.store) == want
 
         for cluster in truth["clusters"]:
             members = ids_of(base, cluster["members"])
@@ -70,7 +46,7 @@ def test_second_run_uses_validators_and_changes_nothing(
 ) -> None:
     with Pipeline(demo_settings) as pipeline:
         pipeline.run(force=True)
-        clusters = clusters_in_store(pipeline)
+        clusters = clusters_in(pipeline.store)
         articles = pipeline.store.article_count()
         index = pipeline.index
         assert isinstance(index, SqliteSearchIndex)
@@ -83,7 +59,7 @@ def test_second_run_uses_validators_and_changes_nothing(
         assert feed_requests and all(status == 304 for _, _, status in feed_requests)
         assert {f.status for f in report.feeds} == {"not_modified"}
         assert (report.articles_added, report.clustered, report.stories_built, report.indexed) == (0, 0, 0, 0)
-        assert clusters_in_store(pipeline) == clusters
+        assert clusters_in(pipeline.store) == clusters
         assert pipeline.store.article_count() == articles
         index = pipeline.index
         assert isinstance(index, SqliteSearchIndex)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from elasticsearch import Elasticsearch, helpers
-from es_node import ensure_node
+from services import ensure_elasticsearch
 
 OUTLETS = ["ap", "afp", "reuters", "bbc"]
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -20,7 +20,7 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def es() -> Iterator[Elasticsearch]:
-    client = Elasticsearch(ensure_node(), request_timeout=60)
+    client = Elasticsearch(ensure_elasticsearch(), request_timeout=60)
     yield client
     client.close()
 

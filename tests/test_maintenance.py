@@ -166,11 +166,11 @@ def test_search_check_is_for_elasticsearch_only(tmp_path: Path) -> None:
 
 
 def test_search_check_reports_what_elasticsearch_lacks(tmp_path: Path) -> None:
-    from es_node import ensure_node
+    from services import ensure_elasticsearch
 
     from pipeline.search.elastic import ElasticsearchIndex
 
-    es = {"urls": [ensure_node()], "index_prefix": f"t-maint-{uuid.uuid4().hex[:8]}"}
+    es = {"urls": [ensure_elasticsearch()], "index_prefix": f"t-maint-{uuid.uuid4().hex[:8]}"}
     configured = settings(tmp_path, search_backend="elasticsearch", es=es)
     index = ElasticsearchIndex(configured.es)
     try:

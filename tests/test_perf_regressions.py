@@ -29,7 +29,7 @@ from pipeline.runner import MIN_PARALLEL_FEEDS, Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import Settings, load_settings
 from pipeline.storage import Store, entries, feeds, outbox
-from stack.services import postgres_database
+from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ from pipeline.models import (
     Validators,
 )
 from pipeline.storage import Store
-from stack.services import postgres_database
+from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -108,13 +108,13 @@ def test_maintenance_checks_the_elasticsearch_aliases(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from es_node import ensure_node
+    from services import ensure_elasticsearch
 
     from pipeline.search.elastic import ElasticsearchIndex
     from pipeline.settings import ElasticsearchSettings
 
     newsagg_env(corpus_server.base_url, write_demo_feeds(corpus_server.base_url, tmp_path / "feeds.yaml"))
-    es = ElasticsearchSettings(urls=[ensure_node()], index_prefix=f"t-airflow-{uuid.uuid4().hex[:8]}")
+    es = ElasticsearchSettings(urls=[ensure_elasticsearch()], index_prefix=f"t-airflow-{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("NEWSAGG_SEARCH_BACKEND", "elasticsearch")
     monkeypatch.setenv("NEWSAGG_ES__URLS", json.dumps(es.urls))
     monkeypatch.setenv("NEWSAGG_ES__INDEX_PREFIX", es.index_prefix)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,31 +11,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from demo_truth import clusters_in, expected, expected_clusters, ids_of
 
 from pipeline.demo.run import demo_settings, write_demo_feeds
-from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.demo.server import CorpusServer
 from pipeline.models import SearchQuery
-from pipeline.runner import FeedOutcome, Pipeline
-from pipeline.urls import article_id, canonicalize
+from pipeline.runner import Pipeline
 
 STAGES = ("load_feeds", "fetch_articles", "cluster_articles", "merge_stories", "index_stories", "report")
-
-
-def ids_of(base_url: str, paths: list[str]) -> frozenset[str]:
-    ids = set()
-    for path in paths:
-        url = canonicalize(base_url + path)
-        assert url is not None
-        ids.add(article_id(url))
-    return frozenset(ids)
-
-
-def clusters_in_store(pipeline: Pipeline) -> set[frozenset[str]]:
-    groups: dict[str, set[str]] = defaultdict(set)
-    for cluster_id in pipeline.store.cluster_ids():
-        for member in pipeline.store.memberships_of(cluster_id):
-            groups[cluster_id].add(member.article_id)
-    return {frozenset(g) for g in groups.values()}
 
 
 def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
@@ -45,7 +27,7 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
     base = corpus_server.base_url
     feeds_file = write_demo_feeds(base, tmp_path / "feeds.yaml")
     data_dir = newsagg_env(base, feeds_file)
-    truth = json.loads((bundled_corpus_dir() / "expected.json").read_text(encoding="utf-8"))
+    truth = expected()
     feed_count = len([line for line in feeds_file.read_text().splitlines() if line.strip().startswith("- name:")])
 
     first = run_dag("news_pipeline")
@@ -55,10 +37,9 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
     report = first.value("report")
     assert report["failed_feeds"] == [] and len(report["feeds"]) == feed_count
     assert report["articles_added"] > 0 and report["indexed"] > 0 and report["outbox_left"] == 0
-    want = {ids_of(base, c["members"]) for c in truth["clusters"]}
-    want |= {ids_of(base, [path]) for path in truth["singletons"]}
+    want = expected_clusters(base)
     with Pipeline(demo_settings(base, data_dir, feeds_file)) as pipeline:
-        assert clusters_in_store(pipeline) == want
+        assert clusters_in(pipeline.store) == want
         for search in truth["searches"]:
             members = ids_of(base, truth["clusters"][search["expect_members_of_cluster"]]["members"])
             membership = pipeline.store.membership(next(iter(members)))
@@ -74,7 +55,7 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
     assert {f["status"] for f in report["feeds"]} == {"not_modified"}
     assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == (0, 0, 0, 0)
     with Pipeline(demo_settings(base, data_dir, feeds_file)) as pipeline:
-        assert clusters_in_store(pipeline) == want
+        assert clusters_in(pipeline.store) == want
         assert pipeline.store.article_count() == articles
 
     # Unforced, no feed is due: the fan-out is empty and the run still completes.

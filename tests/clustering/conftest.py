@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from pipeline.clustering import ClusterEngine
+from pipeline.clustering.signatures import TAG_MASK, TAG_OPENING, Sketch, SketchParams
 from pipeline.models import Article, Assignment, Membership, Signature, TextSource
 from pipeline.settings import ClusteringSettings
 
@@ -62,6 +65,38 @@ BOILERPLATE = (
     "by readers like you. Support local reporting by taking out a subscription today, and sign in to join the "
     "conversation in the comments below."
 )
+
+# A follow-up that became its own story: a new opening, then three of the
+# first report's background paragraphs (over half of that short report).
+BRIDGE_REPORT = [HARBOUR[0], HARBOUR[1], HARBOUR[4], HARBOUR[5], HARBOUR[7]]
+FERRY_STORY = [
+    "A temporary ferry will start carrying lorries across the Marlowe estuary next month, the regional "
+    "government announced on Thursday, after freight firms threatened to stop serving the port altogether.",
+    "The service will run every forty minutes from six in the morning until midnight and will be free for "
+    "the first three months, transport officials told a crowded meeting at the port authority offices.",
+    HARBOUR[4],
+    HARBOUR[5],
+    HARBOUR[7],
+    "Ferry operators from two neighbouring ports have until the end of the week to bid for the contract, "
+    "and the winner must have at least two vessels able to carry fully loaded lorries in rough weather.",
+    "Hauliers welcomed the plan but said the crossing would still add time and cost to every journey, and "
+    "asked for the ferry to keep running until the new bridge, if one is built, is open to traffic.",
+]
+# An outlet's own introduction above an abridged copy.
+COURIER_INTRO = (
+    "Drivers who use the harbour bridge every morning will have to find another way to work from next week, "
+    "as the Courier reported first on its website last night."
+)
+
+# Briefs on one topic written from the same stock sentences: each opens with
+# its own news, and most of the rest is shared.
+MARKET_STOCK = [
+    "Trading volumes on the regional exchange stayed thin ahead of the central bank meeting on Thursday.",
+    "Analysts said investors were waiting for guidance on interest rates before taking on new positions.",
+    "The benchmark index has gained about six percent since the start of the year despite weak exports.",
+]
+VELT_BRIEF = " ".join([*MARKET_STOCK, "Shares of Velt Mining rose four percent."])
+ORSA_BRIEF = " ".join(["Orsa Foods shares fell two percent on Tuesday.", *MARKET_STOCK])
 
 
 def article(
@@ -138,6 +173,20 @@ def random_corpus(seed: int, stories: int = 40, spread_days: float = 3.0) -> lis
             copy = [p.replace(" said ", " says ") for p in copy]
             out.append(article(f"s{s}-{c + 1}", f"retitled {s} {c}", copy, start + rng.uniform(5, 600)))
     return out
+
+
+def version_1_bytes(sketch: Sketch, params: SketchParams) -> bytes:
+    """What the first signature format stored: no lead, the title tagged in the lowest bit only."""
+    parts = [
+        struct.pack("<2sBBHHII", b"NS", 1, int(sketch.short), params.num_perm, params.seed, sketch.size, sketch.outlet),
+        sketch.hashvalues.astype("<u4").tobytes(),
+    ]
+    if sketch.short_set is not None:
+        kept = sketch.short_set[(sketch.short_set & TAG_MASK) != TAG_OPENING]
+        # Version 1 left the second-lowest bit as the hash had it.
+        old = kept | (np.arange(len(kept), dtype=np.uint32) & np.uint32(2))
+        parts += [struct.pack("<H", len(old)), np.sort(old).astype("<u4").tobytes()]
+    return b"".join(parts)
 
 
 @pytest.fixture

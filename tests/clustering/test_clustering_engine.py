@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from conftest import (  # type: ignore[import-not-found]
     BOILERPLATE,
+    BRIDGE_REPORT,
+    COURIER_INTRO,
+    FERRY_STORY,
     HARBOUR,
     ORCHARD,
+    ORSA_BRIEF,
     SHARED_QUOTE,
     T0,
+    VELT_BRIEF,
     FakeStore,
     article,
     random_corpus,
+    version_1_bytes,
 )
 from pipeline.clustering import ClusterEngine, cluster_documents
+from pipeline.clustering.signatures import Sketch
 from pipeline.settings import ClusteringSettings
 
 
@@ -91,6 +99,52 @@ def test_update_that_became_a_different_story_stays_apart(settings: ClusteringSe
     )
     result = clusters(settings, first, follow_up)
     assert result["first"] != result["later"]
+
+
+def test_different_story_carrying_over_most_of_a_short_report_stays_apart(settings: ClusteringSettings) -> None:
+    # Over half of the first report reappears in the ferry story: containment
+    # alone would merge them. The ferry story opens with its own news.
+    report = article("report", "Marlowe shuts harbour bridge", BRIDGE_REPORT)
+    ferry = article("ferry", "Ferry to carry lorries across estuary", FERRY_STORY, minutes=2 * 1440, outlet="herald")
+    without_check = clusters(settings.model_copy(update={"lead_perm": 0}), report, ferry)
+    assert without_check["report"] == without_check["ferry"]  # the trap is real
+    result = clusters(settings, report, ferry)
+    assert result["report"] != result["ferry"]
+
+
+def test_abridged_copy_under_an_outlets_own_intro_joins(settings: ClusteringSettings) -> None:
+    full = article("full", "Marlowe shuts harbour bridge to lorries", HARBOUR)
+    copy = article("copy", "Bridge closed", [COURIER_INTRO, *HARBOUR[:3]], minutes=60, outlet="courier")
+    result = cluster_documents([full, copy], settings)
+    assert result[1].matched_article_id == "full"  # the full story's opening is in the copy's lead
+    assert result[1].jaccard is not None and result[1].jaccard < settings.jaccard_threshold
+
+
+def test_signatures_without_openings_still_match_on_containment(settings: ClusteringSettings) -> None:
+    # A window persisted by the first signature format has no lead or opening
+    # sketches: the opening check is skipped for those articles.
+    engine = ClusterEngine(settings)
+    (first,) = engine.add_many([article("full", "Marlowe shuts harbour bridge", HARBOUR)])
+    old = replace(first.signature, data=version_1_bytes(Sketch.from_bytes(first.signature.data, engine.params), engine.params))
+    restored = ClusterEngine(settings)
+    restored.restore([old], [first.membership], {})
+    (copy,) = restored.add_many([article("copy", "Bridge closed", HARBOUR[:3], minutes=30, outlet="gazette")])
+    assert copy.membership.matched_article_id == "full"
+
+
+def test_briefs_sharing_stock_sentences_but_not_their_opening_stay_apart(settings: ClusteringSettings) -> None:
+    # Velt's brief opens with a stock sentence that Orsa's carries second;
+    # Orsa's opens with its own news, which Velt's lacks.
+    velt = article("velt", "Velt shares rise", [VELT_BRIEF])
+    orsa = article("orsa", "Orsa shares fall", [ORSA_BRIEF], minutes=180)
+    velt_copy = article(
+        "velt2", "Velt Mining up 4%", [f"PERTH, March 2 (Reuters) - {VELT_BRIEF}", "(With inputs from agencies)"], minutes=30
+    )
+    without_check = clusters(settings.model_copy(update={"short_opening": 0.0}), velt, orsa)
+    assert without_check["velt"] == without_check["orsa"]  # the trap is real
+    result = clusters(settings, velt, orsa, velt_copy)
+    assert result["velt"] != result["orsa"]
+    assert result["velt"] == result["velt2"]
 
 
 def test_short_items_on_the_same_topic_stay_apart_and_short_copies_join(settings: ClusteringSettings) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from demo_truth import expected, ids_of
 from pydantic import SecretStr
 
 from pipeline.cli import main
@@ -40,7 +41,6 @@ from pipeline.search.elastic import TEMPLATES_DIR, ElasticsearchIndex, stems
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import ElasticsearchSettings, Settings
 from pipeline.storage import outbox
-from pipeline.urls import article_id, canonicalize
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
@@ -78,20 +78,6 @@ def with_es(settings: Settings, url: str, prefix: str, **es: Any) -> Settings:
         update={"search_backend": "elasticsearch",
                 "es": ElasticsearchSettings(urls=[url], index_prefix=prefix, **es)}
     )
-
-
-def expected() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((bundled_corpus_dir() / "expected.json").read_text(encoding="utf-8"))
-    return data
-
-
-def ids_of(base_url: str, paths: list[str]) -> set[str]:
-    ids = set()
-    for path in paths:
-        url = canonicalize(base_url + path)
-        assert url is not None
-        ids.add(article_id(url))
-    return ids
 
 
 def documents(index: ElasticsearchIndex, family: str) -> dict[str, dict[str, Any]]:

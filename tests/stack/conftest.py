@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
-from pipeline.demo.server import bundled_corpus_dir
-from pipeline.storage import Store
-from pipeline.urls import article_id, canonicalize
-from stack.services import ensure_redis, postgres_database
+from services import ensure_redis, postgres_database
 
 
 @pytest.fixture
@@ -41,26 +35,3 @@ def lsh_basename(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
-
-
-def demo_truth(base_url: str) -> set[frozenset[str]]:
-    """The demo corpus's expected clusters (singletons included), as sets of article ids."""
-    truth: dict[str, Any] = json.loads((bundled_corpus_dir() / "expected.json").read_text(encoding="utf-8"))
-
-    def ids(paths: list[str]) -> frozenset[str]:
-        found = set()
-        for path in paths:
-            url = canonicalize(base_url + path)
-            assert url is not None
-            found.add(article_id(url))
-        return frozenset(found)
-
-    return {ids(c["members"]) for c in truth["clusters"]} | {ids([p]) for p in truth["singletons"]}
-
-
-def clusters_in(store: Store) -> set[frozenset[str]]:
-    groups: dict[str, set[str]] = defaultdict(set)
-    for cluster_id in store.cluster_ids():
-        for member in store.memberships_of(cluster_id):
-            groups[cluster_id].add(member.article_id)
-    return {frozenset(g) for g in groups.values()}

@@ -23,7 +23,7 @@ import yaml
 
 from pipeline.settings import load_settings
 from pipeline.storage import Store
-from stack.services import ensure_postgres
+from services import ensure_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"

@@ -25,7 +25,7 @@ from pipeline.demo.server import CorpusServer
 from pipeline.runner import Pipeline
 from pipeline.settings import ClusteringSettings
 from pipeline.storage import Store
-from stack.conftest import clusters_in, demo_truth
+from demo_truth import clusters_in, expected_clusters
 
 WORKERS = 3
 
@@ -57,7 +57,7 @@ def test_workers_at_once_store_each_article_once_and_cluster_as_one_worker(
         single.run(force=True)
         single_clusters = clusters_in(single.store)
         single_articles = single.store.article_count()
-    assert single_clusters == demo_truth(base)
+    assert single_clusters == expected_clusters(base)
 
     Store(pg_store_url).close()  # the schema exists before the race (workers also create it safely)
     procs = [
@@ -133,4 +133,4 @@ def test_clustering_waits_for_the_lock_and_resumes_from_what_the_holder_committe
         finally:
             other.close()
         assert done and done[0][0] == total - total // 2
-        assert clusters_in(pipeline.store) == demo_truth(base)
+        assert clusters_in(pipeline.store) == expected_clusters(base)

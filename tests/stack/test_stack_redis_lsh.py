@@ -17,7 +17,7 @@ from pipeline.demo.run import demo_settings, write_demo_feeds
 from pipeline.demo.server import CorpusServer
 from pipeline.runner import Pipeline
 from pipeline.settings import ClusteringSettings, Settings
-from stack.conftest import clusters_in, demo_truth
+from demo_truth import clusters_in, expected_clusters
 
 
 def redis_settings(settings: Settings, redis_url: str, basename: str) -> Settings:
@@ -42,7 +42,7 @@ def test_incremental_runs_restore_from_the_store_and_share_the_redis_index(
         second = pipeline.run(force=True)
         assert first.clustered > 0 and second.clustered > 0
         assert first.clustered + second.clustered == pipeline.store.article_count()
-        assert clusters_in(pipeline.store) == demo_truth(base)
+        assert clusters_in(pipeline.store) == expected_clusters(base)
 
 
 def test_redis_lsh_insert_query_remove(redis_url: str, lsh_basename: str) -> None:

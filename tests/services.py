@@ -1,11 +1,12 @@
-"""The PostgreSQL and Redis servers the stack tests run against.
+"""The real servers the tests run against: Elasticsearch, PostgreSQL, Redis.
 
-`ensure_postgres()` / `ensure_redis()` return NEWSAGG_PG_URL / NEWSAGG_REDIS_URL when
-set (an existing server), else the URL of the server started by `scripts/pg-node` /
-`scripts/redis-node` (`make test` starts both; one already running is reused),
+`ensure_elasticsearch()` / `ensure_postgres()` / `ensure_redis()` return
+NEWSAGG_ES_URL / NEWSAGG_PG_URL / NEWSAGG_REDIS_URL when set (an existing server),
+else the URL of the server started by `scripts/es-node` / `scripts/pg-node` /
+`scripts/redis-node` (`make test` starts all three; one already running is reused),
 otherwise they start one themselves on a free port (with a throwaway data
-directory for PostgreSQL) and stop it at exit. Nothing is skipped: a server that
-cannot be had is an error.
+directory where the server keeps data) and stop it at exit. Nothing is skipped: a
+server that cannot be had is an error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 _started: dict[str, dict[str, str]] = {}  # per script: "url" and, for PostgreSQL, "data_dir"
 
@@ -36,7 +37,7 @@ def _node(script: str, *args: str, timeout: float = 300) -> subprocess.Completed
 def _ensure(script: str, env_name: str, data_dir: bool = False) -> str:
     url = os.environ.get(env_name)
     if url:
-        return url
+        return url.rstrip("/")
     if script in _started:
         return _started[script]["url"]
     running = _node(script, "status", timeout=60)
@@ -65,6 +66,11 @@ def _stop(script: str) -> None:
     _node(script, "stop", timeout=120)
     if "data_dir" in info:
         shutil.rmtree(info["data_dir"], ignore_errors=True)
+
+
+def ensure_elasticsearch() -> str:
+    """The URL of an Elasticsearch 9 node where tests may create indices under their own prefix."""
+    return _ensure("es-node", "NEWSAGG_ES_URL", data_dir=True)
 
 
 def ensure_postgres() -> str:
