@@ -47,6 +47,7 @@ airflow: install-airflow
 	VENV=$(VENV) scripts/airflow-standalone
 
 test: install-dev
+	$(VENV)/bin/mypy
 	$(PY) scripts/es-node start --port 0
 	$(PY) scripts/pg-node start --port 0
 	$(PY) scripts/redis-node start --port 0
