@@ -155,7 +155,50 @@ class ClusteringSettings(BaseModel):
         80, ge=0, le=1000, description="Texts with fewer body words are short: matched on title + lead, stricter."
     )
     short_shingle_size: int = Field(3, ge=1, le=12, description="Words per shingle of a short text's title + lead.")
-    lead_words: int = Field(100, ge=10, le=1000, description="Body words of a short text's lead.")
+    lead_words: int = Field(
+        150,
+        ge=10,
+        le=1000,
+        description="Body words of an article's lead: kept exactly for a short text, MinHashed for every text. "
+        "Changing it requires re-clustering.",
+    )
+    opening_words: int = Field(
+        40,
+        ge=5,
+        le=1000,
+        description="Body words of an article's opening (about its first paragraph; at most lead_words), "
+        "MinHashed with the lead. Changing it requires re-clustering.",
+    )
+    lead_perm: int = Field(
+        64,
+        ge=0,
+        le=1024,
+        description="MinHash permutations over each article's lead (one byte a value: 7 bits of it, and whether "
+        "it came from the opening); 0 turns the opening check off. Changing it requires re-clustering.",
+    )
+    opening_containment: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Estimated share of one text's opening that must be found in the other's lead (either way "
+        "round) when two texts match on containment alone: an abridged copy keeps the opening, even under an "
+        "outlet's own intro; a different story that carries over a background paragraph, a quote or a stock "
+        "block does not. Matches on jaccard_threshold need no opening.",
+    )
+    short_opening_words: int = Field(
+        12,
+        ge=1,
+        le=100,
+        description="Body words of a short text's opening (about its first sentence), kept exactly. Changing it "
+        "requires re-clustering.",
+    )
+    short_opening: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of each short text's opening shingles that must be found in the other's lead for "
+        "two short texts to match: briefs on one topic share stock sentences, not their first one.",
+    )
     short_jaccard: float = Field(
         0.6, ge=0.0, le=1.0, description="Exact Jaccard similarity (title + lead) at which two short texts match."
     )

@@ -7,6 +7,14 @@ Contract that makes the result independent of how articles are split into runs:
    band keys collide with its own (the most recent ``max_bucket`` per bucket).
 3. A candidate pair is accepted or rejected from the two signatures alone
    (pure function), so the accepted edges are the same whatever the batching.
+   Two long texts match on estimated Jaccard similarity, or on containment of
+   the smaller in the larger (abridged copies) if one text's opening is also
+   found in the other's lead: an abridged copy keeps the opening, even under an
+   outlet's own intro, while a different story that carries over a background
+   paragraph, a quote or an outlet's stock block opens with its own. Two short
+   texts match on their exact title and lead shingles if each one's opening is
+   found in the other: briefs on one topic share stock sentences and vocabulary,
+   not their first sentence, and are reproduced whole.
 4. Clusters are the connected components of accepted edges. A component's id
    comes from its oldest founder: an article that links two clusters merges
    them into the one whose founder is older, and the other id becomes an alias.
@@ -34,12 +42,14 @@ import numpy.typing as npt
 
 from pipeline.clustering.lsh import CompactLSH, RedisLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
+    OPENING_BIT,
     Sketch,
     SketchParams,
     make_pool,
     outlet_hash,
     sketch_chunks,
     sketch_texts,
+    split_short_set,
 )
 from pipeline.models import Article, Assignment, Membership, Signature
 from pipeline.settings import ClusteringSettings
@@ -54,6 +64,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
 _GROW = 1.25  # growth factor of the per-article arrays: small, because slack is memory per article
 _B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
+_B7_COLLIDE = 1.0 / 128.0  # ... in their low 7 bits (lead values)
 
 
 def _micros(at: datetime) -> int:
@@ -88,6 +99,9 @@ class ClusterEngine:
             short_shingle_size=settings.short_shingle_size,
             short_words=settings.short_words,
             lead_words=settings.lead_words,
+            opening_words=settings.opening_words,
+            lead_perm=settings.lead_perm,
+            short_opening_words=settings.short_opening_words,
         )
         if settings.lsh_bands is not None and settings.lsh_rows is not None:
             self.bands, self.rows = settings.lsh_bands, settings.lsh_rows
@@ -119,6 +133,9 @@ class ClusterEngine:
         self._cluster = np.empty(0, dtype=np.int32)
         self._jac = np.empty(0, dtype=np.float32)
         self._con = np.empty(0, dtype=np.float32)
+        self._lead = np.empty((0, settings.lead_perm), dtype=np.uint8)
+        self._lead_size = np.empty(0, dtype=np.uint16)  # 0: not recorded
+        self._opening_size = np.empty(0, dtype=np.uint16)
         self._ids: list[str] = []
         self._matched: list[str | None] = []
         self._row_of: dict[str, int] = {}
@@ -156,6 +173,9 @@ class ClusterEngine:
         self._cluster = grown(self._cluster)
         self._jac = grown(self._jac)
         self._con = grown(self._con)
+        self._lead = grown(self._lead)
+        self._lead_size = grown(self._lead_size)
+        self._opening_size = grown(self._opening_size)
 
     def _append(self, article_id: str, at: int, sketch: Sketch) -> int:
         row = self._n
@@ -167,6 +187,12 @@ class ClusterEngine:
         self._outlet[row] = sketch.outlet
         self._alive[row] = True
         self._cluster[row] = -1
+        if sketch.lead is not None and len(sketch.lead) == self.params.lead_perm:
+            self._lead[row] = sketch.lead
+            self._lead_size[row] = min(sketch.lead_size, 0xFFFF)
+            self._opening_size[row] = min(sketch.opening_size, 0xFFFF)
+        else:
+            self._lead_size[row] = self._opening_size[row] = 0
         self._ids.append(article_id)
         self._matched.append(None)
         self._row_of[article_id] = row
@@ -200,7 +226,18 @@ class ClusterEngine:
         arrays = sum(
             a.nbytes
             for a in (
-                self._sig, self._size, self._at, self._short, self._outlet, self._alive, self._cluster, self._jac, self._con
+                self._sig,
+                self._size,
+                self._at,
+                self._short,
+                self._outlet,
+                self._alive,
+                self._cluster,
+                self._jac,
+                self._con,
+                self._lead,
+                self._lead_size,
+                self._opening_size,
             )
         )
         strings = sum(49 + len(s) for s in self._ids) + sum(49 + len(s) for s in self._cid)
@@ -405,39 +442,75 @@ class ClusterEngine:
         if len(q) == 0:
             empty = np.empty(0, dtype=np.float64)
             return np.empty(0, dtype=bool), empty, empty
-        equal = np.count_nonzero(self._sig[q] == self._sig[c], axis=1)
-        # b-bit estimator: P(equal) = J + (1 - J) / 256.
-        jac = np.clip((equal / self.params.num_perm - _B_COLLIDE) / (1.0 - _B_COLLIDE), 0.0, 1.0)
+        jac = _jaccard(self._sig[q] == self._sig[c], _B_COLLIDE)
         nq = self._size[q].astype(np.float64)
         nc = self._size[c].astype(np.float64)
-        # |A ∩ B| from the Jaccard estimate and the exact set sizes; containment
-        # of the smaller text in the larger is what an abridged copy keeps high.
-        inter = jac * (nq + nc) / (1.0 + jac)
-        con = np.minimum(1.0, inter / np.maximum(1.0, np.minimum(nq, nc)))
+        inter, con = _overlap(jac, nq, nc)
+        short_q = self._short[q]
+        short_c = self._short[c]
         # Two stories from one outlet share its stock blocks (newsletter promo,
         # "about us"); the same outlet running one story twice shares nearly all.
         same_outlet = (self._outlet[q] == self._outlet[c]) & (self._outlet[q] != 0)
         needed = np.where(same_outlet, s.same_outlet_containment, s.containment_threshold)
-        accept = (jac >= s.jaccard_threshold) | ((con >= needed) & (inter >= s.min_overlap))
-        short = self._short[q] | self._short[c]
-        for i in np.nonzero(short)[0].tolist():
-            a = self._short_sets.get(int(q[i]))
-            b = self._short_sets.get(int(c[i]))
-            if a is not None and b is not None:
-                # Both short: exact Jaccard and containment over title + lead,
-                # and over the lead alone (retitled copies); either may match.
-                scores: list[tuple[float, float]] = []
-                for x, y in ((a, b), (a[(a & 1) == 0], b[(b & 1) == 0])):
-                    common = len(np.intersect1d(x, y, assume_unique=True))
-                    union = len(x) + len(y) - common
-                    scores.append((common / union if union else 0.0, common / max(1, min(len(x), len(y)))))
-                passing = [sc for sc in scores if sc[0] >= s.short_jaccard and sc[1] >= s.short_containment]
-                accept[i] = bool(passing)
-                jac[i], con[i] = max(passing or scores)
-            else:
-                # A short text against a long one: it must be (nearly) contained.
-                accept[i] = con[i] >= s.short_containment and inter[i] >= s.min_overlap / 2
+        long_pair = ~(short_q | short_c)
+        accept = long_pair & (jac >= s.jaccard_threshold)
+        # Containment of the smaller text; a short one must be (nearly) contained.
+        contained = np.where(
+            long_pair,
+            (con >= needed) & (inter >= s.min_overlap),
+            (con >= s.short_containment) & (inter >= s.min_overlap / 2),
+        )
+        # Pairs of short texts are decided on their exact shingles below.
+        exact = [
+            (i, a, b)
+            for i in np.nonzero(short_q & short_c)[0].tolist()
+            if (a := self._short_sets.get(int(q[i]))) is not None and (b := self._short_sets.get(int(c[i]))) is not None
+        ]
+        contained[np.asarray([i for i, _, _ in exact], dtype=np.int64)] = False
+        # Containment alone also needs one text's opening in the other's lead.
+        on_containment = np.nonzero(contained & ~accept)[0]
+        accept[on_containment] = self._opening_in_lead(q[on_containment], c[on_containment])
+        for i, a, b in exact:
+            # Both short: exact Jaccard and containment over title + lead,
+            # and over the lead alone (retitled copies); either may match.
+            lead_a, both_a, opening_a = split_short_set(a)
+            lead_b, both_b, opening_b = split_short_set(b)
+            scores: list[tuple[float, float]] = []
+            for x, y in ((both_a, both_b), (lead_a, lead_b)):
+                common = _common(x, y)
+                union = len(x) + len(y) - common
+                scores.append((common / union if union else 0.0, common / max(1, min(len(x), len(y)))))
+            passing = [sc for sc in scores if sc[0] >= s.short_jaccard and sc[1] >= s.short_containment]
+            # Each opening must be (mostly) in the other's lead; a text without
+            # body words, or from an older signature, has no opening to check.
+            accept[i] = bool(passing) and (
+                len(opening_a) == 0
+                or len(opening_b) == 0
+                or min(_common(opening_a, lead_b) / len(opening_a), _common(opening_b, lead_a) / len(opening_b))
+                >= s.short_opening
+            )
+            jac[i], con[i] = max(passing or scores)
         return accept, jac, con
+
+    def _opening_in_lead(self, q: I64, c: I64) -> npt.NDArray[np.bool_]:
+        """Whether one text's opening is found in the other's lead, either way round (True where not recorded)."""
+        lead_perm = self.params.lead_perm
+        if lead_perm == 0 or len(q) == 0:
+            return np.ones(len(q), dtype=bool)
+        a, b = self._lead[q], self._lead[c]
+        agree = ((a ^ b) & np.uint8(0x7F)) == 0
+        jac = _jaccard(agree, _B7_COLLIDE)
+        lead_q = self._lead_size[q].astype(np.float64)
+        lead_c = self._lead_size[c].astype(np.float64)
+        union = (lead_q + lead_c) / (1.0 + jac)
+        # An agreeing value is a shared shingle drawn uniformly from the union of
+        # the leads; its opening bit says whether it lies in that text's opening.
+        in_c = np.count_nonzero(agree & ((a & np.uint8(OPENING_BIT)) != 0), axis=1) / lead_perm * union
+        in_q = np.count_nonzero(agree & ((b & np.uint8(OPENING_BIT)) != 0), axis=1) / lead_perm * union
+        share_q = in_c / np.maximum(1.0, self._opening_size[q])
+        share_c = in_q / np.maximum(1.0, self._opening_size[c])
+        unknown = (lead_q == 0) | (lead_c == 0)
+        return cast(npt.NDArray[np.bool_], unknown | (np.maximum(share_q, share_c) >= self.settings.opening_containment))
 
     def _assign(self, new_rows: I64, q: I64, c: I64, jac: F64, con: F64) -> dict[int, tuple[str, ...]]:
         order = np.lexsort((c, q))
@@ -514,12 +587,37 @@ class ClusterEngine:
         self._cluster = np.asarray([new_index[r] for r in roots], dtype=np.int32)
         self._jac = self._jac[keep].copy()
         self._con = self._con[keep].copy()
+        self._lead = self._lead[keep].copy()
+        self._lead_size = self._lead_size[keep].copy()
+        self._opening_size = self._opening_size[keep].copy()
         self._ids = [self._ids[r] for r in keep.tolist()]
         self._matched = [self._matched[r] for r in keep.tolist()]
         self._short_sets = {int(remap[r]): s for r, s in self._short_sets.items() if remap[r] >= 0}
         self._row_of = {article_id: row for row, article_id in enumerate(self._ids)}
         self._n = len(keep)
         self._dead = 0
+
+
+def _jaccard(agree: npt.NDArray[np.bool_], collide: float) -> F64:
+    """Jaccard estimates from which b-bit MinHash values agree, row by row."""
+    # b-bit estimator: P(agree) = J + (1 - J) * collide.
+    share = np.count_nonzero(agree, axis=1) / max(1, agree.shape[1])
+    return cast(F64, np.clip((share - collide) / (1.0 - collide), 0.0, 1.0))
+
+
+def _overlap(jac: F64, na: F64, nb: F64) -> tuple[F64, F64]:
+    """Shared shingles and containment of the smaller set, from a Jaccard estimate and the exact set sizes."""
+    # Containment of the smaller text in the larger is what an abridged copy keeps high.
+    inter = jac * (na + nb) / (1.0 + jac)
+    return inter, np.minimum(1.0, inter / np.maximum(1.0, np.minimum(na, nb)))
+
+
+def _common(x: npt.NDArray[np.uint32], y: npt.NDArray[np.uint32]) -> int:
+    """How many values two sorted arrays of distinct values share."""
+    if len(x) == 0 or len(y) == 0:
+        return 0
+    at = np.minimum(np.searchsorted(y, x), len(y) - 1)
+    return int(np.count_nonzero(y[at] == x))
 
 
 def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:

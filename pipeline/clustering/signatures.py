@@ -8,9 +8,23 @@ whole batch with numpy (pre-mix with the MurmurHash3 finaliser, then
 ``tests/clustering`` pins that the values equal
 ``datasketch.MinHash(..).update_batch`` on the same shingle hashes.
 
+Every text also gets a small MinHash of its lead (the first ``lead_words`` body
+words) that also tells where its opening is (the first ``opening_words``, about
+a paragraph): each value keeps 7 bits of the minimum and one bit saying whether
+the shingle that gave it lies in the opening. Where two texts' values agree,
+the shingle is shared, so the agreeing values with the opening bit set estimate
+how much of one text's opening is in the other's lead. A match on containment
+alone must find one text's opening there: an abridged copy keeps the opening,
+even under an outlet's own intro; a different story that carries over a
+background paragraph, a quote or a stock block opens with its own.
+
 Short texts (fewer than ``short_words`` body words) also keep their exact set
 of smaller shingles over title and lead, because a 128-value MinHash cannot
-tell two formulaic 50-word briefs apart reliably enough.
+tell two formulaic 50-word briefs apart reliably enough. The set keeps 30 bits
+of each hash under a two-bit tag in the top bits, so that the sorted set comes
+grouped: the lead, then the title, then the opening (the lead's first
+``short_opening_words`` words again, so that two briefs can be required to open
+alike).
 """
 
 from __future__ import annotations
@@ -34,14 +48,24 @@ logger = logging.getLogger(__name__)
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
+U8 = npt.NDArray[np.uint8]
 
 _MAGIC = b"NS"
-_VERSION = 1
+_VERSION = 2
 # magic, version, flags, num_perm, seed, shingle set size, outlet hash
-_HEADER = struct.Struct("<2sBBHHII")
+_HEADER_V1 = struct.Struct("<2sBBHHII")
+# ... then the length of the lead MinHash and the shingle set sizes of the lead and the opening
+_HEADER = struct.Struct("<2sBBHHIIHHH")
 _FLAG_SHORT = 1
+# The two top bits of a short-set value say where its shingle comes from (lead: 0).
+TAG_TITLE = np.uint32(1 << 30)
+TAG_OPENING = np.uint32(2 << 30)
+_TAG_SHIFT = np.uint32(2)
+HASH_BITS = np.uint32((1 << 30) - 1)
 _COMBINE = np.uint64(0x9E3779B97F4A7C15)
 _MAX32 = np.uint32(0xFFFFFFFF)
+_LOW7 = np.uint32(0x7F)
+OPENING_BIT = 0x80  # in a lead value: the minimum came from the opening
 # Rows of the (shingles x permutations) matrix computed at once; bounds the
 # transient memory of a batch to a few tens of MiB.
 _CHUNK_CELLS = 1_000_000
@@ -57,7 +81,10 @@ class SketchParams:
     shingle_size: int = 5
     short_shingle_size: int = 3
     short_words: int = 80
-    lead_words: int = 100
+    lead_words: int = 150
+    opening_words: int = 40
+    lead_perm: int = 64
+    short_opening_words: int = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +94,32 @@ class Sketch:
     hashvalues: U32  # MinHash over body shingles, uint32[num_perm]
     size: int  # distinct body shingles
     short: bool
-    short_set: U32 | None  # exact sorted shingle hashes of title + lead, short texts only
+    short_set: U32 | None  # exact sorted tagged shingle hashes of title, lead and opening, short texts only
     outlet: int = 0  # 32-bit hash of the outlet name (0: unknown)
+    # The lead's MinHash, uint8[lead_perm]: 7 low bits of each value, and
+    # OPENING_BIT when its shingle is in the opening; None: not recorded
+    # (older signatures). Then the number of shingles in the lead and in the opening.
+    lead: U8 | None = None
+    lead_size: int = 0
+    opening_size: int = 0
 
     def to_bytes(self, params: SketchParams) -> bytes:
-        """The compact form persisted by the store (about 4 bytes per permutation)."""
+        """The compact form persisted by the store (about 4 bytes per permutation, 1 per lead value)."""
         flags = _FLAG_SHORT if self.short else 0
-        header = _HEADER.pack(_MAGIC, _VERSION, flags, params.num_perm, params.seed, self.size, self.outlet)
-        parts = [header, self.hashvalues.astype("<u4", copy=False).tobytes()]
+        lead = self.lead if self.lead is not None else np.empty(0, np.uint8)
+        header = _HEADER.pack(
+            _MAGIC,
+            _VERSION,
+            flags,
+            params.num_perm,
+            params.seed,
+            self.size,
+            self.outlet,
+            len(lead),
+            self.lead_size,
+            self.opening_size,
+        )
+        parts = [header, self.hashvalues.astype("<u4", copy=False).tobytes(), lead.tobytes()]
         if self.short:
             short_set = self.short_set if self.short_set is not None else np.empty(0, np.uint32)
             parts.append(struct.pack("<H", len(short_set)))
@@ -83,24 +128,47 @@ class Sketch:
 
     @classmethod
     def from_bytes(cls, data: bytes, params: SketchParams) -> Sketch:
-        """Decode what ``to_bytes`` wrote; raises ValueError for data from other parameters."""
-        magic, version, flags, num_perm, seed, size, outlet = _HEADER.unpack_from(data)
-        if magic != _MAGIC or version != _VERSION:
+        """Decode what ``to_bytes`` wrote (or its version 1); raises ValueError for data from other parameters."""
+        magic, version, flags, num_perm, seed, size, outlet = _HEADER_V1.unpack_from(data)
+        if magic != _MAGIC or version not in (1, _VERSION):
             raise ValueError("not a newsagg clustering signature (bad magic or version)")
         if num_perm != params.num_perm or seed != params.seed:
             raise ValueError(
                 f"signature made with num_perm={num_perm}, seed={seed}; "
                 f"settings say num_perm={params.num_perm}, seed={params.seed}: re-cluster to change them"
             )
-        offset = _HEADER.size
+        lead_perm = lead_size = opening_size = 0
+        offset = _HEADER_V1.size
+        if version >= 2:
+            *_, lead_perm, lead_size, opening_size = _HEADER.unpack_from(data)
+            offset = _HEADER.size
         hashvalues = np.frombuffer(data, dtype="<u4", count=num_perm, offset=offset).astype(np.uint32)
         offset += 4 * num_perm
+        lead: U8 | None = None
+        # A lead of another length is left out: the opening check is skipped
+        # for this article rather than the signature refused.
+        if lead_perm and lead_perm == params.lead_perm:
+            lead = np.frombuffer(data, dtype=np.uint8, count=lead_perm, offset=offset).copy()
+        offset += lead_perm
         short = bool(flags & _FLAG_SHORT)
         short_set: U32 | None = None
         if short:
             (count,) = struct.unpack_from("<H", data, offset)
             short_set = np.frombuffer(data, dtype="<u4", count=count, offset=offset + 2).astype(np.uint32)
-        return cls(hashvalues=hashvalues, size=int(size), short=short, short_set=short_set, outlet=int(outlet))
+            if version == 1:
+                # Version 1 tagged the title in the lowest bit and kept no opening.
+                title = np.where(short_set & np.uint32(1), TAG_TITLE, np.uint32(0))
+                short_set = np.unique(title | (short_set >> _TAG_SHIFT)).astype(np.uint32)
+        return cls(
+            hashvalues=hashvalues,
+            size=int(size),
+            short=short,
+            short_set=short_set,
+            outlet=int(outlet),
+            lead=lead,
+            lead_size=int(lead_size) if lead is not None else 0,
+            opening_size=int(opening_size) if lead is not None else 0,
+        )
 
 
 @lru_cache(maxsize=8)
@@ -149,8 +217,8 @@ def _token_hashes(words: Sequence[str]) -> U64:
     return np.array(hashes, dtype=np.uint64)
 
 
-def shingle_hashes(words: Sequence[str], k: int) -> U32:
-    """Distinct 32-bit hashes of the word k-grams (one shingle for texts shorter than k)."""
+def shingles_in_order(words: Sequence[str], k: int) -> U32:
+    """32-bit hashes of the word k-grams in text order, repeats kept (one shingle for texts shorter than k)."""
     if not words:
         return np.empty(0, dtype=np.uint32)
     th = _token_hashes(words)
@@ -162,14 +230,25 @@ def shingle_hashes(words: Sequence[str], k: int) -> U32:
         # Order-sensitive combination: rotate-free multiply-add, wrapping mod 2**64.
         acc = acc * _COMBINE + th[j : j + n]
     mixed = _fmix64(acc) >> np.uint64(32)
-    return np.unique(mixed.astype(np.uint32))
+    return mixed.astype(np.uint32)
+
+
+def shingle_hashes(words: Sequence[str], k: int) -> U32:
+    """Distinct 32-bit hashes of the word k-grams (one shingle for texts shorter than k)."""
+    return np.unique(shingles_in_order(words, k))
 
 
 def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.uint32]:
     """MinHash values (datasketch affine32) for many shingle sets at once: uint32[len(sets), num_perm]."""
-    a, b = permutations(params.num_perm, params.seed)
-    out = np.full((len(sets), params.num_perm), _MAX32, dtype=np.uint32)
-    rows_per_chunk = max(1, _CHUNK_CELLS // params.num_perm)
+    return _minhash(sets, params.num_perm, params.seed)
+
+
+def _minhash(sets: Sequence[U32], num_perm: int, seed: int) -> npt.NDArray[np.uint32]:
+    out = np.full((len(sets), num_perm), _MAX32, dtype=np.uint32)
+    if num_perm == 0:
+        return out
+    a, b = permutations(num_perm, seed)
+    rows_per_chunk = max(1, _CHUNK_CELLS // num_perm)
     start = 0
     while start < len(sets):
         # Take documents until the chunk holds about rows_per_chunk shingles.
@@ -200,26 +279,57 @@ def _short_set(match: MatchText, params: SketchParams) -> U32:
     k = params.short_shingle_size
     lead = match.body[: params.lead_words]
     # Title and lead are shingled separately (no shingle spans the boundary)
-    # and tagged by the lowest bit, so the lead can also be compared alone:
-    # copies are often retitled.
-    title = shingle_hashes(match.title, k) | np.uint32(1)
-    body = shingle_hashes(lead, k) & np.uint32(0xFFFFFFFE)
-    return np.union1d(title, body).astype(np.uint32)
+    # and tagged, so the lead can also be compared alone: copies are often
+    # retitled. The opening's shingles are the lead's first ones again, under
+    # their own tag.
+    title = (shingle_hashes(match.title, k) >> _TAG_SHIFT) | TAG_TITLE
+    body = shingle_hashes(lead, k) >> _TAG_SHIFT
+    opening = (shingle_hashes(lead[: params.short_opening_words], k) >> _TAG_SHIFT) | TAG_OPENING
+    return np.unique(np.concatenate([title, body, opening]))
+
+
+def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
+    """The lead, the title + lead and the opening of a short set; the opening without its tag."""
+    title_at, opening_at = np.searchsorted(short_set, (TAG_TITLE, TAG_OPENING)).tolist()
+    return short_set[:title_at], short_set[:opening_at], short_set[opening_at:] & HASH_BITS
 
 
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list[Sketch]:
     """Normalise, shingle and MinHash (title, text) pairs in this process."""
     sets: list[U32] = []
+    leads: list[U32] = []
+    openings: list[U32] = []
     shorts: list[U32 | None] = []
+    lead_shingles = max(1, params.lead_words - params.shingle_size + 1)
+    # The opening is the start of the lead, and no longer than it.
+    opening_shingles = min(lead_shingles, max(1, params.opening_words - params.shingle_size + 1))
     for title, text in items:
         # One document at a time: only its shingle hashes outlive the loop,
         # not the thousands of token strings normalisation makes.
         match = normalize(title, text)
-        sets.append(shingle_hashes(match.body, params.shingle_size))
+        in_order = shingles_in_order(match.body, params.shingle_size)
+        sets.append(np.unique(in_order))
+        # A repeated shingle changes no minimum, and is rare this close to the
+        # start: the lead and the opening are taken as they come.
+        leads.append(in_order[:lead_shingles])
+        openings.append(in_order[:opening_shingles])
         shorts.append(_short_set(match, params) if len(match.body) < params.short_words else None)
     values = minhash_many(sets, params)
+    # The opening is part of the lead: the lead's minimum comes from the opening
+    # exactly when the opening's minimum (same permutation) equals it.
+    both = _minhash(leads + openings, params.lead_perm, params.seed)
+    lead_min, opening_min = both[: len(leads)], both[len(leads) :]
+    lead_values = ((lead_min & _LOW7) | np.where(lead_min == opening_min, OPENING_BIT, 0)).astype(np.uint8)
     return [
-        Sketch(hashvalues=values[i].copy(), size=len(sets[i]), short=shorts[i] is not None, short_set=shorts[i])
+        Sketch(
+            hashvalues=values[i].copy(),
+            size=len(sets[i]),
+            short=shorts[i] is not None,
+            short_set=shorts[i],
+            lead=lead_values[i].copy(),
+            lead_size=len(leads[i]),
+            opening_size=len(openings[i]),
+        )
         for i in range(len(sets))
     ]
 

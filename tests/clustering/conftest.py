@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.clustering import ClusterEngine
-from pipeline.clustering.signatures import TAG_MASK, TAG_OPENING, Sketch, SketchParams
+from pipeline.clustering.signatures import HASH_BITS, TAG_TITLE, Sketch, SketchParams, split_short_set
 from pipeline.models import Article, Assignment, Membership, Signature, TextSource
 from pipeline.settings import ClusteringSettings
 
@@ -182,9 +182,10 @@ def version_1_bytes(sketch: Sketch, params: SketchParams) -> bytes:
         sketch.hashvalues.astype("<u4").tobytes(),
     ]
     if sketch.short_set is not None:
-        kept = sketch.short_set[(sketch.short_set & TAG_MASK) != TAG_OPENING]
-        # Version 1 left the second-lowest bit as the hash had it.
-        old = kept | (np.arange(len(kept), dtype=np.uint32) & np.uint32(2))
+        _, kept, _ = split_short_set(sketch.short_set)
+        # Version 1 kept the hash's two low bits, the lowest one set for the title.
+        title = (kept & TAG_TITLE) != 0
+        old = ((kept & HASH_BITS) << np.uint32(2)) | title | (np.arange(len(kept), dtype=np.uint32) & np.uint32(2))
         parts += [struct.pack("<H", len(old)), np.sort(old).astype("<u4").tobytes()]
     return b"".join(parts)
 

@@ -11,13 +11,12 @@ from datasketch import MinHash
 from conftest import version_1_bytes  # type: ignore[import-not-found]
 from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
-    TAG_MASK,
-    TAG_OPENING,
     Sketch,
     SketchParams,
     minhash_many,
     shingle_hashes,
     sketch_texts,
+    split_short_set,
 )
 
 WORDS = "the council of marlowe voted on tuesday to close the old harbour bridge to heavy traffic".split()
@@ -55,7 +54,6 @@ def test_signature_bytes_round_trip_and_reject_other_parameters() -> None:
         assert np.array_equal(back.hashvalues, sketch.hashvalues)
         assert (back.size, back.short) == (sketch.size, sketch.short)
         assert back.lead is not None and sketch.lead is not None and np.array_equal(back.lead, sketch.lead)
-        assert back.opening is not None and sketch.opening is not None and np.array_equal(back.opening, sketch.opening)
         assert (back.lead_size, back.opening_size) == (sketch.lead_size, sketch.opening_size)
     assert short_text.short and short_text.short_set is not None
     back = Sketch.from_bytes(short_text.to_bytes(params), params)
@@ -63,9 +61,9 @@ def test_signature_bytes_round_trip_and_reject_other_parameters() -> None:
     assert len(long_text.to_bytes(params)) < 4 * params.num_perm + 2 * params.lead_perm + 32
     with pytest.raises(ValueError, match="num_perm"):
         Sketch.from_bytes(long_text.to_bytes(params), SketchParams(num_perm=64))
-    # Other lead parameters only drop the lead and opening sketches.
+    # Another lead length only drops the lead sketch.
     other = Sketch.from_bytes(long_text.to_bytes(params), SketchParams(lead_perm=16))
-    assert other.lead is None and other.opening is None and np.array_equal(other.hashvalues, long_text.hashvalues)
+    assert other.lead is None and other.lead_size == 0 and np.array_equal(other.hashvalues, long_text.hashvalues)
 
 
 def test_lead_and_opening_are_the_first_words() -> None:
@@ -82,10 +80,10 @@ def test_version_1_signatures_still_load() -> None:
     params = SketchParams()
     (short_text,) = sketch_texts([("Velt shares rise", " ".join(WORDS))], params)
     back = Sketch.from_bytes(version_1_bytes(short_text, params), params)
-    assert back.lead is None and back.opening is None and back.lead_size == 0
+    assert back.lead is None and back.lead_size == 0
     assert back.short_set is not None and short_text.short_set is not None
     # The same title and lead hashes as today, without the opening.
-    assert np.array_equal(back.short_set, short_text.short_set[(short_text.short_set & TAG_MASK) != TAG_OPENING])
+    assert np.array_equal(back.short_set, split_short_set(short_text.short_set)[1])
 
 
 def test_band_params_come_from_datasketch_and_favour_recall() -> None:
