@@ -3,6 +3,7 @@
     python -m bench --quick              CI-sized (a few minutes)
     python -m bench --full               the sizes the targets are stated for
     python -m bench --quick --only feeds,indexing
+    python -m bench --full --table       the table again from the last saved results, measuring nothing
 
 Each benchmark runs in its own process, bounded by a timeout. Results go to
 bench/results/ (git-ignored): one JSON file per benchmark, bench-<mode>.json with all
@@ -33,6 +34,13 @@ def _module(name: str, size: str, es_url: str | None, timeout: int) -> list[dict
         command += ["--es-url", es_url]
     # Its lines are printed below with the others; its errors show as they happen.
     subprocess.run(command, cwd=ROOT, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+    return _saved(name, size)
+
+
+def _saved(name: str, size: str) -> list[dict[str, Any]]:
+    """The rows a benchmark saved when it last ran at ``size``."""
+    if name == "clustering":
+        return _clustering_rows(size)
     data = json.loads((RESULTS / f"{name}-{size}.json").read_text(encoding="utf-8"))
     return data if isinstance(data, list) else [data]
 
@@ -42,8 +50,12 @@ def clustering(size: str, timeout: int) -> list[dict[str, Any]]:
     sizes = DEDUP_SIZES[size]
     command = [sys.executable, "-m", "bench.dedup", "--sizes", ",".join(map(str, sizes))]
     subprocess.run(command, cwd=ROOT, check=True, timeout=timeout)
+    return _clustering_rows(size)
+
+
+def _clustering_rows(size: str) -> list[dict[str, Any]]:
     rows = []
-    for n in sizes:
+    for n in DEDUP_SIZES[size]:
         report = json.loads((RESULTS / f"dedup-{n}.json").read_text(encoding="utf-8"))
         ours, textbook = report["systems"][0], report["systems"][1]
         rows.append(
@@ -79,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--tiny", dest="mode", action="store_const", const="tiny", help=argparse.SUPPRESS)  # smoke test
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}")
     parser.add_argument("--es-url", default=None, help="Elasticsearch node (default: NEWSAGG_ES_URL or scripts/es-node)")
+    parser.add_argument("--table", action="store_true", help="print the table of the last saved results, measure nothing")
     args = parser.parse_args(argv)
     size = args.mode or "quick"
     wanted = [b.strip() for b in args.only.split(",") if b.strip()]
@@ -86,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    if args.table:
+        saved = [_result(row) for name in BENCHES if name in wanted for row in _saved(name, size)]
+        print(markdown_table(saved))
+        return 0
     timeout = TIMEOUTS[size]
     es_url = args.es_url
     if es_url is None and {"indexing", "end_to_end"} & set(wanted):

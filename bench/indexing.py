@@ -7,7 +7,9 @@ stories (``build_story``), as the pipeline indexes them.
   calls it (documents built from records, serialised and sent by the client's bulk helper);
 * raw: the same action and source lines, serialised by the same serializer
   (``helpers.expand_action`` + the client's JSON serializer), sent with httpx as one
-  streamed ``POST /_bulk?require_alias=true`` to the same node.
+  streamed ``POST /_bulk?require_alias=true`` to the same node (split into consecutive
+  streamed requests of at most ``RAW_MAX_BYTES`` only where the node's
+  ``http.max_content_length``, 100 MB, requires it).
 
 Neither side asks for a refresh (the same refresh policy: the index's own interval).
 Each side writes into fresh indices made from our templates; the sides alternate for
@@ -28,6 +30,7 @@ from bench.corpus import generate_articles
 
 SIZES = {"tiny": 60, "quick": 4000, "full": 20000}
 BATCH = 500  # Pipeline.index_outbox's default batch
+RAW_MAX_BYTES = 90 * 1024 * 1024  # under Elasticsearch's default http.max_content_length (100 MB)
 
 
 def changes(count: int) -> list[Any]:
@@ -97,27 +100,47 @@ def _ours(index: Any, docs: list[Any]) -> float:
     return time.perf_counter() - started
 
 
+def _requests(lines: list[bytes]) -> list[list[bytes]]:
+    """The lines cut into request bodies of at most RAW_MAX_BYTES, never between an action and its source."""
+    bodies: list[list[bytes]] = [[]]
+    size = 0
+    for start in range(0, len(lines), 2):
+        pair = lines[start : start + 2]
+        pair_size = sum(len(line) + 1 for line in pair)
+        if bodies[-1] and size + pair_size > RAW_MAX_BYTES:
+            bodies.append([])
+            size = 0
+        bodies[-1].extend(pair)
+        size += pair_size
+    return bodies
+
+
 def _raw(url: str, lines: list[bytes]) -> float:
     import httpx
 
-    def body() -> Iterator[bytes]:
-        for line in lines:
+    def stream(body: list[bytes]) -> Iterator[bytes]:
+        for line in body:
             yield line + b"\n"
 
+    responses = []
     started = time.perf_counter()
     with httpx.Client(timeout=600) as client:
-        response = client.post(
-            f"{url}/_bulk",
-            params={"require_alias": "true"},
-            content=body(),
-            headers={"Content-Type": "application/x-ndjson"},
-        )
+        for body in _requests(lines):
+            responses.append(
+                client.post(
+                    f"{url}/_bulk",
+                    params={"require_alias": "true"},
+                    content=stream(body),
+                    headers={"Content-Type": "application/x-ndjson"},
+                )
+            )
     elapsed = time.perf_counter() - started
-    response.raise_for_status()
-    result = response.json()
-    if result.get("errors"):
-        first = next(i for i in result["items"] if next(iter(i.values())).get("error"))
-        raise RuntimeError(f"raw: documents refused, first: {first}")
+    for response in responses:
+        response.raise_for_status()
+        result = response.json()
+        if result.get("errors"):
+            first = next(i for i in result["items"] if next(iter(i.values())).get("error"))
+            raise RuntimeError(f"raw: documents refused, first: {first}")
     return elapsed
 
 
@@ -127,7 +150,7 @@ def run(size: str = "quick", repeats: int = 2, url: str | None = None) -> Result
     load = load_average()
     timings: dict[str, list[float]] = {"ours": [], "raw": []}
     counts: dict[str, dict[str, int]] = {}
-    body_bytes = 0
+    body_bytes = raw_requests = 0
     for round_number in range(repeats):
         order = ("ours", "raw") if round_number % 2 == 0 else ("raw", "ours")
         for side in order:
@@ -138,6 +161,7 @@ def run(size: str = "quick", repeats: int = 2, url: str | None = None) -> Result
                 else:
                     lines = ndjson(index, docs)
                     body_bytes = sum(len(line) + 1 for line in lines)
+                    raw_requests = len(_requests(lines))
                     timings["raw"].append(_raw(url, lines))
                 index.refresh()
                 counts[side] = index.document_counts()
@@ -152,7 +176,12 @@ def run(size: str = "quick", repeats: int = 2, url: str | None = None) -> Result
         stage="indexing",
         measured=f"{len(docs)} documents ({len(docs) - stories} articles, {stories} stories) into Elasticsearch",
         ours=Side(f"ElasticsearchIndex.write, batches of {BATCH}", ours_rate, "docs/s"),
-        baseline=Side("same NDJSON, one streamed _bulk POST (httpx)", raw_rate, "docs/s"),
+        baseline=Side(
+            f"same NDJSON, {'one streamed _bulk POST' if raw_requests == 1 else f'{raw_requests} streamed _bulk POSTs'}"
+            " (httpx)",
+            raw_rate,
+            "docs/s",
+        ),
         ratio=ratio,
         target=">= 0.7 of the raw rate",
         met=ratio >= 0.7 and counts.get("ours") == counts.get("raw"),
@@ -160,6 +189,7 @@ def run(size: str = "quick", repeats: int = 2, url: str | None = None) -> Result
         details={
             "documents": len(docs),
             "bulk_body_bytes": body_bytes,
+            "raw_requests": raw_requests,
             "seconds": timings,
             "indexed_counts": counts,
             "load_average_before": load,
