@@ -32,8 +32,10 @@ def signatures(texts: Iterable[str], num_perm: int = 128) -> Iterator[np.ndarray
         yield m.hashvalues
 
 
-def cluster(ids: list[str], hashvalues: Iterable[np.ndarray], threshold: float, num_perm: int = 128) -> list[str]:
-    """Union-find over LSH candidates, streaming: query, then insert."""
+def cluster(
+    ids: list[str], hashvalues: Iterable[np.ndarray], threshold: float, num_perm: int = 128
+) -> tuple[list[str], MinHashLSH]:
+    """Union-find over LSH candidates, streaming: query, then insert; returns the roots and the index."""
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     parent: dict[str, str] = {}
 
@@ -51,4 +53,4 @@ def cluster(ids: list[str], hashvalues: Iterable[np.ndarray], threshold: float, 
             if a != b:
                 parent[max(a, b)] = min(a, b)
         lsh.insert(article_id, m)
-    return [find(i) for i in ids]
+    return [find(i) for i in ids], lsh

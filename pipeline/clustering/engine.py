@@ -30,6 +30,7 @@ MinHash, shingle count, short-text flag and exact short-text shingles),
 from __future__ import annotations
 
 import logging
+import sys
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -62,9 +63,11 @@ F64 = npt.NDArray[np.float64]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
-_GROW = 1.25  # growth factor of the per-article arrays: small, because slack is memory per article
+_GROW = 1.125  # growth factor of the per-article arrays: small, because slack is memory per article
 _B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
 _B7_COLLIDE = 1.0 / 128.0  # ... in their low 7 bits (lead values)
+_INT_BYTES = 32  # an int object above 256 as allocated (28 bytes, in 16-byte blocks)
+_ARRAY_BYTES = sys.getsizeof(np.empty(0, dtype=np.uint32))  # a numpy array's own object
 
 
 def _micros(at: datetime) -> int:
@@ -222,7 +225,11 @@ class ClusterEngine:
         return self._cid[self._find(int(self._cluster[row]))]
 
     def nbytes(self) -> int:
-        """Approximate bytes of index state (arrays, LSH buckets, ids and cluster table)."""
+        """Bytes of index state: per-article arrays (as allocated), LSH buckets, ids, cluster table, short sets.
+
+        Python objects are counted as ``sys.getsizeof`` counts them; what the
+        allocator holds around them (free lists, fragmentation) is not.
+        """
         arrays = sum(
             a.nbytes
             for a in (
@@ -240,10 +247,14 @@ class ClusterEngine:
                 self._opening_size,
             )
         )
-        strings = sum(49 + len(s) for s in self._ids) + sum(49 + len(s) for s in self._cid)
-        containers = 8 * (len(self._ids) + len(self._matched) + 2 * len(self._cid)) + 100 * len(self._row_of)
-        short = sum(112 + s.nbytes for s in self._short_sets.values())
-        return arrays + self._lsh.nbytes() + strings + containers + short
+        strings = sum(map(sys.getsizeof, self._ids)) + sum(map(sys.getsizeof, self._cid))
+        containers = sum(
+            map(sys.getsizeof, (self._ids, self._matched, self._row_of, self._cid, self._parent, self._short_sets))
+        )
+        # The row and parent numbers they hold are int objects of their own (only small ints are shared).
+        ints = _INT_BYTES * (len(self._row_of) + len(self._parent) + len(self._short_sets))
+        short = sum(_ARRAY_BYTES + s.nbytes for s in self._short_sets.values())
+        return arrays + self._lsh.nbytes() + strings + containers + ints + short
 
     # ---------------------------------------------------------------- restore
 
@@ -322,35 +333,36 @@ class ClusterEngine:
                 seen.add(article_id)
         fresh_set = set(fresh)
         others = [i for i in range(len(articles)) if i not in fresh_set]
-        sketches: dict[int, Sketch] = {}
+        # Signatures are kept as the bytes returned, not as sketches (a third of the memory).
+        signed: dict[int, bytes] = {}
         absorbed_by_row: dict[int, tuple[str, ...]] = {}
         pool = self._pool() if len(fresh) >= self.settings.pool_min_batch else None
-        chunk = _PIPELINE_CHUNK
+        self._grow(len(fresh))  # once for the batch, not once per sub-batch
         # Sub-batches are clustered in arrival order as their sketches arrive;
         # by the order-independence contract this equals one big batch.
         position = 0
-        for part in sketch_chunks([(articles[i].title, articles[i].text) for i in fresh], self.params, pool, chunk):
+        items = [(articles[i].title, articles[i].text) for i in fresh]
+        for part in sketch_chunks(items, self.params, pool, _PIPELINE_CHUNK, ahead=2 * self.settings.workers):
             indices = fresh[position : position + len(part)]
             position += len(part)
             part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
-            sketches.update(zip(indices, part))
+            signed.update((i, sketch.to_bytes(self.params)) for i, sketch in zip(indices, part))
             absorbed_by_row.update(self._cluster_fresh([articles[i] for i in indices], part))
         # Known articles are signed again: their Signature is returned as it was
         # (a sketch is a pure function of the text, so the bytes are the same).
         if others:
-            signed = sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)
-            sketches.update((i, replace(sk, outlet=outlet_hash(articles[i].outlet))) for i, sk in zip(others, signed))
+            again = sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)
+            signed.update(
+                (i, replace(sketch, outlet=outlet_hash(articles[i].outlet)).to_bytes(self.params))
+                for i, sketch in zip(others, again)
+            )
         result: list[Assignment] = []
         for i, article in enumerate(articles):
             row = self._row_of[article.id]
             result.append(
                 Assignment(
                     membership=self._membership(row),
-                    signature=Signature(
-                        article_id=article.id,
-                        data=sketches[i].to_bytes(self.params),
-                        at=arrival_time(article),
-                    ),
+                    signature=Signature(article_id=article.id, data=signed[i], at=arrival_time(article)),
                     absorbed=absorbed_by_row.get(row, ()) if i in fresh_set else (),
                 )
             )

@@ -32,10 +32,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import struct
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 import numpy as np
 import numpy.typing as npt
@@ -334,26 +336,49 @@ def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list
     ]
 
 
-def _sketch_chunk(args: tuple[list[tuple[str, str]], SketchParams]) -> list[Sketch]:
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _sketch_chunk(args: tuple[list[tuple[bytes, bytes]], SketchParams]) -> list[Sketch]:
     items, params = args
-    return sketch_texts(items, params)
+    texts = [(title.decode("utf-8", "surrogatepass"), text.decode("utf-8", "surrogatepass")) for title, text in items]
+    return sketch_texts(texts, params)
 
 
 def sketch_chunks(
-    items: Sequence[tuple[str, str]], params: SketchParams, pool: Executor | None, chunk: int
+    items: Sequence[tuple[str, str]], params: SketchParams, pool: Executor | None, chunk: int, ahead: int = 4
 ) -> Iterator[list[Sketch]]:
     """Sketches of ``items`` in order, ``chunk`` at a time, computed by ``pool`` when given.
 
-    All chunks are submitted at once, so the caller can cluster chunk k while
-    the pool signs chunk k+1. The result does not depend on the pool: a sketch
-    is a pure function of its text and ``params``.
+    Up to ``ahead`` chunks are with the pool at once, so the caller can cluster
+    chunk k while the pool signs the next ones. The result does not depend on
+    the pool: a sketch is a pure function of its text and ``params``.
     """
-    parts = [(list(items[i : i + chunk]), params) for i in range(0, len(items), chunk)]
+    starts = iter(range(0, len(items), chunk))
     if pool is None:
-        for part in parts:
-            yield sketch_texts(*part)
+        for i in starts:
+            yield sketch_texts(items[i : i + chunk], params)
         return
-    yield from pool.map(_sketch_chunk, parts)
+
+    def submit(i: int) -> Future[list[Sketch]]:
+        # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
+        # UTF-8 copy inside it (CPython), which would then double the memory
+        # of the caller's articles for as long as it keeps them.
+        part = [(_encode(title), _encode(text)) for title, text in items[i : i + chunk]]
+        return pool.submit(_sketch_chunk, (part, params))
+
+    pending = deque(submit(i) for i in islice(starts, max(1, ahead)))
+    try:
+        while pending:
+            done = pending.popleft().result()
+            following = next(starts, None)
+            if following is not None:
+                pending.append(submit(following))
+            yield done
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def make_pool(workers: int) -> ProcessPoolExecutor:
