@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
@@ -278,11 +279,17 @@ def test_window_limits_matching(settings: ClusteringSettings) -> None:
     assert result["old"] != result["new"]
 
 
-def test_process_pool_gives_the_same_result() -> None:
-    corpus = random_corpus(4, stories=20)
+def test_process_pool_gives_the_same_result_and_leaves_the_texts_alone() -> None:
+    corpus = [
+        replace(a, text=a.text.replace(" the ", " \u201cthe\u201d ") + (" \ud800" if n == 3 else ""))
+        for n, a in enumerate(random_corpus(4, stories=20))
+    ]
+    sizes = [sys.getsizeof(a.text) for a in corpus]
     serial = cluster_documents(corpus, ClusteringSettings(workers=1))
     pooled = cluster_documents(corpus, ClusteringSettings(workers=2, pool_min_batch=10))
     assert pooled == serial
+    # Pickling a non-ASCII str would cache a UTF-8 copy inside the caller's text.
+    assert [sys.getsizeof(a.text) for a in corpus] == sizes
 
 
 def test_empty_text_founds_its_own_cluster(settings: ClusteringSettings) -> None:
