@@ -5,6 +5,7 @@ Contract that makes the result independent of how articles are split into runs:
 1. Articles are processed in arrival order (``Article.arrival_key``).
 2. An article's candidates are the earlier articles within ``window_days`` whose
    band keys collide with its own (the most recent ``max_bucket`` per bucket).
+   A one-shot batch (``cluster_documents``) has no window.
 3. A candidate pair is accepted or rejected from the two signatures alone
    (pure function), so the accepted edges are the same whatever the batching.
    Two long texts match on estimated Jaccard similarity, or on containment of
@@ -66,6 +67,7 @@ _PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
 _GROW = 1.125  # growth factor of the per-article arrays: small, because slack is memory per article
 _B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
 _B7_COLLIDE = 1.0 / 128.0  # ... in their low 7 bits (lead values)
+_NO_WINDOW = np.iinfo(np.int64).max  # microseconds
 _INT_BYTES = 32  # an int object above 256 as allocated (28 bytes, in 16-byte blocks)
 _ARRAY_BYTES = sys.getsizeof(np.empty(0, dtype=np.uint32))  # a numpy array's own object
 
@@ -644,8 +646,18 @@ def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:
 
 
 def cluster_documents(articles: Sequence[Article], settings: ClusteringSettings) -> list[Membership]:
-    """One-shot batch clustering (``newsagg dedup``): one membership per input article, in input order."""
+    """One-shot batch clustering (``newsagg dedup``): one membership per input article, in input order.
+
+    A batch has no window. ``window_days`` bounds an incremental index over a
+    stream; a batch is one collection the caller asked to deduplicate, and
+    whether a document carries a date must not decide what it is a duplicate
+    of. (An undated document arrives at its fetch time, which for ``newsagg
+    dedup`` is the moment of the run: with a window, it could never match the
+    dated documents of the same file.) Arrival times still give the order, so
+    a cluster is named after its earliest dated member.
+    """
     engine = ClusterEngine(settings)
+    engine._window = _NO_WINDOW
     try:
         return [assignment.membership for assignment in engine.add_many(articles)]
     finally:

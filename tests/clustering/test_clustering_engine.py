@@ -275,8 +275,27 @@ def test_evicted_articles_are_no_longer_matched(settings: ClusteringSettings) ->
 def test_window_limits_matching(settings: ClusteringSettings) -> None:
     old = article("old", "t", HARBOUR)
     new = article("new", "t", HARBOUR, minutes=(settings.window_days + 1) * 1440)
-    result = clusters(settings, old, new)
-    assert result["old"] != result["new"]
+    engine = ClusterEngine(settings)
+    engine.add_many([old])
+    (late,) = engine.add_many([new])
+    assert late.membership.matched_article_id is None
+
+
+def test_batch_matches_undated_documents_with_dated_ones(settings: ClusteringSettings) -> None:
+    # newsagg dedup: an undated document arrives at the time of the run, years
+    # after the dated copies of the same story in the same file.
+    dated = article("dated", "Marlowe shuts harbour bridge", HARBOUR)
+    undated = replace(
+        article("undated", "Bridge closed", HARBOUR[:4], outlet="gazette"),
+        published=None,
+        fetched_at=T0 + timedelta(days=900),
+    )
+    other = replace(article("other", "Early harvest", ORCHARD, outlet="gazette"), published=None)
+    result = cluster_documents([undated, other, dated], settings)
+    assert [m.article_id for m in result] == ["undated", "other", "dated"]
+    assert result[0].cluster_id == result[2].cluster_id != result[1].cluster_id
+    assert result[0].matched_article_id == "dated"  # the dated copy came first and named the cluster
+    assert result[2].cluster_id.endswith("-dated")
 
 
 def test_process_pool_gives_the_same_result_and_leaves_the_texts_alone() -> None:
