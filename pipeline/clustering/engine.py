@@ -59,15 +59,15 @@ from pipeline.settings import ClusteringSettings
 logger = logging.getLogger(__name__)
 
 I64 = npt.NDArray[np.int64]
-_A = TypeVar("_A", bound=npt.NDArray[Any])
 F64 = npt.NDArray[np.float64]
+_A = TypeVar("_A", bound=npt.NDArray[Any])
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PIPELINE_CHUNK = 1000  # articles per sub-batch when a pool signs them
+_PIPELINE_CHUNK = 1000  # articles per sub-batch: signed (by the pool, if any), then clustered
 _GROW = 1.125  # growth factor of the per-article arrays: small, because slack is memory per article
 _B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
 _B7_COLLIDE = 1.0 / 128.0  # ... in their low 7 bits (lead values)
-_NO_WINDOW = np.iinfo(np.int64).max  # microseconds
+_NO_WINDOW = np.iinfo(np.int64).max  # the window of a one-shot batch, in microseconds: none
 _INT_BYTES = 32  # an int object above 256 as allocated (28 bytes, in 16-byte blocks)
 _ARRAY_BYTES = sys.getsizeof(np.empty(0, dtype=np.uint32))  # a numpy array's own object
 
@@ -138,6 +138,8 @@ class ClusterEngine:
         self._cluster = np.empty(0, dtype=np.int32)
         self._jac = np.empty(0, dtype=np.float32)
         self._con = np.empty(0, dtype=np.float32)
+        # The lead's MinHash with its opening bits (see signatures), and the
+        # shingle counts of lead and opening.
         self._lead = np.empty((0, settings.lead_perm), dtype=np.uint8)
         self._lead_size = np.empty(0, dtype=np.uint16)  # 0: not recorded
         self._opening_size = np.empty(0, dtype=np.uint16)
