@@ -42,7 +42,6 @@ from itertools import islice
 import numpy as np
 import numpy.typing as npt
 import xxhash
-from datasketch import MinHash
 
 from pipeline.clustering.normalize import MatchText, canonical, normalize
 
@@ -176,8 +175,13 @@ class Sketch:
 @lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int) -> tuple[U32, U32]:
     """datasketch's affine32 permutation parameters (a odd, b) for this num_perm and seed."""
-    perm = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-    return np.ascontiguousarray(perm[0], dtype=np.uint32), np.ascontiguousarray(perm[1], dtype=np.uint32)
+    # Drawn as datasketch 2's MinHash._init_permutations draws them (a test pins
+    # the equality), so that signing processes need not import datasketch and
+    # the SciPy it pulls in: half a second of every pool's start.
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def fmix32(values: U32) -> U32:

@@ -14,6 +14,7 @@ from pipeline.clustering.signatures import (
     Sketch,
     SketchParams,
     minhash_many,
+    permutations,
     shingle_hashes,
     sketch_texts,
     split_short_set,
@@ -37,6 +38,13 @@ def test_minhash_equals_datasketch_update_batch() -> None:
     partial = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=_identity)
     partial.update_batch(shingles[:3].tolist())
     assert np.array_equal(ours[2], partial.hashvalues)
+
+
+@pytest.mark.parametrize(("num_perm", "seed"), [(128, 1), (64, 1), (16, 7)])
+def test_permutations_are_datasketchs(num_perm: int, seed: int) -> None:
+    a, b = permutations(num_perm, seed)
+    reference = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    assert np.array_equal(a, reference[0]) and np.array_equal(b, reference[1])
 
 
 def test_shingles_are_order_sensitive_and_distinct() -> None:
