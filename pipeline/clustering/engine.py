@@ -24,8 +24,8 @@ Contract that makes the result independent of how articles are split into runs:
    the window; the component's final id is therefore its earliest article's.
 
 Everything an engine needs to resume is in the persisted ``Signature`` (the
-MinHash, shingle count, short-text flag and exact short-text shingles),
-``Membership`` and alias records.
+MinHash, shingle count, lead sketch, short-text flag and exact short-text
+shingles), ``Membership`` and alias records.
 """
 
 from __future__ import annotations
