@@ -14,10 +14,11 @@ from bench.corpus import build, generate_articles, outlet_templates
 from pipeline.extraction import extract_page
 
 
-def _check(result: Result) -> dict[str, object]:
+def _check(result: Result, *, positive: bool = True) -> dict[str, object]:
     data = result.as_dict()
     assert tuple(data) == RESULT_KEYS
-    assert data["ours"]["value"] > 0 and data["baseline"]["value"] > 0
+    if positive:
+        assert data["ours"]["value"] > 0 and data["baseline"]["value"] > 0
     assert data["versions"]["python"]
     assert result.line() and json.dumps(data, default=str)
     return data
@@ -73,7 +74,8 @@ def test_end_to_end_embedded() -> None:
 
 
 def test_memory_reports_peaks_and_runs() -> None:
-    data = _check(memory.run("tiny", runs=2, isolated=False))
+    # In-process, the peak may already have been reached by earlier tests: sizes, not values.
+    data = _check(memory.run("tiny", runs=2, isolated=False), positive=False)
     assert [p["articles"] for p in data["details"]["points"]] == list(memory.SIZES["tiny"])
     assert len(data["details"]["leaks"]["rss_after_run"]) == 2
 
