@@ -10,14 +10,16 @@ PIP_INSTALL := $(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS
 PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: demo test install install-airflow install-dev airflow es-local typecheck bench bench-dedup clean help
+.PHONY: demo test install install-airflow install-dev airflow es-local typecheck bench bench-quick bench-dedup clean help
 
 help:
 	@echo "make demo      one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults)"
 	@echo "make test      install test dependencies, start a local Elasticsearch node, run the suite"
 	@echo "make airflow   Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
 	@echo "make es-local  run the local Elasticsearch test node in the foreground"
-	@echo "make bench     benchmarks (see bench/README.md)"
+	@echo "make bench       every benchmark at full size (about 25 minutes; see bench/README.md)"
+	@echo "make bench-quick benchmarks at CI sizes (a few minutes)"
+	@echo "make bench-dedup the clustering benchmark at 1k, 10k and 100k articles"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -59,6 +61,15 @@ es-local: install-dev
 
 typecheck: install-dev
 	$(VENV)/bin/mypy
+
+bench: install-dev
+	$(PY) -m bench --full
+
+bench-quick: install-dev
+	$(PY) -m bench --quick
+
+bench-dedup: install-dev
+	$(PY) -m bench.dedup --sizes 1000,10000,100000
 
 clean:
 	rm -rf $(VENV) .cache/elasticsearch/run .cache/postgres/run .cache/redis/run build *.egg-info
