@@ -13,10 +13,10 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 .PHONY: demo test install install-airflow install-dev airflow es-local typecheck bench bench-quick bench-dedup clean help
 
 help:
-	@echo "make demo      one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults)"
-	@echo "make test      install test dependencies, start a local Elasticsearch node, run the suite"
-	@echo "make airflow   Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
-	@echo "make es-local  run the local Elasticsearch test node in the foreground"
+	@echo "make demo        one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults)"
+	@echo "make test        install, type-check, start Elasticsearch, PostgreSQL and Redis on loopback, run the suite"
+	@echo "make airflow     Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
+	@echo "make es-local    run the local Elasticsearch test node in the foreground"
 	@echo "make bench       every benchmark at full size (about 25 minutes; see bench/README.md)"
 	@echo "make bench-quick benchmarks at CI sizes (a few minutes)"
 	@echo "make bench-dedup the clustering benchmark at 1k, 10k and 100k articles"
