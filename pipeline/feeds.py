@@ -470,8 +470,11 @@ def _read_xml_feed(
                 "content-type": _xml_content_type(content_type),
                 "content-location": fetched.url,
             },
-            sanitize_html=True,
-            resolve_relative_uris=True,
+            # Both rewrite the entries' embedded HTML with feedparser's pure-Python HTML
+            # parser, and html_to_text then keeps only its text (without scripts and
+            # styles, without links): a tenth of the parse time for nothing.
+            sanitize_html=False,
+            resolve_relative_uris=False,
         )
     except Exception as exc:  # a third-party parser fed hostile bytes: contain whatever it raises
         raise FeedParseError(f"{source}: feed parser failed: {type(exc).__name__}: {exc}") from None
