@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -137,12 +137,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         sort=args.sort,
         limit=args.limit,
     )
-    index = open_index(settings)
-    try:
+    with closing(open_index(settings)) as index:
         index.setup()
         results = index.search(query)
-    finally:
-        index.close()
     if args.json:
         _print_json(results)
         return EXIT_OK
@@ -168,11 +165,8 @@ def _terminal_highlight(snippet: str, out: TextIO) -> str:
 def _cmd_clusters_list(args: argparse.Namespace) -> int:
     from pipeline.storage import Store
 
-    store = Store(_settings(args).resolved_store_url)
-    try:
+    with closing(Store(_settings(args).resolved_store_url)) as store:
         clusters = store.cluster_summaries(args.limit, min_articles=args.min_articles)
-    finally:
-        store.close()
     if args.json:
         _print_json(clusters)
         return EXIT_OK
@@ -185,14 +179,11 @@ def _cmd_clusters_list(args: argparse.Namespace) -> int:
 def _cmd_clusters_show(args: argparse.Namespace) -> int:
     from pipeline.storage import Store
 
-    store = Store(_settings(args).resolved_store_url)
-    try:
+    with closing(Store(_settings(args).resolved_store_url)) as store:
         cluster_id = store.resolve_cluster(args.id)
         story = store.story(cluster_id)
         members = store.memberships_of(cluster_id)
         articles = store.articles_by_id(m.article_id for m in members)
-    finally:
-        store.close()
     if story is None or not members:
         raise NewsaggError(f"no cluster {args.id!r} (see `newsagg clusters list`)")
     rows = [
@@ -293,11 +284,8 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
     from pipeline.storage import Store
 
     settings = _settings(args)
-    store = Store(settings.resolved_store_url)
-    try:
+    with closing(Store(settings.resolved_store_url)) as store:
         states = store.feed_states()
-    finally:
-        store.close()
     if args.json:
         _print_json(states)
         return EXIT_OK
@@ -356,11 +344,8 @@ def _when(value: datetime | None) -> str:
 def _cmd_es_setup(args: argparse.Namespace) -> int:
     from pipeline.search.elastic import ElasticsearchIndex
 
-    index = ElasticsearchIndex(_settings(args).es)
-    try:
+    with closing(ElasticsearchIndex(_settings(args).es)) as index:
         done = index.install()
-    finally:
-        index.close()
     for line in done:
         print(line)
     return EXIT_OK
@@ -369,11 +354,8 @@ def _cmd_es_setup(args: argparse.Namespace) -> int:
 def _cmd_es_reindex(args: argparse.Namespace) -> int:
     from pipeline.search.elastic import FAMILIES, ElasticsearchIndex
 
-    index = ElasticsearchIndex(_settings(args).es)
-    try:
+    with closing(ElasticsearchIndex(_settings(args).es)) as index:
         reports = index.reindex(FAMILIES if args.kind == "all" else (args.kind,))
-    finally:
-        index.close()
     for r in reports:
         print(f"{r.alias}: {r.old_index} -> {r.new_index}, {r.copied} documents copied, {r.old_index} deleted")
     return EXIT_OK
@@ -382,11 +364,8 @@ def _cmd_es_reindex(args: argparse.Namespace) -> int:
 def _cmd_es_check(args: argparse.Namespace) -> int:
     from pipeline.search.elastic import ElasticsearchIndex
 
-    index = ElasticsearchIndex(_settings(args).es)
-    try:
+    with closing(ElasticsearchIndex(_settings(args).es)) as index:
         checks = index.check()
-    finally:
-        index.close()
     for c in checks:
         print(f"{c.alias} -> {', '.join(c.indices) or '(missing)'}: mapping version {c.index_version}, "
               f"template version {c.template_version}: {'ok' if c.ok else 'needs action'}")
