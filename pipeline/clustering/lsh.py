@@ -20,11 +20,14 @@ Both return candidates by article id or row; neither decides anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from pipeline.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -197,11 +200,13 @@ class RedisLSH:
             config["username"] = parsed.username
         if parsed.scheme == "rediss":
             config["ssl"] = True
-        self._lsh: Any = MinHashLSH(
-            num_perm=num_perm,
-            params=(bands, rows),
-            storage_config={"type": "redis", "basename": basename.encode(), "redis": config},
-        )
+        self._where = f"{parsed.scheme}://{parsed.hostname}:{config['port']}/{config['db']}"  # no credentials
+        with self._reachable():
+            self._lsh: Any = MinHashLSH(
+                num_perm=num_perm,
+                params=(bands, rows),
+                storage_config={"type": "redis", "basename": basename.encode(), "redis": config},
+            )
         self._num_perm = num_perm
         self._seed = seed
         self._perms = permutations(num_perm, seed)
@@ -214,19 +219,30 @@ class RedisLSH:
             seed=self._seed, hashvalues=hashvalues, permutations=np.array([a, b]), scheme="affine32"
         )
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Redis being down is a transient condition of ours, not a redis-py traceback."""
+        import redis
+
+        try:
+            yield
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailable(f"the LSH index in Redis at {self._where} cannot be reached: {exc}") from None
+
     def insert(self, ids: Sequence[str], hashvalues: npt.NDArray[np.uint32], *, skip_present: bool) -> None:
         """Insert articles; with ``skip_present``, those another worker already inserted are left alone."""
-        with self._lsh.insertion_session() as session:
+        with self._reachable(), self._lsh.insertion_session() as session:
             for article_id, values in zip(ids, hashvalues):
                 if skip_present and article_id in self._lsh:
                     continue
                 session.insert(article_id, self._minhash(values), check_duplication=False)
 
     def query(self, hashvalues: U32) -> list[str]:
-        return [str(key) for key in self._lsh.query(self._minhash(hashvalues))]
+        with self._reachable():
+            return [str(key) for key in self._lsh.query(self._minhash(hashvalues))]
 
     def remove(self, ids: Sequence[str]) -> None:
-        with self._lsh.deletion_session() as session:
+        with self._reachable(), self._lsh.deletion_session() as session:
             for article_id in ids:
                 if article_id in self._lsh:
                     session.remove(article_id)
