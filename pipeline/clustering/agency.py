@@ -47,6 +47,9 @@ def _credit_patterns(name: str) -> list[re.Pattern[str]]:
 
 
 _PATTERNS: dict[str, list[re.Pattern[str]]] = {name: _credit_patterns(name) for name in _NAMES}
+# Every credit pattern contains the agency's name, so a text without the name skips its six
+# patterns: most articles name no agency at all, which makes detection several times faster.
+_MENTIONS: dict[str, re.Pattern[str]] = {name: re.compile(alt) for name, alt in _NAMES.items()}
 _AGENCIES = re.compile(
     r"\b(?:with\s+(?:inputs?|reporting|agency\s+inputs?)\s+from\s+(?:news\s+)?agencies"
     r"|agencies\s+contributed|(?:source|sources|inputs?)\s*:\s*agencies|agency\s+inputs)\b"
@@ -68,12 +71,14 @@ def detect_agency(text: str) -> str | None:
     folded = fold(text)
     best: tuple[int, str] | None = None
     for name, patterns in _PATTERNS.items():
+        if _MENTIONS[name].search(folded) is None:
+            continue
         for pattern in patterns:
             match = pattern.search(folded)
             if match is not None and (best is None or match.start() < best[0]):
                 best = (match.start(), name)
     if best is not None:
         return best[1]
-    if _AGENCIES.search(folded):
+    if "agenc" in folded.lower() and _AGENCIES.search(folded):
         return "agencies"
     return None
