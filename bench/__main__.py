@@ -18,7 +18,6 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, ROOT, Result, Side, load_average, machine, markdown_table, save, versions

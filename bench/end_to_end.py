@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit
 
 from bench.common import RESULTS, Result, Side, es_server_version, es_url, load_average, save, versions
 from bench.corpus import BuiltCorpus, ServedCorpus, build, generate_articles, served
@@ -39,22 +38,18 @@ LIMIT_SAMPLE = 2000  # pages extracted alone for the natural limit
 
 
 def settings_for(server: ServedCorpus, data_dir: Path, feeds_file: Path, backend: str, url: str | None) -> Any:
-    from pipeline.settings import load_settings
+    from pipeline.demo.run import demo_settings
 
     overrides: dict[str, Any] = {}
     if backend == "elasticsearch":
         overrides["es"] = {"urls": [url], "index_prefix": f"bench-e2e-{uuid.uuid4().hex[:8]}"}
-    return load_settings(
-        data_dir=data_dir,
-        feeds_file=feeds_file,
+    return demo_settings(
+        server.base_url,
+        data_dir,
+        feeds_file,
         search_backend=backend,
-        store_url=None,
         # One loopback host stands for many publishers: no per-domain limit below the overall one.
-        fetch={
-            "allowed_hosts": [urlsplit(server.base_url).netloc],
-            "politeness_delay": 0.0,
-            "per_domain_concurrency": 8,
-        },
+        fetch={"per_domain_concurrency": 8},
         **overrides,
     )
 

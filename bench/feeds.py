@@ -31,22 +31,9 @@ LATENCY = 0.05  # seconds per response
 
 
 def _settings(base_url: str, data_dir: Path, feeds_file: Path) -> Any:
-    from urllib.parse import urlsplit
+    from pipeline.demo.run import demo_settings
 
-    from pipeline.settings import load_settings
-
-    return load_settings(
-        data_dir=data_dir,
-        feeds_file=feeds_file,
-        search_backend="sqlite",
-        store_url=None,
-        fetch={
-            "allowed_hosts": [urlsplit(base_url).netloc],
-            "politeness_delay": 0.0,
-            "per_domain_concurrency": 8,
-            "concurrency": 8,
-        },
-    )
+    return demo_settings(base_url, data_dir, feeds_file, fetch={"per_domain_concurrency": 8, "concurrency": 8})
 
 
 def run(size: str = "quick", workdir: Path | None = None) -> Result:

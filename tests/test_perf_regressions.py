@@ -20,16 +20,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from services import postgres_database
 
 import pipeline.runner
 from bench.corpus import build, generate_articles
+from pipeline.demo.run import demo_settings
 from pipeline.demo.server import CorpusServer
 from pipeline.models import Assignment, Membership, Signature
 from pipeline.runner import MIN_PARALLEL_FEEDS, Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 from pipeline.storage import Store, entries, feeds, outbox
-from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -62,14 +63,7 @@ def many_feeds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Corpu
 
 
 def _settings(server: CorpusServer, data_dir: Path, feeds_file: Path) -> Settings:
-    return load_settings(
-        data_dir=data_dir,
-        feeds_file=feeds_file,
-        search_backend="sqlite",
-        store_url=None,
-        fetch={"allowed_hosts": [server.base_url.removeprefix("http://")], "politeness_delay": 0.0,
-               "per_domain_concurrency": 8},
-    )
+    return demo_settings(server.base_url, data_dir, feeds_file, fetch={"per_domain_concurrency": 8})
 
 
 def _stored(pipe: Pipeline) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

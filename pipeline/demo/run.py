@@ -6,6 +6,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
@@ -16,15 +17,15 @@ from pipeline.settings import Settings, load_settings
 DEMO_QUERY_FALLBACK = "port strike"
 
 
-def demo_settings(base_url: str, data_dir: Path, feeds_file: Path) -> Settings:
-    """Embedded defaults, allowed to reach only the demo's own loopback server."""
-    return load_settings(
-        data_dir=data_dir,
-        feeds_file=feeds_file,
-        search_backend="sqlite",
-        store_url=None,
-        fetch={"allowed_hosts": [urlsplit(base_url).netloc], "politeness_delay": 0.0},
-    )
+def demo_settings(base_url: str, data_dir: Path, feeds_file: Path, **overrides: Any) -> Settings:
+    """Embedded defaults, allowed to reach only the loopback server at ``base_url``.
+
+    ``overrides`` are settings fields as for `load_settings`; a ``fetch`` dict is merged
+    into the loopback allowance rather than replacing it.
+    """
+    fetch = {"allowed_hosts": [urlsplit(base_url).netloc], "politeness_delay": 0.0, **overrides.pop("fetch", {})}
+    fields = {"search_backend": "sqlite", "store_url": None, **overrides}
+    return load_settings(data_dir=data_dir, feeds_file=feeds_file, fetch=fetch, **fields)
 
 
 def write_demo_feeds(base_url: str, target: Path) -> Path:

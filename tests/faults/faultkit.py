@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.settings import Settings, load_settings
+from pipeline.demo.run import demo_settings
+from pipeline.settings import Settings
 
 Route = Callable[["Handler"], None]
 
@@ -140,19 +141,11 @@ def write_feed_list(path: Path, feeds: dict[str, str]) -> Path:
 
 def fault_settings(web: Web, tmp_path: Path, feeds_file: Path, **overrides: Any) -> Settings:
     """Embedded defaults in tmp_path, small timeouts, allowed to reach only ``web``'s port."""
-    fetch: dict[str, Any] = {
-        "allowed_hosts": [f"127.0.0.1:{web.port}"],
-        "politeness_delay": 0.0,
-        "connect_timeout": 1.0,
-        "read_timeout": 1.0,
-        "total_timeout": 2.0,
-    }
-    fetch.update(overrides.pop("fetch", {}))
-    return load_settings(
-        data_dir=tmp_path / "data",
-        feeds_file=feeds_file,
-        search_backend="sqlite",
-        store_url=None,
+    fetch = {"connect_timeout": 1.0, "read_timeout": 1.0, "total_timeout": 2.0, **overrides.pop("fetch", {})}
+    return demo_settings(
+        f"http://127.0.0.1:{web.port}",
+        tmp_path / "data",
+        feeds_file,
         fetch=fetch,
         extraction={"workers": 1, **overrides.pop("extraction", {})},
         **overrides,

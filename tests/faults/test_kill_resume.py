@@ -28,11 +28,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipeline.demo.run import write_demo_feeds
+from pipeline.demo.run import demo_settings, write_demo_feeds
 from pipeline.demo.server import CorpusServer
 from pipeline.runner import Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 from pipeline.storage import articles
 
 # Small batches so fetching has intermediate states; extraction in-process for speed.
@@ -217,8 +217,7 @@ def test_a_run_killed_at_any_stage_resumes_to_the_same_result(corpus_server: Cor
     feeds_file = write_demo_feeds(base, tmp_path / "feeds.yaml")
 
     def settings(name: str) -> Settings:
-        return load_settings(data_dir=tmp_path / name, feeds_file=feeds_file, search_backend="sqlite", store_url=None,
-                             fetch={"allowed_hosts": [base.removeprefix("http://")], "politeness_delay": 0.0}, **TUNING)
+        return demo_settings(base, tmp_path / name, feeds_file, **TUNING)
 
     with ThreadPoolExecutor(len(STAGES)) as pool:  # the kills run side by side
         killed = dict(zip(STAGES, pool.map(lambda stage: kill_during(stage, tmp_path / stage, feeds_file, base), STAGES)))
