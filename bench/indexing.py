@@ -3,8 +3,8 @@
 The documents are generated articles with their clusters and the clusters' merged
 stories (``build_story``), as the pipeline indexes them.
 
-* ours: ``ElasticsearchIndex.write`` in batches of 500 changes, as ``Pipeline.index_outbox``
-  calls it (documents built from records, serialised and sent by the client's bulk helper);
+* ours: ``ElasticsearchIndex.write`` in batches of ``OUTBOX_BATCH`` changes, as
+  ``Pipeline.index_outbox`` calls it (documents built from records, serialised and sent by the client's bulk helper);
 * raw: the same action and source lines, serialised by the same serializer
   (``helpers.expand_action`` + the client's JSON serializer), sent with httpx as one
   streamed ``POST /_bulk?require_alias=true`` to the same node (split into consecutive
@@ -27,9 +27,9 @@ from typing import Any
 
 from bench.common import Result, Side, es_server_version, es_url, load_average, save, versions
 from bench.corpus import generate_articles
+from pipeline.runner import OUTBOX_BATCH
 
 SIZES = {"tiny": 60, "quick": 4000, "full": 20000}
-BATCH = 500  # Pipeline.index_outbox's default batch
 RAW_MAX_BYTES = 90 * 1024 * 1024  # under Elasticsearch's default http.max_content_length (100 MB)
 
 
@@ -93,8 +93,8 @@ def ndjson(index: Any, batch: list[Any]) -> list[bytes]:
 
 def _ours(index: Any, docs: list[Any]) -> float:
     started = time.perf_counter()
-    for start in range(0, len(docs), BATCH):
-        failures = index.write(docs[start : start + BATCH])
+    for start in range(0, len(docs), OUTBOX_BATCH):
+        failures = index.write(docs[start : start + OUTBOX_BATCH])
         if failures:
             raise RuntimeError(f"ours: {len(failures)} documents refused, first: {failures[0]}")
     return time.perf_counter() - started
@@ -175,7 +175,7 @@ def run(size: str = "quick", repeats: int = 2, url: str | None = None) -> Result
     return Result(
         stage="indexing",
         measured=f"{len(docs)} documents ({len(docs) - stories} articles, {stories} stories) into Elasticsearch",
-        ours=Side(f"ElasticsearchIndex.write, batches of {BATCH}", ours_rate, "docs/s"),
+        ours=Side(f"ElasticsearchIndex.write, batches of {OUTBOX_BATCH}", ours_rate, "docs/s"),
         baseline=Side(
             f"same NDJSON, {'one streamed _bulk POST' if raw_requests == 1 else f'{raw_requests} streamed _bulk POSTs'}"
             " (httpx)",

@@ -32,7 +32,9 @@ import json
 import logging
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +53,7 @@ from elasticsearch import (
     TransportError,
     helpers,
 )
+from elasticsearch.serializer import OrjsonSerializer
 
 from pipeline.errors import ConfigError, NewsaggError, SearchBackendError, SearchUnavailable
 from pipeline.models import (
@@ -79,6 +82,8 @@ HIGHLIGHT_TAGS = ("[[", "]]")
 MAX_HITS = 10_000  # the default index.max_result_window; deeper pages are an error in Elasticsearch
 FACET_SIZE = 500  # distinct outlets/agencies counted per search; far above any real result set
 BULK_CHUNK_DOCS = 500
+BULK_PIECE_DOCS = 250  # write() sends its changes in pieces of this many documents,
+BULK_IN_FLIGHT = 3  # this many at a time
 BULK_CHUNK_BYTES = 10 * 1024 * 1024  # well under the default http.max_content_length of 100 MB
 BULK_INITIAL_BACKOFF = 1.0  # seconds before the first retry of documents refused with 429
 BULK_MAX_BACKOFF = 30.0
@@ -285,6 +290,9 @@ class ElasticsearchIndex:
                 retry_on_timeout=True,
                 retry_backoff_base=RETRY_BACKOFF_BASE,
                 retry_backoff_cap=RETRY_BACKOFF_CAP,
+                # Serialising bulk bodies and parsing their answers with the standard library
+                # cost this process a third of its CPU time while indexing.
+                serializer=OrjsonSerializer(),
                 **auth,
             )
         except (ValueError, TypeError) as exc:
@@ -427,6 +435,28 @@ class ElasticsearchIndex:
                 with 429/5xx after the retries; the caller keeps the whole batch.
         """
         failures: list[IndexFailure] = []
+        # The last change of a document wins; with one change per document, pieces sent side by
+        # side cannot overtake each other on the same document.
+        latest = list({(change.kind, change.id): change for change in changes}.values())
+        # A single node indexes a bulk request on one write thread, and this process waits while
+        # it does: with a few pieces in flight, the node's cores index side by side while the
+        # next piece is built (and stemmed) here.
+        with ThreadPoolExecutor(BULK_IN_FLIGHT, thread_name_prefix="es-bulk") as sender, self._errors("indexing"):
+            in_flight: deque[Future[list[IndexFailure]]] = deque()
+            for start in range(0, len(latest), BULK_PIECE_DOCS):
+                actions = self._actions(latest[start : start + BULK_PIECE_DOCS], failures)
+                if len(in_flight) == BULK_IN_FLIGHT:
+                    failures.extend(in_flight.popleft().result())
+                if actions:
+                    in_flight.append(sender.submit(self._send, actions))
+            for piece in in_flight:
+                failures.extend(piece.result())
+        if failures:
+            log.warning("Elasticsearch at %s refused %d of %d documents", self.where, len(failures), len(changes))
+        return failures
+
+    def _actions(self, changes: Sequence[IndexChange], failures: list[IndexFailure]) -> list[dict[str, Any]]:
+        """Bulk actions for the changes; a document of the wrong kind goes to failures instead."""
         actions: list[dict[str, Any]] = []
         for change in changes:
             index = self.alias(FAMILY_OF_KIND[change.kind])
@@ -441,32 +471,32 @@ class ElasticsearchIndex:
             else:
                 failures.append(IndexFailure(change.kind, change.id,
                                              f"a {type(change.document).__name__} is not a {change.kind}", False))
-        if not actions:
-            return failures
-        with self._errors("indexing"):
-            results = helpers.streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=BULK_CHUNK_DOCS,
-                max_chunk_bytes=BULK_CHUNK_BYTES,
-                raise_on_error=False,
-                # A whole request refused with 4xx is reported per document instead of raised, so
-                # one poisonous batch cannot block the outbox; 5xx is handled below.
-                raise_on_exception=False,
-                max_retries=self.settings.max_retries,
-                initial_backoff=BULK_INITIAL_BACKOFF,
-                max_backoff=BULK_MAX_BACKOFF,
-                yield_ok=False,
-                # The aliases must exist: a write must never auto-create an index named like one.
-                require_alias=True,
-            )
-            for _ok, item in results:
-                op, info = next(iter(item.items()))
-                failure = self._failure(op, info)
-                if failure is not None:
-                    failures.append(failure)
-        if failures:
-            log.warning("Elasticsearch at %s refused %d of %d documents", self.where, len(failures), len(changes))
+        return actions
+
+    def _send(self, actions: list[dict[str, Any]]) -> list[IndexFailure]:
+        """Send actions with the client's bulk helper; return the refused documents."""
+        results = helpers.streaming_bulk(
+            self.client,
+            actions,
+            chunk_size=BULK_CHUNK_DOCS,
+            max_chunk_bytes=BULK_CHUNK_BYTES,
+            raise_on_error=False,
+            # A whole request refused with 4xx is reported per document instead of raised, so
+            # one poisonous batch cannot block the outbox; 5xx is handled in _failure.
+            raise_on_exception=False,
+            max_retries=self.settings.max_retries,
+            initial_backoff=BULK_INITIAL_BACKOFF,
+            max_backoff=BULK_MAX_BACKOFF,
+            yield_ok=False,
+            # The aliases must exist: a write must never auto-create an index named like one.
+            require_alias=True,
+        )
+        failures: list[IndexFailure] = []
+        for _ok, item in results:
+            op, info = next(iter(item.items()))
+            failure = self._failure(op, info)
+            if failure is not None:
+                failures.append(failure)
         return failures
 
     def _failure(self, op: str, info: dict[str, Any]) -> IndexFailure | None:
@@ -793,18 +823,32 @@ _TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, like unicode61
 _PORTER_MAX = 64  # bytes; FTS5 leaves shorter than 3 and longer than 64 unstemmed
 
 
+# For ASCII text, unicode61's tokens are the runs left after every other byte becomes a space;
+# translating and splitting does in C what the regular expression does at a third of the speed.
+_ASCII_SEPARATORS = bytes.maketrans(
+    bytes(c for c in range(128) if not chr(c).isalnum()), b" " * sum(not chr(c).isalnum() for c in range(128))
+)
+
+
 def stems(text: str) -> list[str]:
     """The words of a text as both backends index them: folded, lowercased, Porter-stemmed."""
-    return [_stem(token) for token in _TOKEN.findall(_fold(text))]
+    if text.isascii():
+        tokens = text.lower().encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii").split()
+    else:
+        tokens = _TOKEN.findall(_fold(text))
+    return list(map(_stem, tokens))
 
 
 def _fold(text: str) -> str:
     """Lowercase, without the diacritics of Latin letters (unicode61's remove_diacritics)."""
     if text.isascii():  # nothing to decompose: most text, and 40% of story_document's time saved
         return text.lower()
+    decomposed = unicodedata.normalize("NFD", text)
+    if not any(map(unicodedata.combining, set(decomposed))):  # typographic quotes and dashes only
+        return unicodedata.normalize("NFC", decomposed).lower()
     kept: list[str] = []
     base = ""
-    for c in unicodedata.normalize("NFD", text):
+    for c in decomposed:
         if unicodedata.combining(c):
             if _latin(base):
                 continue

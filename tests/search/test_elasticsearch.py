@@ -37,7 +37,7 @@ from pipeline.models import (
     TextSource,
 )
 from pipeline.runner import Pipeline
-from pipeline.search.elastic import TEMPLATES_DIR, ElasticsearchIndex, stems
+from pipeline.search.elastic import BULK_IN_FLIGHT, BULK_PIECE_DOCS, TEMPLATES_DIR, ElasticsearchIndex, stems
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import ElasticsearchSettings, Settings
 from pipeline.storage import outbox
@@ -144,6 +144,27 @@ def test_refused_documents_are_reported_not_swallowed(es_index: ElasticsearchInd
     assert [(f.kind, f.id, f.transient) for f in failures] == [("article", "bad", False)]
     assert "url" in failures[0].reason and failures[0].reason.startswith("400 ")
     assert set(documents(es_index, "articles")) == {"good"}
+
+
+def test_a_write_of_many_pieces_reports_each_refusal_and_the_last_change_wins(es_index: ElasticsearchIndex) -> None:
+    """More documents than the pieces in flight hold: refusals come back by id, and a document
+    changed twice in one write ends as its last change, though pieces are sent side by side."""
+    es_index.setup()
+    count = BULK_PIECE_DOCS * (BULK_IN_FLIGHT + 1) + 7
+    changes = [IndexChange("article", f"a{i}", article(f"a{i}", f"https://ledger.example/{i}", "c1"))
+               for i in range(count)]
+    refused = count // 2
+    changes[refused] = IndexChange("article", f"a{refused}",
+                                   article(f"a{refused}", "https://ledger.example/" + "x" * 40_000, "c1"))
+    changes.append(IndexChange("article", "a0", None))
+    changes.append(IndexChange("article", "a1", article("a1", "https://ledger.example/moved", "c2")))
+
+    failures = es_index.write(changes)
+
+    assert [(f.id, f.transient) for f in failures] == [(f"a{refused}", False)]
+    indexed = documents(es_index, "articles")
+    assert set(indexed) == {f"a{i}" for i in range(1, count) if i != refused}
+    assert (indexed["a1"]["url"], indexed["a1"]["cluster_id"]) == ("https://ledger.example/moved", "c2")
 
 
 def test_blocked_index_refusals_are_transient(es_index: ElasticsearchIndex) -> None:
@@ -256,7 +277,8 @@ def test_stems_match_the_sqlite_fts5_porter_tokenizer() -> None:
     for page in bundled_corpus_dir().rglob("*.html"):
         words.update(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")).split())
     words.update("Straße Füße café naïve Zürich Łódź œuvre 1960s pier9pete 日本語 Ελληνικά ﬁne "
-                 "ǅemal relational conditional rational generalization oscillators hopping controll".split())
+                 "ǅemal relational conditional rational generalization oscillators hopping controll "
+                 "“Zürich” “quoted” dash—joined Cafe\u0301 e\u0301clair".split())
     texts = sorted(words)
     db = sqlite3.connect(":memory:")
     db.execute("CREATE VIRTUAL TABLE t USING fts5(w, tokenize='porter unicode61 remove_diacritics 2')")
