@@ -23,10 +23,11 @@ import multiprocessing
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import lxml.etree
 import lxml.html
@@ -424,7 +425,6 @@ _NON_LATIN_LEGACY = frozenset(
 )
 _LANG = re.compile(r"^([A-Za-z]{2,3})(?:[-_].*)?$")
 _BLANK_LINES = re.compile(r"\n\s*\n")
-_SPACES = re.compile(r"[^\S\n]+")
 
 
 def _looks_like_markup(data: bytes) -> bool:
@@ -496,15 +496,19 @@ def _decode(data: bytes, content_type: str | None) -> str:
 
 
 def _declared_language(tree: lxml.html.HtmlElement) -> str | None:
-    candidates = [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
-    candidates += tree.xpath("//meta[@http-equiv and translate(@http-equiv,'CONTENTLAGU','contentlagu')='content-language']/@content")
-    candidates += tree.xpath("//meta[@property='og:locale']/@content")
-    for value in candidates:
-        if isinstance(value, str):
-            match = _LANG.match(value.strip().split(",")[0].strip())
-            if match:
-                return match.group(1).lower()
+    for candidates in _language_declarations(tree):  # most pages say it on <html>: search no further
+        for value in candidates:
+            if isinstance(value, str):
+                match = _LANG.match(value.strip().split(",")[0].strip())
+                if match:
+                    return match.group(1).lower()
     return None
+
+
+def _language_declarations(tree: lxml.html.HtmlElement) -> Iterator[list[Any]]:
+    yield [tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang")]
+    yield tree.xpath("//meta[@http-equiv and translate(@http-equiv,'CONTENTLAGU','contentlagu')='content-language']/@content")
+    yield tree.xpath("//meta[@property='og:locale']/@content")
 
 
 _PUBLISHED_XPATH = (
@@ -541,7 +545,8 @@ def _with_time(day: datetime | None, stated: list[datetime]) -> datetime | None:
 
 def _paragraphs(text: str) -> str:
     """trafilatura puts one block per line; we separate paragraphs by a blank line, as feed text does."""
-    lines = (_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n"))
+    # str.split() splits on the runs of whitespace a regular expression would find, many times faster.
+    lines = (" ".join(line.split()) for line in text.replace("\r", "\n").split("\n"))
     return "\n\n".join(line for line in lines if line)
 
 
