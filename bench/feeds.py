@@ -10,7 +10,8 @@ Pass 2 polls the same, unchanged feeds again: every answer must be a 304 to our
 conditional GET, with no feed parsed and no entry queued for extraction.
 
 All feeds are on one loopback host standing in for many publishers, so the per-domain
-limit is raised to the overall one and the politeness delay is zero. Every response is
+limit is raised to the overall one (``fetch.concurrency``, default) and the politeness
+delay is zero. Every response is
 delayed by ``LATENCY`` (a publisher's round trip and think time): over bare loopback,
 waiting on the network would cost nothing and concurrency could not show.
 """
@@ -32,8 +33,10 @@ LATENCY = 0.05  # seconds per response
 
 def _settings(base_url: str, data_dir: Path, feeds_file: Path) -> Any:
     from pipeline.demo.run import demo_settings
+    from pipeline.settings import FetchSettings
 
-    return demo_settings(base_url, data_dir, feeds_file, fetch={"per_domain_concurrency": 8, "concurrency": 8})
+    concurrency = FetchSettings().concurrency
+    return demo_settings(base_url, data_dir, feeds_file, fetch={"per_domain_concurrency": concurrency})
 
 
 def run(size: str = "quick", workdir: Path | None = None) -> Result:

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from tqdm import tqdm
 
 from pipeline.clustering import cluster_documents
 from pipeline.errors import ConfigError, FetchError
 from pipeline.extraction import extract_page
 from pipeline.fetching import Fetcher
 from pipeline.models import Article, TextSource
+from pipeline.progress import ProgressBar
 from pipeline.settings import ClusteringSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def dedup_jsonl(path: Path, out: TextIO, settings: ClusteringSettings, *, progre
     """
     documents = read_dedup_input(path)
     memberships = {m.article_id: m.cluster_id for m in cluster_documents(documents, settings)}
-    for doc in tqdm(documents, desc="writing", disable=not progress, leave=False):
+    for doc in ProgressBar(documents, desc="writing", disable=not progress, leave=False):
         out.write(json.dumps({"id": doc.id, "cluster_id": memberships[doc.id]}) + "\n")
     return len(documents), len(set(memberships.values()))
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from tqdm import tqdm
 
 from pipeline import alerts, polling
 from pipeline.clustering import ClusterEngine
@@ -41,6 +40,7 @@ from pipeline.models import (
     IndexedArticle,
     ParsedFeed,
 )
+from pipeline.progress import ProgressBar
 from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
 from pipeline.stories import build_story
@@ -141,8 +141,8 @@ class Pipeline:
     ) -> None:
         self.close()
 
-    def _bar(self, total: int | None, desc: str) -> tqdm[Any]:
-        return tqdm(total=total, desc=desc, unit="item", disable=not self.progress, leave=False)
+    def _bar(self, total: int | None, desc: str) -> ProgressBar:
+        return ProgressBar(total=total, desc=desc, unit="item", disable=not self.progress, leave=False)
 
     # -- feeds -----------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -361,6 +363,19 @@ def test_extract_pages_with_spawned_workers(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(extraction, "_start_method", lambda: "spawn")
     items = _batch(16)
     assert extract_pages(items, workers=2) == [extract_page(html, url) for url, html in items]
+
+
+def test_progress_bars_leave_the_pools_forkable() -> None:
+    """A stage's progress bar, shown or not, must not start a thread that turns later pools to spawn."""
+    script = (
+        "from pipeline.progress import ProgressBar\n"
+        "from pipeline.extraction import _start_method\n"
+        "ProgressBar(range(3), disable=True).close()\n"
+        "for _ in ProgressBar(range(3)): pass\n"
+        "print(_start_method())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["fork"]
 
 
 @pytest.mark.usefixtures("fresh_workers")

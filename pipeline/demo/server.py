@@ -50,6 +50,9 @@ def _content_type(path: Path, body: bytes) -> str:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a client opening dozens of
+    # connections at once, which then wait a second to retry: a stall no publisher has.
+    request_queue_size = 128
     corpus: CorpusServer
 
     def handle_error(self, request: object, client_address: object) -> None:
