@@ -72,11 +72,34 @@ def _plain_loop(items: list[tuple[str, bytes]]) -> list[Plain | None]:
 
 
 def _plain_process(conn: Connection) -> None:
-    """The baseline's own process: runs the plain loop on each batch it is sent, until None."""
+    """A baseline process: runs the plain loop on each batch it is sent, until None."""
     while (items := conn.recv()) is not None:
         started, cpu0 = time.perf_counter(), time.process_time()
         kept = _plain_loop(items)
-        conn.send((time.perf_counter() - started, time.process_time() - cpu0, kept))
+        # perf_counter is the system's monotonic clock: comparable between processes.
+        conn.send((started, time.perf_counter(), time.process_time() - cpu0, kept))
+
+
+class _PlainProcess:
+    """A spawned process running the plain loop, with its own memos, as a separate program would."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self._conn, child_end = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("spawn").Process(target=_plain_process, args=(child_end,), daemon=True)
+        self.process.start()
+
+    def send(self, items: list[tuple[str, bytes]]) -> None:
+        self._conn.send(items)
+
+    def result(self) -> tuple[float, float, float, list[Plain | None]]:
+        """(started, ended, CPU seconds, what was kept) of the last batch sent."""
+        return self._conn.recv()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._conn.send(None)
+        self.process.join(timeout=30)
 
 
 def _ours(items: list[tuple[str, bytes]], workers: int, batch_size: int) -> list[Any]:
@@ -88,14 +111,14 @@ def _ours(items: list[tuple[str, bytes]], workers: int, batch_size: int) -> list
     return out
 
 
-def _workers_cpu(besides: int) -> float:
+def _workers_cpu(besides: set[int]) -> float:
     """CPU seconds used so far by this process's live children but ``besides`` (the pool's workers)."""
     import multiprocessing
     import os
 
     total = 0.0
     for child in multiprocessing.active_children():
-        if child.pid == besides:
+        if child.pid in besides:
             continue
         try:
             fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -118,8 +141,6 @@ def _same(ours: Any, plain: Any) -> bool:
 
 
 def run(size: str = "quick", repeats: int = 5) -> Result:
-    import multiprocessing
-
     from pipeline.extraction import shutdown_workers
     from pipeline.settings import ExtractionSettings
 
@@ -131,45 +152,56 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
     rounds = [everything[r * count : (r + 1) * count] for r in range(repeats)]
     warm_up = everything[count * repeats :]
     # Our pool first, forked from a single-threaded process as in `newsagg run`; the
-    # baseline's process is spawned after it (this process has threads by then).
+    # baseline's processes are spawned after it (this process has threads by then).
     _ours(warm_up, settings.workers, settings.batch_size)
-    ours_conn, plain_conn = multiprocessing.Pipe()
-    plain = multiprocessing.get_context("spawn").Process(target=_plain_process, args=(plain_conn,), daemon=True)
-    plain.start()
-    ours_conn.send(warm_up)
-    ours_conn.recv()
+    plains = [_PlainProcess(), _PlainProcess()]
+    for plain in plains:
+        plain.send(warm_up)
+    for plain in plains:
+        plain.result()
+    others = {plain.process.pid or 0 for plain in plains}
     load = load_average()
-    timings: dict[str, list[float]] = {"ours": [], "plain": []}
+    timings: dict[str, list[float]] = {"ours": [], "plain": [], "pair": []}
     cpu: dict[str, float] = {}
     same = extracted = 0
     round_ratios: list[float] = []
     try:
         for round_number, items in enumerate(rounds):
-            order = ("plain", "ours") if round_number % 2 == 0 else ("ours", "plain")
-            for side in order:
+            sides = ("plain", "ours", "pair")
+            for side in sides[round_number % 3 :] + sides[: round_number % 3]:
                 if side == "ours":
-                    started, cpu0, workers0 = time.perf_counter(), cpu_seconds(), _workers_cpu(besides=plain.pid or 0)
+                    started, cpu0, workers0 = time.perf_counter(), cpu_seconds(), _workers_cpu(besides=others)
                     ours_out = _ours(items, settings.workers, settings.batch_size)
                     timings["ours"].append(time.perf_counter() - started)
                     # The pool outlives the call (its workers' CPU is read from /proc, not from os.times).
-                    cpu["ours"] = cpu_seconds() - cpu0 + max(0.0, _workers_cpu(besides=plain.pid or 0) - workers0)
-                else:
-                    ours_conn.send(items)
-                    seconds, cpu["plain"], plain_out = ours_conn.recv()
-                    timings["plain"].append(seconds)
+                    cpu["ours"] = cpu_seconds() - cpu0 + max(0.0, _workers_cpu(besides=others) - workers0)
+                elif side == "plain":
+                    plains[0].send(items)
+                    started, ended, cpu["plain"], plain_out = plains[0].result()
+                    timings["plain"].append(ended - started)
+                else:  # two plain processes side by side, half the pages each: what the machine allows
+                    half = len(items) // 2
+                    plains[0].send(items[:half])
+                    plains[1].send(items[half:])
+                    spans = [plain.result()[:2] for plain in plains]
+                    timings["pair"].append(max(end for _, end in spans) - min(start for start, _ in spans))
             round_ratios.append(timings["plain"][-1] / timings["ours"][-1])
             same += sum(_same(o, p) for o, p in zip(ours_out, plain_out, strict=True))
             extracted += sum(o is not None for o in ours_out)
     finally:
-        ours_conn.send(None)
-        plain.join(timeout=30)
+        for plain in plains:
+            plain.close()
         shutdown_workers()
     ours_rate = count / min(timings["ours"])
     plain_rate = count / min(timings["plain"])
     ratio = ours_rate / plain_rate
+    machine = count / min(timings["pair"]) / plain_rate
     return Result(
         stage="extraction",
-        measured=f"{count} pages (10 outlet templates), in memory, new pages in each of {repeats} rounds",
+        measured=(
+            f"{count} pages (10 outlet templates), in memory, new pages in each of {repeats} rounds; "
+            f"two plain loops side by side on half the pages each: {machine:.2f}x (the machine's own limit)"
+        ),
         ours=Side(
             f"extract_pages, {settings.workers} processes, batches of {settings.batch_size}",
             ours_rate,
@@ -189,6 +221,8 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
             "identical_outputs": same,
             "seconds": timings,
             "ratio_per_round": [round(r, 3) for r in round_ratios],
+            "two_plain_processes_ratio": machine,
+            "ours_of_two_plain_processes": ours_rate / (count / min(timings["pair"])),
             "warm_up_pages": warm_up_pages,
             "cpu_seconds_last_run": cpu,  # ours: this process and the pool's workers
             "load_average_before": load,
