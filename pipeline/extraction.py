@@ -197,9 +197,10 @@ def extract_pages(items: Sequence[PageInput], workers: int) -> list[ExtractedPag
         return _extract_chunk(items)
 
     results: list[ExtractedPage | None] = [None] * len(items)
-    # Chunks in flight: one running and three queued per worker, so a worker never waits
-    # while this process extracts a chunk of its own (with one queued, workers sat idle 6%
-    # of the time), and little is left at the end.
+    # Chunks in flight: one running and up to three queued per worker, so a worker never
+    # waits while this process extracts a chunk of its own (with one queued, workers sat
+    # idle 6% of the time); but never more pages queued than are left unassigned, or this
+    # process would sit idle at the end while the workers work through their queues.
     depth = 4 * (workers - 1)
     pending: dict[Future[list[ExtractedPage | None]], tuple[int, int]] = {}
     head, tail = 0, len(items)  # the pool takes pages from the head, this process from the tail
@@ -228,7 +229,7 @@ def extract_pages(items: Sequence[PageInput], workers: int) -> list[ExtractedPag
 
     try:
         while head < tail or pending:
-            while not broken and head < tail and len(pending) < depth:
+            while not broken and head < tail and len(pending) < depth and _queued(pending) < tail - head:
                 size = chunk_size()
                 try:
                     pending[pool.submit(_extract_chunk, items[head : head + size])] = (head, size)
@@ -249,6 +250,11 @@ def extract_pages(items: Sequence[PageInput], workers: int) -> list[ExtractedPag
         if broken:
             _discard_pool(pool)
     return results
+
+
+def _queued(pending: dict[Future[list[ExtractedPage | None]], tuple[int, int]]) -> int:
+    """Pages handed to the pool and not extracted yet."""
+    return sum(size for future, (_, size) in pending.items() if not future.done())
 
 
 def _available_cpus() -> int:
