@@ -17,7 +17,7 @@ help:
 	@echo "make test        install, type-check, start Elasticsearch, PostgreSQL and Redis on loopback, run the suite"
 	@echo "make airflow     Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
 	@echo "make es-local    run the local Elasticsearch test node in the foreground"
-	@echo "make bench       every benchmark at full size (about 25 minutes; see bench/README.md)"
+	@echo "make bench       every benchmark at full size (about 20 minutes; see bench/README.md)"
 	@echo "make bench-quick benchmarks at CI sizes (a few minutes)"
 	@echo "make bench-dedup the clustering benchmark at 1k, 10k and 100k articles"
 
