@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-
 from pipeline.clustering import cluster_documents
 from pipeline.errors import ConfigError, FetchError
 from pipeline.extraction import extract_page

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-
 from pipeline import alerts, polling
 from pipeline.clustering import ClusterEngine
 from pipeline.errors import (

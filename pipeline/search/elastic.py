@@ -825,9 +825,8 @@ _PORTER_MAX = 64  # bytes; FTS5 leaves shorter than 3 and longer than 64 unstemm
 
 # For ASCII text, unicode61's tokens are the runs left after every other byte becomes a space;
 # translating and splitting does in C what the regular expression does at a third of the speed.
-_ASCII_SEPARATORS = bytes.maketrans(
-    bytes(c for c in range(128) if not chr(c).isalnum()), b" " * sum(not chr(c).isalnum() for c in range(128))
-)
+_ASCII_NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
+_ASCII_SEPARATORS = bytes.maketrans(_ASCII_NOT_ALNUM, b" " * len(_ASCII_NOT_ALNUM))
 
 
 def stems(text: str) -> list[str]:
