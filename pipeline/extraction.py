@@ -264,6 +264,23 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def start_workers(workers: int) -> None:
+    """Start now the pool :func:`extract_pages` uses for batches on ``workers`` processes.
+
+    For a caller about to start threads of its own: the workers are forked only while
+    this process has a single thread, and spawned otherwise, each importing trafilatura
+    anew. Without working semaphores this does nothing; :func:`extract_pages` then
+    extracts in-process and says so.
+    """
+    processes = min(workers, _available_cpus()) - 1
+    if processes < 1:
+        return
+    try:
+        _worker_pool(processes).submit(int)  # a fork pool starts all its workers on the first task
+    except (OSError, ImportError, NotImplementedError, RuntimeError):
+        return
+
+
 def shutdown_workers() -> None:
     """Stop the extraction worker processes.
 

@@ -28,7 +28,7 @@ from pipeline.errors import (
     SearchUnavailable,
     TransientFetchError,
 )
-from pipeline.extraction import build_article, extract_pages, shutdown_workers
+from pipeline.extraction import MIN_PARALLEL_BATCH, build_article, extract_pages, shutdown_workers, start_workers
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetching import Fetcher
 from pipeline.models import (
@@ -319,32 +319,61 @@ class Pipeline:
     # -- articles ----------------------------------------------------------------------
 
     def fetch_articles(self, limit: int | None = None) -> tuple[int, int, int]:
-        """Fetch and extract queued entries in batches; returns (added, failed, deferred)."""
+        """Fetch and extract queued entries in batches; returns (added, failed, deferred).
+
+        The next batch's pages are downloaded while this batch is extracted and stored.
+        """
         batch_size = self.settings.extraction.batch_size
-        added = failed = deferred = 0
-        done = 0
+        added = failed = deferred = planned = 0
         seen: set[str] = set()
-        with self._bar(None, "articles") as bar:
-            while limit is None or done < limit:
-                size = batch_size if limit is None else min(batch_size, limit - done)
-                batch = [p for p in self.store.pending_entries(size, MAX_PAGE_ATTEMPTS) if p.entry.url not in seen]
-                if not batch:
-                    break
-                seen.update(p.entry.url for p in batch)
-                a, f, d = self._fetch_batch(batch)
-                added, failed, deferred, done = added + a, failed + f, deferred + d, done + len(batch)
-                bar.update(len(batch))
+
+        def next_batch(in_flight: int) -> list[PendingEntry]:
+            nonlocal planned
+            size = batch_size if limit is None else min(batch_size, limit - planned)
+            if size <= 0:
+                return []
+            # The entries of the batch in flight and the deferred ones are still pending: skip them.
+            candidates = self.store.pending_entries(size + in_flight + deferred, MAX_PAGE_ATTEMPTS)
+            batch = [p for p in candidates if p.entry.url not in seen][:size]
+            seen.update(p.entry.url for p in batch)
+            planned += len(batch)
+            return batch
+
+        batch = next_batch(in_flight=0)
+        if len(batch) >= MIN_PARALLEL_BATCH:
+            start_workers(self.settings.extraction.workers)  # forked before the download thread starts
+        fetcher = self.fetcher  # built here, not in the download thread
+        with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as pages:
+            downloading = pages.submit(self._download_pages, fetcher, batch) if batch else None
+            while downloading is not None:
+                fetched, errors = downloading.result()
+                current, batch = batch, next_batch(in_flight=len(batch))
+                downloading = pages.submit(self._download_pages, fetcher, batch) if batch else None
+                a, f, d = self._store_batch(current, fetched, errors)
+                added, failed, deferred = added + a, failed + f, deferred + d
+                bar.update(len(current))
         return added, failed, deferred
 
-    def _fetch_batch(self, batch: Sequence[PendingEntry]) -> tuple[int, int, int]:
-        by_url = {p.entry.url: p for p in batch}
+    @staticmethod
+    def _download_pages(
+        fetcher: Fetcher, batch: Sequence[PendingEntry]
+    ) -> tuple[dict[str, Fetched], dict[str, FetchError]]:
+        """The batch's pages, and the errors of those that could not be fetched."""
         pages: dict[str, Fetched] = {}
         errors: dict[str, FetchError] = {}
-        for url, result in self.fetcher.fetch_all(list(by_url), robots=True, content_types=HTML_TYPES):
+        urls = list(dict.fromkeys(p.entry.url for p in batch))
+        for url, result in fetcher.fetch_all(urls, robots=True, content_types=HTML_TYPES):
             if isinstance(result, FetchError):
                 errors[url] = result
             else:
                 pages[url] = result
+        return pages, errors
+
+    def _store_batch(
+        self, batch: Sequence[PendingEntry], pages: dict[str, Fetched], errors: dict[str, FetchError]
+    ) -> tuple[int, int, int]:
+        """Extract the batch's pages and store its articles; returns (added, failed, deferred)."""
+        by_url = {p.entry.url: p for p in batch}
         urls = list(pages)
         bodies = [(u, pages[u].body, pages[u].content_type) for u in urls]
         extracted = dict(zip(urls, extract_pages(bodies, self.settings.extraction.workers)))

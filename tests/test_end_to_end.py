@@ -64,3 +64,24 @@ def test_second_run_uses_validators_and_changes_nothing(
         index = pipeline.index
         assert isinstance(index, SqliteSearchIndex)
         assert index.document_counts() == documents
+
+
+def test_batches_downloaded_ahead_fetch_every_page_once(corpus_server: CorpusServer, demo_settings: Settings) -> None:
+    """Small batches, the next one downloaded while the last is extracted, and a limit cutting
+    a batch short: every page is requested once, and the result is the one-batch result."""
+    extraction = demo_settings.extraction.model_copy(update={"batch_size": 9})
+    settings = demo_settings.model_copy(update={"extraction": extraction})
+    with Pipeline(settings) as pipeline:
+        pipeline.poll_feeds(pipeline.load_feeds())
+        pending = pipeline.store.entry_counts()["pending"]
+        served_before = len(corpus_server.requests)
+
+        first = pipeline.fetch_articles(limit=13)
+        rest = pipeline.fetch_articles()
+
+        pages = [path for _, path, _ in corpus_server.requests[served_before:] if path.endswith(".html")]
+        assert len(pages) == len(set(pages)) == pending
+        assert sum(first) == 13 and sum(first) + sum(rest) == pending
+        assert pipeline.store.entry_counts().get("pending", 0) == 0
+        pipeline.cluster()
+        assert clusters_in(pipeline.store) == expected_clusters(corpus_server.base_url)
