@@ -343,12 +343,12 @@ class Pipeline:
         if len(batch) >= MIN_PARALLEL_BATCH:
             start_workers(self.settings.extraction.workers)  # forked before the download thread starts
         fetcher = self.fetcher  # built here, not in the download thread
-        with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as pages:
-            downloading = pages.submit(self._download_pages, fetcher, batch) if batch else None
+        with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
+            downloading = downloads.submit(self._download_pages, fetcher, batch) if batch else None
             while downloading is not None:
                 fetched, errors = downloading.result()
                 current, batch = batch, next_batch(in_flight=len(batch))
-                downloading = pages.submit(self._download_pages, fetcher, batch) if batch else None
+                downloading = downloads.submit(self._download_pages, fetcher, batch) if batch else None
                 a, f, d = self._store_batch(current, fetched, errors)
                 added, failed, deferred = added + a, failed + f, deferred + d
                 bar.update(len(current))
