@@ -104,16 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     timeout = TIMEOUTS[size]
     es_url = args.es_url
-    if es_url is None and {"indexing", "end_to_end"} & set(wanted):
-        from bench.common import es_url as ensure_es
-
-        es_url = ensure_es()  # started once here (and stopped at exit if we started it)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     started = time.time()
     for name in BENCHES:
         if name not in wanted:
             continue
+        if es_url is None and name in ("indexing", "end_to_end"):
+            from bench.common import es_url as ensure_es
+
+            # Started once, when first needed (and stopped at exit if started here): an idle
+            # JVM beside the two-core benchmarks before it took a few percent of their ratios.
+            es_url = ensure_es()
         print(f"\n=== {name} ({size}), load average {load_average():.1f} ===", flush=True)
         try:
             found = clustering(size, timeout) if name == "clustering" else _module(name, size, es_url, timeout)
