@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,7 @@ from pipeline.models import (
 )
 
 log = logging.getLogger(__name__)
+_Row = TypeVar("_Row")  # what a row is built into
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -604,13 +605,7 @@ class Store:
             return [_article(row) for row in conn.execute(query).mappings()]
 
     def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
-        wanted = list(ids)
-        found: dict[str, Article] = {}
-        with self.engine.connect() as conn:
-            for chunk in _chunks(wanted, 500):
-                for row in conn.execute(sa.select(articles).where(articles.c.id.in_(chunk))).mappings():
-                    found[row["id"]] = _article(row)
-        return found
+        return self._rows_by(articles, articles.c.id, ids, _article)
 
     def article_count(self) -> int:
         with self.engine.connect() as conn:
@@ -716,12 +711,7 @@ class Store:
 
     def memberships_by_article(self, ids: Iterable[str]) -> dict[str, Membership]:
         """The memberships of these articles (those that have one), by article id."""
-        found: dict[str, Membership] = {}
-        with self.engine.connect() as conn:
-            for chunk in _chunks(list(ids), 500):
-                for row in conn.execute(sa.select(memberships).where(memberships.c.article_id.in_(chunk))).mappings():
-                    found[row["article_id"]] = _membership(row)
-        return found
+        return self._rows_by(memberships, memberships.c.article_id, ids, _membership)
 
     def cluster_ids(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -759,11 +749,17 @@ class Store:
         return None if row is None else _story(row)
 
     def stories_by_id(self, ids: Iterable[str]) -> dict[str, Story]:
-        found: dict[str, Story] = {}
+        return self._rows_by(stories, stories.c.id, ids, _story)
+
+    def _rows_by(
+        self, table: sa.Table, key: sa.Column[Any], ids: Iterable[str], build: Callable[[Any], _Row]
+    ) -> dict[str, _Row]:
+        """The rows whose ``key`` is one of ``ids``, built, by key (ids in chunks any database accepts)."""
+        found: dict[str, _Row] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(list(ids), 500):
-                for row in conn.execute(sa.select(stories).where(stories.c.id.in_(chunk))).mappings():
-                    found[row["id"]] = _story(row)
+                for row in conn.execute(sa.select(table).where(key.in_(chunk))).mappings():
+                    found[row[key.name]] = build(row)
         return found
 
     def cluster_summaries(self, limit: int, min_articles: int = 1) -> list[ClusterSummary]:
