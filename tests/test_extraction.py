@@ -8,12 +8,14 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.extraction as extraction
+from pipeline.demo.server import bundled_corpus_dir
 from pipeline.errors import ExtractionError
 from pipeline.extraction import ExtractedPage, build_article, extract_page, extract_pages
 from pipeline.models import FeedEntry, Fetched, TextSource, Validators
@@ -458,3 +460,32 @@ def mutated_page(draw: st.DrawFn) -> bytes:
 def test_extract_page_never_raises(raw: bytes, url: str) -> None:
     result = extract_page(raw, url)
     assert result is None or (isinstance(result, ExtractedPage) and result.text)
+
+
+def _demo_pages() -> list[Path]:
+    return sorted(bundled_corpus_dir().glob("*/articles/*.html"))
+
+
+@pytest.mark.parametrize("path", _demo_pages(), ids=lambda path: f"{path.parts[-3]}/{path.stem}")
+def test_extract_page_gives_what_trafilatura_gives_on_its_own(path: Path) -> None:
+    """Our decoding, parser and pruning change nothing trafilatura would find on its own (pages with forms included)."""
+    from trafilatura import bare_extraction
+
+    body = path.read_bytes()
+    url = f"http://127.0.0.1:8000/{path.parts[-3]}/articles/{path.name}"
+    ours = extract_page(body, url)
+    theirs = bare_extraction(
+        body,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        date_extraction_params=extraction._DATE_PARAMS,
+    )
+    assert ours is not None and theirs is not None
+    assert (ours.title, ours.author, ours.text, ours.site_name) == (
+        extraction._clean(theirs.title),
+        extraction._clean(theirs.author),
+        extraction._paragraphs(theirs.text or ""),
+        extraction._clean(theirs.sitename),
+    )
