@@ -54,18 +54,11 @@ def _plain_loop(items: list[tuple[str, bytes]]) -> list[Plain | None]:
     """trafilatura on each page in turn, keeping what is compared (as ours keeps small records)."""
     from trafilatura import bare_extraction
 
-    from pipeline.extraction import _DATE_PARAMS
+    from pipeline.extraction import TRAFILATURA_OPTIONS
 
     kept: list[Plain | None] = []
     for url, body in items:
-        document = bare_extraction(
-            body,
-            url=url,
-            with_metadata=True,
-            include_comments=False,
-            include_tables=True,
-            date_extraction_params=_DATE_PARAMS,
-        )
+        document = bare_extraction(body, url=url, **TRAFILATURA_OPTIONS)
         # The document holds its lxml trees: a thousand of them kept would slow this side down.
         kept.append(None if document is None else Plain(document.title, document.author, document.text))
     return kept

@@ -83,7 +83,14 @@ _HTML_PARSER.set_element_class_lookup(
     )
 )
 
-_DATE_PARAMS = {"extensive_search": True, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S"}
+#: What :func:`extract_page` asks of trafilatura (the extraction benchmark and the tests
+#: run trafilatura alone with the same, to compare).
+TRAFILATURA_OPTIONS: dict[str, Any] = {
+    "with_metadata": True,
+    "include_comments": False,
+    "include_tables": True,
+    "date_extraction_params": {"extensive_search": True, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +151,7 @@ def extract_page(
     # script-only page would "extract" that sentence.
     lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
     try:
-        document = bare_extraction(
-            tree,
-            url=url or None,
-            with_metadata=True,
-            include_comments=False,
-            include_tables=True,
-            date_extraction_params=_DATE_PARAMS,
-        )
+        document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
         logger.warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
         return None

@@ -474,14 +474,7 @@ def test_extract_page_gives_what_trafilatura_gives_on_its_own(path: Path) -> Non
     body = path.read_bytes()
     url = f"http://127.0.0.1:8000/{path.parts[-3]}/articles/{path.name}"
     ours = extract_page(body, url)
-    theirs = bare_extraction(
-        body,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=True,
-        date_extraction_params=extraction._DATE_PARAMS,
-    )
+    theirs = bare_extraction(body, url=url, **extraction.TRAFILATURA_OPTIONS)
     assert ours is not None and theirs is not None
     assert (ours.title, ours.author, ours.text, ours.site_name) == (
         extraction._clean(theirs.title),
