@@ -10,10 +10,10 @@ Pass 2 polls the same, unchanged feeds again: every answer must be a 304 to our
 conditional GET, with no feed parsed and no entry queued for extraction.
 
 All feeds are on one loopback host standing in for many publishers, so the per-domain
-limit is raised to the overall one (``fetch.concurrency``, default) and the politeness
-delay is zero. Every response is
-delayed by ``LATENCY`` (a publisher's round trip and think time): over bare loopback,
-waiting on the network would cost nothing and concurrency could not show.
+limit is raised to the overall one (``fetch.concurrency``, at its default) and the
+politeness delay is zero. Every response is delayed by ``LATENCY`` (a publisher's round
+trip and think time): over bare loopback, waiting on the network would cost nothing and
+concurrency could not show.
 """
 
 from __future__ import annotations

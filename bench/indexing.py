@@ -4,7 +4,8 @@ The documents are generated articles with their clusters and the clusters' merge
 stories (``build_story``), as the pipeline indexes them.
 
 * ours: ``ElasticsearchIndex.write`` in batches of ``OUTBOX_BATCH`` changes, as
-  ``Pipeline.index_outbox`` calls it (documents built from records, serialised and sent by the client's bulk helper);
+  ``Pipeline.index_outbox`` calls it (documents built from records, serialised and sent
+  by the client's bulk helper);
 * raw: the same action and source lines, serialised by the same serializer
   (``helpers.expand_action`` + the client's JSON serializer), sent with httpx as one
   streamed ``POST /_bulk?require_alias=true`` to the same node (split into consecutive

@@ -87,7 +87,6 @@ def test_unreachable_redis_is_one_transient_error_without_credentials(
     assert code == 1
     assert err.splitlines()[-1].startswith(f"newsagg: error: the LSH index in Redis at redis://127.0.0.1:{port}/0")
     assert "hunter2" not in err and "Traceback" not in err
-    assert StoreUnavailable.transient
 
 
 def test_a_run_after_redis_comes_back_clusters_what_was_left(
@@ -96,8 +95,9 @@ def test_a_run_after_redis_comes_back_clusters_what_was_left(
     base = corpus_server.base_url
     settings = demo_settings(base, tmp_path / "data", write_demo_feeds(base, tmp_path / "feeds.yaml"))
     down = redis_settings(settings, "redis://127.0.0.1:1/0", lsh_basename)
-    with Pipeline(down) as pipeline, pytest.raises(StoreUnavailable):
+    with Pipeline(down) as pipeline, pytest.raises(StoreUnavailable) as raised:
         pipeline.run(force=True)
+    assert raised.value.transient  # a retry can help: Airflow retries the task (not a terminal error)
     with Pipeline(redis_settings(settings, redis_url, lsh_basename)) as pipeline:
         report = pipeline.run()
         assert report.clustered == pipeline.store.article_count() == 49
