@@ -1,0 +1,59 @@
+"""The durable state: feeds, the entry queue, articles, clustering state, stories, the outbox, runs.
+
+One code path (SQLAlchemy Core) over SQLite in WAL mode (the embedded default) and
+PostgreSQL. Every method that writes does so in one transaction and is safe to repeat:
+inserts are upserts or ``ON CONFLICT DO NOTHING``, so a run killed anywhere can simply
+be run again.
+
+One module per part of the state: ``schema`` (the tables), ``base`` (connection,
+transactions, locks), ``feeds`` (feeds and the entry queue), ``articles`` (articles and
+clustering state), ``stories`` (stories and the outbox), ``runs``. ``Store`` is the one
+object the stages use.
+"""
+
+from __future__ import annotations
+
+from pipeline.storage.articles import ArticleStore
+from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
+from pipeline.storage.runs import RunStore
+from pipeline.storage.schema import (
+    articles,
+    cluster_aliases,
+    dirty_clusters,
+    entries,
+    feeds,
+    memberships,
+    metadata,
+    outbox,
+    runs,
+    signatures,
+    stories,
+)
+from pipeline.storage.stories import ClusterSummary, OutboxItem, StoryStore
+
+__all__ = [
+    "ClusterSummary",
+    "FeedState",
+    "OutboxItem",
+    "PendingEntry",
+    "Store",
+    "articles",
+    "cluster_aliases",
+    "dirty_clusters",
+    "entries",
+    "feeds",
+    "memberships",
+    "metadata",
+    "outbox",
+    "runs",
+    "signatures",
+    "stories",
+]
+
+
+class Store(FeedStore, ArticleStore, StoryStore, RunStore):
+    """Durable pipeline state behind SQLAlchemy Core.
+
+    Args:
+        url: a SQLAlchemy URL; ``sqlite:///path`` or ``postgresql+psycopg://...``.
+    """

@@ -1,0 +1,215 @@
+"""Articles and the clustering state: signatures, memberships, cluster aliases and dirty marks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipeline.models import Article, Assignment, Membership, Signature, TextSource
+from pipeline.storage.base import StoreBase, chunks
+from pipeline.storage.schema import (
+    UTCDateTime,
+    articles,
+    cluster_aliases,
+    dirty_clusters,
+    entries,
+    memberships,
+    signatures,
+)
+
+
+class ArticleStore(StoreBase):
+    """Articles, and what clustering needs to resume and records."""
+
+    def save_article(self, article: Article) -> bool:
+        """Store an article and close its entry; returns False when the article was already stored."""
+        with self._tx() as conn:
+            stmt = self._insert(articles).values(
+                id=article.id,
+                url=article.url,
+                feed_id=article.feed_id,
+                outlet=article.outlet,
+                title=article.title,
+                text=article.text,
+                author=article.author,
+                published=article.published,
+                fetched_at=article.fetched_at,
+                arrived_at=article.arrival_key[0],
+                language=article.language,
+                text_source=article.text_source.value,
+                text_source_reason=article.text_source_reason,
+            )
+            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
+            conn.execute(entries.update().where(entries.c.url == article.url).values(state="done"))
+        return added
+    def oldest_unclustered_arrival(self) -> datetime | None:
+        query = (
+            sa.select(sa.func.min(articles.c.arrived_at))
+            .outerjoin(memberships, memberships.c.article_id == articles.c.id)
+            .where(memberships.c.article_id.is_(None))
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        # Aggregates bypass the column type on SQLite, so the value may come back naive.
+        return None if value is None else UTCDateTime().process_result_value(value, self.engine.dialect)
+
+    def unclustered_articles(self, limit: int) -> list[Article]:
+        """Articles not yet clustered, in arrival order."""
+        query = (
+            sa.select(articles)
+            .outerjoin(memberships, memberships.c.article_id == articles.c.id)
+            .where(memberships.c.article_id.is_(None))
+            .order_by(articles.c.arrived_at, articles.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_article(row) for row in conn.execute(query).mappings()]
+
+    def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
+        return self._rows_by(articles, articles.c.id, ids, _article)
+
+    def article_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one())
+
+    def clustering_state(
+        self, since: datetime
+    ) -> tuple[list[Signature], list[Membership], dict[str, str]]:
+        """What the clustering engine needs to resume: the window's signatures and memberships, and aliases."""
+        with self.engine.connect() as conn:
+            sigs = [
+                Signature(article_id=row.article_id, data=row.data, at=row.at)
+                for row in conn.execute(
+                    sa.select(signatures).where(signatures.c.at >= since).order_by(signatures.c.at)
+                )
+            ]
+            ids = [s.article_id for s in sigs]
+            members: list[Membership] = []
+            for chunk in chunks(ids, 500):
+                members.extend(
+                    _membership(row)
+                    for row in conn.execute(
+                        sa.select(memberships).where(memberships.c.article_id.in_(chunk))
+                    ).mappings()
+                )
+            aliases = {
+                row.absorbed_id: row.survivor_id for row in conn.execute(sa.select(cluster_aliases))
+            }
+        return sigs, members, aliases
+
+    def save_assignments(self, assignments: Sequence[Assignment]) -> None:
+        """Persist clustering decisions: signatures, memberships, merges, and which stories to rebuild."""
+        # Statements built once for the batch (building one per row cost more than running it).
+        sign = self._insert(signatures).on_conflict_do_nothing()
+        member_of = self._insert(memberships)
+        member_of = member_of.on_conflict_do_update(
+            index_elements=["article_id"],
+            set_={name: member_of.excluded[name] for name in ("cluster_id", "matched_article_id", "jaccard", "containment")},
+        )
+        dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
+        with self._tx() as conn:
+            for assignment in assignments:
+                member = assignment.membership
+                sig = assignment.signature
+                conn.execute(sign, {"article_id": sig.article_id, "data": sig.data, "at": sig.at})
+                conn.execute(
+                    member_of,
+                    {
+                        "article_id": member.article_id,
+                        "cluster_id": member.cluster_id,
+                        "matched_article_id": member.matched_article_id,
+                        "jaccard": member.jaccard,
+                        "containment": member.containment,
+                    },
+                )
+                for absorbed in assignment.absorbed:
+                    self._absorb(conn, absorbed, member.cluster_id)
+                conn.execute(dirty, {"cluster_id": member.cluster_id})
+                self._enqueue(conn, "article", member.article_id, deleted=False)
+
+    def _absorb(self, conn: Connection, absorbed: str, survivor: str) -> None:
+        moved = [
+            row.article_id
+            for row in conn.execute(
+                sa.select(memberships.c.article_id).where(memberships.c.cluster_id == absorbed)
+            )
+        ]
+        conn.execute(memberships.update().where(memberships.c.cluster_id == absorbed).values(cluster_id=survivor))
+        # Earlier aliases pointing at the absorbed cluster now resolve to the survivor directly.
+        conn.execute(
+            cluster_aliases.update().where(cluster_aliases.c.survivor_id == absorbed).values(survivor_id=survivor)
+        )
+        conn.execute(
+            self._insert(cluster_aliases)
+            .values(absorbed_id=absorbed, survivor_id=survivor)
+            .on_conflict_do_update(index_elements=["absorbed_id"], set_={"survivor_id": survivor})
+        )
+        conn.execute(self._insert(dirty_clusters).values(cluster_id=absorbed).on_conflict_do_nothing())
+        for article_id in moved:
+            self._enqueue(conn, "article", article_id, deleted=False)
+
+    def resolve_cluster(self, cluster_id: str) -> str:
+        with self.engine.connect() as conn:
+            survivor = conn.execute(
+                sa.select(cluster_aliases.c.survivor_id).where(cluster_aliases.c.absorbed_id == cluster_id)
+            ).scalar()
+        return survivor or cluster_id
+
+    def memberships_of(self, cluster_id: str) -> list[Membership]:
+        query = (
+            sa.select(memberships)
+            .join(articles, articles.c.id == memberships.c.article_id)
+            .where(memberships.c.cluster_id == cluster_id)
+            .order_by(articles.c.arrived_at, articles.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_membership(row) for row in conn.execute(query).mappings()]
+
+    def membership(self, article_id: str) -> Membership | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(memberships).where(memberships.c.article_id == article_id)).mappings().first()
+        return None if row is None else _membership(row)
+
+    def memberships_by_article(self, ids: Iterable[str]) -> dict[str, Membership]:
+        """The memberships of these articles (those that have one), by article id."""
+        return self._rows_by(memberships, memberships.c.article_id, ids, _membership)
+
+    def cluster_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(memberships.c.cluster_id).distinct().order_by(memberships.c.cluster_id)).scalars())
+    def drop_signatures_before(self, cutoff: datetime) -> int:
+        """Articles older than the matching window leave the clustering state (they stay stored)."""
+        with self._tx() as conn:
+            return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
+
+def _article(row: Any) -> Article:
+    return Article(
+        id=row["id"],
+        url=row["url"],
+        outlet=row["outlet"],
+        title=row["title"],
+        text=row["text"],
+        published=row["published"],
+        fetched_at=row["fetched_at"],
+        text_source=TextSource(row["text_source"]),
+        feed_id=row["feed_id"],
+        author=row["author"],
+        language=row["language"],
+        text_source_reason=row["text_source_reason"],
+    )
+
+
+def _membership(row: Any) -> Membership:
+    return Membership(
+        article_id=row["article_id"],
+        cluster_id=row["cluster_id"],
+        matched_article_id=row["matched_article_id"],
+        jaccard=row["jaccard"],
+        containment=row["containment"],
+    )
+
+

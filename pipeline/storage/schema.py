@@ -1,0 +1,169 @@
+"""The store's tables, and the column types that keep values the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class CleanText(sa.types.TypeDecorator[str]):
+    """Text without NUL characters: PostgreSQL refuses them in text, so neither database gets them."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else value.replace("\x00", "")
+
+
+metadata = sa.MetaData()
+
+feeds = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", CleanText, nullable=False),
+    sa.Column("url", CleanText, nullable=False),
+    sa.Column("language", sa.String(20)),
+    sa.Column("tags", sa.JSON, nullable=False, default=list),
+    sa.Column("poll_interval", sa.Integer),
+    sa.Column("etag", CleanText),
+    sa.Column("last_modified", CleanText),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", CleanText),
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("entries_seen", sa.Integer, nullable=False, default=0),
+    # Feed health and adaptive polling (stores created before these columns gain them on open).
+    sa.Column("failure_score", sa.Float, nullable=False, default=0.0, server_default="0"),
+    sa.Column("learned_interval", sa.Integer),
+    sa.Column("last_new_entry_at", UTCDateTime),
+    sa.Column("alerted_status", sa.String(20)),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("url", CleanText, primary_key=True),
+    sa.Column("feed_id", sa.String(200), nullable=False, index=True),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("summary", CleanText),
+    sa.Column("content", CleanText),
+    sa.Column("author", CleanText),
+    sa.Column("published", UTCDateTime),
+    sa.Column("guid", CleanText),
+    sa.Column("discovered_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, default="pending", index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", CleanText),
+)
+
+articles = sa.Table(
+    "articles",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("url", CleanText, nullable=False, unique=True),
+    sa.Column("feed_id", sa.String(200)),
+    sa.Column("outlet", CleanText, nullable=False),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("text", CleanText, nullable=False),
+    sa.Column("author", CleanText),
+    sa.Column("published", UTCDateTime),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+    sa.Column("arrived_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("language", sa.String(20)),
+    sa.Column("text_source", sa.String(20), nullable=False),
+    sa.Column("text_source_reason", CleanText),
+)
+
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("cluster_id", sa.String(64), nullable=False, index=True),
+    sa.Column("matched_article_id", sa.String(64)),
+    sa.Column("jaccard", sa.Float),
+    sa.Column("containment", sa.Float),
+)
+
+cluster_aliases = sa.Table(
+    "cluster_aliases",
+    metadata,
+    sa.Column("absorbed_id", sa.String(64), primary_key=True),
+    sa.Column("survivor_id", sa.String(64), nullable=False),
+)
+
+# Clusters whose merged story must be rebuilt; written with the memberships that changed them.
+dirty_clusters = sa.Table(
+    "dirty_clusters",
+    metadata,
+    sa.Column("cluster_id", sa.String(64), primary_key=True),
+)
+
+stories = sa.Table(
+    "stories",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("text", CleanText, nullable=False),
+    sa.Column("summary", CleanText, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("article_count", sa.Integer, nullable=False, index=True),
+    sa.Column("outlet_count", sa.Integer, nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
+    sa.Column("language", sa.String(20)),
+    sa.Column("agency", sa.String(40)),
+)
+
+# What the search index still has to receive. `seq` grows on every enqueue, so a document
+# changed again while a batch was in flight is not dropped when that batch completes.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", CleanText),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("trigger", sa.String(40), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("stats", sa.JSON),
+)
