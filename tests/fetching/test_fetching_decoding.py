@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.fetching import _BoundedDecoder, _UnsupportedEncoding
+from pipeline.fetching.decoding import BoundedDecoder, UnsupportedEncoding
 
 ENCODERS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
     "gzip": ("gzip", gzip.compress),
@@ -22,7 +22,7 @@ ENCODERS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
 }
 
 
-def read(decoder: _BoundedDecoder, chunks: list[bytes], limit: int) -> bytes | None:
+def read(decoder: BoundedDecoder, chunks: list[bytes], limit: int) -> bytes | None:
     """What Fetcher._read_body does: the body, or None once it is over the limit."""
     body = bytearray()
     for chunk in chunks:
@@ -52,14 +52,14 @@ def test_round_trip_within_the_limit(data: bytes, kind: str, chunk: int, limit: 
     wire = encode(data)
     chunks = [wire[i : i + chunk] for i in range(0, len(wire), chunk)]
 
-    result = read(_BoundedDecoder(encoding), chunks, limit)
+    result = read(BoundedDecoder(encoding), chunks, limit)
 
     assert result == (data if len(data) <= limit else None)
 
 
 def test_a_bomb_never_inflates_past_the_cap() -> None:
     bomb = gzip.compress(b"\0" * (20 * 1024 * 1024))
-    decoder = _BoundedDecoder("gzip")
+    decoder = BoundedDecoder("gzip")
 
     out = decoder.decode(bomb, 1001)
 
@@ -68,10 +68,10 @@ def test_a_bomb_never_inflates_past_the_cap() -> None:
 
 @pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, gzip", "compress"])
 def test_unsupported_encodings(encoding: str) -> None:
-    with pytest.raises(_UnsupportedEncoding):
-        _BoundedDecoder(encoding)
+    with pytest.raises(UnsupportedEncoding):
+        BoundedDecoder(encoding)
 
 
 def test_corrupt_data_raises_zlib_error() -> None:
     with pytest.raises(zlib.error):
-        _BoundedDecoder("gzip").decode(b"\x1f\x8bnot gzip at all", 100)
+        BoundedDecoder("gzip").decode(b"\x1f\x8bnot gzip at all", 100)

@@ -1,30 +1,9 @@
-"""The one HTTP layer every stage uses: guarded, polite, bounded.
-
-``Fetcher.fetch`` GETs one URL and returns a ``Fetched`` (a 2xx body, or a 304
-for a conditional GET) or raises a ``FetchError`` subclass; ``Fetcher.fetch_all``
-does many through a thread pool. What it protects against, and where:
-
-* hostile addresses: every hop's host is resolved and checked by
-  ``pipeline.addresses`` inside the connection layer (``_GuardedBackend``), and
-  the socket is opened to exactly the checked address, so DNS rebinding between
-  check and connect is impossible;
-* slow or endless servers: connect/read timeouts, plus a total budget per response
-  (each redirect hop has its own) enforced on every socket operation
-  (``_DEADLINE``), so header bytes trickled one by one are cut off too;
-* large bodies and compression bombs: we decode gzip/deflate ourselves with a
-  bounded output size, so the cap counts decompressed bytes and memory never
-  exceeds it;
-* impoliteness: requests are spaced and bounded per registrable domain
-  (``_DomainLimiter``) and robots.txt is honoured on request.
-"""
+"""The fetcher every stage uses: one guarded, polite, bounded HTTP client."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import email.utils
 import http.cookiejar
-import ipaddress
 import logging
 import threading
 import time
@@ -32,18 +11,14 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import timezone
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
-import httpcore
 import httpx
-import tldextract
 
-from pipeline.addresses import ALLOWED_SCHEMES, AddressPolicy, Resolver, check_address
+from pipeline.addresses import ALLOWED_SCHEMES, AddressPolicy, Resolver
 from pipeline.errors import (
     BlockedAddressError,
     FetchError,
@@ -51,10 +26,11 @@ from pipeline.errors import (
     PermanentFetchError,
     TransientFetchError,
 )
+from pipeline.fetching.decoding import BoundedDecoder, UnsupportedEncoding
+from pipeline.fetching.politeness import DomainLimiter, RobotsRules, interleave_by_domain, registrable_domain
+from pipeline.fetching.transport import DEADLINE, GuardedTransport
 from pipeline.models import Fetched, Validators
 from pipeline.settings import FetchSettings
-
-__all__ = ["Fetcher", "check_address", "parse_retry_after", "redact_url", "registrable_domain"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +38,6 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ROBOTS_CACHE_SIZE = 4096
 # RFC 9309 asks crawlers to parse at least 500 KiB; more than that is ignored, not an error.
 _ROBOTS_MAX_BYTES = 512 * 1024
-
-# Monotonic time at which the current thread's response must be complete. A contextvar
-# rather than a per-request timeout because httpx's read timeout restarts with every
-# chunk: only the socket layer can stop a server that trickles one byte at a time.
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("newsagg_fetch_deadline", default=None)
-
-
-# --------------------------------------------------------------------------- URL helpers
 
 
 def redact_url(url: str) -> str:
@@ -82,37 +50,6 @@ def redact_url(url: str) -> str:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
-
-_extractor_lock = threading.Lock()
-_extractor: tldextract.TLDExtract | None = None
-
-
-def _tld_extractor() -> tldextract.TLDExtract:
-    global _extractor
-    with _extractor_lock:
-        if _extractor is None:
-            # The bundled public-suffix snapshot only: no network, no cache files.
-            _extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-        return _extractor
-
-
-def registrable_domain(host: str) -> str:
-    """The registrable domain of ``host`` (``a.b.example.co.uk`` -> ``example.co.uk``).
-
-    IP literals, ``localhost`` and names without a public suffix are their own domain.
-    """
-    name = host.strip().strip("[]").rstrip(".").lower()
-    if not name or name == "localhost" or name.endswith(".localhost"):
-        return name
-    try:
-        ipaddress.ip_address(name)
-        return name
-    except ValueError:
-        pass
-    parts = _tld_extractor().extract_str(name)
-    if parts.domain and parts.suffix:
-        return f"{parts.domain}.{parts.suffix}"
-    return name
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -137,305 +74,6 @@ def _media_type(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip().lower() or None
 
 
-# --------------------------------------------------------------------------- transport
-
-
-def _remaining(timeout: float | None, on_expiry: type[httpcore.TimeoutException]) -> float | None:
-    """``timeout`` shortened to what is left of the response budget."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise on_expiry("total time budget exhausted")
-    return left if timeout is None else min(timeout, left)
-
-
-class _GuardedStream(httpcore.NetworkStream):
-    """A socket stream whose every operation also respects the response budget."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        # server_hostname is the URL's host (httpcore passes it), so certificates are
-        # verified against the name even though we connected to a checked IP.
-        inner = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout))
-        return _GuardedStream(inner)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves through the address guard and connects to the very addresses it approved."""
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        self._policy = policy
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        # DNS is outside the response budget: getaddrinfo cannot be interrupted, so the
-        # system resolver's own timeouts bound it.
-        try:
-            addresses = self._policy.resolve(host, port)  # BlockedAddressError passes through
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        failure: Exception | None = None
-        for address in addresses:  # all approved; try them in the resolver's order
-            try:
-                stream = self._inner.connect_tcp(
-                    address,
-                    port,
-                    timeout=_remaining(timeout, httpcore.ConnectTimeout),
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-                continue
-            return _GuardedStream(stream)
-        assert failure is not None
-        raise failure
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are never used by the fetcher")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-# httpx's transport contract is to raise httpx exceptions; order matters (subclasses first).
-_EXCEPTION_MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
-
-
-@contextlib.contextmanager
-def _httpx_exceptions() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for source, target in _EXCEPTION_MAP:
-            if isinstance(exc, source):
-                raise target(str(exc)) from exc
-        raise
-
-
-class _ResponseStream(httpx.SyncByteStream):
-    def __init__(self, inner: Iterable[bytes]) -> None:
-        self._inner = inner
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _httpx_exceptions():
-            yield from self._inner
-
-    def close(self) -> None:
-        close = getattr(self._inner, "close", None)
-        if close is not None:
-            close()
-
-
-class _GuardedTransport(httpx.BaseTransport):
-    """httpx's default transport, rebuilt on public httpcore API with the guarded backend.
-
-    ``httpx.HTTPTransport`` cannot be given a network backend, hence this copy of its
-    ``handle_request`` (proxies, HTTP/2 and unix sockets deliberately left out: a proxy
-    would connect to the target on our behalf, past the guard).
-    """
-
-    def __init__(self, policy: AddressPolicy, *, verify_tls: bool) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify_tls),
-            max_connections=None,  # _DomainLimiter bounds what is in flight
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_GuardedBackend(policy),
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.SyncByteStream)
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _httpx_exceptions():
-            response = self._pool.handle_request(core_request)
-        assert isinstance(response.stream, Iterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(response.stream),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
-
-
-# --------------------------------------------------------------------------- body decoding
-
-
-class _UnsupportedEncoding(Exception):
-    pass
-
-
-class _BoundedDecoder:
-    """gzip/deflate decoding that never produces more than asked per call (bomb-proof)."""
-
-    def __init__(self, content_encoding: str | None) -> None:
-        codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-        codings = [c for c in codings if c and c != "identity"]
-        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
-            raise _UnsupportedEncoding(", ".join(codings))
-        self.identity = not codings
-        self._gzip = bool(codings) and codings[0] != "deflate"
-        self._raw_deflate = False  # some servers send deflate without the zlib wrapper
-        self._replay: bytearray | None = None if self._gzip else bytearray()  # input before any output
-        self._pending = b""  # input zlib could not take yet (output was full)
-        self._trailing = False  # past the end of the compressed data: ignore the rest
-        self._obj: Any = None if self.identity else self._new()
-
-    def _new(self) -> Any:
-        if self._gzip:
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return zlib.decompressobj(-zlib.MAX_WBITS if self._raw_deflate else zlib.MAX_WBITS)
-
-    def decode(self, data: bytes, max_out: int) -> bytes:
-        """Up to ``max_out`` decoded bytes from ``data`` plus input held back earlier."""
-        if self._obj is None:
-            return data
-        out = bytearray()
-        data, self._pending = self._pending + data, b""
-        while data and len(out) < max_out and not self._trailing:
-            if self._obj.eof:
-                # Concatenated gzip members are one body; anything else after the end is padding.
-                if self._gzip and len(data) < 2:
-                    self._pending = data
-                    break
-                if not (self._gzip and data[:2] == b"\x1f\x8b"):
-                    self._trailing = True
-                    break
-                self._obj = self._new()
-            if self._replay is not None:
-                self._replay += data
-            try:
-                out += self._obj.decompress(data, max_out - len(out))
-            except zlib.error:
-                if self._replay is None or self._raw_deflate:
-                    raise
-                # Not zlib-wrapped after all: start again as raw deflate from the first byte.
-                self._raw_deflate = True
-                self._obj = self._new()
-                data, self._replay = bytes(self._replay), None
-                continue
-            if out:
-                self._replay = None
-            if self._obj.eof:
-                data = self._obj.unused_data
-            else:
-                data, self._pending = b"", self._obj.unconsumed_tail  # non-empty only when out is full
-        return bytes(out)
-
-    def flush(self) -> bytes:
-        return b"" if self._obj is None else bytes(self._obj.flush())
-
-
-# --------------------------------------------------------------------------- politeness
-
-
-@dataclass(slots=True)
-class _DomainState:
-    in_flight: int = 0
-    next_start: float = 0.0
-
-
-class _DomainLimiter:
-    """Bounds requests in flight overall and per registrable domain, and spaces their starts."""
-
-    def __init__(self, total: int, per_domain: int, delay: float) -> None:
-        self._total_limit = total
-        self._per_domain = per_domain
-        self._delay = delay
-        self._cond = threading.Condition()
-        self._total = 0
-        self._domains: dict[str, _DomainState] = {}
-
-    def acquire(self, domain: str) -> None:
-        with self._cond:
-            while True:
-                state = self._domains.setdefault(domain, _DomainState())
-                now = time.monotonic()
-                wait_for = state.next_start - now
-                if wait_for <= 0 and state.in_flight < self._per_domain and self._total < self._total_limit:
-                    state.in_flight += 1
-                    self._total += 1
-                    state.next_start = now + self._delay
-                    return
-                self._cond.wait(timeout=wait_for if wait_for > 0 else None)
-
-    def release(self, domain: str) -> None:
-        with self._cond:
-            self._domains[domain].in_flight -= 1
-            self._total -= 1
-            if len(self._domains) > 1024:  # forget idle domains so a long run stays small
-                now = time.monotonic()
-                for name in [n for n, s in self._domains.items() if not s.in_flight and s.next_start <= now]:
-                    del self._domains[name]
-            self._cond.notify_all()
-
-
-@dataclass(frozen=True, slots=True)
-class _Robots:
-    """What one host's robots.txt says: rules, allow-all, or "do not crawl for now"."""
-
-    parser: RobotFileParser | None = None  # None and no reason: allow everything
-    unavailable: str | None = None  # 5xx / unreachable: disallow everything this run
-    blocked: str | None = None  # the address guard refused robots.txt itself
-
 
 def _no_cookies() -> http.cookiejar.CookieJar:
     # The shared client must not carry one publisher's cookies into the next request.
@@ -457,7 +95,7 @@ class Fetcher:
         self._settings = settings
         policy = AddressPolicy(settings.allowed_hosts, resolver)
         self._client = httpx.Client(
-            transport=_GuardedTransport(policy, verify_tls=settings.verify_tls),
+            transport=GuardedTransport(policy, verify_tls=settings.verify_tls),
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(
                 connect=settings.connect_timeout,
@@ -469,10 +107,10 @@ class Fetcher:
             trust_env=False,  # no proxies (they would bypass the guard), no .netrc
             cookies=_no_cookies(),
         )
-        self._limiter = _DomainLimiter(
+        self._limiter = DomainLimiter(
             settings.concurrency, settings.per_domain_concurrency, settings.politeness_delay
         )
-        self._robots: OrderedDict[tuple[str, str, int], _Robots] = OrderedDict()
+        self._robots: OrderedDict[tuple[str, str, int], RobotsRules] = OrderedDict()
         self._robots_lock = threading.Lock()
         self._robots_loading: dict[tuple[str, str, int], threading.Lock] = {}
         registrable_domain("example.com")  # load the suffix list now, not in the first worker
@@ -550,7 +188,7 @@ class Fetcher:
         every worker while others wait. Closing the iterator early cancels what has
         not started.
         """
-        queue = iter(_interleave_by_domain(urls))
+        queue = iter(interleave_by_domain(urls))
         window = 2 * self._settings.concurrency  # submit lazily: cancellable, bounded memory
         futures: dict[Future[Fetched], str] = {}
         with ThreadPoolExecutor(self._settings.concurrency, thread_name_prefix="newsagg-fetch") as pool:
@@ -637,7 +275,7 @@ class Fetcher:
         self._limiter.acquire(domain)
         started = time.monotonic()
         # The budget starts once we may send: waiting for politeness is our choice, not the server's.
-        token = _DEADLINE.set(started + self._settings.total_timeout)
+        token = DEADLINE.set(started + self._settings.total_timeout)
         try:
             # Credentials in the URL go as an Authorization header, not in the request's URL:
             # httpx logs every request URL (at INFO), and no log may carry a password.
@@ -666,7 +304,7 @@ class Fetcher:
                     reason = f"connection failed: {type(exc).__name__}: {exc}"
                 raise TransientFetchError(shown, reason) from exc
         finally:
-            _DEADLINE.reset(token)
+            DEADLINE.reset(token)
             self._limiter.release(domain)
 
     def _handle(
@@ -728,8 +366,8 @@ class Fetcher:
         """The decoded body, refused (or, for robots.txt, cut) past ``limit`` bytes."""
         too_large = PermanentFetchError(shown, f"body larger than {limit} bytes", status=response.status_code)
         try:
-            decoder = _BoundedDecoder(response.headers.get("content-encoding"))
-        except _UnsupportedEncoding as exc:
+            decoder = BoundedDecoder(response.headers.get("content-encoding"))
+        except UnsupportedEncoding as exc:
             raise PermanentFetchError(shown, f"unsupported content encoding {exc}") from None
         declared = response.headers.get("content-length", "")
         if not truncate and decoder.identity and declared.isdigit() and int(declared) > limit:
@@ -769,7 +407,7 @@ class Fetcher:
             logger.info("%s: disallowed by robots.txt", target)
             raise PermanentFetchError(shown, "disallowed by robots.txt")
 
-    def _robots_for(self, url: httpx.URL) -> _Robots:
+    def _robots_for(self, url: httpx.URL) -> RobotsRules:
         """The cached robots.txt verdict for url's scheme+host+port, fetched once."""
         port = url.port or (443 if url.scheme == "https" else 80)
         key = (url.scheme, url.host, port)
@@ -790,7 +428,7 @@ class Fetcher:
                     self._robots_loading.pop(key, None)
         return rules
 
-    def _load_robots(self, robots_url: str) -> _Robots:
+    def _load_robots(self, robots_url: str) -> RobotsRules:
         try:
             fetched = self._fetch(
                 robots_url,
@@ -801,18 +439,18 @@ class Fetcher:
                 truncate=True,
             )
         except BlockedAddressError as exc:
-            return _Robots(blocked=exc.reason)
+            return RobotsRules(blocked=exc.reason)
         except TransientFetchError as exc:
             logger.info("%s: %s; disallowing the host for now", robots_url, exc.reason)
-            return _Robots(unavailable=exc.reason)
+            return RobotsRules(unavailable=exc.reason)
         except PermanentFetchError as exc:
             # 4xx (and other "unavailable" answers, e.g. too many redirects): no rules.
             logger.debug("%s: %s; allowing all", robots_url, exc.reason)
-            return _Robots()
+            return RobotsRules()
         parser = RobotFileParser(robots_url)
         parser.parse(fetched.body.decode("utf-8", errors="replace").splitlines())
         parser.modified()  # can_fetch() refuses everything until a parser is marked as read
-        return _Robots(parser=parser)
+        return RobotsRules(parser=parser)
 
 
 def _parse_url(url: str, shown: str, *, hop: bool = False) -> httpx.URL:
@@ -846,27 +484,3 @@ def _status_error(shown: str, status: int, retry_after: str | None) -> FetchErro
     if status in (408, 429) or 500 <= status < 600:
         return TransientFetchError(shown, reason, status=status, retry_after=parse_retry_after(retry_after))
     return PermanentFetchError(shown, reason if 400 <= status < 500 else f"unexpected {reason}", status=status)
-
-
-def _interleave_by_domain(urls: Iterable[str]) -> list[str]:
-    """Round-robin over registrable domains, keeping each domain's order."""
-    groups: OrderedDict[str, list[str]] = OrderedDict()
-    for url in urls:
-        try:
-            host = urlsplit(url).hostname or ""
-        except ValueError:
-            host = ""
-        groups.setdefault(registrable_domain(host), []).append(url)
-    out: list[str] = []
-    lists = [iter(group) for group in groups.values()]
-    while lists:
-        still: list[Iterator[str]] = []
-        for it in lists:
-            nxt = next(it, None)
-            if nxt is not None:
-                out.append(nxt)
-                still.append(it)
-        lists = still
-    return out
-
-

@@ -1,12 +1,4 @@
-"""Feed lists (YAML, OPML) and feed documents (RSS, Atom, JSON Feed) turned into typed records.
-
-Two jobs live here:
-
-* the subscription list: :func:`load_feed_list` reads ``feeds.yaml`` or an OPML export,
-  :func:`read_opml`, :func:`merge_feed_lists` and :func:`write_feed_list` back
-  ``newsagg feeds import-opml``;
-* one fetched feed document: :func:`parse_feed` turns the bytes the fetcher accepted into
-  a :class:`~pipeline.models.ParsedFeed` of clean :class:`~pipeline.models.FeedEntry` records.
+"""One fetched feed document (RSS, Atom, JSON Feed) turned into a ``ParsedFeed`` of clean entries.
 
 feedparser only ever sees bytes we fetched (wrapped in a stream: given ``bytes`` it would
 treat them as a file name and open it). Before it does, documents whose DOCTYPE declares
@@ -21,25 +13,18 @@ import calendar
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 import time
-import unicodedata
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from xml.parsers import expat
 
 import feedparser
 import lxml.etree
 import lxml.html
-import yaml
 
-from pipeline.errors import ConfigError, FeedParseError
+from pipeline.errors import FeedParseError
 from pipeline.models import FeedEntry, FeedSource, Fetched, ParsedFeed
 from pipeline.urls import canonicalize
 
@@ -51,333 +36,8 @@ EARLIEST_DATE = datetime(1995, 1, 1, tzinfo=UTC)
 #: Dates further in the future than this are treated as bogus (clock skew is allowed).
 FUTURE_TOLERANCE = timedelta(days=1)
 
-_YAML_KEYS = frozenset({"name", "url", "language", "tags", "poll_interval"})
 _TITLE_FALLBACK_WORDS = 12
 _TITLE_FALLBACK_CHARS = 120
-
-
-# -- feed lists ------------------------------------------------------------------------------
-
-
-def load_feed_list(path: Path) -> list[FeedSource]:
-    """Read the subscription list from a YAML file or an OPML export.
-
-    The format is detected from the content (OPML is XML and starts with ``<``), not
-    from the file name.
-
-    Args:
-        path: the feed list file.
-
-    Returns:
-        The feeds in file order, with unique slug ids derived from their names.
-
-    Raises:
-        ConfigError: the file is missing or unreadable, or an entry is invalid (unknown
-            key, missing url, wrong type, duplicate url); the message names the file
-            and the entry.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: feed list not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read feed list: {exc.strerror}") from None
-    if _strip_bom(data).lstrip().startswith(b"<"):
-        return read_opml(data, source=str(path))
-    return _read_yaml(data, str(path))
-
-
-def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]:
-    """Read the feeds of an OPML subscription list.
-
-    Outlines with an ``xmlUrl`` are feeds; their name is ``title``, else ``text``.
-    Enclosing outlines without an ``xmlUrl`` are categories: their names become the
-    tags of every feed inside them, together with the feed's own ``category``
-    attribute. A DOCTYPE is refused outright: OPML never needs one, and refusing it
-    rules out entity expansion and external entities.
-
-    Args:
-        data: the OPML document.
-        source: how error messages name the document (a file name).
-
-    Returns:
-        The feeds in document order, with unique slug ids; a URL listed twice is kept once.
-
-    Raises:
-        ConfigError: not well-formed XML, not OPML, a DOCTYPE, or a feed outline without
-            a usable ``xmlUrl``.
-    """
-    # Tolerate a BOM or blank lines before the XML declaration, as exporters produce them.
-    root = _parse_xml_safely(_strip_bom(data).lstrip(), source)
-    if _local_name(root.tag) != "opml":
-        raise ConfigError(f"{source}: not an OPML document (root element <{root.tag}>)")
-    body = next((child for child in root if _local_name(child.tag) == "body"), None)
-    if body is None:
-        raise ConfigError(f"{source}: OPML document has no <body>")
-
-    found: list[tuple[str, str, str | None, tuple[str, ...]]] = []
-    # Iterative walk: a hostile file may nest outlines thousands deep.
-    stack: list[tuple[ET.Element, tuple[str, ...]]] = [(child, ()) for child in reversed(body)]
-    position = 0
-    while stack:
-        element, tags = stack.pop()
-        if _local_name(element.tag) != "outline":
-            continue
-        position += 1
-        attrs = {key.lower(): value.strip() for key, value in element.attrib.items()}
-        label = attrs.get("title") or attrs.get("text") or ""
-        xml_url = attrs.get("xmlurl")
-        children = [child for child in element if _local_name(child.tag) == "outline"]
-        if xml_url is None:
-            if attrs.get("type", "").lower() in ("rss", "atom", "feed"):
-                raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) is a feed without xmlUrl")
-            # A category (or an empty folder, or a plain note): its name tags what it holds.
-            inner = tags + (label,) if label and label not in tags else tags
-            stack.extend((child, inner) for child in reversed(children))
-            continue
-        url = _feed_url(xml_url)
-        if url is None:
-            raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) has an unusable xmlUrl {xml_url!r}")
-        own = tuple(t.strip().strip("/") for t in attrs.get("category", "").split(",") if t.strip().strip("/"))
-        found.append((label or _host_name(url), url, attrs.get("language") or None, _unique(tags + own)))
-        # Some exporters nest feeds under a feed outline; keep them rather than lose them.
-        stack.extend((child, tags) for child in reversed(children))
-
-    feeds: list[FeedSource] = []
-    seen: set[str] = set()
-    ids: set[str] = set()
-    for name, url, language, tags in found:
-        key = canonicalize(url) or url
-        if key in seen:
-            logger.info("%s: feed %s listed twice, keeping the first", source, url)
-            continue
-        seen.add(key)
-        feeds.append(FeedSource(id=_unique_slug(name, url, ids), name=name, url=url, language=language, tags=tags))
-    return feeds
-
-
-def merge_feed_lists(existing: Sequence[FeedSource], new: Iterable[FeedSource]) -> list[FeedSource]:
-    """Add feeds to a subscription list, skipping those already in it.
-
-    Args:
-        existing: the current list; kept as is and in order, ids unchanged.
-        new: feeds to add (e.g. from :func:`read_opml`); a feed whose canonical URL is
-            already present is skipped.
-
-    Returns:
-        ``existing`` followed by the genuinely new feeds. New feeds get ids the way
-        :func:`load_feed_list` will derive them once the list is written and read back
-        (slug of the name, suffixed when taken).
-    """
-    merged = list(existing)
-    seen = {canonicalize(feed.url) or feed.url for feed in existing}
-    ids = {feed.id for feed in existing}
-    for feed in new:
-        key = canonicalize(feed.url) or feed.url
-        if key in seen:
-            continue
-        seen.add(key)
-        merged.append(
-            FeedSource(
-                id=_unique_slug(feed.name, feed.url, ids),
-                name=feed.name,
-                url=feed.url,
-                language=feed.language,
-                tags=feed.tags,
-                poll_interval=feed.poll_interval,
-            )
-        )
-    return merged
-
-
-def write_feed_list(path: Path, feeds: Sequence[FeedSource]) -> None:
-    """Write a subscription list as ``feeds.yaml``, atomically.
-
-    Only keys that carry information are written (no empty tags, no null language).
-    Ids are not written: :func:`load_feed_list` derives them from the names, and
-    appending feeds keeps the ids of those before them. Comments in an existing file
-    are not preserved.
-
-    Args:
-        path: the YAML file to (re)write.
-        feeds: the feeds, in the order they should appear.
-
-    Raises:
-        ConfigError: the file cannot be written.
-    """
-    entries: list[dict[str, Any]] = []
-    for feed in feeds:
-        entry: dict[str, Any] = {"name": feed.name, "url": feed.url}
-        if feed.language:
-            entry["language"] = feed.language
-        if feed.tags:
-            entry["tags"] = list(feed.tags)
-        if feed.poll_interval is not None:
-            entry["poll_interval"] = feed.poll_interval
-        entries.append(entry)
-    text = yaml.safe_dump({"feeds": entries}, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so a crash never leaves half a feed list.
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write feed list: {exc.strerror}") from None
-
-
-def _read_yaml(data: bytes, source: str) -> list[FeedSource]:
-    try:
-        document = yaml.safe_load(_strip_bom(data).decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: feed list is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}: invalid YAML{where}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
-    if not isinstance(document, dict) or "feeds" not in document:
-        raise ConfigError(f"{source}: expected a mapping with a 'feeds' list")
-    unknown = sorted(str(key) for key in document if key != "feeds")
-    if unknown:
-        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(unknown)} (only 'feeds' is allowed)")
-    raw_feeds = document["feeds"]
-    if raw_feeds is None:
-        return []
-    if not isinstance(raw_feeds, list):
-        raise ConfigError(f"{source}: 'feeds' must be a list, not {_type_name(raw_feeds)}")
-
-    feeds: list[FeedSource] = []
-    ids: set[str] = set()
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_feeds, start=1):
-        feed = _yaml_entry(raw, index, source, ids)
-        key = canonicalize(feed.url) or feed.url
-        if key in seen:
-            raise ConfigError(
-                f"{source}: feed #{index} ({feed.name!r}): url {feed.url} is already listed as feed #{seen[key]}"
-            )
-        seen[key] = index
-        feeds.append(feed)
-    return feeds
-
-
-def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSource:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: feed #{index}: expected a mapping with name and url, not {_type_name(raw)}")
-    label = raw.get("name") if isinstance(raw.get("name"), str) else raw.get("url")
-    where = f"{source}: feed #{index}" + (f" ({label!r})" if isinstance(label, str) else "")
-    unknown = sorted(str(key) for key in raw if key not in _YAML_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_YAML_KEYS))})")
-    name, url = raw.get("name"), raw.get("url")
-    if url is None:
-        raise ConfigError(f"{where}: missing 'url'")
-    if not isinstance(url, str):
-        raise ConfigError(f"{where}: 'url' must be a string, not {_type_name(url)}")
-    feed_url = _feed_url(url)
-    if feed_url is None:
-        raise ConfigError(f"{where}: 'url' {url!r} is not an absolute http(s) URL")
-    if name is None:
-        raise ConfigError(f"{where}: missing 'name'")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}: 'name' must be a non-empty string, not {_type_name(name)}")
-    language = raw.get("language")
-    if language is not None and (not isinstance(language, str) or not language.strip()):
-        raise ConfigError(f"{where}: 'language' must be a string such as 'en', not {_type_name(language)}")
-    tags = raw.get("tags")
-    if tags is None:
-        tags = []
-    if not isinstance(tags, list) or not all(isinstance(tag, str) and tag.strip() for tag in tags):
-        raise ConfigError(f"{where}: 'tags' must be a list of strings, e.g. [local, politics]")
-    poll_interval = raw.get("poll_interval")
-    # bool is an int subclass: "poll_interval: yes" must not become 1 second.
-    if poll_interval is not None and (
-        isinstance(poll_interval, bool) or not isinstance(poll_interval, int) or poll_interval <= 0
-    ):
-        raise ConfigError(f"{where}: 'poll_interval' must be a positive number of seconds, not {poll_interval!r}")
-    name = name.strip()
-    return FeedSource(
-        id=_unique_slug(name, feed_url, ids),
-        name=name,
-        url=feed_url,
-        language=language.strip() if language else None,
-        tags=_unique(tag.strip() for tag in tags),
-        poll_interval=poll_interval,
-    )
-
-
-def _feed_url(raw: str) -> str | None:
-    """The URL to poll as written (stripped), or None unless it is absolute http(s)."""
-    url = raw.strip()
-    # feed:// and feed:https:// are the old "subscribe" pseudo-schemes some OPML exports use.
-    if url.lower().startswith("feed:"):
-        rest = url[5:]
-        url = rest if rest.lower().startswith(("http://", "https://")) else "http:" + rest
-    return url if canonicalize(url) is not None else None
-
-
-def _slug(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60].strip("-")
-
-
-def _unique_slug(name: str, url: str, taken: set[str]) -> str:
-    """Slug of the name (else of the URL's host), suffixed -2, -3... until unused; reserves it."""
-    base = _slug(name) or _slug(_host_name(url)) or "feed"
-    candidate, counter = base, 1
-    while candidate in taken:
-        counter += 1
-        candidate = f"{base}-{counter}"
-    taken.add(candidate)
-    return candidate
-
-
-def _host_name(url: str) -> str:
-    canonical = canonicalize(url)
-    return canonical.split("/")[2] if canonical else url
-
-
-def _unique(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v for v in values if v))
-
-
-def _type_name(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _local_name(tag: object) -> str:
-    return tag.rpartition("}")[2].lower() if isinstance(tag, str) else ""
-
-
-def _parse_xml_safely(data: bytes, source: str) -> ET.Element:
-    """Parse XML with expat, refusing any DOCTYPE, entity declaration or external reference."""
-
-    def refuse(*_: object) -> int:  # int: the shape expat expects of ExternalEntityRefHandler
-        raise ConfigError(f"{source}: DOCTYPE and entity declarations are not allowed in OPML")
-
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.UnparsedEntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartElementHandler = builder.start
-    parser.EndElementHandler = builder.end
-    parser.CharacterDataHandler = builder.data
-    try:
-        parser.Parse(data, True)
-        return builder.close()
-    except expat.ExpatError as exc:
-        raise ConfigError(f"{source}: not well-formed XML: {expat.ErrorString(exc.code)} at line {exc.lineno}") from None
 
 
 # -- feed documents ---------------------------------------------------------------------------
@@ -426,7 +86,7 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
     source = f"feed {feed.id} ({fetched.url})"
     if fetched.not_modified:
         raise FeedParseError(f"{source}: 304 Not Modified has no document to parse")
-    body = _strip_bom(fetched.body)
+    body = strip_bom(fetched.body)
     if not body.strip():
         raise FeedParseError(f"{source}: empty body")
     content_type = fetched.content_type or fetched.headers.get("content-type") or ""
@@ -450,7 +110,7 @@ def _read_xml_feed(
     if data is not fetched.body:
         # Transcoded to UTF-8 (declaration rewritten): a "charset=utf-16" header is now wrong.
         content_type = content_type.split(";")[0]
-    data = _strip_bom(data)
+    data = strip_bom(data)
     if _declares_entities(data):
         raise FeedParseError(
             f"{source}: the document's DOCTYPE declares XML entities (entity expansion or external "
@@ -546,7 +206,7 @@ def _read_json_feed(
     fetched: Fetched, source: str, limit: int
 ) -> tuple[str | None, list[_RawEntry], str | None, int | None]:
     try:
-        document = json.loads(_strip_bom(fetched.body))
+        document = json.loads(strip_bom(fetched.body))
     except (ValueError, RecursionError) as exc:
         # ValueError covers UnicodeDecodeError and JSONDecodeError; RecursionError deep nesting.
         raise FeedParseError(f"{source}: invalid JSON: {str(exc)[:200]}") from None
@@ -678,7 +338,7 @@ _HREF = re.compile(rb"href\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
 _ENTRY_NAMES = (b"item", b"entry")
 
 
-def _strip_bom(data: bytes) -> bytes:
+def strip_bom(data: bytes) -> bytes:
     return data[3:] if data.startswith(_BOMS) else data
 
 

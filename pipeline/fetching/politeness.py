@@ -1,0 +1,119 @@
+"""Politeness: registrable domains, per-domain limits and spacing, robots.txt verdicts."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+from urllib.robotparser import RobotFileParser
+
+import tldextract
+
+_extractor_lock = threading.Lock()
+_extractor: tldextract.TLDExtract | None = None
+
+
+def _tld_extractor() -> tldextract.TLDExtract:
+    global _extractor
+    with _extractor_lock:
+        if _extractor is None:
+            # The bundled public-suffix snapshot only: no network, no cache files.
+            _extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+        return _extractor
+
+
+def registrable_domain(host: str) -> str:
+    """The registrable domain of ``host`` (``a.b.example.co.uk`` -> ``example.co.uk``).
+
+    IP literals, ``localhost`` and names without a public suffix are their own domain.
+    """
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if not name or name == "localhost" or name.endswith(".localhost"):
+        return name
+    try:
+        ipaddress.ip_address(name)
+        return name
+    except ValueError:
+        pass
+    parts = _tld_extractor().extract_str(name)
+    if parts.domain and parts.suffix:
+        return f"{parts.domain}.{parts.suffix}"
+    return name
+
+
+
+@dataclass(slots=True)
+class DomainState:
+    in_flight: int = 0
+    next_start: float = 0.0
+
+
+class DomainLimiter:
+    """Bounds requests in flight overall and per registrable domain, and spaces their starts."""
+
+    def __init__(self, total: int, per_domain: int, delay: float) -> None:
+        self._total_limit = total
+        self._per_domain = per_domain
+        self._delay = delay
+        self._cond = threading.Condition()
+        self._total = 0
+        self._domains: dict[str, DomainState] = {}
+
+    def acquire(self, domain: str) -> None:
+        with self._cond:
+            while True:
+                state = self._domains.setdefault(domain, DomainState())
+                now = time.monotonic()
+                wait_for = state.next_start - now
+                if wait_for <= 0 and state.in_flight < self._per_domain and self._total < self._total_limit:
+                    state.in_flight += 1
+                    self._total += 1
+                    state.next_start = now + self._delay
+                    return
+                self._cond.wait(timeout=wait_for if wait_for > 0 else None)
+
+    def release(self, domain: str) -> None:
+        with self._cond:
+            self._domains[domain].in_flight -= 1
+            self._total -= 1
+            if len(self._domains) > 1024:  # forget idle domains so a long run stays small
+                now = time.monotonic()
+                for name in [n for n, s in self._domains.items() if not s.in_flight and s.next_start <= now]:
+                    del self._domains[name]
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsRules:
+    """What one host's robots.txt says: rules, allow-all, or "do not crawl for now"."""
+
+    parser: RobotFileParser | None = None  # None and no reason: allow everything
+    unavailable: str | None = None  # 5xx / unreachable: disallow everything this run
+    blocked: str | None = None  # the address guard refused robots.txt itself
+
+
+
+def interleave_by_domain(urls: Iterable[str]) -> list[str]:
+    """Round-robin over registrable domains, keeping each domain's order."""
+    groups: OrderedDict[str, list[str]] = OrderedDict()
+    for url in urls:
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            host = ""
+        groups.setdefault(registrable_domain(host), []).append(url)
+    out: list[str] = []
+    lists = [iter(group) for group in groups.values()]
+    while lists:
+        still: list[Iterator[str]] = []
+        for it in lists:
+            nxt = next(it, None)
+            if nxt is not None:
+                out.append(nxt)
+                still.append(it)
+        lists = still
+    return out
