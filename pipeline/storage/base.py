@@ -138,16 +138,21 @@ class StoreBase:
         """
         if self.engine.dialect.name == "postgresql":
             key = _LOCKS[name]
-            conn = self.engine.connect()
             try:
-                with conn.begin():
-                    locked = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
-                if not locked:
-                    log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
+                conn = self.engine.connect()
+                try:
                     with conn.begin():
-                        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+                        locked = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+                    if not locked:
+                        log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
+                        with conn.begin():
+                            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+                except BaseException:
+                    # Interrupted while waiting, the session may yet be granted the lock: end it.
+                    conn.invalidate()
+                    conn.close()
+                    raise
             except OperationalError as exc:
-                conn.close()
                 raise StoreError(f"cannot lock the store ({_redact(self.url)}): {_reason(exc)}") from None
             self._held.conn = conn
             try:

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +52,7 @@ def groups(memberships: dict[str, str]) -> set[frozenset[str]]:
 
 
 @contextmanager
-def pipeline_on(url: str, tmp_path: Any) -> Iterator[Pipeline]:
+def pipeline_on(url: str, tmp_path: Path) -> Iterator[Pipeline]:
     settings = Settings(data_dir=tmp_path, store_url=url, search_backend="sqlite")
     with Pipeline(settings, progress=False) as pipeline:
         yield pipeline
@@ -89,7 +90,7 @@ def before_call(obj: Any, name: str, number: int, action: Callable[[], None]) ->
     setattr(obj, name, hooked)
 
 
-def test_clustering_fails_when_its_lock_is_lost_and_commits_nothing_after(pg_store_url: str, tmp_path: Any) -> None:
+def test_clustering_fails_when_its_lock_is_lost_and_commits_nothing_after(pg_store_url: str, tmp_path: Path) -> None:
     articles = corpus()
     with pipeline_on(pg_store_url, tmp_path) as pipeline:
         store = pipeline.store
@@ -110,7 +111,7 @@ def test_clustering_fails_when_its_lock_is_lost_and_commits_nothing_after(pg_sto
         assert len(groups(found)) == 12
 
 
-def test_story_building_fails_when_its_lock_is_lost(pg_store_url: str, tmp_path: Any) -> None:
+def test_story_building_fails_when_its_lock_is_lost(pg_store_url: str, tmp_path: Path) -> None:
     articles = corpus(stories=3)
     with pipeline_on(pg_store_url, tmp_path) as pipeline:
         store = pipeline.store
