@@ -53,6 +53,7 @@ MAX_PAGE_ATTEMPTS = 3
 # with nothing else in flight, so bigger writes keep the search node busier (2000: 0.8 of
 # a raw _bulk stream, 500: 0.67; bench/indexing.py).
 OUTBOX_BATCH = 2000
+CLUSTER_BATCH = 2000  # articles clustered and committed at a time
 #: Polls of fewer feeds parse them in this process: starting worker processes would cost more.
 MIN_PARALLEL_FEEDS = 32
 
@@ -406,11 +407,14 @@ class Pipeline:
 
     # -- clustering and stories ----------------------------------------------------------
 
-    def cluster(self) -> tuple[int, int]:
+    def cluster(self, batch_size: int = CLUSTER_BATCH) -> tuple[int, int]:
         """Cluster every unclustered article against the matching window; returns (clustered, merges).
 
         One worker at a time (the store's "clusters" lock): the engine's state is restored
         under the lock, so it holds every assignment another worker committed before.
+
+        Raises:
+            LockLost: the lock was lost (PostgreSQL); the batches committed before are kept.
         """
         with self.store.exclusive("clusters"):
             oldest = self.store.oldest_unclustered_arrival()
@@ -422,7 +426,7 @@ class Pipeline:
                 engine.restore(*self.store.clustering_state(since=oldest - window))
                 clustered = merges = 0
                 with self._bar(None, "clustering") as bar:
-                    while batch := self.store.unclustered_articles(limit=2000):
+                    while batch := self.store.unclustered_articles(limit=batch_size):
                         assignments = engine.add_many(batch)
                         self.store.save_assignments(assignments)
                         clustered += len(assignments)
@@ -437,6 +441,9 @@ class Pipeline:
 
         Under the "clusters" lock too: memberships must not change between reading a
         cluster's members and clearing its dirty mark.
+
+        Raises:
+            LockLost: the lock was lost (PostgreSQL); the stories saved before are kept.
         """
         built_total = removed_total = 0
         with self.store.exclusive("clusters"):

@@ -1,11 +1,16 @@
 """The clustering engine: candidates from LSH, verification, incremental clusters.
 
-Contract that makes the result independent of how articles are split into runs:
+Contract that makes the result independent of how articles are split into runs
+and of the order in which the runs see them:
 
-1. Articles are processed in arrival order (``Article.arrival_key``).
-2. An article's candidates are the earlier articles within ``window_days`` whose
-   band keys collide with its own (the most recent ``max_bucket`` per bucket).
-   A one-shot batch (``cluster_documents``) has no window.
+1. A batch is processed in arrival order (``Article.arrival_key``: published
+   time, else fetched time, then article id); a later run may bring articles
+   that arrive before ones already clustered.
+2. An article's candidates are the articles already in the window state within
+   ``window_days`` of it, either side, whose band keys collide with its own (the
+   most recent ``max_bucket`` per bucket): every pair within the window is
+   considered once, whichever of the two came first. A one-shot batch
+   (``cluster_documents``) has no window.
 3. A candidate pair is accepted or rejected from the two signatures alone
    (pure function), so the accepted edges are the same whatever the batching.
    Two long texts match on estimated Jaccard similarity, or on containment of
@@ -16,12 +21,19 @@ Contract that makes the result independent of how articles are split into runs:
    texts match on their exact title and lead shingles if each one's opening is
    found in the other: briefs on one topic share stock sentences and vocabulary,
    not their first sentence, and are reproduced whole.
-4. Clusters are the connected components of accepted edges. A component's id
-   comes from its oldest founder: an article that links two clusters merges
-   them into the one whose founder is older, and the other id becomes an alias.
-   Cluster ids start with the founder's arrival time in fixed-width digits,
-   so "older" can be decided from the ids alone even after the founder left
-   the window; the component's final id is therefore its earliest article's.
+4. Clusters are the connected components of accepted edges, and a cluster's id
+   is its earliest member's ``cluster_id_for``: the member's arrival time in
+   fixed-width digits, then its article id, so the smallest id is the earliest
+   member's. An article that links clusters merges them into the one with the
+   smallest id; an article that arrives before every member of the clusters it
+   joins (published earlier, clustered in a later run) renames the cluster
+   after itself. Either way the ids given up become aliases of the survivor.
+
+So the same articles, split into runs in any way and fed in any order, give
+the same clusters under the same ids (which earlier member explains an
+article's match may differ), provided each article is clustered while the
+articles it matches are still in the window state (the store drops signatures
+older than ``window_days``) and no LSH bucket overflows ``max_bucket``.
 
 Everything an engine needs to resume is in the persisted ``Signature`` (the
 MinHash, shingle count, lead sketch, short-text flag and exact short-text
@@ -79,7 +91,7 @@ def _micros(at: datetime) -> int:
 
 
 def cluster_id_for(article_id: str, at: datetime) -> str:
-    """The id of a cluster founded by this article: sortable founder time, then its id."""
+    """The id of a cluster whose earliest member is this article: sortable arrival time, then its id."""
     return f"{_micros(at):020d}-{article_id}"
 
 
@@ -535,14 +547,18 @@ class ClusterEngine:
         ends = np.searchsorted(q, new_rows, side="right")
         absorbed_by_row: dict[int, tuple[str, ...]] = {}
         for row, lo, hi in zip(new_rows.tolist(), starts.tolist(), ends.tolist()):
+            own = cluster_id_for(self._ids[row], _EPOCH + timedelta(microseconds=int(self._at[row])))
             if lo == hi:
-                at = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(self._at[row]))
-                self._cluster[row] = self._new_cluster(cluster_id_for(self._ids[row], at))
+                self._cluster[row] = self._new_cluster(own)
                 self._jac[row] = np.nan
                 self._con[row] = np.nan
                 continue
             roots = {self._find(int(self._cluster[other])) for other in c[lo:hi].tolist()}
             survivor = min(roots, key=lambda k: self._cid[k])
+            if own < self._cid[survivor]:
+                # Published before every member but arrived later: the cluster is renamed
+                # after it, and its old id becomes an alias, as a merged-away one does.
+                survivor = self._new_cluster(own)
             absorbed = sorted(self._cid[k] for k in roots if k != survivor)
             for k in roots:
                 if k != survivor:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -14,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from pipeline.errors import StoreError
+from pipeline.errors import LockLost, StoreError
 from pipeline.storage.schema import metadata, outbox
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _Held(threading.local):
+    """The connection holding the store's lock in this thread, while locked work runs."""
+
+    conn: Connection | None = None
+
+
 class StoreBase:
     """The connection to one store, shared by the parts of ``Store``.
 
@@ -43,6 +50,7 @@ class StoreBase:
     def __init__(self, url: str) -> None:
         self.url = url
         self._enqueue_stmt: Any = None
+        self._held = _Held()
         try:
             self.engine = self._create_engine(url)
             with self.engine.begin() as conn:
@@ -101,6 +109,10 @@ class StoreBase:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        if self._held.conn is not None:
+            with self._locked_tx(self._held.conn) as conn:
+                yield conn
+            return
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -114,26 +126,42 @@ class StoreBase:
         Clustering decides memberships from the state it restored, and building stories reads
         memberships then clears the dirty marks: run by two workers at once, each would miss the
         other's articles (splitting clusters) or clear a mark set after it read (a stale story).
-        On PostgreSQL the lock is a transaction-scoped advisory lock on a connection of its own,
-        released when the work ends or its process dies; on SQLite a file lock beside the database.
+        On PostgreSQL the lock is a session-level advisory lock on a connection of its own, and
+        every write of the locked work (``_tx`` in this thread) is a transaction on that
+        connection, so nothing commits without the lock: if the connection ends (the server
+        terminated it, the network dropped), the server releases the lock and the next write
+        raises ``LockLost`` instead of reconnecting; so does the end of the work. On SQLite the
+        lock is a file lock beside the database.
+
+        Raises:
+            LockLost: the lock's connection ended while the work ran (transient: run it again).
         """
         if self.engine.dialect.name == "postgresql":
             key = _LOCKS[name]
             try:
                 conn = self.engine.connect()
-                transaction = conn.begin()
-                if not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar():
-                    log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+                try:
+                    with conn.begin():
+                        locked = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+                    if not locked:
+                        log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
+                        with conn.begin():
+                            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+                except BaseException:
+                    # Interrupted while waiting, the session may yet be granted the lock: end it.
+                    conn.invalidate()
+                    conn.close()
+                    raise
             except OperationalError as exc:
                 raise StoreError(f"cannot lock the store ({_redact(self.url)}): {_reason(exc)}") from None
+            self._held.conn = conn
             try:
                 yield
             finally:
-                with suppress(SQLAlchemyError):
-                    transaction.rollback()  # releases the lock; nothing was written on this connection
-                with suppress(SQLAlchemyError):
-                    conn.close()
+                self._held.conn = None
+                held = _unlock(conn, key)
+            if not held:
+                raise _lock_lost(self.url, "before the work ended")
             return
         database = self.engine.url.database
         if not database or database == ":memory:":
@@ -144,6 +172,19 @@ class StoreBase:
         with open(f"{database}.{name}.lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
+
+    @contextmanager
+    def _locked_tx(self, conn: Connection) -> Iterator[Connection]:
+        """A write transaction on the lock's connection: it commits only while that session holds the lock."""
+        if conn.invalidated:  # used again, SQLAlchemy would reconnect: a new session, without the lock
+            raise _lock_lost(self.url, "earlier")
+        try:
+            with conn.begin():
+                yield conn
+        except OperationalError as exc:
+            if conn.invalidated:
+                raise _lock_lost(self.url, f"({_reason(exc)})") from None
+            raise StoreError(f"store write failed ({_redact(self.url)}): {_reason(exc)}") from None
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on both dialects."""
@@ -174,6 +215,23 @@ class StoreBase:
         if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+
+
+def _lock_lost(url: str, when: str) -> LockLost:
+    return LockLost(f"lost the store's lock ({_redact(url)}): its connection ended {when}; nothing was written without it, run the stage again")
+
+
+def _unlock(conn: Connection, key: int) -> bool:
+    """Release a session-level advisory lock and close its connection; whether the lock was still held."""
+    held = False
+    if not conn.invalidated:
+        try:
+            with conn.begin():
+                held = bool(conn.execute(sa.select(sa.func.pg_advisory_unlock(key))).scalar())
+        except SQLAlchemyError:
+            conn.invalidate()  # a session that may still hold the lock must not go back to the pool
+    conn.close()
+    return held
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +28,8 @@ from conftest import (  # type: ignore[import-not-found]
 )
 from pipeline.clustering import ClusterEngine, cluster_documents
 from pipeline.clustering.signatures import Sketch
-from pipeline.settings import ClusteringSettings
+from pipeline.runner import Pipeline
+from pipeline.settings import ClusteringSettings, Settings
 
 
 def clusters(settings: ClusteringSettings, *articles: object) -> dict[str, str]:
@@ -238,6 +241,66 @@ def test_one_batch_equals_ten_arrival_ordered_runs(settings: ClusteringSettings,
 
     assert _final(runs) == _final(one)
     assert len({c for c, _ in _final(one).values()}) < len(corpus)  # the corpus does cluster
+
+
+def _ids(store: FakeStore) -> dict[str, str]:
+    return {k: m.cluster_id for k, m in store.memberships.items()}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_shuffled_runs_give_the_cluster_ids_of_one_batch(settings: ClusteringSettings, seed: int) -> None:
+    corpus = random_corpus(seed)
+    one = FakeStore()
+    one.save(ClusterEngine(settings).add_many(corpus))
+    shuffled = random.Random(seed).sample(corpus, len(corpus))
+
+    runs = FakeStore()
+    size = -(-len(corpus) // 10)
+    for start in range(0, len(corpus), size):
+        runs.save(runs.engine(settings).add_many(shuffled[start : start + size]))
+
+    assert _ids(runs) == _ids(one)
+    assert runs.aliases  # earlier articles arrived later and renamed clusters
+    for absorbed in runs.aliases:  # every id given up leads to a final one
+        survivor = absorbed
+        while survivor in runs.aliases:
+            survivor = runs.aliases[survivor]
+        assert survivor in set(_ids(one).values())
+
+
+def test_an_earlier_article_arriving_later_renames_the_cluster(settings: ClusteringSettings) -> None:
+    store = FakeStore()
+    store.save(ClusterEngine(settings).add_many([article("copy", "Bridge closed", HARBOUR[:4], minutes=30)]))
+    old = store.memberships["copy"].cluster_id
+    (full,) = store.engine(settings).add_many([article("full", "Marlowe shuts harbour bridge", HARBOUR, minutes=0)])
+    new = full.membership.cluster_id
+    assert new.endswith("-full") and new < old
+    assert full.absorbed == (old,) and full.membership.matched_article_id == "copy"
+    store.save([full])
+    assert store.aliases == {old: new} and _ids(store) == {"copy": new, "full": new}
+
+
+def test_stories_of_shuffled_runs_get_the_ids_of_one_batch(tmp_path: Path) -> None:
+    """Through the store: renamed clusters move their members, old stories go, old ids resolve."""
+    corpus = random_corpus(5, stories=20)
+    settings = Settings(data_dir=tmp_path, search_backend="sqlite", clustering=ClusteringSettings(workers=1))
+    expected = {m.article_id: m.cluster_id for m in cluster_documents(corpus, settings.clustering)}
+    shuffled = random.Random(5).sample(corpus, len(corpus))
+    with Pipeline(settings) as pipeline:
+        store = pipeline.store
+        removed = 0
+        for start in range(0, len(corpus), 10):
+            for a in shuffled[start : start + 10]:
+                store.save_article(a)
+            pipeline.cluster()
+            removed += pipeline.build_stories()[1]
+        found = {k: m.cluster_id for k, m in store.memberships_by_article(expected).items()}
+        assert found == expected
+        assert removed > 0  # stories of renamed clusters were removed...
+        stories = store.stories_by_id(set(expected.values()))
+        assert set(stories) == set(expected.values())  # ...and every story has its final id
+        _, _, aliases = store.clustering_state(since=T0 - timedelta(days=1))
+        assert aliases and all(store.resolve_cluster(old) in stories for old in aliases)
 
 
 def test_runs_with_a_window_and_eviction_equal_one_batch() -> None:
