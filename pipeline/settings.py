@@ -19,13 +19,31 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from pipeline.urls import redact_url
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "newsagg"
 
 
-class FetchSettings(BaseModel):
+def _masked(value: Any) -> Any:
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+class _MasksCredentials:
+    """``repr()`` (and so ``str()`` and logs) with the password of every URL-like value masked."""
+
+    def __repr_args__(self) -> Any:
+        assert isinstance(self, BaseModel)
+        return [(name, _masked(value)) for name, value in BaseModel.__repr_args__(self)]
+
+
+class FetchSettings(_MasksCredentials, BaseModel):
     """How we talk HTTP to publishers."""
 
     user_agent: str = Field(
@@ -66,7 +84,7 @@ class FetchSettings(BaseModel):
     )
 
 
-class FeedSettings(BaseModel):
+class FeedSettings(_MasksCredentials, BaseModel):
     """Feed polling."""
 
     default_poll_interval: int = Field(900, ge=60, description="Seconds between polls of one feed.")
@@ -93,7 +111,7 @@ class FeedSettings(BaseModel):
     )
 
 
-class ExtractionSettings(BaseModel):
+class ExtractionSettings(_MasksCredentials, BaseModel):
     """Article text extraction."""
 
     min_text_chars: int = Field(
@@ -103,7 +121,7 @@ class ExtractionSettings(BaseModel):
     batch_size: int = Field(200, ge=1, description="Pages fetched and extracted per batch.")
 
 
-class ClusteringSettings(BaseModel):
+class ClusteringSettings(_MasksCredentials, BaseModel):
     """Near-duplicate detection (MinHash + LSH)."""
 
     window_days: int = Field(
@@ -228,7 +246,7 @@ class ClusteringSettings(BaseModel):
     )
 
 
-class ElasticsearchSettings(BaseModel):
+class ElasticsearchSettings(_MasksCredentials, BaseModel):
     """The Elasticsearch backend."""
 
     urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], description="Node URLs.")
@@ -247,7 +265,7 @@ class ElasticsearchSettings(BaseModel):
     )
 
 
-class KibanaSettings(BaseModel):
+class KibanaSettings(_MasksCredentials, BaseModel):
     """Kibana, where `newsagg kibana import` puts the data views, searches and dashboard of config/kibana."""
 
     url: str = Field("http://127.0.0.1:5601", description="Kibana's base URL, with its base path if it has one.")
@@ -262,7 +280,7 @@ class KibanaSettings(BaseModel):
     request_timeout: float = Field(60.0, gt=0, description="Seconds per request (an import can take a while).")
 
 
-class Settings(BaseSettings):
+class Settings(_MasksCredentials, BaseSettings):
     """Everything the pipeline can be told. Built once, passed down."""
 
     model_config = SettingsConfigDict(
@@ -275,7 +293,6 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL of the store; default: SQLite (WAL) in data_dir. "
         "Use postgresql+psycopg://... when several workers share the work.",
-        repr=False,  # it may carry a password: keep it out of repr() and str()
     )
     search_backend: Literal["sqlite", "elasticsearch"] = Field(
         "sqlite", description="Where stories are indexed for search."

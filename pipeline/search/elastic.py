@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from elasticsearch import (
     ApiError,
@@ -66,6 +66,7 @@ from pipeline.models import (
     Story,
 )
 from pipeline.settings import ElasticsearchSettings
+from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +177,6 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> dict[Family, Template]:
             checksum=hashlib.sha256(canonical).hexdigest()[:16],
         )
     return templates
-
-
-def redact_url(url: str) -> str:
-    """The URL without user and password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def story_document(story: Story) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pipeline.errors import StoreError
 from pipeline.storage.schema import metadata, outbox
+from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 _Row = TypeVar("_Row")  # what a row is built into
@@ -52,7 +53,7 @@ class StoreBase:
                 metadata.create_all(conn)
             self._add_missing_columns()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store at {_redact(url)}: {_reason(exc)}") from None
+            raise StoreError(f"cannot open the store at {redact_url(url)}: {_reason(exc)}") from None
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -105,7 +106,7 @@ class StoreBase:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"store write failed ({_redact(self.url)}): {_reason(exc)}") from None
+            raise StoreError(f"store write failed ({redact_url(self.url)}): {_reason(exc)}") from None
 
     @contextmanager
     def exclusive(self, name: Literal["clusters"]) -> Iterator[None]:
@@ -123,10 +124,10 @@ class StoreBase:
                 conn = self.engine.connect()
                 transaction = conn.begin()
                 if not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar():
-                    log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
+                    log.info("waiting for another worker to finish %s work on %s", name, redact_url(self.url))
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
             except OperationalError as exc:
-                raise StoreError(f"cannot lock the store ({_redact(self.url)}): {_reason(exc)}") from None
+                raise StoreError(f"cannot lock the store ({redact_url(self.url)}): {_reason(exc)}") from None
             try:
                 yield
             finally:
@@ -179,14 +180,6 @@ class StoreBase:
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _redact(url: str) -> str:
-    """The store URL without its password."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is still not echoed with secrets
-        return "<store url>"
 
 
 def _reason(exc: SQLAlchemyError) -> str:
