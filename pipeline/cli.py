@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -442,6 +442,22 @@ def _datetime_arg(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _until_arg(text: str) -> datetime:
+    """Like ``_datetime_arg``, but a date alone means the end of that day: ``--until`` includes it."""
+    parsed = _datetime_arg(text)
+    if _is_date_only(text):
+        return parsed + timedelta(days=1) - timedelta(microseconds=1)
+    return parsed
+
+
+def _is_date_only(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
@@ -484,8 +500,12 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", parents=[common], help="full-text search over merged stories")
     search.add_argument("query", help="words that must all match (title matches rank higher)")
-    search.add_argument("--since", type=_datetime_arg, help="stories seen on or after (ISO date)")
-    search.add_argument("--until", type=_datetime_arg, help="stories first seen on or before (ISO date)")
+    search.add_argument(
+        "--since", type=_datetime_arg, help="stories last seen on or after (ISO date: from its start; or datetime, UTC if no offset)"
+    )
+    search.add_argument(
+        "--until", type=_until_arg, help="stories first seen on or before (ISO date: to its end; or datetime, UTC if no offset)"
+    )
     search.add_argument("--outlet", help="only stories this outlet ran")
     search.add_argument("--language", help="only stories in this language (e.g. en)")
     search.add_argument("--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, agencies)")

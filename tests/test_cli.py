@@ -41,6 +41,11 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     assert code == 0 and results["total"] == 1
     assert results["hits"][0]["article_count"] == 5
     assert "[[desalination]]" in results["hits"][0]["snippet"].lower()
+    # A date alone is the whole day, at either end: the story first and last seen that day is found.
+    first_day, last_day = results["hits"][0]["first_seen"][:10], results["hits"][0]["last_seen"][:10]
+    for bounds in (["--until", first_day], ["--since", last_day], ["--since", first_day, "--until", last_day]):
+        code, out, _ = run_cli(capsys, "search", "desalination plant", "--json", *bounds)
+        assert code == 0 and json.loads(out)["total"] == 1, bounds
 
     code, out, _ = run_cli(capsys, "clusters", "list", "--json", "--min-articles", "2")
     clusters = json.loads(out)
