@@ -266,7 +266,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
     from pipeline.feeds import load_feed_list, merge_feed_lists, read_opml, write_feed_list
 
     settings = _settings(args)
-    target: Path = args.feeds or settings.feeds_file
+    target: Path = args.feeds or settings.resolved_feeds_file
     try:
         imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
@@ -493,7 +493,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     run = commands.add_parser("run", parents=[common], help="one pass of the pipeline over the configured feeds")
-    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file)")
+    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file, else feeds.yaml in the data dir)")
     run.add_argument("--force", action="store_true", help="poll every feed now, even if its next poll is not due")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
     run.set_defaults(handler=_cmd_run)
@@ -546,7 +546,7 @@ def _parser() -> argparse.ArgumentParser:
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
     opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
     opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
-    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file)")
+    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")

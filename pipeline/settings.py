@@ -288,7 +288,11 @@ class Settings(_MasksCredentials, BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Where the embedded store and index live.")
-    feeds_file: Path = Field(Path("config/feeds.yaml"), description="Feed list, YAML or OPML.")
+    feeds_file: Path | None = Field(
+        None,
+        description="Feed list, YAML or OPML; default: feeds.yaml in data_dir. A relative path given in the "
+        "settings file is taken from that file's directory; from the environment, from the current directory.",
+    )
     store_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the store; default: SQLite (WAL) in data_dir. "
@@ -319,8 +323,8 @@ class Settings(_MasksCredentials, BaseSettings):
 
     @field_validator("data_dir", "feeds_file")
     @classmethod
-    def _expand_user(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
     @field_validator("alert_webhook_url")
     @classmethod
@@ -332,6 +336,10 @@ class Settings(_MasksCredentials, BaseSettings):
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'store.sqlite3'}"
+
+    @property
+    def resolved_feeds_file(self) -> Path:
+        return self.feeds_file or self.data_dir / "feeds.yaml"
 
     @classmethod
     def settings_customise_sources(
@@ -345,8 +353,21 @@ class Settings(_MasksCredentials, BaseSettings):
         config_file = settings_cls.model_config.get("yaml_file") or os.environ.get("NEWSAGG_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
         if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_YamlFileSettings(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+class _YamlFileSettings(YamlConfigSettingsSource):
+    """The settings file, with its relative paths taken from the file's own directory."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        assert isinstance(self.yaml_file_path, (str, Path))
+        here = Path(self.yaml_file_path).expanduser().resolve().parent
+        for name in ("data_dir", "feeds_file"):
+            if isinstance(values.get(name), str) and not Path(values[name]).expanduser().is_absolute():
+                values[name] = str(here / values[name])
+        return values
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

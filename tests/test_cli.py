@@ -160,3 +160,28 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     monkeypatch.setenv("NEWSAGG_FETCH__READ_TIMEOUT", "soon")
     code, _, err = run_cli(capsys, "search", "x")
     assert code == 2 and "fetch.read_timeout" in err
+
+
+def test_the_feed_list_is_found_from_the_data_dir_or_the_settings_file_not_the_current_directory(
+    demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # No feed list configured: feeds.yaml in the data dir, whatever the current directory.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "feeds.yaml").write_text(demo_env.read_text())
+    code, out, _ = run_cli(capsys, "run", "--json")
+    assert code == 0 and json.loads(out)["articles_added"] == 49
+
+    # A relative feeds_file in a settings file is taken from that file's directory.
+    settings_dir = tmp_path / "settings"
+    settings_dir.mkdir()
+    (settings_dir / "lists").mkdir()
+    (settings_dir / "lists" / "mine.yaml").write_text(demo_env.read_text())
+    (settings_dir / "newsagg.yaml").write_text("data_dir: data2\nfeeds_file: lists/mine.yaml\n")
+    monkeypatch.delenv("NEWSAGG_DATA_DIR")
+    code, out, _ = run_cli(capsys, "--config", str(settings_dir / "newsagg.yaml"), "run", "--json")
+    assert code == 0 and json.loads(out)["articles_added"] == 49
+    assert (settings_dir / "data2" / "store.sqlite3").exists()
