@@ -39,13 +39,12 @@ from typing import Any
 import httpx
 
 from pipeline.errors import ConfigError, NewsaggError
-from pipeline.settings import KibanaSettings
+from pipeline.settings import KibanaSettings, bundled_config_dir
 from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 
-# Next to the repository's other configuration, as config/elasticsearch is.
-OBJECTS_DIR = Path(__file__).resolve().parents[1] / "config" / "kibana"
+OBJECTS_DIR = bundled_config_dir() / "kibana"
 OBJECTS_FILE = "newsagg.ndjson"
 DEFAULT_PREFIX = "newsagg"
 

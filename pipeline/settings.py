@@ -22,6 +22,13 @@ from pydantic_settings import (
 from pipeline.urls import redact_url
 
 
+def bundled_config_dir() -> Path:
+    """The configuration newsagg ships: its copy inside an installed package, else ``config/`` of the checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / "config"
+    return installed if installed.is_dir() else package.parent / "config"
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "newsagg"
@@ -261,7 +268,7 @@ class ElasticsearchSettings(_MasksCredentials, BaseModel):
     templates_dir: Path | None = Field(
         None,
         description="Directory of the index templates (stories.json, articles.json); "
-        "default: config/elasticsearch of this checkout.",
+        "default: the elasticsearch directory of the configuration newsagg ships (config/ of a checkout).",
     )
 
 

@@ -65,7 +65,7 @@ from pipeline.models import (
     SearchResults,
     Story,
 )
-from pipeline.settings import ElasticsearchSettings
+from pipeline.settings import ElasticsearchSettings, bundled_config_dir
 from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ Family = Literal["stories", "articles"]
 FAMILIES: tuple[Family, ...] = ("stories", "articles")
 FAMILY_OF_KIND: dict[str, Family] = {"story": "stories", "article": "articles"}
 
-# Next to the repository's other configuration; an installed copy passes templates_dir.
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "elasticsearch"
+TEMPLATES_DIR = bundled_config_dir() / "elasticsearch"
 
 # Title matches count three times as much as body matches, as in the SQLite backend.
 TITLE_WEIGHT = 3.0
