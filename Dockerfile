@@ -4,8 +4,9 @@
 #   docker compose build          (or: docker build -t newsagg-airflow .)
 #
 # Installed with the same pins as development (constraints/py3.11.txt), Airflow's version
-# named too so that pip can never move it. Editable, from /opt/newsagg: the package finds
-# its configuration (config/elasticsearch, config/kibana, config/feeds.yaml) next to it.
+# named too so that pip can never move it. The package carries its configuration
+# (config/elasticsearch, config/kibana, config/feeds.yaml, as pipeline/config); the copy in
+# /opt/newsagg/config is the feed list the stack reads.
 ARG AIRFLOW_VERSION=3.3.2
 FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
 ARG AIRFLOW_VERSION
@@ -21,7 +22,7 @@ COPY --chown=airflow:0 pipeline pipeline
 COPY --chown=airflow:0 config config
 RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        -e ".[postgres,redis]" \
+        ".[postgres,redis]" \
         -c constraints/py3.11.txt \
     && newsagg --help > /dev/null
 

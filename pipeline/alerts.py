@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import httpx
 
-from pipeline.fetching import redact_url
+from pipeline.urls import redact_url
 from pipeline.settings import Settings
 from pipeline.storage import FeedState
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -266,7 +266,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
     from pipeline.feeds import load_feed_list, merge_feed_lists, read_opml, write_feed_list
 
     settings = _settings(args)
-    target: Path = args.feeds or settings.feeds_file
+    target: Path = args.feeds or settings.resolved_feeds_file
     try:
         imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
@@ -442,6 +442,22 @@ def _datetime_arg(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _until_arg(text: str) -> datetime:
+    """Like ``_datetime_arg``, but a date alone means the end of that day: ``--until`` includes it."""
+    parsed = _datetime_arg(text)
+    if _is_date_only(text):
+        return parsed + timedelta(days=1) - timedelta(microseconds=1)
+    return parsed
+
+
+def _is_date_only(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
@@ -477,15 +493,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     run = commands.add_parser("run", parents=[common], help="one pass of the pipeline over the configured feeds")
-    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file)")
+    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file, else feeds.yaml in the data dir)")
     run.add_argument("--force", action="store_true", help="poll every feed now, even if its next poll is not due")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
     run.set_defaults(handler=_cmd_run)
 
     search = commands.add_parser("search", parents=[common], help="full-text search over merged stories")
     search.add_argument("query", help="words that must all match (title matches rank higher)")
-    search.add_argument("--since", type=_datetime_arg, help="stories seen on or after (ISO date)")
-    search.add_argument("--until", type=_datetime_arg, help="stories first seen on or before (ISO date)")
+    search.add_argument(
+        "--since", type=_datetime_arg, help="stories last seen on or after (ISO date: from its start; or datetime, UTC if no offset)"
+    )
+    search.add_argument(
+        "--until", type=_until_arg, help="stories first seen on or before (ISO date: to its end; or datetime, UTC if no offset)"
+    )
     search.add_argument("--outlet", help="only stories this outlet ran")
     search.add_argument("--language", help="only stories in this language (e.g. en)")
     search.add_argument("--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, agencies)")
@@ -526,7 +546,7 @@ def _parser() -> argparse.ArgumentParser:
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
     opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
     opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
-    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file)")
+    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")

@@ -39,12 +39,12 @@ from typing import Any
 import httpx
 
 from pipeline.errors import ConfigError, NewsaggError
-from pipeline.settings import KibanaSettings
+from pipeline.settings import KibanaSettings, bundled_config_dir
+from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 
-# Next to the repository's other configuration, as config/elasticsearch is.
-OBJECTS_DIR = Path(__file__).resolve().parents[1] / "config" / "kibana"
+OBJECTS_DIR = bundled_config_dir() / "kibana"
 OBJECTS_FILE = "newsagg.ndjson"
 DEFAULT_PREFIX = "newsagg"
 
@@ -529,7 +529,7 @@ def _import_once(settings: KibanaSettings, objects: Sequence[dict[str, Any]]) ->
         if not settings.ca_certs.is_file():
             raise ConfigError(f"kibana.ca_certs: no CA bundle at {settings.ca_certs}")
         verify = str(settings.ca_certs) if settings.verify_certs else False
-    where = _redact(base)
+    where = redact_url(base)
     body = render(objects).encode("utf-8")
     try:
         with httpx.Client(verify=verify, timeout=settings.request_timeout, auth=auth) as client:
@@ -578,9 +578,3 @@ def _describe(error: dict[str, Any]) -> str:
     if problem.get("message"):
         text += f" ({problem['message']})"
     return text
-
-
-def _redact(url: str) -> str:
-    """The URL without its user part."""
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rsplit("@", 1)[-1] if sep else url

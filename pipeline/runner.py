@@ -148,7 +148,7 @@ class Pipeline:
 
     def load_feeds(self, path: Path | None = None) -> list[FeedSource]:
         """Read the feed list (YAML or OPML) and register its feeds in the store."""
-        sources = load_feed_list(path or self.settings.feeds_file)
+        sources = load_feed_list(path or self.settings.resolved_feeds_file)
         self.store.sync_feeds(sources)
         return sources
 

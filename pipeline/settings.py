@@ -19,13 +19,38 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from pipeline.urls import redact_url
+
+
+def bundled_config_dir() -> Path:
+    """The configuration newsagg ships: its copy inside an installed package, else ``config/`` of the checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / "config"
+    return installed if installed.is_dir() else package.parent / "config"
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "newsagg"
 
 
-class FetchSettings(BaseModel):
+def _masked(value: Any) -> Any:
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+class _MasksCredentials:
+    """``repr()`` (and so ``str()`` and logs) with the password of every URL-like value masked."""
+
+    def __repr_args__(self) -> Any:
+        assert isinstance(self, BaseModel)
+        return [(name, _masked(value)) for name, value in BaseModel.__repr_args__(self)]
+
+
+class FetchSettings(_MasksCredentials, BaseModel):
     """How we talk HTTP to publishers."""
 
     user_agent: str = Field(
@@ -66,7 +91,7 @@ class FetchSettings(BaseModel):
     )
 
 
-class FeedSettings(BaseModel):
+class FeedSettings(_MasksCredentials, BaseModel):
     """Feed polling."""
 
     default_poll_interval: int = Field(900, ge=60, description="Seconds between polls of one feed.")
@@ -93,7 +118,7 @@ class FeedSettings(BaseModel):
     )
 
 
-class ExtractionSettings(BaseModel):
+class ExtractionSettings(_MasksCredentials, BaseModel):
     """Article text extraction."""
 
     min_text_chars: int = Field(
@@ -103,7 +128,7 @@ class ExtractionSettings(BaseModel):
     batch_size: int = Field(200, ge=1, description="Pages fetched and extracted per batch.")
 
 
-class ClusteringSettings(BaseModel):
+class ClusteringSettings(_MasksCredentials, BaseModel):
     """Near-duplicate detection (MinHash + LSH)."""
 
     window_days: int = Field(
@@ -228,7 +253,7 @@ class ClusteringSettings(BaseModel):
     )
 
 
-class ElasticsearchSettings(BaseModel):
+class ElasticsearchSettings(_MasksCredentials, BaseModel):
     """The Elasticsearch backend."""
 
     urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], description="Node URLs.")
@@ -243,11 +268,11 @@ class ElasticsearchSettings(BaseModel):
     templates_dir: Path | None = Field(
         None,
         description="Directory of the index templates (stories.json, articles.json); "
-        "default: config/elasticsearch of this checkout.",
+        "default: the elasticsearch directory of the configuration newsagg ships (config/ of a checkout).",
     )
 
 
-class KibanaSettings(BaseModel):
+class KibanaSettings(_MasksCredentials, BaseModel):
     """Kibana, where `newsagg kibana import` puts the data views, searches and dashboard of config/kibana."""
 
     url: str = Field("http://127.0.0.1:5601", description="Kibana's base URL, with its base path if it has one.")
@@ -262,7 +287,7 @@ class KibanaSettings(BaseModel):
     request_timeout: float = Field(60.0, gt=0, description="Seconds per request (an import can take a while).")
 
 
-class Settings(BaseSettings):
+class Settings(_MasksCredentials, BaseSettings):
     """Everything the pipeline can be told. Built once, passed down."""
 
     model_config = SettingsConfigDict(
@@ -270,12 +295,15 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Where the embedded store and index live.")
-    feeds_file: Path = Field(Path("config/feeds.yaml"), description="Feed list, YAML or OPML.")
+    feeds_file: Path | None = Field(
+        None,
+        description="Feed list, YAML or OPML; default: feeds.yaml in data_dir. A relative path given in the "
+        "settings file is taken from that file's directory; from the environment, from the current directory.",
+    )
     store_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the store; default: SQLite (WAL) in data_dir. "
         "Use postgresql+psycopg://... when several workers share the work.",
-        repr=False,  # it may carry a password: keep it out of repr() and str()
     )
     search_backend: Literal["sqlite", "elasticsearch"] = Field(
         "sqlite", description="Where stories are indexed for search."
@@ -302,8 +330,8 @@ class Settings(BaseSettings):
 
     @field_validator("data_dir", "feeds_file")
     @classmethod
-    def _expand_user(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
     @field_validator("alert_webhook_url")
     @classmethod
@@ -315,6 +343,10 @@ class Settings(BaseSettings):
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'store.sqlite3'}"
+
+    @property
+    def resolved_feeds_file(self) -> Path:
+        return self.feeds_file or self.data_dir / "feeds.yaml"
 
     @classmethod
     def settings_customise_sources(
@@ -328,8 +360,21 @@ class Settings(BaseSettings):
         config_file = settings_cls.model_config.get("yaml_file") or os.environ.get("NEWSAGG_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
         if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_YamlFileSettings(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+class _YamlFileSettings(YamlConfigSettingsSource):
+    """The settings file, with its relative paths taken from the file's own directory."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        assert isinstance(self.yaml_file_path, (str, Path))
+        here = Path(self.yaml_file_path).expanduser().resolve().parent
+        for name in ("data_dir", "feeds_file"):
+            if isinstance(values.get(name), str) and not Path(values[name]).expanduser().is_absolute():
+                values[name] = str(here / values[name])
+        return values
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

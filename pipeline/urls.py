@@ -151,6 +151,22 @@ def canonicalize(url: str, base: str | None = None) -> str | None:
         return None
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo masked (``user:***@``; a lone user, often a token: ``***@``).
+
+    For logs, error messages and ``repr``; anything that is not a URL with userinfo comes back unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if colon else f"***@{host}"))
+
+
 def article_id(canonical_url: str) -> str:
     """Return the stable article id of a canonical URL: 16 hex chars of its SHA-256.
 

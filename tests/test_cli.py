@@ -41,6 +41,11 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     assert code == 0 and results["total"] == 1
     assert results["hits"][0]["article_count"] == 5
     assert "[[desalination]]" in results["hits"][0]["snippet"].lower()
+    # A date alone is the whole day, at either end: the story first and last seen that day is found.
+    first_day, last_day = results["hits"][0]["first_seen"][:10], results["hits"][0]["last_seen"][:10]
+    for bounds in (["--until", first_day], ["--since", last_day], ["--since", first_day, "--until", last_day]):
+        code, out, _ = run_cli(capsys, "search", "desalination plant", "--json", *bounds)
+        assert code == 0 and json.loads(out)["total"] == 1, bounds
 
     code, out, _ = run_cli(capsys, "clusters", "list", "--json", "--min-articles", "2")
     clusters = json.loads(out)
@@ -155,3 +160,28 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     monkeypatch.setenv("NEWSAGG_FETCH__READ_TIMEOUT", "soon")
     code, _, err = run_cli(capsys, "search", "x")
     assert code == 2 and "fetch.read_timeout" in err
+
+
+def test_the_feed_list_is_found_from_the_data_dir_or_the_settings_file_not_the_current_directory(
+    demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # No feed list configured: feeds.yaml in the data dir, whatever the current directory.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "feeds.yaml").write_text(demo_env.read_text())
+    code, out, _ = run_cli(capsys, "run", "--json")
+    assert code == 0 and json.loads(out)["articles_added"] == 49
+
+    # A relative feeds_file in a settings file is taken from that file's directory.
+    settings_dir = tmp_path / "settings"
+    settings_dir.mkdir()
+    (settings_dir / "lists").mkdir()
+    (settings_dir / "lists" / "mine.yaml").write_text(demo_env.read_text())
+    (settings_dir / "newsagg.yaml").write_text("data_dir: data2\nfeeds_file: lists/mine.yaml\n")
+    monkeypatch.delenv("NEWSAGG_DATA_DIR")
+    code, out, _ = run_cli(capsys, "--config", str(settings_dir / "newsagg.yaml"), "run", "--json")
+    assert code == 0 and json.loads(out)["articles_added"] == 49
+    assert (settings_dir / "data2" / "store.sqlite3").exists()

@@ -52,7 +52,9 @@ def load_feed_list(path: Path) -> list[FeedSource]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: feed list not found") from None
+        raise ConfigError(
+            f"{path}: feed list not found (write one, e.g. from config/feeds.yaml, or `newsagg feeds import-opml FILE`)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read feed list: {exc.strerror}") from None
     if strip_bom(data).lstrip().startswith(b"<"):

@@ -21,7 +21,8 @@ does many through a thread pool. What it protects against, and where:
 from __future__ import annotations
 
 from pipeline.addresses import check_address
-from pipeline.fetching.client import Fetcher, parse_retry_after, redact_url
+from pipeline.fetching.client import Fetcher, parse_retry_after
 from pipeline.fetching.politeness import registrable_domain
+from pipeline.urls import redact_url
 
 __all__ = ["Fetcher", "check_address", "parse_retry_after", "redact_url", "registrable_domain"]

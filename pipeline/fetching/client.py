@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timezone
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
@@ -31,6 +30,7 @@ from pipeline.fetching.politeness import DomainLimiter, RobotsRules, interleave_
 from pipeline.fetching.transport import DEADLINE, GuardedTransport
 from pipeline.models import Fetched, Validators
 from pipeline.settings import FetchSettings
+from pipeline.urls import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +38,6 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ROBOTS_CACHE_SIZE = 4096
 # RFC 9309 asks crawlers to parse at least 500 KiB; more than that is ignored, not an error.
 _ROBOTS_MAX_BYTES = 512 * 1024
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its userinfo (``user:password@``), safe for logs and error messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from elasticsearch import (
     ApiError,
@@ -65,7 +65,8 @@ from pipeline.models import (
     SearchResults,
     Story,
 )
-from pipeline.settings import ElasticsearchSettings
+from pipeline.settings import ElasticsearchSettings, bundled_config_dir
+from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ Family = Literal["stories", "articles"]
 FAMILIES: tuple[Family, ...] = ("stories", "articles")
 FAMILY_OF_KIND: dict[str, Family] = {"story": "stories", "article": "articles"}
 
-# Next to the repository's other configuration; an installed copy passes templates_dir.
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "elasticsearch"
+TEMPLATES_DIR = bundled_config_dir() / "elasticsearch"
 
 # Title matches count three times as much as body matches, as in the SQLite backend.
 TITLE_WEIGHT = 3.0
@@ -176,16 +176,6 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> dict[Family, Template]:
             checksum=hashlib.sha256(canonical).hexdigest()[:16],
         )
     return templates
-
-
-def redact_url(url: str) -> str:
-    """The URL without user and password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def story_document(story: Story) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pipeline.errors import LockLost, StoreError
 from pipeline.storage.schema import metadata, outbox
+from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 _Row = TypeVar("_Row")  # what a row is built into
@@ -60,7 +61,7 @@ class StoreBase:
                 metadata.create_all(conn)
             self._add_missing_columns()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store at {_redact(url)}: {_reason(exc)}") from None
+            raise StoreError(f"cannot open the store at {redact_url(url)}: {_reason(exc)}") from None
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -117,7 +118,7 @@ class StoreBase:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"store write failed ({_redact(self.url)}): {_reason(exc)}") from None
+            raise StoreError(f"store write failed ({redact_url(self.url)}): {_reason(exc)}") from None
 
     @contextmanager
     def exclusive(self, name: Literal["clusters"]) -> Iterator[None]:
@@ -144,7 +145,7 @@ class StoreBase:
                     with conn.begin():
                         locked = conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
                     if not locked:
-                        log.info("waiting for another worker to finish %s work on %s", name, _redact(self.url))
+                        log.info("waiting for another worker to finish %s work on %s", name, redact_url(self.url))
                         with conn.begin():
                             conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
                 except BaseException:
@@ -153,7 +154,7 @@ class StoreBase:
                     conn.close()
                     raise
             except OperationalError as exc:
-                raise StoreError(f"cannot lock the store ({_redact(self.url)}): {_reason(exc)}") from None
+                raise StoreError(f"cannot lock the store ({redact_url(self.url)}): {_reason(exc)}") from None
             self._held.conn = conn
             try:
                 yield
@@ -184,7 +185,7 @@ class StoreBase:
         except OperationalError as exc:
             if conn.invalidated:
                 raise _lock_lost(self.url, f"({_reason(exc)})") from None
-            raise StoreError(f"store write failed ({_redact(self.url)}): {_reason(exc)}") from None
+            raise StoreError(f"store write failed ({redact_url(self.url)}): {_reason(exc)}") from None
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on both dialects."""
@@ -218,7 +219,7 @@ class StoreBase:
 
 
 def _lock_lost(url: str, when: str) -> LockLost:
-    return LockLost(f"lost the store's lock ({_redact(url)}): its connection ended {when}; nothing was written without it, run the stage again")
+    return LockLost(f"lost the store's lock ({redact_url(url)}): its connection ended {when}; nothing was written without it, run the stage again")
 
 
 def _unlock(conn: Connection, key: int) -> bool:
@@ -237,14 +238,6 @@ def _unlock(conn: Connection, key: int) -> bool:
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _redact(url: str) -> str:
-    """The store URL without its password."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is still not echoed with secrets
-        return "<store url>"
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -43,6 +43,20 @@ def everything(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixt
     return out + err + caplog.text
 
 
+def test_settings_repr_masks_the_password_of_every_url_like_setting() -> None:
+    settings = Settings(
+        store_url=f"postgresql+psycopg://u:{SECRET}@db/newsagg",
+        es=ElasticsearchSettings(urls=[f"https://elastic:{SECRET}@es1:9200", "https://es2:9200"]),
+        kibana={"url": f"https://{SECRET}@kibana:5601"},
+    )
+
+    for shown in (repr(settings), str(settings)):
+        assert SECRET not in shown
+        assert "postgresql+psycopg://u:***@db/newsagg" in shown
+        assert "https://elastic:***@es1:9200" in shown and "https://es2:9200" in shown
+        assert "https://***@kibana:5601" in shown
+
+
 def test_a_store_password_is_never_printed_or_logged(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,

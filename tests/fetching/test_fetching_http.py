@@ -412,4 +412,4 @@ def test_credentials_never_reach_messages_or_logs(
 
     assert "s3cret" not in str(caught.value) and "s3cret" not in caught.value.url
     assert caplog.records and all("s3cret" not in r.getMessage() for r in caplog.records)
-    assert redact_url(url) == server.url("/missing")
+    assert redact_url(url) == server.url("/missing").replace("://", "://reader:***@")
