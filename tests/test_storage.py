@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pipeline.cli import main
 from pipeline.errors import StoreError
 from pipeline.models import (
     Article,
@@ -204,3 +205,34 @@ def test_pruning_a_story_and_a_membership_joining_it_cannot_interleave(
     # a3's story is rebuilt by the next build (a dirty mark), or a3 went with the story: not orphaned.
     assert store.dirty_cluster_ids(10) == ["a1"], outcome
     assert outcome == ["waited"]
+
+
+def test_a_value_postgresql_refuses_is_one_line_naming_the_feed_or_article() -> None:
+    """SQLite keeps a 40-character language tag in String(20); PostgreSQL refuses it, and says which item."""
+    with postgres_database() as url:
+        store = Store(url)
+        try:
+            long_tag = "x" * 40
+            with pytest.raises(StoreError) as caught:
+                store.sync_feeds([feed("ok"), replace(feed(), language=long_tag)])
+            message = str(caught.value)
+            assert message.startswith("the store refused feed ledger (https://ledger.example/feed.xml)")
+            assert "value too long" in message and "\n" not in message
+            assert store.feed_states() == []  # the feed list is written whole or not at all
+            with pytest.raises(StoreError, match=r"^the store refused article https://ledger.example/a/1 .*value too long"):
+                store.save_article(replace(article(1), language=long_tag))
+        finally:
+            store.close()
+
+
+def test_newsagg_run_refuses_a_bad_language_tag_in_the_feed_list_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - name: Ledger\n    url: https://ledger.example/feed.xml\n    language: {'x' * 40}\n")
+    with postgres_database() as url:
+        monkeypatch.setenv("NEWSAGG_STORE_URL", url)
+        assert main(["run", "--feeds", str(feeds), "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{feeds}: feed #1 ('Ledger'): 'language' 'xxxx" in err and "is not a language tag such as 'en' or 'pt-BR'" in err
