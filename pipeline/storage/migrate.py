@@ -8,6 +8,7 @@ not something the first worker to start does.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,8 +35,14 @@ def config(conn: Connection | None = None) -> Config:
     return cfg
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    """The revisions (read once a process: every store opened asks for the newest)."""
+    return ScriptDirectory.from_config(config())
+
+
 def head() -> str:
-    revision = ScriptDirectory.from_config(config()).get_current_head()
+    revision = _scripts().get_current_head()
     assert revision is not None
     return revision
 
@@ -66,9 +73,9 @@ def prepare(engine: Engine) -> None:
     """Make the store ready to use at the newest schema, or say in one line why it is not."""
     with engine.connect() as conn:
         revision = current(conn)
+        if revision == head():
+            return
         empty = not sa.inspect(conn).get_table_names()
-    if revision == head():
-        return
     _known(revision)
     if engine.dialect.name == "sqlite" or (revision is None and empty):
         upgrade(engine)
@@ -78,7 +85,7 @@ def prepare(engine: Engine) -> None:
 
 
 def _known(revision: str | None) -> None:
-    known = {script.revision for script in ScriptDirectory.from_config(config()).walk_revisions()}
+    known = {script.revision for script in _scripts().walk_revisions()}
     if revision is not None and revision not in known:
         raise StoreError(
             f"the store's schema revision {revision} is newer than this newsagg knows ({head()}): upgrade newsagg"
