@@ -337,6 +337,31 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
+# -- store schema ----------------------------------------------------------------------------
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from pipeline.storage import upgrade_schema
+
+    before, after = upgrade_schema(_settings(args).resolved_store_url)
+    if before == after:
+        print(f"store already at schema revision {after} (the newest)")
+    else:
+        print(f"store upgraded from {f'schema revision {before}' if before else 'no schema revision'} to {after}")
+    return EXIT_OK
+
+
+def _cmd_db_current(args: argparse.Namespace) -> int:
+    from pipeline.storage import schema_revision
+
+    revision, newest = schema_revision(_settings(args).resolved_store_url)
+    if revision == newest:
+        print(f"{revision} (the newest)")
+        return EXIT_OK
+    print(f"{revision or 'none'} (this newsagg needs {newest}: run `newsagg db upgrade`)")
+    return EXIT_FAILURE
+
+
 # -- elasticsearch ---------------------------------------------------------------------------
 # These manage Elasticsearch whatever `search_backend` says: a cluster is set up before it is used.
 
@@ -551,6 +576,22 @@ def _parser() -> argparse.ArgumentParser:
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_cmd_feeds_status)
+
+    db = commands.add_parser(
+        "db", parents=[common], help="the store's schema: show its revision, upgrade it",
+        description="The store's schema is versioned (Alembic revisions shipped with newsagg). The embedded "
+        "SQLite store is upgraded whenever a command opens it; a PostgreSQL store only by `newsagg db upgrade` "
+        "(an empty database is created at the newest revision).",
+    )
+    db_commands = db.add_subparsers(required=True, metavar="SUBCOMMAND")
+    db_upgrade = db_commands.add_parser(
+        "upgrade", parents=[common], help="bring the store to the newest schema revision (safe to repeat)"
+    )
+    db_upgrade.set_defaults(handler=_cmd_db_upgrade)
+    db_current = db_commands.add_parser(
+        "current", parents=[common], help="the store's schema revision (exit 1 if it needs an upgrade)"
+    )
+    db_current.set_defaults(handler=_cmd_db_current)
 
     es = commands.add_parser(
         "es", parents=[common], help="set up, check and reindex Elasticsearch (whatever search_backend says)",

@@ -650,6 +650,8 @@ def test_yaml_empty_feeds_list(tmp_path: Path) -> None:
         ("feeds:\n  - name: A\n    url: https://a.example/f\n    poll_interval: true\n", "'poll_interval' must be a positive"),
         ("feeds:\n  - name: A\n    url: https://a.example/f\n    poll_interval: -1\n", "'poll_interval' must be a positive"),
         ("feeds:\n  - name: A\n    url: https://a.example/f\n    language: 5\n", "'language' must be a string"),
+        ("feeds:\n  - name: A\n    url: https://a.example/f\n    language: English (UK)\n", "'language' 'English .UK.' is not a language tag"),
+        (f"feeds:\n  - name: A\n    url: https://a.example/f\n    language: {'en-' + 'x' * 20}\n", "at most 20 characters"),
         ("feeds:\n  - just a string\n", "feed #1: expected a mapping"),
         ("feeds: {name: A}\n", "'feeds' must be a list"),
         ("- name: A\n", "expected a mapping with a 'feeds' list"),
@@ -692,23 +694,25 @@ OPML = b"""<?xml version="1.0" encoding="UTF-8"?>
         <outline type="rss" text="Harbor City Ledger" title="Harbor City Ledger" xmlUrl="https://example.org/feed.xml" htmlUrl="https://example.org/"/>
         <outline type="rss" text="harbor city ledger" xmlUrl="https://example.org/other.xml" category="/Weekly,city"/>
       </outline>
-      <outline type="rss" text="Wire" xmlUrl="feed://wire.example.com/rss" language="fr"/>
+      <outline type="rss" text="Wire" xmlUrl="feed://wire.example.com/rss" language="fr_CA"/>
     </outline>
     <outline text="Empty folder"/>
-    <outline type="rss" title="Top Level" text="ignored" xmlURL="https://top.example/atom"/>
+    <outline type="rss" title="Top Level" text="ignored" xmlURL="https://top.example/atom" language="Deutsch, bitte"/>
     <outline type="rss" text="Dup" xmlUrl="HTTPS://EXAMPLE.org/feed.xml?utm_source=opml"/>
   </body>
 </opml>"""
 
 
-def test_read_opml_nested_categories_become_tags() -> None:
+def test_read_opml_nested_categories_become_tags(caplog: pytest.LogCaptureFixture) -> None:
     feeds = read_opml(OPML)
     assert [(f.id, f.name, f.url, f.tags, f.language) for f in feeds] == [
         ("harbor-city-ledger", "Harbor City Ledger", "https://example.org/feed.xml", ("News", "Local"), None),
         ("harbor-city-ledger-2", "harbor city ledger", "https://example.org/other.xml", ("News", "Local", "Weekly", "city"), None),
-        ("wire", "Wire", "http://wire.example.com/rss", ("News",), "fr"),
+        ("wire", "Wire", "http://wire.example.com/rss", ("News",), "fr-CA"),
         ("top-level", "Top Level", "https://top.example/atom", (), None),
     ]
+    # A language attribute that is no language tag costs the feed its language, not the import.
+    assert "outline #7 ('Top Level'): language 'Deutsch, bitte' is not a language tag" in caplog.text
 
 
 @pytest.mark.parametrize(

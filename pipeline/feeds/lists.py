@@ -27,6 +27,9 @@ from pipeline.urls import canonicalize
 logger = logging.getLogger(__name__)
 
 _YAML_KEYS = frozenset({"name", "url", "language", "tags", "poll_interval"})
+# A BCP 47 language tag ("en", "pt-BR", "zh-Hant-TW"), no longer than the store keeps (feeds.language).
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+_LANGUAGE_MAX = 20
 
 
 # -- feed lists ------------------------------------------------------------------------------
@@ -114,7 +117,11 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
         if url is None:
             raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) has an unusable xmlUrl {xml_url!r}")
         own = tuple(t.strip().strip("/") for t in attrs.get("category", "").split(",") if t.strip().strip("/"))
-        found.append((label or _host_name(url), url, attrs.get("language") or None, _unique(tags + own)))
+        language = _language_tag(attrs.get("language") or "")
+        if attrs.get("language") and language is None:
+            logger.warning("%s: outline #%d (%r): language %r is not a language tag such as 'en' or 'pt-BR'; ignored",
+                           source, position, label or url, attrs["language"])
+        found.append((label or _host_name(url), url, language, _unique(tags + own)))
         # Some exporters nest feeds under a feed outline; keep them rather than lose them.
         stack.extend((child, tags) for child in reversed(children))
 
@@ -267,6 +274,9 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
     language = raw.get("language")
     if language is not None and (not isinstance(language, str) or not language.strip()):
         raise ConfigError(f"{where}: 'language' must be a string such as 'en', not {_type_name(language)}")
+    if language is not None and _language_tag(language) is None:
+        raise ConfigError(f"{where}: 'language' {language!r} is not a language tag such as 'en' or 'pt-BR' "
+                          f"(letters, digits and hyphens, at most {_LANGUAGE_MAX} characters)")
     tags = raw.get("tags")
     if tags is None:
         tags = []
@@ -283,7 +293,7 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
         id=_unique_slug(name, feed_url, ids),
         name=name,
         url=feed_url,
-        language=language.strip() if language else None,
+        language=_language_tag(language) if language else None,
         tags=_unique(tag.strip() for tag in tags),
         poll_interval=poll_interval,
     )
@@ -297,6 +307,12 @@ def _feed_url(raw: str) -> str | None:
         rest = url[5:]
         url = rest if rest.lower().startswith(("http://", "https://")) else "http:" + rest
     return url if canonicalize(url) is not None else None
+
+
+def _language_tag(value: str) -> str | None:
+    """The language tag written (``pt_BR`` as ``pt-BR``), or None if it is not one the store can keep."""
+    tag = value.strip().replace("_", "-")
+    return tag if len(tag) <= _LANGUAGE_MAX and _LANGUAGE_TAG.fullmatch(tag) else None
 
 
 def _slug(text: str) -> str:

@@ -5,8 +5,8 @@ PostgreSQL. Every method that writes does so in one transaction and is safe to r
 inserts are upserts or ``ON CONFLICT DO NOTHING``, so a run killed anywhere can simply
 be run again.
 
-One module per part of the state: ``schema`` (the tables), ``base`` (connection,
-transactions, locks), ``feeds`` (feeds and the entry queue), ``articles`` (articles and
+One module per part of the state: ``schema`` (the tables), ``migrate`` (their
+revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds and the entry queue), ``articles`` (articles and
 clustering state), ``stories`` (stories and the outbox), ``runs``. ``Store`` is the one
 object the stages use.
 """
@@ -14,6 +14,7 @@ object the stages use.
 from __future__ import annotations
 
 from pipeline.storage.articles import ArticleStore
+from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunStore
 from pipeline.storage.schema import (
@@ -46,8 +47,10 @@ __all__ = [
     "metadata",
     "outbox",
     "runs",
+    "schema_revision",
     "signatures",
     "stories",
+    "upgrade_schema",
 ]
 
 

@@ -27,7 +27,7 @@ class ArticleStore(StoreBase):
 
     def save_article(self, article: Article) -> bool:
         """Store an article and close its entry; returns False when the article was already stored."""
-        with self._tx() as conn:
+        with self._tx(f"article {article.url}") as conn:
             stmt = self._insert(articles).values(
                 id=article.id,
                 url=article.url,

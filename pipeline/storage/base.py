@@ -13,10 +13,11 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import LockLost, StoreError
-from pipeline.storage.schema import metadata, outbox
+from pipeline.storage import migrate
+from pipeline.storage.schema import outbox
 from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ _Row = TypeVar("_Row")  # what a row is built into
 # the DBAPI's rowcount of an INSERT only when asked, and psycopg's is otherwise lost (-1).
 _ROWCOUNT = {"preserve_rowcount": True}
 
-# PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work.
-_SCHEMA_LOCK = 0x6E6577736167_01
+# PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work
+# (01 is the schema's, in migrate.py).
 _LOCKS = {"clusters": 0x6E6577736167_02}
 
 
@@ -54,12 +55,11 @@ class StoreBase:
         self._held = _Held()
         try:
             self.engine = self._create_engine(url)
-            with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Workers starting at once on a new database must not both create the tables.
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
-                metadata.create_all(conn)
-            self._add_missing_columns()
+            try:
+                migrate.prepare(self.engine)
+            except BaseException:
+                self.engine.dispose()  # a store that cannot be used keeps no connection open
+                raise
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {redact_url(url)}: {_reason(exc)}") from None
 
@@ -84,6 +84,19 @@ class StoreBase:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
+                # pysqlite would begin a transaction only at the first write, after the reads
+                # it depends on: we begin them ourselves (below).
+                dbapi_connection.isolation_level = None
+
+            @sa.event.listens_for(engine, "begin")
+            def _sqlite_begin(conn: Connection) -> None:
+                options = conn.get_execution_options()
+                if options.get("isolation_level") == "AUTOCOMMIT":
+                    return
+                # A write transaction takes the write lock before its first read, so what it
+                # read cannot change before it writes (other writers wait, busy_timeout);
+                # readers begin a snapshot that never blocks anyone (WAL).
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("newsagg_write") else "BEGIN")
 
             return engine
         return sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT)
@@ -91,34 +104,35 @@ class StoreBase:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _add_missing_columns(self) -> None:
-        """Add columns defined after a store was created (``create_all`` only creates whole tables)."""
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present:
-                    continue
-                ddl = sa.schema.CreateColumn(column).compile(dialect=self.engine.dialect)
-                try:
-                    with self.engine.begin() as conn:
-                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-                    log.info("store: added column %s.%s", table.name, column.name)
-                except SQLAlchemyError:
-                    # Another worker may have added it first.
-                    if column.name not in {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}:
-                        raise
-
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, what: str = "a write") -> Iterator[Connection]:
+        """One write transaction, atomic with the reads it makes (SQLite: BEGIN IMMEDIATE).
+
+        ``what`` names what is written (``article https://...``) in the one-line error a
+        refused value becomes; PostgreSQL methods that read rows before writing what
+        depends on them also lock what they read (see ``prune_stories_before``).
+        """
         if self._held.conn is not None:
-            with self._locked_tx(self._held.conn) as conn:
+            with self._locked_tx(self._held.conn) as conn, self._refused(what):
                 yield conn
             return
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn, self._refused(what):
+                conn.execution_options(newsagg_write=True)
+                with conn.begin():
+                    yield conn
         except OperationalError as exc:
             raise StoreError(f"store write failed ({redact_url(self.url)}): {_reason(exc)}") from None
+
+    @contextmanager
+    def _refused(self, what: str) -> Iterator[None]:
+        """A value the database refuses (too long, a broken constraint) becomes a one-line error naming ``what``."""
+        try:
+            yield
+        except OperationalError:
+            raise  # the store itself failed (disk full, locked, unreachable): _tx says so
+        except DBAPIError as exc:
+            raise StoreError(f"the store refused {what} ({redact_url(self.url)}): {_reason(exc)}") from None
 
     @contextmanager
     def exclusive(self, name: Literal["clusters"]) -> Iterator[None]:
@@ -233,6 +247,29 @@ def _unlock(conn: Connection, key: int) -> bool:
             conn.invalidate()  # a session that may still hold the lock must not go back to the pool
     conn.close()
     return held
+
+
+def upgrade_schema(url: str) -> tuple[str | None, str]:
+    """``newsagg db upgrade``: bring the store at ``url`` to the newest schema; returns (revision before, after)."""
+    engine = StoreBase._create_engine(url)
+    try:
+        return migrate.upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot upgrade the store at {redact_url(url)}: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def schema_revision(url: str) -> tuple[str | None, str]:
+    """``newsagg db current``: the schema revision of the store at ``url``, and the newest this newsagg has."""
+    engine = StoreBase._create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return migrate.current(conn), migrate.head()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read the store at {redact_url(url)}: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -47,7 +47,7 @@ class FeedStore(StoreBase):
 
     def sync_feeds(self, sources: Sequence[FeedSource]) -> None:
         """Add or update configured feeds, keeping each feed's polling state."""
-        with self._tx() as conn:
+        with self._tx("the feed list") as conn:
             for src in sources:
                 values = {
                     "id": src.id,
@@ -58,7 +58,8 @@ class FeedStore(StoreBase):
                     "poll_interval": src.poll_interval,
                 }
                 stmt = self._insert(feeds).values(**values, status="active", consecutive_failures=0, entries_seen=0)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+                with self._refused(f"feed {src.id} ({src.url})"):
+                    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
 
     def feed_states(self, ids: Iterable[str] | None = None) -> list[FeedState]:
         query = sa.select(feeds).order_by(feeds.c.id)
@@ -88,7 +89,7 @@ class FeedStore(StoreBase):
         replaces the learned polling interval; a poll that found new entries is remembered
         as the last one that did.
         """
-        with self._tx() as conn:
+        with self._tx(f"the entries of feed {feed_id}") as conn:
             added = 0
             # One statement for every entry: building a statement per row cost more than running it.
             insert = self._insert(entries).on_conflict_do_nothing(index_elements=["url"])

@@ -140,7 +140,11 @@ class StoryStore(StoreBase):
         drop both (outbox). Feed entries stay, so a feed still listing an old URL does not
         bring the article back. Call repeatedly until it returns (0, 0).
         """
-        with self._tx() as conn:
+        with self._tx("the deletion of old stories") as conn:
+            if conn.dialect.name == "postgresql":
+                # No membership may join a story between reading its articles and deleting them:
+                # writers of memberships wait, readers do not (on SQLite, BEGIN IMMEDIATE does this).
+                conn.exec_driver_sql("LOCK TABLE memberships IN SHARE ROW EXCLUSIVE MODE")
             story_ids: list[str] = list(
                 conn.execute(
                     sa.select(stories.c.id).where(stories.c.last_seen < cutoff).order_by(stories.c.id).limit(limit)

@@ -139,9 +139,10 @@ def test_a_store_from_before_the_health_columns_gains_them(tmp_path: Path) -> No
     store = Store(f"sqlite:///{path}")
     store.sync_feeds([FeedSource(id="old", name="Old", url="https://old.example/feed.xml")])
     store.close()
-    with sqlite3.connect(path) as db:  # the feeds table as it was before
+    with sqlite3.connect(path) as db:  # the feeds table as it was before (and no schema revision yet)
         for column in ("failure_score", "learned_interval", "last_new_entry_at", "alerted_status"):
             db.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
+        db.execute("DROP TABLE schema_version")
     store = Store(f"sqlite:///{path}")
     try:
         [state] = store.feed_states()

@@ -136,7 +136,7 @@ def test_depends_on_conditions_converge(compose: dict[str, Any]) -> None:
         "elasticsearch": {"es-certs"},
         "es-users": {"elasticsearch"},
         "kibana": {"elasticsearch", "es-users"},
-        "newsagg-setup": {"elasticsearch", "es-users", "kibana"},
+        "newsagg-setup": {"postgres", "elasticsearch", "es-users", "kibana"},
         "airflow-init": {"postgres", "redis"},
         "airflow-worker": {"postgres", "redis", "airflow-init", "airflow-apiserver", "newsagg-setup"},
     }
@@ -213,9 +213,11 @@ def test_workers_reach_elasticsearch_postgres_and_redis_with_the_cli_settings(
         "postgresql+psycopg", "postgres", "newsagg", "newsagg")
     assert settings.clustering.lsh_redis_url == "redis://redis:6379/1"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"  # a database apart from the LSH index
-    # The setup service imports the saved objects and installs the indices with the same settings.
+    # The setup service upgrades the store's schema (before any worker starts), installs the indices
+    # and imports the saved objects, with the same settings.
     setup = services["newsagg-setup"]
-    assert setup["command"][-1] == "newsagg es setup && newsagg kibana import --wait 300"
+    assert setup["command"][-1] == "newsagg db upgrade && newsagg es setup && newsagg kibana import --wait 300"
+    assert setup["environment"]["NEWSAGG_STORE_URL"] == env["NEWSAGG_STORE_URL"]
     assert setup["environment"]["NEWSAGG_KIBANA__URL"] == "http://kibana:5601"
     assert {k: v for k, v in setup["environment"].items() if k.startswith("NEWSAGG_ES__")} == {
         k: v for k, v in env.items() if k.startswith("NEWSAGG_ES__")}

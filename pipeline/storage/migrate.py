@@ -1,0 +1,92 @@
+"""The store's schema version: Alembic migrations (``pipeline/storage/migrations``), run from code.
+
+SQLite stores (the embedded default) are upgraded when opened. A PostgreSQL database is
+created at the newest schema when empty, and otherwise upgraded only by ``newsagg db
+upgrade``: an upgrade there is a deliberate step (a backup first, one process doing it),
+not something the first worker to start does.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from pipeline.errors import StoreError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "schema_version"
+# PostgreSQL advisory lock key ("newsag" + 1): processes starting at once on a new database
+# must not both create the tables.
+SCHEMA_LOCK = 0x6E6577736167_01
+
+
+def config(conn: Connection | None = None) -> Config:
+    """Alembic's configuration, built in code (no alembic.ini); ``conn`` is what env.py migrates."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    """The revisions (read once a process: every store opened asks for the newest)."""
+    return ScriptDirectory.from_config(config())
+
+
+def head() -> str:
+    revision = _scripts().get_current_head()
+    assert revision is not None
+    return revision
+
+
+def current(conn: Connection) -> str | None:
+    """The store's schema revision; None for an empty database or a store from before revisions."""
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the store to the newest schema, in one transaction; returns (revision before, after).
+
+    A store from before revisions (tables, no version) is brought to the schema of the
+    release before them by the first revision, which creates only what is missing.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(newsagg_write=True)  # SQLite: BEGIN IMMEDIATE, one process at a time
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+            before = current(conn)
+            _known(before)
+            command.upgrade(config(conn), "head")
+    return before, head()
+
+
+def prepare(engine: Engine) -> None:
+    """Make the store ready to use at the newest schema, or say in one line why it is not."""
+    with engine.connect() as conn:
+        revision = current(conn)
+        if revision == head():
+            return
+        empty = not sa.inspect(conn).get_table_names()
+    _known(revision)
+    if engine.dialect.name == "sqlite" or (revision is None and empty):
+        upgrade(engine)
+        return
+    at = f"at schema revision {revision}" if revision else "from before schema revisions"
+    raise StoreError(f"the store is {at}, this newsagg needs {head()}: run `newsagg db upgrade` (back it up first)")
+
+
+def _known(revision: str | None) -> None:
+    known = {script.revision for script in _scripts().walk_revisions()}
+    if revision is not None and revision not in known:
+        raise StoreError(
+            f"the store's schema revision {revision} is newer than this newsagg knows ({head()}): upgrade newsagg"
+        )

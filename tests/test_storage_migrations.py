@@ -1,0 +1,120 @@
+"""Schema revisions: a store written by the last release before them upgrades and keeps its data, a new
+store starts at the newest revision, an upgrade is safe to repeat, on SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from pipeline.cli import main
+from pipeline.errors import StoreError
+from pipeline.storage import Store, metadata, schema_revision
+from pipeline.storage.migrate import VERSION_TABLE, head
+from services import postgres_database
+
+DATA = Path(__file__).parent / "data"
+# What releases before feed health (f0b089b) lacked, added on open by the releases after.
+FEED_HEALTH_COLUMNS = ("failure_score", "learned_interval", "last_new_entry_at", "alerted_status")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with ExitStack() as stack:
+        if request.param == "postgresql":
+            store_url = stack.enter_context(postgres_database())
+        else:
+            store_url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        monkeypatch.setenv("NEWSAGG_STORE_URL", store_url)  # what `newsagg db ...` opens
+        yield store_url
+
+
+def write_previous_release(url: str, *, before_feed_health: bool = False) -> None:
+    """The tables and rows of a store the last release before revisions wrote (tests/data, from its schema.py)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    script = (DATA / f"store-9788db7.{engine.dialect.name}.sql").read_text(encoding="utf-8")
+    lines = [line for line in script.splitlines() if not line.startswith("--")]
+    with engine.begin() as conn:
+        for statement in "\n".join(lines).split(";\n"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+        if before_feed_health:
+            for column in FEED_HEALTH_COLUMNS:
+                conn.exec_driver_sql(f"ALTER TABLE feeds DROP COLUMN {column}")
+    engine.dispose()
+
+
+def schema_differences(store: Store) -> list[object]:
+    """How the store's tables differ from pipeline/storage/schema.py (none: the revisions build exactly that)."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return [d for d in compare_metadata(context, metadata) if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)]
+
+
+@pytest.mark.parametrize("release", ["9788db7", "before-feed-health"])
+def test_a_store_of_the_previous_release_upgrades_and_keeps_its_data(
+    url: str, release: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_previous_release(url, before_feed_health=release == "before-feed-health")
+    if url.startswith("postgresql"):
+        # Commands on a PostgreSQL store refuse an old schema rather than migrate it behind the operator's back.
+        with pytest.raises(StoreError, match=r"from before schema revisions, .* run `newsagg db upgrade`"):
+            Store(url)
+        assert main(["db", "current"]) == 1
+        assert "none (this newsagg needs" in capsys.readouterr().out
+        assert main(["db", "upgrade"]) == 0
+        assert capsys.readouterr().out == f"store upgraded from no schema revision to {head()}\n"
+    else:
+        # Any command upgrades the embedded store when it opens it.
+        assert main(["feeds", "status"]) == 0
+        assert capsys.readouterr().out.startswith("feed ")
+        assert schema_revision(url) == (head(), head())
+    store = Store(url)
+    try:
+        assert schema_revision(url) == (head(), head())
+        assert schema_differences(store) == []
+        state = store.feed_state("ledger")
+        assert state is not None
+        assert (state.source.name, state.source.tags, state.entries_seen, state.failure_score) == (
+            "Harbor City Ledger", ("local",), 1, 0.0)
+        assert state.last_success_at == datetime(2026, 11, 1, 12, tzinfo=UTC)
+        assert store.articles_by_id(["a1"])["a1"].title == "Port strike"
+        story = store.story("a1")
+        assert story is not None and story.sources[0].url == "https://ledger.example/a/1"
+        assert store.memberships_of("a1")[0].article_id == "a1"
+        assert [(i.kind, i.doc_id) for i in store.outbox_batch(10)] == [("story", "a1")]
+    finally:
+        store.close()
+    # Upgrading again changes nothing.
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == f"store already at schema revision {head()} (the newest)\n"
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out == f"{head()} (the newest)\n"
+
+
+def test_a_new_store_starts_at_the_newest_revision(url: str) -> None:
+    store = Store(url)
+    try:
+        assert schema_revision(url) == (head(), head())
+        assert schema_differences(store) == []
+    finally:
+        store.close()
+    Store(url).close()  # opening it again is no migration
+
+
+def test_a_store_newer_than_this_newsagg_is_refused(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    Store(url).close()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(StoreError, match="schema revision 9999 is newer than this newsagg knows"):
+        Store(url)
+    assert main(["db", "upgrade"]) == 1
+    assert "newer than this newsagg knows" in capsys.readouterr().err
