@@ -134,6 +134,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         outlet=args.outlet,
         language=args.language,
         agency=args.agency,
+        tag=args.tag,
         sort=args.sort,
         limit=args.limit,
     )
@@ -152,7 +153,8 @@ def print_search_results(results: Any, out: TextIO) -> None:
     for hit in results.hits:
         outlets = ", ".join(hit.outlets)
         print(f"\n{hit.title}  [{hit.story_id}]", file=out)
-        print(f"  {hit.article_count} articles · {outlets} · {hit.first_seen:%Y-%m-%d}", file=out)
+        tags = f" · tags: {', '.join(hit.tags)}" if hit.tags else ""
+        print(f"  {hit.article_count} articles · {outlets} · {hit.first_seen:%Y-%m-%d}{tags}", file=out)
         print(f"  {_terminal_highlight(' '.join(hit.snippet.split()), out)}", file=out)
 
 
@@ -178,6 +180,7 @@ def _cmd_clusters_list(args: argparse.Namespace) -> int:
 
 def _cmd_clusters_show(args: argparse.Namespace) -> int:
     from pipeline.storage import Store
+    from pipeline.urls import link_of
 
     with closing(Store(_settings(args).resolved_store_url)) as store:
         cluster_id = store.resolve_cluster(args.id)
@@ -191,7 +194,7 @@ def _cmd_clusters_show(args: argparse.Namespace) -> int:
             "article_id": m.article_id,
             "outlet": articles[m.article_id].outlet,
             "title": articles[m.article_id].title,
-            "url": articles[m.article_id].url,
+            "url": link_of(articles[m.article_id].url),  # None: text from a feed entry without a link
             "published": articles[m.article_id].published,
             "text_source": articles[m.article_id].text_source.value,
             "matched_article_id": m.matched_article_id,
@@ -216,7 +219,7 @@ def _cmd_clusters_show(args: argparse.Namespace) -> int:
             how = (f"matched {row['matched_article_id']} "
                    f"(jaccard {row['jaccard']:.2f}, containment {row['containment']:.2f})")
         print(f"  {row['article_id']}  {row['outlet']}: {row['title']}")
-        print(f"      {row['url']}\n      {how}; text from {row['text_source']}")
+        print(f"      {row['url'] or '(no link)'}\n      {how}; text from {row['text_source']}")
     return EXIT_OK
 
 
@@ -534,6 +537,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--outlet", help="only stories this outlet ran")
     search.add_argument("--language", help="only stories in this language (e.g. en)")
     search.add_argument("--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, agencies)")
+    search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
     search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
     search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
     search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")

@@ -34,10 +34,11 @@ import lxml.html
 from trafilatura import bare_extraction
 from trafilatura.settings import Document
 
+from pipeline.charsets import guess_encoding
 from pipeline.errors import ExtractionError
 from pipeline.models import Article, FeedEntry, Fetched, TextSource
 from pipeline.settings import ExtractionSettings
-from pipeline.urls import article_id
+from pipeline.urls import article_id, link_of
 
 logger = logging.getLogger(__name__)
 
@@ -372,6 +373,8 @@ def build_article(
     page_error: str | None = None,
     now: datetime | None = None,
     extracted: ExtractedPage | None | _Unset = _Unset.UNSET,
+    feed_language: str | None = None,
+    tags: Sequence[str] = (),
 ) -> Article:
     """Build the article for a feed entry from its page, else from the feed's own text.
 
@@ -385,15 +388,21 @@ def build_article(
     vary between pages of one publisher ("Ledger", "ledger.com", "The Ledger - Local"),
     and outlets are counted per story, so they must be spelled one way.
 
+    An entry without a link (its URL is a ``urn:newsagg:`` key) has no page: its article
+    is its feed text, with the reason "the feed entry has no link".
+
     Args:
         entry: the feed entry (its canonical URL gives the article id).
-        page: the fetched page, or None when fetching failed.
+        page: the fetched page, or None when fetching failed or the entry has no link.
         outlet: the feed's name.
         settings: extraction settings (``min_text_chars``).
         page_error: why the page is missing, e.g. "page fetch failed: 404".
         now: the fetch time recorded on the article (default: now).
         extracted: the result of :func:`extract_page` on ``page`` when the caller already
             extracted it (e.g. with :func:`extract_pages`); None means "nothing found".
+        feed_language: the language the feed list declares for the feed, used when the
+            page declares none (primary subtag: "en-GB" gives "en").
+        tags: the feed's tags, carried by the article.
 
     Returns:
         The article.
@@ -405,7 +414,7 @@ def build_article(
     found: ExtractedPage | None = None
     reason: str | None = None
     if page is None:
-        reason = page_error or "page not fetched"
+        reason = page_error or ("the feed entry has no link" if link_of(entry.url) is None else "page not fetched")
     elif not _is_html(page):
         reason = f"page is not HTML ({page.content_type or 'no content type'})"
     else:
@@ -444,8 +453,9 @@ def build_article(
         text_source=source,
         feed_id=entry.feed_id,
         author=(meta.author if meta and meta.author else None) or entry.author,
-        language=meta.language if meta else None,
+        language=(meta.language if meta else None) or _primary_subtag(feed_language),
         text_source_reason=reason,
+        tags=tuple(tags),
     )
 
 
@@ -457,9 +467,6 @@ _META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 # WHATWG: these labels mean windows-1252, which also defines 0x80-0x9F.
 _LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252"})
-_NON_LATIN_LEGACY = frozenset(
-    {"cp1251", "cp1253", "cp1255", "cp1256", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "mac_cyrillic", "mac_greek"}
-)
 _LANG = re.compile(r"^([A-Za-z]{2,3})(?:[-_].*)?$")
 _BLANK_LINES = re.compile(r"\n\s*\n")
 
@@ -521,25 +528,23 @@ def _decode(data: bytes, content_type: str | None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes  # only for undeclared legacy encodings
-
-    guess = from_bytes(data[:65536]).best()
-    encoding = guess.encoding if guess else "cp1252"
-    # Among the Latin code pages the detector often picks the wrong sibling (cp1250 for
-    # French); windows-1252 is the web's default for them. Other scripts keep the guess.
-    if encoding.startswith(("cp125", "iso8859", "latin", "mac_")) and encoding not in _NON_LATIN_LEGACY:
-        encoding = "cp1252"
-    return data.decode(encoding, "replace")
+    return data.decode(guess_encoding(data), "replace")
 
 
 def _declared_language(tree: lxml.html.HtmlElement) -> str | None:
     for candidates in _language_declarations(tree):  # most pages say it on <html>: search no further
         for value in candidates:
-            if isinstance(value, str):
-                match = _LANG.match(value.strip().split(",")[0].strip())
-                if match:
-                    return match.group(1).lower()
+            if language := _primary_subtag(value):
+                return language
     return None
+
+
+def _primary_subtag(value: object) -> str | None:
+    """``en`` of a language tag such as ``en-US`` or ``en_GB, fr``; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    match = _LANG.match(value.strip().split(",")[0].strip())
+    return match.group(1).lower() if match else None
 
 
 def _language_declarations(tree: lxml.html.HtmlElement) -> Iterator[list[Any]]:

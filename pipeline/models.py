@@ -54,7 +54,7 @@ class FeedEntry:
     """One usable item of a parsed feed."""
 
     feed_id: str
-    url: str  # canonical link
+    url: str  # canonical link, or for an entry without one its key (urls.feed_entry_key)
     title: str
     summary: str | None = None
     content: str | None = None
@@ -87,7 +87,7 @@ class Article:
     """An extracted article, the unit that is clustered."""
 
     id: str  # derived from the canonical URL
-    url: str  # canonical
+    url: str  # canonical, or the key of a feed entry without a link (urls.link_of tells them apart)
     outlet: str
     title: str
     text: str
@@ -98,6 +98,7 @@ class Article:
     author: str | None = None
     language: str | None = None
     text_source_reason: str | None = None
+    tags: tuple[str, ...] = ()  # its feed's tags (feeds.yaml)
 
     @property
     def arrival_key(self) -> tuple[datetime, str]:
@@ -140,7 +141,7 @@ class Source:
 
     article_id: str
     outlet: str
-    url: str
+    url: str | None  # None for an article made from a feed entry without a link
     title: str
     published: datetime | None
 
@@ -158,6 +159,7 @@ class Story:
     last_seen: datetime
     language: str | None = None
     agency: str | None = None
+    tags: tuple[str, ...] = ()  # every tag of its articles, sorted
 
     @property
     def outlets(self) -> list[str]:
@@ -207,6 +209,7 @@ class SearchQuery:
     outlet: str | None = None
     language: str | None = None
     agency: str | None = None
+    tag: str | None = None  # stories with at least one article from a feed with this tag
     sort: Literal["relevance", "recency"] = "relevance"
     limit: int = 10
 
@@ -223,6 +226,7 @@ class SearchHit:
     last_seen: datetime
     language: str | None = None
     agency: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
 from pipeline.stories import build_story
 from pipeline.storage import FeedState, OutboxItem, PendingEntry, Store
+from pipeline.urls import link_of
 
 log = logging.getLogger(__name__)
 
@@ -359,10 +360,10 @@ class Pipeline:
     def _download_pages(
         fetcher: Fetcher, batch: Sequence[PendingEntry]
     ) -> tuple[dict[str, Fetched], dict[str, FetchError]]:
-        """The batch's pages, and the errors of those that could not be fetched."""
+        """The batch's pages, and the errors of those that could not be fetched (entries without a link have none)."""
         pages: dict[str, Fetched] = {}
         errors: dict[str, FetchError] = {}
-        urls = list(dict.fromkeys(p.entry.url for p in batch))
+        urls = list(dict.fromkeys(p.entry.url for p in batch if link_of(p.entry.url)))
         for url, result in fetcher.fetch_all(urls, robots=True, content_types=HTML_TYPES):
             if isinstance(result, FetchError):
                 errors[url] = result
@@ -396,6 +397,8 @@ class Pipeline:
                     settings=self.settings.extraction,
                     page_error=None if error is None else f"page fetch failed: {error.reason}",
                     now=now,
+                    feed_language=pending.language,
+                    tags=pending.tags,
                 )
             except ExtractionError as exc:
                 log.warning("no article from %s: %s", url, exc)

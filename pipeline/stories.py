@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pipeline.clustering import detect_agency
 from pipeline.models import Article, Source, Story
+from pipeline.urls import link_of
 
 SUMMARY_CHARS = 320
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -18,7 +19,8 @@ def build_story(cluster_id: str, members: Sequence[Article]) -> Story:
 
     The most complete copy (the longest text; the earliest on a tie) gives the title,
     text and summary, since outlets trim agency copy rather than extend it; every copy
-    is listed as a source, oldest first.
+    is listed as a source, oldest first (without a URL when the article came from a feed
+    entry without a link). The story carries every tag of its articles.
 
     Args:
         cluster_id: becomes the story id.
@@ -37,13 +39,14 @@ def build_story(cluster_id: str, members: Sequence[Article]) -> Story:
         text=representative.text,
         summary=summarize(representative.text),
         sources=tuple(
-            Source(article_id=a.id, outlet=a.outlet, url=a.url, title=a.title, published=a.published)
+            Source(article_id=a.id, outlet=a.outlet, url=link_of(a.url), title=a.title, published=a.published)
             for a in by_arrival
         ),
         first_seen=min(arrivals),
         last_seen=max(arrivals),
         language=languages.most_common(1)[0][0] if languages else None,
         agency=agencies.most_common(1)[0][0] if agencies else None,
+        tags=tuple(sorted({tag for a in by_arrival for tag in a.tags})),
     )
 
 

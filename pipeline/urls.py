@@ -25,6 +25,9 @@ Rules applied by :func:`canonicalize`, in order:
   encoding, and rewriting it would not change the resource).
 
 :func:`canonicalize` is idempotent: canonicalising its own output returns the same string.
+
+A feed entry without a usable link is keyed by :func:`feed_entry_key` instead, a
+``urn:newsagg:`` URN that is never fetched; :func:`link_of` tells a link from such a key.
 """
 
 from __future__ import annotations
@@ -114,6 +117,9 @@ _ASCII_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 # Control characters and whitespace that browsers strip from inside URLs.
 _STRIP_INSIDE = re.compile(r"[\t\n\r]")
 
+#: What the keys of feed entries without a link start with (see :func:`feed_entry_key`).
+FEED_ENTRY_URN = "urn:newsagg:"
+
 #: URLs longer than this are refused: no real article link is this long, and the
 #: limit bounds the work done on hostile feed content.
 MAX_URL_LENGTH = 8192
@@ -177,6 +183,24 @@ def article_id(canonical_url: str) -> str:
         The first 16 hexadecimal characters of the SHA-256 digest of the UTF-8 URL.
     """
     return hashlib.sha256(canonical_url.encode("utf-8")).hexdigest()[:16]
+
+
+def feed_entry_key(feed_id: str, guid: str | None, title: str, text: str) -> str:
+    """The key of a feed entry without a link, in place of its canonical URL: never fetched, never a link.
+
+    Stable across polls: made from the feed id and the entry's guid, or, for an entry
+    without one, its title and text (an edit without a guid is then a new entry).
+
+    Returns:
+        ``urn:newsagg:<feed id>:<32 hex chars of a SHA-256>``.
+    """
+    basis = f"guid\0{guid}" if guid else f"text\0{title}\0{text}"
+    return f"{FEED_ENTRY_URN}{feed_id}:{hashlib.sha256(basis.encode('utf-8')).hexdigest()[:32]}"
+
+
+def link_of(key: str) -> str | None:
+    """The link an article's key stands for: the key itself, or None for a feed entry that had no link."""
+    return None if key.startswith(FEED_ENTRY_URN) else key
 
 
 def _canonicalize_absolute(url: str) -> str | None:

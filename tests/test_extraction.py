@@ -325,6 +325,27 @@ def test_title_falls_back_to_first_words() -> None:
     assert article.title == "one two three"
 
 
+def test_feed_language_and_tags_when_the_page_declares_none() -> None:
+    undeclared = realistic_page(lang="")
+    article = build_article(entry(), page(undeclared), outlet="L", settings=SETTINGS, now=NOW,
+                            feed_language="fr-CA", tags=("local", "transport"))
+    assert article.text_source is TextSource.PAGE
+    assert article.language == "fr"
+    assert article.tags == ("local", "transport")
+    declared = build_article(entry(), page(realistic_page()), outlet="L", settings=SETTINGS, now=NOW, feed_language="fr")
+    assert declared.language == "en"  # the page says so
+    feed_text = build_article(entry(), None, outlet="L", settings=SETTINGS, now=NOW, feed_language="de")
+    assert feed_text.language == "de"
+
+
+def test_entry_without_a_link_is_its_feed_text() -> None:
+    key = "urn:newsagg:harbor-city-ledger:0123456789abcdef0123456789abcdef"
+    article = build_article(entry(url=key), None, outlet="Ledger", settings=SETTINGS, now=NOW)
+    assert article.text_source is TextSource.FEED_CONTENT
+    assert article.text_source_reason == "the feed entry has no link"
+    assert (article.url, article.id) == (key, article_id(key))
+
+
 # -- extract_pages ------------------------------------------------------------------------------
 
 

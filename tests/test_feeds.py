@@ -213,6 +213,22 @@ def test_html_page_is_not_a_feed() -> None:
         parse(page, "text/html; charset=utf-8")
 
 
+@pytest.mark.parametrize(
+    "prolog", ["<!DOCTYPE html>", '<?xml version="1.0"?>\n<!-- generated -->\n<!doctype HTML PUBLIC "-//W3C//DTD HTML 4.01//EN">']
+)
+def test_feed_after_an_html_doctype_is_a_feed(prolog: str) -> None:
+    rss_body = rss(item(), declaration="").replace("\n", "", 1)
+    parsed = parse(prolog + "\n" + rss_body, "text/html; charset=utf-8")
+    assert [e.url for e in parsed.entries] == ["https://news.example.org/a/1"]
+    atom = parse(
+        prolog + '<feed xmlns="http://www.w3.org/2005/Atom"><title>Wire</title><entry><title>Markets</title>'
+        '<link href="https://wire.example.com/s/1"/><id>tag:wire,2025:1</id><updated>2025-01-08T17:05:00Z</updated>'
+        "<summary>Stocks rose.</summary></entry></feed>",
+        "text/html",
+    )
+    assert [e.url for e in atom.entries] == ["https://wire.example.com/s/1"]
+
+
 @pytest.mark.parametrize("body", [b"", b"   \n\t ", b"\xef\xbb\xbf"])
 def test_empty_body(body: bytes) -> None:
     with pytest.raises(FeedParseError, match="empty body"):
@@ -295,10 +311,49 @@ def test_latin1_without_any_declaration() -> None:
     assert parse(body, None).entries[0].title == "Caf\u00e9"
 
 
+LEGACY_FEEDS = {
+    "big5": [
+        ("颱風逼近台灣 全台停班停課", "中央氣象局表示，強烈颱風預計明天登陸，各地政府宣布停班停課。"),
+        ("立法院三讀通過預算案", "立法院今天三讀通過明年度總預算案。"),
+        ("股市大漲 外資買超百億", "台股今天大漲，外資買超超過百億元。"),
+    ],
+    "koi8-r": [
+        ("Шторм обрушился на побережье", "Сильный шторм обрушился на восточное побережье, оставив тысячи домов без света."),
+        ("Парламент принял бюджет", "Депутаты приняли бюджет на следующий год после долгих споров."),
+        ("Биржевые индексы выросли", "Основные биржевые индексы выросли на фоне новостей о снижении ставки."),
+    ],
+    "shift_jis": [
+        ("台風が沖縄に接近 警報発令", "気象庁によると、大型の台風が明日にも沖縄本島に接近する見込みです。"),
+        ("国会で予算案が可決", "来年度の予算案が参議院本会議で可決、成立しました。"),
+        ("株価が大幅に上昇", "東京株式市場では日経平均株価が大幅に値上がりしました。"),
+    ],
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(LEGACY_FEEDS))
+def test_undeclared_legacy_encoding_is_detected(encoding: str) -> None:
+    stories = LEGACY_FEEDS[encoding]
+    items = "".join(item(f"https://news.example.org/a/{n}", title, description=text) for n, (title, text) in enumerate(stories))
+    body = rss(items, declaration='<?xml version="1.0"?>').encode(encoding)
+    parsed = parse(body, "text/xml")
+    assert [e.title for e in parsed.entries] == [title for title, _ in stories]
+    assert [e.summary for e in parsed.entries] == [text for _, text in stories]
+    assert parsed.error is not None and "no declared encoding" in parsed.error
+
+
+def test_declared_encoding_is_not_second_guessed() -> None:
+    stories = LEGACY_FEEDS["koi8-r"]
+    items = "".join(item(f"https://news.example.org/a/{n}", title, description=text) for n, (title, text) in enumerate(stories))
+    body = rss(items, declaration='<?xml version="1.0" encoding="koi8-r"?>').encode("koi8-r")
+    parsed = parse(body, "text/xml")
+    assert [e.title for e in parsed.entries] == [title for title, _ in stories]
+    assert parsed.error is None
+
+
 # -- entries ----------------------------------------------------------------------------------
 
 
-def test_entries_without_usable_links_are_skipped() -> None:
+def test_entries_without_usable_links_become_feed_text_entries() -> None:
     body = rss(
         item(None, "No link")
         + item("javascript:alert(1)", "JS")
@@ -309,7 +364,33 @@ def test_entries_without_usable_links_are_skipped() -> None:
         + item("../local/7", "Relative")
     )
     parsed = parse(body)
-    assert [(e.title, e.url) for e in parsed.entries] == [("Relative", "https://news.example.org/local/7")]
+    assert parsed.entries[-1].url == "https://news.example.org/local/7"
+    linkless = parsed.entries[:-1]
+    assert [e.title for e in linkless] == ["No link", "JS", "Data", "Mail", "Self", "Blank"]
+    # A key of their own that is no link (never fetched), the same at every poll.
+    assert all(e.url.startswith("urn:newsagg:harbor-city-ledger:") for e in linkless)
+    assert len({e.url for e in linkless}) == 6
+    assert [e.url for e in parse(body).entries] == [e.url for e in parsed.entries]
+    assert all(e.summary == "First.\n\nSecond." for e in linkless)
+
+
+def test_linkless_entries_are_keyed_by_guid_else_by_their_text() -> None:
+    def keys(items: str) -> list[str]:
+        return [e.url for e in parse(rss(items)).entries]
+
+    by_guid = keys(item(None, "Toot", guid="tag:social.example,2025:1", description="Ferry delayed."))
+    assert by_guid == keys(item(None, "Toot edited", guid="tag:social.example,2025:1", description="Ferry late."))
+    other_feed = parse_feed(
+        FeedSource(id="other", name="Other", url=FEED_URL),
+        fetched(rss(item(None, "Toot", guid="tag:social.example,2025:1", description="Ferry delayed."))),
+        max_entries=10, now=NOW,
+    ).entries
+    assert other_feed[0].url.startswith("urn:newsagg:other:") and other_feed[0].url != by_guid[0]
+    by_text = keys(item(None, "Toot", description="Ferry delayed."))
+    assert by_text == keys(item(None, "Toot", description="Ferry delayed."))
+    assert by_text != keys(item(None, "Toot", description="Ferry cancelled."))
+    # Two linkless entries with the same guid are one entry.
+    assert len(keys(item(None, "A", guid="g") + item(None, "B", guid="g"))) == 1
 
 
 def test_guid_permalink_is_used_when_link_is_missing() -> None:
@@ -317,9 +398,14 @@ def test_guid_permalink_is_used_when_link_is_missing() -> None:
     assert parse(body).entries[0].url == "https://news.example.org/p/1"
 
 
-def test_no_usable_link_anywhere_is_an_error() -> None:
-    with pytest.raises(FeedParseError, match="none of its 2 entries has a usable link"):
-        parse(rss(item(None) + item("javascript:void(0)")))
+def test_entries_without_link_and_text_are_dropped() -> None:
+    parsed = parse(rss(item(None, "Title only", description=None) + item("https://news.example.org/a/1")))
+    assert [e.url for e in parsed.entries] == ["https://news.example.org/a/1"]
+
+
+def test_no_usable_entry_anywhere_is_an_error() -> None:
+    with pytest.raises(FeedParseError, match="none of its 2 entries has a usable link or any text"):
+        parse(rss(item(None, description=None) + item("javascript:void(0)", description=None)))
 
 
 def test_entries_without_dates_or_titles() -> None:
@@ -581,7 +667,9 @@ def test_parse_feed_returns_a_feed_or_raises_feed_parse_error(body: bytes, conte
     assert isinstance(result, ParsedFeed)
     assert len(result.entries) <= 10
     for entry in result.entries:
-        assert entry.url.startswith(("http://", "https://"))
+        assert entry.url.startswith(("http://", "https://")) or (
+            entry.url.startswith("urn:newsagg:harbor-city-ledger:") and (entry.content or entry.summary)
+        )
 
 
 # -- feed lists: YAML ----------------------------------------------------------------------------

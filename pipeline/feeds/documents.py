@@ -24,9 +24,10 @@ import feedparser
 import lxml.etree
 import lxml.html
 
+from pipeline.charsets import guess_encoding
 from pipeline.errors import FeedParseError
 from pipeline.models import FeedEntry, FeedSource, Fetched, ParsedFeed
-from pipeline.urls import canonicalize
+from pipeline.urls import canonicalize, feed_entry_key
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,11 @@ class _RawEntry:
 def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: datetime | None = None) -> ParsedFeed:
     """Turn a fetched feed document (RSS, Atom, RDF or JSON Feed) into clean entries.
 
-    Links are canonicalised against the document URL; entries without a usable link,
-    and later duplicates (same canonical URL or same guid) are dropped; dates before
+    Links are canonicalised against the document URL. An entry without a usable link
+    that carries content or a summary (microblogs, wires, podcasts) is kept under a key
+    of its own (``urls.feed_entry_key``, never fetched), to become an article from its
+    feed text; one with neither link nor text is dropped, as are later duplicates (same
+    canonical URL or key, or same guid). Dates before
     1995 or more than a day after ``now`` become None; summary and content HTML become
     plain text with paragraphs separated by blank lines; a missing title is made of
     the first words of the summary.
@@ -80,7 +84,7 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
 
     Raises:
         FeedParseError: the document is not a feed (an HTML page, an empty body, garbage),
-            declares XML entities, or none of its entries has a usable link.
+            declares XML entities, or none of its entries has a usable link or any text.
     """
     now = _aware(now or datetime.now(UTC))
     source = f"feed {feed.id} ({fetched.url})"
@@ -90,7 +94,7 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
     if not body.strip():
         raise FeedParseError(f"{source}: empty body")
     content_type = fetched.content_type or fetched.headers.get("content-type") or ""
-    # Entries read from the document: slack for those we will drop (no link, duplicates),
+    # Entries read from the document: slack for those we will drop (no link nor text, duplicates),
     # yet bounded, since parsing and cleaning cost grows with every entry read.
     limit = max_entries * 2 + 20
     if _looks_like_json(body, content_type):
@@ -99,7 +103,7 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
         title, raw_entries, error, ttl = _read_xml_feed(fetched, content_type, limit, source)
     entries = _clean_entries(feed, raw_entries, max_entries, now, fetched.url, source)
     if raw_entries and not entries:
-        raise FeedParseError(f"{source}: none of its {len(raw_entries)} entries has a usable link")
+        raise FeedParseError(f"{source}: none of its {len(raw_entries)} entries has a usable link or any text")
     return ParsedFeed(title=title, entries=entries, error=error, ttl_minutes=ttl)
 
 
@@ -120,6 +124,8 @@ def _read_xml_feed(
         hint = _advertised_feed(data, fetched.url)
         raise FeedParseError(f"{source}: HTML page, not a feed" + (f" (it links to the feed {hint})" if hint else ""))
     data, content_type, relabelled = _relabel_utf8(data, content_type)
+    if not fetched.body.startswith(_BOMS):
+        data, content_type, relabelled = _detect_undeclared(data, content_type, relabelled)
     data = _truncate_entries(data, limit)
     try:
         result = feedparser.parse(
@@ -265,16 +271,19 @@ def _clean_entries(
     seen_urls: set[str] = set()
     seen_guids: set[str] = set()
     document_url = canonicalize(base)
-    skipped_links = duplicates = bad_dates = 0
+    linkless = skipped = duplicates = bad_dates = 0
     for raw in raw_entries:
         if len(entries) >= max_entries:
             break
         url = canonicalize(raw.link, base=base) if raw.link else None
-        if url is None or url == document_url:
-            # A link back to the feed itself ("#", "") is no article either.
-            skipped_links += 1
-            logger.debug("%s: entry %r skipped: no usable link (%r)", source, raw.title[:80], raw.link)
-            continue
+        if url is None or url == document_url:  # a link back to the feed itself ("#", "") is none either
+            text = raw.content or raw.summary
+            if not text:
+                skipped += 1
+                logger.debug("%s: entry %r skipped: no usable link (%r) and no text", source, raw.title[:80], raw.link)
+                continue
+            url = feed_entry_key(feed.id, raw.guid, raw.title, text)
+            linkless += 1
         if url in seen_urls or (raw.guid is not None and raw.guid in seen_guids):
             duplicates += 1
             logger.debug("%s: duplicate entry %s dropped", source, url)
@@ -300,11 +309,13 @@ def _clean_entries(
                 guid=raw.guid,
             )
         )
-    if skipped_links or duplicates or bad_dates:
+    if linkless or skipped or duplicates or bad_dates:
         logger.info(
-            "%s: %d entries without a usable link skipped, %d duplicates dropped, %d implausible dates ignored",
+            "%s: %d entries without a usable link kept for their feed text, %d without link or text skipped, "
+            "%d duplicates dropped, %d implausible dates ignored",
             source,
-            skipped_links,
+            linkless,
+            skipped,
             duplicates,
             bad_dates,
         )
@@ -328,6 +339,9 @@ _LATIN1_LABELS = frozenset(
 )
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_:]")
 _ENTITY_DECL = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
+_NAME = re.compile(rb"[A-Za-z_][\w.:-]*")
+# Root elements feedparser reads as feeds (RSS 0.9x/2.0, Atom, RSS 1.0's rdf:RDF); compared by local name.
+_FEED_ROOTS = frozenset({b"rss", b"feed", b"rdf", b"channel"})
 _HTML_START = re.compile(
     rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+html\b|<html\b)", re.IGNORECASE | re.DOTALL
 )
@@ -373,7 +387,34 @@ def _declares_entities(data: bytes) -> bool:
 
 
 def _looks_like_html(data: bytes) -> bool:
-    return _HTML_START.match(data[:4096]) is not None
+    """An HTML page rather than a feed: a feed's root element decides, whatever DOCTYPE precedes it.
+
+    Some CMSs put ``<!DOCTYPE html>`` before ``<rss>``; feedparser goes by the root element too.
+    """
+    return _root_name(data[:65536]) not in _FEED_ROOTS and _HTML_START.match(data[:4096]) is not None
+
+
+def _root_name(data: bytes) -> bytes | None:
+    """The root element's local name, lower-cased, found past the XML declaration, comments,
+    processing instructions and DOCTYPE; None when text or nothing comes first."""
+    pos = 0
+    while (start := data.find(b"<", pos)) >= 0 and not data[pos:start].strip():
+        if data.startswith(b"<!--", start):
+            end, step = data.find(b"-->", start + 4), 3
+        elif data.startswith(b"<?", start):
+            end, step = data.find(b"?>", start + 2), 2
+        elif data.startswith(b"<!", start):
+            close = data.find(b">", start)
+            bracket = data.find(b"[", start, close) if close >= 0 else -1
+            # A DOCTYPE with an internal subset ends at "]>", any other declaration at ">".
+            end, step = (data.find(b"]>", bracket), 2) if bracket >= 0 else (close, 1)
+        else:
+            name = _NAME.match(data, start + 1)
+            return name.group(0).rpartition(b":")[2].lower() if name else None
+        if end < 0:
+            return None
+        pos = end + step
+    return None
 
 
 def _advertised_feed(data: bytes, base: str) -> str | None:
@@ -434,6 +475,27 @@ def _relabel_utf8(data: bytes, content_type: str) -> tuple[bytes, str, str | Non
     if declaration is not None:
         data = _XML_DECL_ENCODING.sub(rb"\1\2utf-8\2", data, count=1)
     return data, "application/xml; charset=utf-8", f"document declared as {declared} is UTF-8; read as UTF-8"
+
+
+def _detect_undeclared(data: bytes, content_type: str, note: str | None) -> tuple[bytes, str, str | None]:
+    """Transcode to UTF-8 a document that declares no encoding and is not UTF-8, from a detected one.
+
+    Only when neither the HTTP charset, nor the XML declaration, nor a BOM (the caller
+    checks) declares one: feedparser would otherwise read Big5 or KOI8-R as windows-1252.
+
+    Returns:
+        The data, the content type and the note to report (what was detected, else ``note``).
+    """
+    if _charset(content_type) or _XML_DECL_ENCODING.match(data) or data.isascii():
+        return data, content_type, note
+    try:
+        data.decode("utf-8")  # XML's default
+        return data, content_type, note
+    except UnicodeDecodeError:
+        pass
+    encoding = guess_encoding(data)
+    transcoded = data.decode(encoding, "replace").encode("utf-8")
+    return transcoded, "application/xml; charset=utf-8", f"no declared encoding; read as {encoding} (detected)"
 
 
 def _truncate_entries(data: bytes, keep: int) -> bytes:

@@ -66,7 +66,7 @@ from pipeline.models import (
     Story,
 )
 from pipeline.settings import ElasticsearchSettings, bundled_config_dir
-from pipeline.urls import redact_url
+from pipeline.urls import link_of, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ _PREFIX = re.compile(r"^[a-z0-9][a-z0-9._-]{0,200}$")  # a valid start of an ind
 _CONNECTION_REPR = re.compile(r"^\w*Connection(?:Pool)?\([^)]*\):\s*")  # urllib3's "HTTPConnection(host=..):"
 _USERINFO = re.compile(r"(?i)\b(https?://)[^/\s@]*@")
 _STORY_FIELDS = [
-    "id", "title", "summary", "outlets", "article_count", "first_seen", "last_seen", "language", "agency",
+    "id", "title", "summary", "outlets", "article_count", "first_seen", "last_seen", "language", "agency", "tags",
 ]
 
 
@@ -204,6 +204,7 @@ def story_document(story: Story) -> dict[str, Any]:
         "last_seen": _iso(story.last_seen),
         "language": story.language,
         "agency": story.agency,
+        "tags": list(story.tags),
     }
 
 
@@ -214,8 +215,9 @@ def article_document(doc: IndexedArticle) -> dict[str, Any]:
         "id": article.id,
         "cluster_id": member.cluster_id,
         "outlet": article.outlet,
-        "url": article.url,
+        "url": link_of(article.url),  # None for an entry without a link: Kibana shows no bogus link
         "feed_id": article.feed_id,
+        "tags": list(article.tags),
         "title": article.title,
         "text": article.text,
         "author": article.author,
@@ -534,7 +536,9 @@ class ElasticsearchIndex:
             filters.append({"range": {"last_seen": {"gte": _iso(query.since)}}})
         if query.until is not None:
             filters.append({"range": {"first_seen": {"lte": _iso(query.until)}}})
-        for name, value in (("outlets", query.outlet), ("language", query.language), ("agency", query.agency)):
+        for name, value in (
+            ("outlets", query.outlet), ("language", query.language), ("agency", query.agency), ("tags", query.tag)
+        ):
             if value:
                 filters.append({"term": {name: value}})
         # The stems were made in Python (see `stems`), so the query has no syntax to get wrong.
@@ -1016,6 +1020,7 @@ def _hit(hit: dict[str, Any]) -> SearchHit:
         last_seen=datetime.fromisoformat(source["last_seen"]),
         language=source.get("language"),
         agency=source.get("agency"),
+        tags=tuple(source.get("tags") or ()),
     )
 
 

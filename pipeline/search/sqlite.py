@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS story_outlets (
     outlet TEXT NOT NULL,
     PRIMARY KEY (story_rowid, outlet)
 );
+CREATE TABLE IF NOT EXISTS story_tags (
+    story_rowid INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (story_rowid, tag)
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
     title, body, content='stories', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
 );
@@ -127,6 +132,7 @@ class SqliteSearchIndex:
             "INSERT INTO stories_fts(stories_fts, rowid, title, body) VALUES ('delete', ?, ?, ?)", row
         )
         self._db.execute("DELETE FROM story_outlets WHERE story_rowid = ?", (row[0],))
+        self._db.execute("DELETE FROM story_tags WHERE story_rowid = ?", (row[0],))
         self._db.execute("DELETE FROM stories WHERE rowid = ?", (row[0],))
 
     def _insert_story(self, story: Story) -> None:
@@ -153,6 +159,9 @@ class SqliteSearchIndex:
         self._db.executemany(
             "INSERT INTO story_outlets(story_rowid, outlet) VALUES (?, ?)",
             [(rowid, outlet) for outlet in story.outlets],
+        )
+        self._db.executemany(
+            "INSERT INTO story_tags(story_rowid, tag) VALUES (?, ?)", [(rowid, tag) for tag in story.tags]
         )
 
     def _insert_article(self, doc: IndexedArticle) -> None:
@@ -194,6 +203,9 @@ class SqliteSearchIndex:
         if query.outlet:
             where.append("EXISTS (SELECT 1 FROM story_outlets o WHERE o.story_rowid = s.rowid AND o.outlet = ?)")
             params.append(query.outlet)
+        if query.tag:
+            where.append("EXISTS (SELECT 1 FROM story_tags t WHERE t.story_rowid = s.rowid AND t.tag = ?)")
+            params.append(query.tag)
         condition = " AND ".join(where)
         order = "rank" if query.sort == "relevance" else "s.last_seen DESC"
         base = f"FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid WHERE {condition}"
@@ -201,7 +213,9 @@ class SqliteSearchIndex:
             rows = self._db.execute(
                 "SELECT s.id, s.title, snippet(stories_fts, 1, '[[', ']]', '…', 32),"
                 f" bm25(stories_fts, {TITLE_WEIGHT}, 1.0) AS rank, s.outlets, s.article_count,"
-                f" s.first_seen, s.last_seen, s.language, s.agency {base} ORDER BY {order}, s.id LIMIT ?",
+                f" s.first_seen, s.last_seen, s.language, s.agency,"
+                f" (SELECT json_group_array(t.tag) FROM story_tags t WHERE t.story_rowid = s.rowid)"
+                f" {base} ORDER BY {order}, s.id LIMIT ?",
                 [*params, query.limit],
             ).fetchall()
             total = self._db.execute(f"SELECT count(*) {base}", params).fetchone()[0]
@@ -230,6 +244,7 @@ class SqliteSearchIndex:
                 last_seen=datetime.fromisoformat(row[7]),
                 language=row[8],
                 agency=row[9],
+                tags=tuple(sorted(json.loads(row[10]))),
             )
             for row in rows
         ]

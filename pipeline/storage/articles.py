@@ -42,6 +42,7 @@ class ArticleStore(StoreBase):
                 language=article.language,
                 text_source=article.text_source.value,
                 text_source_reason=article.text_source_reason,
+                tags=list(article.tags),
             )
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
             conn.execute(entries.update().where(entries.c.url == article.url).values(state="done"))
@@ -200,6 +201,7 @@ def _article(row: Any) -> Article:
         author=row["author"],
         language=row["language"],
         text_source_reason=row["text_source_reason"],
+        tags=tuple(row["tags"] or ()),
     )
 
 

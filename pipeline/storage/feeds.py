@@ -40,6 +40,8 @@ class PendingEntry:
     entry: FeedEntry
     outlet: str
     attempts: int
+    language: str | None = None  # the feed's declared language and tags (feeds.yaml)
+    tags: tuple[str, ...] = ()
 
 
 class FeedStore(StoreBase):
@@ -178,7 +180,7 @@ class FeedStore(StoreBase):
 
     def pending_entries(self, limit: int, max_attempts: int = 3) -> list[PendingEntry]:
         query = (
-            sa.select(entries, feeds.c.name)
+            sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
             .join(feeds, feeds.c.id == entries.c.feed_id)
             .where(entries.c.state == "pending", entries.c.attempts < max_attempts)
             .order_by(entries.c.discovered_at, entries.c.url)
@@ -199,6 +201,8 @@ class FeedStore(StoreBase):
                     ),
                     outlet=row["name"],
                     attempts=row["attempts"],
+                    language=row["feed_language"],
+                    tags=tuple(row["tags"] or ()),
                 )
                 for row in conn.execute(query).mappings()
             ]

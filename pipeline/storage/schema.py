@@ -94,6 +94,7 @@ articles = sa.Table(
     sa.Column("language", sa.String(20)),
     sa.Column("text_source", sa.String(20), nullable=False),
     sa.Column("text_source_reason", CleanText),
+    sa.Column("tags", sa.JSON),  # its feed's tags
 )
 
 signatures = sa.Table(
@@ -142,6 +143,7 @@ stories = sa.Table(
     sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
     sa.Column("language", sa.String(20)),
     sa.Column("agency", sa.String(40)),
+    sa.Column("tags", sa.JSON),  # the union of its articles' tags
 )
 
 # What the search index still has to receive. `seq` grows on every enqueue, so a document

@@ -191,6 +191,7 @@ def _story_row(story: Story) -> dict[str, Any]:
         "last_seen": story.last_seen,
         "language": story.language,
         "agency": story.agency,
+        "tags": list(story.tags),
     }
 
 
@@ -214,6 +215,7 @@ def _story(row: Any) -> Story:
         last_seen=row["last_seen"],
         language=row["language"],
         agency=row["agency"],
+        tags=tuple(row["tags"] or ()),
     )
 
 

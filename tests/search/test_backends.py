@@ -20,7 +20,7 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 def story(story_id: str, title: str, text: str, outlets: list[str], *, days: int = 0,
-          language: str = "en", agency: str | None = None) -> Story:
+          language: str = "en", agency: str | None = None, tags: tuple[str, ...] = ()) -> Story:
     at = T0 + timedelta(days=days)
     return Story(
         id=story_id,
@@ -32,16 +32,17 @@ def story(story_id: str, title: str, text: str, outlets: list[str], *, days: int
         last_seen=at,
         language=language,
         agency=agency,
+        tags=tags,
     )
 
 
 STORIES = [
     story("s1", "Dockworkers strike at Harbor City port",
           "Dockworkers walked out on Monday over pay. The strike halted container traffic.",
-          ["ledger", "gazette", "courier"], agency="Reuters"),
+          ["ledger", "gazette", "courier"], agency="Reuters", tags=("labour", "local")),
     story("s2", "Council approves desalination plant",
           "The city council approved a desalination plant after a long drought debate. Port officials welcomed it.",
-          ["signal"], days=2),
+          ["signal"], days=2, tags=("local",)),
     story("s3", "Hafenarbeiter streiken weiter", "Die Hafenarbeiter setzen ihren Streik fort.",
           ["zeitung"], days=1, language="de", agency="dpa"),
 ]
@@ -88,6 +89,18 @@ def test_filters_and_facets(search_index: SearchIndex) -> None:
     assert sum(results.facets["day"].values()) == 2
 
 
+def test_tag_filter(search_index: SearchIndex) -> None:
+    load(search_index)
+    assert [h.story_id for h in search_index.search(SearchQuery(text="port", tag="local", sort="recency")).hits] == [
+        "s2", "s1"
+    ]
+    hits = search_index.search(SearchQuery(text="port", tag="labour")).hits
+    assert [(h.story_id, h.tags) for h in hits] == [("s1", ("labour", "local"))]
+    assert search_index.search(SearchQuery(text="port", tag="lab")).total == 0  # whole tags only
+    assert search_index.search(SearchQuery(text="streik", tag="local")).total == 0
+    assert search_index.search(SearchQuery(text="streik")).hits[0].tags == ()
+
+
 def test_sort_by_recency(search_index: SearchIndex) -> None:
     load(search_index)
     hits = search_index.search(SearchQuery(text="port", sort="recency")).hits
@@ -118,3 +131,27 @@ def test_articles_are_written_with_their_cluster(search_index: SearchIndex) -> N
     doc = IndexedArticle(article, Membership("a1", "s1", "a0", 0.4, 0.95))
     assert search_index.write([IndexChange("article", "a1", doc), IndexChange("article", "a1", doc)]) == []
     assert search_index.write([IndexChange("article", "a1", None)]) == []
+
+
+def test_an_article_from_a_feed_entry_without_a_link_is_indexed_without_one(search_index: SearchIndex) -> None:
+    search_index.setup()
+    article = Article(
+        id="a2", url="urn:newsagg:wire:0123456789abcdef0123456789abcdef", outlet="wire", title="Flash",
+        text="Port reopens.", published=T0, fetched_at=T0, text_source=TextSource.FEED_CONTENT,
+        text_source_reason="the feed entry has no link", tags=("local",),
+    )
+    linkless = story("s9", "Port reopens", "Port reopens.", [])
+    linkless = Story(**{**{f: getattr(linkless, f) for f in linkless.__dataclass_fields__},
+                        "sources": (Source("a2", "wire", None, "Flash", T0),), "tags": ("local",)})
+    changes = [IndexChange("article", "a2", IndexedArticle(article, Membership("a2", "s9"))),
+               IndexChange("story", "s9", linkless)]
+    assert search_index.write(changes) == []
+    refresh = getattr(search_index, "refresh", None)
+    if refresh:
+        refresh()
+    assert [h.story_id for h in search_index.search(SearchQuery(text="reopens", tag="local")).hits] == ["s9"]
+    client = getattr(search_index, "client", None)
+    if client is not None:  # Elasticsearch: no bogus link for Kibana to show
+        alias = search_index.alias  # type: ignore[attr-defined]
+        assert client.get(index=alias("articles"), id="a2")["_source"]["url"] is None
+        assert client.get(index=alias("stories"), id="s9")["_source"]["sources"][0]["url"] is None
