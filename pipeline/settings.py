@@ -56,6 +56,14 @@ class FetchSettings(BaseModel):
         1.0, ge=0, description="Seconds between two requests to the same registrable domain."
     )
     respect_robots: bool = Field(True, description="Obey robots.txt for article pages.")
+    max_crawl_delay: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "Largest robots.txt Crawl-delay obeyed (seconds). A host's Crawl-delay raises its domain's "
+            "politeness_delay to that much; a larger Crawl-delay is treated as this cap (and logged)."
+        ),
+    )
     verify_tls: bool = Field(True, description="Verify TLS certificates of publishers.")
     allowed_hosts: list[str] = Field(
         default_factory=list,
