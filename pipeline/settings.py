@@ -296,11 +296,17 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: SecretStr | None = Field(
         None,
-        description="http(s) URL that receives a JSON POST when a feed starts failing, is retired or recovers "
-        "(once per change of state); e.g. a chat incoming webhook. Treated as a secret: never logged. Alerts "
-        "are logged whether or not this is set.",
+        description="http(s) URL that receives a JSON POST, one digest per run, of the feeds that started "
+        "failing, were retired or recovered (each change once); e.g. a chat incoming webhook. Treated as a "
+        "secret: never logged. Digests are logged whether or not this is set.",
     )
     alert_webhook_timeout: float = Field(10.0, gt=0, description="Seconds the alert webhook may take to answer.")
+    alert_digest_interval: int = Field(
+        3600,
+        ge=0,
+        description="Seconds between two digests to the alert webhook. Changes during the wait are not lost: "
+        "they go out with the next digest.",
+    )
     fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
     feeds: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]

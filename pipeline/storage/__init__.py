@@ -17,6 +17,7 @@ from pipeline.storage.articles import ArticleStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunStore
 from pipeline.storage.schema import (
+    alert_digests,
     articles,
     cluster_aliases,
     dirty_clusters,
@@ -37,6 +38,7 @@ __all__ = [
     "OutboxItem",
     "PendingEntry",
     "Store",
+    "alert_digests",
     "articles",
     "cluster_aliases",
     "dirty_clusters",
