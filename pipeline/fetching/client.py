@@ -176,7 +176,8 @@ class Fetcher:
                 truncate=False,
             )
         except BlockedAddressError as exc:
-            logger.warning("%s: %s", exc.url, exc.reason)
+            # Not a warning here: the caller logs what the failure costs (one line per failed feed).
+            logger.info("%s: %s", exc.url, exc.reason)
             raise
         except FetchError as exc:
             logger.debug("%s: %s", exc.url, exc.reason)

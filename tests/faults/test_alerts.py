@@ -170,18 +170,26 @@ def test_a_first_run_over_a_thousand_broken_feeds_sends_one_digest_and_logs_a_li
     web: Web, tmp_path: Path
 ) -> None:
     """`newsagg run` as a user runs it, at its default log level, with a webhook configured."""
-    codes = {"500": 400, "404": 400, "410": 200}
-    names = [f"{code}-{n:03d}" for code, count in codes.items() for n in range(count)]
-    for code in codes:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    urls = {
+        "500": web.url("/500.xml"), "404": web.url("/404.xml"), "410": web.url("/410.xml"),
+        "refused": f"http://{closed}/feed.xml",  # allowed, but nothing listens: connection refused
+        "blocked": "http://127.0.0.1:1/feed.xml",  # the address guard refuses it
+    }
+    groups = {"500": 300, "404": 300, "refused": 100, "blocked": 100, "410": 200}
+    names = [f"{group}-{n:03d}" for group, count in groups.items() for n in range(count)]
+    for code in ("500", "404", "410"):
         web.serve(f"/{code}.xml", "broken", "text/plain", status=int(code))
     web.routes["/hook"] = lambda h: h.reply(204)
-    feeds = write_feed_list(tmp_path / "feeds.yaml", {n: web.url(f"/{n.split('-')[0]}.xml?{n}") for n in names})
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {n: f"{urls[n.split('-')[0]]}?{n}" for n in names})
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
     env.update({
         "NEWSAGG_DATA_DIR": str(tmp_path / "data"),
         "NEWSAGG_SEARCH_BACKEND": "sqlite",
         "NEWSAGG_ALERT_WEBHOOK_URL": web.url("/hook"),
-        "NEWSAGG_FETCH__ALLOWED_HOSTS": json.dumps([f"127.0.0.1:{web.port}"]),
+        "NEWSAGG_FETCH__ALLOWED_HOSTS": json.dumps([f"127.0.0.1:{web.port}", closed]),
         "NEWSAGG_FETCH__POLITENESS_DELAY": "0",
         "NEWSAGG_FETCH__PER_DOMAIN_CONCURRENCY": "16",
         "NEWSAGG_FETCH__CONNECT_TIMEOUT": "2",
@@ -204,6 +212,10 @@ def test_a_first_run_over_a_thousand_broken_feeds_sends_one_digest_and_logs_a_li
     assert named == sorted(names)
     assert "WARNING pipeline.runner: feed 500-000 failed (1 in a row): HTTP 500 Internal Server Error" in lines
     assert "WARNING pipeline.runner: feed 410-000 failed (1 in a row, retired): HTTP 410 Gone" in lines
+    assert any(line.startswith("WARNING pipeline.runner: feed refused-000 failed (1 in a row): connection failed")
+               for line in lines)
+    assert any(line.startswith("WARNING pipeline.runner: feed blocked-000 failed (1 in a row): address guard")
+               for line in lines)
     store = Store(f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}")
     try:
         errors = {s.source.id: s.last_error for s in store.feed_states()}
