@@ -30,7 +30,8 @@ class FetchSettings(BaseModel):
 
     user_agent: str = Field(
         "newsagg/0.1 (+https://github.com/newsagg/newsagg; news aggregation bot)",
-        description="User-Agent header sent with every request, and the name matched in robots.txt.",
+        description="User-Agent header sent with every request; its leading product token ('newsagg') is "
+        "the name matched, case-insensitively, against robots.txt groups.",
     )
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to establish a connection.")
     read_timeout: float = Field(20.0, gt=0, description="Seconds to wait for each chunk of a response.")

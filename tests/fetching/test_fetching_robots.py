@@ -231,14 +231,6 @@ def test_crawl_delay_is_a_floor_under_the_politeness_delay(server: Server, make_
     assert min(gaps) >= 0.3 - 0.02, gaps
 
 
-def test_crawl_delay_for_another_agent_does_not_apply(server: Server, make_fetcher: MakeFetcher) -> None:
-    robots = b"User-agent: otherbot\nCrawl-delay: 5\n\nUser-agent: *\nDisallow: /private\n"
-    # Four pages at once: none waits 5 s for the next (the test's timeout would say so).
-    gaps = page_starts(server, make_fetcher, robots, politeness_delay=0.0)
-
-    assert len(gaps) == 3
-
-
 def test_a_larger_politeness_delay_stays(server: Server, make_fetcher: MakeFetcher) -> None:
     gaps = page_starts(server, make_fetcher, b"User-agent: *\nCrawl-delay: 0.05\n", politeness_delay=0.25)
 
