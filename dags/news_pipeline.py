@@ -171,9 +171,9 @@ def report(
     merged: dict[str, int] | None,
     indexed: dict[str, int] | None,
 ) -> dict[str, Any]:
-    """Counts per stage and the feeds that failed (with the error the store recorded). Failed
-    feeds alone do not fail the run; a feed list that could not be loaded or a stage that did
-    not complete does."""
+    """Counts per stage and the feeds that failed (with the error the store recorded), and the
+    alert digest of the feeds' changes of health. Failed feeds alone do not fail the run; a feed
+    list that could not be loaded or a stage that did not complete does."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from pipeline.runner import FeedOutcome, RunReport
@@ -182,6 +182,7 @@ def report(
     with _pipeline() as pipeline:
         states = {s.source.id: s for s in pipeline.store.feed_states([f["id"] for f in feeds or []])}
         outbox_left = pipeline.store.outbox_size()
+        pipeline.send_alerts()
     run = RunReport(outbox_left=outbox_left)
     for feed in feeds or []:
         if (ok := polled_ok.get(feed["id"])) is not None:

@@ -1,38 +1,48 @@
-"""Alerts when a feed's health changes: it starts failing, is retired, or recovers.
+"""Alerts when feeds' health changes: a feed starts failing, is retired, or recovers.
 
 Each change is reported once: the store remembers the status the last alert reported
 (``FeedState.alerted_status``), and a feed that keeps failing run after run raises no
-new alert. An alert is always logged; when ``alert_webhook_url`` is set it is also
-POSTed there as JSON. A webhook that cannot take it makes ``send_alert`` return False,
-and the caller leaves the change unreported so the next poll of the feed tries again.
+new alert. The changes not yet reported go out together, as one digest per run
+(``send_digest``, called once polling is over: by ``Pipeline.run`` and by the Airflow
+DAG's report task), with counts per kind. The digest is logged (one line at INFO, each
+change at DEBUG); when ``alert_webhook_url`` is set it is also POSTed there as JSON, at
+most once per ``alert_digest_interval``. A change that is not delivered, because the
+webhook is in its quiet period or could not take the digest, stays unreported and goes
+out with the next digest: nothing is lost, and a change undone in between (a feed that
+failed and recovered) is not reported at all, since each digest reports the feeds'
+status now.
 
 The webhook is an endpoint the operator configured, not a publisher, so it is called
 with plain httpx (timeouts, TLS verification, no redirects) rather than through
 the publisher-facing address guard of ``pipeline.fetching``. Its URL often embeds a
-token, so it is never logged.
+token, so it is never logged, nor stored (its hash keys the quiet period).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
 
 from pipeline.urls import redact_url
 from pipeline.settings import Settings
-from pipeline.storage import FeedState
+from pipeline.storage import FeedState, Store
 
 log = logging.getLogger(__name__)
 
 AlertKind = Literal["failing", "retired", "recovered"]
+#: Changes a digest's ``text`` spells out; the rest are counted (all are in ``changes``).
+DIGEST_LINES = 20
 
 
 @dataclass(frozen=True, slots=True)
 class FeedAlert:
-    """One change of a feed's health, as logged and sent to the webhook."""
+    """One change of a feed's health: one item of a digest."""
 
     kind: AlertKind
     feed_id: str
@@ -101,22 +111,86 @@ def alert_for(state: FeedState, now: datetime) -> FeedAlert | None:
     )
 
 
-def send_alert(alert: FeedAlert, settings: Settings) -> bool:
-    """Log the alert and POST it to ``alert_webhook_url`` when set.
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The changes of feed health not reported yet, as one message."""
+
+    alerts: tuple[FeedAlert, ...]
+    at: datetime
+
+    @property
+    def counts(self) -> dict[AlertKind, int]:
+        found = Counter(a.kind for a in self.alerts)
+        return {"failing": found["failing"], "retired": found["retired"], "recovered": found["recovered"]}
+
+    @property
+    def summary(self) -> str:
+        counts = self.counts
+        return (f"{counts['failing']} feed(s) started failing, {counts['retired']} retired, "
+                f"{counts['recovered']} recovered")
+
+    def as_json(self) -> dict[str, Any]:
+        """The webhook's body; ``text`` is what chat webhooks (Slack, Mattermost) display."""
+        lines = [f"newsagg: {self.summary}", *(f"- {a.message}" for a in self.alerts[:DIGEST_LINES])]
+        if len(self.alerts) > DIGEST_LINES:
+            lines.append(f"... and {len(self.alerts) - DIGEST_LINES} more (`newsagg feeds status`)")
+        return {
+            "event": "newsagg.feeds.digest",
+            "text": "\n".join(lines),
+            "counts": self.counts,
+            "changes": [a.as_json() for a in self.alerts],
+            "at": _iso(self.at),
+        }
+
+
+def send_digest(store: Store, settings: Settings, now: datetime | None = None) -> Digest | None:
+    """Report every change of feed health not reported yet, as one digest.
 
     Returns:
-        True when the alert was delivered (or there is no webhook), False when the
-        webhook could not be reached or refused it (logged; never raised).
+        The digest delivered (logged, and accepted by the webhook when one is set), or
+        None when there was nothing to report or it was held back: the webhook's quiet
+        period (``alert_digest_interval`` since the last digest to it) or a webhook that
+        could not take it (logged; never raised). What was held back stays unreported and
+        goes out with the next digest.
     """
-    log.log(logging.INFO if alert.kind == "recovered" else logging.WARNING, "alert: %s", alert.message)
+    now = now or datetime.now(UTC)
+    found = (alert_for(state, now) for state in store.unalerted_feed_states())
+    digest = Digest(tuple(a for a in found if a is not None), now)
+    if not digest.alerts:
+        return None
+    statuses = {a.feed_id: a.status for a in digest.alerts}
     if settings.alert_webhook_url is None:
-        return True
+        _log(digest, "")
+        store.record_feeds_alerted(statuses)
+        return digest
+    url = settings.alert_webhook_url.get_secret_value()
+    destination = hashlib.sha256(url.encode()).hexdigest()
+    last = store.alert_digest_sent_at(destination)
+    if last is not None and now < last + timedelta(seconds=settings.alert_digest_interval):
+        log.info("alerts held for the webhook's next digest (one went %s): %s",
+                 last.isoformat(timespec="seconds"), digest.summary)
+        return None
+    if not _post(url, digest.as_json(), settings):
+        return None
+    _log(digest, "; sent to the webhook")
+    store.record_feeds_alerted(statuses, destination=destination, at=now)
+    return digest
+
+
+def _log(digest: Digest, where: str) -> None:
+    log.info("alerts: %s%s", digest.summary, where)
+    for alert in digest.alerts:
+        log.debug("alert: %s", alert.message)
+
+
+def _post(url: str, body: dict[str, Any], settings: Settings) -> bool:
+    """POST ``body`` to the webhook; False (logged) when it cannot be reached or refuses it."""
     # The transport, not a Client: httpx.Client logs every request URL at INFO, and this
     # URL is a secret. No redirects are followed; TLS is verified.
     request = httpx.Request(
         "POST",
-        settings.alert_webhook_url.get_secret_value(),
-        json=alert.as_json(),
+        url,
+        json=body,
         headers={"User-Agent": settings.fetch.user_agent},
         extensions={"timeout": httpx.Timeout(settings.alert_webhook_timeout).as_dict()},
     )
@@ -125,13 +199,11 @@ def send_alert(alert: FeedAlert, settings: Settings) -> bool:
             response = transport.handle_request(request)
             response.read()
             response.close()
-    except Exception as exc:  # an alert must never break polling; the message may quote the URL, so omit it
-        log.error("alert webhook unreachable (%s); the alert for feed %s is sent again at its next poll",
-                  type(exc).__name__, alert.feed_id)
+    except Exception as exc:  # an alert must never break a run; the message may quote the URL, so omit it
+        log.error("alert webhook unreachable (%s); its changes go out with the next digest", type(exc).__name__)
         return False
     if not 200 <= response.status_code < 300:
-        log.error("alert webhook answered HTTP %d; the alert for feed %s is sent again at its next poll",
-                  response.status_code, alert.feed_id)
+        log.error("alert webhook answered HTTP %d; its changes go out with the next digest", response.status_code)
         return False
     return True
 

@@ -80,8 +80,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f" · clustered {report.clustered} ({report.clusters_merged} merges)"
             f" · stories {report.stories_built} updated · indexed {report.indexed}"
         )
-        for feed in report.failed_feeds:
-            print(f"  feed {feed.feed_id} {feed.status}: {feed.error}", file=sys.stderr)
         if report.index_error:
             print(f"  search index unavailable ({report.outbox_left} documents kept for the next run): "
                   f"{report.index_error}", file=sys.stderr)

@@ -30,7 +30,7 @@ from pipeline.errors import (
 )
 from pipeline.extraction import MIN_PARALLEL_BATCH, build_article, extract_pages, shutdown_workers, start_workers
 from pipeline.feeds import load_feed_list, parse_feed
-from pipeline.fetching import Fetcher
+from pipeline.fetching import Fetcher, redact_url
 from pipeline.models import (
     Article,
     Fetched,
@@ -168,7 +168,7 @@ class Pipeline:
         """Fetch one feed (conditional GET) and queue its new entries; failures are recorded, not raised.
 
         A change of the feed's health (it starts failing, is retired, recovers) is
-        reported once through ``pipeline.alerts``.
+        reported by the next ``send_alerts``.
         """
         now = now or datetime.now(UTC)
         state = self.store.feed_state(feed_id)
@@ -177,7 +177,7 @@ class Pipeline:
         fetched = self._download(state)
         is_document = isinstance(fetched, Fetched) and not fetched.not_modified  # not a 304, not an error
         parsed = self._parse(state.source, fetched, now) if is_document and isinstance(fetched, Fetched) else None
-        return self._finish_poll(state, now, fetched, parsed)
+        return self._record_poll(state, now, fetched, parsed)
 
     def _download(self, state: FeedState, fetcher: Fetcher | None = None) -> Fetched | FetchError:
         """The conditional GET of a feed (safe in any thread when given the fetcher)."""
@@ -188,19 +188,6 @@ class Pipeline:
 
     def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
         return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
-
-    def _finish_poll(
-        self, state: FeedState, now: datetime, fetched: Fetched | FetchError, parsed: ParsedFeed | FeedParseError | None
-    ) -> FeedOutcome:
-        """Record a poll's result; report a change of the feed's health once through ``pipeline.alerts``."""
-        outcome = self._record_poll(state, now, fetched, parsed)
-        status = {"ok": "active", "not_modified": "active", "failed": "failing", "retired": "retired"}[outcome.status]
-        if status != (state.alerted_status or "active"):
-            after = self.store.feed_state(state.source.id)
-            alert = alerts.alert_for(after, now) if after is not None else None
-            if alert is not None and alerts.send_alert(alert, self.settings):
-                self.store.record_feed_alerted(state.source.id, alert.status)
-        return outcome
 
     def _record_poll(
         self, state: FeedState, now: datetime, fetched: Fetched | FetchError, parsed: ParsedFeed | FeedParseError | None
@@ -219,11 +206,15 @@ class Pipeline:
             weight = polling.failure_weight(exc, self.settings.feeds)
             retire = polling.should_retire(exc, state.failure_score + weight, self.settings.feeds)
             next_at = polling.next_poll_after_failure(feed, exc, failures, self.settings.feeds, now)
+            error = _feed_error(exc, feed, fetched)
             self.store.record_feed_failure(
-                feed.id, str(exc), now=now, next_attempt_at=next_at, retire=retire, weight=weight
+                feed.id, error, now=now, next_attempt_at=next_at, retire=retire, weight=weight
             )
-            log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", exc)
-            return FeedOutcome(feed.id, "retired" if retire else "failed", error=str(exc), transient=exc.transient)
+            # One line per failed feed; the rest for -v.
+            log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", error)
+            log.debug("feed %s (%s): %s; next poll %s", feed.id, redact_url(feed.url), type(exc).__name__,
+                      "never (retired)" if retire else next_at.isoformat())
+            return FeedOutcome(feed.id, "retired" if retire else "failed", error=error, transient=exc.transient)
         assert isinstance(fetched, Fetched) and isinstance(parsed, ParsedFeed)
         if parsed.error:
             log.info("feed %s is malformed but usable: %s", feed.id, parsed.error)
@@ -299,7 +290,7 @@ class Pipeline:
                                 parsed_later = parsers.submit(state.source, fetched, self.settings.feeds.max_entries_per_feed, at)
                                 parsing[parsed_later] = (i, state, at, fetched)
                                 continue
-                            outcomes[i] = self._finish_poll(state, at, fetched, None)
+                            outcomes[i] = self._record_poll(state, at, fetched, None)
                         else:
                             i, state, at, fetched = parsing.pop(future)
                             try:
@@ -310,13 +301,17 @@ class Pipeline:
                                 log.warning("a feed parser process died; parsing %s in this process", state.source.id)
                                 parsers.broken()
                                 parsed = self._parse(state.source, fetched, at)
-                            outcomes[i] = self._finish_poll(state, at, fetched, parsed)
+                            outcomes[i] = self._record_poll(state, at, fetched, parsed)
                         bar.update()
         finally:
             for pending in downloading:
                 pending.cancel()
             parsers.close()
         return outcomes
+
+    def send_alerts(self, now: datetime | None = None) -> alerts.Digest | None:
+        """Report the feeds' changes of health not reported yet, as one digest (see ``pipeline.alerts``)."""
+        return alerts.send_digest(self.store, self.settings, now)
 
     # -- articles ----------------------------------------------------------------------
 
@@ -519,6 +514,7 @@ class Pipeline:
         try:
             sources = self.load_feeds(feeds_file)
             report.feeds = self.poll_feeds(sources if force else self.due_feeds(sources))
+            self.send_alerts()
             report.articles_added, report.articles_failed, report.pages_deferred = self.fetch_articles()
             report.clustered, report.clusters_merged = self.cluster()
             report.stories_built, report.stories_removed = self.build_stories()
@@ -532,6 +528,14 @@ class Pipeline:
             return report
         finally:
             self.store.finish_run(run_id, status, report.as_dict())
+
+
+def _feed_error(exc: FetchError | FeedParseError, feed: FeedSource, fetched: Fetched | FetchError) -> str:
+    """What went wrong, without the feed or URL it names: whoever shows it names the feed."""
+    if isinstance(exc, FetchError):
+        return exc.reason
+    where = fetched.url if isinstance(fetched, Fetched) else feed.url
+    return str(exc).removeprefix(f"feed {feed.id} ({where}): ")
 
 
 def _parse_document(feed: FeedSource, fetched: Fetched, max_entries: int, now: datetime) -> ParsedFeed | FeedParseError:

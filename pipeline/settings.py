@@ -55,7 +55,8 @@ class FetchSettings(_MasksCredentials, BaseModel):
 
     user_agent: str = Field(
         "newsagg/0.1 (+https://github.com/newsagg/newsagg; news aggregation bot)",
-        description="User-Agent header sent with every request, and the name matched in robots.txt.",
+        description="User-Agent header sent with every request; its leading product token ('newsagg') is "
+        "the name matched, case-insensitively, against robots.txt groups.",
     )
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to establish a connection.")
     read_timeout: float = Field(20.0, gt=0, description="Seconds to wait for each chunk of a response.")
@@ -81,6 +82,14 @@ class FetchSettings(_MasksCredentials, BaseModel):
         1.0, ge=0, description="Seconds between two requests to the same registrable domain."
     )
     respect_robots: bool = Field(True, description="Obey robots.txt for article pages.")
+    max_crawl_delay: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "Largest robots.txt Crawl-delay obeyed (seconds). A host's Crawl-delay raises its domain's "
+            "politeness_delay to that much; a larger Crawl-delay is treated as this cap (and logged)."
+        ),
+    )
     verify_tls: bool = Field(True, description="Verify TLS certificates of publishers.")
     allowed_hosts: list[str] = Field(
         default_factory=list,
@@ -316,11 +325,17 @@ class Settings(_MasksCredentials, BaseSettings):
     )
     alert_webhook_url: SecretStr | None = Field(
         None,
-        description="http(s) URL that receives a JSON POST when a feed starts failing, is retired or recovers "
-        "(once per change of state); e.g. a chat incoming webhook. Treated as a secret: never logged. Alerts "
-        "are logged whether or not this is set.",
+        description="http(s) URL that receives a JSON POST, one digest per run, of the feeds that started "
+        "failing, were retired or recovered (each change once); e.g. a chat incoming webhook. Treated as a "
+        "secret: never logged. Digests are logged whether or not this is set.",
     )
     alert_webhook_timeout: float = Field(10.0, gt=0, description="Seconds the alert webhook may take to answer.")
+    alert_digest_interval: int = Field(
+        3600,
+        ge=0,
+        description="Seconds between two digests to the alert webhook. Changes during the wait are not lost: "
+        "they go out with the next digest.",
+    )
     fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
     feeds: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]

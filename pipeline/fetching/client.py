@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import http.cookiejar
 import logging
+import re
 import threading
 import time
 import zlib
@@ -13,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timezone
 from types import TracebackType
-from urllib.robotparser import RobotFileParser
 
 import httpx
+from protego import Protego
 
 from pipeline.addresses import ALLOWED_SCHEMES, AddressPolicy, Resolver
 from pipeline.errors import (
@@ -38,6 +39,8 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ROBOTS_CACHE_SIZE = 4096
 # RFC 9309 asks crawlers to parse at least 500 KiB; more than that is ignored, not an error.
 _ROBOTS_MAX_BYTES = 512 * 1024
+# RFC 9309 2.2.1: the product token a robots.txt group names is letters, "_" and "-".
+_PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -101,6 +104,10 @@ class Fetcher:
         self._robots: OrderedDict[tuple[str, str, int], RobotsRules] = OrderedDict()
         self._robots_lock = threading.Lock()
         self._robots_loading: dict[tuple[str, str, int], threading.Lock] = {}
+        # Groups are matched against our product token only ("newsagg"), not the whole
+        # User-Agent header, whose comment words ("bot", a host name) must not select a group.
+        token = _PRODUCT_TOKEN.match(settings.user_agent)
+        self._robots_agent = token.group() if token else settings.user_agent
         registrable_domain("example.com")  # load the suffix list now, not in the first worker
 
     def __enter__(self) -> Fetcher:
@@ -157,7 +164,8 @@ class Fetcher:
                 truncate=False,
             )
         except BlockedAddressError as exc:
-            logger.warning("%s: %s", exc.url, exc.reason)
+            # Not a warning here: the caller logs what the failure costs (one line per failed feed).
+            logger.info("%s: %s", exc.url, exc.reason)
             raise
         except FetchError as exc:
             logger.debug("%s: %s", exc.url, exc.reason)
@@ -391,7 +399,7 @@ class Fetcher:
             # transient, so the page is tried again on a later run.
             raise TransientFetchError(shown, f"robots.txt unavailable ({rules.unavailable}); not crawling this host now")
         target = redact_url(str(url))
-        if rules.parser is not None and not rules.parser.can_fetch(self._settings.user_agent, target):
+        if rules.parser is not None and not rules.parser.can_fetch(target, self._robots_agent):
             logger.info("%s: disallowed by robots.txt", target)
             raise PermanentFetchError(shown, "disallowed by robots.txt")
 
@@ -409,6 +417,8 @@ class Fetcher:
                 rules = self._robots.get(key)
             if rules is None:
                 rules = self._load_robots(f"{url.scheme}://{url.netloc.decode('ascii')}/robots.txt")
+                if rules.parser is not None:
+                    self._apply_crawl_delay(url.host, rules.parser)
                 with self._robots_lock:
                     self._robots[key] = rules
                     while len(self._robots) > _ROBOTS_CACHE_SIZE:
@@ -435,10 +445,20 @@ class Fetcher:
             # 4xx (and other "unavailable" answers, e.g. too many redirects): no rules.
             logger.debug("%s: %s; allowing all", robots_url, exc.reason)
             return RobotsRules()
-        parser = RobotFileParser(robots_url)
-        parser.parse(fetched.body.decode("utf-8", errors="replace").splitlines())
-        parser.modified()  # can_fetch() refuses everything until a parser is marked as read
-        return RobotsRules(parser=parser)
+        return RobotsRules(parser=Protego.parse(fetched.body.decode("utf-8", errors="replace")))
+
+    def _apply_crawl_delay(self, host: str, parser: Protego) -> None:
+        """Make the host's Crawl-delay a floor under its domain's spacing, up to ``max_crawl_delay``."""
+        delay = parser.crawl_delay(self._robots_agent)
+        if not delay:
+            return
+        cap = self._settings.max_crawl_delay
+        if delay > cap:
+            # A day-long delay would hold the run (and the pages of every other domain
+            # queued with it); we stay as slow as the cap allows instead.
+            logger.info("%s: robots.txt asks for Crawl-delay %gs; using the cap, %gs", host, delay, cap)
+            delay = cap
+        self._limiter.set_min_delay(registrable_domain(host), delay)
 
 
 def _parse_url(url: str, shown: str, *, hop: bool = False) -> httpx.URL:

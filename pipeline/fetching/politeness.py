@@ -9,9 +9,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
 
 import tldextract
+from protego import Protego
 
 _extractor_lock = threading.Lock()
 _extractor: tldextract.TLDExtract | None = None
@@ -62,6 +62,12 @@ class DomainLimiter:
         self._cond = threading.Condition()
         self._total = 0
         self._domains: dict[str, DomainState] = {}
+        self._min_delays: dict[str, float] = {}  # per-domain floors (robots.txt Crawl-delay)
+
+    def set_min_delay(self, domain: str, seconds: float) -> None:
+        """Space ``domain``'s starts at least ``seconds`` apart (the largest floor asked for wins)."""
+        with self._cond:
+            self._min_delays[domain] = max(seconds, self._min_delays.get(domain, 0.0))
 
     def acquire(self, domain: str) -> None:
         with self._cond:
@@ -72,7 +78,7 @@ class DomainLimiter:
                 if wait_for <= 0 and state.in_flight < self._per_domain and self._total < self._total_limit:
                     state.in_flight += 1
                     self._total += 1
-                    state.next_start = now + self._delay
+                    state.next_start = now + max(self._delay, self._min_delays.get(domain, 0.0))
                     return
                 self._cond.wait(timeout=wait_for if wait_for > 0 else None)
 
@@ -91,7 +97,7 @@ class DomainLimiter:
 class RobotsRules:
     """What one host's robots.txt says: rules, allow-all, or "do not crawl for now"."""
 
-    parser: RobotFileParser | None = None  # None and no reason: allow everything
+    parser: Protego | None = None  # None and no reason: allow everything
     unavailable: str | None = None  # 5xx / unreachable: disallow everything this run
     blocked: str | None = None  # the address guard refused robots.txt itself
 

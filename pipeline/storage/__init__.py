@@ -18,6 +18,7 @@ from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunStore
 from pipeline.storage.schema import (
+    alert_digests,
     articles,
     cluster_aliases,
     dirty_clusters,
@@ -38,6 +39,7 @@ __all__ = [
     "OutboxItem",
     "PendingEntry",
     "Store",
+    "alert_digests",
     "articles",
     "cluster_aliases",
     "dirty_clusters",

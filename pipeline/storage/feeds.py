@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks
-from pipeline.storage.schema import entries, feeds
+from pipeline.storage.schema import alert_digests, entries, feeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +158,31 @@ class FeedStore(StoreBase):
         assert state is not None
         return state
 
-    def record_feed_alerted(self, feed_id: str, status: str) -> None:
-        """Remember the feed status an alert reported, so each change is reported once."""
+    def unalerted_feed_states(self) -> list[FeedState]:
+        """The feeds whose status is not the one the last alert reported (never alerted: active)."""
+        reported = sa.func.coalesce(feeds.c.alerted_status, "active")
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(feeds).where(feeds.c.status != reported).order_by(feeds.c.id))
+            return [_feed_state(row) for row in rows.mappings()]
+
+    def record_feeds_alerted(
+        self, statuses: Mapping[str, str], *, destination: str | None = None, at: datetime | None = None
+    ) -> None:
+        """Remember the status each feed's alert reported, so each change is reported once; with
+        ``destination``, also that a digest went there ``at`` then (in the same transaction)."""
         with self._tx() as conn:
-            conn.execute(feeds.update().where(feeds.c.id == feed_id).values(alerted_status=status))
+            for feed_id, status in statuses.items():
+                conn.execute(feeds.update().where(feeds.c.id == feed_id).values(alerted_status=status))
+            if destination is not None and at is not None:
+                stmt = self._insert(alert_digests).values(destination=destination, sent_at=at)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["destination"], set_={"sent_at": at}))
+
+    def alert_digest_sent_at(self, destination: str) -> datetime | None:
+        """When the last alert digest went to ``destination``, if ever."""
+        with self.engine.connect() as conn:
+            query = sa.select(alert_digests.c.sent_at).where(alert_digests.c.destination == destination)
+            sent_at: datetime | None = conn.execute(query).scalar()
+            return sent_at
 
     def unseen_entry_count(self, urls: Iterable[str]) -> int:
         """How many of these entry URLs were never queued before."""

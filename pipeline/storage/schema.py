@@ -159,6 +159,15 @@ outbox = sa.Table(
     sa.Column("last_error", CleanText),
 )
 
+# When the last alert digest went to each webhook (keyed by a hash of its URL, a secret),
+# so digests to one destination are spaced by `alert_digest_interval`.
+alert_digests = sa.Table(
+    "alert_digests",
+    metadata,
+    sa.Column("destination", sa.String(64), primary_key=True),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+)
+
 runs = sa.Table(
     "runs",
     metadata,

@@ -64,16 +64,43 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
     assert third.value("report")["feeds"] == []
 
 
+class _Webhook(BaseHTTPRequestHandler):
+    posts: list[bytes] = []
+
+    def do_POST(self) -> None:
+        self.posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
 def test_a_broken_feed_fails_alone_and_the_report_lists_it(
-    corpus_server: CorpusServer, newsagg_env: Callable[..., Path], run_dag: Callable[..., Any], tmp_path: Path
+    corpus_server: CorpusServer,
+    newsagg_env: Callable[..., Path],
+    run_dag: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base = corpus_server.base_url
     feeds_file = write_demo_feeds(base, tmp_path / "feeds.yaml")
     with feeds_file.open("a", encoding="utf-8") as out:
         out.write(f"  - name: Gone Missing Gazette\n    url: \"{base}/nope/feed.xml\"\n")
     data_dir = newsagg_env(base, tmp_path / "not-used.yaml")  # the run's feed list comes from the param
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    monkeypatch.setenv("NEWSAGG_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{hook.server_address[1]}/hook")
 
-    run = run_dag("news_pipeline", {"feeds_file": str(feeds_file)})
+    try:
+        run = run_dag("news_pipeline", {"feeds_file": str(feeds_file)})
+    finally:
+        hook.shutdown()
+        hook.server_close()
+
+    [digest] = [json.loads(body) for body in _Webhook.posts]  # one, from the report task
+    assert digest["counts"] == {"failing": 1, "retired": 0, "recovered": 0}
+    assert digest["changes"][0]["feed"]["id"] == "gone-missing-gazette"
 
     polls = run.mapped("poll_feed")
     assert sorted(polls.values()) == ["failed"] + ["success"] * (len(polls) - 1)

@@ -180,9 +180,9 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
         hits = pipeline.index.search(SearchQuery(text="quaywall")).hits
         assert [h.title for h in hits] == ["Harbour bridge closed"]
 
-    # -- alerts: one per feed that started failing or was retired -----------------------------------
-    alerts = [json.loads(body) for path, body in web.posts if path == "/hook"]
-    assert sorted((a["feed"]["id"], a["event"]) for a in alerts) == sorted(
+    # -- alerts: one digest, of the feeds that started failing or were retired ----------------------
+    [digest] = [json.loads(body) for path, body in web.posts if path == "/hook"]
+    assert sorted((a["feed"]["id"], a["event"]) for a in digest["changes"]) == sorted(
         [(f, "newsagg.feed.failing") for f in ("down", "hang", "html", "limited", "missing")]
         + [("gone", "newsagg.feed.retired")])
 
