@@ -458,6 +458,11 @@ class Pipeline:
     def index_outbox(self, batch_size: int = OUTBOX_BATCH) -> tuple[int, int]:
         """Deliver the outbox to the search index; returns (indexed, failed).
 
+        Each document is written with its outbox sequence number as its version, and the
+        index keeps the higher version whatever order writes arrive in, so two runs at once
+        cannot leave an older story behind. A document refused ``outbox.max_attempts`` times
+        moves to the dead letters (`newsagg outbox list|retry`).
+
         Raises:
             SearchUnavailable: the backend cannot be reached; undelivered items stay queued.
         """
@@ -467,16 +472,24 @@ class Pipeline:
             while items := self.store.outbox_batch(batch_size, after=after):
                 after = (items[-1].kind, items[-1].doc_id)
                 failures = self.index.write(self._changes(items))
-                refused = {(f.kind, f.id): f.reason for f in failures}
+                refused = {(f.kind, f.id): f for f in failures}
                 self.store.outbox_done([i for i in items if (i.kind, i.doc_id) not in refused])
-                self.store.outbox_failed([(i, refused[(i.kind, i.doc_id)]) for i in items if (i.kind, i.doc_id) in refused])
+                dead = self.store.outbox_failed(
+                    [(i, refused[(i.kind, i.doc_id)]) for i in items if (i.kind, i.doc_id) in refused],
+                    self.settings.outbox.max_attempts,
+                )
                 for failure in failures:
                     log.warning("index refused %s %s: %s", failure.kind, failure.id, failure.reason)
+                for item in dead:
+                    log.error("index refused %s %s %d times: moved to the dead letters (see `newsagg outbox list`)",
+                              item.kind, item.doc_id, self.settings.outbox.max_attempts)
                 indexed, failed = indexed + len(items) - len(refused), failed + len(refused)
                 bar.update(len(items))
         return indexed, failed
 
     def _changes(self, items: Sequence[OutboxItem]) -> list[IndexChange]:
+        # The documents are read after their outbox items, so each is at least as new as the
+        # version it is written with: a version never claims a newer document than it carries.
         story_ids = [i.doc_id for i in items if i.kind == "story" and not i.deleted]
         article_ids = [i.doc_id for i in items if i.kind == "article" and not i.deleted]
         found_stories = self.store.stories_by_id(story_ids)
@@ -485,12 +498,12 @@ class Pipeline:
         changes: list[IndexChange] = []
         for item in items:
             if item.kind == "story":
-                changes.append(IndexChange("story", item.doc_id, found_stories.get(item.doc_id)))
+                changes.append(IndexChange("story", item.doc_id, found_stories.get(item.doc_id), item.seq))
                 continue
             article: Article | None = found_articles.get(item.doc_id)
             member = found_members.get(item.doc_id) if article else None
             document = IndexedArticle(article, member) if article and member else None
-            changes.append(IndexChange("article", item.doc_id, document))
+            changes.append(IndexChange("article", item.doc_id, document, item.seq))
         return changes
 
     # -- one pass ----------------------------------------------------------------------
