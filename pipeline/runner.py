@@ -471,8 +471,16 @@ class Pipeline:
         with self._bar(self.store.outbox_size(), "indexing") as bar:
             while items := self.store.outbox_batch(batch_size, after=after):
                 after = (items[-1].kind, items[-1].doc_id)
-                failures = self.index.write(self._changes(items))
+                changes = self._changes(items)
+                failures = self.index.write(changes)
                 refused = {(f.kind, f.id): f for f in failures}
+                # Elasticsearch remembers a deletion's version for index.gc_deletes (60 s) only:
+                # a write read before a deletion and applied later than that would bring the
+                # document back. What this batch wrote and the store no longer holds is queued
+                # again, so the next delivery reads it afresh and deletes it.
+                written = [(c.kind, c.id) for c in changes if c.document is not None and (c.kind, c.id) not in refused]
+                for kind, doc_id in self.store.requeue_missing(written):
+                    log.info("%s %s was deleted while it was being indexed: queued again", kind, doc_id)
                 self.store.outbox_done([i for i in items if (i.kind, i.doc_id) not in refused])
                 dead = self.store.outbox_failed(
                     [(i, refused[(i.kind, i.doc_id)]) for i in items if (i.kind, i.doc_id) in refused],

@@ -196,6 +196,18 @@ def test_refused_items_move_to_the_dead_letters_after_max_attempts(store: Store)
     assert store.outbox_status().dead_letters == []
 
 
+def test_requeue_missing_queues_what_the_store_no_longer_holds(store: Store) -> None:
+    store.save_article(article(1))
+    store.save_article(article(2))  # never clustered: not indexable
+    store.save_assignments([assign(1, "a1")])
+    store.outbox_done(store.outbox_batch(10))
+    keys = [("article", "a1"), ("article", "a2"), ("story", "gone")]
+    assert store.requeue_missing(keys) == [("article", "a2"), ("story", "gone")]
+    assert [(i.kind, i.doc_id, i.deleted) for i in store.outbox_batch(10)] == [
+        ("article", "a2", False), ("story", "gone", False)
+    ]
+
+
 def test_stories_roundtrip_and_removal_is_queued(store: Store) -> None:
     story = Story(
         id="a1",

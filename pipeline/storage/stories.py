@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from pipeline.models import IndexFailure, Source, Story
 from pipeline.storage.base import StoreBase, chunks, utc_now
@@ -214,12 +215,40 @@ class StoryStore(StoreBase):
                 found = [key for key in found if key in wanted]
             if not found:
                 return []
-            seq = self._next_seq(conn)
+            self._requeue(conn, found)
             for kind, doc_id in found:
-                # Not deleted: delivery reads the document, and finding none deletes it from the index.
-                self._enqueue(conn, seq, kind, doc_id, deleted=False)
                 conn.execute(dead_letters.delete().where(dead_letters.c.kind == kind, dead_letters.c.doc_id == doc_id))
         return found
+
+    def requeue_missing(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Queue again those of these documents the store no longer holds; returns them."""
+        story_ids = [doc_id for kind, doc_id in keys if kind == "story"]
+        article_ids = [doc_id for kind, doc_id in keys if kind == "article"]
+        held: set[tuple[str, str]] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(story_ids, 500):
+                found: list[str] = list(conn.execute(sa.select(stories.c.id).where(stories.c.id.in_(chunk))).scalars())
+                held.update(("story", doc_id) for doc_id in found)
+            for chunk in chunks(article_ids, 500):
+                # An article is indexed with its membership: without one, delivery deletes it too.
+                query = (
+                    sa.select(articles.c.id)
+                    .join(memberships, memberships.c.article_id == articles.c.id)
+                    .where(articles.c.id.in_(chunk))
+                )
+                found = list(conn.execute(query).scalars())
+                held.update(("article", doc_id) for doc_id in found)
+        missing = [key for key in keys if key not in held]
+        if missing:
+            with self._tx() as conn:
+                self._requeue(conn, missing)
+        return missing
+
+    def _requeue(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+        seq = self._next_seq(conn)
+        for kind, doc_id in keys:
+            # Not as deleted: delivery reads the document afresh, and finding none deletes it from the index.
+            self._enqueue(conn, seq, kind, doc_id, deleted=False)
 
     def prune_stories_before(self, cutoff: datetime, limit: int = 500) -> tuple[int, int]:
         """Delete up to ``limit`` stories last seen before ``cutoff``, with their articles; returns (stories, articles).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from elasticsearch import ConflictError
 
 from pipeline.cli import main
 from pipeline.models import IndexChange, IndexFailure, SearchQuery, SearchResults, Source, Story
 from pipeline.runner import Pipeline
 from pipeline.search import SearchIndex, open_index
-from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.elastic import ElasticsearchIndex, story_document
 from pipeline.settings import ElasticsearchSettings, Settings, load_settings
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -92,8 +94,66 @@ def test_two_indexers_at_once_cannot_leave_an_older_story(settings: Settings, ne
             assert slow_run.result(timeout=120) == (1, 0)  # refused as older: done, not failed
 
         assert titles(fast.index, "dockworkers") == (["Dockworkers end strike"] if newer == "changed" else [])
+        # A story deleted while being written is queued again (see the next test); delivering it changes nothing.
+        assert fast.index_outbox() == ((1, 0) if newer == "deleted" else (0, 0))
+        assert titles(fast.index, "dockworkers") == (["Dockworkers end strike"] if newer == "changed" else [])
         assert fast.store.outbox_size() == 0
-        assert fast.index_outbox() == (0, 0)
+
+
+def forget_deletions(index: ElasticsearchIndex) -> None:
+    """Wait until the stories index has dropped the versions of deleted documents (index.gc_deletes 0s).
+
+    Elasticsearch prunes them on refresh once they are older than gc_deletes by its coarse
+    clock; a probe document deleted after the others, then written with an older version,
+    tells when that has happened (it is created instead of refused).
+    """
+    alias = index.alias("stories")
+    probe = story_document(story("Probe", "Probe.", story_id="probe"))
+    index.client.index(index=alias, id="probe", document=probe, version=1, version_type="external")
+    index.client.delete(index=alias, id="probe", version=2, version_type="external")
+    for _ in range(100):
+        index.refresh()
+        try:
+            index.client.index(index=alias, id="probe", document=probe, version=1, version_type="external")
+        except ConflictError:
+            time.sleep(0.1)
+            continue
+        index.client.delete(index=alias, id="probe", version=3, version_type="external")
+        return
+    raise AssertionError("Elasticsearch kept the version of a deleted document")
+
+
+def test_a_write_that_outlives_the_deletion_it_missed_is_deleted_again(es_url: str, tmp_path: Path) -> None:
+    """Elasticsearch forgets a deletion's version after index.gc_deletes: an older write that
+    arrives later is applied. The indexer that wrote it notices the store no longer holds the
+    story and queues it again, and the next delivery deletes it."""
+    es = ElasticsearchSettings(urls=[es_url], index_prefix=f"t-{uuid.uuid4().hex[:8]}")
+    settings = Settings(data_dir=tmp_path / "data", search_backend="elasticsearch", es=es)
+    try:
+        with Pipeline(settings) as slow, Pipeline(settings) as fast:
+            index = fast.index
+            assert isinstance(index, ElasticsearchIndex)
+            index.client.indices.put_settings(index=index.alias("stories"), settings={"index.gc_deletes": "0s"})
+            slow.store.save_stories([story("Dockworkers strike", "The port is closed.")], [])
+            held = HeldWrites(open_index(settings))
+            slow._index = held
+            with ThreadPoolExecutor(1) as pool:
+                slow_run = pool.submit(slow.index_outbox)
+                assert held.waiting.wait(60)
+                fast.store.save_stories([], ["s1"])
+                assert fast.index_outbox() == (1, 0)
+                forget_deletions(index)
+                held.release.set()
+                assert slow_run.result(timeout=120) == (1, 0)
+
+            assert titles(index, "dockworkers") == ["Dockworkers strike"]  # back in the index...
+            assert fast.store.outbox_size() == 1  # ...and queued again
+            assert fast.index_outbox() == (1, 0)
+            assert titles(index, "dockworkers") == []
+    finally:
+        cleanup = ElasticsearchIndex(es)
+        cleanup.drop()
+        cleanup.close()
 
 
 def test_refused_documents_go_to_the_dead_letters_and_outbox_retry_requeues_them(
