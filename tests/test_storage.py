@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from pipeline.errors import StoreError
 from pipeline.models import (
@@ -24,7 +26,7 @@ from pipeline.models import (
     TextSource,
     Validators,
 )
-from pipeline.storage import Store
+from pipeline.storage import Store, outbox_seq
 from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -155,6 +157,22 @@ def test_outbox_seq_grows_with_every_change_across_deliveries(store: Store) -> N
     store.save_assignments([assign(1, "a1")])
     (third,) = store.outbox_batch(10)
     assert third.seq > second.seq
+
+
+def test_workers_queueing_one_story_at_once_leave_the_number_of_the_last_commit(store: Store) -> None:
+    """Numbers grow in commit order: the outbox ends with the highest number handed out,
+    whichever of the concurrent transactions committed last."""
+    def save(worker: int) -> None:
+        for n in range(10):
+            store.save_stories([Story(id="s1", title=f"Strike {worker}.{n}", text="body", summary="body",
+                                      sources=(Source("a1", "Ledger", "https://l.example/1", "Strike", T0),),
+                                      first_seen=T0, last_seen=T0)], [])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(save, range(4)))
+    (item,) = store.outbox_batch(10)
+    with store.engine.connect() as conn:
+        assert item.seq == conn.execute(sa.select(outbox_seq.c.last)).scalar_one()
 
 
 def test_refused_items_move_to_the_dead_letters_after_max_attempts(store: Store) -> None:
