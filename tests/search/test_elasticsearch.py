@@ -478,7 +478,7 @@ def test_es_commands_setup_check_reindex(
                   ["ledger", "gazette"]),
             story("s2", "Council approves desalination plant", "Port officials welcomed it.", ["signal"], days=1),
         ]
-        assert index.write([IndexChange("story", s.id, s, 1) for s in stories]) == []
+        assert index.write([IndexChange("story", s.id, s, 5) for s in stories]) == []
         assert index.write([IndexChange("article", "a1", article("a1", "https://ledger.example/1", "s1"), 1)]) == []
         index.refresh()
         counts = index.document_counts()
@@ -507,9 +507,12 @@ def test_es_commands_setup_check_reindex(
         again = index.search(SearchQuery(text="strike port"))
         assert [(h.story_id, h.snippet) for h in again.hits] == [(h.story_id, h.snippet) for h in found.hits]
         assert again.facets == found.facets
-        assert index.write([IndexChange("story", "s2", None, 2)]) == []  # writes reach the new generation
+        assert index.write([IndexChange("story", "s2", None, 6)]) == []  # writes reach the new generation
+        # Copies keep their versions: an older write stays refused.
+        assert index.write([IndexChange("story", "s1", story("s1", "Stale headline", "Old.", ["ledger"]), 3)]) == []
         index.refresh()
         assert index.document_counts()["stories"] == 1
+        assert index.search(SearchQuery(text="stale headline")).total == 0
     finally:
         index.close()
     assert main(["es", "check"]) == 0
