@@ -58,9 +58,9 @@ def changes(count: int) -> list[Any]:
         cluster = members.setdefault(g.label, [])
         membership = Membership(article.id, f"c-{g.label}", cluster[0].id if cluster else None, 0.8 if cluster else None)
         cluster.append(article)
-        out.append(IndexChange("article", article.id, IndexedArticle(article, membership)))
+        out.append(IndexChange("article", article.id, IndexedArticle(article, membership), 1))
     for label, articles in members.items():
-        out.append(IndexChange("story", f"c-{label}", build_story(f"c-{label}", articles)))
+        out.append(IndexChange("story", f"c-{label}", build_story(f"c-{label}", articles), 1))
     return out
 
 
@@ -85,7 +85,8 @@ def ndjson(index: Any, batch: list[Any]) -> list[bytes]:
     for change in batch:
         source = story_document(change.document) if isinstance(change.document, Story) else article_document(change.document)
         action, data = helpers.expand_action(
-            {"_op_type": "index", "_index": index.alias(FAMILY_OF_KIND[change.kind]), "_id": change.id, "_source": source}
+            {"_op_type": "index", "_index": index.alias(FAMILY_OF_KIND[change.kind]), "_id": change.id, "_source": source,
+             "_version": change.version, "_version_type": "external"}
         )
         lines.append(serializer.dumps(action))
         lines.append(serializer.dumps(data))

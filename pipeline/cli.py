@@ -363,6 +363,48 @@ def _cmd_db_current(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+# -- outbox ----------------------------------------------------------------------------------
+
+
+def _cmd_outbox_list(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    with closing(Store(_settings(args).resolved_store_url)) as store:
+        status = store.outbox_status()
+    if args.json:
+        _print_json(status)
+        return EXIT_OK
+    print(f"outbox: {status.waiting} documents wait for the search index"
+          f" ({status.retrying} of them refused before)")
+    print(f"dead letters: {len(status.dead_letters)}")
+    for dead in status.dead_letters:
+        print(f"  {dead.kind}:{dead.doc_id}  {dead.attempts} attempts, last {_when(dead.failed_at)}"
+              f"{' (delete)' if dead.deleted else ''}: {' '.join((dead.last_error or '').split())}")
+    return EXIT_OK
+
+
+def _cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    if bool(args.documents) == args.all:
+        raise ConfigError("name the dead letters to retry as KIND:ID, or give --all")
+    keys = None if args.all else [_outbox_key(text) for text in args.documents]
+    with closing(Store(_settings(args).resolved_store_url)) as store:
+        queued = store.retry_dead_letters(keys)
+    missing = [key for key in keys or [] if key not in queued]
+    print(f"{len(queued)} documents queued again for the search index")
+    if missing:
+        raise NewsaggError(f"no dead letter {', '.join(f'{k}:{i}' for k, i in missing)} (see `newsagg outbox list`)")
+    return EXIT_OK
+
+
+def _outbox_key(text: str) -> tuple[str, str]:
+    kind, _, doc_id = text.partition(":")
+    if kind not in ("story", "article") or not doc_id:
+        raise ConfigError(f"not a KIND:ID (story:ID or article:ID): {text!r}")
+    return kind, doc_id
+
+
 # -- elasticsearch ---------------------------------------------------------------------------
 # These manage Elasticsearch whatever `search_backend` says: a cluster is set up before it is used.
 
@@ -594,6 +636,23 @@ def _parser() -> argparse.ArgumentParser:
         "current", parents=[common], help="the store's schema revision (exit 1 if it needs an upgrade)"
     )
     db_current.set_defaults(handler=_cmd_db_current)
+    outbox = commands.add_parser(
+        "outbox", parents=[common], help="what waits for the search index, and the documents it refused",
+        description="Documents the search index refused outbox.max_attempts times (mapping error, too large) "
+        "leave the outbox for the dead letters, where they stay until retried.",
+    )
+    outbox_commands = outbox.add_subparsers(required=True, metavar="SUBCOMMAND")
+    outbox_list = outbox_commands.add_parser(
+        "list", parents=[common], help="how many documents wait, and every dead letter with its last error"
+    )
+    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.set_defaults(handler=_cmd_outbox_list)
+    outbox_retry = outbox_commands.add_parser(
+        "retry", parents=[common], help="queue dead letters for the search index again (with fresh attempts)"
+    )
+    outbox_retry.add_argument("documents", nargs="*", metavar="KIND:ID", help="e.g. story:3f2a..., article:9c1e...")
+    outbox_retry.add_argument("--all", action="store_true", help="every dead letter")
+    outbox_retry.set_defaults(handler=_cmd_outbox_retry)
 
     es = commands.add_parser(
         "es", parents=[common], help="set up, check and reindex Elasticsearch (whatever search_backend says)",

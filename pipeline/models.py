@@ -184,11 +184,16 @@ class IndexedArticle:
 
 @dataclass(frozen=True, slots=True)
 class IndexChange:
-    """One document to write to (or, with document None, remove from) the search index."""
+    """One document to write to (or, with document None, remove from) the search index.
+
+    ``version`` grows with every change of a document (the outbox sequence number); a backend
+    applies a change only over an older version, so a late write cannot undo a newer one.
+    """
 
     kind: Literal["story", "article"]
     id: str
     document: Story | IndexedArticle | None
+    version: int
 
 
 @dataclass(frozen=True, slots=True)

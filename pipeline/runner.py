@@ -463,6 +463,11 @@ class Pipeline:
     def index_outbox(self, batch_size: int = OUTBOX_BATCH) -> tuple[int, int]:
         """Deliver the outbox to the search index; returns (indexed, failed).
 
+        Each document is written with its outbox sequence number as its version, and the
+        index keeps the higher version whatever order writes arrive in, so two runs at once
+        cannot leave an older story behind. A document refused ``outbox.max_attempts`` times
+        moves to the dead letters (`newsagg outbox list|retry`).
+
         Raises:
             SearchUnavailable: the backend cannot be reached; undelivered items stay queued.
         """
@@ -471,17 +476,33 @@ class Pipeline:
         with self._bar(self.store.outbox_size(), "indexing") as bar:
             while items := self.store.outbox_batch(batch_size, after=after):
                 after = (items[-1].kind, items[-1].doc_id)
-                failures = self.index.write(self._changes(items))
-                refused = {(f.kind, f.id): f.reason for f in failures}
+                changes = self._changes(items)
+                failures = self.index.write(changes)
+                refused = {(f.kind, f.id): f for f in failures}
+                # Elasticsearch remembers a deletion's version for index.gc_deletes (60 s) only:
+                # a write read before a deletion and applied later than that would bring the
+                # document back. What this batch wrote and the store no longer holds is queued
+                # again, so the next delivery reads it afresh and deletes it.
+                written = [(c.kind, c.id) for c in changes if c.document is not None and (c.kind, c.id) not in refused]
+                for kind, doc_id in self.store.requeue_missing(written):
+                    log.info("%s %s was deleted while it was being indexed: queued again", kind, doc_id)
                 self.store.outbox_done([i for i in items if (i.kind, i.doc_id) not in refused])
-                self.store.outbox_failed([(i, refused[(i.kind, i.doc_id)]) for i in items if (i.kind, i.doc_id) in refused])
+                dead = self.store.outbox_failed(
+                    [(i, refused[(i.kind, i.doc_id)]) for i in items if (i.kind, i.doc_id) in refused],
+                    self.settings.outbox.max_attempts,
+                )
                 for failure in failures:
                     log.warning("index refused %s %s: %s", failure.kind, failure.id, failure.reason)
+                for item in dead:
+                    log.error("index refused %s %s %d times: moved to the dead letters (see `newsagg outbox list`)",
+                              item.kind, item.doc_id, self.settings.outbox.max_attempts)
                 indexed, failed = indexed + len(items) - len(refused), failed + len(refused)
                 bar.update(len(items))
         return indexed, failed
 
     def _changes(self, items: Sequence[OutboxItem]) -> list[IndexChange]:
+        # The documents are read after their outbox items, so each is at least as new as the
+        # version it is written with: a version never claims a newer document than it carries.
         story_ids = [i.doc_id for i in items if i.kind == "story" and not i.deleted]
         article_ids = [i.doc_id for i in items if i.kind == "article" and not i.deleted]
         found_stories = self.store.stories_by_id(story_ids)
@@ -490,12 +511,12 @@ class Pipeline:
         changes: list[IndexChange] = []
         for item in items:
             if item.kind == "story":
-                changes.append(IndexChange("story", item.doc_id, found_stories.get(item.doc_id)))
+                changes.append(IndexChange("story", item.doc_id, found_stories.get(item.doc_id), item.seq))
                 continue
             article: Article | None = found_articles.get(item.doc_id)
             member = found_members.get(item.doc_id) if article else None
             document = IndexedArticle(article, member) if article and member else None
-            changes.append(IndexChange("article", item.doc_id, document))
+            changes.append(IndexChange("article", item.doc_id, document, item.seq))
         return changes
 
     # -- one pass ----------------------------------------------------------------------

@@ -281,6 +281,17 @@ class ElasticsearchSettings(_MasksCredentials, BaseModel):
     )
 
 
+class OutboxSettings(_MasksCredentials, BaseModel):
+    """Delivery of stories and articles to the search index."""
+
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Times the search index may refuse a document (mapping error, too large) before it moves "
+        "to the dead letters (`newsagg outbox list|retry`); runs with the backend unreachable do not count.",
+    )
+
+
 class KibanaSettings(_MasksCredentials, BaseModel):
     """Kibana, where `newsagg kibana import` puts the data views, searches and dashboard of config/kibana."""
 
@@ -341,6 +352,7 @@ class Settings(_MasksCredentials, BaseSettings):
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]
     clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)  # type: ignore[arg-type]
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     kibana: KibanaSettings = Field(default_factory=KibanaSettings)  # type: ignore[arg-type]
 
     @field_validator("data_dir", "feeds_file")

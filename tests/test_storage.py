@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pipeline.models import (
     Assignment,
     FeedEntry,
     FeedSource,
+    IndexFailure,
     Membership,
     Signature,
     Source,
@@ -25,7 +27,7 @@ from pipeline.models import (
     TextSource,
     Validators,
 )
-from pipeline.storage import Store
+from pipeline.storage import Store, outbox_seq
 from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -138,6 +140,91 @@ def test_outbox_keeps_a_document_changed_while_in_flight(store: Store) -> None:
     assert [(i.kind, i.doc_id) for i in store.outbox_batch(10)] == [("article", "a1")]
     store.outbox_done(store.outbox_batch(10))
     assert store.outbox_size() == 0
+
+
+def test_outbox_seq_grows_with_every_change_across_deliveries(store: Store) -> None:
+    """The seq is the document's version in the search index: it must never repeat or go back,
+    also after a delivery removed the item (which once restarted it at 1)."""
+    store.save_article(article(1))
+    store.save_article(article(2))
+    store.save_assignments([assign(1, "a1"), assign(2, "a1")])
+    first = store.outbox_batch(10)
+    assert first[0].seq == first[1].seq  # one transaction, one number
+    store.outbox_done(first)
+    store.save_assignments([assign(1, "a1")])
+    (second,) = store.outbox_batch(10)
+    assert second.seq > first[0].seq
+    store.outbox_done([second])
+    store.save_assignments([assign(1, "a1")])
+    (third,) = store.outbox_batch(10)
+    assert third.seq > second.seq
+
+
+def test_workers_queueing_one_story_at_once_leave_the_number_of_the_last_commit(store: Store) -> None:
+    """Numbers grow in commit order: the outbox ends with the highest number handed out,
+    whichever of the concurrent transactions committed last."""
+    def save(worker: int) -> None:
+        for n in range(10):
+            store.save_stories([Story(id="s1", title=f"Strike {worker}.{n}", text="body", summary="body",
+                                      sources=(Source("a1", "Ledger", "https://l.example/1", "Strike", T0),),
+                                      first_seen=T0, last_seen=T0)], [])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(save, range(4)))
+    (item,) = store.outbox_batch(10)
+    with store.engine.connect() as conn:
+        assert item.seq == conn.execute(sa.select(outbox_seq.c.last)).scalar_one()
+
+
+def test_refused_items_move_to_the_dead_letters_after_max_attempts(store: Store) -> None:
+    store.save_article(article(1))
+    store.save_assignments([assign(1, "a1")])
+    (item,) = store.outbox_batch(10)
+    refused = IndexFailure("article", "a1", "400 mapper_parsing_exception", transient=False)
+    busy = IndexFailure("article", "a1", "429 too many requests", transient=True)
+
+    assert store.outbox_failed([(item, busy)], max_attempts=2) == []  # not the document's fault: not counted
+    assert store.outbox_failed([(item, refused)], max_attempts=2) == []
+    status = store.outbox_status()
+    assert (status.waiting, status.retrying, status.dead_letters) == (1, 1, [])
+
+    store.save_assignments([assign(1, "a1")])  # changed while the refused version was in flight
+    assert store.outbox_failed([(item, refused)], max_attempts=2) == []  # the new version starts afresh
+    (changed,) = store.outbox_batch(10)
+    assert changed.seq > item.seq and store.outbox_status().retrying == 0
+    assert store.outbox_failed([(changed, refused)], max_attempts=2) == []
+    assert store.outbox_failed([(changed, refused)], max_attempts=2) == [changed]
+
+    status = store.outbox_status()
+    assert (status.waiting, status.retrying) == (0, 0) and store.outbox_batch(10) == []
+    (dead,) = status.dead_letters
+    assert (dead.kind, dead.doc_id, dead.seq, dead.deleted, dead.attempts) == ("article", "a1", changed.seq, False, 2)
+    assert dead.last_error == "400 mapper_parsing_exception" and dead.failed_at.tzinfo is not None
+
+    assert store.retry_dead_letters([("story", "a1")]) == []
+    assert store.retry_dead_letters([("article", "a1")]) == [("article", "a1")]
+    (retried,) = store.outbox_batch(10)
+    assert retried.seq > changed.seq and store.outbox_status().dead_letters == []
+    assert store.outbox_failed([(retried, refused)], max_attempts=1) == [retried]
+    assert store.retry_dead_letters() == [("article", "a1")]  # every one
+
+    # Delivering a newer version makes an older dead letter obsolete.
+    store.outbox_failed([(item, refused) for item in store.outbox_batch(10)], max_attempts=1)
+    store.save_assignments([assign(1, "a1")])
+    store.outbox_done(store.outbox_batch(10))
+    assert store.outbox_status().dead_letters == []
+
+
+def test_requeue_missing_queues_what_the_store_no_longer_holds(store: Store) -> None:
+    store.save_article(article(1))
+    store.save_article(article(2))  # never clustered: not indexable
+    store.save_assignments([assign(1, "a1")])
+    store.outbox_done(store.outbox_batch(10))
+    keys = [("article", "a1"), ("article", "a2"), ("story", "gone")]
+    assert store.requeue_missing(keys) == [("article", "a2"), ("story", "gone")]
+    assert [(i.kind, i.doc_id, i.deleted) for i in store.outbox_batch(10)] == [
+        ("article", "a2", False), ("story", "gone", False)
+    ]
 
 
 def test_stories_roundtrip_and_removal_is_queued(store: Store) -> None:

@@ -420,16 +420,26 @@ class ElasticsearchIndex:
         """Upsert and delete through the aliases with bulk requests; return the refused documents.
 
         Does not refresh: ids, not searches, decide what is replaced or deleted, so a write
-        is correct whether or not the previous one is searchable yet.
+        is correct whether or not the previous one is searchable yet. Every document goes with
+        its change's version as an external version: Elasticsearch applies it only over a lower
+        one, and a refusal for that reason (409) means a newer change is there already, so the
+        document counts as written. A deleted document's version is remembered for the index's
+        ``index.gc_deletes`` (60 s by default): a write older than the delete that arrives later
+        than that would bring the document back (see docs/elasticsearch.md).
 
         Raises:
             SearchUnavailable: the cluster cannot be reached, or answered a whole bulk request
                 with 429/5xx after the retries; the caller keeps the whole batch.
         """
         failures: list[IndexFailure] = []
-        # The last change of a document wins; with one change per document, pieces sent side by
-        # side cannot overtake each other on the same document.
-        latest = list({(change.kind, change.id): change for change in changes}.values())
+        # The newest change of a document wins (and pieces sent side by side cannot overtake
+        # each other on the same document when each document is in one piece).
+        newest: dict[tuple[str, str], IndexChange] = {}
+        for change in changes:
+            seen = newest.get((change.kind, change.id))
+            if seen is None or change.version >= seen.version:
+                newest[(change.kind, change.id)] = change
+        latest = list(newest.values())
         # A single node indexes a bulk request on one write thread, and this process waits while
         # it does: with a few pieces in flight, the node's cores index side by side while the
         # next piece is built (and stemmed) here.
@@ -451,15 +461,14 @@ class ElasticsearchIndex:
         """Bulk actions for the changes; a document of the wrong kind goes to failures instead."""
         actions: list[dict[str, Any]] = []
         for change in changes:
-            index = self.alias(FAMILY_OF_KIND[change.kind])
+            target = {"_index": self.alias(FAMILY_OF_KIND[change.kind]), "_id": change.id,
+                      "_version": change.version, "_version_type": "external"}
             if change.document is None:
-                actions.append({"_op_type": "delete", "_index": index, "_id": change.id})
+                actions.append({"_op_type": "delete", **target})
             elif change.kind == "story" and isinstance(change.document, Story):
-                actions.append({"_op_type": "index", "_index": index, "_id": change.id,
-                                "_source": story_document(change.document)})
+                actions.append({"_op_type": "index", **target, "_source": story_document(change.document)})
             elif change.kind == "article" and isinstance(change.document, IndexedArticle):
-                actions.append({"_op_type": "index", "_index": index, "_id": change.id,
-                                "_source": article_document(change.document)})
+                actions.append({"_op_type": "index", **target, "_source": article_document(change.document)})
             else:
                 failures.append(IndexFailure(change.kind, change.id,
                                              f"a {type(change.document).__name__} is not a {change.kind}", False))
@@ -495,6 +504,9 @@ class ElasticsearchIndex:
         status = int(info.get("status", 500))
         if op == "delete" and status == 404 and "error" not in info:
             return None  # deleting what is not there is what we wanted
+        error = info.get("error")
+        if status == 409 and isinstance(error, dict) and error.get("type") == "version_conflict_engine_exception":
+            return None  # the index holds a newer version of the document already
         exception = info.get("exception")
         if isinstance(exception, ApiError) and (status == 429 or status >= 500):
             # The whole request failed after the client's retries: the cluster is in trouble.
@@ -505,7 +517,6 @@ class ElasticsearchIndex:
         kind: Literal["story", "article"] = (
             "story" if index.startswith(self.alias("stories")) else "article"
         )
-        error = info.get("error")
         reason = self._reason(exception) if isinstance(exception, ApiError) else _describe(error)
         error_type = error.get("type") if isinstance(error, dict) else None
         # 429/5xx pass; so do blocks (a reindex in progress, a full disk) and a missing alias
@@ -668,9 +679,13 @@ class ElasticsearchIndex:
         return ReindexReport(family, alias, old, new, copied)
 
     def _copy(self, old: str, new: str) -> int:
+        # Documents keep their versions, so a late write older than a copied document stays refused.
         actions = (
-            {"_op_type": "index", "_index": new, "_id": hit["_id"], "_source": hit["_source"]}
-            for hit in helpers.scan(self.client, index=old, query={"query": {"match_all": {}}}, size=SCAN_PAGE)
+            {"_op_type": "index", "_index": new, "_id": hit["_id"], "_source": hit["_source"],
+             "_version": hit["_version"], "_version_type": "external"}
+            for hit in helpers.scan(
+                self.client, index=old, query={"query": {"match_all": {}}}, size=SCAN_PAGE, version=True
+            )
         )
         copied, refused = 0, []
         for ok, item in helpers.streaming_bulk(

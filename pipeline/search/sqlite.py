@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS articles (
     containment REAL
 );
 CREATE INDEX IF NOT EXISTS articles_cluster ON articles(cluster_id);
+CREATE TABLE IF NOT EXISTS versions (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
 """
 
 
@@ -101,10 +107,18 @@ class SqliteSearchIndex:
         self._db.close()
 
     def write(self, changes: Sequence[IndexChange]) -> list[IndexFailure]:
+        """Apply each change in a transaction of its own, unless the index holds that version or a newer one.
+
+        The version is claimed by the transaction's first statement, a write, so the check and
+        the change it guards are one step no other writer can come between. Versions of deleted
+        documents stay, so a late write can never bring one back.
+        """
         failures: list[IndexFailure] = []
         for change in changes:
             try:
                 with self._db:
+                    if not self._claim(change):
+                        continue  # a newer version is here already
                     if change.kind == "story":
                         self._delete_story(change.id)
                         if isinstance(change.document, Story):
@@ -120,6 +134,15 @@ class SqliteSearchIndex:
             except sqlite3.Error as exc:
                 failures.append(IndexFailure(change.kind, change.id, str(exc), transient=False))
         return failures
+
+    def _claim(self, change: IndexChange) -> bool:
+        """Record the change's version if it is newer than the document's; whether it was."""
+        cursor = self._db.execute(
+            "INSERT INTO versions(kind, id, version) VALUES (?, ?, ?) ON CONFLICT(kind, id) DO UPDATE"
+            " SET version = excluded.version WHERE excluded.version > versions.version",
+            (change.kind, change.id, change.version),
+        )
+        return cursor.rowcount == 1
 
     def _delete_story(self, story_id: str) -> None:
         row = self._db.execute(

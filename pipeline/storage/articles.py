@@ -112,7 +112,10 @@ class ArticleStore(StoreBase):
             set_={name: member_of.excluded[name] for name in ("cluster_id", "matched_article_id", "jaccard", "containment")},
         )
         dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
+        if not assignments:
+            return
         with self._tx() as conn:
+            seq = self._next_seq(conn)
             for assignment in assignments:
                 member = assignment.membership
                 sig = assignment.signature
@@ -128,11 +131,11 @@ class ArticleStore(StoreBase):
                     },
                 )
                 for absorbed in assignment.absorbed:
-                    self._absorb(conn, absorbed, member.cluster_id)
+                    self._absorb(conn, seq, absorbed, member.cluster_id)
                 conn.execute(dirty, {"cluster_id": member.cluster_id})
-                self._enqueue(conn, "article", member.article_id, deleted=False)
+                self._enqueue(conn, seq, "article", member.article_id, deleted=False)
 
-    def _absorb(self, conn: Connection, absorbed: str, survivor: str) -> None:
+    def _absorb(self, conn: Connection, seq: int, absorbed: str, survivor: str) -> None:
         moved = [
             row.article_id
             for row in conn.execute(
@@ -151,7 +154,7 @@ class ArticleStore(StoreBase):
         )
         conn.execute(self._insert(dirty_clusters).values(cluster_id=absorbed).on_conflict_do_nothing())
         for article_id in moved:
-            self._enqueue(conn, "article", article_id, deleted=False)
+            self._enqueue(conn, seq, "article", article_id, deleted=False)
 
     def resolve_cluster(self, cluster_id: str) -> str:
         with self.engine.connect() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import LockLost, StoreError
 from pipeline.storage import migrate
-from pipeline.storage.schema import outbox
+from pipeline.storage.schema import outbox, outbox_seq
 from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -217,14 +218,39 @@ class StoreBase:
                 for row in conn.execute(sa.select(table).where(key.in_(chunk))).mappings():
                     found[row[key.name]] = build(row)
         return found
-    def _enqueue(self, conn: Connection, kind: str, doc_id: str, *, deleted: bool) -> None:
+    def _next_seq(self, conn: Connection) -> int:
+        """The outbox sequence number of what this transaction queues; call it before the transaction's first write.
+
+        Numbers grow in commit order, which makes them usable as external versions in the
+        search index: the counter row stays locked until the transaction ends (PostgreSQL;
+        SQLite has one writer at a time anyway), so a transaction that queues a document
+        after another has committed gets a larger number. Taken first, before any other row
+        lock, it cannot deadlock with the other transactions that queue documents. A number
+        is never below the clock in microseconds, so it also exceeds what an index holds from
+        before: versions Elasticsearch assigned itself, or those of an earlier, wiped store.
+        """
+        now = time.time_ns() // 1000
+        bump = (
+            outbox_seq.update()
+            .where(outbox_seq.c.id == 1)
+            .values(last=sa.case((outbox_seq.c.last < now, now), else_=outbox_seq.c.last + 1))
+            .returning(outbox_seq.c.last)
+        )
+        seq = conn.execute(bump).scalar()
+        if seq is None:  # a new store
+            conn.execute(self._insert(outbox_seq).values(id=1, last=now).on_conflict_do_nothing())
+            seq = conn.execute(bump).scalar_one()
+        return int(seq)
+
+    def _enqueue(self, conn: Connection, seq: int, kind: str, doc_id: str, *, deleted: bool) -> None:
+        """Queue a document for the search index under ``seq`` (from ``_next_seq`` in the same transaction)."""
         if self._enqueue_stmt is None:  # built once: building it cost more than running it
             stmt = self._insert(outbox)
             self._enqueue_stmt = stmt.on_conflict_do_update(
                 index_elements=["kind", "doc_id"],
-                set_={"seq": outbox.c.seq + 1, "deleted": stmt.excluded.deleted, "attempts": 0, "last_error": None},
+                set_={"seq": stmt.excluded.seq, "deleted": stmt.excluded.deleted, "attempts": 0, "last_error": None},
             )
-        conn.execute(self._enqueue_stmt, {"kind": kind, "doc_id": doc_id, "seq": 1, "deleted": deleted, "attempts": 0})
+        conn.execute(self._enqueue_stmt, {"kind": kind, "doc_id": doc_id, "seq": seq, "deleted": deleted, "attempts": 0})
     def compact(self) -> None:
         """Reclaim space (SQLite VACUUM; PostgreSQL's autovacuum does this itself)."""
         if self.engine.dialect.name == "sqlite":

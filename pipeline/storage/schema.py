@@ -146,16 +146,19 @@ stories = sa.Table(
     sa.Column("tags", sa.JSON),  # the union of its articles' tags
 )
 
-# What the search index still has to receive. `seq` grows on every enqueue, so a document
-# changed again while a batch was in flight is not dropped when that batch completes.
+# What the search index still has to receive. `seq` is the number of the transaction that last
+# queued the document (from outbox_seq): it grows with every change of a document, across
+# deliveries, so a document changed again while a batch was in flight is not dropped when that
+# batch completes, and the search index, which stores it as the document's version, refuses an
+# older write that arrives after a newer one.
 outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("kind", sa.String(10), primary_key=True),
     sa.Column("doc_id", sa.String(64), primary_key=True),
-    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),  # refusals of this version
     sa.Column("last_error", CleanText),
 )
 
@@ -166,6 +169,28 @@ alert_digests = sa.Table(
     metadata,
     sa.Column("destination", sa.String(64), primary_key=True),
     sa.Column("sent_at", UTCDateTime, nullable=False),
+)
+
+# The last outbox sequence number handed out: one row (id 1), see StoreBase._next_seq.
+outbox_seq = sa.Table(
+    "outbox_seq",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last", sa.BigInteger, nullable=False),
+)
+
+# Outbox items the search index refused outbox.max_attempts times: kept aside, not retried
+# until `newsagg outbox retry` queues them again.
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", CleanText),
+    sa.Column("failed_at", UTCDateTime, nullable=False),
 )
 
 runs = sa.Table(

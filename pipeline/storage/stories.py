@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from pipeline.models import Source, Story
-from pipeline.storage.base import StoreBase, chunks
+from pipeline.models import IndexFailure, Source, Story
+from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.schema import (
     articles,
     cluster_aliases,
+    dead_letters,
     dirty_clusters,
     memberships,
     outbox,
@@ -24,10 +26,32 @@ from pipeline.storage.schema import (
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A document the search index has to receive; ``seq`` is its version there."""
+
     kind: Literal["story", "article"]
     doc_id: str
     seq: int
     deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An outbox item the search index refused too often, kept aside until it is retried."""
+
+    kind: Literal["story", "article"]
+    doc_id: str
+    seq: int
+    deleted: bool
+    attempts: int
+    last_error: str | None
+    failed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    waiting: int  # items in the outbox
+    retrying: int  # of which the index refused at least once
+    dead_letters: list[DeadLetter]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +76,10 @@ class StoryStore(StoreBase):
 
     def save_stories(self, built: Sequence[Story], removed: Sequence[str]) -> None:
         """Upsert rebuilt stories, drop stories of clusters that no longer exist, queue both for indexing."""
+        if not built and not removed:
+            return
         with self._tx() as conn:
+            seq = self._next_seq(conn)
             for story in built:
                 values = _story_row(story)
                 conn.execute(
@@ -60,10 +87,10 @@ class StoryStore(StoreBase):
                     .values(id=story.id, **values)
                     .on_conflict_do_update(index_elements=["id"], set_=values)
                 )
-                self._enqueue(conn, "story", story.id, deleted=False)
+                self._enqueue(conn, seq, "story", story.id, deleted=False)
             for story_id in removed:
                 conn.execute(stories.delete().where(stories.c.id == story_id))
-                self._enqueue(conn, "story", story_id, deleted=True)
+                self._enqueue(conn, seq, "story", story_id, deleted=True)
             done = [s.id for s in built] + list(removed)
             for chunk in chunks(done, 500):
                 conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(chunk)))
@@ -114,7 +141,7 @@ class StoryStore(StoreBase):
             return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
 
     def outbox_done(self, items: Sequence[OutboxItem]) -> None:
-        """Forget delivered items, unless they changed again while in flight."""
+        """Forget delivered items, unless they changed again while in flight, and their older dead letters."""
         if not items:
             return
         delete = outbox.delete().where(
@@ -122,17 +149,107 @@ class StoryStore(StoreBase):
             outbox.c.doc_id == sa.bindparam("item_id"),
             outbox.c.seq == sa.bindparam("item_seq"),
         )
+        keys = [{"item_kind": i.kind, "item_id": i.doc_id, "item_seq": i.seq} for i in items]
         with self._tx() as conn:
-            conn.execute(delete, [{"item_kind": i.kind, "item_id": i.doc_id, "item_seq": i.seq} for i in items])
-
-    def outbox_failed(self, failed: Sequence[tuple[OutboxItem, str]]) -> None:
-        with self._tx() as conn:
-            for item, reason in failed:
+            conn.execute(delete, keys)
+            if conn.execute(sa.select(dead_letters.c.kind).limit(1)).first() is not None:
                 conn.execute(
-                    outbox.update()
-                    .where(outbox.c.kind == item.kind, outbox.c.doc_id == item.doc_id)
-                    .values(attempts=outbox.c.attempts + 1, last_error=reason)
+                    dead_letters.delete().where(
+                        dead_letters.c.kind == sa.bindparam("item_kind"),
+                        dead_letters.c.doc_id == sa.bindparam("item_id"),
+                        dead_letters.c.seq <= sa.bindparam("item_seq"),
+                    ),
+                    keys,
                 )
+
+    def outbox_failed(self, failed: Sequence[tuple[OutboxItem, IndexFailure]], max_attempts: int) -> list[OutboxItem]:
+        """Record why items were not delivered; move those refused ``max_attempts`` times to the dead letters.
+
+        A transient failure (the backend busy or blocked) is recorded but not counted as an
+        attempt. An item that changed again while in flight is left alone: its new version
+        has attempts of its own. Returns the items moved to the dead letters.
+        """
+        dead: list[OutboxItem] = []
+        with self._tx() as conn:
+            for item, failure in failed:
+                this = (outbox.c.kind == item.kind, outbox.c.doc_id == item.doc_id, outbox.c.seq == item.seq)
+                attempts = conn.execute(
+                    outbox.update()
+                    .where(*this)
+                    .values(attempts=outbox.c.attempts + (0 if failure.transient else 1), last_error=failure.reason)
+                    .returning(outbox.c.attempts)
+                ).scalar()
+                if attempts is None or attempts < max_attempts:
+                    continue
+                values = {"seq": item.seq, "deleted": item.deleted, "attempts": attempts,
+                          "last_error": failure.reason, "failed_at": utc_now()}
+                conn.execute(
+                    self._insert(dead_letters)
+                    .values(kind=item.kind, doc_id=item.doc_id, **values)
+                    .on_conflict_do_update(index_elements=["kind", "doc_id"], set_=values)
+                )
+                conn.execute(outbox.delete().where(*this))
+                dead.append(item)
+        return dead
+
+    def outbox_status(self) -> OutboxStatus:
+        """How many items wait for the search index, how many of them were refused before, and the dead letters."""
+        with self.engine.connect() as conn:
+            waiting, retrying = conn.execute(
+                sa.select(sa.func.count(), sa.func.count().filter(outbox.c.attempts > 0)).select_from(outbox)
+            ).one()
+            rows = conn.execute(sa.select(dead_letters).order_by(dead_letters.c.kind, dead_letters.c.doc_id))
+            dead = [DeadLetter(**row) for row in rows.mappings()]
+        return OutboxStatus(waiting=int(waiting), retrying=int(retrying), dead_letters=dead)
+
+    def retry_dead_letters(self, keys: Iterable[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+        """Queue dead letters for the search index again (every one when ``keys`` is None); returns those queued.
+
+        A retried document is read afresh when it is delivered, and has ``max_attempts`` again.
+        """
+        query = sa.select(dead_letters.c.kind, dead_letters.c.doc_id).order_by(dead_letters.c.kind, dead_letters.c.doc_id)
+        with self._tx() as conn:
+            found = [(row.kind, row.doc_id) for row in conn.execute(query)]
+            if keys is not None:
+                wanted = set(keys)
+                found = [key for key in found if key in wanted]
+            if not found:
+                return []
+            self._requeue(conn, found)
+            for kind, doc_id in found:
+                conn.execute(dead_letters.delete().where(dead_letters.c.kind == kind, dead_letters.c.doc_id == doc_id))
+        return found
+
+    def requeue_missing(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Queue again those of these documents the store no longer holds; returns them."""
+        story_ids = [doc_id for kind, doc_id in keys if kind == "story"]
+        article_ids = [doc_id for kind, doc_id in keys if kind == "article"]
+        held: set[tuple[str, str]] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(story_ids, 500):
+                found: list[str] = list(conn.execute(sa.select(stories.c.id).where(stories.c.id.in_(chunk))).scalars())
+                held.update(("story", doc_id) for doc_id in found)
+            for chunk in chunks(article_ids, 500):
+                # An article is indexed with its membership: without one, delivery deletes it too.
+                query = (
+                    sa.select(articles.c.id)
+                    .join(memberships, memberships.c.article_id == articles.c.id)
+                    .where(articles.c.id.in_(chunk))
+                )
+                found = list(conn.execute(query).scalars())
+                held.update(("article", doc_id) for doc_id in found)
+        missing = [key for key in keys if key not in held]
+        if missing:
+            with self._tx() as conn:
+                self._requeue(conn, missing)
+        return missing
+
+    def _requeue(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+        seq = self._next_seq(conn)
+        for kind, doc_id in keys:
+            # Not as deleted: delivery reads the document afresh, and finding none deletes it from the index.
+            self._enqueue(conn, seq, kind, doc_id, deleted=False)
+
     def prune_stories_before(self, cutoff: datetime, limit: int = 500) -> tuple[int, int]:
         """Delete up to ``limit`` stories last seen before ``cutoff``, with their articles; returns (stories, articles).
 
@@ -155,18 +272,20 @@ class StoryStore(StoreBase):
                     sa.select(memberships.c.article_id).where(memberships.c.cluster_id.in_(story_ids))
                 ).scalars()
             ) if story_ids else []
+            if not story_ids:
+                return 0, 0
+            seq = self._next_seq(conn)
             for chunk in chunks(article_ids, 500):
                 conn.execute(signatures.delete().where(signatures.c.article_id.in_(chunk)))
                 conn.execute(memberships.delete().where(memberships.c.article_id.in_(chunk)))
                 conn.execute(articles.delete().where(articles.c.id.in_(chunk)))
             for article_id in article_ids:
-                self._enqueue(conn, "article", article_id, deleted=True)
-            if story_ids:
-                conn.execute(cluster_aliases.delete().where(cluster_aliases.c.survivor_id.in_(story_ids)))
-                conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(story_ids)))
-                conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
+                self._enqueue(conn, seq, "article", article_id, deleted=True)
+            conn.execute(cluster_aliases.delete().where(cluster_aliases.c.survivor_id.in_(story_ids)))
+            conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(story_ids)))
+            conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
             for story_id in story_ids:
-                self._enqueue(conn, "story", story_id, deleted=True)
+                self._enqueue(conn, seq, "story", story_id, deleted=True)
         return len(story_ids), len(article_ids)
 
 

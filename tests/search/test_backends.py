@@ -51,7 +51,7 @@ STORIES = [
 def load(index: SearchIndex) -> None:
     index.setup()
     index.setup()  # idempotent
-    assert index.write([IndexChange("story", s.id, s) for s in STORIES]) == []
+    assert index.write([IndexChange("story", s.id, s, 1) for s in STORIES]) == []
     refresh = getattr(index, "refresh", None)
     if refresh:
         refresh()
@@ -112,14 +112,29 @@ def test_rewrite_and_delete_are_idempotent(search_index: SearchIndex) -> None:
     load(search_index)
     assert search_index.search(SearchQuery(text="dockworkers")).total == 1
     renamed = story("s1", "Dockworkers end strike", "Agreement reached.", ["ledger"])
-    assert search_index.write([IndexChange("story", "s1", renamed)]) == []
-    assert search_index.write([IndexChange("story", "s2", None), IndexChange("story", "s2", None)]) == []
+    assert search_index.write([IndexChange("story", "s1", renamed, 2)]) == []
+    assert search_index.write([IndexChange("story", "s2", None, 2), IndexChange("story", "s2", None, 2)]) == []
     refresh = getattr(search_index, "refresh", None)
     if refresh:
         refresh()
     assert search_index.search(SearchQuery(text="walked")).total == 0
     assert search_index.search(SearchQuery(text="agreement")).hits[0].title == "Dockworkers end strike"
     assert search_index.search(SearchQuery(text="desalination")).total == 0
+
+
+def test_an_older_version_arriving_later_changes_nothing(search_index: SearchIndex) -> None:
+    search_index.setup()
+    newer = story("s1", "Dockworkers end strike", "Agreement reached.", ["ledger"])
+    older = story("s1", "Dockworkers strike", "Walkout.", ["ledger"])
+    assert search_index.write([IndexChange("story", "s1", newer, 5)]) == []
+    assert search_index.write([IndexChange("story", "s1", older, 4)]) == []  # not a failure: a newer one is there
+    refresh = getattr(search_index, "refresh", lambda: None)
+    refresh()
+    assert [h.title for h in search_index.search(SearchQuery(text="dockworkers")).hits] == ["Dockworkers end strike"]
+    assert search_index.write([IndexChange("story", "s1", None, 6)]) == []
+    assert search_index.write([IndexChange("story", "s1", newer, 5)]) == []  # not brought back
+    refresh()
+    assert search_index.search(SearchQuery(text="dockworkers")).total == 0
 
 
 def test_articles_are_written_with_their_cluster(search_index: SearchIndex) -> None:
@@ -129,8 +144,8 @@ def test_articles_are_written_with_their_cluster(search_index: SearchIndex) -> N
         published=T0, fetched_at=T0, text_source=TextSource.PAGE,
     )
     doc = IndexedArticle(article, Membership("a1", "s1", "a0", 0.4, 0.95))
-    assert search_index.write([IndexChange("article", "a1", doc), IndexChange("article", "a1", doc)]) == []
-    assert search_index.write([IndexChange("article", "a1", None)]) == []
+    assert search_index.write([IndexChange("article", "a1", doc, 1), IndexChange("article", "a1", doc, 1)]) == []
+    assert search_index.write([IndexChange("article", "a1", None, 2)]) == []
 
 
 def test_an_article_from_a_feed_entry_without_a_link_is_indexed_without_one(search_index: SearchIndex) -> None:
@@ -143,8 +158,8 @@ def test_an_article_from_a_feed_entry_without_a_link_is_indexed_without_one(sear
     linkless = story("s9", "Port reopens", "Port reopens.", [])
     linkless = Story(**{**{f: getattr(linkless, f) for f in linkless.__dataclass_fields__},
                         "sources": (Source("a2", "wire", None, "Flash", T0),), "tags": ("local",)})
-    changes = [IndexChange("article", "a2", IndexedArticle(article, Membership("a2", "s9"))),
-               IndexChange("story", "s9", linkless)]
+    changes = [IndexChange("article", "a2", IndexedArticle(article, Membership("a2", "s9")), 1),
+               IndexChange("story", "s9", linkless, 1)]
     assert search_index.write(changes) == []
     refresh = getattr(search_index, "refresh", None)
     if refresh:

@@ -137,27 +137,27 @@ def test_refused_documents_are_reported_not_swallowed(es_index: ElasticsearchInd
     es_index.setup()
     huge_url = "https://ledger.example/" + "x" * 40_000  # over Lucene's 32766-byte term limit
     failures = es_index.write([
-        IndexChange("article", "good", article("good", "https://ledger.example/1", "c1")),
-        IndexChange("article", "bad", article("bad", huge_url, "c1")),
-        IndexChange("story", "never-indexed", None),  # deleting what is not there is success
+        IndexChange("article", "good", article("good", "https://ledger.example/1", "c1"), 1),
+        IndexChange("article", "bad", article("bad", huge_url, "c1"), 1),
+        IndexChange("story", "never-indexed", None, 1),  # deleting what is not there is success
     ])
     assert [(f.kind, f.id, f.transient) for f in failures] == [("article", "bad", False)]
     assert "url" in failures[0].reason and failures[0].reason.startswith("400 ")
     assert set(documents(es_index, "articles")) == {"good"}
 
 
-def test_a_write_of_many_pieces_reports_each_refusal_and_the_last_change_wins(es_index: ElasticsearchIndex) -> None:
+def test_a_write_of_many_pieces_reports_each_refusal_and_the_newest_change_wins(es_index: ElasticsearchIndex) -> None:
     """More documents than the pieces in flight hold: refusals come back by id, and a document
-    changed twice in one write ends as its last change, though pieces are sent side by side."""
+    changed twice in one write ends as its newest change, though pieces are sent side by side."""
     es_index.setup()
     count = BULK_PIECE_DOCS * (BULK_IN_FLIGHT + 1) + 7
-    changes = [IndexChange("article", f"a{i}", article(f"a{i}", f"https://ledger.example/{i}", "c1"))
+    changes = [IndexChange("article", f"a{i}", article(f"a{i}", f"https://ledger.example/{i}", "c1"), 1)
                for i in range(count)]
     refused = count // 2
     changes[refused] = IndexChange("article", f"a{refused}",
-                                   article(f"a{refused}", "https://ledger.example/" + "x" * 40_000, "c1"))
-    changes.append(IndexChange("article", "a0", None))
-    changes.append(IndexChange("article", "a1", article("a1", "https://ledger.example/moved", "c2")))
+                                   article(f"a{refused}", "https://ledger.example/" + "x" * 40_000, "c1"), 1)
+    changes.append(IndexChange("article", "a0", None, 2))
+    changes.append(IndexChange("article", "a1", article("a1", "https://ledger.example/moved", "c2"), 2))
 
     failures = es_index.write(changes)
 
@@ -173,7 +173,7 @@ def test_blocked_index_refusals_are_transient(es_index: ElasticsearchIndex) -> N
     (index,) = es_index.client.indices.get_alias(name=es_index.alias("stories")).body
     es_index.client.indices.put_settings(index=index, settings={"index.blocks.write": True})
     try:
-        failures = es_index.write([IndexChange("story", "s1", story("s1", "Strike", "Walkout.", ["ledger"]))])
+        failures = es_index.write([IndexChange("story", "s1", story("s1", "Strike", "Walkout.", ["ledger"]), 1)])
         # What an interrupted reindex leaves behind is noticed.
         (stories,) = [c for c in es_index.check() if c.family == "stories"]
         assert not stories.ok and "refuses writes" in stories.problems[0]
@@ -199,7 +199,7 @@ def test_unreachable_node_raises_search_unavailable_without_secrets(
             with pytest.raises(SearchUnavailable) as setup_error:
                 index.setup()
             with pytest.raises(SearchUnavailable) as write_error:
-                index.write([IndexChange("story", "s1", None)])
+                index.write([IndexChange("story", "s1", None, 1)])
             with pytest.raises(SearchUnavailable) as search_error:
                 index.search(SearchQuery(text="strike"))
         index.close()
@@ -230,7 +230,7 @@ def test_a_changed_template_is_rolled_out_by_setup_and_reindex(
     index = ElasticsearchIndex(settings)
     index.setup()
     first = story("s1", "Dockworkers strike", "Port closed.", ["ledger"])
-    assert index.write([IndexChange("story", "s1", first)]) == []
+    assert index.write([IndexChange("story", "s1", first, 1)]) == []
     index.refresh()
     before = index.search(SearchQuery(text="strike"))
     index.close()
@@ -307,7 +307,7 @@ def test_search_finds_what_the_sqlite_backend_finds(es_index: ElasticsearchIndex
     sqlite = SqliteSearchIndex(tmp_path / "search.sqlite3")
     for index in (sqlite, es_index):
         index.setup()
-        assert index.write([IndexChange("story", s.id, s) for s in PARITY_STORIES]) == []
+        assert index.write([IndexChange("story", s.id, s, 1) for s in PARITY_STORIES]) == []
     es_index.refresh()
     try:
         for text in ["failure", "zurich", "Zürich insurers", "city", "flooded cities", "launch failure",
@@ -479,8 +479,8 @@ def test_es_commands_setup_check_reindex(
                   ["ledger", "gazette"]),
             story("s2", "Council approves desalination plant", "Port officials welcomed it.", ["signal"], days=1),
         ]
-        assert index.write([IndexChange("story", s.id, s) for s in stories]) == []
-        assert index.write([IndexChange("article", "a1", article("a1", "https://ledger.example/1", "s1"))]) == []
+        assert index.write([IndexChange("story", s.id, s, 5) for s in stories]) == []
+        assert index.write([IndexChange("article", "a1", article("a1", "https://ledger.example/1", "s1"), 1)]) == []
         index.refresh()
         counts = index.document_counts()
         found = index.search(SearchQuery(text="strike port"))
@@ -508,9 +508,12 @@ def test_es_commands_setup_check_reindex(
         again = index.search(SearchQuery(text="strike port"))
         assert [(h.story_id, h.snippet) for h in again.hits] == [(h.story_id, h.snippet) for h in found.hits]
         assert again.facets == found.facets
-        assert index.write([IndexChange("story", "s2", None)]) == []  # writes reach the new generation
+        assert index.write([IndexChange("story", "s2", None, 6)]) == []  # writes reach the new generation
+        # Copies keep their versions: an older write stays refused.
+        assert index.write([IndexChange("story", "s1", story("s1", "Stale headline", "Old.", ["ledger"]), 3)]) == []
         index.refresh()
         assert index.document_counts()["stories"] == 1
+        assert index.search(SearchQuery(text="stale headline")).total == 0
     finally:
         index.close()
     assert main(["es", "check"]) == 0

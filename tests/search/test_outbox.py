@@ -1,0 +1,213 @@
+"""Delivering the outbox: two indexers at once keep the newest version (both backends), and
+documents the index refuses end in the dead letters, listed and re-queued by `newsagg outbox`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from elasticsearch import ConflictError
+
+from pipeline.cli import main
+from pipeline.models import IndexChange, IndexFailure, SearchQuery, SearchResults, Source, Story
+from pipeline.runner import Pipeline
+from pipeline.search import SearchIndex, open_index
+from pipeline.search.elastic import ElasticsearchIndex, story_document
+from pipeline.settings import ElasticsearchSettings, Settings, load_settings
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+
+
+def story(title: str, text: str, url: str = "https://ledger.example/s1", story_id: str = "s1") -> Story:
+    return Story(id=story_id, title=title, text=text, summary=text, sources=(Source("a1", "ledger", url, title, T0),),
+                 first_seen=T0, last_seen=T0, language="en")
+
+
+class HeldWrites:
+    """A search index whose write waits until released: one indexer's batch held back while another delivers."""
+
+    def __init__(self, inner: SearchIndex) -> None:
+        self.inner = inner
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+
+    def setup(self) -> None:
+        self.inner.setup()
+
+    def write(self, changes: Sequence[IndexChange]) -> list[IndexFailure]:
+        self.waiting.set()
+        assert self.release.wait(60)
+        return self.inner.write(changes)
+
+    def search(self, query: SearchQuery) -> SearchResults:
+        return self.inner.search(query)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A fresh store and search index of either backend (an Elasticsearch prefix of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path / "data")
+        return
+    es = ElasticsearchSettings(urls=[request.getfixturevalue("es_url")], index_prefix=f"t-{uuid.uuid4().hex[:8]}")
+    yield Settings(data_dir=tmp_path / "data", search_backend="elasticsearch", es=es)
+    cleanup = ElasticsearchIndex(es)
+    cleanup.drop()
+    cleanup.close()
+
+
+def titles(index: SearchIndex, text: str) -> list[str]:
+    refresh = getattr(index, "refresh", None)
+    if refresh:
+        refresh()
+    return [hit.title for hit in index.search(SearchQuery(text=text)).hits]
+
+
+@pytest.mark.parametrize("newer", ["changed", "deleted"])
+def test_two_indexers_at_once_cannot_leave_an_older_story(settings: Settings, newer: str) -> None:
+    """The indexer that read the older story delivers it last: the index keeps the newer one
+    (for a deletion: Elasticsearch's tombstone, the SQLite backend's kept version)."""
+    with Pipeline(settings) as slow, Pipeline(settings) as fast:
+        slow.store.save_stories([story("Dockworkers strike", "The port is closed.")], [])
+        held = HeldWrites(open_index(settings))
+        held.setup()
+        slow._index = held
+        with ThreadPoolExecutor(1) as pool:
+            slow_run = pool.submit(slow.index_outbox)
+            assert held.waiting.wait(60)  # the slow indexer has read the old story and waits to write it
+            if newer == "changed":
+                fast.store.save_stories([story("Dockworkers end strike", "The port reopens.")], [])
+            else:
+                fast.store.save_stories([], ["s1"])
+            assert fast.index_outbox() == (1, 0)
+            held.release.set()
+            assert slow_run.result(timeout=120) == (1, 0)  # refused as older: done, not failed
+
+        assert titles(fast.index, "dockworkers") == (["Dockworkers end strike"] if newer == "changed" else [])
+        # A story deleted while being written is queued again (see the next test); delivering it changes nothing.
+        assert fast.index_outbox() == ((1, 0) if newer == "deleted" else (0, 0))
+        assert titles(fast.index, "dockworkers") == (["Dockworkers end strike"] if newer == "changed" else [])
+        assert fast.store.outbox_size() == 0
+
+
+def forget_deletions(index: ElasticsearchIndex) -> None:
+    """Wait until the stories index has dropped the versions of deleted documents (index.gc_deletes 0s).
+
+    Elasticsearch prunes them on refresh once they are older than gc_deletes by its coarse
+    clock; a probe document deleted after the others, then written with an older version,
+    tells when that has happened (it is created instead of refused).
+    """
+    alias = index.alias("stories")
+    probe = story_document(story("Probe", "Probe.", story_id="probe"))
+    index.client.index(index=alias, id="probe", document=probe, version=1, version_type="external")
+    index.client.delete(index=alias, id="probe", version=2, version_type="external")
+    for _ in range(100):
+        index.refresh()
+        try:
+            index.client.index(index=alias, id="probe", document=probe, version=1, version_type="external")
+        except ConflictError:
+            time.sleep(0.1)
+            continue
+        index.client.delete(index=alias, id="probe", version=3, version_type="external")
+        return
+    raise AssertionError("Elasticsearch kept the version of a deleted document")
+
+
+def test_a_write_that_outlives_the_deletion_it_missed_is_deleted_again(es_url: str, tmp_path: Path) -> None:
+    """Elasticsearch forgets a deletion's version after index.gc_deletes: an older write that
+    arrives later is applied. The indexer that wrote it notices the store no longer holds the
+    story and queues it again, and the next delivery deletes it."""
+    es = ElasticsearchSettings(urls=[es_url], index_prefix=f"t-{uuid.uuid4().hex[:8]}")
+    settings = Settings(data_dir=tmp_path / "data", search_backend="elasticsearch", es=es)
+    try:
+        with Pipeline(settings) as slow, Pipeline(settings) as fast:
+            index = fast.index
+            assert isinstance(index, ElasticsearchIndex)
+            index.client.indices.put_settings(index=index.alias("stories"), settings={"index.gc_deletes": "0s"})
+            slow.store.save_stories([story("Dockworkers strike", "The port is closed.")], [])
+            held = HeldWrites(open_index(settings))
+            slow._index = held
+            with ThreadPoolExecutor(1) as pool:
+                slow_run = pool.submit(slow.index_outbox)
+                assert held.waiting.wait(60)
+                fast.store.save_stories([], ["s1"])
+                assert fast.index_outbox() == (1, 0)
+                forget_deletions(index)
+                held.release.set()
+                assert slow_run.result(timeout=120) == (1, 0)
+
+            assert titles(index, "dockworkers") == ["Dockworkers strike"]  # back in the index...
+            assert fast.store.outbox_size() == 1  # ...and queued again
+            assert fast.index_outbox() == (1, 0)
+            assert titles(index, "dockworkers") == []
+    finally:
+        cleanup = ElasticsearchIndex(es)
+        cleanup.drop()
+        cleanup.close()
+
+
+def test_refused_documents_go_to_the_dead_letters_and_outbox_retry_requeues_them(
+    es_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("NEWSAGG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NEWSAGG_SEARCH_BACKEND", "elasticsearch")
+    monkeypatch.setenv("NEWSAGG_ES__URLS", json.dumps([es_url]))
+    monkeypatch.setenv("NEWSAGG_ES__INDEX_PREFIX", prefix)
+    monkeypatch.setenv("NEWSAGG_OUTBOX__MAX_ATTEMPTS", "2")
+    monkeypatch.delenv("NEWSAGG_CONFIG", raising=False)
+    huge_url = "https://ledger.example/" + "x" * 40_000  # over Lucene's 32766-byte term limit: a mapping refusal
+    try:
+        with Pipeline(load_settings()) as pipeline:
+            pipeline.store.save_stories([story("Port strike", "Closed.", huge_url, "bad"),
+                                         story("Council vote", "Approved.", story_id="good")], [])
+            assert pipeline.index_outbox() == (1, 1)
+            assert pipeline.index_outbox() == (0, 1)  # second refusal: max_attempts reached
+            assert pipeline.index_outbox() == (0, 0)  # no longer retried
+            assert pipeline.store.outbox_size() == 0
+
+        assert main(["outbox", "list", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert (listed["waiting"], listed["retrying"]) == (0, 0)
+        (dead,) = listed["dead_letters"]
+        assert (dead["kind"], dead["doc_id"], dead["attempts"], dead["deleted"]) == ("story", "bad", 2, False)
+        assert dead["last_error"].startswith("400 ") and "url" in dead["last_error"]
+
+        assert main(["outbox", "list"]) == 0
+        out = capsys.readouterr().out
+        assert "outbox: 0 documents wait" in out and "dead letters: 1" in out and "story:bad  2 attempts" in out
+
+        for argv, code, error in [
+            (["outbox", "retry"], 2, "name the dead letters to retry as KIND:ID, or give --all"),
+            (["outbox", "retry", "bad"], 2, "not a KIND:ID (story:ID or article:ID): 'bad'"),
+            (["outbox", "retry", "--all", "story:bad"], 2, "name the dead letters to retry as KIND:ID, or give --all"),
+            (["outbox", "retry", "story:good"], 1, "no dead letter story:good (see `newsagg outbox list`)"),
+        ]:
+            assert main(argv) == code
+            err = capsys.readouterr().err
+            assert err == f"newsagg: error: {error}\n", argv
+
+        assert main(["outbox", "retry", "story:bad"]) == 0
+        assert capsys.readouterr().out == "1 documents queued again for the search index\n"
+        with Pipeline(load_settings()) as pipeline:
+            status = pipeline.store.outbox_status()
+            assert (status.waiting, status.retrying, status.dead_letters) == (1, 0, [])
+            assert pipeline.index_outbox() == (0, 1)
+            assert pipeline.index_outbox() == (0, 1)
+            assert pipeline.store.outbox_size() == 0
+        assert main(["outbox", "retry", "--all"]) == 0
+        assert capsys.readouterr().out == "1 documents queued again for the search index\n"
+    finally:
+        cleanup = ElasticsearchIndex(ElasticsearchSettings(urls=[es_url], index_prefix=prefix))
+        cleanup.drop()
+        cleanup.close()
