@@ -40,7 +40,7 @@ def _settings(data_dir: Path) -> Any:
 
 def insert(data_dir: Path, count: int) -> dict[str, Any]:
     """Generate ``count`` articles and insert them into a fresh store in ``data_dir``."""
-    from pipeline import storage
+    from pipeline.storage import schema
     from pipeline.models import TextSource
     from pipeline.storage import Store
 
@@ -70,7 +70,7 @@ def insert(data_dir: Path, count: int) -> dict[str, Any]:
     ]
     with store.engine.begin() as conn:
         for start in range(0, len(rows), 5000):
-            conn.execute(storage.articles.insert(), rows[start : start + 5000])
+            conn.execute(schema.articles.insert(), rows[start : start + 5000])
     store.close()
     return {"articles": count, "seconds": time.perf_counter() - started}
 

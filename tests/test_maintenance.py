@@ -26,7 +26,8 @@ from pipeline.models import (
     Validators,
 )
 from pipeline.settings import Settings, load_settings
-from pipeline.storage import Store, entries, outbox
+from pipeline.storage import Store
+from pipeline.storage.schema import entries, outbox
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

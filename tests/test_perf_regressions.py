@@ -30,7 +30,8 @@ from pipeline.models import Assignment, Membership, Signature
 from pipeline.runner import MIN_PARALLEL_FEEDS, Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import Settings
-from pipeline.storage import Store, entries, feeds, outbox
+from pipeline.storage import Store
+from pipeline.storage.schema import entries, feeds, outbox
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -27,7 +27,8 @@ from pipeline.models import (
     TextSource,
     Validators,
 )
-from pipeline.storage import Store, outbox_seq
+from pipeline.storage import Store
+from pipeline.storage.schema import outbox_seq
 from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

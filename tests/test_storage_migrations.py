@@ -15,7 +15,8 @@ from alembic.runtime.migration import MigrationContext
 
 from pipeline.cli import main
 from pipeline.errors import StoreError
-from pipeline.storage import Store, metadata, schema_revision
+from pipeline.storage import Store, schema_revision
+from pipeline.storage.schema import metadata
 from pipeline.storage.migrate import VERSION_TABLE, head
 from services import postgres_database
 

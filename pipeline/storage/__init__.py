@@ -17,24 +17,9 @@ from pipeline.storage.articles import ArticleStore
 from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunStore
-from pipeline.storage.schema import (
-    alert_digests,
-    articles,
-    cluster_aliases,
-    dead_letters,
-    dirty_clusters,
-    entries,
-    feeds,
-    memberships,
-    metadata,
-    outbox,
-    outbox_seq,
-    runs,
-    signatures,
-    stories,
-)
 from pipeline.storage.stories import ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
 
+# The tables are in pipeline.storage.schema (their names would shadow the modules here).
 __all__ = [
     "ClusterSummary",
     "DeadLetter",
@@ -43,21 +28,7 @@ __all__ = [
     "OutboxStatus",
     "PendingEntry",
     "Store",
-    "alert_digests",
-    "articles",
-    "cluster_aliases",
-    "dead_letters",
-    "dirty_clusters",
-    "entries",
-    "feeds",
-    "memberships",
-    "metadata",
-    "outbox",
-    "outbox_seq",
-    "runs",
     "schema_revision",
-    "signatures",
-    "stories",
     "upgrade_schema",
 ]
 

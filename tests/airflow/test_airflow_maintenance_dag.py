@@ -16,7 +16,7 @@ from pipeline.demo.run import demo_settings, write_demo_feeds
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
 from pipeline.runner import Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
-from pipeline.storage import memberships, signatures, stories
+from pipeline.storage.schema import memberships, signatures, stories
 from pipeline.urls import article_id, canonicalize
 
 BROKEN = "gone-missing-gazette"

@@ -204,7 +204,7 @@ def _entries(pipeline: Pipeline) -> dict[str, tuple[str, int, str]]:
     """url -> (state, attempts, last error) for every queued entry."""
     import sqlalchemy as sa
 
-    from pipeline.storage import entries
+    from pipeline.storage.schema import entries
 
     with pipeline.store.engine.connect() as conn:
         return {

@@ -33,7 +33,7 @@ from pipeline.demo.server import CorpusServer
 from pipeline.runner import Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import Settings
-from pipeline.storage import articles
+from pipeline.storage.schema import articles
 
 # Small batches so fetching has intermediate states; extraction in-process for speed.
 TUNING = {"extraction": {"workers": 1, "batch_size": 10}, "clustering": {"workers": 1}}

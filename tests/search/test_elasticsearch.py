@@ -40,7 +40,7 @@ from pipeline.runner import Pipeline
 from pipeline.search.elastic import BULK_IN_FLIGHT, BULK_PIECE_DOCS, TEMPLATES_DIR, ElasticsearchIndex, stems
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import ElasticsearchSettings, Settings
-from pipeline.storage import outbox
+from pipeline.storage.schema import outbox
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
