@@ -7,19 +7,21 @@ be run again.
 
 One module per part of the state: ``schema`` (the tables), ``base`` (connection,
 transactions, locks), ``feeds`` (feeds and the entry queue), ``articles`` (articles and
-clustering state), ``stories`` (stories and the outbox), ``runs``. ``Store`` is the one
-object the stages use.
+clustering state), ``stories`` (stories and the outbox), ``runs``, ``domains`` (the
+per-domain request clock). ``Store`` is the one object the stages use.
 """
 
 from __future__ import annotations
 
 from pipeline.storage.articles import ArticleStore
+from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunStore
 from pipeline.storage.schema import (
     articles,
     cluster_aliases,
     dirty_clusters,
+    domain_clock,
     entries,
     feeds,
     memberships,
@@ -40,6 +42,7 @@ __all__ = [
     "articles",
     "cluster_aliases",
     "dirty_clusters",
+    "domain_clock",
     "entries",
     "feeds",
     "memberships",
@@ -51,7 +54,7 @@ __all__ = [
 ]
 
 
-class Store(FeedStore, ArticleStore, StoryStore, RunStore):
+class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore):
     """Durable pipeline state behind SQLAlchemy Core.
 
     Args:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from pipeline.models import FeedEntry, FeedSource, Validators
-from pipeline.storage.base import StoreBase, chunks
+from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.schema import entries, feeds
 
 
@@ -176,6 +177,7 @@ class FeedStore(StoreBase):
     # -- entries -------------------------------------------------------------------
 
     def pending_entries(self, limit: int, max_attempts: int = 3) -> list[PendingEntry]:
+        """Entries whose page is still to be fetched, oldest first, whether or not a worker holds them."""
         query = (
             sa.select(entries, feeds.c.name)
             .join(feeds, feeds.c.id == entries.c.feed_id)
@@ -184,24 +186,77 @@ class FeedStore(StoreBase):
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [
-                PendingEntry(
-                    entry=FeedEntry(
-                        feed_id=row["feed_id"],
-                        url=row["url"],
-                        title=row["title"],
-                        summary=row["summary"],
-                        content=row["content"],
-                        author=row["author"],
-                        published=row["published"],
-                        guid=row["guid"],
-                    ),
-                    outlet=row["name"],
-                    attempts=row["attempts"],
-                )
-                for row in conn.execute(query).mappings()
-            ]
+            return [_pending_entry(row) for row in conn.execute(query).mappings()]
+
+    def claim_entries(
+        self, limit: int, worker: str, *, lease_seconds: float, max_attempts: int = 3, now: datetime | None = None
+    ) -> list[PendingEntry]:
+        """Take up to ``limit`` pending entries for ``worker`` until the lease ends; renews its other claims.
+
+        An entry is free when no lease holds it or its lease has ended (its worker died);
+        a worker does not take back an entry it released (a page deferred by
+        ``record_entry_failure``): ``worker`` names one pass, and the next pass retries it.
+        One UPDATE picks and marks the entries, so two workers never take the same one:
+        on PostgreSQL the pick skips rows another worker is marking (FOR UPDATE SKIP
+        LOCKED); on SQLite the transaction's first statement is a write, so it holds the
+        database's write lock before it reads.
+        """
+        now = now or utc_now()
+        until = now + timedelta(seconds=lease_seconds)
+        free = (
+            sa.select(entries.c.url)
+            .where(
+                entries.c.state == "pending",
+                entries.c.attempts < max_attempts,
+                sa.or_(entries.c.lease_until.is_(None), entries.c.lease_until <= now),
+                sa.or_(entries.c.claimed_by.is_(None), entries.c.claimed_by != worker),
+            )
+            .order_by(entries.c.discovered_at, entries.c.url)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._tx() as conn:
+            self._renew(conn, worker, until)
+            claimed: list[str] = list(conn.execute(
+                entries.update()
+                .where(entries.c.url.in_(free.scalar_subquery()))
+                .values(claimed_by=worker, lease_until=until)
+                .returning(entries.c.url)
+            ).scalars())
+            if not claimed:
+                return []
+            query = (
+                sa.select(entries, feeds.c.name)
+                .join(feeds, feeds.c.id == entries.c.feed_id)
+                .where(entries.c.url.in_(claimed))
+                .order_by(entries.c.discovered_at, entries.c.url)
+            )
+            return [_pending_entry(row) for row in conn.execute(query).mappings()]
+
+    def renew_claims(self, worker: str, *, lease_seconds: float) -> None:
+        """Extend the lease of every entry ``worker`` still holds."""
+        with self._tx() as conn:
+            self._renew(conn, worker, utc_now() + timedelta(seconds=lease_seconds))
+
+    def release_claims(self, worker: str) -> None:
+        """Free the entries ``worker`` holds and did not finish, for the next worker to take at once."""
+        with self._tx() as conn:
+            conn.execute(
+                entries.update()
+                .where(entries.c.claimed_by == worker, entries.c.lease_until.is_not(None))
+                .values(lease_until=None)
+            )
+
+    @staticmethod
+    def _renew(conn: Connection, worker: str, until: datetime) -> None:
+        conn.execute(
+            entries.update()
+            .where(entries.c.claimed_by == worker, entries.c.lease_until.is_not(None), entries.c.state == "pending")
+            .values(lease_until=until)
+        )
+
     def record_entry_failure(self, url: str, reason: str, *, final: bool) -> None:
+        """Count a failed attempt at an entry's page and release the entry (``final``: give it up)."""
         with self._tx() as conn:
             conn.execute(
                 entries.update()
@@ -210,6 +265,7 @@ class FeedStore(StoreBase):
                     attempts=entries.c.attempts + 1,
                     last_error=reason,
                     state="failed" if final else "pending",
+                    lease_until=None,
                 )
             )
 
@@ -218,6 +274,23 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {row[0]: row[1] for row in rows}
+
+def _pending_entry(row: Any) -> PendingEntry:
+    return PendingEntry(
+        entry=FeedEntry(
+            feed_id=row["feed_id"],
+            url=row["url"],
+            title=row["title"],
+            summary=row["summary"],
+            content=row["content"],
+            author=row["author"],
+            published=row["published"],
+            guid=row["guid"],
+        ),
+        outlet=row["name"],
+        attempts=row["attempts"],
+    )
+
 
 def _feed_state(row: Any) -> FeedState:
     return FeedState(
