@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -339,12 +337,13 @@ class Pipeline:
 
         Each batch is claimed in the store for ``extraction.claim_lease`` seconds, so
         several workers at once share the queue and fetch each page once; a killed
-        worker's entries are taken by another once its lease ends. The next batch's pages
-        are downloaded while this batch is extracted and stored.
+        worker's entries are taken by another once its lease ends, or at once by a worker
+        on the same machine. The next batch's pages are downloaded while this batch is
+        extracted and stored.
         """
         batch_size = self.settings.extraction.batch_size
         lease = self.settings.extraction.claim_lease
-        worker = f"{uuid.uuid4().hex[:12]} {socket.gethostname()}:{os.getpid()}"[:80]  # this pass, in the store
+        worker = self.store.new_worker()
         added = failed = deferred = planned = 0
 
         def next_batch() -> list[PendingEntry]:
@@ -359,6 +358,7 @@ class Pipeline:
             return batch
 
         try:
+            self.store.release_dead_claims()
             batch = next_batch()
             if len(batch) >= MIN_PARALLEL_BATCH:
                 start_workers(self.settings.extraction.workers)  # forked before the download thread starts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
+from pipeline.storage.runs import HOST, process_gone
 from pipeline.storage.schema import entries, feeds
 
 
@@ -176,6 +179,11 @@ class FeedStore(StoreBase):
 
     # -- entries -------------------------------------------------------------------
 
+    @staticmethod
+    def new_worker() -> str:
+        """A name for one pass over the queue by this process, unique among workers ("host/pid/random")."""
+        return f"{HOST[:50]}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
     def pending_entries(self, limit: int, max_attempts: int = 3) -> list[PendingEntry]:
         """Entries whose page is still to be fetched, oldest first, whether or not a worker holds them."""
         query = (
@@ -232,6 +240,18 @@ class FeedStore(StoreBase):
                 .order_by(entries.c.discovered_at, entries.c.url)
             )
             return [_pending_entry(row) for row in conn.execute(query).mappings()]
+
+    def release_dead_claims(self) -> None:
+        """Free at once the entries held by workers of this host whose process ended (killed, failed)."""
+        holders = sa.select(entries.c.claimed_by).distinct()
+        with self.engine.connect() as conn:
+            query = holders.where(entries.c.state == "pending", entries.c.lease_until.is_not(None))
+            workers: list[str | None] = list(conn.execute(query).scalars())
+        for worker in filter(None, workers):
+            host, _, rest = worker.partition("/")
+            pid = rest.partition("/")[0]
+            if pid.isdigit() and process_gone(host, int(pid)):
+                self.release_claims(worker)
 
     def renew_claims(self, worker: str, *, lease_seconds: float) -> None:
         """Extend the lease of every entry ``worker`` still holds."""

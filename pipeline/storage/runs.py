@@ -33,7 +33,7 @@ class RunStore(StoreBase):
                     trigger=trigger,
                     started_at=now,
                     status="running",
-                    host=_HOST,
+                    host=HOST,
                     pid=os.getpid(),
                     heartbeat_at=now,
                 )
@@ -56,7 +56,8 @@ class RunStore(StoreBase):
             )
 
 
-_HOST = socket.gethostname()[:255]
+#: This machine, as runs and entry claims name it.
+HOST = socket.gethostname()[:255]
 
 
 def _abandon_dead_runs(conn: Connection, now: datetime) -> None:
@@ -65,7 +66,7 @@ def _abandon_dead_runs(conn: Connection, now: datetime) -> None:
     running: list[Any] = list(conn.execute(query.where(runs.c.status == "running")))
     for run_id, host, pid, started_at, heartbeat_at in running:
         last_seen = heartbeat_at or started_at
-        gone = host == _HOST and pid is not None and not _process_alive(pid)
+        gone = pid is not None and process_gone(host, pid)
         if gone or last_seen < now - RUN_STALE_AFTER:
             conn.execute(
                 runs.update()
@@ -74,11 +75,14 @@ def _abandon_dead_runs(conn: Connection, now: datetime) -> None:
             )
 
 
-def _process_alive(pid: int) -> bool:
+def process_gone(host: str | None, pid: int) -> bool:
+    """Whether process ``pid`` of ``host`` is known to have ended (only this host's processes can be looked up)."""
+    if host != HOST:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
         return True
-    return True
+    except PermissionError:  # another user's process
+        return False
+    return False

@@ -35,9 +35,9 @@ from pipeline.storage.runs import RUN_STALE_AFTER
 from services import postgres_database
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
-PAGES_PER_HOST = 6
+PAGES_PER_HOST = 4
 WORKERS = 2
-DELAY = 0.25  # seconds between two requests to one host, whichever worker sends them
+DELAY = 0.4  # seconds between two requests to one host, whichever worker sends them
 TOPICS = ("harbour", "railway", "orchard", "library", "glacier", "foundry", "vineyard", "quarry", "airfield")
 
 
@@ -106,7 +106,7 @@ def worker_env(site: Site, feeds: Path, data_dir: Path, store_url: str | None, n
         NEWSAGG_FETCH__POLITENESS_DELAY=str(DELAY),
         NEWSAGG_FETCH__USER_AGENT=name,
         NEWSAGG_EXTRACTION__WORKERS="1",
-        NEWSAGG_EXTRACTION__BATCH_SIZE="4",  # several batches each, claimed while the other worker claims
+        NEWSAGG_EXTRACTION__BATCH_SIZE="3",  # several batches each, claimed while the other worker claims
         NEWSAGG_CLUSTERING__WORKERS="1",
     )
     if store_url is not None:
@@ -147,8 +147,8 @@ def test_workers_at_once_fetch_each_page_once_and_keep_the_delay_between_them(
             assert all(robots_by.count(name) <= 1 for name in names), f"robots.txt of {web.host}: {robots_by}"
             starts = sorted(at for _, at in site.requests(web.host))
             gaps = [b - a for a, b in zip(starts, starts[1:])]
-            # The workers' clocks agree within the loopback's jitter, well under the delay.
-            assert min(gaps) > DELAY * 0.6, f"requests to {web.host} {min(gaps):.3f}s apart"
+            # Slots are exactly DELAY apart; arrivals jitter with the scheduling of a loaded machine.
+            assert min(gaps) > DELAY / 2, f"requests to {web.host} {min(gaps):.3f}s apart"
 
         store = Store(store_url or f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}")
         try:
@@ -168,8 +168,9 @@ def test_a_dead_workers_claim_is_taken_once_its_lease_ends_and_not_before(site: 
         dead = Store(settings.resolved_store_url)  # the dead workers' connection
         try:
             # One claimed two minutes ago (its 60 s lease is over), one claimed now.
-            expired = dead.claim_entries(2, "dead-long-ago", lease_seconds=60, now=utc_now() - timedelta(minutes=2))
-            held = dead.claim_entries(2, "dead-just-now", lease_seconds=60)
+            # Workers of another machine: whether their processes live cannot be looked up.
+            expired = dead.claim_entries(2, "elsewhere/7/a", lease_seconds=60, now=utc_now() - timedelta(minutes=2))
+            held = dead.claim_entries(2, "elsewhere/8/b", lease_seconds=60)
         finally:
             dead.close()
         added, failed, deferred = pipeline.fetch_articles()
@@ -217,11 +218,12 @@ def test_a_killed_run_is_shown_abandoned_when_the_next_run_starts(web: Web, tmp_
             db.close()
 
     assert statuses() == ["running"]
+    web.serve("/a.html", article_html("A story about the harbour", "harbour"))
     with Pipeline(settings) as pipeline:
         report = pipeline.run()
-    # The killed run's claim on the page still holds, so this run did not wait for the page.
-    assert report.articles_added == 0
     assert statuses() == ["abandoned", "ok"]
+    # The killed worker ran on this machine: its claim on the page is free at once, not after the lease.
+    assert report.articles_added == 1
 
 
 def test_a_run_on_another_host_is_abandoned_only_once_its_heartbeat_is_stale(tmp_path: Path) -> None:
