@@ -105,7 +105,8 @@ class ExtractionSettings(BaseModel):
         300.0,
         gt=0,
         description="Seconds a worker holds the queued pages it took, so other workers fetch other pages; renewed "
-        "while it works on them. A killed worker's pages are taken by the next run once the lease ends.",
+        "while it works on them. A killed worker's pages are taken by the next run once the lease ends (at once "
+        "on the same machine, where the next run sees the process is gone).",
     )
 
 
