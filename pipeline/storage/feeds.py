@@ -218,6 +218,7 @@ class FeedStore(StoreBase):
                 entries.c.attempts < max_attempts,
                 sa.or_(entries.c.lease_until.is_(None), entries.c.lease_until <= now),
                 sa.or_(entries.c.claimed_by.is_(None), entries.c.claimed_by != worker),
+                sa.exists().where(feeds.c.id == entries.c.feed_id),  # as pending_entries: a known outlet
             )
             .order_by(entries.c.discovered_at, entries.c.url)
             .limit(limit)
@@ -263,7 +264,7 @@ class FeedStore(StoreBase):
         with self._tx() as conn:
             conn.execute(
                 entries.update()
-                .where(entries.c.claimed_by == worker, entries.c.lease_until.is_not(None))
+                .where(entries.c.claimed_by == worker, entries.c.lease_until.is_not(None), entries.c.state == "pending")
                 .values(lease_until=None)
             )
 
