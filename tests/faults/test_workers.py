@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -69,7 +69,7 @@ def site() -> Iterator[Site]:
 def _build_site(webs: list[Web]) -> Site:
     site = Site(webs)
 
-    def logged(web: Web, body: bytes, content_type: str, gate: bool = False):  # type: ignore[no-untyped-def]
+    def logged(web: Web, body: bytes, content_type: str, gate: bool = False) -> Callable[[Handler], None]:
         def route(h: Handler) -> None:
             with site.lock:
                 site.log.append((web.host, h.path, h.headers.get("User-Agent", ""), time.monotonic()))
@@ -83,7 +83,7 @@ def _build_site(webs: list[Web]) -> Site:
         return route
 
     for i, web in enumerate(webs):
-        items = []
+        items: list[tuple[str, str, str | None]] = []
         for n in range(PAGES_PER_HOST):
             topic = TOPICS[(i * PAGES_PER_HOST + n) % len(TOPICS)]
             title = f"Host {i} story {n} about the {topic}"
