@@ -10,7 +10,9 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -26,6 +28,7 @@ from pipeline.errors import (
     FeedParseError,
     FetchError,
     SearchUnavailable,
+    StoreError,
     TransientFetchError,
 )
 from pipeline.extraction import MIN_PARALLEL_BATCH, build_article, extract_pages, shutdown_workers, start_workers
@@ -55,6 +58,8 @@ MAX_PAGE_ATTEMPTS = 3
 # a raw _bulk stream, 500: 0.67; bench/indexing.py).
 OUTBOX_BATCH = 2000
 CLUSTER_BATCH = 2000  # articles clustered and committed at a time
+#: How often a run notes in the store that it is alive (see storage.runs.RUN_STALE_AFTER).
+HEARTBEAT_SECONDS = 60.0
 #: Polls of fewer feeds parse them in this process: starting worker processes would cost more.
 MIN_PARALLEL_FEEDS = 32
 
@@ -111,11 +116,14 @@ class Pipeline:
         self.store = Store(settings.resolved_store_url)
         self._fetcher: Fetcher | None = None
         self._index: SearchIndex | None = None
+        self._run_id: int | None = None  # the run in progress, whose heartbeat the stages keep
+        self._next_beat = 0.0
 
     @property
     def fetcher(self) -> Fetcher:
         if self._fetcher is None:
-            self._fetcher = Fetcher(self.settings.fetch)
+            # Politeness holds across every process on the store: the domains' clock is kept there.
+            self._fetcher = Fetcher(self.settings.fetch, domain_clock=self.store.reserve_domain_slot)
         return self._fetcher
 
     @property
@@ -141,6 +149,12 @@ class Pipeline:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _beat(self) -> None:
+        """Show that the run in progress is still at work (at most every HEARTBEAT_SECONDS)."""
+        if self._run_id is not None and time.monotonic() >= self._next_beat:
+            self.store.run_heartbeat(self._run_id)
+            self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
 
     def _bar(self, total: int | None, desc: str) -> ProgressBar:
         return ProgressBar(total=total, desc=desc, unit="item", disable=not self.progress, leave=False)
@@ -318,52 +332,66 @@ class Pipeline:
     def fetch_articles(self, limit: int | None = None) -> tuple[int, int, int]:
         """Fetch and extract queued entries in batches; returns (added, failed, deferred).
 
-        The next batch's pages are downloaded while this batch is extracted and stored.
+        Each batch is claimed in the store for ``extraction.claim_lease`` seconds, so
+        several workers at once share the queue and fetch each page once; a killed
+        worker's entries are taken by another once its lease ends, or at once by a worker
+        on the same machine. The next batch's pages are downloaded while this batch is
+        extracted and stored.
         """
         batch_size = self.settings.extraction.batch_size
+        lease = self.settings.extraction.claim_lease
+        worker = self.store.new_worker()
         added = failed = deferred = planned = 0
-        seen: set[str] = set()
 
-        def next_batch(in_flight: int) -> list[PendingEntry]:
+        def next_batch() -> list[PendingEntry]:
             nonlocal planned
             size = batch_size if limit is None else min(batch_size, limit - planned)
             if size <= 0:
                 return []
-            # The entries of the batch in flight and the deferred ones are still pending: skip them.
-            candidates = self.store.pending_entries(size + in_flight + deferred, MAX_PAGE_ATTEMPTS)
-            batch = [p for p in candidates if p.entry.url not in seen][:size]
-            seen.update(p.entry.url for p in batch)
+            # Deferred entries stay marked as this pass's, so they are not claimed again here.
+            batch = self.store.claim_entries(size, worker, lease_seconds=lease, max_attempts=MAX_PAGE_ATTEMPTS)
             planned += len(batch)
+            self._beat()
             return batch
 
-        batch = next_batch(in_flight=0)
-        if len(batch) >= MIN_PARALLEL_BATCH:
-            start_workers(self.settings.extraction.workers)  # forked before the download thread starts
-        fetcher = self.fetcher  # built here, not in the download thread
-        with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
-            downloading = downloads.submit(self._download_pages, fetcher, batch) if batch else None
-            while downloading is not None:
-                fetched, errors = downloading.result()
-                current, batch = batch, next_batch(in_flight=len(batch))
-                downloading = downloads.submit(self._download_pages, fetcher, batch) if batch else None
-                a, f, d = self._store_batch(current, fetched, errors)
-                added, failed, deferred = added + a, failed + f, deferred + d
-                bar.update(len(current))
+        try:
+            self.store.release_dead_claims()
+            batch = next_batch()
+            if len(batch) >= MIN_PARALLEL_BATCH:
+                start_workers(self.settings.extraction.workers)  # forked before the download thread starts
+            fetcher = self.fetcher  # built here, not in the download thread
+            with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
+                downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
+                while downloading is not None:
+                    fetched, errors = downloading.result()
+                    current, batch = batch, next_batch()
+                    downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
+                    a, f, d = self._store_batch(current, fetched, errors)
+                    added, failed, deferred = added + a, failed + f, deferred + d
+                    bar.update(len(current))
+        finally:
+            # Whatever this pass did not finish (it failed) is free for the next worker at once.
+            with suppress(StoreError):
+                self.store.release_claims(worker)
         return added, failed, deferred
 
-    @staticmethod
     def _download_pages(
-        fetcher: Fetcher, batch: Sequence[PendingEntry]
+        self, fetcher: Fetcher, batch: Sequence[PendingEntry], worker: str
     ) -> tuple[dict[str, Fetched], dict[str, FetchError]]:
-        """The batch's pages, and the errors of those that could not be fetched (entries without a link have none)."""
+        """The batch's pages, and the errors of those that could not be fetched; keeps ``worker``'s claims alive (entries without a link have no page)."""
         pages: dict[str, Fetched] = {}
         errors: dict[str, FetchError] = {}
+        lease = self.settings.extraction.claim_lease
+        renew_at = time.monotonic() + lease / 3
         urls = list(dict.fromkeys(p.entry.url for p in batch if link_of(p.entry.url)))
         for url, result in fetcher.fetch_all(urls, robots=True, content_types=HTML_TYPES):
             if isinstance(result, FetchError):
                 errors[url] = result
             else:
                 pages[url] = result
+            if time.monotonic() >= renew_at:  # a batch of one slow site can outlast a lease
+                self.store.renew_claims(worker, lease_seconds=lease)
+                renew_at = time.monotonic() + lease / 3
         return pages, errors
 
     def _store_batch(
@@ -530,15 +558,18 @@ class Pipeline:
             trigger: recorded with the run ("cli", "airflow", "demo").
         """
         report = RunReport()
-        run_id = self.store.start_run(trigger)
+        run_id = self._run_id = self.store.start_run(trigger)
         status = "failed"
         try:
             sources = self.load_feeds(feeds_file)
             report.feeds = self.poll_feeds(sources if force else self.due_feeds(sources))
             self.send_alerts()
+            self._beat()
             report.articles_added, report.articles_failed, report.pages_deferred = self.fetch_articles()
             report.clustered, report.clusters_merged = self.cluster()
+            self._beat()
             report.stories_built, report.stories_removed = self.build_stories()
+            self._beat()
             try:
                 report.indexed, report.index_failures = self.index_outbox()
             except SearchUnavailable as exc:
@@ -548,6 +579,7 @@ class Pipeline:
             status = "ok" if report.index_error is None else "partial"
             return report
         finally:
+            self._run_id = None
             self.store.finish_run(run_id, status, report.as_dict())
 
 

@@ -135,6 +135,13 @@ class ExtractionSettings(_MasksCredentials, BaseModel):
     )
     workers: int = Field(2, ge=1, description="Processes extracting pages in parallel for large batches.")
     batch_size: int = Field(200, ge=1, description="Pages fetched and extracted per batch.")
+    claim_lease: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a worker holds the queued pages it took, so other workers fetch other pages; renewed "
+        "while it works on them. A killed worker's pages are taken by the next run once the lease ends (at once "
+        "on the same machine, where the next run sees the process is gone).",
+    )
 
 
 class ClusteringSettings(_MasksCredentials, BaseModel):

@@ -89,6 +89,30 @@ def test_feed_entries_are_queued_once_and_validators_kept(store: Store) -> None:
     assert [p.entry.url for p in store.pending_entries(10)] == [entry(n).url for n in (1, 2, 3)]
 
 
+def test_workers_claim_disjoint_entries_and_a_deferred_entry_goes_to_another_worker(store: Store) -> None:
+    store.sync_feeds([feed()])
+    store.record_feed_fetched("ledger", [entry(n) for n in range(1, 6)], Validators(), now=T0, next_attempt_at=T0)
+    first = store.claim_entries(2, "w1", lease_seconds=60)
+    second = store.claim_entries(10, "w2", lease_seconds=60)
+    assert [p.entry.url for p in first] == [entry(n).url for n in (1, 2)]
+    assert [p.entry.url for p in second] == [entry(n).url for n in (3, 4, 5)]
+    assert store.claim_entries(10, "w3", lease_seconds=60) == []
+    # w1 defers entry 1 (its page may come back): w1 does not take it again, another worker may.
+    store.record_entry_failure(entry(1).url, "HTTP 503", final=False)
+    assert store.claim_entries(10, "w1", lease_seconds=60) == []
+    assert [p.entry.url for p in store.claim_entries(10, "w3", lease_seconds=60)] == [entry(1).url]
+
+
+def test_a_workers_next_claim_renews_the_claims_it_still_holds(store: Store) -> None:
+    store.sync_feeds([feed()])
+    store.record_feed_fetched("ledger", [entry(n) for n in (1, 2)], Validators(), now=T0, next_attempt_at=T0)
+    now = datetime.now(UTC)
+    store.claim_entries(1, "w1", lease_seconds=60, now=now - timedelta(seconds=50))
+    store.claim_entries(1, "w1", lease_seconds=60, now=now)  # entry 1's lease now ends in 60 s, not 10
+    assert store.claim_entries(10, "w2", lease_seconds=60, now=now + timedelta(seconds=30)) == []
+    assert len(store.claim_entries(10, "w2", lease_seconds=60, now=now + timedelta(seconds=61))) == 2
+
+
 def test_sync_feeds_keeps_polling_state(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_failure("ledger", "timeout", now=T0, next_attempt_at=T0 + timedelta(hours=1), retire=False)

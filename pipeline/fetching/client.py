@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timezone
 from types import TracebackType
@@ -77,8 +77,17 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 class Fetcher:
     """Fetches URLs for every stage: guarded, polite, bounded, thread-safe."""
 
-    def __init__(self, settings: FetchSettings, *, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings,
+        *,
+        resolver: Resolver | None = None,
+        domain_clock: Callable[[str, float], float] | None = None,
+    ) -> None:
         """Build the HTTP client; ``resolver`` (host, port) -> addresses replaces DNS (tests).
+
+        ``domain_clock`` spaces requests to a domain among every process sharing it (see
+        ``DomainLimiter``); without it the politeness delay holds within this fetcher.
 
         Raises:
             ConfigError: an ``allowed_hosts`` entry cannot be parsed.
@@ -99,7 +108,7 @@ class Fetcher:
             cookies=_no_cookies(),
         )
         self._limiter = DomainLimiter(
-            settings.concurrency, settings.per_domain_concurrency, settings.politeness_delay
+            settings.concurrency, settings.per_domain_concurrency, settings.politeness_delay, domain_clock
         )
         self._robots: OrderedDict[tuple[str, str, int], RobotsRules] = OrderedDict()
         self._robots_lock = threading.Lock()

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import tldextract
 from protego import Protego
+
+from pipeline.errors import StoreError
+
+logger = logging.getLogger(__name__)
 
 _extractor_lock = threading.Lock()
 _extractor: tldextract.TLDExtract | None = None
@@ -53,12 +58,24 @@ class DomainState:
 
 
 class DomainLimiter:
-    """Bounds requests in flight overall and per registrable domain, and spaces their starts."""
+    """Bounds requests in flight overall and per registrable domain, and spaces their starts.
 
-    def __init__(self, total: int, per_domain: int, delay: float) -> None:
+    Args:
+        total: requests in flight at once, across domains.
+        per_domain: requests in flight at once to one domain (in this process).
+        delay: seconds between the starts of two requests to one domain.
+        clock: reserves a domain's next start among every process sharing it (the store's
+            ``reserve_domain_slot``): called with (domain, delay), returns when the request
+            may start, in seconds since the epoch. Without it the spacing holds in this process.
+    """
+
+    def __init__(
+        self, total: int, per_domain: int, delay: float, clock: Callable[[str, float], float] | None = None
+    ) -> None:
         self._total_limit = total
         self._per_domain = per_domain
         self._delay = delay
+        self._clock = clock
         self._cond = threading.Condition()
         self._total = 0
         self._domains: dict[str, DomainState] = {}
@@ -78,9 +95,12 @@ class DomainLimiter:
                 if wait_for <= 0 and state.in_flight < self._per_domain and self._total < self._total_limit:
                     state.in_flight += 1
                     self._total += 1
-                    state.next_start = now + max(self._delay, self._min_delays.get(domain, 0.0))
-                    return
+                    delay = max(self._delay, self._min_delays.get(domain, 0.0))
+                    state.next_start = now + delay
+                    break
                 self._cond.wait(timeout=wait_for if wait_for > 0 else None)
+        if self._clock is not None and delay > 0:
+            _wait_for_shared_slot(self._clock, domain, delay)
 
     def release(self, domain: str) -> None:
         with self._cond:
@@ -91,6 +111,16 @@ class DomainLimiter:
                 for name in [n for n, s in self._domains.items() if not s.in_flight and s.next_start <= now]:
                     del self._domains[name]
             self._cond.notify_all()
+
+
+def _wait_for_shared_slot(clock: Callable[[str, float], float], domain: str, delay: float) -> None:
+    """Sleep until the slot the other processes left us; a store that cannot answer leaves the local spacing."""
+    try:
+        start = clock(domain, delay)
+    except StoreError as exc:
+        logger.warning("%s: cannot reserve a request slot in the store (%s); spacing this process only", domain, exc)
+        return
+    time.sleep(max(0.0, start - time.time()))
 
 
 @dataclass(frozen=True, slots=True)

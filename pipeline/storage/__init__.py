@@ -6,15 +6,17 @@ inserts are upserts or ``ON CONFLICT DO NOTHING``, so a run killed anywhere can 
 be run again.
 
 One module per part of the state: ``schema`` (the tables), ``migrate`` (their
-revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds and the entry queue), ``articles`` (articles and
-clustering state), ``stories`` (stories and the outbox), ``runs``. ``Store`` is the one
-object the stages use.
+revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds
+and the entry queue), ``articles`` (articles and clustering state), ``stories`` (stories
+and the outbox), ``runs``, ``domains`` (the per-domain request clock). ``Store`` is the
+one object the stages use.
 """
 
 from __future__ import annotations
 
 from pipeline.storage.articles import ArticleStore
 from pipeline.storage.base import schema_revision, upgrade_schema
+from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunStore
 from pipeline.storage.stories import ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class Store(FeedStore, ArticleStore, StoryStore, RunStore):
+class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore):
     """Durable pipeline state behind SQLAlchemy Core.
 
     Args:

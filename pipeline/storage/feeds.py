@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from pipeline.models import FeedEntry, FeedSource, Validators
-from pipeline.storage.base import StoreBase, chunks
+from pipeline.storage.base import StoreBase, chunks, utc_now
+from pipeline.storage.runs import HOST, process_gone
 from pipeline.storage.schema import alert_digests, entries, feeds
 
 
@@ -199,7 +203,13 @@ class FeedStore(StoreBase):
 
     # -- entries -------------------------------------------------------------------
 
+    @staticmethod
+    def new_worker() -> str:
+        """A name for one pass over the queue by this process, unique among workers ("host/pid/random")."""
+        return f"{HOST[:50]}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
     def pending_entries(self, limit: int, max_attempts: int = 3) -> list[PendingEntry]:
+        """Entries whose page is still to be fetched, oldest first, whether or not a worker holds them."""
         query = (
             sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
             .join(feeds, feeds.c.id == entries.c.feed_id)
@@ -208,26 +218,90 @@ class FeedStore(StoreBase):
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [
-                PendingEntry(
-                    entry=FeedEntry(
-                        feed_id=row["feed_id"],
-                        url=row["url"],
-                        title=row["title"],
-                        summary=row["summary"],
-                        content=row["content"],
-                        author=row["author"],
-                        published=row["published"],
-                        guid=row["guid"],
-                    ),
-                    outlet=row["name"],
-                    attempts=row["attempts"],
-                    language=row["feed_language"],
-                    tags=tuple(row["tags"] or ()),
-                )
-                for row in conn.execute(query).mappings()
-            ]
+            return [_pending_entry(row) for row in conn.execute(query).mappings()]
+
+    def claim_entries(
+        self, limit: int, worker: str, *, lease_seconds: float, max_attempts: int = 3, now: datetime | None = None
+    ) -> list[PendingEntry]:
+        """Take up to ``limit`` pending entries for ``worker`` until the lease ends; renews its other claims.
+
+        An entry is free when no lease holds it or its lease has ended (its worker died);
+        a worker does not take back an entry it released (a page deferred by
+        ``record_entry_failure``): ``worker`` names one pass, and the next pass retries it.
+        One UPDATE picks and marks the entries, so two workers never take the same one:
+        on PostgreSQL the pick skips rows another worker is marking (FOR UPDATE SKIP
+        LOCKED); on SQLite the transaction's first statement is a write, so it holds the
+        database's write lock before it reads.
+        """
+        now = now or utc_now()
+        until = now + timedelta(seconds=lease_seconds)
+        free = (
+            sa.select(entries.c.url)
+            .where(
+                entries.c.state == "pending",
+                entries.c.attempts < max_attempts,
+                sa.or_(entries.c.lease_until.is_(None), entries.c.lease_until <= now),
+                sa.or_(entries.c.claimed_by.is_(None), entries.c.claimed_by != worker),
+                sa.exists().where(feeds.c.id == entries.c.feed_id),  # as pending_entries: a known outlet
+            )
+            .order_by(entries.c.discovered_at, entries.c.url)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._tx() as conn:
+            self._renew(conn, worker, until)
+            claimed: list[str] = list(conn.execute(
+                entries.update()
+                .where(entries.c.url.in_(free.scalar_subquery()))
+                .values(claimed_by=worker, lease_until=until)
+                .returning(entries.c.url)
+            ).scalars())
+            if not claimed:
+                return []
+            query = (
+                sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
+                .join(feeds, feeds.c.id == entries.c.feed_id)
+                .where(entries.c.url.in_(claimed))
+                .order_by(entries.c.discovered_at, entries.c.url)
+            )
+            return [_pending_entry(row) for row in conn.execute(query).mappings()]
+
+    def release_dead_claims(self) -> None:
+        """Free at once the entries held by workers of this host whose process ended (killed, failed)."""
+        holders = sa.select(entries.c.claimed_by).distinct()
+        with self.engine.connect() as conn:
+            query = holders.where(entries.c.state == "pending", entries.c.lease_until.is_not(None))
+            workers: list[str | None] = list(conn.execute(query).scalars())
+        for worker in filter(None, workers):
+            host, _, rest = worker.partition("/")
+            pid = rest.partition("/")[0]
+            if pid.isdigit() and process_gone(host, int(pid)):
+                self.release_claims(worker)
+
+    def renew_claims(self, worker: str, *, lease_seconds: float) -> None:
+        """Extend the lease of every entry ``worker`` still holds."""
+        with self._tx() as conn:
+            self._renew(conn, worker, utc_now() + timedelta(seconds=lease_seconds))
+
+    def release_claims(self, worker: str) -> None:
+        """Free the entries ``worker`` holds and did not finish, for the next worker to take at once."""
+        with self._tx() as conn:
+            conn.execute(
+                entries.update()
+                .where(entries.c.claimed_by == worker, entries.c.lease_until.is_not(None), entries.c.state == "pending")
+                .values(lease_until=None)
+            )
+
+    @staticmethod
+    def _renew(conn: Connection, worker: str, until: datetime) -> None:
+        conn.execute(
+            entries.update()
+            .where(entries.c.claimed_by == worker, entries.c.lease_until.is_not(None), entries.c.state == "pending")
+            .values(lease_until=until)
+        )
+
     def record_entry_failure(self, url: str, reason: str, *, final: bool) -> None:
+        """Count a failed attempt at an entry's page and release the entry (``final``: give it up)."""
         with self._tx() as conn:
             conn.execute(
                 entries.update()
@@ -236,6 +310,7 @@ class FeedStore(StoreBase):
                     attempts=entries.c.attempts + 1,
                     last_error=reason,
                     state="failed" if final else "pending",
+                    lease_until=None,
                 )
             )
 
@@ -244,6 +319,25 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {row[0]: row[1] for row in rows}
+
+def _pending_entry(row: Any) -> PendingEntry:
+    return PendingEntry(
+        entry=FeedEntry(
+            feed_id=row["feed_id"],
+            url=row["url"],
+            title=row["title"],
+            summary=row["summary"],
+            content=row["content"],
+            author=row["author"],
+            published=row["published"],
+            guid=row["guid"],
+        ),
+        outlet=row["name"],
+        attempts=row["attempts"],
+        language=row["feed_language"],
+        tags=tuple(row["tags"] or ()),
+    )
+
 
 def _feed_state(row: Any) -> FeedState:
     return FeedState(

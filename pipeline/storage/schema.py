@@ -76,6 +76,11 @@ entries = sa.Table(
     sa.Column("state", sa.String(20), nullable=False, default="pending", index=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", CleanText),
+    # The worker fetching the entry's page now, until lease_until; an expired lease is free to
+    # take (its worker died). A worker keeps its name on entries it deferred, so it does not
+    # take them again in the same pass.
+    sa.Column("claimed_by", sa.String(80)),
+    sa.Column("lease_until", UTCDateTime),
 )
 
 articles = sa.Table(
@@ -202,4 +207,18 @@ runs = sa.Table(
     sa.Column("finished_at", UTCDateTime),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("stats", sa.JSON),
+    # Who runs it (host and process id) and when it last showed signs of life, so the next run can
+    # tell a run that was killed from one still at work.
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("heartbeat_at", UTCDateTime),
+)
+
+# The earliest time (seconds since the epoch) the next request to a registrable domain may start,
+# shared by every process on the store so the politeness delay holds across workers.
+domain_clock = sa.Table(
+    "domain_clock",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("next_start", sa.Float, nullable=False),
 )

@@ -38,6 +38,7 @@ class Web:
     """Scriptable server state: routes by path, and every request seen."""
 
     port: int = 0
+    host: str = "127.0.0.1"
     routes: dict[str, Route] = field(default_factory=dict)
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     posts: list[tuple[str, bytes]] = field(default_factory=list)  # (path, body)
@@ -46,7 +47,7 @@ class Web:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -115,12 +116,12 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serving(tls: ssl.SSLContext | None = None) -> Iterator[Web]:
-    """A ``Web`` on 127.0.0.1 (HTTPS with ``tls``), stopped on exit."""
-    httpd = _HTTPServer(("127.0.0.1", 0), Handler)
+def serving(tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> Iterator[Web]:
+    """A ``Web`` on ``host`` (a loopback address; HTTPS with ``tls``), stopped on exit."""
+    httpd = _HTTPServer((host, 0), Handler)
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    web = Web(port=httpd.server_address[1])
+    web = Web(port=httpd.server_address[1], host=host)
     httpd.web = web
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
