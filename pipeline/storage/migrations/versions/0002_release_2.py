@@ -1,0 +1,98 @@
+"""The second release: feed tags, alert digests, outbox versions and dead letters, page claims,
+run heartbeats, the shared politeness clock.
+
+``outbox.seq`` becomes a store-wide version (BIGINT): the items already waiting get the
+current time in microseconds, which is what the new code's versions start from, so they
+are not taken for older than what the search index already holds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('alert_digests',
+    sa.Column('destination', sa.String(length=64), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('destination')
+    )
+    op.create_table('dead_letters',
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('doc_id', sa.String(length=64), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('deleted', sa.Boolean(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('failed_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('kind', 'doc_id')
+    )
+    op.create_table('domain_clock',
+    sa.Column('domain', sa.String(length=255), nullable=False),
+    sa.Column('next_start', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('domain')
+    )
+    op.create_table('outbox_seq',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('last', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('articles', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tags', sa.JSON(), nullable=True))
+
+    with op.batch_alter_table('entries', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('claimed_by', sa.String(length=80), nullable=True))
+        batch_op.add_column(sa.Column('lease_until', sa.DateTime(), nullable=True))
+
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.alter_column('seq',
+               existing_type=sa.INTEGER(),
+               type_=sa.BigInteger(),
+               existing_nullable=False)
+
+    op.execute(sa.text("UPDATE outbox SET seq = :now").bindparams(now=time.time_ns() // 1000))
+
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('host', sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column('pid', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('heartbeat_at', sa.DateTime(), nullable=True))
+
+    with op.batch_alter_table('stories', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tags', sa.JSON(), nullable=True))
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('stories', schema=None) as batch_op:
+        batch_op.drop_column('tags')
+
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.drop_column('heartbeat_at')
+        batch_op.drop_column('pid')
+        batch_op.drop_column('host')
+
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.alter_column('seq',
+               existing_type=sa.BigInteger(),
+               type_=sa.INTEGER(),
+               existing_nullable=False)
+
+    with op.batch_alter_table('entries', schema=None) as batch_op:
+        batch_op.drop_column('lease_until')
+        batch_op.drop_column('claimed_by')
+
+    with op.batch_alter_table('articles', schema=None) as batch_op:
+        batch_op.drop_column('tags')
+
+    op.drop_table('outbox_seq')
+    op.drop_table('domain_clock')
+    op.drop_table('dead_letters')
+    op.drop_table('alert_digests')
