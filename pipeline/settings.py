@@ -19,7 +19,6 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from pipeline.urls import redact_url
 
 
 def bundled_config_dir() -> Path:
@@ -36,6 +35,8 @@ def _default_data_dir() -> Path:
 
 def _masked(value: Any) -> Any:
     if isinstance(value, str) and "://" in value:
+        from pipeline.urls import redact_url  # here: DAG files import settings when Airflow parses them
+
         return redact_url(value)
     if isinstance(value, list):
         return [_masked(item) for item in value]
