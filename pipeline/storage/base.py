@@ -251,6 +251,7 @@ class StoreBase:
                 set_={"seq": stmt.excluded.seq, "deleted": stmt.excluded.deleted, "attempts": 0, "last_error": None},
             )
         conn.execute(self._enqueue_stmt, {"kind": kind, "doc_id": doc_id, "seq": seq, "deleted": deleted, "attempts": 0})
+
     def compact(self) -> None:
         """Reclaim space (SQLite VACUUM; PostgreSQL's autovacuum does this itself)."""
         if self.engine.dialect.name == "sqlite":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +12,7 @@ import pytest
 
 from faultkit import Handler, Web, fault_settings, rss, write_feed_list
 from pipeline.cli import main
-from pipeline.models import FeedSource
 from pipeline.runner import Pipeline
-from pipeline.storage import Store
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -132,22 +129,3 @@ def test_feeds_status_reads_well_and_has_a_json_form(
     assert states["missing"]["failure_score"] == 2.0 and states["missing"]["status"] == "failing"
     assert states["news"]["learned_interval"] == 900 and states["news"]["next_attempt_at"].endswith("+00:00")
     assert states["gone"]["next_attempt_at"] is None
-
-
-def test_a_store_from_before_the_health_columns_gains_them(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    store = Store(f"sqlite:///{path}")
-    store.sync_feeds([FeedSource(id="old", name="Old", url="https://old.example/feed.xml")])
-    store.close()
-    with sqlite3.connect(path) as db:  # the feeds table as it was before (and no schema revision yet)
-        for column in ("failure_score", "learned_interval", "last_new_entry_at", "alerted_status"):
-            db.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
-        db.execute("DROP TABLE schema_version")
-    store = Store(f"sqlite:///{path}")
-    try:
-        [state] = store.feed_states()
-        assert (state.source.id, state.failure_score, state.learned_interval, state.alerted_status) == ("old", 0.0, None, None)
-        store.record_feed_failure("old", "HTTP 404", now=T0, next_attempt_at=T0, retire=False, weight=2.0)
-        assert store.feed_states()[0].failure_score == 2.0
-    finally:
-        store.close()

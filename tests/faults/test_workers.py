@@ -29,7 +29,8 @@ import sqlalchemy as sa
 
 from faultkit import Handler, Web, article_html, fault_settings, rss, serving, write_feed_list
 from pipeline.runner import Pipeline
-from pipeline.storage import Store, runs
+from pipeline.storage import Store
+from pipeline.storage.schema import runs
 from pipeline.storage.base import utc_now
 from pipeline.storage.runs import RUN_STALE_AFTER
 from services import postgres_database
