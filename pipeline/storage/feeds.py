@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks
-from pipeline.storage.schema import entries, feeds
+from pipeline.storage.schema import UTCDateTime, entries, feeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,8 @@ class FeedState:
     learned_interval: int | None = None  # seconds, from how often the feed publishes (polling.adapt_interval)
     last_new_entry_at: datetime | None = None  # the last poll that found entries never seen before
     alerted_status: str | None = None  # the status last reported by an alert (None: never alerted, active)
+    attempt_key: str | None = None  # the scheduled poll (an Airflow run id) that last polled the feed
+    failing_since: datetime | None = None  # the first failure of the current streak (None: not failing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +83,13 @@ class FeedStore(StoreBase):
         next_attempt_at: datetime,
         error: str | None = None,
         learned_interval: int | None = None,
+        attempt: str | None = None,
     ) -> int:
         """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new.
 
-        The feed's failure count and score are reset; ``learned_interval`` (when given)
-        replaces the learned polling interval; a poll that found new entries is remembered
-        as the last one that did.
+        The feed's failure count, score and streak are reset; ``learned_interval`` (when
+        given) replaces the learned polling interval; a poll that found new entries is
+        remembered as the last one that did; ``attempt`` is the scheduled poll's key.
         """
         with self._tx() as conn:
             added = 0
@@ -123,6 +126,8 @@ class FeedStore(StoreBase):
                     failure_score=0.0,
                     last_new_entry_at=now if added else feeds.c.last_new_entry_at,
                     learned_interval=feeds.c.learned_interval if learned_interval is None else learned_interval,
+                    attempt_key=attempt,
+                    failing_since=None,
                 )
             )
         return added
@@ -136,19 +141,28 @@ class FeedStore(StoreBase):
         next_attempt_at: datetime | None,
         retire: bool,
         weight: float = 1.0,
+        attempt: str | None = None,
+        counted: bool = True,
     ) -> FeedState:
-        """Count a failed poll (``weight`` is added to the failure score); returns the feed's new state."""
+        """Record a failed poll; returns the feed's new state.
+
+        A counted failure adds one to the failures in a row and ``weight`` to the failure
+        score; one that is not (a retry of the scheduled poll ``attempt`` that already
+        failed) only updates the error and the times. The streak starts at the first failure.
+        """
         with self._tx() as conn:
             conn.execute(
                 feeds.update()
                 .where(feeds.c.id == feed_id)
                 .values(
                     status="retired" if retire else "failing",
-                    consecutive_failures=feeds.c.consecutive_failures + 1,
-                    failure_score=feeds.c.failure_score + weight,
+                    consecutive_failures=feeds.c.consecutive_failures + (1 if counted else 0),
+                    failure_score=feeds.c.failure_score + (weight if counted else 0.0),
                     last_error=error,
                     last_attempt_at=now,
                     next_attempt_at=None if retire else next_attempt_at,
+                    attempt_key=attempt,
+                    failing_since=sa.func.coalesce(feeds.c.failing_since, sa.literal(now, UTCDateTime())),
                 )
             )
         state = self.feed_state(feed_id)
@@ -241,6 +255,8 @@ def _feed_state(row: Any) -> FeedState:
         learned_interval=row["learned_interval"],
         last_new_entry_at=row["last_new_entry_at"],
         alerted_status=row["alerted_status"],
+        attempt_key=row["attempt_key"],
+        failing_since=row["failing_since"],
     )
 
 
