@@ -14,6 +14,10 @@ from pipeline.storage.base import StoreBase, chunks
 from pipeline.storage.schema import UTCDateTime, entries, feeds
 
 
+# The columns the feed list sets; the rest is the feed's polling state.
+_CONFIGURED = ("name", "url", "language", "tags", "poll_interval")
+
+
 @dataclass(frozen=True, slots=True)
 class FeedState:
     """A feed with its polling state, as `newsagg feeds status` shows it."""
@@ -49,25 +53,36 @@ class FeedStore(StoreBase):
 
     def sync_feeds(self, sources: Sequence[FeedSource]) -> None:
         """Add or update configured feeds, keeping each feed's polling state."""
-        with self._tx() as conn:
-            for src in sources:
-                values = {
-                    "id": src.id,
-                    "name": src.name,
-                    "url": src.url,
-                    "language": src.language,
-                    "tags": list(src.tags),
-                    "poll_interval": src.poll_interval,
-                }
-                stmt = self._insert(feeds).values(**values, status="active", consecutive_failures=0, entries_seen=0)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+        insert = self._insert(feeds)
+        # One statement for many rows: thousands of feeds are registered at every run.
+        stmt = insert.on_conflict_do_update(
+            index_elements=["id"], set_={name: insert.excluded[name] for name in _CONFIGURED}
+        )
+        rows = [
+            {
+                "id": src.id,
+                "name": src.name,
+                "url": src.url,
+                "language": src.language,
+                "tags": list(src.tags),
+                "poll_interval": src.poll_interval,
+                "status": "active",
+                "consecutive_failures": 0,
+                "entries_seen": 0,
+            }
+            for src in sources
+        ]
+        if rows:
+            with self._tx() as conn:
+                conn.execute(stmt, rows)  # SQLAlchemy sends the rows in batches ("insertmanyvalues")
 
     def feed_states(self, ids: Iterable[str] | None = None) -> list[FeedState]:
-        query = sa.select(feeds).order_by(feeds.c.id)
-        if ids is not None:
-            query = query.where(feeds.c.id.in_(list(ids)))
+        """The feeds (those of ``ids``, or all) by id."""
+        if ids is not None:  # in chunks: a feed list may have more feeds than a statement takes parameters
+            found = self._rows_by(feeds, feeds.c.id, ids, _feed_state)
+            return [found[feed_id] for feed_id in sorted(found)]
         with self.engine.connect() as conn:
-            return [_feed_state(row) for row in conn.execute(query).mappings()]
+            return [_feed_state(row) for row in conn.execute(sa.select(feeds).order_by(feeds.c.id)).mappings()]
 
     def feed_state(self, feed_id: str) -> FeedState | None:
         states = self.feed_states([feed_id])

@@ -190,13 +190,14 @@ def test_a_store_from_before_the_health_columns_gains_them(tmp_path: Path) -> No
     store.sync_feeds([FeedSource(id="old", name="Old", url="https://old.example/feed.xml")])
     store.close()
     with sqlite3.connect(path) as db:  # the feeds table as it was before
-        for column in ("failure_score", "learned_interval", "last_new_entry_at", "alerted_status"):
+        for column in ("failure_score", "learned_interval", "last_new_entry_at", "alerted_status", "attempt_key",
+                       "failing_since"):
             db.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
     store = Store(f"sqlite:///{path}")
     try:
         [state] = store.feed_states()
         assert (state.source.id, state.failure_score, state.learned_interval, state.alerted_status) == ("old", 0.0, None, None)
         store.record_feed_failure("old", "HTTP 404", now=T0, next_attempt_at=T0, retire=False, weight=2.0)
-        assert store.feed_states()[0].failure_score == 2.0
+        assert (store.feed_states()[0].failure_score, store.feed_states()[0].failing_since) == (2.0, T0)
     finally:
         store.close()
