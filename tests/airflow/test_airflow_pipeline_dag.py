@@ -174,7 +174,7 @@ def write_feeds(path: Path, urls: list[str]) -> Path:
 
 # Airflow's retries of the poll task, as production has them (NETWORK_RETRIES), without the delay.
 POLL_RETRIES = {"poll_feeds": 3}
-SLOW_ANSWER = 6.0  # seconds the first request under /slow/ waits: longer than the poll task's time limit below
+SLOW_ANSWER = 8.0  # seconds the first request under /slow/ waits: longer than the poll task's time limit below
 
 
 def test_a_retry_leaves_a_publisher_alone_until_its_retry_after_and_counts_once(
