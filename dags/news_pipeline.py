@@ -5,19 +5,23 @@ Every 15 minutes (`NEWSAGG_SCHEDULE`, a cron expression or preset; `none` for ma
 runs only), one pass of the pipeline:
 
 ```
-load_feeds -> poll_feed (one mapped instance per due feed, pool newsagg_fetch)
+load_feeds -> poll_feeds (one mapped instance per batch of due feeds, pool newsagg_fetch)
            -> fetch_articles -> cluster_articles -> merge_stories -> index_stories -> report
 ```
 
 Each task calls one stage of `pipeline.runner.Pipeline`. The data lives in the store
-(`NEWSAGG_*` settings or the YAML file named by `NEWSAGG_CONFIG`); only feed ids and
-counts travel through XCom. Every stage is idempotent, so any task can be cleared and
-run again.
+(`NEWSAGG_*` settings or the YAML file named by `NEWSAGG_CONFIG`); only feed ids, per-feed
+outcomes and counts travel through XCom. Every stage is idempotent, so any task can be
+cleared and run again.
 
-A feed that cannot be polled fails its own mapped instance (transient errors are
-retried with exponential backoff, terminal ones such as 404, 410 or an unparsable feed
-fail at once) and the rest of the run goes on; `report` lists the failed feeds. The run
-fails when the feed list cannot be loaded or a stage after polling fails.
+Due feeds are polled in batches of whole registrable domains (at most
+`feeds.poll_batch_size` feeds, unless one domain has more), so each publisher's
+politeness lives in one task. A feed that cannot be polled is recorded against the feed
+(`newsagg feeds status`) and listed by `report` with its error; its batch succeeds and
+the feed is tried again when its backoff or Retry-After has passed. A batch task that
+fails itself (store down, timeout) is retried; a retry polls only the feeds this run has
+not polled yet or that are due again, and a feed's failures in one run count once. The
+run fails when the feed list cannot be loaded or a stage after polling fails.
 
 **Params** (Trigger DAG w/ config): `feeds_file` polls another feed list (YAML or OPML)
 once; `force` polls every feed now, ignoring each feed's next poll time.
@@ -82,43 +86,49 @@ def _pipeline() -> Any:
 
 
 @task(execution_timeout=timedelta(minutes=5))
-def load_feeds() -> list[dict[str, str]]:
+def load_feeds() -> list[dict[str, Any]]:
     """Read the feed list (the `feeds_file` param or the configured one), register it in the
-    store, and return the feeds to poll now (all of them with `force`)."""
+    store, and return the feeds to poll now (all of them with `force`) in batches of whole
+    registrable domains: `{"label": ..., "feeds": [feed ids]}`."""
     from pathlib import Path
+
+    from pipeline.polling import feed_batches
 
     params = get_current_context()["params"]
     feeds_file = Path(params["feeds_file"]) if params.get("feeds_file") else None
     with _pipeline() as pipeline:
         sources = pipeline.load_feeds(feeds_file)
-        due = sources if params.get("force") else pipeline.due_feeds(sources)
-    log.info("%d of %d feeds due", len(due), len(sources))
-    return [{"id": f.id, "name": f.name} for f in due]
+        due = pipeline.due_feeds(sources, force=params.get("force", False))
+        batches = feed_batches(due, pipeline.settings.feeds.poll_batch_size)
+    log.info("%d of %d feeds due, in %d batches", len(due), len(sources), len(batches))
+    return [{"label": b.label, "feeds": [f.id for f in b.feeds]} for b in batches]
 
 
 @task(
     multiple_outputs=False,
     pool=FETCH_POOL,
-    map_index_template="{{ task.op_kwargs['feed']['name'] }}",
-    execution_timeout=timedelta(minutes=3),
+    map_index_template="{{ task.op_kwargs['batch']['label'] }}",
+    execution_timeout=timedelta(minutes=30),
     # A mapped task does not take its doc from the docstring.
-    doc_md="Fetch one feed (conditional GET) and queue its new entries. A failure is recorded against "
-    "the feed in the store and fails this instance: retried when the error is transient, at once when "
-    "it is not (404, 410, unparsable feed, retired feed).",
+    doc_md="Fetch a batch of feeds (conditional GETs, whole registrable domains) and queue their new "
+    "entries. A feed's failure is recorded against the feed in the store and returned in this task's "
+    "outcomes; it does not fail the task. A retry polls only the feeds this run has not polled yet or "
+    "whose next poll time (backoff, Retry-After) has come, and counts a feed's failures in this run once.",
     **NETWORK_RETRIES,
 )
-def poll_feed(feed: dict[str, str]) -> dict[str, Any]:
-    """Poll one feed; a failed poll fails this mapped instance (see doc_md)."""
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+def poll_feeds(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Poll one batch of feeds; returns one outcome per feed polled (see doc_md)."""
+    from dataclasses import asdict
 
+    context = get_current_context()
+    run_id = context["run_id"]  # one scheduled poll: one attempt however often this task is retried
     with _pipeline() as pipeline:
-        outcome = pipeline.poll_feed(feed["id"])
-    if outcome.status in ("ok", "not_modified"):
-        return {"id": outcome.feed_id, "status": outcome.status, "new_entries": outcome.new_entries}
-    message = f"feed {feed['name']} ({outcome.feed_id}) {outcome.status}: {outcome.error}"
-    if outcome.status == "retired" or not outcome.transient:
-        raise AirflowFailException(message)
-    raise AirflowException(message)
+        sources = [s.source for s in pipeline.store.feed_states(batch["feeds"])]
+        due = pipeline.due_feeds(sources, force=context["params"].get("force", False), attempt=run_id)
+        outcomes = pipeline.poll_feeds(due, attempt=run_id)
+    failed = [o for o in outcomes if o.status in ("failed", "retired")]
+    log.info("%d of %d feeds polled, %d failed", len(outcomes), len(batch["feeds"]), len(failed))
+    return [asdict(o) for o in outcomes]
 
 
 @task(
@@ -164,7 +174,7 @@ def index_stories() -> dict[str, int]:
 
 @task(multiple_outputs=False, trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=5))
 def report(
-    feeds: list[dict[str, str]] | None,
+    batches: list[dict[str, Any]] | None,
     polled: Any,
     fetched: dict[str, int] | None,
     clustered: dict[str, int] | None,
@@ -178,18 +188,21 @@ def report(
 
     from pipeline.runner import FeedOutcome, RunReport
 
-    polled_ok = {p["id"]: p for p in polled or []}  # failed mapped instances push nothing
+    run_id = get_current_context()["run_id"]
+    feed_ids = [feed_id for batch in batches or [] for feed_id in batch["feeds"]]
+    # A batch task that failed pushed nothing, and a retry returns only what it polled itself.
+    outcomes = {o["feed_id"]: FeedOutcome(**o) for batch in polled or [] for o in batch}
     with _pipeline() as pipeline:
-        states = {s.source.id: s for s in pipeline.store.feed_states([f["id"] for f in feeds or []])}
+        states = {s.source.id: s for s in pipeline.store.feed_states(feed_ids)}
         outbox_left = pipeline.store.outbox_size()
         pipeline.send_alerts()
     run = RunReport(outbox_left=outbox_left)
-    for feed in feeds or []:
-        if (ok := polled_ok.get(feed["id"])) is not None:
-            run.feeds.append(FeedOutcome(feed["id"], ok["status"], ok["new_entries"]))
-        elif (state := states.get(feed["id"])) is not None:
+    for feed_id in feed_ids:
+        if (outcome := outcomes.get(feed_id)) is not None:
+            run.feeds.append(outcome)
+        elif (state := states.get(feed_id)) is not None and state.attempt_key == run_id and state.status != "active":
             status = "retired" if state.status == "retired" else "failed"
-            run.feeds.append(FeedOutcome(feed["id"], status, error=state.last_error))
+            run.feeds.append(FeedOutcome(feed_id, status, error=state.last_error))
     stages = {"fetch_articles": fetched, "cluster_articles": clustered, "merge_stories": merged,
               "index_stories": indexed}
     for counts in stages.values():
@@ -204,7 +217,7 @@ def report(
     )
     for feed in run.failed_feeds:
         log.warning("feed %s %s: %s", feed.feed_id, feed.status, feed.error)
-    if feeds is None:
+    if batches is None:
         raise AirflowFailException("the feed list could not be loaded (see load_feeds)")
     if incomplete:
         raise AirflowFailException(f"stages did not complete: {', '.join(incomplete)}")
@@ -229,11 +242,11 @@ def report(
     tags=["newsagg"],
 )
 def news_pipeline() -> None:
-    feeds = load_feeds()
-    polled = poll_feed.expand(feed=feeds)
+    batches = load_feeds()
+    polled = poll_feeds.expand(batch=batches)
     fetched, clustered, merged, indexed = fetch_articles(), cluster_articles(), merge_stories(), index_stories()
     chain(polled, fetched, clustered, merged, indexed)
-    report(feeds, polled, fetched, clustered, merged, indexed)
+    report(batches, polled, fetched, clustered, merged, indexed)
 
 
 news_pipeline()

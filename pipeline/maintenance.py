@@ -95,7 +95,7 @@ def feed_health_summary(store: Store, min_failures: int = 3) -> FeedHealth:
     """Feeds failing ``min_failures`` polls in a row or more, retired feeds, and feeds that never worked.
 
     A failing feed is already backed off by the polling policy (exponential from its
-    interval, retired after ``feeds.retire_after_failures``); ``next_attempt_at`` says when
+    interval, retired after ``feeds.retire_after_failures`` over ``feeds.retire_after_days``); ``next_attempt_at`` says when
     it is tried again.
     """
     if min_failures < 1:

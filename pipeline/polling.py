@@ -3,18 +3,24 @@
 Publishers tell us how often to come back (Cache-Control, Expires, Retry-After, RSS
 ``ttl``); within those limits each feed's interval adapts to how often it actually
 publishes (``adapt_interval``). Failing feeds back off exponentially and are retired
-after a 410 or once their weighted count of consecutive failures reaches
-``retire_after_failures``: an error that points at the feed itself (404, not a feed)
-weighs more than one that may pass (a timeout, a 503).
+after a 410, or once their weighted count of consecutive failures reaches
+``retire_after_failures`` and they have been failing for ``retire_after_days``: an
+error that points at the feed itself (404, not a feed) weighs more than one that may
+pass (a timeout, a 503). Feeds are polled in batches of whole registrable domains
+(``feed_batches``), one Airflow task each.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 from pipeline.errors import FetchError, GoneError, TransientFetchError
+from pipeline.fetching import registrable_domain
 from pipeline.models import FeedSource, Fetched
 from pipeline.settings import FeedSettings
 
@@ -112,13 +118,56 @@ def failure_weight(error: Exception, settings: FeedSettings) -> float:
     return 1.0 if isinstance(error, TransientFetchError) else settings.permanent_failure_weight
 
 
-def should_retire(error: Exception, failures: float, settings: FeedSettings) -> bool:
-    """A 410 retires a feed at once; anything else once ``failures`` reaches ``retire_after_failures``.
+def should_retire(error: Exception, failures: float, failing_for: timedelta, settings: FeedSettings) -> bool:
+    """A 410 retires a feed at once; anything else once ``failures`` reaches ``retire_after_failures``
+    and the feed has been failing for ``retire_after_days``.
 
     ``failures`` is the weighted count of consecutive failures, this one included
-    (see ``failure_weight``).
+    (see ``failure_weight``); ``failing_for`` the time since the first of them.
     """
-    return isinstance(error, GoneError) or failures >= settings.retire_after_failures
+    if isinstance(error, GoneError):
+        return True
+    return failures >= settings.retire_after_failures and failing_for >= timedelta(days=settings.retire_after_days)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBatch:
+    """Feeds polled together by one task: every feed of each of its registrable domains."""
+
+    domains: tuple[str, ...]
+    feeds: tuple[FeedSource, ...]
+
+    @property
+    def label(self) -> str:
+        """The first domain and the size, e.g. ``example.com +3 domains, 180 feeds``."""
+        more = f" +{len(self.domains) - 1} domains" if len(self.domains) > 1 else ""
+        return f"{self.domains[0]}{more}, {len(self.feeds)} feed{'s' if len(self.feeds) != 1 else ''}"
+
+
+def feed_batches(sources: Sequence[FeedSource], size: int) -> list[FeedBatch]:
+    """The feeds in batches of at most ``size``, each domain's feeds in one batch.
+
+    A domain is never split, so its politeness (delay, concurrency) is kept by one
+    fetcher; a domain with more than ``size`` feeds is a batch of its own. Domains are
+    packed largest first, each into the batch being filled if it fits, so every two
+    consecutive batches hold more than ``size`` feeds: fewer than ``2 * len(sources) / size + 1``
+    batches (Airflow maps at most ``core.max_map_length``, 1024 by default).
+    """
+    by_domain: dict[str, list[FeedSource]] = {}
+    for feed in sources:
+        by_domain.setdefault(registrable_domain(urlsplit(feed.url).hostname or ""), []).append(feed)
+    batches: list[FeedBatch] = []
+    domains: list[str] = []
+    feeds: list[FeedSource] = []
+    for domain, group in sorted(by_domain.items(), key=lambda item: (-len(item[1]), item[0])):
+        if feeds and len(feeds) + len(group) > size:
+            batches.append(FeedBatch(tuple(domains), tuple(feeds)))
+            domains, feeds = [], []
+        domains.append(domain)
+        feeds.extend(group)
+    if feeds:
+        batches.append(FeedBatch(tuple(domains), tuple(feeds)))
+    return batches
 
 
 def _http_date(value: str | None) -> datetime | None:

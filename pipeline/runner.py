@@ -167,22 +167,36 @@ class Pipeline:
         self.store.sync_feeds(sources)
         return sources
 
-    def due_feeds(self, sources: Sequence[FeedSource], now: datetime | None = None) -> list[FeedSource]:
-        """The feeds whose next poll is due; retired feeds never are."""
+    def due_feeds(
+        self,
+        sources: Sequence[FeedSource],
+        now: datetime | None = None,
+        *,
+        force: bool = False,
+        attempt: str | None = None,
+    ) -> list[FeedSource]:
+        """The feeds to poll now: those whose next poll is due (retired feeds never are), or all with ``force``.
+
+        A feed that the scheduled poll ``attempt`` already polled (this is Airflow
+        retrying that poll) waits for its next poll time even when forced, so a retry
+        never contacts a publisher before its Retry-After or backoff has passed.
+        """
         now = now or datetime.now(UTC)
         states = {s.source.id: s for s in self.store.feed_states([f.id for f in sources])}
         return [
             f
             for f in sources
             if (state := states.get(f.id)) is None
+            or (force and (attempt is None or state.attempt_key != attempt))
             or (state.status != "retired" and (state.next_attempt_at is None or state.next_attempt_at <= now))
         ]
 
-    def poll_feed(self, feed_id: str, *, now: datetime | None = None) -> FeedOutcome:
+    def poll_feed(self, feed_id: str, *, now: datetime | None = None, attempt: str | None = None) -> FeedOutcome:
         """Fetch one feed (conditional GET) and queue its new entries; failures are recorded, not raised.
 
-        A change of the feed's health (it starts failing, is retired, recovers) is
-        reported by the next ``send_alerts``.
+        ``attempt`` names the scheduled poll (an Airflow run id): however often it is
+        retried, it counts as one failed poll at most. A change of the feed's health (it
+        starts failing, is retired, recovers) is reported by the next ``send_alerts``.
         """
         now = now or datetime.now(UTC)
         state = self.store.feed_state(feed_id)
@@ -191,7 +205,7 @@ class Pipeline:
         fetched = self._download(state)
         is_document = isinstance(fetched, Fetched) and not fetched.not_modified  # not a 304, not an error
         parsed = self._parse(state.source, fetched, now) if is_document and isinstance(fetched, Fetched) else None
-        return self._record_poll(state, now, fetched, parsed)
+        return self._record_poll(state, now, fetched, parsed, attempt)
 
     def _download(self, state: FeedState, fetcher: Fetcher | None = None) -> Fetched | FetchError:
         """The conditional GET of a feed (safe in any thread when given the fetcher)."""
@@ -204,28 +218,39 @@ class Pipeline:
         return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
 
     def _record_poll(
-        self, state: FeedState, now: datetime, fetched: Fetched | FetchError, parsed: ParsedFeed | FeedParseError | None
+        self,
+        state: FeedState,
+        now: datetime,
+        fetched: Fetched | FetchError,
+        parsed: ParsedFeed | FeedParseError | None,
+        attempt: str | None,
     ) -> FeedOutcome:
         feed = state.source
         if isinstance(fetched, Fetched) and fetched.not_modified:
             interval = self._learned_interval(state, 0, now)
             next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now, interval=interval)
             self.store.record_feed_fetched(
-                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval
+                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval, attempt=attempt
             )
             return FeedOutcome(feed.id, "not_modified")
         exc = fetched if isinstance(fetched, FetchError) else parsed if isinstance(parsed, FeedParseError) else None
         if exc is not None:
-            failures = state.consecutive_failures + 1
+            # A retry of a scheduled poll that already failed is the same attempt: counted once.
+            counted = attempt is None or state.attempt_key != attempt or state.consecutive_failures == 0
+            failures = state.consecutive_failures + (1 if counted else 0)
             weight = polling.failure_weight(exc, self.settings.feeds)
-            retire = polling.should_retire(exc, state.failure_score + weight, self.settings.feeds)
+            score = state.failure_score + (weight if counted else 0.0)
+            failing_for = now - (state.failing_since or now)
+            retire = polling.should_retire(exc, score, failing_for, self.settings.feeds)
             next_at = polling.next_poll_after_failure(feed, exc, failures, self.settings.feeds, now)
             error = _feed_error(exc, feed, fetched)
             self.store.record_feed_failure(
-                feed.id, error, now=now, next_attempt_at=next_at, retire=retire, weight=weight
+                feed.id, error, now=now, next_attempt_at=next_at, retire=retire, weight=weight, attempt=attempt,
+                counted=counted,
             )
             # One line per failed feed; the rest for -v.
-            log.warning("feed %s failed (%d in a row%s): %s", feed.id, failures, ", retired" if retire else "", error)
+            log.warning("feed %s failed (%d in a row%s%s): %s", feed.id, failures, "" if counted else ", not counted again",
+                        ", retired" if retire else "", error)
             log.debug("feed %s (%s): %s; next poll %s", feed.id, redact_url(feed.url), type(exc).__name__,
                       "never (retired)" if retire else next_at.isoformat())
             return FeedOutcome(feed.id, "retired" if retire else "failed", error=error, transient=exc.transient)
@@ -244,6 +269,7 @@ class Pipeline:
             next_attempt_at=next_at,
             error=parsed.error,
             learned_interval=interval,
+            attempt=attempt,
         )
         log.info("feed %s: %d entries, %d new; next poll %s", feed.id, len(parsed.entries), added, next_at.isoformat())
         return FeedOutcome(feed.id, "ok", new_entries=added)
@@ -259,14 +285,17 @@ class Pipeline:
             last_new_entry_at=state.last_new_entry_at,
         )
 
-    def poll_feeds(self, sources: Sequence[FeedSource], now: datetime | None = None) -> list[FeedOutcome]:
+    def poll_feeds(
+        self, sources: Sequence[FeedSource], now: datetime | None = None, *, attempt: str | None = None
+    ) -> list[FeedOutcome]:
         """Poll many feeds: what `poll_feed` does for each, with the waiting and the parsing overlapped.
 
         Up to ``fetch.concurrency`` conditional GETs are in flight at once (threads; the
         fetcher's per-domain limits still apply), feed documents are parsed on
         ``extraction.workers`` processes (in this process for fewer than
         ``MIN_PARALLEL_FEEDS`` feeds), and this thread records each result in the store as
-        it arrives, so the store is written from one thread only.
+        it arrives, so the store is written from one thread only. ``attempt`` names the
+        scheduled poll, as for `poll_feed`.
 
         Returns:
             One outcome per feed, in the order of ``sources``.
@@ -304,7 +333,7 @@ class Pipeline:
                                 parsed_later = parsers.submit(state.source, fetched, self.settings.feeds.max_entries_per_feed, at)
                                 parsing[parsed_later] = (i, state, at, fetched)
                                 continue
-                            outcomes[i] = self._record_poll(state, at, fetched, None)
+                            outcomes[i] = self._record_poll(state, at, fetched, None, attempt)
                         else:
                             i, state, at, fetched = parsing.pop(future)
                             try:
@@ -315,7 +344,7 @@ class Pipeline:
                                 log.warning("a feed parser process died; parsing %s in this process", state.source.id)
                                 parsers.broken()
                                 parsed = self._parse(state.source, fetched, at)
-                            outcomes[i] = self._record_poll(state, at, fetched, parsed)
+                            outcomes[i] = self._record_poll(state, at, fetched, parsed, attempt)
                         bar.update()
         finally:
             for pending in downloading:
@@ -562,7 +591,7 @@ class Pipeline:
         status = "failed"
         try:
             sources = self.load_feeds(feeds_file)
-            report.feeds = self.poll_feeds(sources if force else self.due_feeds(sources))
+            report.feeds = self.poll_feeds(self.due_feeds(sources, force=force))
             self.send_alerts()
             self._beat()
             report.articles_added, report.articles_failed, report.pages_deferred = self.fetch_articles()

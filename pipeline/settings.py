@@ -108,7 +108,16 @@ class FeedSettings(_MasksCredentials, BaseModel):
     min_poll_interval: int = Field(300, ge=0, description="Lower bound for adaptive polling (seconds).")
     max_poll_interval: int = Field(86400, ge=60, description="Upper bound for adaptive polling (seconds).")
     retire_after_failures: int = Field(
-        10, ge=1, description="Consecutive failed polls after which a feed is retired."
+        10,
+        ge=1,
+        description="Consecutive failed polls after which a feed is retired, once it has also been failing for "
+        "retire_after_days. Airflow's retries of one scheduled poll count as one.",
+    )
+    retire_after_days: float = Field(
+        3.0,
+        ge=0,
+        description="How long a feed must have been failing without a success before it is retired, so a "
+        "publisher down for a day is not given up on. A 410 retires a feed at once.",
     )
     max_entries_per_feed: int = Field(
         500, ge=1, description="Entries taken from one feed document; the rest are ignored."
@@ -125,6 +134,12 @@ class FeedSettings(_MasksCredentials, BaseModel):
         description="How many failures a poll failing for a reason of the feed's own (404 and other 4xx, a "
         "refused address, a document that is not a feed) counts towards retire_after_failures; a timeout, a "
         "429 or a 5xx counts one. A 410 retires a feed at once.",
+    )
+    poll_batch_size: int = Field(
+        200,
+        ge=1,
+        description="Feeds one Airflow poll task polls at most. Every feed of a registrable domain is polled by "
+        "the same task (one politeness clock per domain), so a domain with more feeds makes a bigger task of its own.",
     )
 
 

@@ -35,10 +35,23 @@ def test_failures_back_off_exponentially_and_honour_retry_after() -> None:
     assert polling.next_poll_after_failure(FEED, slow, 1, SETTINGS, NOW) == NOW + timedelta(hours=2)
 
 
+SPAN = timedelta(days=3)  # retire_after_days by default
+
+
 def test_gone_retires_at_once_other_errors_after_the_limit() -> None:
-    assert polling.should_retire(GoneError("u", "410"), 1, SETTINGS)
-    assert not polling.should_retire(PermanentFetchError("u", "404"), 2, SETTINGS)
-    assert polling.should_retire(PermanentFetchError("u", "404"), 3, SETTINGS)
+    assert polling.should_retire(GoneError("u", "410"), 1, timedelta(0), SETTINGS)
+    assert not polling.should_retire(PermanentFetchError("u", "404"), 2, SPAN, SETTINGS)
+    assert polling.should_retire(PermanentFetchError("u", "404"), 3, SPAN, SETTINGS)
+
+
+def test_retirement_needs_failures_spread_over_the_span() -> None:
+    # Thirty failures within minutes (a publisher down for a while) do not retire a feed...
+    assert not polling.should_retire(TransientFetchError("u", "503"), 30, timedelta(minutes=5), SETTINGS)
+    assert not polling.should_retire(PermanentFetchError("u", "404"), 30, SPAN - timedelta(seconds=1), SETTINGS)
+    # ...failures over three days do; the span is a setting.
+    assert polling.should_retire(TransientFetchError("u", "503"), 3, SPAN, SETTINGS)
+    one_day = SETTINGS.model_copy(update={"retire_after_days": 1})
+    assert polling.should_retire(TransientFetchError("u", "503"), 3, timedelta(days=1), one_day)
 
 
 def adapt(current: float | None, new: int, since_poll: float | None, since_new: float | None,
@@ -108,5 +121,34 @@ def test_failures_are_weighted_by_kind() -> None:
     assert polling.failure_weight(PermanentFetchError("u", "404", status=404), SETTINGS) == 2.0
     assert polling.failure_weight(FeedParseError("feed f: HTML page, not a feed"), SETTINGS) == 2.0
     # With retirement at 3: two 404s retire a feed, two timeouts do not.
-    assert polling.should_retire(PermanentFetchError("u", "404"), 2.0 + 2.0, SETTINGS)
-    assert not polling.should_retire(TransientFetchError("u", "timeout"), 1.0 + 1.0, SETTINGS)
+    assert polling.should_retire(PermanentFetchError("u", "404"), 2.0 + 2.0, SPAN, SETTINGS)
+    assert not polling.should_retire(TransientFetchError("u", "timeout"), 1.0 + 1.0, SPAN, SETTINGS)
+
+
+def feed(n: int, url: str) -> FeedSource:
+    return FeedSource(id=f"f{n}", name=f"F{n}", url=url)
+
+
+def test_feeds_are_batched_by_registrable_domain_within_the_size() -> None:
+    big = [feed(n, f"https://news{n % 3}.bignews.com/{n}.xml") for n in range(7)]  # one domain, 3 hosts
+    small = [feed(10 + n, f"http://127.0.0.{n + 1}:8000/feed.xml") for n in range(5)]  # five domains
+    mid = [feed(20 + n, f"https://www.mid.co.uk/{n}.rss") for n in range(3)]
+
+    batches = polling.feed_batches([*small, *big, *mid], size=4)
+
+    # The domain larger than the size is a batch of its own; the rest are packed, largest first.
+    assert [b.domains for b in batches] == [
+        ("bignews.com",), ("mid.co.uk", "127.0.0.1"), ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"),
+    ]
+    assert [len(b.feeds) for b in batches] == [7, 4, 4]
+    assert sorted(f.id for b in batches for f in b.feeds) == sorted(f.id for f in [*small, *big, *mid])
+    assert [b.label for b in batches] == [
+        "bignews.com, 7 feeds", "mid.co.uk +1 domains, 4 feeds", "127.0.0.2 +3 domains, 4 feeds",
+    ]
+    assert polling.feed_batches([], size=4) == []
+
+
+def test_batches_stay_few_for_many_small_domains() -> None:
+    sources = [feed(n, f"https://site{n}.com/feed.xml") for n in range(5000)]
+    batches = polling.feed_batches(sources, size=200)
+    assert [len(b.feeds) for b in batches] == [200] * 25

@@ -122,6 +122,25 @@ def test_sync_feeds_keeps_polling_state(store: Store) -> None:
     assert (state.source.name, state.status, state.consecutive_failures) == ("Renamed", "failing", 1)
 
 
+def test_a_failure_streak_is_dated_and_a_repeated_attempt_not_counted(store: Store) -> None:
+    store.sync_feeds([feed(), feed("other")])
+    later = T0 + timedelta(hours=5)
+    store.record_feed_failure("ledger", "503", now=T0, next_attempt_at=T0, retire=False, attempt="run-1")
+    store.record_feed_failure("ledger", "503 again", now=later, next_attempt_at=later, retire=False, attempt="run-1",
+                              counted=False)
+    state = store.feed_state("ledger")
+    assert state is not None
+    assert (state.consecutive_failures, state.failure_score, state.last_error) == (1, 1.0, "503 again")
+    assert (state.failing_since, state.last_attempt_at, state.attempt_key) == (T0, later, "run-1")
+    store.record_feed_fetched("ledger", [], Validators(), now=later, next_attempt_at=later, attempt="run-2")
+    state = store.feed_state("ledger")
+    assert state is not None and (state.failing_since, state.attempt_key, state.status) == (None, "run-2", "active")
+    # Many feeds at once, in chunks, by id.
+    ids = [f"f{n:05d}" for n in range(1200)]
+    store.sync_feeds([feed(i) for i in ids])
+    assert [s.source.id for s in store.feed_states(["other", *ids])] == [*ids, "other"]
+
+
 def test_saving_an_article_twice_adds_it_once_and_closes_its_entry(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(1)], Validators(), now=T0, next_attempt_at=T0)

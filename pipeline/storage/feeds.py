@@ -11,11 +11,16 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.runs import HOST, process_gone
-from pipeline.storage.schema import alert_digests, entries, feeds
+from pipeline.storage.schema import UTCDateTime, alert_digests, entries, feeds
+
+
+# The columns the feed list sets; the rest is the feed's polling state.
+_CONFIGURED = ("name", "url", "language", "tags", "poll_interval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class FeedState:
     learned_interval: int | None = None  # seconds, from how often the feed publishes (polling.adapt_interval)
     last_new_entry_at: datetime | None = None  # the last poll that found entries never seen before
     alerted_status: str | None = None  # the status last reported by an alert (None: never alerted, active)
+    attempt_key: str | None = None  # the scheduled poll (an Airflow run id) that last polled the feed
+    failing_since: datetime | None = None  # the first failure of the current streak (None: not failing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,26 +60,45 @@ class FeedStore(StoreBase):
 
     def sync_feeds(self, sources: Sequence[FeedSource]) -> None:
         """Add or update configured feeds, keeping each feed's polling state."""
+        insert = self._insert(feeds)
+        # One statement for many rows: thousands of feeds are registered at every run.
+        stmt = insert.on_conflict_do_update(
+            index_elements=["id"], set_={name: insert.excluded[name] for name in _CONFIGURED}
+        )
+        rows = [
+            {
+                "id": src.id,
+                "name": src.name,
+                "url": src.url,
+                "language": src.language,
+                "tags": list(src.tags),
+                "poll_interval": src.poll_interval,
+                "status": "active",
+                "consecutive_failures": 0,
+                "entries_seen": 0,
+            }
+            for src in sources
+        ]
+        if not rows:
+            return
         with self._tx("the feed list") as conn:
-            for src in sources:
-                values = {
-                    "id": src.id,
-                    "name": src.name,
-                    "url": src.url,
-                    "language": src.language,
-                    "tags": list(src.tags),
-                    "poll_interval": src.poll_interval,
-                }
-                stmt = self._insert(feeds).values(**values, status="active", consecutive_failures=0, entries_seen=0)
-                with self._refused(f"feed {src.id} ({src.url})"):
-                    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
+            try:
+                with conn.begin_nested():
+                    conn.execute(stmt, rows)  # SQLAlchemy sends the rows in batches ("insertmanyvalues")
+            except DBAPIError:
+                # Find the feed the database refuses, to name it; the transaction writes nothing.
+                for src, row in zip(sources, rows, strict=True):
+                    with self._refused(f"feed {src.id} ({src.url})"), conn.begin_nested():
+                        conn.execute(stmt, row)
+                raise
 
     def feed_states(self, ids: Iterable[str] | None = None) -> list[FeedState]:
-        query = sa.select(feeds).order_by(feeds.c.id)
-        if ids is not None:
-            query = query.where(feeds.c.id.in_(list(ids)))
+        """The feeds (those of ``ids``, or all) by id."""
+        if ids is not None:  # in chunks: a feed list may have more feeds than a statement takes parameters
+            found = self._rows_by(feeds, feeds.c.id, ids, _feed_state)
+            return [found[feed_id] for feed_id in sorted(found)]
         with self.engine.connect() as conn:
-            return [_feed_state(row) for row in conn.execute(query).mappings()]
+            return [_feed_state(row) for row in conn.execute(sa.select(feeds).order_by(feeds.c.id)).mappings()]
 
     def feed_state(self, feed_id: str) -> FeedState | None:
         states = self.feed_states([feed_id])
@@ -88,12 +114,13 @@ class FeedStore(StoreBase):
         next_attempt_at: datetime,
         error: str | None = None,
         learned_interval: int | None = None,
+        attempt: str | None = None,
     ) -> int:
         """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new.
 
-        The feed's failure count and score are reset; ``learned_interval`` (when given)
-        replaces the learned polling interval; a poll that found new entries is remembered
-        as the last one that did.
+        The feed's failure count, score and streak are reset; ``learned_interval`` (when
+        given) replaces the learned polling interval; a poll that found new entries is
+        remembered as the last one that did; ``attempt`` is the scheduled poll's key.
         """
         with self._tx(f"the entries of feed {feed_id}") as conn:
             added = 0
@@ -130,6 +157,8 @@ class FeedStore(StoreBase):
                     failure_score=0.0,
                     last_new_entry_at=now if added else feeds.c.last_new_entry_at,
                     learned_interval=feeds.c.learned_interval if learned_interval is None else learned_interval,
+                    attempt_key=attempt,
+                    failing_since=None,
                 )
             )
         return added
@@ -143,19 +172,28 @@ class FeedStore(StoreBase):
         next_attempt_at: datetime | None,
         retire: bool,
         weight: float = 1.0,
+        attempt: str | None = None,
+        counted: bool = True,
     ) -> FeedState:
-        """Count a failed poll (``weight`` is added to the failure score); returns the feed's new state."""
+        """Record a failed poll; returns the feed's new state.
+
+        A counted failure adds one to the failures in a row and ``weight`` to the failure
+        score; one that is not (a retry of the scheduled poll ``attempt`` that already
+        failed) only updates the error and the times. The streak starts at the first failure.
+        """
         with self._tx() as conn:
             conn.execute(
                 feeds.update()
                 .where(feeds.c.id == feed_id)
                 .values(
                     status="retired" if retire else "failing",
-                    consecutive_failures=feeds.c.consecutive_failures + 1,
-                    failure_score=feeds.c.failure_score + weight,
+                    consecutive_failures=feeds.c.consecutive_failures + (1 if counted else 0),
+                    failure_score=feeds.c.failure_score + (weight if counted else 0.0),
                     last_error=error,
                     last_attempt_at=now,
                     next_attempt_at=None if retire else next_attempt_at,
+                    attempt_key=attempt,
+                    failing_since=sa.func.coalesce(feeds.c.failing_since, sa.literal(now, UTCDateTime())),
                 )
             )
         state = self.feed_state(feed_id)
@@ -361,6 +399,8 @@ def _feed_state(row: Any) -> FeedState:
         learned_interval=row["learned_interval"],
         last_new_entry_at=row["last_new_entry_at"],
         alerted_status=row["alerted_status"],
+        attempt_key=row["attempt_key"],
+        failing_since=row["failing_since"],
     )
 
 

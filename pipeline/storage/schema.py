@@ -59,6 +59,9 @@ feeds = sa.Table(
     sa.Column("learned_interval", sa.Integer),
     sa.Column("last_new_entry_at", UTCDateTime),
     sa.Column("alerted_status", sa.String(20)),
+    # One scheduled poll is one attempt however often Airflow retries it (runner._record_poll).
+    sa.Column("attempt_key", CleanText),
+    sa.Column("failing_since", UTCDateTime),
 )
 
 entries = sa.Table(

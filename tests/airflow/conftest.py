@@ -69,7 +69,7 @@ def newsagg_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[...
 
 
 class DagRunResult:
-    """What one ``dag.test()`` run left behind: task-instance states and return values."""
+    """What one ``dag.test()`` run left behind: task-instance states, labels and return values."""
 
     def __init__(
         self,
@@ -77,11 +77,13 @@ class DagRunResult:
         states: dict[tuple[str, int], str],
         tries: dict[tuple[str, int], int],
         values: dict[tuple[str, int], Any],
+        labels: dict[tuple[str, int], str | None],
     ) -> None:
         self.dag_run = dag_run
         self.states = states
         self.tries = tries
         self.values = values
+        self.labels = labels
 
     def state(self, task_id: str) -> str:
         return self.states[(task_id, -1)]
@@ -116,9 +118,10 @@ def run_dag(dagbag: Any) -> Callable[..., DagRunResult]:
             instances = dag_run.get_task_instances(session=session)
             states = {(ti.task_id, ti.map_index): ti.state for ti in instances}
             tries = {(ti.task_id, ti.map_index): ti.try_number for ti in instances}
+            labels = {(ti.task_id, ti.map_index): ti.rendered_map_index for ti in instances}
             query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag.dag_id, key="return_value")
             rows = session.scalars(query).all()
             values = {(r.task_id, r.map_index): XComModel.deserialize_value(r) for r in rows}
-        return DagRunResult(dag_run, states, tries, values)
+        return DagRunResult(dag_run, states, tries, values, labels)
 
     return run

@@ -16,12 +16,12 @@ POOLS = ("default_pool", "newsagg_fetch")
 
 PIPELINE_TASKS = {
     "load_feeds": set(),
-    "poll_feed": {"load_feeds"},
-    "fetch_articles": {"poll_feed"},
+    "poll_feeds": {"load_feeds"},
+    "fetch_articles": {"poll_feeds"},
     "cluster_articles": {"fetch_articles"},
     "merge_stories": {"cluster_articles"},
     "index_stories": {"merge_stories"},
-    "report": {"load_feeds", "poll_feed", "fetch_articles", "cluster_articles", "merge_stories", "index_stories"},
+    "report": {"load_feeds", "poll_feeds", "fetch_articles", "cluster_articles", "merge_stories", "index_stories"},
 }
 MAINTENANCE_TASKS = {
     "apply_retention": set(),
@@ -45,12 +45,12 @@ def test_pipeline_dag_shape(dagbag: Any) -> None:
     assert set(dag.params) == {"feeds_file", "force"}
     assert dag.doc_md and all(t.doc_md for t in dag.tasks)
 
-    poll = dag.get_task("poll_feed")
+    poll = dag.get_task("poll_feeds")
     assert poll.is_mapped
     assert poll.pool == "newsagg_fetch"
-    assert "feed" in poll.map_index_template and "name" in poll.map_index_template
+    assert "batch" in poll.map_index_template and "label" in poll.map_index_template
     assert poll.retries >= 1 and poll.retry_exponential_backoff and poll.execution_timeout
-    assert [t.task_id for t in dag.tasks if t.is_mapped] == ["poll_feed"]
+    assert [t.task_id for t in dag.tasks if t.is_mapped] == ["poll_feeds"]
 
     rules = {t.task_id: TriggerRule(t.trigger_rule).value for t in dag.tasks}
     assert rules["fetch_articles"] == "all_done"  # failed feeds do not stop the run

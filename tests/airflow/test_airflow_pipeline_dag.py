@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from demo_truth import clusters_in, expected, expected_clusters, ids_of
 
+from pipeline.cli import main
 from pipeline.demo.run import demo_settings, write_demo_feeds
 from pipeline.demo.server import CorpusServer
 from pipeline.models import SearchQuery
 from pipeline.runner import Pipeline
+from pipeline.settings import load_settings
 
 STAGES = ("load_feeds", "fetch_articles", "cluster_articles", "merge_stories", "index_stories", "report")
 
@@ -33,7 +38,9 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
     first = run_dag("news_pipeline")
 
     assert {t: first.state(t) for t in STAGES} == dict.fromkeys(STAGES, "success")
-    assert list(first.mapped("poll_feed").values()) == ["success"] * feed_count
+    # Every demo feed is on 127.0.0.1, one registrable domain: one batch, one politeness clock.
+    assert first.mapped("poll_feeds") == {0: "success"}
+    assert first.labels[("poll_feeds", 0)] == f"127.0.0.1, {feed_count} feeds"
     report = first.value("report")
     assert report["failed_feeds"] == [] and len(report["feeds"]) == feed_count
     assert report["articles_added"] > 0 and report["indexed"] > 0 and report["outbox_left"] == 0
@@ -60,6 +67,7 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
 
     # Unforced, no feed is due: the fan-out is empty and the run still completes.
     third = run_dag("news_pipeline")
+    assert third.mapped("poll_feeds") == {}
     assert third.state("report") == "success"
     assert third.value("report")["feeds"] == []
 
@@ -102,8 +110,8 @@ def test_a_broken_feed_fails_alone_and_the_report_lists_it(
     assert digest["counts"] == {"failing": 1, "retired": 0, "recovered": 0}
     assert digest["changes"][0]["feed"]["id"] == "gone-missing-gazette"
 
-    polls = run.mapped("poll_feed")
-    assert sorted(polls.values()) == ["failed"] + ["success"] * (len(polls) - 1)
+    # The broken feed fails alone: its batch succeeds and the report names it.
+    assert run.mapped("poll_feeds") == {0: "success"}
     assert {t: run.state(t) for t in STAGES} == dict.fromkeys(STAGES, "success")
     report = run.value("report")
     assert report["failed_feeds"] == ["gone-missing-gazette"]
@@ -130,45 +138,138 @@ def test_a_missing_feed_list_fails_the_run_without_retrying(
     assert run.dag_run.state == "failed"
 
 
-class _Unavailable(BaseHTTPRequestHandler):
+class _Publishers(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, hits: Counter[str], lock: threading.Lock) -> None:
+        super().__init__((host, 0), _Feeds)
+        self.hits, self.lock = hits, lock
+        self.base_url = f"http://{host}:{self.server_address[1]}"
+
+
+class _Feeds(BaseHTTPRequestHandler):
+    """An empty RSS feed at every path, except: 404 under /missing/, 503 with Retry-After: 3600
+    under /down/, and under /slow/ a first answer slower than the poll task may take."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once, not 40 ms apart
+    server: _Publishers
+
     def do_GET(self) -> None:
-        self.send_response(503)
-        self.send_header("Content-Length", "0")
+        with self.server.lock:
+            self.server.hits[self.server.base_url + self.path] += 1
+            first = self.server.hits[self.server.base_url + self.path] == 1
+        status, body, headers = 200, b"<rss version='2.0'><channel><title>Quiet</title></channel></rss>", {}
+        if self.path.startswith("/missing/"):
+            status, body = 404, b"no such feed"
+        elif self.path.startswith("/down/"):
+            status, body, headers = 503, b"down for maintenance", {"Retry-After": "3600"}
+        elif self.path.startswith("/slow/") and first:
+            time.sleep(SLOW_ANSWER)
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/rss+xml", "Content-Length": str(len(body)), **headers}.items():
+            self.send_header(name, value)
         self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
 
 
-def test_terminal_feed_errors_fail_at_once_and_transient_ones_are_retried(
-    corpus_server: CorpusServer,
+@contextmanager
+def publishers(count: int) -> Iterator[tuple[list[str], Counter[str]]]:
+    """A feed server on each of 127.0.0.1 .. 127.0.0.<count> (each address its own registrable
+    domain); yields their base URLs and the number of requests seen by URL."""
+    hits: Counter[str] = Counter()
+    lock = threading.Lock()
+    servers = [_Publishers(f"127.0.0.{n}", hits, lock) for n in range(1, count + 1)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield [server.base_url for server in servers], hits
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def write_feeds(path: Path, urls: list[str]) -> Path:
+    path.write_text(yaml.safe_dump({"feeds": [{"name": f"Feed {n}", "url": u} for n, u in enumerate(urls)]}),
+                    encoding="utf-8")
+    return path
+
+
+# Airflow's retries of the poll task, as production has them (NETWORK_RETRIES), without the delay.
+POLL_RETRIES = {"poll_feeds": 3}
+SLOW_ANSWER = 8.0  # seconds the first request under /slow/ waits: longer than the poll task's time limit below
+
+
+def test_a_retry_leaves_a_publisher_alone_until_its_retry_after_and_counts_once(
+    newsagg_env: Callable[..., Path],
+    run_dag: Callable[..., Any],
+    dagbag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with publishers(1) as ([base], hits):
+        down, slow = f"{base}/down/feed.xml", f"{base}/slow/feed.xml"
+        newsagg_env(base, write_feeds(tmp_path / "feeds.yaml", [down, slow]))
+        # The first try of the batch runs out of time on the slow feed, after the 503 was recorded.
+        poll = dagbag.dags["news_pipeline"].get_task("poll_feeds")
+        monkeypatch.setattr(poll, "execution_timeout", timedelta(seconds=SLOW_ANSWER / 2))
+
+        run = run_dag("news_pipeline", retries=POLL_RETRIES)
+
+        # The retry polled the slow feed again but not the one that asked for an hour's rest.
+        assert run.tries[("poll_feeds", 0)] == 2 and run.mapped("poll_feeds") == {0: "success"}
+        assert hits[down] == 1 and hits[slow] == 2
+        report = run.value("report")
+        assert report["failed_feeds"] == ["feed-0"]
+        failed = next(f for f in report["feeds"] if f["feed_id"] == "feed-0")
+        assert failed["status"] == "failed" and "503" in failed["error"]
+        with Pipeline(load_settings()) as pipeline:
+            state = pipeline.store.feed_state("feed-0")
+        assert state is not None and (state.status, state.consecutive_failures, state.failure_score) == ("failing", 1, 1.0)
+        assert state.next_attempt_at is not None and state.next_attempt_at - run.dag_run.start_date > timedelta(minutes=55)
+
+        # The next scheduled run while the publisher asks to wait: nothing is due, nobody is asked.
+        again = run_dag("news_pipeline", retries=POLL_RETRIES)
+        assert again.mapped("poll_feeds") == {} and again.state("report") == "success"
+        assert hits[down] == 1 and hits[slow] == 2
+
+
+def test_five_thousand_feeds_poll_in_few_batches_and_a_failed_feed_shows_per_feed(
     newsagg_env: Callable[..., Path],
     run_dag: Callable[..., Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    down = ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
-    threading.Thread(target=down.serve_forever, daemon=True).start()
-    try:
-        down_url = f"http://127.0.0.1:{down.server_address[1]}"
-        feeds_file = tmp_path / "feeds.yaml"
-        feeds_file.write_text(
-            "feeds:\n"
-            f"  - name: Missing\n    url: \"{corpus_server.base_url}/nope/feed.xml\"\n"
-            f"  - name: Overloaded\n    url: \"{down_url}/feed.xml\"\n",
-            encoding="utf-8",
-        )
-        newsagg_env(corpus_server.base_url, feeds_file)
-        monkeypatch.setenv(
-            "NEWSAGG_FETCH__ALLOWED_HOSTS", json.dumps([urlsplit(corpus_server.base_url).netloc, urlsplit(down_url).netloc])
-        )
+    with publishers(41) as (bases, hits):
+        # One publisher with 1,000 feeds, forty with 100; the last feed is missing (404).
+        urls = [f"{bases[0]}/big/{n}.xml" for n in range(1000)]
+        urls += [f"{base}/small/{n}.xml" for base in bases[1:] for n in range(100)]
+        urls[-1] = f"{bases[-1]}/missing/feed.xml"
+        newsagg_env(bases[0], write_feeds(tmp_path / "feeds.yaml", urls))
+        monkeypatch.setenv("NEWSAGG_FETCH__ALLOWED_HOSTS", '["127.0.0.0/8"]')
+        monkeypatch.setenv("NEWSAGG_EXTRACTION__WORKERS", "1")
 
-        run = run_dag("news_pipeline", retries={"poll_feed": 2})
-    finally:
-        down.shutdown()
-        down.server_close()
+        run = run_dag("news_pipeline", retries=POLL_RETRIES)
 
-    assert run.mapped("poll_feed") == {0: "failed", 1: "failed"}
-    assert run.tries[("poll_feed", 0)] == 1  # 404: terminal, no retry
-    assert run.tries[("poll_feed", 1)] == 3  # 503: transient, retried twice
-    assert run.value("report")["failed_feeds"] == ["missing", "overloaded"]
+    # 21 mapped instances, not 5,000 (Airflow maps at most 1024): the big publisher whole, the
+    # others two to a batch of 200 (feeds.poll_batch_size).
+    batches = run.mapped("poll_feeds")
+    assert len(batches) == 21 and set(batches.values()) == {"success"}
+    labels = [run.labels[("poll_feeds", i)] for i in range(21)]
+    assert labels[0] == "127.0.0.1, 1000 feeds"
+    assert all(label.endswith(" +1 domains, 200 feeds") for label in labels[1:])
+    assert len(hits) == 5000 and set(hits.values()) == {1}  # every feed polled once
+    report = run.value("report")
+    assert len(report["feeds"]) == 5000 and report["failed_feeds"] == ["feed-4999"]
+    failed = next(f for f in report["feeds"] if f["feed_id"] == "feed-4999")
+    assert failed["status"] == "failed" and "404" in failed["error"]
+    assert main(["feeds", "status"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("feed-")}
+    assert len(rows) == 5000 and rows["feed-4999"].split()[1:3] == ["failing", "1"]
+    assert rows["feed-4999"].endswith("HTTP 404 Not Found")
+    assert {row.split()[1] for name, row in rows.items() if name != "feed-4999"} == {"active"}

@@ -69,7 +69,7 @@ def test_feeds_are_retired_on_weighted_failures(web: Web, tmp_path: Path) -> Non
     web.serve("/html.xml", "<!doctype html><html><body>Hello</body></html>")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {
         "missing": web.url("/missing.xml"), "down": web.url("/down.xml"), "html": web.url("/html.xml")})
-    settings = fault_settings(web, tmp_path, feeds, feeds={"retire_after_failures": 4})
+    settings = fault_settings(web, tmp_path, feeds, feeds={"retire_after_failures": 4, "retire_after_days": 1})
     with Pipeline(settings) as pipeline:
         pipeline.load_feeds()
         history: dict[str, list[str]] = {"missing": [], "down": [], "html": []}
@@ -85,6 +85,56 @@ def test_feeds_are_retired_on_weighted_failures(web: Web, tmp_path: Path) -> Non
         states = {s.source.id: s for s in pipeline.store.feed_states()}
         assert states["down"].failure_score == 4.0 and states["down"].consecutive_failures == 4
         assert states["missing"].next_attempt_at is None and states["missing"].status == "retired"
+
+
+def test_a_retried_scheduled_poll_counts_once_and_retirement_needs_days_of_failures(web: Web, tmp_path: Path) -> None:
+    web.serve("/down.xml", "busy", "text/plain", status=503)
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"down": web.url("/down.xml")})
+    settings = fault_settings(web, tmp_path, feeds, feeds={"retire_after_failures": 3})  # retire_after_days: 3
+    with Pipeline(settings) as pipeline:
+        pipeline.load_feeds()
+        # Airflow retrying the poll of one scheduled run: one failed attempt, however many tries.
+        for minutes in (0, 1, 3, 7):
+            assert pipeline.poll_feed("down", now=T0 + timedelta(minutes=minutes), attempt="run-1").status == "failed"
+        state = pipeline.store.feed_state("down")
+        assert state is not None and web.hits("/down.xml") == 4
+        assert (state.consecutive_failures, state.failure_score, state.failing_since) == (1, 1.0, T0)
+        assert state.attempt_key == "run-1" and state.last_attempt_at == T0 + timedelta(minutes=7)
+
+        # Down for a day, polled by every scheduled run: far past three failures, not retired.
+        runs = [T0 + timedelta(minutes=15 * n) for n in range(1, 97)]
+        assert {pipeline.poll_feed("down", now=at, attempt=f"run-{n}").status for n, at in enumerate(runs, 2)} == {"failed"}
+        state = pipeline.store.feed_state("down")
+        assert state is not None and state.status == "failing" and state.consecutive_failures == 97
+        # Three days after its first failure, it is.
+        assert pipeline.poll_feed("down", now=T0 + timedelta(days=3), attempt="run-x").status == "retired"
+
+        # The streak starts again after a success.
+        web.routes["/down.xml"] = lambda h: h.reply(200, rss("Down", [("One", web.url("/1.html"), "One.")]).encode(),
+                                                    "application/rss+xml")
+        assert pipeline.poll_feed("down", now=T0 + timedelta(days=4)).status == "ok"
+        state = pipeline.store.feed_state("down")
+        assert state is not None and (state.status, state.failing_since, state.consecutive_failures) == ("active", None, 0)
+
+
+def test_a_retry_skips_feeds_it_polled_until_they_are_due(web: Web, tmp_path: Path) -> None:
+    web.serve("/down.xml", "busy", "text/plain", status=503, Retry_After="3600")
+    web.serve("/fine.xml", rss("Fine", [("One", web.url("/1.html"), "One.")]), "application/rss+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"down": web.url("/down.xml"), "fine": web.url("/fine.xml")})
+    settings = fault_settings(web, tmp_path, feeds)
+    with Pipeline(settings) as pipeline:
+        sources = pipeline.load_feeds()
+        assert [o.status for o in pipeline.poll_feeds(pipeline.due_feeds(sources, now=T0, force=True), now=T0,
+                                                      attempt="run-1")] == ["failed", "ok"]
+        # Retries of the same forced run, a minute and then two hours later: only what is due again.
+        assert pipeline.due_feeds(sources, now=T0 + timedelta(minutes=1), force=True, attempt="run-1") == []
+        later = T0 + timedelta(hours=2)
+        assert [f.id for f in pipeline.due_feeds(sources, now=later, force=True, attempt="run-1")] == ["down", "fine"]
+        # Another run with force polls everything; without, only what is due.
+        assert len(pipeline.due_feeds(sources, now=T0 + timedelta(minutes=1), force=True, attempt="run-2")) == 2
+        assert pipeline.due_feeds(sources, now=T0 + timedelta(minutes=1), attempt="run-2") == []
+        state = pipeline.store.feed_state("down")
+        assert state is not None and state.next_attempt_at == T0 + timedelta(hours=1)  # Retry-After beats 15 min
 
 
 def test_feeds_status_reads_well_and_has_a_json_form(

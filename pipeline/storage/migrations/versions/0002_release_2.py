@@ -1,4 +1,4 @@
-"""The second release: feed tags, alert digests, outbox versions and dead letters, page claims,
+"""The second release: feed tags, failure streaks and poll attempts, alert digests, outbox versions and dead letters, page claims,
 run heartbeats, the shared politeness clock.
 
 ``outbox.seq`` becomes a store-wide version (BIGINT): the items already waiting get the
@@ -52,6 +52,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('lease_until', sa.DateTime(), nullable=True))
 
+    with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('attempt_key', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('failing_since', sa.DateTime(), nullable=True))
+
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.alter_column('seq',
                existing_type=sa.INTEGER(),
@@ -84,6 +88,10 @@ def downgrade() -> None:
                existing_type=sa.BigInteger(),
                type_=sa.INTEGER(),
                existing_nullable=False)
+
+    with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.drop_column('failing_since')
+        batch_op.drop_column('attempt_key')
 
     with op.batch_alter_table('entries', schema=None) as batch_op:
         batch_op.drop_column('lease_until')
