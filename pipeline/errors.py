@@ -10,7 +10,7 @@
     ├── FeedParseError              terminal for that feed document: nothing usable in it
     ├── ExtractionError             terminal for that page: no usable text
     ├── StoreError                  the store cannot be opened or written (disk full, read-only)
-    │   └── StoreUnavailable        transient: a shared state server (Redis LSH) cannot be reached
+    │   └── StoreUnavailable        transient: a shared state server cannot be reached
     └── SearchBackendError          the search index refused a request
         └── SearchUnavailable       transient: the backend is down; the outbox keeps the work
 
