@@ -22,7 +22,7 @@ COPY --chown=airflow:0 pipeline pipeline
 COPY --chown=airflow:0 config config
 RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        ".[postgres,redis]" \
+        ".[postgres]" \
         -c constraints/py3.11.txt \
     && newsagg --help > /dev/null
 

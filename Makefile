@@ -14,7 +14,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 help:
 	@echo "make demo        one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults)"
-	@echo "make test        install, type-check, start Elasticsearch, PostgreSQL and Redis on loopback, run the suite"
+	@echo "make test        install, type-check, start Elasticsearch and PostgreSQL on loopback, run the suite"
 	@echo "make airflow     Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
 	@echo "make es-local    run the local Elasticsearch test node in the foreground"
 	@echo "make bench       every benchmark at full size (about 20 minutes; see bench/README.md)"
@@ -35,7 +35,7 @@ $(VENV)/.installed-airflow: pyproject.toml $(CONSTRAINTS) | $(PY)
 	@touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
-	$(PIP_INSTALL) -e ".[dev,airflow,postgres,redis]"
+	$(PIP_INSTALL) -e ".[dev,airflow,postgres]"
 	@touch $@ $(VENV)/.installed $(VENV)/.installed-airflow
 
 install: $(VENV)/.installed
@@ -52,9 +52,8 @@ test: install-dev
 	$(VENV)/bin/mypy
 	$(PY) scripts/es-node start --port 0
 	$(PY) scripts/pg-node start --port 0
-	$(PY) scripts/redis-node start --port 0
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
-	  $(PY) scripts/redis-node stop; $(PY) scripts/pg-node stop; $(PY) scripts/es-node stop; exit $$status
+	  $(PY) scripts/pg-node stop; $(PY) scripts/es-node stop; exit $$status
 
 es-local: install-dev
 	$(PY) scripts/es-node run
@@ -72,4 +71,4 @@ bench-dedup: install-dev
 	$(PY) -m bench.dedup --sizes 1000,10000,100000
 
 clean:
-	rm -rf $(VENV) .cache/elasticsearch/run .cache/postgres/run .cache/redis/run build *.egg-info
+	rm -rf $(VENV) .cache/elasticsearch/run .cache/postgres/run build *.egg-info

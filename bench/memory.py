@@ -1,4 +1,5 @@
-"""Memory: peak RSS of the store-side stages over N articles, its growth with N, and leaks across runs.
+"""Memory: peak RSS of the store-side stages over N articles, its growth with N, leaks across runs,
+and the bytes per article of every structure that outlives a run.
 
 Fetching 100k pages over loopback is not the point here, so the generated articles
 (``bench.corpus``) are inserted straight into a fresh SQLite store by one process; a
@@ -9,6 +10,13 @@ the run costs; dividing by N at several sizes shows whether it grows linearly.
 
 Leaks: one process runs the same stages on fresh copies of one store ``runs`` times;
 its RSS after each run (after a garbage collection) must stop growing after the first.
+
+Long-lived state, at each size once the stages ran: the store's SQLite pages per table
+(its indexes counted with it; SQLite's ``dbstat``), the stored signatures (their bytes,
+and their table's pages), the search index's files, and the engine a clustering run
+rebuilds from the signatures (LSH buckets and per-article arrays, ``ClusterEngine.nbytes``,
+and the RSS it added), restored here from every signature as if all were in the window.
+There is nothing in Redis: the pipeline keeps no state there.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -101,6 +111,75 @@ def child_peak(data_dir: Path) -> dict[str, Any]:
     return {**result, "base_rss": base, "peak_rss": peak_rss_bytes()}
 
 
+def structures(data_dir: Path) -> dict[str, Any]:
+    """Bytes per article of what outlives a run: store tables, signatures, search index, a restored engine."""
+    import sqlalchemy as sa
+
+    from pipeline.clustering import ClusterEngine
+    from pipeline.storage import Store
+
+    settings = _settings(data_dir)
+    url = settings.resolved_store_url
+    path = sa.make_url(url).database
+    assert path, url
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        articles = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        signature_count, signature_bytes = db.execute("SELECT count(*), sum(length(data)) FROM signatures").fetchone()
+        # Pages per table, each index counted with its table.
+        tables: dict[str, int] = {}
+        for table, size in db.execute(
+            "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat AS d"
+            " LEFT JOIN sqlite_schema AS m ON m.name = d.name GROUP BY 1"
+        ):
+            tables[table] = tables.get(table, 0) + size
+    store_file = os.path.getsize(path)
+    search_files = sum(
+        f.stat().st_size for f in data_dir.iterdir() if f.is_file() and f.name.startswith("search")
+    )
+    store = Store(url)
+    try:
+        state = store.clustering_state(since=datetime(1970, 1, 1, tzinfo=UTC))
+    finally:
+        store.close()
+    engine = ClusterEngine(settings.clustering)
+    gc.collect()
+    before = rss_bytes()
+    engine.restore(*state)
+    gc.collect()
+    restored_rss = rss_bytes() - before
+    held = len(engine)
+    result = {
+        "articles": articles,
+        "store_file_bytes": store_file,
+        "store_table_bytes": dict(sorted(tables.items(), key=lambda kv: -kv[1])),
+        "signatures": signature_count,
+        "signature_data_bytes": signature_bytes,
+        "search_index_bytes": search_files,
+        "engine_articles": held,
+        "engine_bytes": engine.nbytes(),
+        "engine_lsh_bytes": engine._lsh.nbytes(),
+        "engine_rss_bytes": restored_rss,
+    }
+    engine.close()
+    return result
+
+
+def per_article(state: dict[str, Any]) -> dict[str, float]:
+    """The structures' bytes per article (per signature, per restored article where that is the unit)."""
+    n = max(1, state["articles"])
+    held = max(1, state["engine_articles"])
+    return {
+        "store_file": state["store_file_bytes"] / n,
+        **{f"store_{table}": size / n for table, size in state["store_table_bytes"].items()},
+        "signature_data": state["signature_data_bytes"] / max(1, state["signatures"]),
+        "signature_table": state["store_table_bytes"].get("signatures", 0) / max(1, state["signatures"]),
+        "search_index": state["search_index_bytes"] / n,
+        "engine": state["engine_bytes"] / held,
+        "engine_lsh": state["engine_lsh_bytes"] / held,
+        "engine_rss": state["engine_rss_bytes"] / held,
+    }
+
+
 def child_leaks(template: Path, runs: int) -> dict[str, Any]:
     """In one process: the stages on ``runs`` fresh copies of one store; RSS after each."""
     after: list[int] = []
@@ -128,6 +207,8 @@ def _in_process(what: str, path: str, *rest: str) -> dict[str, Any]:
         return insert(Path(path), int(rest[0]))
     if what == "peak":
         return child_peak(Path(path))
+    if what == "structures":
+        return structures(Path(path))
     return child_leaks(Path(path), int(rest[0]))
 
 
@@ -143,9 +224,11 @@ def run(size: str = "quick", runs: int = LEAK_RUNS, *, isolated: bool = True) ->
             if count == sizes[0]:
                 shutil.copytree(data_dir, Path(scratch) / "leak-template")
             measured = step("peak", str(data_dir))
+            state = step("structures", str(data_dir))
             growth = measured["peak_rss"] - measured["base_rss"]
             points.append({"articles": count, "insert": inserted, **measured, "growth": growth,
-                           "bytes_per_article": growth / count})
+                           "bytes_per_article": growth / count, "structures": state,
+                           "structures_per_article": per_article(state)})
             shutil.rmtree(data_dir)
         leaks = step("leaks", str(Path(scratch) / "leak-template"), str(runs))
     # At most linear growth: the marginal cost per article (between consecutive sizes) does not
@@ -160,11 +243,15 @@ def run(size: str = "quick", runs: int = LEAK_RUNS, *, isolated: bool = True) ->
     after = leaks["rss_after_run"]
     leak_per_run = (after[-1] - after[1]) / max(1, len(after) - 2) if len(after) > 2 else after[-1] - after[0]
     no_leak = leak_per_run <= 0.05 * first["growth"] + 2 * MIB
+    kept = last["structures_per_article"]
     return Result(
         stage="memory",
         measured=(
             f"peak RSS of cluster + stories + index (SQLite) over {', '.join(str(p['articles']) for p in points)} "
-            f"inserted articles; {runs} runs in one process for leaks"
+            f"inserted articles; {runs} runs in one process for leaks; kept per article at {last['articles']}: "
+            f"store {kept['store_file'] / 1024:.1f} KiB (signatures {kept['signature_table']:.0f} B), "
+            f"search index {kept['search_index'] / 1024:.1f} KiB, restored engine {kept['engine']:.0f} B "
+            f"(LSH {kept['engine_lsh']:.0f} B)"
         ),
         ours=Side(f"peak RSS growth at {last['articles']} articles", last["growth"] / MIB,
                   f"MiB ({last['bytes_per_article'] / 1024:.1f} KiB/article)"),

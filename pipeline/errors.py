@@ -10,7 +10,6 @@
     ├── FeedParseError              terminal for that feed document: nothing usable in it
     ├── ExtractionError             terminal for that page: no usable text
     ├── StoreError                  the store cannot be opened or written (disk full, read-only)
-    │   ├── StoreUnavailable        transient: a shared state server (Redis LSH) cannot be reached
     │   └── LockLost                transient: a stage lost the store's lock; it stopped writing
     └── SearchBackendError          the search index refused a request
         └── SearchUnavailable       transient: the backend is down; the outbox keeps the work
@@ -76,12 +75,6 @@ class ExtractionError(NewsaggError):
 
 class StoreError(NewsaggError):
     """The store cannot be opened or written."""
-
-
-class StoreUnavailable(StoreError):
-    """A shared state server cannot be reached; the work is retried on the next run."""
-
-    transient = True
 
 
 class LockLost(StoreError):

@@ -277,12 +277,6 @@ class ClusteringSettings(_MasksCredentials, BaseModel):
     pool_min_batch: int = Field(
         2000, ge=1, description="Batches smaller than this are signed in-process (a pool costs ~0.5 s to start)."
     )
-    lsh_redis_url: str | None = Field(
-        None, description="Keep the LSH index in Redis (datasketch storage) so several workers share it."
-    )
-    lsh_redis_basename: str = Field(
-        "newsagg-lsh", min_length=1, description="Key prefix of the LSH tables in Redis."
-    )
 
 
 class ElasticsearchSettings(_MasksCredentials, BaseModel):

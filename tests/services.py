@@ -1,12 +1,11 @@
-"""The real servers the tests run against: Elasticsearch, PostgreSQL, Redis.
+"""The real servers the tests run against: Elasticsearch, PostgreSQL.
 
-`ensure_elasticsearch()` / `ensure_postgres()` / `ensure_redis()` return
-NEWSAGG_ES_URL / NEWSAGG_PG_URL / NEWSAGG_REDIS_URL when set (an existing server),
-else the URL of the server started by `scripts/es-node` / `scripts/pg-node` /
-`scripts/redis-node` (`make test` starts all three; one already running is reused),
-otherwise they start one themselves on a free port (with a throwaway data
-directory where the server keeps data) and stop it at exit. Nothing is skipped: a
-server that cannot be had is an error.
+`ensure_elasticsearch()` / `ensure_postgres()` return NEWSAGG_ES_URL /
+NEWSAGG_PG_URL when set (an existing server), else the URL of the server started
+by `scripts/es-node` / `scripts/pg-node` (`make test` starts both; one already
+running is reused), otherwise they start one themselves on a free port (with a
+throwaway data directory) and stop it at exit. Nothing is skipped: a server that
+cannot be had is an error.
 """
 
 from __future__ import annotations
@@ -76,11 +75,6 @@ def ensure_elasticsearch() -> str:
 def ensure_postgres() -> str:
     """A SQLAlchemy URL (postgresql+psycopg://...) of a server where we may create databases."""
     return _ensure("pg-node", "NEWSAGG_PG_URL", data_dir=True)
-
-
-def ensure_redis() -> str:
-    """A redis:// URL of a server we may write to (each test uses keys of its own)."""
-    return _ensure("redis-node", "NEWSAGG_REDIS_URL", [])
 
 
 def stop_started() -> None:

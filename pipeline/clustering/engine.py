@@ -54,7 +54,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.clustering.lsh import CompactLSH, RedisLSH, band_keys, band_params
+from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
     OPENING_BIT,
     Sketch,
@@ -126,16 +126,6 @@ class ClusterEngine:
             self.bands, self.rows = band_params(settings.lsh_threshold, settings.num_perm, settings.lsh_recall_weight)
         self._window = settings.window_days * 86_400_000_000
         self._lsh = CompactLSH(self.bands, self.rows, settings.max_bucket)
-        self._redis: RedisLSH | None = None
-        if settings.lsh_redis_url:
-            self._redis = RedisLSH(
-                settings.lsh_redis_url,
-                settings.lsh_redis_basename,
-                settings.num_perm,
-                self.bands,
-                self.rows,
-                settings.seed,
-            )
         # Per-article state, one row per article in arrival order. Verification
         # keeps 8 bits of each MinHash value (b-bit MinHash): a chance collision
         # of two different values (1 in 256) is corrected for in the estimate,
@@ -317,8 +307,6 @@ class ClusterEngine:
         if rows:
             matrix = np.stack(values)
             self._lsh.insert(band_keys(matrix, self.bands, self.rows), np.asarray(rows, dtype=np.uint32))
-            if self._redis is not None:
-                self._redis.insert([self._ids[r] for r in rows], matrix, skip_present=True)
         logger.info("restored %d articles in %d clusters", len(todo), len(existing))
 
     # ------------------------------------------------------------------- add
@@ -421,39 +409,17 @@ class ClusterEngine:
         values = np.stack([s.hashvalues for s in sketches]) if m else np.empty((0, self.params.num_perm), np.uint32)
         keys = band_keys(values, self.bands, self.rows)
 
-        if self._redis is not None:
-            q, c = self._redis_candidates(new_rows, values, matchable)
-        else:
-            q_old, c_old = self._lsh.query(keys[matchable])
-            idx = np.nonzero(matchable)[0]
-            later, earlier = self._lsh.self_pairs(keys[matchable])
-            q = np.concatenate([new_rows[idx[q_old]], new_rows[idx[later]]])
-            c = np.concatenate([c_old, new_rows[idx[earlier]]])
-            self._lsh.insert(keys[matchable], new_rows[matchable].astype(np.uint32))
+        q_old, c_old = self._lsh.query(keys[matchable])
+        idx = np.nonzero(matchable)[0]
+        later, earlier = self._lsh.self_pairs(keys[matchable])
+        q = np.concatenate([new_rows[idx[q_old]], new_rows[idx[later]]])
+        c = np.concatenate([c_old, new_rows[idx[earlier]]])
+        self._lsh.insert(keys[matchable], new_rows[matchable].astype(np.uint32))
 
         q, c = self._filter_pairs(q, c)
         accept, jac, con = self._verify(q, c)
         q, c, jac, con = q[accept], c[accept], jac[accept], con[accept]
         return self._assign(new_rows, q, c, jac, con)
-
-    def _redis_candidates(
-        self, new_rows: I64, values: npt.NDArray[np.uint32], matchable: npt.NDArray[np.bool_]
-    ) -> tuple[I64, I64]:
-        assert self._redis is not None
-        qs: list[int] = []
-        cs: list[int] = []
-        for j, row in enumerate(new_rows.tolist()):
-            if not matchable[j]:
-                continue
-            for key in self._redis.query(values[j]):
-                other = self._row_of.get(key)
-                # Articles another worker added since our restore are not in
-                # our window state; the next restore brings them in.
-                if other is not None and other != row:
-                    qs.append(row)
-                    cs.append(other)
-            self._redis.insert([self._ids[row]], values[j : j + 1], skip_present=False)
-        return np.asarray(qs, dtype=np.int64), np.asarray(cs, dtype=np.int64)
 
     def _filter_pairs(self, q: I64, c: I64) -> tuple[I64, I64]:
         """Unique (later, earlier) pairs of live articles within the window of each other."""
@@ -588,8 +554,6 @@ class ClusterEngine:
         for r, article_id in zip(old.tolist(), gone):
             del self._row_of[article_id]
             self._short_sets.pop(r, None)
-        if self._redis is not None:
-            self._redis.remove(gone)
         self._dead += len(old)
         if self._dead * 4 > self._n:
             self._compact()

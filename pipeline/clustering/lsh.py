@@ -1,35 +1,27 @@
-"""Banded MinHash LSH tables: a compact in-memory index and datasketch's Redis one.
+"""Banded MinHash LSH tables in memory: ``CompactLSH``.
 
 Banding is datasketch's: ``b`` bands of ``r`` consecutive hash values, chosen by
 ``datasketch.MinHashLSH``'s false-positive/false-negative optimiser for our
 (recall-weighted) threshold. What differs is where the buckets live.
 
-* ``CompactLSH`` (embedded default) keeps, per band, sorted numpy arrays of
-  (32-bit band key, row) pairs in a few size-tiered levels, queried and filled
-  for a whole batch at once. datasketch's dict storage holds a Python ``set``
-  per bucket and a list of band keys per document, several KiB per article at
-  our band count (the benchmark measures it); this holds 8 bytes per band.
-  A false key collision (two different bands, one 32-bit key) only adds a
-  candidate, which verification then rejects.
-* ``RedisLSH`` is ``datasketch.MinHashLSH`` with its Redis storage, so several
-  workers share one index; it answers one query at a time.
+``CompactLSH`` keeps, per band, sorted numpy arrays of (32-bit band key, row)
+pairs in a few size-tiered levels, queried and filled for a whole batch at once.
+datasketch's dict storage holds a Python ``set`` per bucket and a list of band
+keys per document, several KiB per article at our band count (the benchmark
+measures it); this holds 8 bytes per band. A false key collision (two different
+bands, one 32-bit key) only adds a candidate, which verification then rejects.
+It returns candidates by row; it decides nothing.
 
-Both return candidates by article id or row; neither decides anything.
+Each clustering run rebuilds its index from the window's stored signatures,
+under the store's "clusters" lock. A shared index in Redis was measured against
+that and bought nothing: the same candidates, far slower, unbounded memory
+(bench/README.md, "The Redis LSH index").
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
-
-from pipeline.errors import StoreUnavailable
-
-logger = logging.getLogger(__name__)
 
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
@@ -170,79 +162,3 @@ class CompactLSH:
             self._levels[band] = (
                 [_sorted_level(keys[keep], new_rows[keep].astype(np.uint32))] if keep.any() else []
             )
-
-
-class RedisLSH:
-    """datasketch's MinHashLSH on Redis, shared by several workers; keys are article ids."""
-
-    def __init__(self, url: str, basename: str, num_perm: int, bands: int, rows: int, seed: int) -> None:
-        from urllib.parse import urlparse
-
-        try:
-            import redis  # noqa: F401  (datasketch imports it; fail here with a clear message)
-        except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            from pipeline.errors import ConfigError
-
-            raise ConfigError("lsh_redis_url is set but the redis package is missing: pip install 'newsagg[redis]'") from exc
-        from datasketch import MinHashLSH
-
-        from pipeline.clustering.signatures import permutations
-
-        parsed = urlparse(url)
-        config: dict[str, Any] = {
-            "host": parsed.hostname or "localhost",
-            "port": parsed.port or 6379,
-            "db": int((parsed.path or "/0").lstrip("/") or 0),
-        }
-        if parsed.password:
-            config["password"] = parsed.password
-        if parsed.username:
-            config["username"] = parsed.username
-        if parsed.scheme == "rediss":
-            config["ssl"] = True
-        self._where = f"{parsed.scheme}://{parsed.hostname}:{config['port']}/{config['db']}"  # no credentials
-        with self._reachable():
-            self._lsh: Any = MinHashLSH(
-                num_perm=num_perm,
-                params=(bands, rows),
-                storage_config={"type": "redis", "basename": basename.encode(), "redis": config},
-            )
-        self._num_perm = num_perm
-        self._seed = seed
-        self._perms = permutations(num_perm, seed)
-
-    def _minhash(self, hashvalues: U32) -> Any:
-        from datasketch import MinHash
-
-        a, b = self._perms
-        return MinHash(
-            seed=self._seed, hashvalues=hashvalues, permutations=np.array([a, b]), scheme="affine32"
-        )
-
-    @contextmanager
-    def _reachable(self) -> Iterator[None]:
-        """Redis being down is a transient condition of ours, not a redis-py traceback."""
-        import redis
-
-        try:
-            yield
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise StoreUnavailable(f"the LSH index in Redis at {self._where} cannot be reached: {exc}") from None
-
-    def insert(self, ids: Sequence[str], hashvalues: npt.NDArray[np.uint32], *, skip_present: bool) -> None:
-        """Insert articles; with ``skip_present``, those another worker already inserted are left alone."""
-        with self._reachable(), self._lsh.insertion_session() as session:
-            for article_id, values in zip(ids, hashvalues):
-                if skip_present and article_id in self._lsh:
-                    continue
-                session.insert(article_id, self._minhash(values), check_duplication=False)
-
-    def query(self, hashvalues: U32) -> list[str]:
-        with self._reachable():
-            return [str(key) for key in self._lsh.query(self._minhash(hashvalues))]
-
-    def remove(self, ids: Sequence[str]) -> None:
-        with self._reachable(), self._lsh.deletion_session() as session:
-            for article_id in ids:
-                if article_id in self._lsh:
-                    session.remove(article_id)

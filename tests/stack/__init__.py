@@ -1,1 +1,1 @@
-"""Tests of the production-shaped stack: PostgreSQL store, Redis LSH, compose file, Kibana objects."""
+"""Tests of the production-shaped stack: PostgreSQL store, compose file, Kibana objects."""

@@ -172,6 +172,25 @@ def test_named_volumes_and_memory_limits(compose: dict[str, Any]) -> None:
     assert sum(limits) + 2 * _bytes(services["airflow-worker"]["mem_limit"]) <= 12 * 2**30  # 3 workers, a laptop
 
 
+def test_redis_is_only_the_celery_broker_and_refuses_writes_before_its_container_limit(
+    compose: dict[str, Any],
+) -> None:
+    """The pipeline keeps nothing in Redis, and the broker cannot grow until it is OOM-killed."""
+    services = compose["services"]
+    users = {
+        (name, key)
+        for name, service in services.items()
+        for key, value in (service.get("environment") or {}).items()
+        if "redis://" in str(value)
+    }
+    assert {key for _, key in users} == {"AIRFLOW__CELERY__BROKER_URL"}
+    command = services["redis"]["command"]
+    options = dict(zip(command[1::2], command[2::2]))
+    assert options["--maxmemory-policy"] == "noeviction"  # queued task messages are never evicted
+    limit = _bytes(services["redis"]["mem_limit"])
+    assert 0 < _bytes(options["--maxmemory"]) <= limit * 3 // 4  # room for the AOF rewrite's fork and buffers
+
+
 def _bytes(size: str | int) -> int:
     match = re.fullmatch(r"(\d+)([kmg]?)b?", str(size).lower())
     assert match, size
@@ -211,8 +230,7 @@ def test_workers_reach_elasticsearch_postgres_and_redis_with_the_cli_settings(
     store = sa.make_url(settings.resolved_store_url)
     assert (store.drivername, store.host, store.database, store.username) == (
         "postgresql+psycopg", "postgres", "newsagg", "newsagg")
-    assert settings.clustering.lsh_redis_url == "redis://redis:6379/1"
-    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"  # a database apart from the LSH index
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
     # The setup service upgrades the store's schema (before any worker starts), installs the indices
     # and imports the saved objects, with the same settings.
     setup = services["newsagg-setup"]
@@ -250,7 +268,7 @@ def test_dockerfile_installs_the_project_on_the_official_airflow_image() -> None
     pinned = re.search(r"^apache-airflow==(\S+)$", (REPO / "constraints" / "py3.11.txt").read_text(), re.M)
     assert pinned is not None and pinned.group(1) == version.group(1) == "3.3.2"
     # Not editable: the image runs the package as installed, configuration included.
-    assert '".[postgres,redis]"' in text and "-e " not in text and "-c constraints/py3.11.txt" in text
+    assert '".[postgres]"' in text and "-e " not in text and "-c constraints/py3.11.txt" in text
     assert "COPY --chown=airflow:0 dags /opt/airflow/dags" in text
     ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
     assert {".venv", ".git", ".env", "tests"} <= set(ignored)

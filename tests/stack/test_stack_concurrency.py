@@ -1,4 +1,4 @@
-"""Several workers at once on one PostgreSQL store and one Redis LSH index, as the stack runs them.
+"""Several workers at once on one PostgreSQL store, as the stack runs them.
 
 Real `newsagg run` processes (the Celery workers of the stack run the same stages) poll
 and fetch the same feeds of the demo corpus at the same moment. They must end with
@@ -19,18 +19,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.clustering import ClusterEngine
-from pipeline.clustering.lsh import RedisLSH
 from pipeline.demo.run import demo_settings, write_demo_feeds
 from pipeline.demo.server import CorpusServer
 from pipeline.runner import Pipeline
-from pipeline.settings import ClusteringSettings
 from pipeline.storage import Store
 from demo_truth import clusters_in, expected_clusters
 
 WORKERS = 3
 
 
-def worker_env(base_url: str, feeds: Path, data_dir: Path, store_url: str, redis_url: str, basename: str) -> dict[str, str]:
+def worker_env(base_url: str, feeds: Path, data_dir: Path, store_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
     env.update(
         NEWSAGG_DATA_DIR=str(data_dir),
@@ -40,14 +38,12 @@ def worker_env(base_url: str, feeds: Path, data_dir: Path, store_url: str, redis
         NEWSAGG_FETCH__ALLOWED_HOSTS=json.dumps([base_url.split("://", 1)[1]]),
         NEWSAGG_FETCH__POLITENESS_DELAY="0",
         NEWSAGG_EXTRACTION__WORKERS="1",  # the workers are the parallelism here
-        NEWSAGG_CLUSTERING__LSH_REDIS_URL=redis_url,
-        NEWSAGG_CLUSTERING__LSH_REDIS_BASENAME=basename,
     )
     return env
 
 
 def test_workers_at_once_store_each_article_once_and_cluster_as_one_worker(
-    corpus_server: CorpusServer, tmp_path: Path, pg_store_url: str, redis_url: str, lsh_basename: str
+    corpus_server: CorpusServer, tmp_path: Path, pg_store_url: str
 ) -> None:
     base = corpus_server.base_url
     feeds = write_demo_feeds(base, tmp_path / "feeds.yaml")
@@ -63,7 +59,7 @@ def test_workers_at_once_store_each_article_once_and_cluster_as_one_worker(
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "pipeline", "run", "--force", "--json"],
-            env=worker_env(base, feeds, tmp_path / f"worker{i}", pg_store_url, redis_url, lsh_basename),
+            env=worker_env(base, feeds, tmp_path / f"worker{i}", pg_store_url),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
         )
         for i in range(WORKERS)
@@ -90,16 +86,8 @@ def test_workers_at_once_store_each_article_once_and_cluster_as_one_worker(
             assert cluster_id is not None
             story = store.story(cluster_id.cluster_id)
             assert story is not None and {s.article_id for s in story.sources} == members
-        # The shared LSH index in Redis holds every article.
-        lsh = RedisLSH(redis_url, lsh_basename, 128, *_bands(), seed=1)
-        assert all(article in lsh._lsh for members in single_clusters for article in members)
     finally:
         store.close()
-
-
-def _bands() -> tuple[int, int]:
-    engine = ClusterEngine(ClusteringSettings())
-    return engine.bands, engine.rows
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
