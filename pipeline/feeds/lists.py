@@ -130,7 +130,7 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
         if attrs.get("language") and language is None:
             logger.warning("%s: outline #%d (%r): language %r is not a language tag such as 'en' or 'pt-BR'; ignored",
                            source, position, label or url, attrs["language"])
-        found.append((label or _host_name(url), url, language, _unique(tags + own)))
+        found.append((label or host_name(url), url, language, _unique(tags + own)))
         # Some exporters nest feeds under a feed outline; keep them rather than lose them.
         stack.extend((child, tags) for child in reversed(children))
 
@@ -330,7 +330,7 @@ def _slug(text: str) -> str:
 
 def _unique_slug(name: str, url: str, taken: set[str]) -> str:
     """Slug of the name (else of the URL's host), suffixed -2, -3... until unused; reserves it."""
-    base = _slug(name) or _slug(_host_name(url)) or "feed"
+    base = _slug(name) or _slug(host_name(url)) or "feed"
     candidate, counter = base, 1
     while candidate in taken:
         counter += 1
@@ -339,7 +339,8 @@ def _unique_slug(name: str, url: str, taken: set[str]) -> str:
     return candidate
 
 
-def _host_name(url: str) -> str:
+def host_name(url: str) -> str:
+    """The host of a feed URL: the name of a feed that has none."""
     canonical = feed_url_key(url)
     return canonical.split("/")[2] if canonical else url
 

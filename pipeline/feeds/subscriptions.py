@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
-from pipeline.feeds.lists import feed_url, is_opml, load_feed_list, merge_feed_lists, write_feed_list
+from pipeline.feeds.lists import feed_url, host_name, is_opml, load_feed_list, merge_feed_lists, write_feed_list
 from pipeline.models import FeedSource
 from pipeline.storage import FeedState, Store
 from pipeline.urls import feed_url_key
@@ -37,7 +36,7 @@ def add_feed(store: Store, path: Path, url: str, *, name: str | None = None) -> 
     if listed is not None:
         return store.sync_feeds([listed])[0], False
     known = store.find_feed(to_poll)
-    label = (name or "").strip() or (known.source.name if known else urlsplit(to_poll).hostname or to_poll)
+    label = (name or "").strip() or (known.source.name if known else host_name(to_poll))
     new = FeedSource(
         id="",  # given by merge_feed_lists, as load_feed_list will
         name=label,
