@@ -243,8 +243,15 @@ def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
     s = state()
     assert (s.source.id, s.source.url, s.validators.etag, s.last_success_at) == ("ledger-example", new_url, None, now)
 
+    opml = tmp_path / "subs.opml"
+    opml.write_text('<?xml version="1.0"?><opml version="2.0"><body/></opml>')
+    run_cli(capsys, "feeds", "add", "https://other.example/feed.xml")
+    run_cli(capsys, "feeds", "remove", "https://other.example/feed.xml")
     for argv, message in [
         (("feeds", "move", url, "https://other.example/feed.xml"), f"{url} is not in {feeds}"),
+        (("feeds", "move", new_url, "https://other.example/feed.xml"),
+         "https://other.example/feed.xml is already feed other-example in the store"),
+        (("feeds", "add", url, "--feeds", str(opml)), f"{opml} is an OPML file, which newsagg reads but does not edit"),
         (("feeds", "remove", "nope"), f"no feed 'nope' in {feeds} or the store"),
         (("feeds", "reactivate", "https://nope.example/"), "no feed 'https://nope.example/' in the store"),
         (("feeds", "add", "ftp://ledger.example/feed"), "'ftp://ledger.example/feed' is not an absolute http(s) URL"),
