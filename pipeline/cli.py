@@ -279,6 +279,53 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_feeds_add(args: argparse.Namespace) -> int:
+    from pipeline.feeds.subscriptions import add_feed
+    from pipeline.storage import Store
+
+    settings = _settings(args)
+    target: Path = args.feeds or settings.resolved_feeds_file
+    with closing(Store(settings.resolved_store_url)) as store:
+        feed, added = add_feed(store, target, args.url, name=args.name)
+    print(f"feed {feed.id} ({feed.name}, {feed.url}) {'added to' if added else 'already in'} {target}")
+    return EXIT_OK
+
+
+def _cmd_feeds_remove(args: argparse.Namespace) -> int:
+    from pipeline.feeds.subscriptions import remove_feed
+    from pipeline.storage import Store
+
+    settings = _settings(args)
+    target: Path = args.feeds or settings.resolved_feeds_file
+    with closing(Store(settings.resolved_store_url)) as store:
+        feed = remove_feed(store, target, args.feed)
+    print(f"feed {feed.id} ({feed.url}) removed from {target}; the store keeps its history "
+          f"(`newsagg feeds add {feed.url}` brings it back)")
+    return EXIT_OK
+
+
+def _cmd_feeds_reactivate(args: argparse.Namespace) -> int:
+    from pipeline.feeds.subscriptions import reactivate_feed
+    from pipeline.storage import Store
+
+    with closing(Store(_settings(args).resolved_store_url)) as store:
+        state = reactivate_feed(store, args.feed)
+    print(f"feed {state.source.id} ({state.source.url}) active again, failures cleared; polled on the next run")
+    return EXIT_OK
+
+
+def _cmd_feeds_move(args: argparse.Namespace) -> int:
+    from pipeline.feeds.subscriptions import move_feed
+    from pipeline.storage import Store
+
+    settings = _settings(args)
+    target: Path = args.feeds or settings.resolved_feeds_file
+    with closing(Store(settings.resolved_store_url)) as store:
+        feed = move_feed(store, target, args.old_url, args.new_url)
+    print(f"feed {feed.id} moved to {feed.url} in {target}, with its history")
+    return EXIT_OK
+
+
 def _cmd_feeds_status(args: argparse.Namespace) -> int:
     import shutil
 
@@ -305,7 +352,7 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
             _duration(s.learned_interval or s.source.poll_interval or feeds.default_poll_interval),
             str(s.entries_seen),
             _when(s.last_success_at) if s.last_success_at else "never" if s.last_attempt_at else "-",
-            "never (retired)" if s.status == "retired" else "now" if s.next_attempt_at is None
+            f"never ({s.status})" if s.status in ("retired", "removed") else "now" if s.next_attempt_at is None
             or s.next_attempt_at <= now else _when(s.next_attempt_at),
             " ".join((s.last_error or "").split()),
         )
@@ -319,7 +366,8 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
         cells = [row[i][:w].rjust(w) if i in right else row[i][:w].ljust(w) for i, w in enumerate(widths)]
         error = row[-1] if room is None or len(row[-1]) <= room else row[-1][: max(room - 1, 10)] + "…"
         print("  ".join([*cells, error]).rstrip())
-    counts = {status: sum(1 for s in states if s.status == status) for status in ("active", "failing", "retired")}
+    counts = {status: sum(1 for s in states if s.status == status)
+              for status in ("active", "failing", "retired", "removed")}
     print(f"{len(states)} feeds: " + ", ".join(f"{n} {status}" for status, n in counts.items())
           + " (times in UTC; score: weighted failures in a row / retirement threshold)")
     return EXIT_OK
@@ -617,6 +665,39 @@ def _parser() -> argparse.ArgumentParser:
     opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
     opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
+    feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
+    add = feed_commands.add_parser(
+        "add", parents=[common], help="add a feed to the feed list (a removed feed comes back with its history)",
+        description="Add a feed to the YAML feed list `newsagg run` reads (created if missing) and register it in "
+        "the store. Feeds are known by their URL: renaming or reordering them in the list keeps their history.",
+    )
+    add.add_argument("url", metavar="URL", help="the feed's URL")
+    add.add_argument("--name", help="its name (default: its name when it was removed, else the URL's host)")
+    add.add_argument("--feeds", type=Path, help=f"{feeds_option}; created if missing")
+    add.set_defaults(handler=_cmd_feeds_add)
+    remove = feed_commands.add_parser(
+        "remove", parents=[common], help="take a feed out of the feed list (the store keeps its history)",
+        description="Take a feed out of the YAML feed list; the store keeps it, marked removed and never polled, "
+        "with its history for when it is added again. Deleting it from the list by hand does the same on the next run.",
+    )
+    remove.add_argument("feed", metavar="URL|ID", help="the feed's URL or id (`newsagg feeds status`)")
+    remove.add_argument("--feeds", type=Path, help=feeds_option)
+    remove.set_defaults(handler=_cmd_feeds_remove)
+    reactivate = feed_commands.add_parser(
+        "reactivate", parents=[common], help="make a retired or failing feed active again, its failures cleared",
+    )
+    reactivate.add_argument("feed", metavar="URL|ID", help="the feed's URL or id (`newsagg feeds status`)")
+    reactivate.set_defaults(handler=_cmd_feeds_reactivate)
+    move = feed_commands.add_parser(
+        "move", parents=[common], help="give a feed a new URL, keeping its history",
+        description="Change a feed's URL in the YAML feed list and the store, keeping its id and history (its "
+        "cache validators and failures, which belonged to the old URL, are cleared). Editing the URL in the list "
+        "instead makes a new feed, and the old one removed.",
+    )
+    move.add_argument("old_url", metavar="OLD_URL")
+    move.add_argument("new_url", metavar="NEW_URL")
+    move.add_argument("--feeds", type=Path, help=feeds_option)
+    move.set_defaults(handler=_cmd_feeds_move)
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_cmd_feeds_status)

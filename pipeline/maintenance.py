@@ -74,7 +74,7 @@ class FeedProblem:
 
 @dataclass(slots=True)
 class FeedHealth:
-    """The state of every feed in the store."""
+    """The state of every feed in the feed list (the store keeps removed feeds too: they are left out)."""
 
     total: int = 0
     healthy: int = 0
@@ -102,6 +102,8 @@ def feed_health_summary(store: Store, min_failures: int = 3) -> FeedHealth:
         raise ValueError(f"min_failures must be at least 1, got {min_failures}")
     health = FeedHealth()
     for state in store.feed_states():
+        if state.status == "removed":  # no longer in the feed list: its health is no one's concern
+            continue
         health.total += 1
         if state.status == "retired":
             health.retired.append(_problem(state))

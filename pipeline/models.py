@@ -16,6 +16,8 @@ from typing import Literal
 class FeedSource:
     """A feed the user subscribed to (from feeds.yaml or OPML)."""
 
+    # From a feed list: the id the feed gets if new to the store. From the store (which knows feeds
+    # by URL, see Store.sync_feeds): the id it got when first registered, kept through renames.
     id: str
     name: str
     url: str

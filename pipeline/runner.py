@@ -162,10 +162,16 @@ class Pipeline:
     # -- feeds -----------------------------------------------------------------------
 
     def load_feeds(self, path: Path | None = None) -> list[FeedSource]:
-        """Read the feed list (YAML or OPML) and register its feeds in the store."""
-        sources = load_feed_list(path or self.settings.resolved_feeds_file)
-        self.store.sync_feeds(sources)
-        return sources
+        """Read the feed list (YAML or OPML) and register its feeds in the store; returns them with the store's ids.
+
+        The store knows a feed by its URL, so renaming or reordering feeds keeps their
+        ids and history (``Store.sync_feeds``). Stored feeds missing from the configured
+        list are marked removed; another list (``path``, polled once) removes nothing.
+        """
+        configured = self.settings.resolved_feeds_file
+        path = path or configured
+        whole_list = path.resolve() == configured.resolve()
+        return self.store.sync_feeds(load_feed_list(path), whole_list=whole_list)
 
     def due_feeds(
         self,

@@ -28,6 +28,10 @@ Rules applied by :func:`canonicalize`, in order:
 
 A feed entry without a usable link is keyed by :func:`feed_entry_key` instead, a
 ``urn:newsagg:`` URN that is never fetched; :func:`link_of` tells a link from such a key.
+
+A feed is known by :func:`feed_url_key`, which applies the same rules except the last:
+its query stays as written (escapes normalised), since a feed's parameters select what
+it carries, and a feed URL is typed or exported once, not shared with tracking added.
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ _SUB_DELIMS = frozenset("!$&'()*+,;=")
 _PATH_SAFE = _UNRESERVED | _SUB_DELIMS | frozenset(":@/")
 # Inside one query key or value: '&' and '=' stay escaped because they delimit pairs.
 _QUERY_PART_SAFE = (_UNRESERVED | _SUB_DELIMS | frozenset(":@/?")) - frozenset("&=")
+_QUERY_SAFE = _UNRESERVED | _SUB_DELIMS | frozenset(":@/?")
 
 _HEX = frozenset(string.hexdigits)
 _ASCII_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
@@ -154,6 +159,25 @@ def canonicalize(url: str, base: str | None = None) -> str | None:
         return _canonicalize_absolute(url)
     except (ValueError, UnicodeError):
         # urlsplit raises on malformed IPv6 literals, idna on invalid labels.
+        return None
+
+
+def feed_url_key(url: str) -> str | None:
+    """The spelling that identifies a feed: its URL canonicalised except for the query, or None if not http(s).
+
+    ``HTTP://News.Example:80/rss#top`` and ``http://news.example/rss`` are one feed;
+    ``/rss?ref=main`` and ``/rss?ref=dev`` are two, and so are ``?a=1&b=2`` and ``?b=2&a=1``
+    (a server may read its parameters in order). The scheme counts: ``http`` and
+    ``https`` may be different feeds, and moving between them is a change of URL.
+    """
+    if not isinstance(url, str):
+        return None
+    url = _STRIP_INSIDE.sub("", url).strip()
+    if not url or len(url) > MAX_URL_LENGTH:
+        return None
+    try:
+        return _canonicalize_absolute(url, tidy_query=False)
+    except (ValueError, UnicodeError):
         return None
 
 
@@ -203,7 +227,7 @@ def link_of(key: str) -> str | None:
     return None if key.startswith(FEED_ENTRY_URN) else key
 
 
-def _canonicalize_absolute(url: str) -> str | None:
+def _canonicalize_absolute(url: str, *, tidy_query: bool = True) -> str | None:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
@@ -220,7 +244,7 @@ def _canonicalize_absolute(url: str) -> str | None:
     path = _remove_dot_segments(_normalize_percent(parts.path, _PATH_SAFE)) or "/"
     if not path.startswith("/"):
         path = "/" + path
-    query = _canonical_query(parts.query)
+    query = _canonical_query(parts.query) if tidy_query else _normalize_percent(parts.query, _QUERY_SAFE)
     return urlunsplit((scheme, netloc, path, query, ""))
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli import main
+from pipeline.feeds import load_feed_list
+from pipeline.storage import FeedState
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
 from pipeline.demo.run import write_demo_feeds
 
@@ -185,3 +189,72 @@ def test_the_feed_list_is_found_from_the_data_dir_or_the_settings_file_not_the_c
     code, out, _ = run_cli(capsys, "--config", str(settings_dir / "newsagg.yaml"), "run", "--json")
     assert code == 0 and json.loads(out)["articles_added"] == 49
     assert (settings_dir / "data2" / "store.sqlite3").exists()
+
+
+def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.models import Validators
+    from pipeline.storage import Store
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("NEWSAGG_DATA_DIR", str(data))
+    feeds, url = data / "feeds.yaml", "https://ledger.example/feed.xml"
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def state() -> FeedState:
+        with closing(Store(f"sqlite:///{data / 'store.sqlite3'}")) as store:
+            found = store.find_feed("ledger-example")
+            assert found is not None
+            return found
+
+    code, out, _ = run_cli(capsys, "feeds", "add", url)  # the list `run` reads is created
+    assert code == 0 and out == f"feed ledger-example (ledger.example, {url}) added to {feeds}\n"
+    assert [f.url for f in load_feed_list(feeds)] == [url]
+    code, out, _ = run_cli(capsys, "feeds", "add", "HTTPS://Ledger.example:443/feed.xml")
+    assert code == 0 and "already in" in out and len(load_feed_list(feeds)) == 1
+    with closing(Store(f"sqlite:///{data / 'store.sqlite3'}")) as store:
+        store.record_feed_fetched("ledger-example", [], Validators(etag='"v1"'), now=now, next_attempt_at=now)
+        store.record_feed_failure("ledger-example", "HTTP 410", now=now, next_attempt_at=None, retire=True)
+
+    code, out, _ = run_cli(capsys, "feeds", "reactivate", "ledger-example")
+    assert code == 0 and "active again" in out
+    s = state()
+    assert (s.status, s.consecutive_failures, s.failure_score, s.next_attempt_at, s.last_success_at) == (
+        "active", 0, 0.0, None, now)
+
+    code, out, _ = run_cli(capsys, "feeds", "remove", url)
+    assert code == 0 and "removed from" in out and load_feed_list(feeds) == []
+    assert state().status == "removed"
+    code, out, _ = run_cli(capsys, "feeds", "status")
+    assert "never (removed)" in out and "1 removed" in out
+    code, _, err = run_cli(capsys, "feeds", "reactivate", url)
+    assert code == 2 and err == f"newsagg: error: feed ledger-example is not in the feed list: `newsagg feeds add {url}` brings it back with its history\n"
+
+    code, out, _ = run_cli(capsys, "feeds", "add", url, "--name", "Harbor City Ledger")
+    assert code == 0 and out.startswith("feed ledger-example (Harbor City Ledger")
+    s = state()
+    assert (s.status, s.validators.etag, s.last_success_at) == ("active", '"v1"', now)  # its history is back
+
+    new_url = "https://ledger.example/rss/all.xml"
+    code, out, _ = run_cli(capsys, "feeds", "move", url, new_url)
+    assert code == 0 and out == f"feed ledger-example moved to {new_url} in {feeds}, with its history\n"
+    assert [(f.name, f.url) for f in load_feed_list(feeds)] == [("Harbor City Ledger", new_url)]
+    s = state()
+    assert (s.source.id, s.source.url, s.validators.etag, s.last_success_at) == ("ledger-example", new_url, None, now)
+
+    opml = tmp_path / "subs.opml"
+    opml.write_text('<?xml version="1.0"?><opml version="2.0"><body/></opml>')
+    run_cli(capsys, "feeds", "add", "https://other.example/feed.xml")
+    run_cli(capsys, "feeds", "remove", "https://other.example/feed.xml")
+    for argv, message in [
+        (("feeds", "move", url, "https://other.example/feed.xml"), f"{url} is not in {feeds}"),
+        (("feeds", "move", new_url, "https://other.example/feed.xml"),
+         "https://other.example/feed.xml is already feed other-example in the store"),
+        (("feeds", "add", url, "--feeds", str(opml)), f"{opml} is an OPML file, which newsagg reads but does not edit"),
+        (("feeds", "remove", "nope"), f"no feed 'nope' in {feeds} or the store"),
+        (("feeds", "reactivate", "https://nope.example/"), "no feed 'https://nope.example/' in the store"),
+        (("feeds", "add", "ftp://ledger.example/feed"), "'ftp://ledger.example/feed' is not an absolute http(s) URL"),
+    ]:
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)

@@ -747,7 +747,7 @@ def test_yaml_empty_feeds_list(tmp_path: Path) -> None:
         ("feeds: []\nextra: 1\n", "unknown top-level key"),
         ("feeds:\n  - name: A\n    url: [unclosed\n", "invalid YAML at line"),
         (
-            "feeds:\n  - name: A\n    url: https://a.example/f\n  - name: B\n    url: HTTPS://A.example/f?utm_source=x\n",
+            "feeds:\n  - name: A\n    url: https://a.example/f\n  - name: B\n    url: HTTPS://A.example:443/f#top\n",
             r"feed #2 \('B'\): url .* is already listed as feed #1",
         ),
     ],
@@ -786,7 +786,7 @@ OPML = b"""<?xml version="1.0" encoding="UTF-8"?>
     </outline>
     <outline text="Empty folder"/>
     <outline type="rss" title="Top Level" text="ignored" xmlURL="https://top.example/atom" language="Deutsch, bitte"/>
-    <outline type="rss" text="Dup" xmlUrl="HTTPS://EXAMPLE.org/feed.xml?utm_source=opml"/>
+    <outline type="rss" text="Dup" xmlUrl="HTTPS://EXAMPLE.org:443/feed.xml#dup"/>
   </body>
 </opml>"""
 

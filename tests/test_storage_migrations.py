@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from alembic.runtime.migration import MigrationContext
 
 from pipeline.cli import main
 from pipeline.errors import StoreError
-from pipeline.storage import Store, schema_revision
+from pipeline.models import FeedSource
+from pipeline.storage import Store, schema_revision, upgrade_schema
 from pipeline.storage.schema import metadata
 from pipeline.storage.migrate import VERSION_TABLE, head
 from services import postgres_database
@@ -119,3 +121,29 @@ def test_a_store_newer_than_this_newsagg_is_refused(url: str, capsys: pytest.Cap
         Store(url)
     assert main(["db", "upgrade"]) == 1
     assert "newer than this newsagg knows" in capsys.readouterr().err
+
+
+def test_feeds_stored_under_name_slugs_keep_their_ids_and_history_when_the_list_is_renamed(url: str) -> None:
+    write_previous_release(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        # What renaming the feed did before: a second row for the same URL, never polled since.
+        conn.exec_driver_sql(
+            "INSERT INTO feeds (id, name, url, tags, status, consecutive_failures, entries_seen) "
+            "VALUES ('the-ledger', 'The Ledger', 'https://ledger.example/feed.xml', '[]', 'active', 0, 0)"
+        )
+    engine.dispose()
+    if url.startswith("postgresql"):
+        upgrade_schema(url)
+    store = Store(url)
+    try:
+        renamed = FeedSource(id="harbor-ledger", name="Harbor Ledger", url="HTTPS://Ledger.example/feed.xml")
+        assert store.sync_feeds([renamed], whole_list=True) == [replace(renamed, id="ledger")]
+        states = {s.source.id: s for s in store.feed_states()}
+        assert set(states) == {"ledger", "the-ledger"}
+        ledger = states["ledger"]
+        assert (ledger.source.name, ledger.status, ledger.entries_seen, ledger.validators.etag) == (
+            "Harbor Ledger", "active", 1, '"v1"')
+        assert states["the-ledger"].status == "removed"
+    finally:
+        store.close()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.urls import MAX_URL_LENGTH, TRACKING_PARAMS, article_id, canonicalize
+from pipeline.urls import MAX_URL_LENGTH, TRACKING_PARAMS, article_id, canonicalize, feed_url_key
 
 BASE = "https://news.example.org/section/index.html"
 
@@ -149,3 +149,23 @@ def test_canonicalize_never_raises_and_is_idempotent(url: str, base: str | None)
         assert "#" not in result
         assert canonicalize(result) == result
         assert canonicalize(result, base=BASE) == result
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("HTTP://News.Example:80/rss#top", "http://news.example/rss"),  # case, default port, fragment
+        ("https://reader:secret@news.example/private.xml", "https://news.example/private.xml"),  # a new password: same feed
+        ("https://news.example/a/../rss.xml?x=%7e", "https://news.example/rss.xml?x=~"),
+        ("https://news.example", "https://news.example/"),
+        # The query selects what a feed carries: kept whole, in order.
+        ("https://git.example/commits.atom?ref=main&utm_source=x", "https://git.example/commits.atom?ref=main&utm_source=x"),
+        ("https://news.example/rss?b=2&a=1", "https://news.example/rss?b=2&a=1"),
+        ("ftp://news.example/rss", None),
+        ("news.example/rss", None),
+    ],
+)
+def test_feed_url_key(url: str, key: str | None) -> None:
+    assert feed_url_key(url) == key
+    assert key is None or feed_url_key(key) == key
+    assert feed_url_key("http://news.example/rss") != feed_url_key("https://news.example/rss")

@@ -22,7 +22,7 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.feeds.documents import strip_bom
 from pipeline.models import FeedSource
-from pipeline.urls import canonicalize
+from pipeline.urls import feed_url_key
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,14 @@ def load_feed_list(path: Path) -> list[FeedSource]:
         path: the feed list file.
 
     Returns:
-        The feeds in file order, with unique slug ids derived from their names.
+        The feeds in file order. Their ids are those a feed new to the store gets (the
+        slug of its name, suffixed when taken); a feed the store knows keeps its own,
+        whatever its name or place: the store matches feeds by URL (``sync_feeds``).
 
     Raises:
         ConfigError: the file is missing or unreadable, or an entry is invalid (unknown
-            key, missing url, wrong type, duplicate url); the message names the file
+            key, missing url, wrong type, a url listed twice as ``feed_url_key`` spells
+            it); the message names the file
             and the entry.
     """
     try:
@@ -60,9 +63,14 @@ def load_feed_list(path: Path) -> list[FeedSource]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read feed list: {exc.strerror}") from None
-    if strip_bom(data).lstrip().startswith(b"<"):
+    if is_opml(data):
         return read_opml(data, source=str(path))
     return _read_yaml(data, str(path))
+
+
+def is_opml(data: bytes) -> bool:
+    """Whether a feed list is OPML (XML: it starts with ``<``) rather than YAML."""
+    return strip_bom(data).lstrip().startswith(b"<")
 
 
 def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]:
@@ -79,7 +87,8 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
         source: how error messages name the document (a file name).
 
     Returns:
-        The feeds in document order, with unique slug ids; a URL listed twice is kept once.
+        The feeds in document order, with ids as :func:`load_feed_list` gives them; a
+        URL listed twice (as ``feed_url_key`` spells it) is kept once.
 
     Raises:
         ConfigError: not well-formed XML, not OPML, a DOCTYPE, or a feed outline without
@@ -113,7 +122,7 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
             inner = tags + (label,) if label and label not in tags else tags
             stack.extend((child, inner) for child in reversed(children))
             continue
-        url = _feed_url(xml_url)
+        url = feed_url(xml_url)
         if url is None:
             raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) has an unusable xmlUrl {xml_url!r}")
         own = tuple(t.strip().strip("/") for t in attrs.get("category", "").split(",") if t.strip().strip("/"))
@@ -121,7 +130,7 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
         if attrs.get("language") and language is None:
             logger.warning("%s: outline #%d (%r): language %r is not a language tag such as 'en' or 'pt-BR'; ignored",
                            source, position, label or url, attrs["language"])
-        found.append((label or _host_name(url), url, language, _unique(tags + own)))
+        found.append((label or host_name(url), url, language, _unique(tags + own)))
         # Some exporters nest feeds under a feed outline; keep them rather than lose them.
         stack.extend((child, tags) for child in reversed(children))
 
@@ -129,7 +138,7 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
     seen: set[str] = set()
     ids: set[str] = set()
     for name, url, language, tags in found:
-        key = canonicalize(url) or url
+        key = feed_url_key(url) or url
         if key in seen:
             logger.info("%s: feed %s listed twice, keeping the first", source, url)
             continue
@@ -143,8 +152,8 @@ def merge_feed_lists(existing: Sequence[FeedSource], new: Iterable[FeedSource]) 
 
     Args:
         existing: the current list; kept as is and in order, ids unchanged.
-        new: feeds to add (e.g. from :func:`read_opml`); a feed whose canonical URL is
-            already present is skipped.
+        new: feeds to add (e.g. from :func:`read_opml`); a feed whose URL is already
+            present (as ``feed_url_key`` spells it) is skipped.
 
     Returns:
         ``existing`` followed by the genuinely new feeds. New feeds get ids the way
@@ -152,10 +161,10 @@ def merge_feed_lists(existing: Sequence[FeedSource], new: Iterable[FeedSource]) 
         (slug of the name, suffixed when taken).
     """
     merged = list(existing)
-    seen = {canonicalize(feed.url) or feed.url for feed in existing}
+    seen = {feed_url_key(feed.url) or feed.url for feed in existing}
     ids = {feed.id for feed in existing}
     for feed in new:
-        key = canonicalize(feed.url) or feed.url
+        key = feed_url_key(feed.url) or feed.url
         if key in seen:
             continue
         seen.add(key)
@@ -176,9 +185,8 @@ def write_feed_list(path: Path, feeds: Sequence[FeedSource]) -> None:
     """Write a subscription list as ``feeds.yaml``, atomically.
 
     Only keys that carry information are written (no empty tags, no null language).
-    Ids are not written: :func:`load_feed_list` derives them from the names, and
-    appending feeds keeps the ids of those before them. Comments in an existing file
-    are not preserved.
+    Ids are not written: the store knows a feed by its URL. Comments in an existing
+    file are not preserved.
 
     Args:
         path: the YAML file to (re)write.
@@ -241,7 +249,7 @@ def _read_yaml(data: bytes, source: str) -> list[FeedSource]:
     seen: dict[str, int] = {}
     for index, raw in enumerate(raw_feeds, start=1):
         feed = _yaml_entry(raw, index, source, ids)
-        key = canonicalize(feed.url) or feed.url
+        key = feed_url_key(feed.url) or feed.url
         if key in seen:
             raise ConfigError(
                 f"{source}: feed #{index} ({feed.name!r}): url {feed.url} is already listed as feed #{seen[key]}"
@@ -264,8 +272,8 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
         raise ConfigError(f"{where}: missing 'url'")
     if not isinstance(url, str):
         raise ConfigError(f"{where}: 'url' must be a string, not {_type_name(url)}")
-    feed_url = _feed_url(url)
-    if feed_url is None:
+    url_to_poll = feed_url(url)
+    if url_to_poll is None:
         raise ConfigError(f"{where}: 'url' {url!r} is not an absolute http(s) URL")
     if name is None:
         raise ConfigError(f"{where}: missing 'name'")
@@ -290,23 +298,23 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
         raise ConfigError(f"{where}: 'poll_interval' must be a positive number of seconds, not {poll_interval!r}")
     name = name.strip()
     return FeedSource(
-        id=_unique_slug(name, feed_url, ids),
+        id=_unique_slug(name, url_to_poll, ids),
         name=name,
-        url=feed_url,
+        url=url_to_poll,
         language=_language_tag(language) if language else None,
         tags=_unique(tag.strip() for tag in tags),
         poll_interval=poll_interval,
     )
 
 
-def _feed_url(raw: str) -> str | None:
-    """The URL to poll as written (stripped), or None unless it is absolute http(s)."""
+def feed_url(raw: str) -> str | None:
+    """The URL to poll as written (stripped; ``feed:`` dropped), or None unless it is absolute http(s)."""
     url = raw.strip()
     # feed:// and feed:https:// are the old "subscribe" pseudo-schemes some OPML exports use.
     if url.lower().startswith("feed:"):
         rest = url[5:]
         url = rest if rest.lower().startswith(("http://", "https://")) else "http:" + rest
-    return url if canonicalize(url) is not None else None
+    return url if feed_url_key(url) is not None else None
 
 
 def _language_tag(value: str) -> str | None:
@@ -322,7 +330,7 @@ def _slug(text: str) -> str:
 
 def _unique_slug(name: str, url: str, taken: set[str]) -> str:
     """Slug of the name (else of the URL's host), suffixed -2, -3... until unused; reserves it."""
-    base = _slug(name) or _slug(_host_name(url)) or "feed"
+    base = _slug(name) or _slug(host_name(url)) or "feed"
     candidate, counter = base, 1
     while candidate in taken:
         counter += 1
@@ -331,8 +339,9 @@ def _unique_slug(name: str, url: str, taken: set[str]) -> str:
     return candidate
 
 
-def _host_name(url: str) -> str:
-    canonical = canonicalize(url)
+def host_name(url: str) -> str:
+    """The host of a feed URL: the name of a feed that has none."""
+    canonical = feed_url_key(url)
     return canonical.split("/")[2] if canonical else url
 
 

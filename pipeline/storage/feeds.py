@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -17,10 +17,24 @@ from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.runs import HOST, process_gone
 from pipeline.storage.schema import UTCDateTime, alert_digests, entries, feeds
+from pipeline.urls import feed_url_key
 
-
+# PostgreSQL advisory lock key ("newsag" + a number, see base._LOCKS) of the feed list's registration.
+_FEED_LIST_LOCK = 0x6E6577736167_03
 # The columns the feed list sets; the rest is the feed's polling state.
 _CONFIGURED = ("name", "url", "language", "tags", "poll_interval")
+# A feed brought back by the user (reactivated, listed again, moved): its failures are forgotten, it
+# is polled at once, and alerts report its next change from "active", not a recovery from the last one.
+_REACTIVATED: dict[str, Any] = {
+    "status": "active",
+    "consecutive_failures": 0,
+    "failure_score": 0.0,
+    "last_error": None,
+    "next_attempt_at": None,
+    "alerted_status": None,
+}
+# A feed the user took out of the feed list; alerts have nothing to say about it.
+_REMOVED: dict[str, Any] = {"status": "removed", "next_attempt_at": None, "alerted_status": "removed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +43,7 @@ class FeedState:
 
     source: FeedSource
     validators: Validators
-    status: Literal["active", "failing", "retired"]
+    status: Literal["active", "failing", "retired", "removed"]  # removed: no longer in the feed list
     consecutive_failures: int
     last_error: str | None
     last_attempt_at: datetime | None
@@ -58,39 +72,112 @@ class PendingEntry:
 class FeedStore(StoreBase):
     """Feeds, their HTTP validators and health, and the entry queue."""
 
-    def sync_feeds(self, sources: Sequence[FeedSource]) -> None:
-        """Add or update configured feeds, keeping each feed's polling state."""
-        insert = self._insert(feeds)
-        # One statement for many rows: thousands of feeds are registered at every run.
-        stmt = insert.on_conflict_do_update(
-            index_elements=["id"], set_={name: insert.excluded[name] for name in _CONFIGURED}
-        )
-        rows = [
-            {
-                "id": src.id,
-                "name": src.name,
-                "url": src.url,
-                "language": src.language,
-                "tags": list(src.tags),
-                "poll_interval": src.poll_interval,
-                "status": "active",
-                "consecutive_failures": 0,
-                "entries_seen": 0,
-            }
-            for src in sources
-        ]
-        if not rows:
-            return
+    def sync_feeds(self, sources: Sequence[FeedSource], *, whole_list: bool = False) -> list[FeedSource]:
+        """Register the feeds of a feed list, matched to the stored ones by URL; returns them with the store's ids.
+
+        A feed is known by its URL (``urls.feed_url_key``): a stored feed keeps its id,
+        polling state, validators and history whatever its name or place in the list, and
+        takes the list's name, language, tags and poll interval. A new feed is stored under
+        the id it comes with (``load_feed_list``: the slug of its name), suffixed ``-2``,
+        ``-3``... when a stored feed has that id. A removed feed listed again is active
+        again, with its history and without its failures.
+
+        Args:
+            sources: the feeds, e.g. from ``load_feed_list``.
+            whole_list: ``sources`` is the whole subscription list: stored feeds not in it
+                are marked removed (kept with their history, never polled).
+
+        Returns:
+            ``sources`` in their order, each with the id the store knows it by.
+        """
+        registered: list[FeedSource] = []
+        new: list[dict[str, Any]] = []
+        changed: dict[bool, list[dict[str, Any]]] = {False: [], True: []}  # by whether the feed comes back
         with self._tx("the feed list") as conn:
-            try:
-                with conn.begin_nested():
-                    conn.execute(stmt, rows)  # SQLAlchemy sends the rows in batches ("insertmanyvalues")
-            except DBAPIError:
-                # Find the feed the database refuses, to name it; the transaction writes nothing.
-                for src, row in zip(sources, rows, strict=True):
-                    with self._refused(f"feed {src.id} ({src.url})"), conn.begin_nested():
-                        conn.execute(stmt, row)
-                raise
+            if self.engine.dialect.name == "postgresql":
+                # Two processes registering the same new feed at once would both insert it.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_FEED_LIST_LOCK)))
+            rows = list(conn.execute(sa.select(feeds.c.id, feeds.c.url_key, feeds.c.status)))
+            stored = {row.url_key: (row.id, row.status) for row in rows if row.url_key is not None}
+            taken = {row.id for row in rows}
+            listed: set[str] = set()
+            for src in sources:
+                key = feed_url_key(src.url) or src.url
+                listed.add(key)
+                values = {name: getattr(src, name) for name in _CONFIGURED} | {"tags": list(src.tags)}
+                feed_id, status = stored.get(key) or (_unused_id(src.id, taken), None)
+                if status is None:
+                    new.append({**values, "id": feed_id, "url_key": key, "status": "active",
+                                "consecutive_failures": 0, "entries_seen": 0})
+                else:
+                    changed[status == "removed"].append({**values, "feed_id": feed_id})
+                stored[key] = (feed_id, "active" if status in (None, "removed") else status)
+                registered.append(replace(src, id=feed_id))
+            # Thousands of feeds are registered at every run: one statement for each kind of row.
+            self._write_feed_rows(conn, new, changed)
+            if whole_list:
+                # Rows of an old store that lost their URL to another row have no key (revision 0002).
+                gone = [row.id for row in rows if (row.url_key is None or row.url_key not in listed)
+                        and row.status != "removed"]
+                for chunk in chunks(gone, 500):
+                    conn.execute(feeds.update().where(feeds.c.id.in_(chunk)).values(**_REMOVED))
+        return registered
+
+    def _write_feed_rows(
+        self,
+        conn: Connection,
+        new: list[dict[str, Any]],
+        changed: dict[bool, list[dict[str, Any]]],
+    ) -> None:
+        """Insert the new feeds and update the known ones (``changed[True]``: coming back), naming a refused one."""
+        statements: list[tuple[Any, list[dict[str, Any]]]] = [(feeds.insert(), new)]
+        for back, rows in changed.items():
+            update = feeds.update().where(feeds.c.id == sa.bindparam("feed_id"))
+            statements.append((update.values(**(_REACTIVATED if back else {})), rows))
+        try:
+            with conn.begin_nested():
+                for statement, rows in statements:
+                    if rows:
+                        conn.execute(statement, rows)
+        except DBAPIError:
+            # Find the feed the database refuses, to name it; the transaction writes nothing.
+            for statement, rows in statements:
+                for row in rows:
+                    feed_id = row.get("id") or row["feed_id"]
+                    with self._refused(f"feed {feed_id} ({row['url']})"), conn.begin_nested():
+                        conn.execute(statement, row)
+            raise
+
+    def find_feed(self, url_or_id: str) -> FeedState | None:
+        """The stored feed with this URL (as ``feed_url_key`` spells it), else with this id."""
+        key = feed_url_key(url_or_id)
+        query = sa.select(feeds).where(feeds.c.url_key == key if key is not None else feeds.c.id == url_or_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _feed_state(row) if row is not None else None
+
+    def remove_feed(self, feed_id: str) -> None:
+        """Mark a feed removed from the feed list: never polled, its history kept for when it comes back."""
+        with self._tx(f"feed {feed_id}") as conn:
+            conn.execute(feeds.update().where(feeds.c.id == feed_id).values(**_REMOVED))
+
+    def reactivate_feed(self, feed_id: str) -> None:
+        """Make a feed active again (a retired one too), without its failures, to be polled at once."""
+        with self._tx(f"feed {feed_id}") as conn:
+            conn.execute(feeds.update().where(feeds.c.id == feed_id).values(**_REACTIVATED))
+
+    def move_feed(self, feed_id: str, url: str) -> None:
+        """Give a feed a new URL, keeping its id and history.
+
+        Its validators and failures belonged to the old URL: they go, and the feed is
+        active, to be polled at once.
+        """
+        with self._tx(f"feed {feed_id} ({url})") as conn:
+            conn.execute(
+                feeds.update()
+                .where(feeds.c.id == feed_id)
+                .values(url=url, url_key=feed_url_key(url) or url, etag=None, last_modified=None, **_REACTIVATED)
+            )
 
     def feed_states(self, ids: Iterable[str] | None = None) -> list[FeedState]:
         """The feeds (those of ``ids``, or all) by id."""
@@ -357,6 +444,16 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {row[0]: row[1] for row in rows}
+
+def _unused_id(wanted: str, taken: set[str]) -> str:
+    """``wanted``, else ``wanted-2``, ``wanted-3``... whichever no stored feed has; reserves it."""
+    candidate, counter = wanted, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{wanted}-{counter}"
+    taken.add(candidate)
+    return candidate
+
 
 def _pending_entry(row: Any) -> PendingEntry:
     return PendingEntry(

@@ -42,6 +42,10 @@ feeds = sa.Table(
     sa.Column("id", sa.String(200), primary_key=True),
     sa.Column("name", CleanText, nullable=False),
     sa.Column("url", CleanText, nullable=False),
+    # What the feed is known by (urls.feed_url_key): a feed list is matched to the stored feeds by
+    # it, whatever their names or order. NULL: a stale row of a store from before it, whose URL
+    # another row of the feed list holds (revision 0002).
+    sa.Column("url_key", CleanText, unique=True, index=True),
     sa.Column("language", sa.String(20)),
     sa.Column("tags", sa.JSON, nullable=False, default=list),
     sa.Column("poll_interval", sa.Integer),

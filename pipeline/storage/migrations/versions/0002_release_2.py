@@ -9,9 +9,12 @@ are not taken for older than what the search index already holds.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from pipeline.urls import feed_url_key
 
 revision = '0002'
 down_revision = '0001'
@@ -72,9 +75,14 @@ def upgrade() -> None:
     with op.batch_alter_table('stories', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tags', sa.JSON(), nullable=True))
 
+    _feed_url_keys()
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.drop_index('ix_feeds_url_key')
+        batch_op.drop_column('url_key')
+
     with op.batch_alter_table('stories', schema=None) as batch_op:
         batch_op.drop_column('tags')
 
@@ -104,3 +112,29 @@ def downgrade() -> None:
     op.drop_table('domain_clock')
     op.drop_table('dead_letters')
     op.drop_table('alert_digests')
+
+
+# -- feed identity by URL (issue 14) ---------------------------------------------------------
+
+
+def _feed_url_keys() -> None:
+    """``feeds.url_key``: what a feed list is matched to the stored feeds by, from now on.
+
+    Stores before it kept a feed under the slug of its name, so a renamed feed left a row
+    behind with the same URL. Of the rows sharing a URL, the one polled last keeps the key
+    (it is the one the feed list names today, with the history that counts); the others keep
+    NULL and are marked removed by the next sync of the feed list.
+    """
+    with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('url_key', sa.Text(), nullable=True))
+    conn = op.get_bind()
+    owners: dict[str, Any] = {}
+    for row in conn.execute(sa.text("SELECT id, url, last_attempt_at, entries_seen FROM feeds")):
+        key = feed_url_key(row.url)
+        rank = (row.last_attempt_at is not None, row.last_attempt_at or 0, row.entries_seen, row.id)
+        if key is not None and (key not in owners or rank > owners[key][0]):
+            owners[key] = (rank, row.id)
+    update = sa.text("UPDATE feeds SET url_key = :key WHERE id = :id")
+    for key, (_, feed_id) in owners.items():
+        conn.execute(update, {"key": key, "id": feed_id})
+    op.create_index('ix_feeds_url_key', 'feeds', ['url_key'], unique=True)
