@@ -96,6 +96,9 @@ def _spellings() -> dict[str, str]:
 _CANONICAL: dict[str, str] = _spellings()
 # Longest first, so "dpa-AFX" wins over "dpa" and "Thomson Reuters" over "Reuters".
 _NAME = "(?:" + "|".join(re.escape(s) for s in sorted(_CANONICAL, key=len, reverse=True)) + ")"
+_CJK_NAME = "(?:" + "|".join(
+    re.escape(s) for s in sorted(_CANONICAL, key=len, reverse=True) if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", s)
+) + ")"
 # One or more agencies: "dpa/AFP", "AFP, Reuters", "AP and Reuters".
 _NAMES = rf"{_NAME}(?:\s*(?:[/,+&]|\band\b|\bund\b|\bet\b|\by\b)\s*{_NAME})*"
 _DASH = r"[-‐‑‒–—―]"
@@ -105,23 +108,40 @@ _PLACE = rf"(?:{_WORD}){{0,8}}"
 
 # Rules over the first lines (the dateline, a byline line).
 _DATELINE = re.compile(
-    rf"[^\S\n]*{_PLACE}[(/][^\S\n]*(?:[^()=\n]{{1,20}}=[^\S\n]*)?(?P<names>{_NAMES})(?:/[\w-]{{1,12}})*[^\S\n]*[)/]"
+    rf"[^\S\n]*{_PLACE}[(/][^\S\n]*(?P<names>{_NAMES})(?:/[\w-]{{1,12}})*[^\S\n]*[)/]"  # "(dpa/lhe)", "/ТАСС/"
     rf"[^\S\n]*(?:[.:]?[^\S\n]*{_DASH}|[.:,]|$)"
 )
 # "(서울=연합뉴스)": the place and the agency inside the parentheses, no dash after.
 _DATELINE_PLACE_IN = re.compile(rf"[^\S\n]*\([^()=\n]{{1,20}}=[^\S\n]*(?P<names>{_NAMES})[^\S\n]*\)")
-_DATELINE_AFTER_DASH = re.compile(rf"[^\S\n]*(?:{_WORD}){{1,6}}{_DASH}+[^\S\n]*(?P<names>{_NAMES})(?=[\s.,:;]|$)")
-_DATELINE_BEFORE_DASH = re.compile(rf"[^\S\n]*(?:{_WORD}){{1,6}}(?P<names>{_NAMES})[^\S\n]*{_DASH}")
+# "МОСКВА, 5 дек - РИА Новости." (the agency ends its sentence: "Kyiv - Reuters poll shows" is no credit).
+_DATELINE_AFTER_DASH = re.compile(rf"[^\S\n]*(?:{_WORD}){{1,6}}{_DASH}+[^\S\n]*(?P<names>{_NAMES})(?=[.,:]|$)")
+# "Москва. 5 декабря. INTERFAX.RU -": after a date ("A Reuters-Ipsos poll" is no credit).
+_DATELINE_BEFORE_DASH = re.compile(
+    rf"[^\S\n]*(?:{_WORD}){{0,5}}[^\s()]*[.,\d][^\S\n]+(?P<names>{_NAMES})[^\S\n]+{_DASH}"
+)
+# "新华社北京12月5日电", "路透北京12月5日 -": a Chinese or Japanese name first, then place and date.
 _DATELINE_AGENCY_FIRST = re.compile(
-    rf"[^\S\n]*(?:\([^)\n]{{0,20}}\))?(?P<names>{_NAMES})[^\n。,，]{{0,25}}?(?:[电電]|[^\S\n]{_DASH})"
+    rf"[^\S\n]*(?:\([^)\n]{{0,20}}\))?(?P<names>{_CJK_NAME})[^\n。,，]{{0,25}}?(?:[电電]|[^\S\n]{_DASH})"
 )
 _DATELINE_BRACKETS = re.compile(
     rf"[^\S\n]*[【\[][^】\]\n]{{0,30}}?(?P<names>{_NAMES})[^\S\n]*(?:=[^】\]\n]{{0,12}})?[】\]]"
 )
+_BYLINE_SPLIT = re.compile(r"\s*(?:[,|/;·•]|\s[-–—]\s|\band\b|\bund\b|&)\s*")
+_BYLINE_DESK = re.compile(r"^(?i:redacción|redaction|rédaction|redaktion|redazione|redação)\s+")
+_BYLINE_AGENCY = re.compile(
+    rf"(?:[A-Z][\w.'’-]*\s+){{0,4}}(?P<names>{_NAMES})"  # "JOHN DOE Associated Press"
+    r"(?:(?:\s+[\w-]+){0,3}\s+(?i:staff|writers?|reporters?|correspondents?|editors?|news\s+service))?"  # "AP Business Writer"
+)
+_BYLINE_WITH = re.compile(rf"\s(?i:avec|with|mit|con|com)\s+(?:l['’]\s*)?(?P<names>{_NAMES})\s*$")
 _BYLINE_LINE = re.compile(r"[^\S\n]*(?:By|BY|by|Par|PAR|Por|POR|Von|VON|Di|DI|De|Da|От|Автор:?)[^\S\n]+(?P<who>.{1,120})")
 
 # Rules over the last lines.
 _DPA_CODE = re.compile(r"\bdpa:\d{6}-\d{2}-\d+")
+# An agency's copyright notice on its story, not a picture's "© AFP".
+_COPYRIGHT = re.compile(
+    rf"(?i:copyright|©)\s*(?:\(c\)\s*)?\d{{4}}\s+(?P<names>{_NAMES})\b.{{0,80}}(?i:all\s+rights\s+reserved|may\s+not\s+be)"
+)
+_WIRE_FEED = re.compile(r"(?i:(?:published|generated)\s+from\s+an?\s+(?:wire\s+agency|agency|syndicated)\s+feed)")
 _SOURCE = r"(?:(?i:source|sources|quelle|quellen|fuente|fonte|fonti|text|texto|testo)|Источник|来源|來源|出典|出所|المصدر)\s*:\s*"
 _SIGN_OFF = re.compile(rf"[\s(\[—–-]*(?:{_SOURCE})?(?P<names>{_NAMES})[\s)\].]*")
 _TRAILING = re.compile(rf"(?:\(\s*(?P<names>{_NAMES})\s*\)|\s{_DASH}{{1,2}}\s*(?P<dashed>{_NAMES}))[\s.]{{0,3}}$")
@@ -143,11 +163,17 @@ _WITH = re.compile(
     rf"(?:the\s+|The\s+|la\s+|der\s+|de\s+la\s+|da\s+|de\s+|des\s+)?(?P<names>{_NAMES})(?:报道|報道|消息)?[\s)\].]*"
     rf"|[\s(]*(?P<based>{_NAMES})(?:の記事|電)?を(?:基|もと)に(?:作成|構成)[\s)]*"
 )
+_CONTRIBUTING = re.compile(rf"(?i:contributing|contributors?)\s*:.*?(?<!\w)(?P<names>{_NAMES})(?!\w)")
 # Captions and picture credits: a line with one of these credits a photo, not the story.
 _PHOTO = re.compile(
     r"(?i:\bphoto|\bfoto|\bbild\b|\bimage\b|\bpicture\b|\bpic\b|\bcredit\s*:|getty|\(c\))"
     r"|Фото|фото|Снимок|صورة|照片|图片|圖片|写真|画像|摄|攝|©|REUTERS/|/\s*(?:AP|AFP|dpa|Reuters|EFE|ANSA)\s*\)?\s*$"
 )
+# Substrings (casefolded) that every match of _PHOTO, or of _CONTRIBUTED, contains: most lines
+# have none, and a substring test is much cheaper than the patterns.
+_PHOTO_HINTS = ("photo", "foto", "bild", "image", "picture", "pic", "credit", "getty", "(c)", "фото", "снимок", "صورة",
+                "照片", "图片", "圖片", "写真", "画像", "摄", "攝", "©", "/")
+_CONTRIBUTED_HINTS = ("contribu", "beigetragen", "used")
 
 _HEAD_LINES = 3
 _TAIL_LINES = 3
@@ -166,33 +192,37 @@ def detect_credit(text: str, author: str | None = None) -> AgencyCredit | None:
         text: the article's text.
         author: the page's author/byline metadata (None when it has none).
     """
-    head = _lines(text[:_SCAN_CHARS])[:_HEAD_LINES]
-    tail = _lines(text[-_SCAN_CHARS:])[-_TAIL_LINES:][::-1]  # the last line first
-    return (
-        _dateline(head)
-        or (_byline(author, "author") if author else None)
-        or _byline_lines(head)
-        or _sign_off(tail)
-        or _contributor(tail)
-    )
+    head = [line[:_LINE_CHARS] for line in _lines(text[:_SCAN_CHARS])[:_HEAD_LINES]]
+    # The last line first; a long line keeps its end, where a sign-off stands.
+    tail = [line[-_LINE_CHARS:] for line in _lines(text[-_SCAN_CHARS:])[-_TAIL_LINES:][::-1]]
+    if dateline := _dateline(head):
+        return dateline
+    byline = (_byline(author, "author") if author else None) or _byline_lines(head)
+    if byline is not None and byline.kind == "full":
+        return byline
+    return _sign_off(tail) or byline or _contributor(tail)
 
 
 def _lines(text: str) -> list[str]:
     text = unicodedata.normalize("NFKC", text)
-    return [line.strip()[:_LINE_CHARS] for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _credit(names: str, kind: str, rule: str, evidence: str) -> AgencyCredit:
+def _credit(names: str, kind: str, rule: str, line: str, end: int = 0) -> AgencyCredit:
+    """A credit to the first agency of ``names``; its evidence is ``line``, cut to keep what ends at ``end``."""
     first = re.match(_NAME, names)
     assert first is not None  # every rule matched at least one name
-    snippet = " ".join(evidence.split())
-    if len(snippet) > _EVIDENCE_CHARS:
-        snippet = snippet[: _EVIDENCE_CHARS - 1] + "…"
+    snippet = line
+    if len(line) > _EVIDENCE_CHARS:
+        if end < _EVIDENCE_CHARS:
+            snippet = line[: _EVIDENCE_CHARS - 1] + "…"
+        else:
+            snippet = "…" + line[end - _EVIDENCE_CHARS + 2 : end] + ("…" if end < len(line) else "")
     return AgencyCredit(
         agency=_CANONICAL[first.group()],
         kind="full" if kind == "full" else "contributor",
         rule=rule,
-        evidence=snippet,
+        evidence=" ".join(snippet.split()),
     )
 
 
@@ -206,49 +236,66 @@ def _dateline(head: list[str]) -> AgencyCredit | None:
 
 
 def _byline(who: str, rule: str) -> AgencyCredit | None:
-    """A byline naming an agency: "The Associated Press", "Jovan Kesler, Reuters", "By AFP", "Reuters staff"."""
+    """A byline naming an agency: "The Associated Press", "Jovan Kesler, Reuters", "By AFP", "Reuters staff".
+
+    "Le Figaro avec AFP" is a contributor credit: the outlet's story with the agency's material.
+    """
     line = unicodedata.normalize("NFKC", who).strip()
     evidence = f"{rule}: {line}" if rule == "author" else line
     if (by := _BYLINE_LINE.fullmatch(line)) is not None:
         line = by.group("who")
-    for part in re.split(r"\s*(?:[,|/;·•]|\s[-–—]\s|\band\b|\bund\b|&)\s*", line):
-        part = re.sub(r"^(?i:redacción|redaction|rédaction|redaktion|redazione|redação)\s+", "", part.strip(" .()"))
-        part = re.sub(r"\s+(?i:staff|writer|reporters?|correspondents?|news\s+service)$", "", part)
-        if re.fullmatch(_NAMES, part) or re.fullmatch(rf"(?:[A-Z][\w.'’-]*\s+){{1,4}}(?:{_NAMES})", part):
-            names = re.search(rf"{_NAMES}$", part)
-            assert names is not None
-            return _credit(names.group(), "full", rule, evidence)
+    if (joint := _BYLINE_WITH.search(line)) is not None:
+        return _credit(joint.group("names"), "contributor", rule, evidence)
+    for part in _BYLINE_SPLIT.split(line):
+        part = _BYLINE_DESK.sub("", part.strip(" .()"))
+        if (match := _BYLINE_AGENCY.fullmatch(part)) is not None:
+            return _credit(match.group("names"), "full", rule, evidence)
     return None
 
 
 def _byline_lines(head: list[str]) -> AgencyCredit | None:
     for line in head:
-        if _BYLINE_LINE.fullmatch(line) and not _PHOTO.search(line) and (credit := _byline(line, "byline")):
+        if _BYLINE_LINE.fullmatch(line) and not _is_photo(line) and (credit := _byline(line, "byline")):
             return credit
     return None
 
 
 def _sign_off(tail: list[str]) -> AgencyCredit | None:
     for line in tail:
-        if _DPA_CODE.search(line):
-            return _credit("dpa", "full", "dpa-code", line)
-        if _PHOTO.search(line):
+        if (match := _DPA_CODE.search(line)) is not None:
+            return _credit("dpa", "full", "dpa-code", line, match.end())
+        if (match := _COPYRIGHT.search(line)) is not None:
+            return _credit(match.group("names"), "full", "copyright", line, match.end())
+        if (match := _WIRE_FEED.search(line)) is not None:
+            return _credit(UNNAMED, "full", "wire-feed-note", line, match.end())
+        if _is_photo(line):
             continue
         if (match := _SIGN_OFF.fullmatch(line)) is not None:
             return _credit(match.group("names"), "full", "sign-off", line)
         if (match := _TRAILING.search(line)) is not None and _WITH.fullmatch(line) is None:
-            return _credit(match.group("names") or match.group("dashed"), "full", "sign-off", line)
-        if _REUTERS_EDITING.search(line):
-            return _credit("Reuters", "full", "reuters-editing", line)
+            return _credit(match.group("names") or match.group("dashed"), "full", "sign-off", line, match.end())
+        if (match := _REUTERS_EDITING.search(line)) is not None:
+            return _credit("Reuters", "full", "reuters-editing", line, match.end())
     return None
 
 
 def _contributor(tail: list[str]) -> AgencyCredit | None:
     for line in tail:
-        if _PHOTO.search(line):
+        if _is_photo(line):
             continue
         if (match := _WITH.fullmatch(line)) is not None:
             return _credit(match.group("names") or match.group("based"), "contributor", "with-material", line)
-        if (match := _CONTRIBUTED.search(line)) is not None:
-            return _credit(match.group("names") or match.group("source"), "contributor", "contributed", line)
+        if (match := _CONTRIBUTING.match(line)) is not None:
+            return _credit(match.group("names"), "contributor", "contributed", line, match.end())
+        if _hinted(line, _CONTRIBUTED_HINTS) and (match := _CONTRIBUTED.search(line)) is not None:
+            return _credit(match.group("names") or match.group("source"), "contributor", "contributed", line, match.end())
     return None
+
+
+def _hinted(line: str, hints: tuple[str, ...]) -> bool:
+    folded = line.casefold()
+    return any(hint in folded for hint in hints)
+
+
+def _is_photo(line: str) -> bool:
+    return _hinted(line, _PHOTO_HINTS) and _PHOTO.search(line) is not None

@@ -76,6 +76,16 @@ ENGLISH = [
     _none("en", f"The airline cut 300 jobs, Reuters reported on Tuesday.\n\n{BODY_EN}"),
     _none("en", f"Protesters march in the capital. REUTERS/Ana Ferrol\n\n{BODY_EN}"),
     _none("en", f"Shares rose 4% after Bloomberg and Reuters reported the deal.\n\n{BODY_EN}", author="Jane Doe"),
+    _none("en", f"A Reuters-Ipsos poll showed support for the plan at 41%.\n\n{BODY_EN}"),
+    _none("en", f"Kyiv - Reuters poll shows most Ukrainians back talks.\n\n{BODY_EN}"),
+    _none("en", f"AFP news agency — which first reported the deal — cited two sources.\n\n{BODY_EN}"),
+    _none("en", f"The spokesman (AP) said nothing.\n\n{BODY_EN}", author="Metro Wire staff"),
+    _full("en", f"The storm weakened overnight.\n\n{BODY_EN}\n\nCopyright 2026 The Associated Press. All rights reserved.", "AP"),
+    _full("en", f"The index closed higher.\n\n{BODY_EN}\n\n(This story has not been edited by our staff and is auto-generated "
+          "from a syndicated feed.)", "agencies"),
+    _full("en", f"The strike ended on Friday.\n\n{BODY_EN}", "AP", author="By JOHN DOE, AP Business Writer"),
+    _contrib("en", f"The storm moved east.\n\n{BODY_EN}\n\nContributing: Jane Doe, USA TODAY; The Associated Press", "AP"),
+    _contrib("fr", f"Le Sénat a adopté le texte.\n\n{BODY_FR}", "AFP", author="Le Figaro avec AFP"),
     _none("en", f"The spokesman confirmed the report to dpa.\n\n{BODY_EN}\n\n© AFP"),
 ]
 

@@ -40,7 +40,7 @@ def test_credits_on_the_fixtures_have_precision_and_recall_and_evidence() -> Non
         if credit is not None:
             # The evidence is the line (or author metadata) the credit was read from.
             source = _flat(fixture.author or "") if credit.rule == "author" else _flat(fixture.text)
-            assert credit.rule and credit.evidence.removeprefix("author: ").rstrip("…") in source
+            assert credit.rule and credit.evidence.removeprefix("author: ").strip("…") in source
         if credit is not None and found == fixture.agency:
             assert credit.kind == fixture.kind, fixture.text
     precision = true_positives / (true_positives + false_positives)
@@ -85,6 +85,7 @@ def test_a_dateline_in_the_first_lines_is_a_full_credit(text: str, agency: str) 
         ("JOHN DOE Associated Press", "AP"),
         ("Staff and agencies", "agencies"),
         ("ТАСС", "TASS"),
+        ("By JOHN DOE, AP Business Writer", "AP"),
     ],
 )
 def test_the_author_metadata_is_a_byline_credit(author: str, agency: str) -> None:
@@ -96,6 +97,14 @@ def test_the_author_metadata_is_a_byline_credit(author: str, agency: str) -> Non
 @pytest.mark.parametrize("author", ["Ravi Kumar", "Metro Wire staff", "Coastline Daily News Desk", "AP Dhillon fan club"])
 def test_an_author_that_is_not_an_agency_credits_none(author: str) -> None:
     assert detect_credit(f"The council met on Monday.\n\n{BODY}", author) is None
+
+
+def test_an_outlets_byline_with_an_agency_is_a_contributor_credit() -> None:
+    credit = detect_credit(f"Le Sénat a voté le texte.\n\n{BODY}", "Le Figaro avec AFP")
+    assert credit is not None and (credit.agency, credit.kind, credit.rule) == ("AFP", "contributor", "author")
+    # ... unless the text gives the agency's full credit.
+    credit = detect_credit(f"Le Sénat a voté le texte.\n\n{BODY}\n\n(Reuters)", "Le Figaro avec AFP")
+    assert credit is not None and (credit.agency, credit.kind) == ("Reuters", "full")
 
 
 def test_a_byline_line_in_the_text_is_a_credit() -> None:
@@ -114,6 +123,8 @@ def test_a_byline_line_in_the_text_is_a_credit() -> None:
         ("来源：新华社", "Xinhua", "sign-off"),
         ("(Reporting by Anna Lee; Editing by Mark Potter)", "Reuters", "reuters-editing"),
         ("© dpa-infocom, dpa:261205-99-123456/3", "dpa", "dpa-code"),
+        ("Copyright 2026 The Associated Press. All rights reserved.", "AP", "copyright"),
+        ("(This story has not been edited and is auto-generated from a syndicated feed.)", "agencies", "wire-feed-note"),
     ],
 )
 def test_a_sign_off_in_the_last_lines_is_a_full_credit(last: str, agency: str, rule: str) -> None:
@@ -136,6 +147,7 @@ def test_a_sign_off_in_the_last_lines_is_a_full_credit(last: str, agency: str, r
         ("Con información de EFE", "EFE", "with-material"),
         ("Com informações da Reuters", "Reuters", "with-material"),
         ("По материалам ТАСС", "TASS", "with-material"),
+        ("Contributing: Jane Doe, USA TODAY; The Associated Press", "AP", "contributed"),
     ],
 )
 def test_a_contribution_in_the_last_lines_is_a_contributor_credit(last: str, agency: str, rule: str) -> None:
@@ -171,6 +183,13 @@ def test_a_mention_is_not_a_credit(text: str) -> None:
 def test_a_photo_credit_is_not_a_credit(caption: str) -> None:
     assert detect_credit(f"{caption}\n\n{BODY}") is None
     assert detect_credit(f"The council met.\n\n{BODY}\n\n{caption}") is None
+
+
+def test_a_long_last_paragraph_keeps_its_sign_off() -> None:
+    credit = detect_credit(f"The council met.\n\n{BODY}\n\n{'The vote is on Thursday. ' * 30}(AFP)")
+    assert credit is not None and (credit.agency, credit.rule) == ("AFP", "sign-off")
+    assert credit.evidence.startswith("…") and credit.evidence.endswith("Thursday. (AFP)")
+    assert len(credit.evidence) <= 200
 
 
 def test_a_credit_in_the_middle_of_a_long_text_is_not_looked_for() -> None:
