@@ -141,6 +141,7 @@ _DPA_CODE = re.compile(r"\bdpa:\d{6}-\d{2}-\d+")
 _COPYRIGHT = re.compile(
     rf"(?i:copyright|©)\s*(?:\(c\)\s*)?\d{{4}}\s+(?P<names>{_NAMES})\b.{{0,80}}(?i:all\s+rights\s+reserved|may\s+not\s+be)"
 )
+_AP_NOTE = re.compile(r"\bAP is solely responsible for all content")  # AP's note on its funded coverage
 _WIRE_FEED = re.compile(r"(?i:(?:published|generated)\s+from\s+an?\s+(?:wire\s+agency|agency|syndicated)\s+feed)")
 _SOURCE = r"(?:(?i:source|sources|quelle|quellen|fuente|fonte|fonti|text|texto|testo)|Источник|来源|來源|出典|出所|المصدر)\s*:\s*"
 _SIGN_OFF = re.compile(rf"[\s(\[—–-]*(?:{_SOURCE})?(?P<names>{_NAMES})[\s)\].]*")
@@ -230,7 +231,8 @@ def _dateline(head: list[str]) -> AgencyCredit | None:
     for line in head:
         for pattern in (_DATELINE, _DATELINE_PLACE_IN, _DATELINE_BRACKETS, _DATELINE_AGENCY_FIRST, _DATELINE_AFTER_DASH,
                         _DATELINE_BEFORE_DASH):
-            if (match := pattern.match(line)) is not None:
+            # A caption's credit ("Photo: Jane Doe/AFP/") is no dateline; what follows one may mention photos.
+            if (match := pattern.match(line)) is not None and not _is_photo(line[: match.end()]):
                 return _credit(match.group("names"), "full", "dateline", line)
     return None
 
@@ -266,6 +268,8 @@ def _sign_off(tail: list[str]) -> AgencyCredit | None:
             return _credit("dpa", "full", "dpa-code", line, match.end())
         if (match := _COPYRIGHT.search(line)) is not None:
             return _credit(match.group("names"), "full", "copyright", line, match.end())
+        if (match := _AP_NOTE.search(line)) is not None:
+            return _credit("AP", "full", "sign-off", line, match.end())
         if (match := _WIRE_FEED.search(line)) is not None:
             return _credit(UNNAMED, "full", "wire-feed-note", line, match.end())
         if _is_photo(line):

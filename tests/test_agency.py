@@ -124,6 +124,7 @@ def test_a_byline_line_in_the_text_is_a_credit() -> None:
         ("(Reporting by Anna Lee; Editing by Mark Potter)", "Reuters", "reuters-editing"),
         ("© dpa-infocom, dpa:261205-99-123456/3", "dpa", "dpa-code"),
         ("Copyright 2026 The Associated Press. All rights reserved.", "AP", "copyright"),
+        ("The AP receives support from the Foundation. AP is solely responsible for all content.", "AP", "sign-off"),
         ("(This story has not been edited and is auto-generated from a syndicated feed.)", "agencies", "wire-feed-note"),
     ],
 )
@@ -178,11 +179,17 @@ def test_a_mention_is_not_a_credit(text: str) -> None:
 @pytest.mark.parametrize(
     "caption",
     ["Smoke rises over the port. (AP Photo/Lena Brook)", "Photo: AP", "Foto: Lena Brandl/dpa", "© AFP",
-     "Protesters march. REUTERS/Ana Ferrol", "Bild: AFP", "Фото: РИА Новости", "新华社发（王磊摄）"],
+     "Protesters march. REUTERS/Ana Ferrol", "Bild: AFP", "Фото: РИА Новости", "新华社发（王磊摄）",
+     "Photo: Jane Doe/AFP/", "Smoke over the port (Photo: Reuters)"],
 )
 def test_a_photo_credit_is_not_a_credit(caption: str) -> None:
     assert detect_credit(f"{caption}\n\n{BODY}") is None
     assert detect_credit(f"The council met.\n\n{BODY}\n\n{caption}") is None
+
+
+def test_a_dateline_followed_by_a_mention_of_photos_is_a_credit() -> None:
+    credit = detect_credit(f"PARIS (AFP) - Photos of the fire spread online.\n\n{BODY}")
+    assert credit is not None and (credit.agency, credit.rule) == ("AFP", "dateline")
 
 
 def test_a_long_last_paragraph_keeps_its_sign_off() -> None:
