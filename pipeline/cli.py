@@ -18,6 +18,7 @@ from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pipeline.demo.run import DemoResult
+    from pipeline.models import AgencyCredit
 
 log = logging.getLogger("pipeline.cli")
 
@@ -195,6 +196,7 @@ def _cmd_clusters_show(args: argparse.Namespace) -> int:
             "url": link_of(articles[m.article_id].url),  # None: text from a feed entry without a link
             "published": articles[m.article_id].published,
             "text_source": articles[m.article_id].text_source.value,
+            "credit": articles[m.article_id].credit,
             "matched_article_id": m.matched_article_id,
             "jaccard": m.jaccard,
             "containment": m.containment,
@@ -218,6 +220,41 @@ def _cmd_clusters_show(args: argparse.Namespace) -> int:
                    f"(jaccard {row['jaccard']:.2f}, containment {row['containment']:.2f})")
         print(f"  {row['article_id']}  {row['outlet']}: {row['title']}")
         print(f"      {row['url'] or '(no link)'}\n      {how}; text from {row['text_source']}")
+        if (credit := articles[str(row["article_id"])].credit) is not None:
+            print(f"      {_credit_line(credit)}")
+    return EXIT_OK
+
+
+def _credit_line(credit: AgencyCredit) -> str:
+    return f"credits {credit.agency} ({credit.kind} credit, rule {credit.rule}): {credit.evidence}"
+
+
+def _cmd_articles_show(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+    from pipeline.urls import article_id, canonicalize, link_of
+
+    key = args.key
+    if "://" in key:  # a URL: stored under its canonical form
+        key = article_id(canonicalize(key) or key)
+    elif key.startswith("urn:"):  # the key of a feed entry without a link
+        key = article_id(key)
+    with closing(Store(_settings(args).resolved_store_url)) as store:
+        article = store.articles_by_id([key]).get(key)
+        member = store.membership(key) if article else None
+    if article is None:
+        raise NewsaggError(f"no article {args.key!r} (an article id or URL; see `newsagg clusters show`)")
+    if args.json:
+        _print_json({"article": article, "cluster_id": member.cluster_id if member else None})
+        return EXIT_OK
+    print(f"{article.title}  [{article.id}]")
+    print(f"  {article.outlet} · {link_of(article.url) or '(no link)'}")
+    when = f"{article.published:%Y-%m-%d %H:%M}" if article.published else "no date"
+    print(f"  published {when} · fetched {article.fetched_at:%Y-%m-%d %H:%M}"
+          f" · language {article.language or 'unknown'} · author {article.author or 'none'}")
+    reason = f" ({article.text_source_reason})" if article.text_source_reason else ""
+    print(f"  text from {article.text_source.value}{reason}, {len(article.text)} characters")
+    print(f"  {_credit_line(article.credit) if article.credit else 'credits no wire agency'}")
+    print(f"  cluster {member.cluster_id if member else '(not clustered yet)'}")
     return EXIT_OK
 
 
@@ -624,7 +661,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--outlet", help="only stories this outlet ran")
     search.add_argument("--language", help="only stories in this language (e.g. en)")
-    search.add_argument("--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, agencies)")
+    search.add_argument(
+        "--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, EFE, Xinhua, ...; agencies)"
+    )
     search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
     search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
     search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
@@ -642,6 +681,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_cmd_clusters_show)
+
+    articles = commands.add_parser("articles", parents=[common], help="inspect stored articles")
+    article_commands = articles.add_subparsers(required=True, metavar="SUBCOMMAND")
+    article_show = article_commands.add_parser(
+        "show", parents=[common], help="one article: metadata, where its text came from, the agency it credits"
+    )
+    article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
+    article_show.add_argument("--json", action="store_true")
+    article_show.set_defaults(handler=_cmd_articles_show)
 
     extract = commands.add_parser(
         "extract", parents=[common], help="extract article text and metadata from files or URLs, one JSON line each"

@@ -35,6 +35,7 @@ from trafilatura import bare_extraction
 from trafilatura.settings import Document
 
 from pipeline.charsets import guess_encoding
+from pipeline.agency import detect_credit
 from pipeline.errors import ExtractionError
 from pipeline.models import Article, FeedEntry, Fetched, TextSource
 from pipeline.settings import ExtractionSettings
@@ -442,6 +443,7 @@ def build_article(
     # Page metadata beats the feed's even when the page text fell short (a paywalled
     # page still names its title, author and date).
     meta = found
+    author = (meta.author if meta and meta.author else None) or entry.author
     return Article(
         id=article_id(entry.url),
         url=entry.url,
@@ -452,10 +454,11 @@ def build_article(
         fetched_at=now,
         text_source=source,
         feed_id=entry.feed_id,
-        author=(meta.author if meta and meta.author else None) or entry.author,
+        author=author,
         language=(meta.language if meta else None) or _primary_subtag(feed_language),
         text_source_reason=reason,
         tags=tuple(tags),
+        credit=detect_credit(text, author),
     )
 
 

@@ -85,6 +85,16 @@ class TextSource(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class AgencyCredit:
+    """The wire agency an article credits, and where it says so (pipeline.agency)."""
+
+    agency: str  # canonical: "AP", "AFP", "Reuters", "dpa", "EFE", "Xinhua", ...; "agencies" for unnamed wires
+    kind: Literal["full", "contributor"]  # the agency's story, or material an outlet's story used
+    rule: str  # the rule that found it: "dateline", "author", "byline", "sign-off", "contributed", ...
+    evidence: str  # the line (or author metadata) carrying the credit
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """An extracted article, the unit that is clustered."""
 
@@ -101,6 +111,7 @@ class Article:
     language: str | None = None
     text_source_reason: str | None = None
     tags: tuple[str, ...] = ()  # its feed's tags (feeds.yaml)
+    credit: AgencyCredit | None = None  # the wire agency it credits (set by extraction)
 
     @property
     def arrival_key(self) -> tuple[datetime, str]:

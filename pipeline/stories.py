@@ -6,7 +6,6 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from pipeline.clustering import detect_agency
 from pipeline.models import Article, Source, Story
 from pipeline.urls import link_of
 
@@ -20,7 +19,8 @@ def build_story(cluster_id: str, members: Sequence[Article]) -> Story:
     The most complete copy (the longest text; the earliest on a tie) gives the title,
     text and summary, since outlets trim agency copy rather than extend it; every copy
     is listed as a source, oldest first (without a URL when the article came from a feed
-    entry without a link). The story carries every tag of its articles.
+    entry without a link). The story carries every tag of its articles, and the agency
+    its articles credit (see :func:`story_agency`).
 
     Args:
         cluster_id: becomes the story id.
@@ -32,7 +32,6 @@ def build_story(cluster_id: str, members: Sequence[Article]) -> Story:
     representative = max(by_arrival, key=lambda a: len(a.text))  # max keeps the first of equals
     arrivals = [a.arrival_key[0] for a in by_arrival]
     languages = Counter(a.language for a in by_arrival if a.language)
-    agencies = Counter(agency for a in by_arrival if (agency := detect_agency(a.text)))
     return Story(
         id=cluster_id,
         title=representative.title,
@@ -45,9 +44,24 @@ def build_story(cluster_id: str, members: Sequence[Article]) -> Story:
         first_seen=min(arrivals),
         last_seen=max(arrivals),
         language=languages.most_common(1)[0][0] if languages else None,
-        agency=agencies.most_common(1)[0][0] if agencies else None,
+        agency=story_agency(by_arrival),
         tags=tuple(sorted({tag for a in by_arrival for tag in a.tags})),
     )
+
+
+def story_agency(members: Sequence[Article]) -> str | None:
+    """The agency a story is credited to, from its articles' credits.
+
+    The agency most of its articles give a full credit (dateline, byline, sign-off);
+    contributor credits ("AP contributed to this report") count only when no article
+    gives a full credit, since an outlet's own story using wire material is not the
+    wire's story. On a tie, the agency of the earliest article in ``members``.
+    """
+    for kind in ("full", "contributor"):
+        agencies = Counter(a.credit.agency for a in members if a.credit is not None and a.credit.kind == kind)
+        if agencies:
+            return agencies.most_common(1)[0][0]
+    return None
 
 
 def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:

@@ -61,8 +61,27 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     matched = [m for m in shown["members"] if m["matched_article_id"]]
     assert len(matched) == 5 and all(0 < m["containment"] <= 1 for m in matched)
 
+    # Every member of the rocket story credits AP, with the line that says so.
+    assert shown["story"]["agency"] == "AP"
+    assert {m["credit"]["agency"] for m in shown["members"]} == {"AP"}
+    assert all(m["credit"]["rule"] and m["credit"]["evidence"] for m in shown["members"])
+
     code, out, _ = run_cli(capsys, "clusters", "show", clusters[0]["id"])
     assert code == 0 and "founded the cluster" in out and "containment" in out
+    assert "wire: AP" in out and "credits AP (full credit, rule dateline): CAPE MORROW (AP) —" in out
+
+    first = shown["members"][0]
+    code, out, _ = run_cli(capsys, "articles", "show", first["article_id"], "--json")
+    by_id = json.loads(out)
+    assert code == 0 and by_id["cluster_id"] == shown["id"]
+    assert by_id["article"]["credit"] == first["credit"] and by_id["article"]["text_source"] == "page"
+    code, out, _ = run_cli(capsys, "articles", "show", first["url"], "--json")
+    assert code == 0 and json.loads(out) == by_id
+    code, out, _ = run_cli(capsys, "articles", "show", first["url"])
+    assert code == 0 and f"[{first['article_id']}]" in out and "text from page" in out
+    assert f"credits AP ({first['credit']['kind']} credit, rule {first['credit']['rule']})" in out
+    code, _, err = run_cli(capsys, "articles", "show", "nope")
+    assert code == 1 and "no article 'nope'" in err
 
     code, out, _ = run_cli(capsys, "feeds", "status", "--json")
     states = json.loads(out)

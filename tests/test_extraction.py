@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -308,6 +309,19 @@ def test_already_extracted_page_is_not_extracted_again() -> None:
     nothing = build_article(entry(), page(realistic_page()), outlet="Ledger", settings=SETTINGS, now=NOW, extracted=None)
     assert nothing.text_source is TextSource.FEED_CONTENT
     assert nothing.text_source_reason == "no article text found on the page"
+
+
+def test_the_article_credits_the_agency_of_its_byline_metadata() -> None:
+    # Extraction leaves the byline out of the text: the page's author metadata carries the credit.
+    found = ExtractedPage(title="T", text="The central bank held rates.\n\n" + "y" * 500, author="Jovan Kesler, Reuters",
+                          date=None, site_name=None, language="en")
+    article = build_article(entry(), page(b"<html/>"), outlet="L", settings=SETTINGS, now=NOW, extracted=found)
+    assert article.credit is not None
+    assert (article.credit.agency, article.credit.kind, article.credit.rule) == ("Reuters", "full", "author")
+    assert article.credit.evidence == "author: Jovan Kesler, Reuters"
+    own = build_article(entry(), page(b"<html/>"), outlet="L", settings=SETTINGS, now=NOW,
+                        extracted=replace(found, author="Dana Kessling"))
+    assert own.credit is None
 
 
 def test_day_only_page_date_defers_to_the_feed_time() -> None:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from pipeline.cli import main
 from pipeline.errors import StoreError
 from pipeline.models import (
+    AgencyCredit,
     Article,
     Assignment,
     FeedEntry,
@@ -141,10 +142,11 @@ def test_a_failure_streak_is_dated_and_a_repeated_attempt_not_counted(store: Sto
     assert [s.source.id for s in store.feed_states(["other", *ids])] == [*ids, "other"]
 
 
-def test_saving_an_article_twice_adds_it_once_and_closes_its_entry(store: Store) -> None:
+def test_saving_an_article_twice_adds_it_once_and_closes_its_entry_and_keeps_its_credit(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(1)], Validators(), now=T0, next_attempt_at=T0)
-    a = replace(article(1), url=entry(1).url)
+    credit = AgencyCredit(agency="Reuters", kind="contributor", rule="contributed", evidence="Reuters contributed.")
+    a = replace(article(1), url=entry(1).url, credit=credit)
     assert store.save_article(a) is True
     assert store.save_article(a) is False
     assert store.pending_entries(10) == []

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.models import Article, TextSource
-from pipeline.stories import build_story, summarize
+from pipeline.agency import detect_credit
+from pipeline.models import AgencyCredit, Article, TextSource
+from pipeline.stories import build_story, story_agency, summarize
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -14,7 +16,7 @@ def copy(article_id: str, outlet: str, title: str, text: str, minutes: int, lang
     return Article(
         id=article_id, url=f"https://{outlet}.example/{article_id}", outlet=outlet, title=title, text=text,
         published=T0 + timedelta(minutes=minutes), fetched_at=T0 + timedelta(hours=2),
-        text_source=TextSource.PAGE, language=language,
+        text_source=TextSource.PAGE, language=language, credit=detect_credit(text),
     )
 
 
@@ -35,6 +37,30 @@ def test_most_complete_copy_represents_the_story_and_every_source_is_listed() ->
     assert (story.article_count, story.outlet_count, story.outlets) == (3, 3, ["courier", "gazette", "ledger"])
     assert story.language == "en"
     assert story.agency == "Reuters"
+
+
+def credited(article_id: str, agency: str | None, kind: str = "full") -> Article:
+    article = copy(article_id, "outlet", "t", "text", 0)
+    if agency is None:
+        return article
+    credit = AgencyCredit(agency=agency, kind="full" if kind == "full" else "contributor", rule="r", evidence="e")
+    return replace(article, credit=credit)
+
+
+@pytest.mark.parametrize(
+    ("credits", "agency"),
+    [
+        ([("AP", "full"), ("Reuters", "full"), ("Reuters", "full")], "Reuters"),  # the most common full credit
+        ([("Reuters", "contributor"), ("Reuters", "contributor"), ("AFP", "full")], "AFP"),  # full beats contributor
+        ([("AP", "contributor"), (None, "")], "AP"),  # a contributor credit when no article gives a full one
+        ([("AFP", "full"), ("dpa", "full")], "AFP"),  # a tie: the earliest article's
+        ([(None, ""), (None, "")], None),
+    ],
+)
+def test_story_agency_follows_from_its_articles_credits(credits: list[tuple[str | None, str]], agency: str | None) -> None:
+    members = [credited(str(i), name, kind) for i, (name, kind) in enumerate(credits)]
+    assert story_agency(members) == agency
+    assert build_story("c1", members).agency == agency
 
 
 def test_a_cluster_without_articles_is_a_programming_error() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.models import Article, Assignment, Membership, Signature, TextSource
+from pipeline.models import AgencyCredit, Article, Assignment, Membership, Signature, TextSource
 from pipeline.storage.base import StoreBase, chunks
 from pipeline.storage.schema import (
     UTCDateTime,
@@ -43,6 +43,10 @@ class ArticleStore(StoreBase):
                 text_source=article.text_source.value,
                 text_source_reason=article.text_source_reason,
                 tags=list(article.tags),
+                agency=article.credit.agency if article.credit else None,
+                agency_credit=article.credit.kind if article.credit else None,
+                agency_rule=article.credit.rule if article.credit else None,
+                agency_evidence=article.credit.evidence if article.credit else None,
             )
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
             conn.execute(entries.update().where(entries.c.url == article.url).values(state="done"))
@@ -205,7 +209,15 @@ def _article(row: Any) -> Article:
         language=row["language"],
         text_source_reason=row["text_source_reason"],
         tags=tuple(row["tags"] or ()),
+        credit=_credit(row),
     )
+
+
+def _credit(row: Any) -> AgencyCredit | None:
+    if row["agency"] is None:
+        return None
+    kind: Literal["full", "contributor"] = "contributor" if row["agency_credit"] == "contributor" else "full"
+    return AgencyCredit(agency=row["agency"], kind=kind, rule=row["agency_rule"] or "", evidence=row["agency_evidence"] or "")
 
 
 def _membership(row: Any) -> Membership:

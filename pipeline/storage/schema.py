@@ -107,6 +107,12 @@ articles = sa.Table(
     sa.Column("text_source", sa.String(20), nullable=False),
     sa.Column("text_source_reason", CleanText),
     sa.Column("tags", sa.JSON),  # its feed's tags
+    # The wire agency it credits (pipeline.agency): the agency, "full" or
+    # "contributor", the rule that found the credit and the line carrying it.
+    sa.Column("agency", sa.String(40)),
+    sa.Column("agency_credit", sa.String(20)),
+    sa.Column("agency_rule", sa.String(40)),
+    sa.Column("agency_evidence", CleanText),
 )
 
 signatures = sa.Table(

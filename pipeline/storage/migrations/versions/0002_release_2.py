@@ -50,6 +50,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tags', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('agency', sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column('agency_credit', sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column('agency_rule', sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column('agency_evidence', sa.Text(), nullable=True))
 
     with op.batch_alter_table('entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=80), nullable=True))
@@ -106,6 +110,10 @@ def downgrade() -> None:
         batch_op.drop_column('claimed_by')
 
     with op.batch_alter_table('articles', schema=None) as batch_op:
+        batch_op.drop_column('agency_evidence')
+        batch_op.drop_column('agency_rule')
+        batch_op.drop_column('agency_credit')
+        batch_op.drop_column('agency')
         batch_op.drop_column('tags')
 
     op.drop_table('outbox_seq')
