@@ -87,7 +87,10 @@ def test_a_store_of_the_previous_release_upgrades_and_keeps_its_data(
         assert (state.source.name, state.source.tags, state.entries_seen, state.failure_score) == (
             "Harbor City Ledger", ("local",), 1, 0.0)
         assert state.last_success_at == datetime(2026, 11, 1, 12, tzinfo=UTC)
-        assert store.articles_by_id(["a1"])["a1"].title == "Port strike"
+        article = store.articles_by_id(["a1"])["a1"]
+        assert article.title == "Port strike"
+        # Credits are kept per article now: the stored ones are credited by the upgrade.
+        assert article.credit is not None and (article.credit.agency, article.credit.kind) == ("AP", "full")
         story = store.story("a1")
         assert story is not None and story.sources[0].url == "https://ledger.example/a/1"
         assert store.memberships_of("a1")[0].article_id == "a1"

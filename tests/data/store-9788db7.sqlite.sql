@@ -141,12 +141,12 @@ INSERT INTO entries (url, feed_id, title, summary, content, author, published, g
   '2026-11-01 12:00:00', 'done', 0, NULL);
 INSERT INTO articles (id, url, feed_id, outlet, title, text, author, published, fetched_at, arrived_at, language,
   text_source, text_source_reason)
-  VALUES ('a1', 'https://ledger.example/a/1', 'ledger', 'Harbor City Ledger', 'Port strike', 'Dockworkers walked out.',
+  VALUES ('a1', 'https://ledger.example/a/1', 'ledger', 'Harbor City Ledger', 'Port strike', 'CAPE MORROW (AP) — Dockworkers walked out.',
   NULL, '2026-11-01 11:00:00', '2026-11-01 12:01:00', '2026-11-01 11:00:00', 'en', 'page', NULL);
 INSERT INTO signatures (article_id, data, at) VALUES ('a1', X'00ff', '2026-11-01 11:00:00');
 INSERT INTO memberships (article_id, cluster_id, matched_article_id, jaccard, containment) VALUES ('a1', 'a1', NULL, NULL, NULL);
 INSERT INTO stories (id, title, text, summary, sources, article_count, outlet_count, first_seen, last_seen, language, agency)
-  VALUES ('a1', 'Port strike', 'Dockworkers walked out.', 'Dockworkers walked out.',
+  VALUES ('a1', 'Port strike', 'CAPE MORROW (AP) — Dockworkers walked out.', 'Dockworkers walked out.',
   '[{"article_id": "a1", "outlet": "Harbor City Ledger", "url": "https://ledger.example/a/1", "title": "Port strike", "published": null}]',
   1, 1, '2026-11-01 11:00:00', '2026-11-01 11:00:00', 'en', NULL);
 INSERT INTO outbox (kind, doc_id, seq, deleted, attempts, last_error) VALUES ('story', 'a1', 1, FALSE, 0, NULL);

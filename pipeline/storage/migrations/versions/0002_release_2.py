@@ -80,6 +80,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tags', sa.JSON(), nullable=True))
 
     _feed_url_keys()
+    _article_credits()
 
 
 def downgrade() -> None:
@@ -146,3 +147,34 @@ def _feed_url_keys() -> None:
     for key, (_, feed_id) in owners.items():
         conn.execute(update, {"key": key, "id": feed_id})
     op.create_index('ix_feeds_url_key', 'feeds', ['url_key'], unique=True)
+
+
+# -- agency credits per article (issue 15) ----------------------------------------------------
+
+
+def _article_credits() -> None:
+    """Credit the articles stored before credits were kept per article, as newsagg reads credits today.
+
+    Stories took their agency from their members' text when they were built; now they take
+    it from the members' stored credits, so without this a story rebuilt after the upgrade
+    would lose the agency of its older members.
+    """
+    from pipeline.agency import detect_credit
+
+    conn = op.get_bind()
+    select = sa.text("SELECT id, text, author FROM articles WHERE id > :after ORDER BY id LIMIT 1000")
+    update = sa.text(
+        "UPDATE articles SET agency = :agency, agency_credit = :kind, agency_rule = :rule, "
+        "agency_evidence = :evidence WHERE id = :id"
+    )
+    after = ""
+    while rows := list(conn.execute(select, {"after": after})):
+        credited = [(row.id, detect_credit(row.text, row.author)) for row in rows]
+        changes = [
+            {"id": article_id, "agency": c.agency, "kind": c.kind, "rule": c.rule, "evidence": c.evidence}
+            for article_id, c in credited
+            if c is not None
+        ]
+        if changes:
+            conn.execute(update, changes)
+        after = rows[-1].id
