@@ -130,12 +130,14 @@ FEED_ENTRY_URN = "urn:newsagg:"
 MAX_URL_LENGTH = 8192
 
 
-def canonicalize(url: str, base: str | None = None) -> str | None:
+def canonicalize(url: str, base: str | None = None, *, tidy_query: bool = True) -> str | None:
     """Return the canonical spelling of an http(s) URL, or None if it is not one.
 
     Args:
         url: an absolute or relative URL, as found in a feed or page.
         base: the URL ``url`` is relative to (the document it was found in).
+        tidy_query: drop tracking parameters and sort the rest (False: keep the query as
+            written, escapes normalised; see :func:`feed_url_key`).
 
     Returns:
         The canonical absolute URL (see the module docstring for the rules), or
@@ -156,7 +158,7 @@ def canonicalize(url: str, base: str | None = None) -> str | None:
         elif base:
             base = _STRIP_INSIDE.sub("", base).strip()
             url = urljoin(base, url)
-        return _canonicalize_absolute(url)
+        return _canonicalize_absolute(url, tidy_query=tidy_query)
     except (ValueError, UnicodeError):
         # urlsplit raises on malformed IPv6 literals, idna on invalid labels.
         return None
@@ -170,15 +172,7 @@ def feed_url_key(url: str) -> str | None:
     (a server may read its parameters in order). The scheme counts: ``http`` and
     ``https`` may be different feeds, and moving between them is a change of URL.
     """
-    if not isinstance(url, str):
-        return None
-    url = _STRIP_INSIDE.sub("", url).strip()
-    if not url or len(url) > MAX_URL_LENGTH:
-        return None
-    try:
-        return _canonicalize_absolute(url, tidy_query=False)
-    except (ValueError, UnicodeError):
-        return None
+    return canonicalize(url, tidy_query=False)
 
 
 def redact_url(url: str) -> str:
