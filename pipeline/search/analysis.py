@@ -24,7 +24,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable
-from functools import cache
+from functools import cache, lru_cache
 
 import Stemmer
 
@@ -55,17 +55,17 @@ _ASCII_SEPARATORS = bytes.maketrans(_ASCII_NOT_ALNUM, b" " * len(_ASCII_NOT_ALNU
 
 def analyze(text: str, language: str | None) -> list[str]:
     """The terms of a text in the given language, in order, as both backends index them."""
+    stem = _stemmer(language)
     if text.isascii():
         words = text.lower().encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii").split()
-        return _stemmer(language)(words)
+        return words if stem is None else list(map(stem, words))
     terms: list[str] = []
     for word, unspaced in _tokens(text):
         if unspaced:
             terms.extend(_bigrams(word))
         else:
-            terms.append(word)
-    # Bigrams go through the stemmer too: no Snowball algorithm changes a CJK character.
-    return _stemmer(language)(terms)
+            terms.append(word if stem is None else stem(word))
+    return terms
 
 
 def query_terms(text: str, languages: Iterable[str | None]) -> list[list[str]]:
@@ -82,9 +82,9 @@ def query_terms(text: str, languages: Iterable[str | None]) -> list[list[str]]:
 
 def highlighted_spans(text: str, language: str | None, terms: set[str]) -> list[tuple[int, int]]:
     """Where in ``text`` the words whose terms are among ``terms`` stand, as (start, end) offsets."""
-    stem = _stemmer(language)
+    stem = _stemmer(language) or str
     spans: list[tuple[int, int]] = []
-    for match in _token_pattern().finditer(text):
+    for match in _token_pattern(text).finditer(text):
         word = _fold(match.group())
         if match.group(1) is not None:
             # A pair of characters matched: highlight both of its characters.
@@ -96,7 +96,7 @@ def highlighted_spans(text: str, language: str | None, terms: set[str]) -> list[
                         spans[-1] = (spans[-1][0], end)
                     else:
                         spans.append((start, end))
-        elif stem([word])[0] in terms:
+        elif stem(word) in terms:
             spans.append(match.span())
     return spans
 
@@ -104,18 +104,14 @@ def highlighted_spans(text: str, language: str | None, terms: set[str]) -> list[
 def stemmed_prefixes(text: str, languages: Iterable[str | None]) -> list[str]:
     """The terms of a query that its stemmers shortened, for highlighting words that start with them."""
     words = [word for word, unspaced in _tokens(text) if not unspaced]
-    found = {
-        term
-        for language in {*languages}
-        for word, term in zip(words, _stemmer(language)(words), strict=True)
-        if term != word and len(term) >= 3
-    }
-    return sorted(found)
+    stemmers = [stem for language in {*languages} if (stem := _stemmer(language)) is not None]
+    return sorted({term for stem in stemmers for word in words if (term := stem(word)) != word and len(term) >= 3})
 
 
 def _tokens(text: str) -> list[tuple[str, bool]]:
     """The folded tokens of a text, each with whether it is a run of an unspaced script."""
-    return [(run, True) if run else (word, False) for run, word in _token_pattern().findall(_fold(text))]
+    folded = _fold(text)
+    return [(run, True) if run else (word, False) for run, word in _token_pattern(folded).findall(folded)]
 
 
 def _bigrams(run: str) -> list[str]:
@@ -124,11 +120,21 @@ def _bigrams(run: str) -> list[str]:
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
-@cache
-def _token_pattern() -> re.Pattern[str]:
+_WORDS = re.compile(rf"([{_UNSPACED}]+)|([^\W_{_UNSPACED}]+)")
+
+
+def _token_pattern(text: str) -> re.Pattern[str]:
     """A run of unspaced-script characters (group 1), or a word of letters, marks and digits (group 2)."""
-    # Marks (vowel signs of Indic scripts, Arabic vowel points) belong to their word; Python's
-    # \w has no marks, so their ranges are listed once, when the first text is analysed.
+    # Marks (vowel signs of Indic scripts, Arabic vowel points) belong to their word, but
+    # Python's \w has none, and a class of every mark is slow to match: only a text with a
+    # mark (folding took those of Latin letters away) needs it.
+    if any(unicodedata.category(c)[0] == "M" for c in set(text)):
+        return _words_with_marks()
+    return _WORDS
+
+
+@cache
+def _words_with_marks() -> re.Pattern[str]:
     marks = "".join(_ranges(cp for cp in range(0x300, 0x20000) if unicodedata.category(chr(cp))[0] == "M"))
     return re.compile(rf"([{_UNSPACED}]+)|((?:[^\W_{_UNSPACED}]|[{marks}])+)")
 
@@ -168,22 +174,20 @@ def _latin(c: str) -> bool:
     return bool(c) and (ord(c) < 0x250 or 0x1E00 <= ord(c) <= 0x1EFF)
 
 
-def _unchanged(words: list[str]) -> list[str]:
-    return words
-
-
 _local = threading.local()  # a Stemmer keeps state while it stems: one per thread
+STEM_CACHE = 200_000  # words per language and thread; news vocabulary repeats, most words are stemmed once
 
 
-def _stemmer(language: str | None) -> Callable[[list[str]], list[str]]:
-    """``stemWords`` of the language's Snowball stemmer (which caches stems), or the identity."""
+def _stemmer(language: str | None) -> Callable[[str], str] | None:
+    """The stem of a word in the language (Snowball), or None for a language without a stemmer."""
     algorithm = STEMMERS.get(language or "")
     if algorithm is None:
-        return _unchanged
-    stemmers: dict[str, Callable[[list[str]], list[str]]] | None = getattr(_local, "stemmers", None)
+        return None
+    stemmers: dict[str, Callable[[str], str]] | None = getattr(_local, "stemmers", None)
     if stemmers is None:
         stemmers = _local.stemmers = {}
     found = stemmers.get(algorithm)
     if found is None:
-        found = stemmers[algorithm] = Stemmer.Stemmer(algorithm).stemWords
+        # Our cache in front of PyStemmer's own (off): an lru_cache hit costs a fifth of its.
+        found = stemmers[algorithm] = lru_cache(maxsize=STEM_CACHE)(Stemmer.Stemmer(algorithm, 0).stemWord)
     return found
