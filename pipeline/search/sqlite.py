@@ -29,6 +29,10 @@ TITLE_WEIGHT = 3.0
 SNIPPET_CHARS = 200  # about the length of FTS5's 32-token snippets and Elasticsearch's fragments
 SNIPPET_LEAD = 40  # characters of context shown before the first highlighted word
 
+# FTS5 indexes the terms pipeline.search.analysis makes, as the Elasticsearch backend does,
+# kept beside the text (title_terms, body_terms) for FTS5's deletes. They are lowercase
+# letters and digits separated by spaces, so the `ascii` tokenizer (split on ASCII
+# punctuation and spaces, every other character part of a token) takes them as they are.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stories (
     rowid INTEGER PRIMARY KEY,
