@@ -39,9 +39,10 @@ STEMMERS: dict[str, str] = {
     "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
 }
 
-# Scripts written without spaces between words: Hangul Jamo, Thai, Lao, Myanmar, Khmer,
-# CJK punctuation-free blocks (Hiragana, Katakana, Bopomofo, Han, Hangul syllables) and
-# their compatibility and supplementary forms.
+# Scripts indexed by pairs of characters: those written without spaces between words (Han,
+# Hiragana, Katakana, Bopomofo, Thai, Lao, Myanmar, Khmer, with their compatibility and
+# supplementary blocks) and Hangul, whose words carry their particles ("노동자들은"), as
+# Elasticsearch's cjk_bigram filter does. Not ideographic punctuation (、。「」), which separates.
 _UNSPACED = (
     "\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3005\u3040-\u30ff\u3100-\u312f\u3130-\u318f"
     "\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
