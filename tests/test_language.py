@@ -1,4 +1,4 @@
-"""Language detection for articles whose page and feed declare no language."""
+"""Language detection (CLD2) for articles whose page and feed declare no language."""
 
 from __future__ import annotations
 
@@ -25,5 +25,10 @@ def test_a_headline_alone_is_recognised_or_left_unknown_never_misnamed() -> None
 
 
 def test_text_without_a_language_has_none() -> None:
-    for text in ["", "12:30", "https://example.com/a/b?c=1", "Reuters", "— 2026 —", "OK"]:
+    for text in ["", "12:30", "Reuters", "— 2026 —", "OK", "Merkel", "\ud800 lone surrogate"]:
         assert detect_language(text) is None, text
+
+
+def test_a_stray_control_character_does_not_hide_the_language() -> None:
+    text = "Die Hafenarbeiter\x07 in Hamburg haben am Montag\x00 ihre Arbeit niedergelegt."
+    assert detect_language(text) == "de"
