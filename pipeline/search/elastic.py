@@ -443,7 +443,7 @@ class ElasticsearchIndex:
         latest = list(newest.values())
         # A single node indexes a bulk request on one write thread, and this process waits while
         # it does: with a few pieces in flight, the node's cores index side by side while the
-        # next piece is built (and stemmed) here.
+        # next piece is built (and analysed) here.
         with ThreadPoolExecutor(BULK_IN_FLIGHT, thread_name_prefix="es-bulk") as sender, self._errors("indexing"):
             in_flight: deque[Future[list[IndexFailure]]] = deque()
             for start in range(0, len(latest), BULK_PIECE_DOCS):
