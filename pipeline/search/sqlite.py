@@ -33,6 +33,9 @@ SNIPPET_LEAD = 40  # characters of context shown before the first highlighted wo
 # kept beside the text (title_terms, body_terms) for FTS5's deletes. They are lowercase
 # letters and digits separated by spaces, so the `ascii` tokenizer (split on ASCII
 # punctuation and spaces, every other character part of a token) takes them as they are.
+_FTS = """CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
+    title_terms, body_terms, content='stories', content_rowid='rowid', tokenize='ascii'
+)"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stories (
     rowid INTEGER PRIMARY KEY,
@@ -60,9 +63,6 @@ CREATE TABLE IF NOT EXISTS story_tags (
     tag TEXT NOT NULL,
     PRIMARY KEY (story_rowid, tag)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
-    title_terms, body_terms, content='stories', content_rowid='rowid', tokenize='ascii'
-);
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
     cluster_id TEXT NOT NULL,
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS versions (
     version INTEGER NOT NULL,
     PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
-"""
+""" + _FTS + ";"
 
 
 class SqliteSearchIndex:
@@ -121,6 +121,8 @@ class SqliteSearchIndex:
         if not columns or "title_terms" in columns:
             return
         log.info("search index %s: re-indexing its stories with the per-language analysis", self.path)
+        # One transaction (the module opens none for DDL by itself): a kill half-way leaves the old index.
+        self._db.execute("BEGIN")
         self._db.execute("DROP TABLE stories_fts")
         self._db.execute("ALTER TABLE stories ADD COLUMN title_terms TEXT NOT NULL DEFAULT ''")
         self._db.execute("ALTER TABLE stories ADD COLUMN body_terms TEXT NOT NULL DEFAULT ''")
@@ -129,7 +131,7 @@ class SqliteSearchIndex:
             "UPDATE stories SET title_terms = ?, body_terms = ? WHERE rowid = ?",
             [(_terms(title, language), _terms(body, language), rowid) for rowid, title, body, language in rows],
         )
-        self._db.executescript(_SCHEMA)
+        self._db.execute(_FTS)
         self._db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('rebuild')")
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from test_backends import T0  # type: ignore[import-not-found]
 
 from pipeline.models import SearchQuery
@@ -47,17 +48,21 @@ CREATE VIRTUAL TABLE stories_fts USING fts5(
 """
 
 
-def test_an_index_made_before_the_per_language_analysis_is_reindexed_on_setup(tmp_path: Path) -> None:
-    path = tmp_path / "search.sqlite3"
+def old_index(path: Path, body: object = "Die Häfen ruhen.") -> None:
     db = sqlite3.connect(path)
     db.executescript(OLD_SCHEMA)
     db.execute(
-        "INSERT INTO stories VALUES (1, 's3', 'Hafenarbeiter streiken', 'Die Häfen ruhen.', '', '[\"zeitung\"]', 1,"
-        " ?, ?, 'de', NULL)", (T0.isoformat(), T0.isoformat()),
+        "INSERT INTO stories VALUES (1, 's3', 'Hafenarbeiter streiken', ?, '', '[\"zeitung\"]', 1, ?, ?, 'de', NULL)",
+        (body, T0.isoformat(), T0.isoformat()),
     )
     db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('rebuild')")
     db.commit()
     db.close()
+
+
+def test_an_index_made_before_the_per_language_analysis_is_reindexed_on_setup(tmp_path: Path) -> None:
+    path = tmp_path / "search.sqlite3"
+    old_index(path)
     index = SqliteSearchIndex(path)
     try:
         index.setup()
@@ -72,3 +77,17 @@ def test_ascii_text_takes_the_short_way_to_the_same_terms() -> None:
     for text in ["", "Port strike: 14 ships WAIT", "it's (Reuters) - 3.5% up\n\nNext_door", "x" * 100]:
         for language in ("en", "de", None):
             assert analyze(text, language) == analyze(text + " é", language)[:-1]  # "é" takes the general path
+
+
+def test_an_upgrade_that_fails_half_way_leaves_the_old_index(tmp_path: Path) -> None:
+    path = tmp_path / "search.sqlite3"
+    old_index(path, body=b"\xff")  # a blob, not text: analysing it fails after the old FTS table is dropped
+    index = SqliteSearchIndex(path)
+    try:
+        with pytest.raises(TypeError):
+            index.setup()
+    finally:
+        index.close()
+    with sqlite3.connect(path) as db:
+        assert "title_terms" not in {row[1] for row in db.execute("PRAGMA table_info(stories)")}
+        assert db.execute("SELECT rowid FROM stories_fts WHERE stories_fts MATCH 'hafenarbeiter'").fetchall() == [(1,)]
