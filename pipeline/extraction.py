@@ -37,6 +37,7 @@ from trafilatura.settings import Document
 from pipeline.charsets import guess_encoding
 from pipeline.agency import detect_credit
 from pipeline.errors import ExtractionError
+from pipeline.language import detect_language
 from pipeline.models import Article, FeedEntry, Fetched, TextSource
 from pipeline.settings import ExtractionSettings
 from pipeline.urls import article_id, link_of
@@ -402,7 +403,9 @@ def build_article(
         extracted: the result of :func:`extract_page` on ``page`` when the caller already
             extracted it (e.g. with :func:`extract_pages`); None means "nothing found".
         feed_language: the language the feed list declares for the feed, used when the
-            page declares none (primary subtag: "en-GB" gives "en").
+            page declares none (primary subtag: "en-GB" gives "en"); when neither
+            declares one, the language is detected from the title and text (None when
+            the detector is unsure).
         tags: the feed's tags, carried by the article.
 
     Returns:
@@ -444,18 +447,23 @@ def build_article(
     # page still names its title, author and date).
     meta = found
     author = (meta.author if meta and meta.author else None) or entry.author
+    title = (meta.title if meta and meta.title else None) or entry.title or _first_words(text)
+    # Declared languages first (the page's, then the feed list's); detection only without one.
+    language = (
+        (meta.language if meta else None) or _primary_subtag(feed_language) or detect_language(f"{title}\n{text}")
+    )
     return Article(
         id=article_id(entry.url),
         url=entry.url,
         outlet=outlet,
-        title=(meta.title if meta and meta.title else None) or entry.title or _first_words(text),
+        title=title,
         text=text,
         published=_published(meta.date if meta else None, entry.published),
         fetched_at=now,
         text_source=source,
         feed_id=entry.feed_id,
         author=author,
-        language=(meta.language if meta else None) or _primary_subtag(feed_language),
+        language=language,
         text_source_reason=reason,
         tags=tuple(tags),
         credit=detect_credit(text, author),

@@ -266,7 +266,7 @@ def test_falls_back_to_summary_without_content() -> None:
     assert article.title == "Bridge to close (feed title)"
     assert article.author == "Ledger staff"
     assert article.published == datetime(2025, 1, 9, 7, 30, tzinfo=UTC)
-    assert article.language is None
+    assert article.language == "en"  # detected: neither page nor feed declares one
 
 
 def test_page_fetch_failure_uses_feed_content() -> None:
@@ -350,6 +350,19 @@ def test_feed_language_and_tags_when_the_page_declares_none() -> None:
     assert declared.language == "en"  # the page says so
     feed_text = build_article(entry(), None, outlet="L", settings=SETTINGS, now=NOW, feed_language="de")
     assert feed_text.language == "de"
+
+
+def test_language_is_detected_only_when_neither_page_nor_feed_declares_one() -> None:
+    german = entry(title="Hafenarbeiter streiken weiter", content=None,
+                   summary="Die Hafenarbeiter in Hamburg haben am Montag ihre Arbeit niedergelegt.")
+    assert build_article(german, None, outlet="L", settings=SETTINGS, now=NOW).language == "de"
+    assert build_article(german, None, outlet="L", settings=SETTINGS, now=NOW, feed_language="nl").language == "nl"
+    undeclared = realistic_page(lang="")
+    assert build_article(german, page(undeclared), outlet="L", settings=SETTINGS, now=NOW).language == "en"
+    chinese = entry(title="上海港码头工人罢工", content=None, summary="上海港的码头工人周一停工，集装箱运输陷入停顿。")
+    assert build_article(chinese, None, outlet="L", settings=SETTINGS, now=NOW).language == "zh"
+    nothing = entry(title="", content=None, summary="12:30 — 14:00")
+    assert build_article(nothing, None, outlet="L", settings=SETTINGS, now=NOW).language is None
 
 
 def test_entry_without_a_link_is_its_feed_text() -> None:

@@ -199,7 +199,7 @@ def test_search_index_syncs_like_the_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", ["", "Port strike: 14 ships WAIT", "it's (Reuters) - 3.5% up\n\nNext", "x" * 1000])
 def test_folding_ascii_takes_the_short_way_to_the_same_result(text: str) -> None:
-    from pipeline.search.elastic import _fold
+    from pipeline.search.analysis import _fold
 
     # "é" sends the text down the general path, which folds it to "e".
     assert _fold(text) == text.lower() == _fold(text + "é")[:-1]

@@ -14,9 +14,11 @@ not part of every distribution), and the alias moves in one atomic ``update_alia
 call, so searches never see an empty or half-filled index. Each index records the
 template's version and checksum in its mapping ``_meta``; `check` compares them.
 
-Search matches what the SQLite backend matches: both index Porter-stemmed, folded words
-(a core node has no stemmer, so the stems are made here, see `stems`) and both rank with
-BM25 over title and body, title words counting three times.
+Search matches what the SQLite backend matches: both index the terms `pipeline.search.analysis`
+makes (folded words stemmed in the story's language, pairs of characters for Chinese,
+Japanese, Korean and Thai: a core node has neither stemmers nor those filters, so the
+terms are made here) and both rank with BM25 over title and body, title words counting
+three times.
 
 Transient trouble (connection errors, timeouts, 429 and 5xx answers) becomes
 ``SearchUnavailable`` and the runner keeps its outbox; documents the cluster refuses one
@@ -31,14 +33,12 @@ import hashlib
 import json
 import logging
 import re
-import unicodedata
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -65,6 +65,7 @@ from pipeline.models import (
     SearchResults,
     Story,
 )
+from pipeline.search.analysis import analyze, query_terms, stemmed_prefixes
 from pipeline.settings import ElasticsearchSettings, bundled_config_dir
 from pipeline.urls import link_of, redact_url
 
@@ -184,8 +185,8 @@ def story_document(story: Story) -> dict[str, Any]:
         "id": story.id,
         "title": story.title,
         "body": story.text,
-        "title_stems": " ".join(stems(story.title)),
-        "body_stems": " ".join(stems(story.text)),
+        "title_stems": " ".join(analyze(story.title, story.language)),
+        "body_stems": " ".join(analyze(story.text, story.language)),
         "summary": story.summary,
         "sources": [
             {
@@ -442,7 +443,7 @@ class ElasticsearchIndex:
         latest = list(newest.values())
         # A single node indexes a bulk request on one write thread, and this process waits while
         # it does: with a few pieces in flight, the node's cores index side by side while the
-        # next piece is built (and stemmed) here.
+        # next piece is built (and analysed) here.
         with ThreadPoolExecutor(BULK_IN_FLIGHT, thread_name_prefix="es-bulk") as sender, self._errors("indexing"):
             in_flight: deque[Future[list[IndexFailure]]] = deque()
             for start in range(0, len(latest), BULK_PIECE_DOCS):
@@ -539,7 +540,8 @@ class ElasticsearchIndex:
 
     def search(self, query: SearchQuery) -> SearchResults:
         """Every word must match in the title or the body (title weighted 3x); filters, facets, highlights."""
-        terms = stems(query.text)
+        languages = [query.language] if query.language else self._languages()
+        terms = query_terms(query.text, languages)
         if not terms:
             return SearchResults(total=0, hits=[])
         filters: list[dict[str, Any]] = []
@@ -552,24 +554,32 @@ class ElasticsearchIndex:
         ):
             if value:
                 filters.append({"term": {name: value}})
-        # The stems were made in Python (see `stems`), so the query has no syntax to get wrong.
-        # combined_fields scores title and body as one field with title words counted three
-        # times (BM25F), which is what FTS5's bm25() does with column weights; operator "and":
-        # every word must appear in the title or the body.
+        # The terms were made in Python (see pipeline.search.analysis), so the query has no
+        # syntax to get wrong. combined_fields scores title and body as one field with title
+        # words counted three times (BM25F), which is what FTS5's bm25() does with column
+        # weights; one clause per term, any of its forms: every term must appear in the title
+        # or the body, as in the SQLite backend's "(a OR b) AND c".
         match = {
-            "combined_fields": {
-                "query": " ".join(terms),
-                "fields": [f"title_stems^{TITLE_WEIGHT:g}", "body_stems"],
-                "operator": "and",
+            "bool": {
+                "must": [
+                    {
+                        "combined_fields": {
+                            "query": " ".join(forms),
+                            "fields": [f"title_stems^{TITLE_WEIGHT:g}", "body_stems"],
+                            "operator": "or",
+                        }
+                    }
+                    for forms in terms
+                ]
             }
         }
         # The body is highlighted in its own words: the query's words as typed, and words that
-        # start with a stem the stemmer shortened ("failur" for "failures").
+        # start with a stem a stemmer shortened ("failur" for "failures").
         highlight_query = {
             "bool": {
                 "should": [
                     {"match": {"body": {"query": query.text}}},
-                    *({"prefix": {"body": {"value": stem}}} for stem in _shortened(query.text)),
+                    *({"prefix": {"body": {"value": stem}}} for stem in stemmed_prefixes(query.text, languages)),
                 ]
             }
         }
@@ -616,6 +626,21 @@ class ElasticsearchIndex:
             for name in ("outlet", "agency", "day")
         }
         return SearchResults(total=int(response["hits"]["total"]["value"]), hits=hits, facets=facets)
+
+    def _languages(self) -> list[str | None]:
+        """The languages of the indexed stories (None for stories without one)."""
+        with self._errors("search"):
+            response = self.client.search(
+                index=self.alias("stories"),
+                size=0,
+                aggs={
+                    "languages": {"terms": {"field": "language", "size": FACET_SIZE}},
+                    "unknown": {"missing": {"field": "language"}},
+                },
+            ).body
+        aggs = response.get("aggregations", {})
+        found: list[str | None] = [str(b["key"]) for b in aggs["languages"]["buckets"]]
+        return [*found, None] if aggs["unknown"]["doc_count"] else found
 
     # -- maintenance ---------------------------------------------------------------------
 
@@ -680,8 +705,9 @@ class ElasticsearchIndex:
 
     def _copy(self, old: str, new: str) -> int:
         # Documents keep their versions, so a late write older than a copied document stays refused.
+        # Stories get their terms anew: a reindex is how a change of the analysis is rolled out.
         actions = (
-            {"_op_type": "index", "_index": new, "_id": hit["_id"], "_source": hit["_source"],
+            {"_op_type": "index", "_index": new, "_id": hit["_id"], "_source": _reanalysed(hit["_source"]),
              "_version": hit["_version"], "_version_type": "external"}
             for hit in helpers.scan(
                 self.client, index=old, query={"query": {"match_all": {}}}, size=SCAN_PAGE, version=True
@@ -821,179 +847,6 @@ class ElasticsearchIndex:
         return text
 
 
-# -- text analysis -------------------------------------------------------------------------
-# The SQLite backend tokenizes with FTS5's `porter unicode61 remove_diacritics 2`, so "failure"
-# finds "failures" and "zurich" finds "Zürich". A core Elasticsearch node has neither a stemmer
-# nor ASCII folding (both live in the analysis-common module), so the same analysis runs here:
-# stories carry stemmed copies of title and body (split on whitespace by the node), and query
-# words are stemmed the same way. Both backends then match the same stories on any cluster.
-
-_TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, like unicode61
-_PORTER_MAX = 64  # bytes; FTS5 leaves shorter than 3 and longer than 64 unstemmed
-
-
-# For ASCII text, unicode61's tokens are the runs left after every other byte becomes a space;
-# translating and splitting does in C what the regular expression does at a third of the speed.
-_ASCII_NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
-_ASCII_SEPARATORS = bytes.maketrans(_ASCII_NOT_ALNUM, b" " * len(_ASCII_NOT_ALNUM))
-
-
-def stems(text: str) -> list[str]:
-    """The words of a text as both backends index them: folded, lowercased, Porter-stemmed."""
-    if text.isascii():
-        tokens = text.lower().encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii").split()
-    else:
-        tokens = _TOKEN.findall(_fold(text))
-    return list(map(_stem, tokens))
-
-
-def _fold(text: str) -> str:
-    """Lowercase, without the diacritics of Latin letters (unicode61's remove_diacritics)."""
-    if text.isascii():  # nothing to decompose: most text, and 40% of story_document's time saved
-        return text.lower()
-    decomposed = unicodedata.normalize("NFD", text)
-    if not any(map(unicodedata.combining, set(decomposed))):  # typographic quotes and dashes only
-        return unicodedata.normalize("NFC", decomposed).lower()
-    kept: list[str] = []
-    base = ""
-    for c in decomposed:
-        if unicodedata.combining(c):
-            if _latin(base):
-                continue
-        else:
-            base = c
-        kept.append(c)
-    return unicodedata.normalize("NFC", "".join(kept)).lower()
-
-
-def _latin(c: str) -> bool:
-    return bool(c) and (ord(c) < 0x250 or 0x1E00 <= ord(c) <= 0x1EFF)
-
-
-def _shortened(text: str) -> list[str]:
-    """Stems of the query's words that differ from the words themselves, for highlighting."""
-    tokens = _TOKEN.findall(_fold(text))
-    return sorted({stem for token in tokens if len(stem := _stem(token)) >= 3 and stem != token})
-
-
-@lru_cache(maxsize=200_000)  # news vocabulary repeats: most words are stemmed once per process
-def _stem(word: str) -> str:
-    """A token's stem, exactly as FTS5's porter tokenizer makes it."""
-    raw = word.encode("utf-8")
-    if len(raw) < 3 or len(raw) > _PORTER_MAX:
-        return word
-    if raw.isascii():
-        return _porter(word)
-    # FTS5 stems the UTF-8 bytes, so a non-ASCII letter counts as consonants: do the same.
-    return _porter(raw.decode("latin-1")).encode("latin-1").decode("utf-8", errors="ignore")
-
-
-def _porter(word: str) -> str:
-    """Martin Porter's algorithm (1980), with the two departures FTS5 and the reference code make."""
-    # Step 1a: plurals.
-    if word.endswith("sses") or word.endswith("ies"):
-        word = word[:-2]
-    elif word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    # Step 1b: -eed, -ed, -ing.
-    if word.endswith("eed"):
-        if _measure(word[:-3]) > 0:
-            word = word[:-1]
-    else:
-        for suffix in ("ed", "ing"):
-            if word.endswith(suffix) and _has_vowel(word[: -len(suffix)]):
-                word = word[: -len(suffix)]
-                if word.endswith(("at", "bl", "iz")):
-                    word += "e"
-                elif _double_consonant(word) and word[-1] not in "lsz":
-                    word = word[:-1]
-                elif _measure(word) == 1 and _cvc(word):
-                    word += "e"
-                break
-    # Step 1c: y -> i after a vowel.
-    if word.endswith("y") and _has_vowel(word[:-1]):
-        word = word[:-1] + "i"
-    word = _replace(word, _STEP2, 0)
-    word = _replace(word, _STEP3, 0)
-    word = _replace(word, _STEP4, 1)
-    # Step 5: a final -e, a final -ll.
-    if word.endswith("e"):
-        m = _measure(word[:-1])
-        if m > 1 or (m == 1 and not _cvc(word[:-1])):
-            word = word[:-1]
-    if word.endswith("ll") and _measure(word) > 1:
-        word = word[:-1]
-    return word
-
-
-# Suffix rules in the reference implementation's order (a longer suffix before one it ends
-# with); the first suffix that matches decides, whether or not its condition holds.
-_STEP2 = (
-    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"), ("izer", "ize"),
-    ("logi", "log"), ("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous"),
-    ("ization", "ize"), ("ation", "ate"), ("ator", "ate"), ("alism", "al"), ("iveness", "ive"),
-    ("fulness", "ful"), ("ousness", "ous"), ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"),
-)
-_STEP3 = (
-    ("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"), ("ful", ""), ("ness", ""),
-)
-_STEP4 = (
-    ("al", ""), ("ance", ""), ("ence", ""), ("er", ""), ("ic", ""), ("able", ""), ("ible", ""), ("ant", ""),
-    ("ement", ""), ("ment", ""), ("ent", ""), ("sion", "s"), ("tion", "t"), ("ou", ""), ("ism", ""),
-    ("ate", ""), ("iti", ""), ("ous", ""), ("ive", ""), ("ize", ""),
-)
-
-
-def _replace(word: str, rules: tuple[tuple[str, str], ...], min_measure: int) -> str:
-    for suffix, replacement in rules:
-        if word.endswith(suffix):
-            stem = word[: -len(suffix)]
-            # Step 4's -sion/-tion only drop "ion": the s/t they keep counts as part of the stem.
-            measured = stem + replacement if rules is _STEP4 else stem
-            return stem + replacement if _measure(measured) > min_measure else word
-    return word
-
-
-def _consonant(word: str, i: int) -> bool:
-    ch = word[i]
-    if ch in "aeiou":
-        return False
-    if ch == "y":
-        return i == 0 or not _consonant(word, i - 1)
-    return True
-
-
-def _measure(stem: str) -> int:
-    """m in [C](VC){m}[V]: how many vowel-consonant sequences the stem has."""
-    m, previous_vowel = 0, False
-    for i in range(len(stem)):
-        consonant = _consonant(stem, i)
-        if consonant and previous_vowel:
-            m += 1
-        previous_vowel = not consonant
-    return m
-
-
-def _has_vowel(stem: str) -> bool:
-    return any(not _consonant(stem, i) for i in range(len(stem)))
-
-
-def _double_consonant(word: str) -> bool:
-    return len(word) >= 2 and word[-1] == word[-2] and _consonant(word, len(word) - 1)
-
-
-def _cvc(word: str) -> bool:
-    """Ends consonant-vowel-consonant, the last not w, x or y (hop, not snow)."""
-    n = len(word)
-    return (
-        n >= 3
-        and _consonant(word, n - 3)
-        and not _consonant(word, n - 2)
-        and _consonant(word, n - 1)
-        and word[-1] not in "wxy"
-    )
-
-
 # -- helpers -----------------------------------------------------------------------------
 
 
@@ -1011,6 +864,18 @@ def _secrets_of(settings: ElasticsearchSettings) -> list[str]:
             if in_url := urlsplit(url).password:
                 secrets.append(in_url)
     return sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
+
+
+def _reanalysed(source: dict[str, Any]) -> dict[str, Any]:
+    """A copied document, a story's terms made by today's analysis."""
+    if "title_stems" not in source:
+        return source
+    language = source.get("language")
+    return {
+        **source,
+        "title_stems": " ".join(analyze(source.get("title") or "", language)),
+        "body_stems": " ".join(analyze(source.get("body") or "", language)),
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

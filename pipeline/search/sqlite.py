@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,14 +20,22 @@ from pipeline.models import (
     SearchResults,
     Story,
 )
+from pipeline.search.analysis import analyze, highlighted_spans, query_terms
 
 log = logging.getLogger(__name__)
 
-# Porter stemming lets "failure" find "failures" and "satellite" find "satellites".
 # Title matches count three times as much as body matches, as in the Elasticsearch backend.
 TITLE_WEIGHT = 3.0
-_WORD = re.compile(r"\w+", re.UNICODE)
+SNIPPET_CHARS = 200  # about the length of FTS5's 32-token snippets and Elasticsearch's fragments
+SNIPPET_LEAD = 40  # characters of context shown before the first highlighted word
 
+# FTS5 indexes the terms pipeline.search.analysis makes, as the Elasticsearch backend does,
+# kept beside the text (title_terms, body_terms) for FTS5's deletes. They are lowercase
+# letters and digits separated by spaces, so the `ascii` tokenizer (split on ASCII
+# punctuation and spaces, every other character part of a token) takes them as they are.
+_FTS = """CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
+    title_terms, body_terms, content='stories', content_rowid='rowid', tokenize='ascii'
+)"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stories (
     rowid INTEGER PRIMARY KEY,
@@ -41,8 +48,11 @@ CREATE TABLE IF NOT EXISTS stories (
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL,
     language TEXT,
-    agency TEXT
+    agency TEXT,
+    title_terms TEXT NOT NULL,
+    body_terms TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS stories_language ON stories(language);
 CREATE TABLE IF NOT EXISTS story_outlets (
     story_rowid INTEGER NOT NULL,
     outlet TEXT NOT NULL,
@@ -52,9 +62,6 @@ CREATE TABLE IF NOT EXISTS story_tags (
     story_rowid INTEGER NOT NULL,
     tag TEXT NOT NULL,
     PRIMARY KEY (story_rowid, tag)
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS stories_fts USING fts5(
-    title, body, content='stories', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY,
@@ -74,7 +81,7 @@ CREATE TABLE IF NOT EXISTS versions (
     version INTEGER NOT NULL,
     PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
-"""
+""" + _FTS + ";"
 
 
 class SqliteSearchIndex:
@@ -99,9 +106,33 @@ class SqliteSearchIndex:
     def setup(self) -> None:
         try:
             with self._db:
+                self._upgrade()
                 self._db.executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
             raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
+
+    def _upgrade(self) -> None:
+        """Re-index the stories of an index made before the shared analysis, in place.
+
+        Such an index searched FTS5's own Porter-stemmed words of ``title`` and ``body``;
+        now it searches the terms `analyze` makes, stored beside the text.
+        """
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(stories)")}
+        if not columns or "title_terms" in columns:
+            return
+        log.info("search index %s: re-indexing its stories with the per-language analysis", self.path)
+        # One transaction (the module opens none for DDL by itself): a kill half-way leaves the old index.
+        self._db.execute("BEGIN")
+        self._db.execute("DROP TABLE stories_fts")
+        self._db.execute("ALTER TABLE stories ADD COLUMN title_terms TEXT NOT NULL DEFAULT ''")
+        self._db.execute("ALTER TABLE stories ADD COLUMN body_terms TEXT NOT NULL DEFAULT ''")
+        rows = self._db.execute("SELECT rowid, title, body, language FROM stories").fetchall()
+        self._db.executemany(
+            "UPDATE stories SET title_terms = ?, body_terms = ? WHERE rowid = ?",
+            [(_terms(title, language), _terms(body, language), rowid) for rowid, title, body, language in rows],
+        )
+        self._db.execute(_FTS)
+        self._db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('rebuild')")
 
     def close(self) -> None:
         self._db.close()
@@ -146,13 +177,13 @@ class SqliteSearchIndex:
 
     def _delete_story(self, story_id: str) -> None:
         row = self._db.execute(
-            "SELECT rowid, title, body FROM stories WHERE id = ?", (story_id,)
+            "SELECT rowid, title_terms, body_terms FROM stories WHERE id = ?", (story_id,)
         ).fetchone()
         if row is None:
             return
         # External-content FTS5 tables are told what to forget with the old values.
         self._db.execute(
-            "INSERT INTO stories_fts(stories_fts, rowid, title, body) VALUES ('delete', ?, ?, ?)", row
+            "INSERT INTO stories_fts(stories_fts, rowid, title_terms, body_terms) VALUES ('delete', ?, ?, ?)", row
         )
         self._db.execute("DELETE FROM story_outlets WHERE story_rowid = ?", (row[0],))
         self._db.execute("DELETE FROM story_tags WHERE story_rowid = ?", (row[0],))
@@ -161,7 +192,7 @@ class SqliteSearchIndex:
     def _insert_story(self, story: Story) -> None:
         cursor = self._db.execute(
             "INSERT INTO stories(id, title, body, summary, outlets, article_count, first_seen, last_seen,"
-            " language, agency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " language, agency, title_terms, body_terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 story.id,
                 story.title,
@@ -173,11 +204,13 @@ class SqliteSearchIndex:
                 story.last_seen.isoformat(),
                 story.language,
                 story.agency,
+                title_terms := _terms(story.title, story.language),
+                body_terms := _terms(story.text, story.language),
             ),
         )
         rowid = cursor.lastrowid
         self._db.execute(
-            "INSERT INTO stories_fts(rowid, title, body) VALUES (?, ?, ?)", (rowid, story.title, story.text)
+            "INSERT INTO stories_fts(rowid, title_terms, body_terms) VALUES (?, ?, ?)", (rowid, title_terms, body_terms)
         )
         self._db.executemany(
             "INSERT INTO story_outlets(story_rowid, outlet) VALUES (?, ?)",
@@ -206,9 +239,11 @@ class SqliteSearchIndex:
         )
 
     def search(self, query: SearchQuery) -> SearchResults:
-        match = fts_query(query.text)
-        if match is None:
+        languages = [query.language] if query.language else self._languages()
+        terms = query_terms(query.text, languages)
+        if not terms:
             return SearchResults(total=0, hits=[])
+        match = fts_query(terms)
         where = ["stories_fts MATCH ?"]
         params: list[Any] = [match]
         if query.since is not None:
@@ -234,10 +269,10 @@ class SqliteSearchIndex:
         base = f"FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid WHERE {condition}"
         try:
             rows = self._db.execute(
-                "SELECT s.id, s.title, snippet(stories_fts, 1, '[[', ']]', '…', 32),"
+                "SELECT s.id, s.title, s.body,"
                 f" bm25(stories_fts, {TITLE_WEIGHT}, 1.0) AS rank, s.outlets, s.article_count,"
                 f" s.first_seen, s.last_seen, s.language, s.agency,"
-                f" (SELECT json_group_array(t.tag) FROM story_tags t WHERE t.story_rowid = s.rowid)"
+                f" (SELECT json_group_array(t.tag) FROM story_tags t WHERE t.story_rowid = s.rowid), s.summary"
                 f" {base} ORDER BY {order}, s.id LIMIT ?",
                 [*params, query.limit],
             ).fetchall()
@@ -259,7 +294,7 @@ class SqliteSearchIndex:
             SearchHit(
                 story_id=row[0],
                 title=row[1],
-                snippet=row[2],
+                snippet=_snippet(row[2], row[8], {form for forms in terms for form in forms}) or row[11],
                 score=-float(row[3]),  # bm25() is lower-is-better; hits read higher-is-better
                 outlets=tuple(json.loads(row[4])),
                 article_count=row[5],
@@ -273,6 +308,12 @@ class SqliteSearchIndex:
         ]
         return SearchResults(total=total, hits=hits, facets=facets)
 
+    def _languages(self) -> list[str | None]:
+        try:
+            return [row[0] for row in self._db.execute("SELECT DISTINCT language FROM stories")]
+        except sqlite3.OperationalError as exc:
+            raise SearchBackendError(f"search failed: {exc}") from None
+
     def _facet(self, sql: str, params: list[Any]) -> dict[str, int]:
         counts = {str(value): count for value, count in self._db.execute(sql, params).fetchall()}
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -285,9 +326,33 @@ class SqliteSearchIndex:
         }
 
 
-def fts_query(text: str) -> str | None:
-    """A user's words as an FTS5 query that cannot be a syntax error: every word must match."""
-    words = _WORD.findall(text)
-    if not words:
-        return None
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+def fts_query(terms: list[list[str]]) -> str:
+    """An FTS5 query that cannot be a syntax error: every term must match, in any of its forms."""
+    return " AND ".join(
+        "(" + " OR ".join('"' + form.replace('"', '""') + '"' for form in forms) + ")" for forms in terms
+    )
+
+
+def _terms(text: str, language: str | None) -> str:
+    return " ".join(analyze(text, language))
+
+
+def _snippet(text: str, language: str | None, terms: set[str]) -> str:
+    """About SNIPPET_CHARS of the text from just before its first matching word, matches in [[ ]]."""
+    spans = highlighted_spans(text, language, terms)
+    start = 0
+    if spans and spans[0][0] > SNIPPET_LEAD:
+        start = spans[0][0] - SNIPPET_LEAD
+        start = next((i + 1 for i in range(start, spans[0][0]) if text[i].isspace()), start)
+    end = min(len(text), start + SNIPPET_CHARS)
+    if end < len(text):
+        end = next((i for i in range(end, min(len(text), end + 40)) if text[i].isspace()), end)
+    pieces = ["…" if start > 0 else ""]
+    at = start
+    for left, right in spans:
+        if left < start or right > end:
+            continue
+        pieces += [text[at:left], "[[", text[left:right], "]]"]
+        at = right
+    pieces += [text[at:end], "…" if end < len(text) else ""]
+    return "".join(pieces).strip()

@@ -170,3 +170,38 @@ def test_an_article_from_a_feed_entry_without_a_link_is_indexed_without_one(sear
         alias = search_index.alias  # type: ignore[attr-defined]
         assert client.get(index=alias("articles"), id="a2")["_source"]["url"] is None
         assert client.get(index=alias("stories"), id="s9")["_source"]["sources"][0]["url"] is None
+
+
+WORLD = [
+    story("w-de", "Hafenarbeiter streiken weiter", "In den Häfen von Hamburg und Bremen ruht die Arbeit.",
+          ["zeitung"], language="de"),
+    story("w-zh", "上海港码头工人罢工", "上海港的码头工人周一停工，集装箱运输陷入停顿。", ["xinwen"], language="zh"),
+    story("w-ja", "横浜港で港湾労働者がストライキ", "港湾局によると、コンテナの輸送が止まった。", ["shimbun"], language="ja"),
+    story("w-fr", "Grève des dockers au Havre", "La grève paralyse le trafic et prive la ville d'électricité.",
+          ["journal"], language="fr"),
+    story("w-en", "Dockworkers strike again", "Strikes at the port of Felixstowe halted traffic.", ["ledger"]),
+]
+
+
+def test_each_language_is_searched_by_its_own_words(search_index: SearchIndex) -> None:
+    search_index.setup()
+    assert search_index.write([IndexChange("story", s.id, s, 1) for s in WORLD]) == []
+    getattr(search_index, "refresh", lambda: None)()
+
+    def found(text: str, language: str | None = None) -> list[str]:
+        return sorted(h.story_id for h in search_index.search(SearchQuery(text=text, language=language)).hits)
+
+    # German inflections meet at their stem: streiken, Streiks; Häfen, Hafens.
+    assert found("Streiks") == ["w-de"]
+    assert found("Hafens", language="de") == ["w-de"]
+    # Chinese and Japanese by a word of two or three characters, not by a single shared one.
+    assert found("罢工") == ["w-zh"]
+    assert found("码头 停工") == ["w-zh"]
+    assert found("労働者") == ["w-ja"]
+    assert found("輸送") == ["w-ja"]
+    assert found("港湾 罢工") == []
+    # French with or without its accents, singular or plural.
+    assert found("grèves") == ["w-fr"] == found("electricite")
+    assert found("strike") == ["w-en"]  # English "strikes", not German "streiken"
+    hit = search_index.search(SearchQuery(text="罢工")).hits[0]
+    assert hit.title == "上海港码头工人罢工" and hit.language == "zh"
