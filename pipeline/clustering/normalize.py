@@ -127,7 +127,6 @@ _DATELINE_INTL = re.compile(
     r")\s*"
 )
 _INLINE_CREDIT_INTL = re.compile(r"\(\s*" + _AGENCY_INTL + r"\s*\)|[(（]\s*(?:共同|時事|新華社|新华社|完)\s*[)）]")
-_MAYBE_CREDIT_INTL = re.compile(r"[(（]")
 _AGENCY_ZH_JA = r"(?:新华社|中新社|路透社|法新社|美联社|共同社|共同|時事|時事通信社?|共同通信社?|ロイター|AFP時事|AFP=時事|新華社|聯合)"
 # Lines that are never part of the story, in the other languages (matched after the English ones).
 _DROP_LINE_INTL = re.compile(
@@ -227,7 +226,9 @@ def is_boilerplate_line(line: str) -> bool:
         return True
     # Only the end of a line can carry a caption credit; searching 80
     # characters instead of the whole line keeps this cheap.
-    if words <= _CAPTION_MAX_WORDS and _CAPTION_TAIL.search(stripped[-80:]):
+    if words > _CAPTION_MAX_WORDS:
+        return False
+    if _CAPTION_TAIL.search(stripped[-80:]):
         return True
     return bool(_DROP_LINE_INTL.match(stripped)) or any(marker in lowered for marker in _FOOTER_MARKERS_INTL)
 
@@ -253,7 +254,7 @@ def story_lines(text: str) -> list[str]:
             line = strip_dateline(line)
         if _MAYBE_CREDIT.search(line):
             line = _INLINE_CREDIT.sub(" ", line).strip()
-        if _MAYBE_CREDIT_INTL.search(line):
+        if "(" in line:
             line = _INLINE_CREDIT_INTL.sub(" ", line).strip()
         if line:
             lines.append(line)
@@ -271,7 +272,9 @@ def tokens(text: str) -> list[str]:
     if "per cent" in text:
         # "per cent" and "percent" are house style, not content.
         text = _PER_CENT.sub("percent", text)
-    if not _NEEDS_SCRIPTS.search(text):
+    # isascii() is free for an ASCII string (CPython flags them), and most
+    # English text is ASCII once folded.
+    if text.isascii() or not _NEEDS_SCRIPTS.search(text):
         return _WORD.findall(text)
     out: list[str] = []
     for match in _SCRIPT_TOKEN.finditer(text):

@@ -3,7 +3,9 @@
 Each ``<lang>.json`` holds three wire stories in one language (English, German,
 French, Spanish, Italian, Portuguese, Russian, Arabic, Chinese, Japanese), two
 of them on the same topic but different stories (a follow-up that repeats one
-background sentence of the first: they must stay apart), the agency's
+background sentence of the first: they must stay apart), two briefs (under 80
+words, or 80 characters in Chinese and Japanese) on one topic that must stay
+apart too, the agency's
 datelines, headlines outlets give the story, local paragraphs, credit lines,
 a teaser and a caption in that language. The bodies mention agencies the way
 reporting does ("according to Reuters", "据路透社报道", "ロイター通信によると"):
@@ -14,7 +16,8 @@ outlets of its language with the edits those outlets make, drawn from a seeded
 generator: a new headline, the dateline kept, changed or dropped, abridgement
 to the first sentences, a sentence dropped, paragraphs joined, a local
 paragraph on top or at the end, a credit line, a teaser, a caption, and the
-spelling the outlet uses (ß/ss, ё/е, Arabic alef, yaa, tatweel and harakat,
+spelling the outlet uses; a brief is run whole, under its own headline,
+dateline, credit and spelling (ß/ss, ё/е, Arabic alef, yaa, tatweel and harakat,
 full-width digits, quote styles).
 """
 
@@ -89,8 +92,9 @@ class _Outlets:
 
     def copy(self, story: dict[str, Any], outlet: str, at: datetime, others: list[str]) -> Doc:
         rng, data, sep = self.rng, self.data, self.sep
+        brief = story.get("brief", False)
         paragraphs = [_sentences(p) for p in story["paragraphs"]]
-        if rng.random() < 0.4:
+        if not brief and rng.random() < 0.4:
             # Abridged by sentences: the first half to four fifths of them.
             total = sum(map(len, paragraphs))
             keep = max(len(paragraphs[0]), round(total * rng.uniform(0.5, 0.8)))
@@ -101,7 +105,7 @@ class _Outlets:
                 cut.append(sentences[:keep])
                 keep -= len(sentences)
             paragraphs = cut
-        if rng.random() < 0.25 and len(paragraphs) > 2:
+        if not brief and rng.random() < 0.25 and len(paragraphs) > 2:
             i = rng.randrange(1, len(paragraphs))
             if len(paragraphs[i]) > 1:
                 del paragraphs[i][rng.randrange(len(paragraphs[i]))]
@@ -111,16 +115,15 @@ class _Outlets:
             texts[i : i + 2] = [texts[i] + sep + texts[i + 1]]
         dateline = rng.choice([*story["datelines"], ""])
         texts[0] = dateline + texts[0]
-        local = rng.choice(story["local"])
         where = rng.random()
-        if where < 0.3:
-            texts.insert(0, local)
-        elif where < 0.5:
-            texts.append(local)
+        if not brief and where < 0.3:
+            texts.insert(0, rng.choice(story["local"]))
+        elif not brief and where < 0.5:
+            texts.append(rng.choice(story["local"]))
         if rng.random() < 0.25:
             texts.insert(1, data["caption"].format(name=rng.choice(data["names"])))
         if rng.random() < 0.25:
-            texts.insert(rng.randint(2, len(texts)), data["teaser"].format(title=rng.choice(others)))
+            texts.insert(rng.randint(1, len(texts)), data["teaser"].format(title=rng.choice(others)))
         if rng.random() < 0.6:
             texts.append(rng.choice(data["credits"]))
         text = "\n\n".join(texts)
