@@ -134,11 +134,13 @@ _DROP_LINE_INTL = re.compile(
         (?:lesen\s+sie\s+(?:auch|mehr)|mehr\s+zum\s+thema|auch\s+interessant|lire\s+aussi|a\s+lire\s+(?:aussi|egalement)|
            voir\s+aussi|lea\s+tambien|lee\s+tambien|te\s+puede\s+interesar|leggi\s+anche|potrebbe\s+interessarti|
            leia\s+(?:tambem|mais)|veja\s+tambem|saiba\s+mais|читаите\s+также|смотрите\s+также|اقرا\s+ايضا|
-           相关阅读|延伸阅读|相关新闻|関連記事|あわせて読みたい)\s*[:|>-]?.*
+           相关阅读|延伸阅读|相关新闻|関連記事|あわせて読みたい)\s*(?:[:|>-].*)?
       | (?:foto|fotos|bild|imagen|immagine|фото|صوره|图片?|写真)\s*[:|/].*
       | (?:anzeige|publicite|publicidad|pubblicita|publicidade|реклама|اعلان|广告|広告)
-      | \(?\s*(?:mit\s+material\s+von|avec|con\s+informacion(?:es)?\s+de|com\s+informacoes\s+d[aeo]s?|
-           по\s+материалам|с\s+использованием\s+материалов|بمساعده)\s*.{0,40}\)?\.?
+      | \(?\s*(?:mit\s+material\s+(?:von|der)|avec|con\s+informacion(?:es)?\s+de|com\s+informacoes\s+d[aeo]s?|
+           по\s+материалам|с\s+использованием\s+материалов|بمساعده)\s+(?:l'\s*|la\s+|el\s+|der\s+|des\s+|)
+           (?:""" + _AGENCY_INTL + r"""|agences?|agencias|agenzie|агентств\w*)
+           (?:\s*(?:,|et|y|e|und|и)\s*(?:l'\s*)?(?:""" + _AGENCY_INTL + r"""|agences?|agencias|agenzie))*\s*\)?\.?
       | \(?\s*(?:fonte|fuente|quelle|источник|المصدر|来源|出典)\s*:.{0,60}
       | [-(\s/]*""" + _AGENCY_INTL + r"""[)\s./]*
       | [(\[【]?\s*(?:""" + _AGENCY_ZH_JA + r"""|完|(?:责任)?编辑\s*:.*|原标题\s*:.*)\s*[)\]】]?

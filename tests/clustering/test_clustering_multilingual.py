@@ -92,6 +92,20 @@ def test_credit_teaser_and_caption_lines_of_every_language_are_dropped(language:
 
 
 @pytest.mark.parametrize(
+    "line",
+    [
+        "Avec 200 morts, le bilan s'alourdit.",
+        "Voir aussi les enfants jouer est une joie.",
+        "Con informaci\u00f3n de la polic\u00eda, el juez decidi\u00f3.",
+        "Mit Material von der Baustelle wurde gebaut.",
+        "Foto e video sono stati diffusi sui social.",
+    ],
+)
+def test_short_story_lines_that_open_like_credits_are_kept(line: str) -> None:
+    assert not is_boilerplate_line(fold(line))
+
+
+@pytest.mark.parametrize(
     ("variant", "standard"),
     [
         # Arabic: alef with hamza or madda, alef maqsura, taa marbuta, tatweel, harakat.
