@@ -206,7 +206,7 @@ def fold(text: str) -> str:
     # Accents are inconsistent between outlets (and lost by some CMSes);
     # decompose and drop the combining marks only.
     decomposed = unicodedata.normalize("NFD", text)
-    if decomposed != text or _RTL_MARK.search(text):
+    if decomposed != text or (not text.isascii() and _RTL_MARK.search(text)):
         text = unicodedata.normalize("NFC", _COMBINING.sub("", decomposed))
     return text
 
@@ -241,7 +241,10 @@ def strip_dateline(line: str) -> str:
     if stripped is line or stripped == line:
         stripped = _DATELINE_CAPS.sub("", line, count=1)
     # An agency first and the place after it ("(ANSA) - ROMA, 5 DIC -") needs
-    # the second pass whatever the first found.
+    # the second pass whatever the first found. In ASCII text only a line with
+    # a parenthesis or opening in capitals can hold one of these.
+    if stripped.isascii() and "(" not in stripped[:80] and not stripped[:3].isupper():
+        return stripped
     return _DATELINE_INTL.sub("", stripped, count=1)
 
 
