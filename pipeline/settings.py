@@ -172,7 +172,13 @@ class ClusteringSettings(_MasksCredentials, BaseModel):
     seed: int = Field(
         1, ge=0, le=65535, description="Seed of the MinHash permutations. Changing it requires re-clustering."
     )
-    shingle_size: int = Field(5, ge=2, le=12, description="Words per shingle of the body text.")
+    shingle_size: int = Field(
+        5,
+        ge=2,
+        le=12,
+        description="Words per shingle of the body text; in Chinese, Japanese, Thai and other scripts without "
+        "spaces a character n-gram counts as a word.",
+    )
     lsh_threshold: float = Field(
         0.2,
         gt=0.0,

@@ -2,8 +2,11 @@
 
     python -m bench.dedup --sizes 1000,10000,100000
     python -m bench.dedup --quick            # 1k only
+    python -m bench.dedup --sizes ''         # the multilingual corpus only
 
-Writes bench/results/dedup-<size>.json (git-ignored).
+Then the multilingual corpus (bench/dedup/multilingual: ten languages), scored
+per language. Writes bench/results/dedup-<size>.json and
+dedup-multilingual.json (git-ignored).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.dedup import multilingual
 from bench.dedup.corpus import generate
 from bench.dedup.metrics import merged_apart, scores
 
@@ -65,6 +69,54 @@ def run_size(size: int, seed: int, workers: int) -> dict[str, object]:
     return report
 
 
+def run_multilingual(workers: int) -> dict[str, object]:
+    """Both systems on the multilingual corpus (all languages in one run), scored per language and overall."""
+    corpus_path = RESULTS / "corpus-multilingual.jsonl"
+    corpus = multilingual.generate()
+    corpus.write(corpus_path)
+    systems = _measure("ours", corpus_path, ["--workers", str(workers)]) + _measure(
+        "textbook", corpus_path, ["--thresholds", "0.5"]
+    )
+    groups: dict[str, list[int]] = {"all": list(range(len(corpus.docs)))}
+    for i, doc in enumerate(corpus.docs):
+        groups.setdefault(multilingual.language_of(doc), []).append(i)
+    rows: list[dict[str, object]] = []
+    for result in systems:
+        predicted = result["predicted"]
+        assert isinstance(predicted, list)
+        for language, members in groups.items():
+            truth = [corpus.docs[i].label for i in members]
+            labels = set(truth)
+            apart = [pair for pair in corpus.must_apart if pair[0] in labels and pair[1] in labels]
+            picked = [predicted[i] for i in members]
+            rows.append(
+                {
+                    "system": result["system"],
+                    "language": language,
+                    "articles": len(members),
+                    "clusters": len(labels),
+                    **scores(truth, picked),
+                    "must_apart": merged_apart(truth, picked, apart),
+                }
+            )
+    corpus_path.unlink()
+    corpus_path.with_suffix(".apart.json").unlink()
+    return {"size": "multilingual", "systems": rows}
+
+
+def print_multilingual(report: dict[str, object]) -> None:
+    print("\n== multilingual corpus (bench/dedup/multilingual), per language ==")
+    print(f"{'system':<15}{'lang':<6}{'docs':>6}{'stories':>8}{'P':>8}{'R':>8}{'F1':>8}{'ARI':>8}  must-stay-apart merged")
+    rows = report["systems"]
+    assert isinstance(rows, list)
+    for row in rows:
+        apart = ", ".join(f"{case} {v['merged']}/{v['pairs']}" for case, v in sorted(row["must_apart"].items()))
+        print(
+            f"{row['system']:<15}{row['language']:<6}{row['articles']:>6}{row['clusters']:>8}{row['precision']:>8.4f}"
+            f"{row['recall']:>8.4f}{row['f1']:>8.4f}{row['ari']:>8.4f}  {apart or '-'}"
+        )
+
+
 def print_table(report: dict[str, object]) -> None:
     print(f"\n== {report['size']} articles, {report['clusters']} true clusters, {report['must_apart_pairs']} must-stay-apart pairs ==")
     print(
@@ -98,16 +150,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--show", action="store_true", help="print the saved results again, measure nothing")
     args = parser.parse_args()
-    sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.show:
         for size in sizes:
             print_table(json.loads((RESULTS / f"dedup-{size}.json").read_text()))
+        print_multilingual(json.loads((RESULTS / "dedup-multilingual.json").read_text()))
         return
     for size in sizes:
         report = run_size(size, args.seed, args.workers)
         (RESULTS / f"dedup-{size}.json").write_text(json.dumps(report, indent=2))
         print_table(report)
+    report = run_multilingual(args.workers)
+    (RESULTS / "dedup-multilingual.json").write_text(json.dumps(report, indent=2))
+    print_multilingual(report)
 
 
 if __name__ == "__main__":

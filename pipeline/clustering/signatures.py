@@ -1,6 +1,7 @@
 """Shingles and MinHash signatures, vectorised, and their compact byte form.
 
-Shingles are word k-grams of the normalised body, hashed with xxhash (a token
+Shingles are word k-grams of the normalised body (in scripts without spaces a
+word is a character n-gram: see ``normalize``), hashed with xxhash (a token
 hash, then a vectorised combination of k token hashes): no SHA-1 and no Python
 call per shingle. The MinHash is datasketch's "affine32" scheme computed for a
 whole batch with numpy (pre-mix with the MurmurHash3 finaliser, then
