@@ -558,7 +558,7 @@ def _faulty_pages() -> Iterator[tuple[str, bytes]]:
     yield "noncharacters-in-the-text", _in_article(body, "\ufffe\uffff".encode())
     yield "nul-in-the-head", body.replace(b"<head>", b"<head>\x00", 1)
     yield "control-before-the-doctype", b"\x08" + body
-    yield "self-closed-html-tag", body.replace(b'<html lang="en-GB">', b'<html lang="en-GB"/>', 1)
+    yield "self-closed-html-tag-ending-its-line", body.replace(b'<html lang="en-GB">', b'<html lang="en-GB"/>', 1)
     yield "xhtml-doctype", (
         b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">'
         + body[doctype_end:]
@@ -574,3 +574,14 @@ def test_faulty_pages_a_browser_renders_give_what_trafilatura_gives(fault: str, 
     """trafilatura repairs such pages before parsing (issue 18: one \\x08 lost the whole text)."""
     assert _DEMO_PAGE.read_bytes() != body
     _assert_as_trafilatura(body, "http://127.0.0.1:8000/coastline-daily/articles/automated-cranes-south-terminal.html")
+
+
+def test_a_self_closed_html_tag_is_read_as_browsers_read_it() -> None:
+    """Browsers ignore the slash; libxml2 would drop the page, and trafilatura repairs the tag only at a line end."""
+    from trafilatura import bare_extraction
+
+    body = _DEMO_PAGE.read_bytes()
+    for tag in (b'<html lang="en-GB"/><head>', b'<HTML lang="en-GB" /><head>'):
+        faulty = body.replace(b'<html lang="en-GB">\n<head>', tag, 1)
+        assert faulty != body and bare_extraction(faulty, **extraction.TRAFILATURA_OPTIONS) is None
+        assert extract_page(faulty, URL) == extract_page(body, URL)
