@@ -2,7 +2,8 @@
 
 :func:`extract_page` is the only place that touches trafilatura. It decodes the page
 itself (BOM, then the HTTP or ``<meta>`` charset, then UTF-8, then a guess), caps the
-input size, parses with lxml's depth-limited HTML parser and hands trafilatura the tree.
+input size, repairs what trafilatura repairs (control characters) and a self-closed
+``<html/>`` tag, parses with lxml's depth-limited HTML parser and hands trafilatura the tree.
 Anything a hostile page makes the parser or trafilatura raise is contained: the answer
 is then ``None``, as when trafilatura finds no text.
 
@@ -33,6 +34,7 @@ import lxml.etree
 import lxml.html
 from trafilatura import bare_extraction
 from trafilatura.settings import Document
+from trafilatura.utils import repair_faulty_html
 
 from pipeline.charsets import guess_encoding
 from pipeline.agency import detect_credit
@@ -142,8 +144,13 @@ def extract_page(
     if not _looks_like_markup(html):
         logger.debug("page %s is not HTML (no markup)", url)
         return None
+    text = _decode(html, content_type)
+    # trafilatura's own cleanup before parsing, as its load_html does: without it one control
+    # character, which libxml2 keeps in a text node, makes trafilatura's lxml calls raise
+    # and the whole text is lost.
+    text = _open_html_tag(repair_faulty_html(text, text[:50].lower()))
     try:
-        tree = lxml.html.document_fromstring(_decode(html, content_type).encode("utf-8"), parser=_HTML_PARSER)
+        tree = lxml.html.document_fromstring(text.encode("utf-8"), parser=_HTML_PARSER)
     except (lxml.etree.ParserError, ValueError) as exc:
         logger.debug("page %s cannot be parsed as HTML: %s", url, exc)
         return None
@@ -473,6 +480,8 @@ def build_article(
 # -- helpers ------------------------------------------------------------------------------------
 
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x00")
+_STRAY_NULS = 8
+_HTML_TAG = re.compile(r"<html(?=[\s/>])[^<>]*>", re.IGNORECASE)
 _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 _META_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
@@ -494,7 +503,21 @@ def _looks_binary(data: bytes) -> bool:
     head = data[:4096].lstrip()[:1024]
     if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
         return False
-    return head.startswith(_BINARY_MAGIC) or b"\x00" in head
+    # Binary formats (and UTF-16 without a BOM) are full of NULs; a page with a stray one
+    # is still a page, which browsers render without it.
+    return head.startswith(_BINARY_MAGIC) or head.count(b"\x00") > _STRAY_NULS
+
+
+def _open_html_tag(text: str) -> str:
+    """The page with its ``<html .../>`` tag opened, as browsers read it.
+
+    libxml2 closes a self-closed ``<html/>`` and drops the rest of the page; trafilatura
+    repairs the tag only where it ends a line.
+    """
+    tag = _HTML_TAG.search(text, 0, 4096)
+    if tag is None or not tag.group().endswith("/>"):
+        return text
+    return text[: tag.end() - 2].rstrip() + ">" + text[tag.end() :]
 
 
 def _decode(data: bytes, content_type: str | None) -> str:

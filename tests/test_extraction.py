@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -517,10 +518,12 @@ def _demo_pages() -> list[Path]:
 @pytest.mark.parametrize("path", _demo_pages(), ids=lambda path: f"{path.parts[-3]}/{path.stem}")
 def test_extract_page_gives_what_trafilatura_gives_on_its_own(path: Path) -> None:
     """Our decoding, parser and pruning change nothing trafilatura would find on its own (pages with forms included)."""
+    _assert_as_trafilatura(path.read_bytes(), f"http://127.0.0.1:8000/{path.parts[-3]}/articles/{path.name}")
+
+
+def _assert_as_trafilatura(body: bytes, url: str) -> None:
     from trafilatura import bare_extraction
 
-    body = path.read_bytes()
-    url = f"http://127.0.0.1:8000/{path.parts[-3]}/articles/{path.name}"
     ours = extract_page(body, url)
     theirs = bare_extraction(body, url=url, **extraction.TRAFILATURA_OPTIONS)
     assert ours is not None and theirs is not None
@@ -530,3 +533,55 @@ def test_extract_page_gives_what_trafilatura_gives_on_its_own(path: Path) -> Non
         extraction._paragraphs(theirs.text or ""),
         extraction._clean(theirs.sitename),
     )
+
+
+_DEMO_PAGE = bundled_corpus_dir() / "coastline-daily" / "articles" / "automated-cranes-south-terminal.html"
+
+
+def _in_article(body: bytes, insert: bytes) -> bytes:
+    """The page with ``insert`` inside the text of its first long paragraph."""
+    found = re.search(rb"<p>[^<]{200}", body)
+    assert found is not None
+    return body[: found.start() + 100] + insert + body[found.start() + 100 :]
+
+
+def _faulty_pages() -> Iterator[tuple[str, bytes]]:
+    body = _DEMO_PAGE.read_bytes()
+    doctype_end = body.index(b">") + 1
+    # Every C0 control character but tab, newline and carriage return, one per page:
+    # browsers show nothing for them (or drop them), libxml2 keeps them in the text.
+    for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)):
+        yield f"control-{code:02x}-in-the-text", _in_article(body, bytes([code]))
+    yield "controls-in-title-and-attribute", body.replace(b"<title>", b"<title>\x08", 1).replace(
+        b"<meta ", b'<meta data-x="\x1b\x0c" ', 1
+    )
+    yield "noncharacters-in-the-text", _in_article(body, "\ufffe\uffff".encode())
+    yield "nul-in-the-head", body.replace(b"<head>", b"<head>\x00", 1)
+    yield "control-before-the-doctype", b"\x08" + body
+    yield "self-closed-html-tag-ending-its-line", body.replace(b'<html lang="en-GB">', b'<html lang="en-GB"/>', 1)
+    yield "xhtml-doctype", (
+        b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">'
+        + body[doctype_end:]
+    )
+    yield "self-closed-doctype", b"<!DOCTYPE html/>" + body[doctype_end:]
+    yield "empty-doctype", b"<!DOCTYPE>" + body[doctype_end:]
+    yield "no-doctype", body[doctype_end:].lstrip()
+    yield "unterminated-comment-after-the-article", body.replace(b"</body>", b"<!-- tracking pixel </body>", 1)
+
+
+@pytest.mark.parametrize(("fault", "body"), list(_faulty_pages()), ids=[fault for fault, _ in _faulty_pages()])
+def test_faulty_pages_a_browser_renders_give_what_trafilatura_gives(fault: str, body: bytes) -> None:
+    """trafilatura repairs such pages before parsing (issue 18: one \\x08 lost the whole text)."""
+    assert _DEMO_PAGE.read_bytes() != body
+    _assert_as_trafilatura(body, "http://127.0.0.1:8000/coastline-daily/articles/automated-cranes-south-terminal.html")
+
+
+def test_a_self_closed_html_tag_is_read_as_browsers_read_it() -> None:
+    """Browsers ignore the slash; libxml2 would drop the page, and trafilatura repairs the tag only at a line end."""
+    from trafilatura import bare_extraction
+
+    body = _DEMO_PAGE.read_bytes()
+    for tag in (b'<html lang="en-GB"/><head>', b'<HTML lang="en-GB" /><head>'):
+        faulty = body.replace(b'<html lang="en-GB">\n<head>', tag, 1)
+        assert faulty != body and bare_extraction(faulty, **extraction.TRAFILATURA_OPTIONS) is None
+        assert extract_page(faulty, URL) == extract_page(body, URL)

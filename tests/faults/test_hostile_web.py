@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from trafilatura import bare_extraction
 
 from faultkit import Handler, Web, article_html, fault_settings, rss, write_feed_list
+from pipeline import extraction
 from pipeline.models import SearchQuery, TextSource
 from pipeline.runner import Pipeline
 from pipeline.urls import article_id
@@ -28,6 +30,25 @@ SCRIPT_ONLY = (
     "<noscript>Please enable JavaScript.</noscript></body></html>"
 )
 MALFORMED_TAIL = "<item><title>Broken & unescaped <b>tag</title><link>"  # cut off mid-item, bare '&'
+
+def _quirky(title: str, topic: str, old: str, new: str) -> tuple[str, str, str]:
+    page = article_html(title, topic)
+    assert old in page
+    return title, page.replace(old, new, 1), page
+
+
+# Faulty pages a browser renders as if they were sound (issue 18): path -> (title, faulty page, sound page).
+QUIRKS = {
+    "/quirks/backspace.html": _quirky("Ferry timetable changes", "ferrybury", "officials in", "officials\x08 in"),
+    "/quirks/nul.html": _quirky("Market hall reopens", "stallford", "<head>", "<head>\x00"),
+    "/quirks/controls.html": _quirky(
+        "Canal locks repaired", "lockwick", "described paragraph 2", "described\x0c paragraph\x0b 2\x1b"),
+    "/quirks/comment.html": _quirky("Choir wins award", "cantorby", "<footer>", "<!-- unterminated comment <footer>"),
+    "/quirks/doctype.html": _quirky(
+        "Museum extends hours", "galleria", "<!doctype html><html lang=en>",
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">'
+        '<html lang="en"/>'),
+}
 
 
 @pytest.fixture
@@ -78,6 +99,11 @@ def hostile(web: Web, witness: Web, tmp_path: Path) -> dict[str, str]:
     web.routes["/mixed/busy.html"] = busy_once
     web.serve("/html/feed.xml", '<!doctype html><html><head><link rel="alternate" type="application/rss+xml" '
               'href="/good/feed.xml"></head><body><p>Welcome to our site</p></body></html>')
+    web.serve("/quirks/feed.xml", rss("Quirky Courier", [
+        (title, u(path), f"Summary of {title.lower()}.") for path, (title, _, _) in QUIRKS.items()
+    ]), "application/rss+xml")
+    for path, (_, faulty, _) in QUIRKS.items():
+        web.serve(path, faulty)
     web.serve("/missing/feed.xml", "not here", "text/plain", status=404)
     web.serve("/gone/feed.xml", "gone for good", "text/plain", status=410)
     web.serve("/limited/feed.xml", "slow down", "text/plain", status=429, Retry_After="7200")
@@ -88,7 +114,7 @@ def hostile(web: Web, witness: Web, tmp_path: Path) -> dict[str, str]:
         "good": u("/good/feed.xml"), "weekly": u("/weekly/feed.xml"), "malformed": u("/malformed/feed.xml"),
         "mixed": u("/mixed/feed.xml"), "html": u("/html/feed.xml"), "missing": u("/missing/feed.xml"),
         "gone": u("/gone/feed.xml"), "limited": u("/limited/feed.xml"), "down": u("/down/feed.xml"),
-        "hang": u("/hang/feed.xml"),
+        "hang": u("/hang/feed.xml"), "quirks": u("/quirks/feed.xml"),
     }
 
 
@@ -109,7 +135,7 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
         # -- feeds: each bad one has its recorded, logged outcome -----------------------------
         assert sorted(f.feed_id for f in report.failed_feeds) == ["down", "gone", "hang", "html", "limited", "missing"]
         assert {k: states[k].status for k in states} == {
-            "good": "active", "weekly": "active", "malformed": "active", "mixed": "active",
+            "good": "active", "weekly": "active", "malformed": "active", "mixed": "active", "quirks": "active",
             "html": "failing", "missing": "failing", "limited": "failing", "down": "failing", "hang": "failing",
             "gone": "retired",
         }
@@ -119,7 +145,7 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
         assert "HTTP 429" in errors["limited"] and "HTTP 503" in errors["down"]
         assert "within 2s" in errors["hang"] or "Timeout" in errors["hang"]
         assert errors["malformed"], "a malformed but usable feed keeps its parse error"
-        assert errors["good"] == errors["weekly"] == errors["mixed"] == ""
+        assert errors["good"] == errors["weekly"] == errors["mixed"] == errors["quirks"] == ""
         # Weighted failures: the feed's own fault (404, not a feed) counts double a passing one.
         assert {k: states[k].failure_score for k in ("html", "missing", "limited", "down", "hang")} == {
             "html": 2.0, "missing": 2.0, "limited": 1.0, "down": 1.0, "hang": 1.0}
@@ -155,6 +181,15 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
         assert "not allowed" in reasons["/mixed/moved.html"] or "refused" in reasons["/mixed/moved.html"]
         assert "no article text" in reasons["/mixed/app.html"] or "too short" in reasons["/mixed/app.html"]
         assert by_path["/mixed/app.html"].text == "Summary of the app shell story."
+
+        # -- faulty pages a browser renders: the text trafilatura finds on the sound page ---------
+        quirky = store.articles_by_id(article_id(web.url(path)) for path in QUIRKS)
+        assert len(quirky) == len(QUIRKS)
+        for article in quirky.values():
+            path = article.url.removeprefix(web.base)
+            assert (article.text_source, article.text_source_reason) == (TextSource.PAGE, None), path
+            plain = bare_extraction(QUIRKS[path][2].encode(), url=article.url, **extraction.TRAFILATURA_OPTIONS)
+            assert plain is not None and article.text == extraction._paragraphs(plain.text or ""), path
 
         # -- entries: a page with no text anywhere fails for good, a busy page waits for a retry ---
         entries = _entries(pipeline)
