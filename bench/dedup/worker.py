@@ -26,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 
 
-
 def _status(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
