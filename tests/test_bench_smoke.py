@@ -85,3 +85,13 @@ def test_run_all_writes_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     table = (RESULTS / "table-tiny.md").read_text(encoding="utf-8")
     assert "| clustering |" in table and "python -m bench --tiny --only clustering" in table
     assert "| stage | measured |" in capsys.readouterr().out
+    # The baseline is the textbook with batched updates; the per-shingle one is a second line, same clusters.
+    report = json.loads((RESULTS / "dedup-200.json").read_text(encoding="utf-8"))
+    rows = {row["system"]: row for row in report["systems"]}
+    assert list(rows) == ["ours", "textbook@0.5", "textbook@0.3", "textbook per-shingle@0.5"]
+    batch, per_shingle = rows["textbook@0.5"], rows["textbook per-shingle@0.5"]
+    assert (batch["f1"], batch["ari"]) == (per_shingle["f1"], per_shingle["ari"])
+    ours = rows["ours"]["articles_per_second"]
+    assert report["throughput_ratio_vs_textbook@0.5"] == ours / batch["articles_per_second"]
+    assert report["throughput_ratio_vs_textbook_per_shingle@0.5"] == ours / per_shingle["articles_per_second"]
+    assert "textbook MinHash LSH @0.5 (MinHash.generator)" in table
