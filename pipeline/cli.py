@@ -423,6 +423,36 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
+# -- runs ------------------------------------------------------------------------------------
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    with closing(Store(_settings(args).resolved_store_url)) as store:
+        records = store.recent_runs(args.limit)
+    if args.json:
+        _print_json(records)
+        return EXIT_OK
+    if not records:
+        print("no runs yet: run `newsagg run` first")
+        return EXIT_OK
+    for r in records:
+        print(f"{r.id:>5}  {r.status:<9}  {r.trigger:<7}  {_when(r.started_at)} – "
+              f"{_when(r.finished_at) if r.finished_at else '...':<16}  {_run_counts(r.stats)}".rstrip())
+    print("(times in UTC)")
+    return EXIT_OK
+
+
+def _run_counts(stats: dict[str, Any]) -> str:
+    if not stats:
+        return ""
+    failed_feeds = len(stats.get("failed_feeds", []))
+    return (f"articles +{stats.get('articles_added', 0)} ({stats.get('articles_failed', 0)} failed)"
+            f" · clustered {stats.get('clustered', 0)} · stories {stats.get('stories_built', 0)}"
+            f" · indexed {stats.get('indexed', 0)} · failed feeds {failed_feeds}")
+
+
 # -- store schema ----------------------------------------------------------------------------
 
 
@@ -595,6 +625,16 @@ def _datetime_arg(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _count_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
 def _until_arg(text: str) -> datetime:
     """Like ``_datetime_arg``, but a date alone means the end of that day: ``--until`` includes it."""
     parsed = _datetime_arg(text)
@@ -749,6 +789,18 @@ def _parser() -> argparse.ArgumentParser:
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_cmd_feeds_status)
+
+    runs = commands.add_parser("runs", parents=[common], help="the record of pipeline runs")
+    run_commands = runs.add_subparsers(required=True, metavar="SUBCOMMAND")
+    runs_list = run_commands.add_parser(
+        "list", parents=[common], help="recent runs, newest first: trigger, times, status, counts",
+        description="Each run's status: ok, partial (the search index was unavailable; its documents wait in "
+        "the outbox), failed, running, or abandoned (its process is gone, or it showed no progress for 30 "
+        "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds.",
+    )
+    runs_list.add_argument("--limit", type=_count_arg, default=20, help="runs to show (default 20)")
+    runs_list.add_argument("--json", action="store_true", help="the runs with their full reports as JSON")
+    runs_list.set_defaults(handler=_cmd_runs_list)
 
     db = commands.add_parser(
         "db", parents=[common], help="the store's schema: show its revision, upgrade it",

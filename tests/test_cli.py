@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,3 +280,37 @@ def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
     ]:
         code, _, err = run_cli(capsys, *argv)
         assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+
+
+def test_runs_list_shows_recent_runs_newest_first_with_status_and_counts(
+    demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    assert run_cli(capsys, "run", "--feeds", str(tmp_path / "missing.yaml"))[0] == 2  # the run fails
+    # A run whose process died without finishing it (killed): shown abandoned, not running.
+    store_url = f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from pipeline.storage import Store; "
+         "Store(sys.argv[1]).start_run('airflow'); os._exit(0)", store_url],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, check=True,
+    )
+    assert killed.returncode == 0
+
+    code, out, _ = run_cli(capsys, "runs", "list", "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert [(r["trigger"], r["status"]) for r in found] == [("airflow", "abandoned"), ("cli", "failed"), ("cli", "ok")]
+    assert [r["id"] for r in found] == sorted((r["id"] for r in found), reverse=True)
+    ok = found[2]
+    assert ok["stats"]["articles_added"] == 49 and ok["stats"]["failed_feeds"] == []
+    assert ok["finished_at"] >= ok["started_at"] and found[0]["stats"] == {}
+
+    code, out, _ = run_cli(capsys, "runs", "list", "--limit", "2")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3 and "abandoned" in lines[0] and "failed" in lines[1]
+    code, out, _ = run_cli(capsys, "runs", "list")
+    assert "ok" in out.splitlines()[2] and "articles +49 (0 failed)" in out and "failed feeds 0" in out
+
+    with pytest.raises(SystemExit):
+        main(["runs", "list", "--limit", "0"])
+    assert "not a positive whole number" in capsys.readouterr().err
