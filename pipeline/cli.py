@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -164,17 +164,38 @@ def _terminal_highlight(snippet: str, out: TextIO) -> str:
 
 
 def _cmd_clusters_list(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
+    from pipeline.storage import ClusterSummary, Store
 
     with closing(Store(_settings(args).resolved_store_url)) as store:
-        clusters = store.cluster_summaries(args.limit, min_articles=args.min_articles)
-    if args.json:
-        _print_json(clusters)
-        return EXIT_OK
-    for c in clusters:
-        agency = f" · {c.agency}" if c.agency else ""
-        print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+        clusters: Iterable[ClusterSummary]
+        if args.all:
+            clusters, next_cursor = store.all_cluster_summaries(args.min_articles, args.after), None
+        else:
+            page = store.cluster_page(args.limit, args.min_articles, args.after)
+            clusters, next_cursor = page.clusters, page.next
+        if args.json:
+            # Written a cluster at a time: with --all the listing may be long.
+            sys.stdout.write('{"clusters": [')
+            for n, c in enumerate(clusters):
+                sys.stdout.write(("," if n else "") + "\n  " + json.dumps(c, ensure_ascii=False, default=_json_default))
+            sys.stdout.write(f"\n], \"next\": {json.dumps(next_cursor)}}}\n")
+            return EXIT_OK
+        for c in clusters:
+            agency = f" · {c.agency}" if c.agency else ""
+            print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+    if next_cursor is not None:
+        print(f"(more: --after {next_cursor}, or --all)")
     return EXIT_OK
+
+
+def _cluster_cursor_arg(text: str) -> str:
+    from pipeline.storage.stories import parse_cluster_cursor
+
+    try:
+        parse_cluster_cursor(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a cursor from `clusters list`: {text!r}") from None
+    return text
 
 
 def _cmd_clusters_show(args: argparse.Namespace) -> int:
@@ -712,10 +733,17 @@ def _parser() -> argparse.ArgumentParser:
 
     clusters = commands.add_parser("clusters", parents=[common], help="inspect clusters of near-duplicate articles")
     cluster_commands = clusters.add_subparsers(required=True, metavar="SUBCOMMAND")
-    listing = cluster_commands.add_parser("list", parents=[common], help="largest clusters first")
-    listing.add_argument("--limit", type=int, default=50)
+    listing = cluster_commands.add_parser(
+        "list", parents=[common], help="clusters, largest first, a page at a time (or --all)",
+        description="Clusters by size, then most recently seen, then id. A page ends with the cursor of the "
+        "next (--json: \"next\", null on the last page); --after CURSOR lists the page after it.",
+    )
+    listing.add_argument("--limit", type=_count_arg, default=50, help="clusters per page (default 50)")
+    listing.add_argument("--after", type=_cluster_cursor_arg, metavar="CURSOR",
+                         help="the page after this cursor (printed at the end of the previous page)")
+    listing.add_argument("--all", action="store_true", help="every cluster (after --after, if given), read a page at a time")
     listing.add_argument("--min-articles", type=int, default=1, help="hide clusters smaller than this")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help='{"clusters": [...], "next": CURSOR or null}')
     listing.set_defaults(handler=_cmd_clusters_list)
     show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
     show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")

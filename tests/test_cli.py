@@ -55,7 +55,7 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
         assert code == 0 and json.loads(out)["total"] == 1, bounds
 
     code, out, _ = run_cli(capsys, "clusters", "list", "--json", "--min-articles", "2")
-    clusters = json.loads(out)
+    clusters = json.loads(out)["clusters"]
     assert code == 0 and [c["article_count"] for c in clusters] == [6, 5, 4, 4, 4, 3, 3, 2]
 
     code, out, _ = run_cli(capsys, "clusters", "show", clusters[0]["id"], "--json")
@@ -314,3 +314,33 @@ def test_runs_list_shows_recent_runs_newest_first_with_status_and_counts(
     with pytest.raises(SystemExit):
         main(["runs", "list", "--limit", "0"])
     assert "not a positive whole number" in capsys.readouterr().err
+
+
+def test_clusters_list_pages_through_every_cluster_once(demo_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    code, out, _ = run_cli(capsys, "clusters", "list", "--all", "--json")
+    every = [c["id"] for c in json.loads(out)["clusters"]]
+    assert code == 0 and json.loads(out)["next"] is None and len(every) > 20
+
+    listed: list[str] = []
+    after: list[str] = []
+    while True:
+        code, out, _ = run_cli(capsys, "clusters", "list", "--limit", "7", "--json", *after)
+        page = json.loads(out)
+        assert code == 0 and 0 < len(page["clusters"]) <= 7
+        listed.extend(c["id"] for c in page["clusters"])
+        if page["next"] is None:
+            break
+        after = ["--after", page["next"]]
+    assert listed == every and len(set(listed)) == len(listed)
+
+    code, out, _ = run_cli(capsys, "clusters", "list", "--limit", "7")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 8 and lines[-1].startswith("(more: --after ")
+    cursor = lines[-1].split()[2]
+    code, out, _ = run_cli(capsys, "clusters", "list", "--after", cursor, "--all")
+    assert [line.split()[0] for line in out.splitlines()] == every[7:]
+
+    with pytest.raises(SystemExit):
+        main(["clusters", "list", "--after", "nonsense"])
+    assert "not a cursor from `clusters list`" in capsys.readouterr().err
