@@ -279,6 +279,16 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export_records, write_records
+    from pipeline.storage import Store
+
+    with closing(Store(_settings(args).resolved_store_url)) as store, _open_output(args.output) as out:
+        count = write_records(export_records(store, args.kind, args.since), args.kind, args.format, out)
+    print(f"{count} {args.kind} exported", file=sys.stderr)
+    return EXIT_OK
+
+
 # -- extract and dedup -----------------------------------------------------------------------
 
 
@@ -758,6 +768,22 @@ def _parser() -> argparse.ArgumentParser:
     article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
     article_show.add_argument("--json", action="store_true")
     article_show.set_defaults(handler=_cmd_articles_show)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="stories or articles from the store as JSON lines or CSV (streamed)",
+        description="Write every story (least recently seen first) or article (in arrival order) as one JSON "
+        "object a line, or CSV with a header row (lists and objects as JSON in a cell), read from the store a "
+        "chunk at a time. Articles: text, metadata, text source and why, the agency credit, arrival time, cluster "
+        "id. Stories: their sources, counts, tags.",
+    )
+    export.add_argument("kind", choices=["stories", "articles"])
+    export.add_argument(
+        "--since", type=_datetime_arg,
+        help="stories last seen / articles arrived on or after (ISO date: from its start; or datetime, UTC if no offset)",
+    )
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=_cmd_export)
 
     extract = commands.add_parser(
         "extract", parents=[common], help="extract article text and metadata from files or URLs, one JSON line each"

@@ -401,3 +401,9 @@ def test_cluster_pages_list_every_cluster_once_in_order_across_ties(store: Store
     assert [c.id for c in store.all_cluster_summaries(min_articles=3)] == ["c98", *expected[:7]]
     with pytest.raises(ValueError):
         store.cluster_page(5, after="not-a-cursor")
+    # The export's reading, in chunks across the same ties: least recently seen first, then by id.
+    everything = sorted([*built, replace(story(98), id="c98", last_seen=T0 + timedelta(days=1))],
+                        key=lambda s: (s.last_seen, s.id))
+    assert [s.id for s in store.iter_stories(chunk=4)] == [s.id for s in everything]
+    assert [s.id for s in store.iter_stories(since=T0 + timedelta(hours=1), chunk=3)] == [
+        s.id for s in everything if s.last_seen >= T0 + timedelta(hours=1)]

@@ -129,6 +129,14 @@ class StoryStore(StoreBase):
 
     def stories_by_id(self, ids: Iterable[str]) -> dict[str, Story]:
         return self._rows_by(stories, stories.c.id, ids, _story)
+    def iter_stories(self, since: datetime | None = None, chunk: int = 500) -> Iterator[Story]:
+        """Every story (last seen since ``since``), least recently seen first, ``chunk`` at a time."""
+        query = sa.select(stories)
+        if since is not None:
+            query = query.where(stories.c.last_seen >= since)
+        for row in self._keyset_rows(query, (stories.c.last_seen, stories.c.id), chunk):
+            yield _story(row)
+
     def cluster_summaries(self, limit: int, min_articles: int = 1, after: str | None = None) -> list[ClusterSummary]:
         """Stories, largest and newest first (then by id), from the one after the cursor ``after``.
 
