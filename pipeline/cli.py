@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -97,8 +99,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_demo(demo, sys.stdout)
     if args.data_dir is not None:
-        print(f"\nData kept in {args.data_dir}: try `newsagg --data-dir {args.data_dir} clusters list`.")
+        print(f"\nData kept in {args.data_dir}. Look at it with:")
+        print_demo_commands(args.data_dir, demo.query, sys.stdout)
     return EXIT_OK
+
+
+def print_demo_commands(data_dir: Path, query: str, out: TextIO) -> None:
+    """The exact commands that show a demo's data (also used by scripts/airflow-demo)."""
+    def shown(path: Path) -> str:  # relative to where the user is, when inside it
+        relative = os.path.relpath(path.resolve())
+        return shlex.quote(str(path.resolve()) if relative.startswith("..") else relative)
+
+    installed = Path(sys.executable).parent / "newsagg"  # this environment's newsagg, on PATH or not
+    newsagg = f"{shown(installed)} --data-dir {shown(data_dir)}" if installed.exists() else f"newsagg --data-dir {shown(data_dir)}"
+    print(f"  {newsagg} clusters list", file=out)
+    print(f"  {newsagg} search {shlex.quote(query)}", file=out)
+    print(f"  {newsagg} export stories", file=out)
 
 
 def print_demo(demo: DemoResult, out: TextIO) -> None:
@@ -711,7 +727,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the whole pipeline on the bundled demo corpus (served on 127.0.0.1)",
         description="Serve the bundled demo corpus on a loopback HTTP server, run the pipeline on embedded "
         "defaults into a fresh data directory (a temporary one unless --data-dir), print the merged stories "
-        "and an example search.",
+        "and an example search; with --data-dir, then the commands that look at the data kept there.",
     )
     demo.add_argument("--json", action="store_true", help="machine-readable output")
     demo.set_defaults(handler=_cmd_demo)

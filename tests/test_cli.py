@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from contextlib import closing
@@ -19,7 +20,7 @@ from pipeline.cli import main
 from pipeline.feeds import load_feed_list
 from pipeline.storage import FeedState, Store
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
-from pipeline.demo.run import write_demo_feeds
+from pipeline.demo.run import demo_query, write_demo_feeds
 
 ARTICLE = "/harbor-city-ledger/articles/port-strike.html"
 
@@ -393,3 +394,13 @@ def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: 
     assert len(list(csv.DictReader(io.StringIO(out)))) == sum(1 for s in stories.values() if f"{s.last_seen:%Y-%m-%d}" >= day)
     code, out, _ = run_cli(capsys, "export", "articles", "--since", "2999-01-01", "--format", "csv")
     assert code == 0 and out.splitlines() == [",".join(export.FIELDS["articles"])]
+
+
+def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "demo", "--data-dir", str(tmp_path / "kept"))
+    commands = [shlex.split(line) for line in out.splitlines()[-3:]]
+    assert code == 0 and [c[1:3] for c in commands] == [["--data-dir", str(tmp_path / "kept")]] * 3
+    assert [c[3:] for c in commands] == [["clusters", "list"], ["search", demo_query()], ["export", "stories"]]
+    code, out, _ = run_cli(capsys, *commands[1][1:])
+    assert code == 0 and out.startswith("1 story")
