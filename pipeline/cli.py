@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`newsagg export articles | head`): stop quietly, and keep Python
+        # from failing again on flushing standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:

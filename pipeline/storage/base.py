@@ -222,8 +222,8 @@ class StoreBase:
         """The rows of ``query`` in the order of ``keys`` (unique together), read ``chunk`` rows at a time.
 
         Each chunk is one short read starting after the last row of the one before (keyset
-        paging), so neither this process nor the database holds more than a chunk, and no
-        transaction stays open between chunks.
+        paging, which an index on the first key serves), so this process holds one chunk at a
+        time and no transaction stays open between chunks.
         """
         after: tuple[Any, ...] | None = None
         while True:
