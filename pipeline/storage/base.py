@@ -218,11 +218,12 @@ class StoreBase:
                 for row in conn.execute(sa.select(table).where(key.in_(chunk))).mappings():
                     found[row[key.name]] = build(row)
         return found
+
     def _keyset_rows(self, query: sa.Select[Any], keys: Sequence[sa.Column[Any]], chunk: int) -> Iterator[Any]:
         """The rows of ``query`` in the order of ``keys`` (unique together), read ``chunk`` rows at a time.
 
         Each chunk is one short read starting after the last row of the one before (keyset
-        paging, which an index on the first key serves), so this process holds one chunk at a
+        paging, which an index on the first key serves), so this process holds about a chunk at a
         time and no transaction stays open between chunks.
         """
         after: tuple[Any, ...] | None = None
