@@ -13,7 +13,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 .PHONY: demo test install install-airflow install-dev airflow es-local typecheck bench bench-quick bench-dedup clean help
 
 help:
-	@echo "make demo        one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults)"
+	@echo "make demo        one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults), kept in .demo/"
 	@echo "make test        install, type-check, start Elasticsearch and PostgreSQL on loopback, run the suite"
 	@echo "make airflow     Airflow UI + scheduler on 127.0.0.1:8080 running the DAGs in dags/"
 	@echo "make es-local    run the local Elasticsearch test node in the foreground"

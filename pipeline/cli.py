@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -50,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`newsagg export articles | head`): stop quietly, and keep Python
+        # from failing again on flushing standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -97,8 +104,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_demo(demo, sys.stdout)
     if args.data_dir is not None:
-        print(f"\nData kept in {args.data_dir}: try `newsagg --data-dir {args.data_dir} clusters list`.")
+        print(f"\nData kept in {args.data_dir}. Look at it with:")
+        print_demo_commands(args.data_dir, demo.query, sys.stdout)
     return EXIT_OK
+
+
+def print_demo_commands(data_dir: Path, query: str, out: TextIO) -> None:
+    """The exact commands that show a demo's data (also used by scripts/airflow-demo)."""
+    def shown(path: Path) -> str:  # relative to where the user is, when inside it
+        relative = os.path.relpath(path.resolve())
+        return shlex.quote(str(path.resolve()) if relative.startswith("..") else relative)
+
+    installed = Path(sys.executable).parent / "newsagg"  # this environment's newsagg, on PATH or not
+    newsagg = f"{shown(installed)} --data-dir {shown(data_dir)}" if installed.exists() else f"newsagg --data-dir {shown(data_dir)}"
+    print(f"  {newsagg} clusters list", file=out)
+    print(f"  {newsagg} search {shlex.quote(query)}", file=out)
+    print(f"  {newsagg} export stories", file=out)
 
 
 def print_demo(demo: DemoResult, out: TextIO) -> None:
@@ -164,17 +185,38 @@ def _terminal_highlight(snippet: str, out: TextIO) -> str:
 
 
 def _cmd_clusters_list(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
+    from pipeline.storage import ClusterSummary, Store
 
     with closing(Store(_settings(args).resolved_store_url)) as store:
-        clusters = store.cluster_summaries(args.limit, min_articles=args.min_articles)
-    if args.json:
-        _print_json(clusters)
-        return EXIT_OK
-    for c in clusters:
-        agency = f" · {c.agency}" if c.agency else ""
-        print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+        clusters: Iterable[ClusterSummary]
+        if args.all:
+            clusters, next_cursor = store.all_cluster_summaries(args.min_articles, args.after), None
+        else:
+            page = store.cluster_page(args.limit, args.min_articles, args.after)
+            clusters, next_cursor = page.clusters, page.next
+        if args.json:
+            # Written a cluster at a time: with --all the listing may be long.
+            sys.stdout.write('{"clusters": [')
+            for n, c in enumerate(clusters):
+                sys.stdout.write(("," if n else "") + "\n  " + json.dumps(c, ensure_ascii=False, default=_json_default))
+            sys.stdout.write(f"\n], \"next\": {json.dumps(next_cursor)}}}\n")
+            return EXIT_OK
+        for c in clusters:
+            agency = f" · {c.agency}" if c.agency else ""
+            print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+    if next_cursor is not None:
+        print(f"(more: --after {next_cursor}, or --all)")
     return EXIT_OK
+
+
+def _cluster_cursor_arg(text: str) -> str:
+    from pipeline.storage.stories import parse_cluster_cursor
+
+    try:
+        parse_cluster_cursor(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a cursor from `clusters list`: {text!r}") from None
+    return text
 
 
 def _cmd_clusters_show(args: argparse.Namespace) -> int:
@@ -255,6 +297,16 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
     print(f"  text from {article.text_source.value}{reason}, {len(article.text)} characters")
     print(f"  {_credit_line(article.credit) if article.credit else 'credits no wire agency'}")
     print(f"  cluster {member.cluster_id if member else '(not clustered yet)'}")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export_records, write_records
+    from pipeline.storage import Store
+
+    with closing(Store(_settings(args).resolved_store_url)) as store, _open_output(args.output) as out:
+        count = write_records(export_records(store, args.kind, args.since), args.kind, args.format, out)
+    print(f"{count} {args.kind} exported", file=sys.stderr)
     return EXIT_OK
 
 
@@ -421,6 +473,36 @@ def _duration(seconds: float) -> str:
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from pipeline.storage import Store
+
+    with closing(Store(_settings(args).resolved_store_url)) as store:
+        records = store.recent_runs(args.limit)
+    if args.json:
+        _print_json(records)
+        return EXIT_OK
+    if not records:
+        print("no runs yet: run `newsagg run` first")
+        return EXIT_OK
+    for r in records:
+        print(f"{r.id:>5}  {r.status:<9}  {r.trigger:<7}  {_when(r.started_at)} – "
+              f"{_when(r.finished_at) if r.finished_at else '...':<16}  {_run_counts(r.stats)}".rstrip())
+    print("(times in UTC)")
+    return EXIT_OK
+
+
+def _run_counts(stats: dict[str, Any]) -> str:
+    if not stats:
+        return ""
+    failed_feeds = len(stats.get("failed_feeds", []))
+    return (f"articles +{stats.get('articles_added', 0)} ({stats.get('articles_failed', 0)} failed)"
+            f" · clustered {stats.get('clustered', 0)} · stories {stats.get('stories_built', 0)}"
+            f" · indexed {stats.get('indexed', 0)} · failed feeds {failed_feeds}")
 
 
 # -- store schema ----------------------------------------------------------------------------
@@ -595,6 +677,16 @@ def _datetime_arg(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _count_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
 def _until_arg(text: str) -> datetime:
     """Like ``_datetime_arg``, but a date alone means the end of that day: ``--until`` includes it."""
     parsed = _datetime_arg(text)
@@ -640,7 +732,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the whole pipeline on the bundled demo corpus (served on 127.0.0.1)",
         description="Serve the bundled demo corpus on a loopback HTTP server, run the pipeline on embedded "
         "defaults into a fresh data directory (a temporary one unless --data-dir), print the merged stories "
-        "and an example search.",
+        "and an example search; with --data-dir, then the commands that look at the data kept there.",
     )
     demo.add_argument("--json", action="store_true", help="machine-readable output")
     demo.set_defaults(handler=_cmd_demo)
@@ -672,10 +764,17 @@ def _parser() -> argparse.ArgumentParser:
 
     clusters = commands.add_parser("clusters", parents=[common], help="inspect clusters of near-duplicate articles")
     cluster_commands = clusters.add_subparsers(required=True, metavar="SUBCOMMAND")
-    listing = cluster_commands.add_parser("list", parents=[common], help="largest clusters first")
-    listing.add_argument("--limit", type=int, default=50)
+    listing = cluster_commands.add_parser(
+        "list", parents=[common], help="clusters, largest first, a page at a time (or --all)",
+        description="Clusters by size, then most recently seen, then id. A page ends with the cursor of the "
+        "next (--json: \"next\", null on the last page); --after CURSOR lists the page after it.",
+    )
+    listing.add_argument("--limit", type=_count_arg, default=50, help="clusters per page (default 50)")
+    listing.add_argument("--after", type=_cluster_cursor_arg, metavar="CURSOR",
+                         help="the page after this cursor (printed at the end of the previous page)")
+    listing.add_argument("--all", action="store_true", help="every cluster (after --after, if given), read a page at a time")
     listing.add_argument("--min-articles", type=int, default=1, help="hide clusters smaller than this")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help='{"clusters": [...], "next": CURSOR or null}')
     listing.set_defaults(handler=_cmd_clusters_list)
     show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
     show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
@@ -690,6 +789,22 @@ def _parser() -> argparse.ArgumentParser:
     article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
     article_show.add_argument("--json", action="store_true")
     article_show.set_defaults(handler=_cmd_articles_show)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="stories or articles from the store as JSON lines or CSV (streamed)",
+        description="Write every story (least recently seen first) or article (in arrival order) as one JSON "
+        "object a line, or CSV with a header row (lists and objects as JSON in a cell), read from the store a "
+        "chunk at a time. Articles: text, metadata, text source and why, the agency credit, arrival time, cluster "
+        "id. Stories: their sources, counts, tags.",
+    )
+    export.add_argument("kind", choices=["stories", "articles"])
+    export.add_argument(
+        "--since", type=_datetime_arg,
+        help="stories last seen / articles arrived on or after (ISO date: from its start; or datetime, UTC if no offset)",
+    )
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=_cmd_export)
 
     extract = commands.add_parser(
         "extract", parents=[common], help="extract article text and metadata from files or URLs, one JSON line each"
@@ -749,6 +864,18 @@ def _parser() -> argparse.ArgumentParser:
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_cmd_feeds_status)
+
+    runs = commands.add_parser("runs", parents=[common], help="the record of pipeline runs")
+    run_commands = runs.add_subparsers(required=True, metavar="SUBCOMMAND")
+    runs_list = run_commands.add_parser(
+        "list", parents=[common], help="recent runs, newest first: trigger, times, status, counts",
+        description="Each run's status: ok, partial (the search index was unavailable; its documents wait in "
+        "the outbox), failed, running, or abandoned (its process is gone, or it showed no progress for 30 "
+        "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds.",
+    )
+    runs_list.add_argument("--limit", type=_count_arg, default=20, help="runs to show (default 20)")
+    runs_list.add_argument("--json", action="store_true", help="the runs with their full reports as JSON")
+    runs_list.set_defaults(handler=_cmd_runs_list)
 
     db = commands.add_parser(
         "db", parents=[common], help="the store's schema: show its revision, upgrade it",

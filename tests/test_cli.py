@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import shlex
+import subprocess
+import sys
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from pipeline import export
 from pipeline.cli import main
 from pipeline.feeds import load_feed_list
-from pipeline.storage import FeedState
+from pipeline.storage import FeedState, Store
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
-from pipeline.demo.run import write_demo_feeds
+from pipeline.demo.run import demo_query, write_demo_feeds
 
 ARTICLE = "/harbor-city-ledger/articles/port-strike.html"
 
@@ -52,7 +59,7 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
         assert code == 0 and json.loads(out)["total"] == 1, bounds
 
     code, out, _ = run_cli(capsys, "clusters", "list", "--json", "--min-articles", "2")
-    clusters = json.loads(out)
+    clusters = json.loads(out)["clusters"]
     assert code == 0 and [c["article_count"] for c in clusters] == [6, 5, 4, 4, 4, 3, 3, 2]
 
     code, out, _ = run_cli(capsys, "clusters", "show", clusters[0]["id"], "--json")
@@ -277,3 +284,123 @@ def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
     ]:
         code, _, err = run_cli(capsys, *argv)
         assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+
+
+def test_runs_list_shows_recent_runs_newest_first_with_status_and_counts(
+    demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    assert run_cli(capsys, "run", "--feeds", str(tmp_path / "missing.yaml"))[0] == 2  # the run fails
+    # A run whose process died without finishing it (killed): shown abandoned, not running.
+    store_url = f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from pipeline.storage import Store; "
+         "Store(sys.argv[1]).start_run('airflow'); os._exit(0)", store_url],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, check=True,
+    )
+    assert killed.returncode == 0
+
+    code, out, _ = run_cli(capsys, "runs", "list", "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert [(r["trigger"], r["status"]) for r in found] == [("airflow", "abandoned"), ("cli", "failed"), ("cli", "ok")]
+    assert [r["id"] for r in found] == sorted((r["id"] for r in found), reverse=True)
+    ok = found[2]
+    assert ok["stats"]["articles_added"] == 49 and ok["stats"]["failed_feeds"] == []
+    assert ok["finished_at"] >= ok["started_at"] and found[0]["stats"] == {}
+
+    code, out, _ = run_cli(capsys, "runs", "list", "--limit", "2")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3 and "abandoned" in lines[0] and "failed" in lines[1]
+    code, out, _ = run_cli(capsys, "runs", "list")
+    assert "ok" in out.splitlines()[2] and "articles +49 (0 failed)" in out and "failed feeds 0" in out
+
+    with pytest.raises(SystemExit):
+        main(["runs", "list", "--limit", "0"])
+    assert "not a positive whole number" in capsys.readouterr().err
+
+
+def test_clusters_list_pages_through_every_cluster_once(demo_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    code, out, _ = run_cli(capsys, "clusters", "list", "--all", "--json")
+    every = [c["id"] for c in json.loads(out)["clusters"]]
+    assert code == 0 and json.loads(out)["next"] is None and len(every) > 20
+
+    listed: list[str] = []
+    after: list[str] = []
+    while True:
+        code, out, _ = run_cli(capsys, "clusters", "list", "--limit", "7", "--json", *after)
+        page = json.loads(out)
+        assert code == 0 and 0 < len(page["clusters"]) <= 7
+        listed.extend(c["id"] for c in page["clusters"])
+        if page["next"] is None:
+            break
+        after = ["--after", page["next"]]
+    assert listed == every and len(set(listed)) == len(listed)
+
+    code, out, _ = run_cli(capsys, "clusters", "list", "--limit", "7")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 8 and lines[-1].startswith("(more: --after ")
+    cursor = lines[-1].split()[2]
+    code, out, _ = run_cli(capsys, "clusters", "list", "--after", cursor, "--all")
+    assert [line.split()[0] for line in out.splitlines()] == every[7:]
+
+    with pytest.raises(SystemExit):
+        main(["clusters", "list", "--after", "nonsense"])
+    assert "not a cursor from `clusters list`" in capsys.readouterr().err
+
+
+def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    code, _, err = run_cli(capsys, "export", "articles", "-o", str(tmp_path / "articles.jsonl"))
+    lines = (tmp_path / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    assert code == 0 and err.strip() == "49 articles exported" and len(lines) == 49
+    exported = [json.loads(line) for line in lines]
+    assert [a["arrived_at"] for a in exported] == sorted(a["arrived_at"] for a in exported)
+
+    with closing(Store(f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}")) as store:
+        stored = store.articles_by_id(a["id"] for a in exported)
+        clusters = {a["id"]: store.membership(a["id"]) for a in exported}
+        stories = {s.id: s for s in store.iter_stories()}
+    # Every field of every article comes back as stored.
+    for record in exported:
+        article = stored[record["id"]]
+        assert record["text"] == article.text and record["title"] == article.title
+        assert record["text_source"] == article.text_source.value
+        assert record["text_source_reason"] == article.text_source_reason
+        assert record["credit"] == (None if article.credit is None else {
+            "agency": article.credit.agency, "kind": article.credit.kind,
+            "rule": article.credit.rule, "evidence": article.credit.evidence})
+        assert record["published"] == (article.published.isoformat() if article.published else None)
+        assert record["tags"] == list(article.tags) and record["cluster_id"] == clusters[record["id"]].cluster_id
+    assert sum(1 for a in exported if a["credit"]) > 5
+
+    code, out, err = run_cli(capsys, "export", "stories", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and err.strip() == f"{len(stories)} stories exported" and len(rows) == len(stories)
+    for row in rows:
+        story = stories[row["id"]]
+        assert int(row["article_count"]) == story.article_count and row["title"] == story.title
+        assert [s["article_id"] for s in json.loads(row["sources"])] == [s.article_id for s in story.sources]
+        assert json.loads(row["tags"]) == list(story.tags) and row["text"] == story.text
+        assert row["agency"] == (story.agency or "")
+
+    # --since: a date alone means from its start.
+    day = sorted(a["arrived_at"] for a in exported)[len(exported) // 2][:10]
+    code, out, _ = run_cli(capsys, "export", "articles", "--since", day)
+    assert code == 0 and len(out.splitlines()) == sum(1 for a in exported if a["arrived_at"][:10] >= day) < 49
+    code, out, _ = run_cli(capsys, "export", "stories", "--since", day, "--format", "csv")
+    assert len(list(csv.DictReader(io.StringIO(out)))) == sum(1 for s in stories.values() if f"{s.last_seen:%Y-%m-%d}" >= day)
+    code, out, _ = run_cli(capsys, "export", "articles", "--since", "2999-01-01", "--format", "csv")
+    assert code == 0 and out.splitlines() == [",".join(export.FIELDS["articles"])]
+
+
+def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "demo", "--data-dir", str(tmp_path / "kept"))
+    commands = [shlex.split(line) for line in out.splitlines()[-3:]]
+    assert code == 0 and [c[1:3] for c in commands] == [["--data-dir", str(tmp_path / "kept")]] * 3
+    assert [c[3:] for c in commands] == [["clusters", "list"], ["search", demo_query()], ["export", "stories"]]
+    code, out, _ = run_cli(capsys, *commands[1][1:])
+    assert code == 0 and out.startswith("1 story")

@@ -371,3 +371,39 @@ def test_newsagg_run_refuses_a_bad_language_tag_in_the_feed_list_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{feeds}: feed #1 ('Ledger'): 'language' 'xxxx" in err and "is not a language tag such as 'en' or 'pt-BR'" in err
+
+
+def test_cluster_pages_list_every_cluster_once_in_order_across_ties(store: Store) -> None:
+    # 23 stories: sizes 1 to 3 and two last-seen times, so many tie on both and are ordered by id.
+    def story(n: int) -> Story:
+        size, seen = 1 + n % 3, T0 + timedelta(hours=n % 2, microseconds=7)
+        sources = tuple(Source(f"s{n}-{k}", f"Outlet {k}", f"https://o{k}.example/{n}", "Title", T0) for k in range(size))
+        return Story(id=f"c{n:02d}", title=f"Story {n}", text="body", summary="body", sources=sources,
+                     first_seen=T0, last_seen=seen)
+
+    built = [story(n) for n in range(23)]
+    store.save_stories(built, [])
+    expected = [s.id for s in sorted(built, key=lambda s: (-s.article_count, -s.last_seen.timestamp(), s.id))]
+
+    listed: list[str] = []
+    page = store.cluster_page(5)
+    while True:
+        listed.extend(c.id for c in page.clusters)
+        if page.next is None:
+            break
+        page = store.cluster_page(5, after=page.next)
+    assert listed == expected
+    assert [c.id for c in store.all_cluster_summaries(page=4)] == expected
+    # A cluster added before the cursor's place does not shift the page after it.
+    first = store.cluster_page(5)
+    store.save_stories([replace(story(98), id="c98", last_seen=T0 + timedelta(days=1))], [])  # the largest, newest
+    assert [c.id for c in store.cluster_page(5, after=first.next).clusters] == expected[5:10]
+    assert [c.id for c in store.all_cluster_summaries(min_articles=3)] == ["c98", *expected[:7]]
+    with pytest.raises(ValueError):
+        store.cluster_page(5, after="not-a-cursor")
+    # The export's reading, in chunks across the same ties: least recently seen first, then by id.
+    everything = sorted([*built, replace(story(98), id="c98", last_seen=T0 + timedelta(days=1))],
+                        key=lambda s: (s.last_seen, s.id))
+    assert [s.id for s in store.iter_stories(chunk=4)] == [s.id for s in everything]
+    assert [s.id for s in store.iter_stories(since=T0 + timedelta(hours=1), chunk=3)] == [
+        s.id for s in everything if s.last_seen >= T0 + timedelta(hours=1)]

@@ -18,17 +18,19 @@ from pipeline.storage.articles import ArticleStore
 from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
-from pipeline.storage.runs import RunStore
-from pipeline.storage.stories import ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
+from pipeline.storage.runs import RunRecord, RunStore
+from pipeline.storage.stories import ClusterPage, ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
 
 # The tables are in pipeline.storage.schema (their names would shadow the modules here).
 __all__ = [
+    "ClusterPage",
     "ClusterSummary",
     "DeadLetter",
     "FeedState",
     "OutboxItem",
     "OutboxStatus",
     "PendingEntry",
+    "RunRecord",
     "Store",
     "schema_revision",
     "upgrade_schema",

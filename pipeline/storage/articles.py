@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -76,6 +76,16 @@ class ArticleStore(StoreBase):
 
     def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
         return self._rows_by(articles, articles.c.id, ids, _article)
+
+    def iter_articles(self, since: datetime | None = None, chunk: int = 500) -> Iterator[tuple[Article, datetime, str | None]]:
+        """Every article (arrived since ``since``) in arrival order, with its arrival time and cluster id, ``chunk`` at a time."""
+        query = sa.select(articles, memberships.c.cluster_id).outerjoin(
+            memberships, memberships.c.article_id == articles.c.id
+        )
+        if since is not None:
+            query = query.where(articles.c.arrived_at >= since)
+        for row in self._keyset_rows(query, (articles.c.arrived_at, articles.c.id), chunk):
+            yield _article(row), row["arrived_at"], row["cluster_id"]
 
     def article_count(self) -> int:
         with self.engine.connect() as conn:

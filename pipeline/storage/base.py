@@ -218,6 +218,28 @@ class StoreBase:
                 for row in conn.execute(sa.select(table).where(key.in_(chunk))).mappings():
                     found[row[key.name]] = build(row)
         return found
+
+    def _keyset_rows(self, query: sa.Select[Any], keys: Sequence[sa.Column[Any]], chunk: int) -> Iterator[Any]:
+        """The rows of ``query`` in the order of ``keys`` (unique together), read ``chunk`` rows at a time.
+
+        Each chunk is one short read starting after the last row of the one before (keyset
+        paging, which an index on the first key serves), so this process holds about a chunk at a
+        time and no transaction stays open between chunks.
+        """
+        after: tuple[Any, ...] | None = None
+        while True:
+            page = query.order_by(*keys).limit(chunk)
+            if after is not None:
+                page = page.where(
+                    sa.tuple_(*keys) > sa.tuple_(*(sa.literal(v, type_=k.type) for k, v in zip(keys, after, strict=True)))
+                )
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(page).mappings())
+            yield from rows
+            if len(rows) < chunk:
+                return
+            after = tuple(rows[-1][k.name] for k in keys)
+
     def _next_seq(self, conn: Connection) -> int:
         """The outbox sequence number of what this transaction queues; call it before the transaction's first write.
 

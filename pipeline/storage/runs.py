@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,21 @@ from pipeline.storage.schema import runs
 #: another machine, so its process cannot be looked up). Generous: a stage may go this long
 #: between two heartbeats (waiting for the clusters lock, clustering a large window).
 RUN_STALE_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One pipeline run as ``newsagg runs list`` shows it."""
+
+    id: int
+    trigger: str  # "cli", "airflow", "demo"
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # "ok", "partial" (the search index was unavailable), "failed", "running", "abandoned"
+    host: str | None
+    pid: int | None
+    heartbeat_at: datetime | None
+    stats: dict[str, Any] = field(default_factory=dict)  # its RunReport.as_dict(); empty until it ends
 
 
 class RunStore(StoreBase):
@@ -47,6 +63,30 @@ class RunStore(StoreBase):
         with self._tx() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(heartbeat_at=utc_now()))
 
+    def recent_runs(self, limit: int, *, now: datetime | None = None) -> list[RunRecord]:
+        """The last ``limit`` runs, newest first; a run shown running whose process is gone reads ``abandoned``.
+
+        Reading changes nothing: the next ``start_run`` records the abandonment.
+        """
+        now = now or utc_now()
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query).mappings())
+        return [
+            RunRecord(
+                id=row["id"],
+                trigger=row["trigger"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                status="abandoned" if row["status"] == "running" and _dead(row, now) else row["status"],
+                host=row["host"],
+                pid=row["pid"],
+                heartbeat_at=row["heartbeat_at"],
+                stats=row["stats"] or {},
+            )
+            for row in rows
+        ]
+
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         with self._tx() as conn:
             conn.execute(
@@ -63,16 +103,21 @@ HOST = socket.gethostname()[:255]
 def _abandon_dead_runs(conn: Connection, now: datetime) -> None:
     """Mark ``abandoned`` the runs still shown running whose process is gone (killed, its host lost)."""
     query = sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.started_at, runs.c.heartbeat_at)
-    running: list[Any] = list(conn.execute(query.where(runs.c.status == "running")))
-    for run_id, host, pid, started_at, heartbeat_at in running:
-        last_seen = heartbeat_at or started_at
-        gone = pid is not None and process_gone(host, pid)
-        if gone or last_seen < now - RUN_STALE_AFTER:
+    running: list[Any] = list(conn.execute(query.where(runs.c.status == "running")).mappings())
+    for row in running:
+        if _dead(row, now):
             conn.execute(
                 runs.update()
-                .where(runs.c.id == run_id, runs.c.status == "running")
-                .values(status="abandoned", finished_at=last_seen)
+                .where(runs.c.id == row["id"], runs.c.status == "running")
+                .values(status="abandoned", finished_at=row["heartbeat_at"] or row["started_at"])
             )
+
+
+def _dead(row: Any, now: datetime) -> bool:
+    """Whether a run shown running is dead: its process is gone, or it showed no progress for too long."""
+    last_seen: datetime = row["heartbeat_at"] or row["started_at"]
+    gone = row["pid"] is not None and process_gone(row["host"], row["pid"])
+    return gone or last_seen < now - RUN_STALE_AFTER
 
 
 def process_gone(host: str | None, pid: int) -> bool:

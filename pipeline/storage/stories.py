@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -64,6 +64,33 @@ class ClusterSummary:
     last_seen: datetime
     agency: str | None
 
+    @property
+    def cursor(self) -> str:
+        """Where a listing after this cluster resumes: its place in the order, not an offset."""
+        return f"{self.article_count}.{(self.last_seen - _EPOCH) // _MICROSECOND}.{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPage:
+    clusters: list[ClusterSummary]
+    next: str | None  # the cursor of the page after this one; None on the last page
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def parse_cluster_cursor(text: str) -> tuple[int, datetime, str]:
+    """A ``ClusterSummary.cursor`` back into its (article count, last seen, id).
+
+    Raises:
+        ValueError: not such a cursor.
+    """
+    count, micros, cluster_id = text.split(".", 2)
+    if not cluster_id:
+        raise ValueError(text)
+    return int(count), _EPOCH + int(micros) * _MICROSECOND, cluster_id
+
 
 class StoryStore(StoreBase):
     """Stories and the search-index outbox."""
@@ -102,14 +129,40 @@ class StoryStore(StoreBase):
 
     def stories_by_id(self, ids: Iterable[str]) -> dict[str, Story]:
         return self._rows_by(stories, stories.c.id, ids, _story)
-    def cluster_summaries(self, limit: int, min_articles: int = 1) -> list[ClusterSummary]:
-        """Stories, largest and newest first."""
+    def iter_stories(self, since: datetime | None = None, chunk: int = 500) -> Iterator[Story]:
+        """Every story (last seen since ``since``), least recently seen first, ``chunk`` at a time."""
+        query = sa.select(stories)
+        if since is not None:
+            query = query.where(stories.c.last_seen >= since)
+        for row in self._keyset_rows(query, (stories.c.last_seen, stories.c.id), chunk):
+            yield _story(row)
+
+    def cluster_summaries(self, limit: int, min_articles: int = 1, after: str | None = None) -> list[ClusterSummary]:
+        """Stories, largest and newest first (then by id), from the one after the cursor ``after``.
+
+        Keyset paging: a page starts after the cursor's place in the order, so clusters
+        added or removed meanwhile do not shift the next page (one that grew may move
+        ahead of the cursor, and is then listed on a page already read).
+
+        Raises:
+            ValueError: ``after`` is not a cluster cursor.
+        """
         query = (
             sa.select(stories)
             .where(stories.c.article_count >= min_articles)
             .order_by(stories.c.article_count.desc(), stories.c.last_seen.desc(), stories.c.id)
             .limit(limit)
         )
+        if after is not None:
+            count, seen, key = parse_cluster_cursor(after)
+            same_count = stories.c.article_count == count
+            query = query.where(
+                sa.or_(
+                    stories.c.article_count < count,
+                    sa.and_(same_count, stories.c.last_seen < seen),
+                    sa.and_(same_count, stories.c.last_seen == seen, stories.c.id > key),
+                )
+            )
         with self.engine.connect() as conn:
             return [
                 ClusterSummary(
@@ -123,6 +176,23 @@ class StoryStore(StoreBase):
                 )
                 for row in conn.execute(query).mappings()
             ]
+
+    def cluster_page(self, limit: int, min_articles: int = 1, after: str | None = None) -> ClusterPage:
+        """One page of ``cluster_summaries``, with the cursor of the next."""
+        found = self.cluster_summaries(limit + 1, min_articles, after)
+        page = found[:limit]
+        return ClusterPage(page, page[-1].cursor if len(found) > limit else None)
+
+    def all_cluster_summaries(
+        self, min_articles: int = 1, after: str | None = None, page: int = 500
+    ) -> Iterator[ClusterSummary]:
+        """Every cluster in ``cluster_summaries`` order, read a page at a time."""
+        while True:
+            found = self.cluster_summaries(page, min_articles, after)
+            yield from found
+            if len(found) < page:
+                return
+            after = found[-1].cursor
 
     # -- outbox ----------------------------------------------------------------------
     def outbox_batch(self, limit: int, after: tuple[str, str] | None = None) -> list[OutboxItem]:
