@@ -665,10 +665,10 @@ def ld(data: str) -> str:
             "isAccessibleForFree is false",
         ),
         (ld('{"@type": "NewsArticle", "hasPart": [{"isAccessibleForFree": false}]}'), "", "isAccessibleForFree is false"),
-        ("", '<div class="article-paywall Paywall"><p>Keep reading for $1.</p></div>', "class=paywall"),
+        ("", '<div class="article-paywall paywall"><p>Keep reading for $1.</p></div>', "class=paywall"),
         ("", '<div id="paywall"></div>', "id=paywall"),
         ("", '<div class="tp-modal tp-active"></div>', "class=tp-modal"),
-        ("", '<section class="meteredContent"></section>', "class=meteredcontent"),
+        ("", '<section class="meteredContent"></section>', "class=meteredContent"),
         ("", '<div class="box subscriber-only">The rest is for subscribers.</div>', "class=subscriber-only"),
     ],
 )
