@@ -196,7 +196,7 @@ def extract_page(
         date=_with_time(_parse_date(document.date), stated_times),
         site_name=_clean(document.sitename),
         language=language,
-        modified=modified[0] if modified else None,
+        modified=modified[0].astimezone(UTC) if modified else None,
         paywall=paywall,
     )
 
@@ -632,7 +632,8 @@ def _language_declarations(tree: lxml.html.HtmlElement) -> Iterator[list[Any]]:
 
 _PUBLISHED_XPATH = (
     "//meta[@property='article:published_time' or @itemprop='datePublished' or @name='pubdate'"
-    " or @name='publishdate' or @name='parsely-pub-date' or @name='sailthru.date' or @name='dc.date.issued']/@content"
+    " or @name='publishdate' or @name='parsely-pub-date' or @name='sailthru.date' or @name='dc.date.issued'"
+    " or @name='date']/@content"
     " | //time[@itemprop='datePublished']/@datetime"
 )
 _JSON_LD_PUBLISHED = re.compile(r'"datePublished"\s*:\s*"([^"]{10,40})"')
@@ -645,15 +646,16 @@ _JSON_LD_XPATH = "//script[@type='application/ld+json']/text()"
 
 
 def _stated_times(tree: lxml.html.HtmlElement, xpath: str, json_ld: re.Pattern[str]) -> list[datetime]:
-    """Timestamps the page states in metadata and JSON-LD (htmldate keeps only the day; it
-    finds the update date only when asked again, which costs a second search of the page)."""
+    """Timestamps the page states in metadata and JSON-LD, in the offsets stated (htmldate
+    keeps only the day or the local time; it finds the update date only when asked again,
+    which costs a second search of the page)."""
     values = [v for v in tree.xpath(xpath) if isinstance(v, str)]
     for script in tree.xpath(_JSON_LD_XPATH):
         if isinstance(script, str):
             values.extend(json_ld.findall(script[:100_000]))
     found = []
     for value in values:
-        parsed = _parse_date(value.strip().replace("Z", "+00:00"))
+        parsed = _parse_moment(value.strip().replace("Z", "+00:00"))
         if parsed is not None:
             found.append(parsed)
     return found
@@ -707,11 +709,18 @@ def _teaser(text: str, feed_content: str | None) -> str | None:
 
 
 def _with_time(day: datetime | None, stated: list[datetime]) -> datetime | None:
-    """The day trafilatura found, with the time of a stated timestamp on that same day."""
-    if day is None or day.time() != datetime.min.time():
+    """The date trafilatura found, with the time and offset of a stated timestamp.
+
+    trafilatura gives a day, or a local time without its offset ("09:30" of a page stating
+    "09:30-07:00"): a stated timestamp on that day, or at that local time, is the moment meant.
+    """
+    if day is None:
         return day
+    wall = day.replace(tzinfo=None)
+    day_only = wall.time() == datetime.min.time()
     for moment in stated:
-        if moment.astimezone(UTC).date() == day.date() or moment.date() == day.date():
+        local = moment.replace(tzinfo=None)
+        if local == wall or (day_only and wall.date() in (local.date(), moment.astimezone(UTC).date())):
             return moment.astimezone(UTC)
     return day
 
@@ -730,13 +739,19 @@ def _clean(value: str | None) -> str | None:
 
 
 def _parse_date(value: str | None) -> datetime | None:
+    moment = _parse_moment(value)
+    return moment.astimezone(UTC) if moment else None
+
+
+def _parse_moment(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp in its own offset (UTC when it states none)."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _published(page_date: datetime | None, entry_date: datetime | None, now: datetime, url: str) -> datetime | None:

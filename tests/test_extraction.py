@@ -605,6 +605,23 @@ def test_the_page_update_date_is_kept_beside_the_publication_date() -> None:
     assert article.feed_published == datetime(2025, 1, 9, 7, 30, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    "stated",
+    [
+        b'"datePublished": "2025-01-09T07:45:00-07:00"',
+        b'"headline": "x"}</script><meta name="date" content="2025-01-09T07:45:00-07:00"><script>{"a": 1',
+    ],
+)
+def test_a_local_publication_time_gets_the_offset_the_page_states(stated: bytes) -> None:
+    # With the time stated only there, trafilatura reports "2025-01-09T07:45:00", without the offset.
+    meta = b'  <meta property="article:published_time" content="2025-01-09T07:45:00+00:00">\n'
+    western = realistic_page().replace(meta, b"").replace(b'"datePublished": "2025-01-09T07:45:00Z"', stated)
+    assert b"published_time" not in western and western.count(b"07:45:00-07:00") == 1
+    result = extract_page(western, "https://ledger.example/local/harbour-bridge-closes")
+    assert result is not None
+    assert result.date == datetime(2025, 1, 9, 14, 45, tzinfo=UTC)
+
+
 def test_a_json_ld_update_date_is_found() -> None:
     head = '<script type="application/ld+json">{"@type": "NewsArticle", "dateModified": "2025-01-10T08:00:00Z"}</script>'
     result = extract_page(realistic_page(head=head), URL)
