@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import json
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import lxml.etree
@@ -58,6 +59,18 @@ MIN_PARALLEL_BATCH = 8
 _MAX_CHUNK = 16
 
 _TITLE_FALLBACK_WORDS = 12
+
+#: A page date later than the fetch time by more than this is not trusted: a day covers
+#: time zones and a day-only date, anything beyond is a wrong guess (an event date).
+PAGE_DATE_FUTURE_SLACK = timedelta(days=1)
+#: A page date earlier than the feed entry's date by more than this is not trusted. Feeds
+#: resurface older pieces (anniversaries, evergreen guides) months later, so the page is
+#: believed within two years; beyond that the "date" found is far likelier a copyright
+#: year or the date of a linked archive story than when the article appeared.
+PAGE_DATE_MAX_AGE = timedelta(days=730)
+#: Page text shorter than the feed's content by this factor is a teaser: the feed has the
+#: article, the page shows only its start (a paywall trafilatura cannot see as such).
+TEASER_FACTOR = 3
 
 # The worker pool kept between extract_pages calls, and (processes, owning pid).
 _pool: ProcessPoolExecutor | None = None
@@ -102,7 +115,9 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
 class ExtractedPage:
     """What trafilatura found on an article page.
 
-    ``text`` has paragraphs separated by a blank line, like feed text. ``date`` is UTC.
+    ``text`` has paragraphs separated by a blank line, like feed text. ``date`` (the
+    publication date) and ``modified`` (the page's stated update time) are UTC.
+    ``paywall`` is the evidence that the page is paywalled, None when there is none.
     ``language`` is the page's declared language (``<html lang>``, primary subtag),
     since trafilatura only detects one when asked to filter by language.
     """
@@ -113,6 +128,8 @@ class ExtractedPage:
     date: datetime | None
     site_name: str | None
     language: str | None
+    modified: datetime | None = None
+    paywall: str | None = None
 
 
 # -- one page -----------------------------------------------------------------------------------
@@ -156,7 +173,9 @@ def extract_page(
         return None
     language = _declared_language(tree)
     # Read before trafilatura, which prunes the tree as it goes.
-    stated_times = _stated_publication_times(tree)
+    stated_times = _stated_times(tree, _PUBLISHED_XPATH, _JSON_LD_PUBLISHED)
+    modified = _stated_times(tree, _MODIFIED_XPATH, _JSON_LD_MODIFIED)
+    paywall = _paywall_evidence(tree)
     # <noscript> holds "please enable JavaScript", never the article; left in, a
     # script-only page would "extract" that sentence.
     lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
@@ -177,6 +196,8 @@ def extract_page(
         date=_with_time(_parse_date(document.date), stated_times),
         site_name=_clean(document.sitename),
         language=language,
+        modified=modified[0].astimezone(UTC) if modified else None,
+        paywall=paywall,
     )
 
 
@@ -387,11 +408,24 @@ def build_article(
 ) -> Article:
     """Build the article for a feed entry from its page, else from the feed's own text.
 
-    The page text is used when the page was fetched, is HTML and yields at least
-    ``settings.min_text_chars`` characters. Otherwise the entry's content is used,
+    The page text is used when the page was fetched, is HTML, is not paywalled and yields
+    at least ``settings.min_text_chars`` characters. Otherwise the entry's content is used,
     else its summary; a short page text (a paywall teaser) is not used, since it would
     make unrelated articles of one outlet look alike. ``text_source_reason`` says why
     the page was not used.
+
+    A page is paywalled (``Article.paywalled``, reason "paywalled: <evidence>") when its
+    JSON-LD says ``isAccessibleForFree: false``, when it holds paywall markup (an element
+    of class or id ``paywall``, ``tp-modal``, ``meteredContent``, ``subscriber-only``), or
+    when its text is a teaser: under a third of the feed's content. A paywalled page's text
+    is used only when the feed entry has no text at all.
+
+    ``published`` is the page's publication date, unless it is not trusted: more than
+    :data:`PAGE_DATE_FUTURE_SLACK` after the fetch time, or more than
+    :data:`PAGE_DATE_MAX_AGE` before the feed entry's date; then, or without a page
+    date, it is the feed entry's (also when the page gives only the day the feed's time
+    falls on). The page's dates as found and the feed entry's are kept beside it
+    (``page_published``, ``page_modified``, ``feed_published``).
 
     The outlet is always the feed's name, not the page's ``og:site_name``: site names
     vary between pages of one publisher ("Ledger", "ledger.com", "The Ledger - Local"),
@@ -424,6 +458,7 @@ def build_article(
     now = now or datetime.now(UTC)
     found: ExtractedPage | None = None
     reason: str | None = None
+    paywall: str | None = None
     if page is None:
         reason = page_error or ("the feed entry has no link" if link_of(entry.url) is None else "page not fetched")
     elif not _is_html(page):
@@ -436,6 +471,8 @@ def build_article(
         )
         if found is None:
             reason = "no article text found on the page"
+        elif paywall := found.paywall or _teaser(found.text, entry.content):
+            reason = f"paywalled: {paywall}"
         elif len(found.text) < settings.min_text_chars:
             reason = f"page text too short ({len(found.text)} chars): paywall or script-only page"
 
@@ -445,6 +482,8 @@ def build_article(
         text, source = entry.content.strip(), TextSource.FEED_CONTENT
     elif entry.summary and entry.summary.strip():
         text, source = entry.summary.strip(), TextSource.FEED_SUMMARY
+    elif found is not None and paywall:
+        text, source = found.text, TextSource.PAGE  # what the paywall shows beats no article
     else:
         raise ExtractionError(f"{entry.url}: no article text ({reason}; the feed entry has no content or summary)")
     if reason is not None:
@@ -465,7 +504,7 @@ def build_article(
         outlet=outlet,
         title=title,
         text=text,
-        published=_published(meta.date if meta else None, entry.published),
+        published=_published(meta.date if meta else None, entry.published, now, entry.url),
         fetched_at=now,
         text_source=source,
         feed_id=entry.feed_id,
@@ -474,6 +513,10 @@ def build_article(
         text_source_reason=reason,
         tags=tuple(tags),
         credit=detect_credit(text, author),
+        page_published=meta.date if meta else None,
+        page_modified=meta.modified if meta else None,
+        feed_published=entry.published,
+        paywalled=paywall is not None,
     )
 
 
@@ -589,32 +632,95 @@ def _language_declarations(tree: lxml.html.HtmlElement) -> Iterator[list[Any]]:
 
 _PUBLISHED_XPATH = (
     "//meta[@property='article:published_time' or @itemprop='datePublished' or @name='pubdate'"
-    " or @name='publishdate' or @name='parsely-pub-date' or @name='sailthru.date' or @name='dc.date.issued']/@content"
+    " or @name='publishdate' or @name='parsely-pub-date' or @name='sailthru.date' or @name='dc.date.issued'"
+    " or @name='date']/@content"
     " | //time[@itemprop='datePublished']/@datetime"
 )
 _JSON_LD_PUBLISHED = re.compile(r'"datePublished"\s*:\s*"([^"]{10,40})"')
+_MODIFIED_XPATH = (
+    "//meta[@property='article:modified_time' or @property='og:updated_time' or @itemprop='dateModified']/@content"
+    " | //time[@itemprop='dateModified']/@datetime"
+)
+_JSON_LD_MODIFIED = re.compile(r'"dateModified"\s*:\s*"([^"]{10,40})"')
+_JSON_LD_XPATH = "//script[@type='application/ld+json']/text()"
 
 
-def _stated_publication_times(tree: lxml.html.HtmlElement) -> list[datetime]:
-    """Publication timestamps the page states in metadata (htmldate keeps only the day)."""
-    values = [v for v in tree.xpath(_PUBLISHED_XPATH) if isinstance(v, str)]
-    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
+def _stated_times(tree: lxml.html.HtmlElement, xpath: str, json_ld: re.Pattern[str]) -> list[datetime]:
+    """Timestamps the page states in metadata and JSON-LD, in the offsets stated (htmldate
+    keeps only the day or the local time; it finds the update date only when asked again,
+    which costs a second search of the page)."""
+    values = [v for v in tree.xpath(xpath) if isinstance(v, str)]
+    for script in tree.xpath(_JSON_LD_XPATH):
         if isinstance(script, str):
-            values.extend(_JSON_LD_PUBLISHED.findall(script[:100_000]))
+            values.extend(json_ld.findall(script[:100_000]))
     found = []
     for value in values:
-        parsed = _parse_date(value.strip().replace("Z", "+00:00"))
+        parsed = _parse_moment(value.strip().replace("Z", "+00:00"))
         if parsed is not None:
             found.append(parsed)
     return found
 
 
+# Class or id tokens of paywall markup: the generic name, the overlay of Piano (the most
+# used paywall vendor) and the two names Google's paywalled-content guidelines use for the
+# locked part. "subscribe" is not one: free pages carry newsletter boxes. Matched with
+# their case, as CSS matches classes.
+_PAYWALL_TOKENS = frozenset({"paywall", "tp-modal", "meteredContent", "subscriber-only"})
+# All the values, searched in Python: ten times faster than an XPath test on each element.
+_CLASS_VALUES = lxml.etree.XPath("//@class", smart_strings=False)
+_ID_VALUES = lxml.etree.XPath("//@id", smart_strings=False)
+
+
+def _paywall_evidence(tree: lxml.html.HtmlElement) -> str | None:
+    """Why the page is paywalled (its JSON-LD or its markup says so), or None."""
+    for script in tree.xpath(_JSON_LD_XPATH):
+        if isinstance(script, str) and "isAccessibleForFree" in script:
+            try:
+                data = json.loads(script[:100_000])
+            except ValueError:
+                continue
+            if _not_free(data):
+                return "isAccessibleForFree is false"
+    for attribute, values in (("class", _CLASS_VALUES), ("id", _ID_VALUES)):
+        for value in values(tree):
+            if token := next((t for t in str(value).split() if t in _PAYWALL_TOKENS), None):
+                return f"{attribute}={token}"
+    return None
+
+
+def _not_free(data: Any) -> bool:
+    """Whether JSON-LD says the article, or a part of it (``hasPart``), is not free."""
+    if isinstance(data, list):
+        return any(_not_free(item) for item in data)
+    if not isinstance(data, dict):
+        return False
+    free = data.get("isAccessibleForFree")
+    if free is False or (isinstance(free, str) and free.strip().lower() == "false"):
+        return True
+    return any(_not_free(data.get(key)) for key in ("@graph", "hasPart"))
+
+
+def _teaser(text: str, feed_content: str | None) -> str | None:
+    """Evidence that the page text is a teaser of the feed's content, or None."""
+    content = (feed_content or "").strip()
+    if len(text) * TEASER_FACTOR >= len(content):
+        return None
+    return f"page text is a teaser ({len(text)} chars, the feed's content {len(content)})"
+
+
 def _with_time(day: datetime | None, stated: list[datetime]) -> datetime | None:
-    """The day trafilatura found, with the time of a stated timestamp on that same day."""
-    if day is None or day.time() != datetime.min.time():
+    """The date trafilatura found, with the time and offset of a stated timestamp.
+
+    trafilatura gives a day, or a local time without its offset ("09:30" of a page stating
+    "09:30-07:00"): a stated timestamp on that day, or at that local time, is the moment meant.
+    """
+    if day is None:
         return day
+    wall = day.replace(tzinfo=None)
+    day_only = wall.time() == datetime.min.time()
     for moment in stated:
-        if moment.astimezone(UTC).date() == day.date() or moment.date() == day.date():
+        local = moment.replace(tzinfo=None)
+        if local == wall or (day_only and wall.date() in (local.date(), moment.astimezone(UTC).date())):
             return moment.astimezone(UTC)
     return day
 
@@ -633,18 +739,29 @@ def _clean(value: str | None) -> str | None:
 
 
 def _parse_date(value: str | None) -> datetime | None:
+    moment = _parse_moment(value)
+    return moment.astimezone(UTC) if moment else None
+
+
+def _parse_moment(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp in its own offset (UTC when it states none)."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _published(page_date: datetime | None, entry_date: datetime | None) -> datetime | None:
-    """The page's date, unless it is only a day and the feed gives a time on that same day."""
+def _published(page_date: datetime | None, entry_date: datetime | None, now: datetime, url: str) -> datetime | None:
+    """The page's date, unless it is not trusted or is only a day and the feed gives a time on that same day."""
     if page_date is None:
+        return entry_date
+    if page_date > now + PAGE_DATE_FUTURE_SLACK or (
+        entry_date is not None and page_date < entry_date - PAGE_DATE_MAX_AGE
+    ):
+        logger.info("article %s: page date %s not trusted (feed date %s)", url, page_date.isoformat(), entry_date)
         return entry_date
     if (
         entry_date is not None

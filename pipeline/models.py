@@ -112,6 +112,12 @@ class Article:
     text_source_reason: str | None = None
     tags: tuple[str, ...] = ()  # its feed's tags (feeds.yaml)
     credit: AgencyCredit | None = None  # the wire agency it credits (set by extraction)
+    # The dates `published` was chosen from (extraction.build_article): the page's as found,
+    # trusted or not, its update time, and the feed entry's.
+    page_published: datetime | None = None
+    page_modified: datetime | None = None
+    feed_published: datetime | None = None
+    paywalled: bool = False  # the page is paywalled (text_source_reason gives the evidence)
 
     @property
     def arrival_key(self) -> tuple[datetime, str]:

@@ -48,6 +48,8 @@ def realistic_page(
     charset: str = "utf-8",
     meta_charset: str | None = "utf-8",
     lang: str = "en-US",
+    head: str = "",
+    after_body: str = "",
 ) -> bytes:
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     meta = f'<meta charset="{meta_charset}">' if meta_charset else ""
@@ -60,6 +62,7 @@ def realistic_page(
   <meta property="og:site_name" content="The Ledger">
   <meta property="og:title" content="Harbour bridge to close for two years">
   <meta property="article:published_time" content="2025-01-09T07:45:00+00:00">
+  {head}
   <link rel="stylesheet" href="/static/site.css">
   <script>window.dataLayer = window.dataLayer || []; function gtag(){{dataLayer.push(arguments);}}</script>
   <script type="application/ld+json">{{"@context": "https://schema.org", "@type": "NewsArticle",
@@ -80,6 +83,7 @@ def realistic_page(
       <div class="byline">By <a href="/authors/jamie-rivera">Jamie Rivera</a> · January 9, 2025</div>
       <div class="share"><a href="#">Share on Facebook</a> <a href="#">Share on X</a></div>
       <div class="article-body">{body}</div>
+      {after_body}
       <div class="newsletter">Sign up for our daily newsletter to get the headlines in your inbox.</div>
     </article>
     <aside class="most-read"><h2>Most read</h2><ol>
@@ -585,3 +589,158 @@ def test_a_self_closed_html_tag_is_read_as_browsers_read_it() -> None:
         faulty = body.replace(b'<html lang="en-GB">\n<head>', tag, 1)
         assert faulty != body and bare_extraction(faulty, **extraction.TRAFILATURA_OPTIONS) is None
         assert extract_page(faulty, URL) == extract_page(body, URL)
+
+
+# -- dates: the page's, checked against the feed's ----------------------------------------------
+
+
+def test_the_page_update_date_is_kept_beside_the_publication_date() -> None:
+    updated = realistic_page(head='<meta property="article:modified_time" content="2025-01-09T15:10:00+01:00">')
+    result = extract_page(updated, URL)
+    assert result is not None
+    assert result.modified == datetime(2025, 1, 9, 14, 10, tzinfo=UTC)
+    article = build_article(entry(), page(updated), outlet="L", settings=SETTINGS, now=NOW)
+    assert article.published == article.page_published == datetime(2025, 1, 9, 7, 45, tzinfo=UTC)
+    assert article.page_modified == datetime(2025, 1, 9, 14, 10, tzinfo=UTC)
+    assert article.feed_published == datetime(2025, 1, 9, 7, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "stated",
+    [
+        b'"datePublished": "2025-01-09T07:45:00-07:00"',
+        b'"headline": "x"}</script><meta name="date" content="2025-01-09T07:45:00-07:00"><script>{"a": 1',
+    ],
+)
+def test_a_local_publication_time_gets_the_offset_the_page_states(stated: bytes) -> None:
+    # With the time stated only there, trafilatura reports "2025-01-09T07:45:00", without the offset.
+    meta = b'  <meta property="article:published_time" content="2025-01-09T07:45:00+00:00">\n'
+    western = realistic_page().replace(meta, b"").replace(b'"datePublished": "2025-01-09T07:45:00Z"', stated)
+    assert b"published_time" not in western and western.count(b"07:45:00-07:00") == 1
+    result = extract_page(western, "https://ledger.example/local/harbour-bridge-closes")
+    assert result is not None
+    assert result.date == datetime(2025, 1, 9, 14, 45, tzinfo=UTC)
+
+
+def test_a_json_ld_update_date_is_found() -> None:
+    head = '<script type="application/ld+json">{"@type": "NewsArticle", "dateModified": "2025-01-10T08:00:00Z"}</script>'
+    result = extract_page(realistic_page(head=head), URL)
+    assert result is not None
+    assert result.modified == datetime(2025, 1, 10, 8, 0, tzinfo=UTC)
+
+
+def dated(day: datetime) -> ExtractedPage:
+    return ExtractedPage(title="T", text="y" * 500, author=None, date=day, site_name=None, language=None)
+
+
+@pytest.mark.parametrize(
+    ("page_date", "trusted"),
+    [
+        (datetime(2025, 1, 11, 6, 0, tzinfo=UTC), True),  # within a day of the fetch time (NOW)
+        (datetime(2025, 1, 11, 13, 0, tzinfo=UTC), False),  # more than a day after it
+        (datetime(2030, 6, 1, tzinfo=UTC), False),
+        (datetime(2023, 3, 1, 8, 0, tzinfo=UTC), True),  # under two years before the feed's date
+        (datetime(2022, 12, 1, 8, 0, tzinfo=UTC), False),  # over two years before it
+        (datetime(2019, 1, 1, tzinfo=UTC), False),  # a copyright year
+    ],
+)
+def test_a_page_date_in_the_future_or_years_before_the_feed_date_is_not_trusted(
+    page_date: datetime, trusted: bool
+) -> None:
+    article = build_article(entry(), page(b"<html/>"), outlet="L", settings=SETTINGS, now=NOW, extracted=dated(page_date))
+    assert article.published == (page_date if trusted else datetime(2025, 1, 9, 7, 30, tzinfo=UTC))
+    assert article.page_published == page_date  # kept as found, trusted or not
+    assert article.feed_published == datetime(2025, 1, 9, 7, 30, tzinfo=UTC)
+
+
+def test_a_future_page_date_without_a_feed_date_leaves_the_article_undated() -> None:
+    article = build_article(
+        entry(published=None), page(b"<html/>"), outlet="L", settings=SETTINGS, now=NOW,
+        extracted=dated(datetime(2031, 1, 1, tzinfo=UTC)),
+    )
+    assert article.published is None
+    assert article.arrival_key[0] == NOW
+
+
+# -- paywalls -----------------------------------------------------------------------------------
+
+FULL_TEXT = "\n\n".join(ARTICLE_PARAGRAPHS)
+
+
+def ld(data: str) -> str:
+    return f'<script type="application/ld+json">{data}</script>'
+
+
+@pytest.mark.parametrize(
+    ("head", "after_body", "evidence"),
+    [
+        (ld('{"@type": "NewsArticle", "isAccessibleForFree": false}'), "", "isAccessibleForFree is false"),
+        (
+            ld('{"@graph": [{"@type": "NewsArticle", "isAccessibleForFree": "False", "hasPart": '
+               '{"@type": "WebPageElement", "isAccessibleForFree": "False", "cssSelector": ".meteredContent"}}]}'),
+            "",
+            "isAccessibleForFree is false",
+        ),
+        (ld('{"@type": "NewsArticle", "hasPart": [{"isAccessibleForFree": false}]}'), "", "isAccessibleForFree is false"),
+        ("", '<div class="article-paywall paywall"><p>Keep reading for $1.</p></div>', "class=paywall"),
+        ("", '<div id="paywall"></div>', "id=paywall"),
+        ("", '<div class="tp-modal tp-active"></div>', "class=tp-modal"),
+        ("", '<section class="meteredContent"></section>', "class=meteredContent"),
+        ("", '<div class="box subscriber-only">The rest is for subscribers.</div>', "class=subscriber-only"),
+    ],
+)
+def test_a_paywalled_page_falls_back_to_the_feed_content(head: str, after_body: str, evidence: str) -> None:
+    locked = realistic_page(head=head, after_body=after_body)
+    found = extract_page(locked, URL)
+    assert found is not None and found.paywall == evidence
+    article = build_article(entry(content=FULL_TEXT), page(locked), outlet="L", settings=SETTINGS, now=NOW)
+    assert (article.text_source, article.text) == (TextSource.FEED_CONTENT, FULL_TEXT)
+    assert article.text_source_reason == f"paywalled: {evidence}"
+    assert article.paywalled
+    assert article.title == "Harbour bridge to close for two years"  # page metadata still used
+
+
+def test_a_free_article_with_a_subscribe_box_is_not_paywalled() -> None:
+    free = realistic_page(
+        head=ld('{"@type": "NewsArticle", "isAccessibleForFree": true, "hasPart": {"isAccessibleForFree": "True"}}'),
+        after_body='<div class="subscribe-box" id="newsletter-subscribe"><h3>Subscribe</h3>'
+        "<p>Subscribe to our newsletter. Subscribers get the morning briefing.</p></div>"
+        '<div class="paywall-free-notice no-paywall">This article is free to read.</div>',
+    )
+    found = extract_page(free, URL)
+    assert found is not None and found.paywall is None
+    article = build_article(entry(content=FULL_TEXT), page(free), outlet="L", settings=SETTINGS, now=NOW)
+    assert (article.text_source, article.text_source_reason, article.paywalled) == (TextSource.PAGE, None, False)
+
+
+def test_teaser_length_page_text_is_a_paywall() -> None:
+    # The page shows the first paragraph (trafilatura adds the byline and the newsletter
+    # line around so short a text); the feed carries the whole article.
+    teaser = realistic_page(ARTICLE_PARAGRAPHS[:1])
+    whole = FULL_TEXT + "\n\n" + "\n\n".join(
+        [
+            "Ferry operators said they would add two boats on the morning and evening runs, and "
+            "that fares would stay the same for holders of monthly passes.",
+            "Cyclists will be allowed on the ferries free of charge, the city's transport office "
+            "said, and a shuttle bus will link the two landings with the train station.",
+            "The council will review the ferry timetable after six months and publish the number "
+            "of passengers it carried, the mayor's office said in a statement.",
+        ]
+    )
+    short_ok = ExtractionSettings(min_text_chars=100)  # the teaser is long enough to count as text
+    article = build_article(entry(content=whole), page(teaser), outlet="L", settings=short_ok, now=NOW)
+    assert (article.text_source, article.text, article.paywalled) == (TextSource.FEED_CONTENT, whole, True)
+    assert article.text_source_reason is not None
+    assert re.fullmatch(rf"paywalled: page text is a teaser \(\d+ chars, the feed's content {len(whole)}\)", article.text_source_reason)
+    # The same page against a feed without more text is simply a short article.
+    summary_only = build_article(entry(content=None), page(teaser), outlet="L", settings=short_ok, now=NOW)
+    assert (summary_only.text_source, summary_only.paywalled) == (TextSource.PAGE, False)
+
+
+def test_a_paywalled_page_without_feed_text_keeps_what_the_page_shows() -> None:
+    locked = realistic_page(after_body='<div class="paywall"></div>')
+    article = build_article(entry(content=None, summary=None), page(locked), outlet="L", settings=SETTINGS, now=NOW)
+    assert (article.text_source, article.paywalled, article.text_source_reason) == (
+        TextSource.PAGE, True, "paywalled: class=paywall"
+    )
+    assert ARTICLE_PARAGRAPHS[2] in article.text

@@ -153,6 +153,20 @@ def test_saving_an_article_twice_adds_it_once_and_closes_its_entry_and_keeps_its
     assert store.articles_by_id(["a1"])["a1"] == a
 
 
+def test_an_article_keeps_its_dates_and_paywall_mark(store: Store) -> None:
+    a = replace(
+        article(1),
+        page_published=T0 - timedelta(days=900),
+        page_modified=T0 + timedelta(minutes=5),
+        feed_published=T0,
+        paywalled=True,
+        text_source=TextSource.FEED_CONTENT,
+        text_source_reason="paywalled: class=paywall",
+    )
+    store.save_article(a)
+    assert store.articles_by_id(["a1"])["a1"] == a
+
+
 def test_unclustered_articles_come_in_arrival_order(store: Store) -> None:
     for n, minutes in ((1, 30), (2, 10), (3, 20)):
         store.save_article(article(n, minutes))

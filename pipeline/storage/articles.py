@@ -47,6 +47,10 @@ class ArticleStore(StoreBase):
                 agency_credit=article.credit.kind if article.credit else None,
                 agency_rule=article.credit.rule if article.credit else None,
                 agency_evidence=article.credit.evidence if article.credit else None,
+                page_published=article.page_published,
+                page_modified=article.page_modified,
+                feed_published=article.feed_published,
+                paywalled=article.paywalled,
             )
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
             conn.execute(entries.update().where(entries.c.url == article.url).values(state="done"))
@@ -220,6 +224,10 @@ def _article(row: Any) -> Article:
         text_source_reason=row["text_source_reason"],
         tags=tuple(row["tags"] or ()),
         credit=_credit(row),
+        page_published=row["page_published"],
+        page_modified=row["page_modified"],
+        feed_published=row["feed_published"],
+        paywalled=bool(row["paywalled"]),
     )
 
 

@@ -113,6 +113,12 @@ articles = sa.Table(
     sa.Column("agency_credit", sa.String(20)),
     sa.Column("agency_rule", sa.String(40)),
     sa.Column("agency_evidence", CleanText),
+    # The dates `published` was chosen from: the page's publication and update dates as
+    # found (trusted or not) and the feed entry's; NULL for articles stored before them.
+    sa.Column("page_published", UTCDateTime),
+    sa.Column("page_modified", UTCDateTime),
+    sa.Column("feed_published", UTCDateTime),
+    sa.Column("paywalled", sa.Boolean),
 )
 
 signatures = sa.Table(

@@ -54,6 +54,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('agency_credit', sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column('agency_rule', sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column('agency_evidence', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('page_published', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('page_modified', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('feed_published', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('paywalled', sa.Boolean(), nullable=True))
 
     with op.batch_alter_table('entries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=80), nullable=True))
@@ -111,6 +115,10 @@ def downgrade() -> None:
         batch_op.drop_column('claimed_by')
 
     with op.batch_alter_table('articles', schema=None) as batch_op:
+        batch_op.drop_column('paywalled')
+        batch_op.drop_column('feed_published')
+        batch_op.drop_column('page_modified')
+        batch_op.drop_column('page_published')
         batch_op.drop_column('agency_evidence')
         batch_op.drop_column('agency_rule')
         batch_op.drop_column('agency_credit')
