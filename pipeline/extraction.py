@@ -483,15 +483,17 @@ def build_article(
             else extracted
         )
         if found is not None and found.canonical is not None and found.canonical != url:
-            if _same_site(found.canonical, page.url):
+            if _same_site(found.canonical, page.url) and not _is_home(found.canonical):
                 # Two links to one article (an AMP copy, a second section, a campaign path)
                 # name the same canonical, so they become one article under it.
                 logger.info("article %s: the page names %s as its canonical URL", entry.url, found.canonical)
                 url = found.canonical
             else:
                 # A partner's syndicated copy naming the original outlet stays an article of
-                # its own; clustering groups the two.
-                logger.debug("article %s: canonical URL %s is on another site; not used", entry.url, found.canonical)
+                # its own (clustering groups the two); a home page named by every article of a
+                # misconfigured site would make them all one.
+                logger.debug("article %s: canonical URL %s is another site's or a home page; not used",
+                             entry.url, found.canonical)
         if found is None:
             reason = "no article text found on the page"
         elif paywall := found.paywall or _teaser(found.text, entry.content):
@@ -815,6 +817,11 @@ def _same_site(canonical: str, page_url: str) -> bool:
     """Whether a canonical URL is on the registrable domain of the page that names it."""
     host, page_host = urlsplit(canonical).hostname, urlsplit(page_url).hostname
     return host is not None and page_host is not None and registrable_domain(host) == registrable_domain(page_host)
+
+
+def _is_home(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.path == "/" and not parts.query
 
 
 def _is_html(page: Fetched) -> bool:

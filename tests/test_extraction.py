@@ -777,6 +777,7 @@ def test_the_page_canonical_url_is_found_in_canonical_spelling(head: str, found:
         ("https://amp.ledger.co.uk/harbour-bridge-closes", "https://www.ledger.co.uk/news/harbour-bridge-closes", True),
         (URL, "https://wire.example/news/harbour-bridge-closes", False),  # a syndicated copy naming the original
         ("https://ledger.example.co.uk/a", "https://other.co.uk/a", False),  # a public suffix is no site
+        (URL, "https://ledger.example/", False),  # a misconfigured site naming its home page on every article
     ],
 )
 def test_a_canonical_url_on_the_page_site_is_the_article_identity(page_url: str, canonical: str, trusted: bool) -> None:
