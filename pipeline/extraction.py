@@ -30,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import lxml.etree
 import lxml.html
@@ -40,10 +41,11 @@ from trafilatura.utils import repair_faulty_html
 from pipeline.charsets import guess_encoding
 from pipeline.agency import detect_credit
 from pipeline.errors import ExtractionError
+from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
 from pipeline.models import Article, FeedEntry, Fetched, TextSource
 from pipeline.settings import ExtractionSettings
-from pipeline.urls import article_id, link_of
+from pipeline.urls import article_id, canonicalize, link_of
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ class ExtractedPage:
     ``paywall`` is the evidence that the page is paywalled, None when there is none.
     ``language`` is the page's declared language (``<html lang>``, primary subtag),
     since trafilatura only detects one when asked to filter by language.
+    ``canonical`` is the URL the page names as its own (``<link rel="canonical">``, else
+    ``og:url``), in canonical spelling; :func:`build_article` decides whether to trust it.
     """
 
     title: str | None
@@ -130,6 +134,7 @@ class ExtractedPage:
     language: str | None
     modified: datetime | None = None
     paywall: str | None = None
+    canonical: str | None = None
 
 
 # -- one page -----------------------------------------------------------------------------------
@@ -176,6 +181,7 @@ def extract_page(
     stated_times = _stated_times(tree, _PUBLISHED_XPATH, _JSON_LD_PUBLISHED)
     modified = _stated_times(tree, _MODIFIED_XPATH, _JSON_LD_MODIFIED)
     paywall = _paywall_evidence(tree)
+    canonical = _declared_canonical(tree, url)
     # <noscript> holds "please enable JavaScript", never the article; left in, a
     # script-only page would "extract" that sentence.
     lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
@@ -198,6 +204,7 @@ def extract_page(
         language=language,
         modified=modified[0].astimezone(UTC) if modified else None,
         paywall=paywall,
+        canonical=canonical,
     )
 
 
@@ -427,6 +434,11 @@ def build_article(
     falls on). The page's dates as found and the feed entry's are kept beside it
     (``page_published``, ``page_modified``, ``feed_published``).
 
+    The article's URL and id are the page's canonical URL (:attr:`ExtractedPage.canonical`)
+    when it is on the registrable domain of the page fetched (``page.url``, after
+    redirects), else the entry's URL: links to one story that name one canonical URL
+    give one article. The caller closes the entry by ``entry.url``.
+
     The outlet is always the feed's name, not the page's ``og:site_name``: site names
     vary between pages of one publisher ("Ledger", "ledger.com", "The Ledger - Local"),
     and outlets are counted per story, so they must be spelled one way.
@@ -459,6 +471,7 @@ def build_article(
     found: ExtractedPage | None = None
     reason: str | None = None
     paywall: str | None = None
+    url = entry.url
     if page is None:
         reason = page_error or ("the feed entry has no link" if link_of(entry.url) is None else "page not fetched")
     elif not _is_html(page):
@@ -469,6 +482,18 @@ def build_article(
             if isinstance(extracted, _Unset)
             else extracted
         )
+        if found is not None and found.canonical is not None and found.canonical != url:
+            if _same_site(found.canonical, page.url) and not _is_home(found.canonical):
+                # Two links to one article (an AMP copy, a second section, a campaign path)
+                # name the same canonical, so they become one article under it.
+                logger.info("article %s: the page names %s as its canonical URL", entry.url, found.canonical)
+                url = found.canonical
+            else:
+                # A partner's syndicated copy naming the original outlet stays an article of
+                # its own (clustering groups the two); a home page named by every article of a
+                # misconfigured site would make them all one.
+                logger.debug("article %s: canonical URL %s is another site's or a home page; not used",
+                             entry.url, found.canonical)
         if found is None:
             reason = "no article text found on the page"
         elif paywall := found.paywall or _teaser(found.text, entry.content):
@@ -499,8 +524,8 @@ def build_article(
         (meta.language if meta else None) or _primary_subtag(feed_language) or detect_language(f"{title}\n{text}")
     )
     return Article(
-        id=article_id(entry.url),
-        url=entry.url,
+        id=article_id(url),
+        url=url,
         outlet=outlet,
         title=title,
         text=text,
@@ -770,6 +795,33 @@ def _published(page_date: datetime | None, entry_date: datetime | None, now: dat
     ):
         return entry_date
     return page_date
+
+
+# rel and property values are matched case-insensitively, as browsers and crawlers do.
+_CANONICAL_LINKS = lxml.etree.XPath(
+    "//link[translate(normalize-space(@rel),'CANOIL','canoil')='canonical']/@href", smart_strings=False
+)
+_OG_URLS = lxml.etree.XPath("//meta[translate(@property,'OGURL','ogurl')='og:url']/@content", smart_strings=False)
+
+
+def _declared_canonical(tree: lxml.html.HtmlElement, url: str) -> str | None:
+    """The URL the page names as its own, canonicalised against the page's URL, or None."""
+    for xpath in (_CANONICAL_LINKS, _OG_URLS):
+        for value in xpath(tree):
+            if canonical := canonicalize(str(value), base=url or None):
+                return canonical
+    return None
+
+
+def _same_site(canonical: str, page_url: str) -> bool:
+    """Whether a canonical URL is on the registrable domain of the page that names it."""
+    host, page_host = urlsplit(canonical).hostname, urlsplit(page_url).hostname
+    return host is not None and page_host is not None and registrable_domain(host) == registrable_domain(page_host)
+
+
+def _is_home(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.path == "/" and not parts.query
 
 
 def _is_html(page: Fetched) -> bool:

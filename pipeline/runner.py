@@ -463,7 +463,7 @@ class Pipeline:
                 self.store.record_entry_failure(url, str(exc), final=True)
                 failed += 1
                 continue
-            added += self.store.save_article(article)
+            added += self.store.save_article(article, entry_url=url)
         return added, failed, deferred
 
     # -- clustering and stories ----------------------------------------------------------

@@ -744,3 +744,49 @@ def test_a_paywalled_page_without_feed_text_keeps_what_the_page_shows() -> None:
         TextSource.PAGE, True, "paywalled: class=paywall"
     )
     assert ARTICLE_PARAGRAPHS[2] in article.text
+
+
+# -- canonical identity -------------------------------------------------------------------------
+
+CANONICAL = "https://ledger.example/news/harbour-bridge-closes"
+
+
+@pytest.mark.parametrize(
+    ("head", "found"),
+    [
+        ('<link rel="canonical" href="/news/harbour-bridge-closes">', CANONICAL),  # relative to the page
+        ('<link rel="Canonical" href="HTTPS://Ledger.EXAMPLE:443/news/harbour-bridge-closes?utm_source=amp#top">', CANONICAL),
+        ('<meta property="og:url" content="https://ledger.example/news/harbour-bridge-closes">', CANONICAL),
+        # <link rel=canonical> wins over og:url; an unusable one gives way to the next
+        ('<link rel="canonical" href="/news/harbour-bridge-closes"><meta property="og:url" content="/other">', CANONICAL),
+        ('<link rel="canonical" href="javascript:void(0)"><meta property="og:url" content="/news/harbour-bridge-closes">', CANONICAL),
+        ('<link rel="alternate" href="/amp/harbour-bridge-closes">', None),
+        ("", None),
+    ],
+)
+def test_the_page_canonical_url_is_found_in_canonical_spelling(head: str, found: str | None) -> None:
+    result = extract_page(realistic_page(head=head), URL)
+    assert result is not None and result.canonical == found
+
+
+@pytest.mark.parametrize(
+    ("page_url", "canonical", "trusted"),
+    [
+        (URL, CANONICAL, True),  # another path on the same site
+        # the same registrable domain (".example" is no public suffix: each name is its own domain)
+        ("https://amp.ledger.co.uk/harbour-bridge-closes", "https://www.ledger.co.uk/news/harbour-bridge-closes", True),
+        (URL, "https://wire.example/news/harbour-bridge-closes", False),  # a syndicated copy naming the original
+        ("https://ledger.example.co.uk/a", "https://other.co.uk/a", False),  # a public suffix is no site
+        (URL, "https://ledger.example/", False),  # a misconfigured site naming its home page on every article
+    ],
+)
+def test_a_canonical_url_on_the_page_site_is_the_article_identity(page_url: str, canonical: str, trusted: bool) -> None:
+    body = realistic_page(head=f'<link rel="canonical" href="{canonical}">')
+    article = build_article(entry(), page(body, url=page_url), outlet="L", settings=SETTINGS, now=NOW)
+    expected = canonical if trusted else URL
+    assert (article.url, article.id) == (expected, article_id(expected))
+
+
+def test_a_page_without_canonical_url_keeps_the_entry_url() -> None:
+    article = build_article(entry(), page(realistic_page()), outlet="L", settings=SETTINGS, now=NOW)
+    assert (article.url, article.id) == (URL, article_id(URL))

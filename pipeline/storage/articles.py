@@ -25,8 +25,12 @@ from pipeline.storage.schema import (
 class ArticleStore(StoreBase):
     """Articles, and what clustering needs to resume and records."""
 
-    def save_article(self, article: Article) -> bool:
-        """Store an article and close its entry; returns False when the article was already stored."""
+    def save_article(self, article: Article, entry_url: str | None = None) -> bool:
+        """Store an article and close its feed entry, ``entry_url`` (default: the article's URL).
+
+        Returns False when the article was already stored: another entry's page named the
+        same canonical URL (extraction.build_article), or this entry was extracted before.
+        """
         with self._tx(f"article {article.url}") as conn:
             stmt = self._insert(articles).values(
                 id=article.id,
@@ -53,7 +57,7 @@ class ArticleStore(StoreBase):
                 paywalled=article.paywalled,
             )
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
-            conn.execute(entries.update().where(entries.c.url == article.url).values(state="done"))
+            conn.execute(entries.update().where(entries.c.url == (entry_url or article.url)).values(state="done"))
         return added
     def oldest_unclustered_arrival(self) -> datetime | None:
         query = (
