@@ -21,6 +21,7 @@ from pipeline.settings import Settings, load_settings
 if TYPE_CHECKING:
     from pipeline.demo.run import DemoResult
     from pipeline.models import AgencyCredit
+    from pipeline.storage import Store
 
 log = logging.getLogger("pipeline.cli")
 
@@ -63,6 +64,19 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
     return load_settings(args.config, **overrides)
+
+
+def _store(settings: Settings) -> closing[Store]:
+    """The store the settings name, closed when the command is done."""
+    from pipeline.storage import Store
+
+    return closing(Store(settings.resolved_store_url))
+
+
+def _feed_list(args: argparse.Namespace, settings: Settings) -> Path:
+    """The feed list a command edits: ``--feeds``, else the settings' one."""
+    path: Path = args.feeds or settings.resolved_feeds_file
+    return path
 
 
 def _progress() -> bool:
@@ -185,9 +199,9 @@ def _terminal_highlight(snippet: str, out: TextIO) -> str:
 
 
 def _cmd_clusters_list(args: argparse.Namespace) -> int:
-    from pipeline.storage import ClusterSummary, Store
+    from pipeline.storage import ClusterSummary
 
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         clusters: Iterable[ClusterSummary]
         if args.all:
             clusters, next_cursor = store.all_cluster_summaries(args.min_articles, args.after), None
@@ -220,10 +234,9 @@ def _cluster_cursor_arg(text: str) -> str:
 
 
 def _cmd_clusters_show(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
     from pipeline.urls import link_of
 
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         cluster_id = store.resolve_cluster(args.id)
         story = store.story(cluster_id)
         members = store.memberships_of(cluster_id)
@@ -272,7 +285,6 @@ def _credit_line(credit: AgencyCredit) -> str:
 
 
 def _cmd_articles_show(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
     from pipeline.urls import article_id, canonicalize, link_of
 
     key = args.key
@@ -280,7 +292,7 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
         key = article_id(canonicalize(key) or key)
     elif key.startswith("urn:"):  # the key of a feed entry without a link
         key = article_id(key)
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         article = store.articles_by_id([key]).get(key)
         member = store.membership(key) if article else None
     if article is None:
@@ -302,9 +314,8 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from pipeline.export import export_records, write_records
-    from pipeline.storage import Store
 
-    with closing(Store(_settings(args).resolved_store_url)) as store, _open_output(args.output) as out:
+    with _store(_settings(args)) as store, _open_output(args.output) as out:
         count = write_records(export_records(store, args.kind, args.since), args.kind, args.format, out)
     print(f"{count} {args.kind} exported", file=sys.stderr)
     return EXIT_OK
@@ -356,7 +367,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
     from pipeline.feeds import load_feed_list, merge_feed_lists, read_opml, write_feed_list
 
     settings = _settings(args)
-    target: Path = args.feeds or settings.resolved_feeds_file
+    target = _feed_list(args, settings)
     try:
         imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
@@ -370,11 +381,10 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
 
 def _cmd_feeds_add(args: argparse.Namespace) -> int:
     from pipeline.feeds.subscriptions import add_feed
-    from pipeline.storage import Store
 
     settings = _settings(args)
-    target: Path = args.feeds or settings.resolved_feeds_file
-    with closing(Store(settings.resolved_store_url)) as store:
+    target = _feed_list(args, settings)
+    with _store(settings) as store:
         feed, added = add_feed(store, target, args.url, name=args.name)
     print(f"feed {feed.id} ({feed.name}, {feed.url}) {'added to' if added else 'already in'} {target}")
     return EXIT_OK
@@ -382,11 +392,10 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
 
 def _cmd_feeds_remove(args: argparse.Namespace) -> int:
     from pipeline.feeds.subscriptions import remove_feed
-    from pipeline.storage import Store
 
     settings = _settings(args)
-    target: Path = args.feeds or settings.resolved_feeds_file
-    with closing(Store(settings.resolved_store_url)) as store:
+    target = _feed_list(args, settings)
+    with _store(settings) as store:
         feed = remove_feed(store, target, args.feed)
     print(f"feed {feed.id} ({feed.url}) removed from {target}; the store keeps its history "
           f"(`newsagg feeds add {feed.url}` brings it back)")
@@ -395,9 +404,8 @@ def _cmd_feeds_remove(args: argparse.Namespace) -> int:
 
 def _cmd_feeds_reactivate(args: argparse.Namespace) -> int:
     from pipeline.feeds.subscriptions import reactivate_feed
-    from pipeline.storage import Store
 
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         state = reactivate_feed(store, args.feed)
     print(f"feed {state.source.id} ({state.source.url}) active again, failures cleared; polled on the next run")
     return EXIT_OK
@@ -405,11 +413,10 @@ def _cmd_feeds_reactivate(args: argparse.Namespace) -> int:
 
 def _cmd_feeds_move(args: argparse.Namespace) -> int:
     from pipeline.feeds.subscriptions import move_feed
-    from pipeline.storage import Store
 
     settings = _settings(args)
-    target: Path = args.feeds or settings.resolved_feeds_file
-    with closing(Store(settings.resolved_store_url)) as store:
+    target = _feed_list(args, settings)
+    with _store(settings) as store:
         feed = move_feed(store, target, args.old_url, args.new_url)
     print(f"feed {feed.id} moved to {feed.url} in {target}, with its history")
     return EXIT_OK
@@ -418,10 +425,9 @@ def _cmd_feeds_move(args: argparse.Namespace) -> int:
 def _cmd_feeds_status(args: argparse.Namespace) -> int:
     import shutil
 
-    from pipeline.storage import Store
 
     settings = _settings(args)
-    with closing(Store(settings.resolved_store_url)) as store:
+    with _store(settings) as store:
         states = store.feed_states()
     if args.json:
         _print_json(states)
@@ -479,9 +485,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
 
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         records = store.recent_runs(args.limit)
     if args.json:
         _print_json(records)
@@ -534,9 +539,8 @@ def _cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox_list(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
 
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         status = store.outbox_status()
     if args.json:
         _print_json(status)
@@ -551,12 +555,11 @@ def _cmd_outbox_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox_retry(args: argparse.Namespace) -> int:
-    from pipeline.storage import Store
 
     if bool(args.documents) == args.all:
         raise ConfigError("name the dead letters to retry as KIND:ID, or give --all")
     keys = None if args.all else [_outbox_key(text) for text in args.documents]
-    with closing(Store(_settings(args).resolved_store_url)) as store:
+    with _store(_settings(args)) as store:
         queued = store.retry_dead_letters(keys)
     missing = [key for key in keys or [] if key not in queued]
     print(f"{len(queued)} documents queued again for the search index")

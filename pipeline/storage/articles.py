@@ -59,6 +59,7 @@ class ArticleStore(StoreBase):
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
             conn.execute(entries.update().where(entries.c.url == (entry_url or article.url)).values(state="done"))
         return added
+
     def oldest_unclustered_arrival(self) -> datetime | None:
         query = (
             sa.select(sa.func.min(articles.c.arrived_at))
@@ -207,6 +208,7 @@ class ArticleStore(StoreBase):
     def cluster_ids(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(memberships.c.cluster_id).distinct().order_by(memberships.c.cluster_id)).scalars())
+
     def drop_signatures_before(self, cutoff: datetime) -> int:
         """Articles older than the matching window leave the clustering state (they stay stored)."""
         with self._tx() as conn:

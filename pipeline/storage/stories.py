@@ -129,6 +129,7 @@ class StoryStore(StoreBase):
 
     def stories_by_id(self, ids: Iterable[str]) -> dict[str, Story]:
         return self._rows_by(stories, stories.c.id, ids, _story)
+
     def iter_stories(self, since: datetime | None = None, chunk: int = 500) -> Iterator[Story]:
         """Every story (last seen since ``since``), least recently seen first, ``chunk`` at a time."""
         query = sa.select(stories)
