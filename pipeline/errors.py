@@ -66,7 +66,15 @@ class GoneError(PermanentFetchError):
 
 
 class FeedParseError(NewsaggError):
-    """A feed document yielded no usable entries."""
+    """A feed document yielded no usable entries: ``source`` names the feed, ``reason`` says why."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(source, reason)  # both in args: the error crosses from parser processes
+        self.source = source
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
 
 
 class ExtractionError(NewsaggError):

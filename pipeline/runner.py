@@ -249,7 +249,7 @@ class Pipeline:
             failing_for = now - (state.failing_since or now)
             retire = polling.should_retire(exc, score, failing_for, self.settings.feeds)
             next_at = polling.next_poll_after_failure(feed, exc, failures, self.settings.feeds, now)
-            error = _feed_error(exc, feed, fetched)
+            error = exc.reason  # without the feed or URL: whoever shows it names the feed
             self.store.record_feed_failure(
                 feed.id, error, now=now, next_attempt_at=next_at, retire=retire, weight=weight, attempt=attempt,
                 counted=counted,
@@ -616,14 +616,6 @@ class Pipeline:
         finally:
             self._run_id = None
             self.store.finish_run(run_id, status, report.as_dict())
-
-
-def _feed_error(exc: FetchError | FeedParseError, feed: FeedSource, fetched: Fetched | FetchError) -> str:
-    """What went wrong, without the feed or URL it names: whoever shows it names the feed."""
-    if isinstance(exc, FetchError):
-        return exc.reason
-    where = fetched.url if isinstance(fetched, Fetched) else feed.url
-    return str(exc).removeprefix(f"feed {feed.id} ({where}): ")
 
 
 def _parse_document(feed: FeedSource, fetched: Fetched, max_entries: int, now: datetime) -> ParsedFeed | FeedParseError:

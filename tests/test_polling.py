@@ -119,7 +119,7 @@ def test_failures_are_weighted_by_kind() -> None:
     assert polling.failure_weight(TransientFetchError("u", "timeout"), SETTINGS) == 1.0
     assert polling.failure_weight(TransientFetchError("u", "429", status=429, retry_after=60), SETTINGS) == 1.0
     assert polling.failure_weight(PermanentFetchError("u", "404", status=404), SETTINGS) == 2.0
-    assert polling.failure_weight(FeedParseError("feed f: HTML page, not a feed"), SETTINGS) == 2.0
+    assert polling.failure_weight(FeedParseError("feed f", "HTML page, not a feed"), SETTINGS) == 2.0
     # With retirement at 3: two 404s retire a feed, two timeouts do not.
     assert polling.should_retire(PermanentFetchError("u", "404"), 2.0 + 2.0, SPAN, SETTINGS)
     assert not polling.should_retire(TransientFetchError("u", "timeout"), 1.0 + 1.0, SPAN, SETTINGS)

@@ -89,10 +89,10 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
     now = _aware(now or datetime.now(UTC))
     source = f"feed {feed.id} ({fetched.url})"
     if fetched.not_modified:
-        raise FeedParseError(f"{source}: 304 Not Modified has no document to parse")
+        raise FeedParseError(source, "304 Not Modified has no document to parse")
     body = strip_bom(fetched.body)
     if not body.strip():
-        raise FeedParseError(f"{source}: empty body")
+        raise FeedParseError(source, "empty body")
     content_type = fetched.content_type or fetched.headers.get("content-type") or ""
     # Entries read from the document: slack for those we will drop (no link nor text, duplicates),
     # yet bounded, since parsing and cleaning cost grows with every entry read.
@@ -103,7 +103,7 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
         title, raw_entries, error, ttl = _read_xml_feed(fetched, content_type, limit, source)
     entries = _clean_entries(feed, raw_entries, max_entries, now, fetched.url, source)
     if raw_entries and not entries:
-        raise FeedParseError(f"{source}: none of its {len(raw_entries)} entries has a usable link or any text")
+        raise FeedParseError(source, f"none of its {len(raw_entries)} entries has a usable link or any text")
     return ParsedFeed(title=title, entries=entries, error=error, ttl_minutes=ttl)
 
 
@@ -117,12 +117,13 @@ def _read_xml_feed(
     data = strip_bom(data)
     if _declares_entities(data):
         raise FeedParseError(
-            f"{source}: the document's DOCTYPE declares XML entities (entity expansion or external "
+            source,
+            "the document's DOCTYPE declares XML entities (entity expansion or external "
             "entity attack, or an obsolete feed); refused"
         )
     if _looks_like_html(data):
         hint = _advertised_feed(data, fetched.url)
-        raise FeedParseError(f"{source}: HTML page, not a feed" + (f" (it links to the feed {hint})" if hint else ""))
+        raise FeedParseError(source, "HTML page, not a feed" + (f" (it links to the feed {hint})" if hint else ""))
     data, content_type, relabelled = _relabel_utf8(data, content_type)
     if not fetched.body.startswith(_BOMS):
         data, content_type, relabelled = _detect_undeclared(data, content_type, relabelled)
@@ -143,13 +144,13 @@ def _read_xml_feed(
             resolve_relative_uris=False,
         )
     except Exception as exc:  # a third-party parser fed hostile bytes: contain whatever it raises
-        raise FeedParseError(f"{source}: feed parser failed: {type(exc).__name__}: {exc}") from None
+        raise FeedParseError(source, f"feed parser failed: {type(exc).__name__}: {exc}") from None
     entries = [_raw_from_feedparser(entry) for entry in _list_field(result, "entries")]
     version = _field(result, "version") or ""
     bozo = _field(result, "bozo_exception") if _field(result, "bozo") else None
     if not entries and not version:
         reason = f"not a feed ({_describe(bozo)})" if bozo is not None else "not an RSS, Atom or JSON feed"
-        raise FeedParseError(f"{source}: {reason}")
+        raise FeedParseError(source, reason)
     error = relabelled
     if bozo is not None and not isinstance(bozo, feedparser.NonXMLContentType):
         error = _describe(bozo)
@@ -215,9 +216,9 @@ def _read_json_feed(
         document = json.loads(strip_bom(fetched.body))
     except (ValueError, RecursionError) as exc:
         # ValueError covers UnicodeDecodeError and JSONDecodeError; RecursionError deep nesting.
-        raise FeedParseError(f"{source}: invalid JSON: {str(exc)[:200]}") from None
+        raise FeedParseError(source, f"invalid JSON: {str(exc)[:200]}") from None
     if not isinstance(document, dict) or not isinstance(document.get("items"), list):
-        raise FeedParseError(f"{source}: JSON document is not a JSON Feed (no 'items' list)")
+        raise FeedParseError(source, "JSON document is not a JSON Feed (no 'items' list)")
     version = document.get("version")
     error = None
     if not (isinstance(version, str) and "jsonfeed.org/version/" in version):
