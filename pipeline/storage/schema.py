@@ -231,6 +231,9 @@ runs = sa.Table(
     sa.Column("host", sa.String(255)),
     sa.Column("pid", sa.Integer),
     sa.Column("heartbeat_at", UTCDateTime),
+    # The Airflow run id of a DAG run: its tasks, run in processes of their own and retried, all
+    # find this one row by it. NULL for runs of `newsagg run`.
+    sa.Column("airflow_run", sa.String(250), unique=True, index=True),
 )
 
 # The earliest time (seconds since the epoch) the next request to a registrable domain may start,
