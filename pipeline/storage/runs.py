@@ -89,21 +89,17 @@ class RunStore(StoreBase):
         query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = list(conn.execute(query).mappings())
-        return [
-            RunRecord(
-                id=row["id"],
-                trigger=row["trigger"],
-                started_at=row["started_at"],
-                finished_at=row["finished_at"],
-                status="abandoned" if row["status"] == "running" and _dead(row, now) else row["status"],
-                host=row["host"],
-                pid=row["pid"],
-                heartbeat_at=row["heartbeat_at"],
-                stats=row["stats"] or {},
-                airflow_run=row["airflow_run"],
-            )
-            for row in rows
-        ]
+        return [_record(row, "abandoned" if row["status"] == "running" and _dead(row, now) else row["status"])
+                for row in rows]
+
+    def last_finished_run(self, status: str | None = None) -> RunRecord | None:
+        """The newest run that ended (with ``status``, if given); None if there is none."""
+        query = sa.select(runs).where(runs.c.status != "running").order_by(runs.c.id.desc()).limit(1)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _record(row, row["status"])
 
     def record_stage(self, run_id: int, stage: str, seconds: float) -> None:
         """Add ``seconds`` to the time of ``stage`` in the run (a stage's mapped instances and retries add up)."""
@@ -141,6 +137,21 @@ class RunStore(StoreBase):
 
 #: This machine, as runs and entry claims name it.
 HOST = socket.gethostname()[:255]
+
+
+def _record(row: Any, status: str) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        trigger=row["trigger"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=status,
+        host=row["host"],
+        pid=row["pid"],
+        heartbeat_at=row["heartbeat_at"],
+        stats=row["stats"] or {},
+        airflow_run=row["airflow_run"],
+    )
 
 
 def _abandon_dead_runs(conn: Connection, now: datetime) -> None:

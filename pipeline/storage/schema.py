@@ -104,7 +104,7 @@ articles = sa.Table(
     sa.Column("fetched_at", UTCDateTime, nullable=False),
     sa.Column("arrived_at", UTCDateTime, nullable=False, index=True),
     sa.Column("language", sa.String(20)),
-    sa.Column("text_source", sa.String(20), nullable=False),
+    sa.Column("text_source", sa.String(20), nullable=False, index=True),  # indexed: metrics count by it
     sa.Column("text_source_reason", CleanText),
     sa.Column("tags", sa.JSON),  # its feed's tags
     # The wire agency it credits (pipeline.agency): the agency, "full" or

@@ -306,6 +306,7 @@ def test_a_dag_run_that_stops_before_its_report_is_recorded_failed(
     dagbag: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def killed(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the report task died before it recorded the run")
@@ -321,3 +322,7 @@ def test_a_dag_run_that_stops_before_its_report_is_recorded_failed(
     [record] = recorded_runs()
     assert (record.airflow_run, record.status) == (run.dag_run.run_id, "failed") and record.finished_at is not None
     assert set(record.stats["stage_seconds"]) == TIMED
+    capsys.readouterr()
+    assert main(["runs", "list"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "airflow" in line]
+    assert line.split()[1:3] == ["failed", "airflow"] and line.endswith(f"(Airflow run {run.dag_run.run_id})")
