@@ -23,6 +23,11 @@ fails itself (store down, timeout) is retried; a retry polls only the feeds this
 not polled yet or that are due again, and a feed's failures in one run count once. The
 run fails when the feed list cannot be loaded or a stage after polling fails.
 
+Each DAG run is one row of the store's runs table (`newsagg runs list`, `newsagg metrics`):
+each task adds its time to its stage, `report` records the counts and how the run ended,
+and a run that fails before `report` records it is recorded failed by the DAG's failure
+callback.
+
 **Params** (Trigger DAG w/ config): `feeds_file` polls another feed list (YAML or OPML)
 once; `force` polls every feed now, ignoring each feed's next poll time.
 """
