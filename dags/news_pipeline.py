@@ -104,9 +104,11 @@ def _record_failure(context: Any) -> None:
     from pipeline import load_settings
     from pipeline.storage import Store
 
+    run_id = context["dag_run"].run_id
     store = Store(load_settings().resolved_store_url)
     try:
-        store.fail_unfinished_run(context["dag_run"].run_id)
+        if store.fail_unfinished_run(run_id):
+            log.warning("run %s failed before its report task recorded it: recorded failed", run_id)
     finally:
         store.close()
 
