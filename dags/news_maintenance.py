@@ -6,7 +6,8 @@ runs only):
 
 - `apply_retention`: articles older than the matching window (`clustering.window_days`)
   leave the LSH state (they stay stored and searchable); with `story_retention_days`
-  set, older stories are deleted with their articles, from the store and the search index.
+  set, older stories are deleted with their articles, from the store and the search index;
+  the politeness clocks of domains not contacted for a day are forgotten.
 - `compact_store`: reclaims the space retention freed (SQLite `VACUUM`; PostgreSQL
   does this itself).
 - `feed_health`: feeds failing `min_failures` polls in a row or more, retired feeds and
@@ -53,7 +54,8 @@ def _settings() -> Any:
 @task(multiple_outputs=False, execution_timeout=timedelta(hours=1), **NETWORK_RETRIES)
 def apply_retention() -> dict[str, Any]:
     """Drop signatures older than the matching window; with `story_retention_days`, delete older
-    stories with their articles and deliver the deletions to the search index."""
+    stories with their articles and deliver the deletions to the search index; forget the politeness
+    clocks of domains not contacted for a day."""
     from pipeline import Pipeline
     from pipeline.maintenance import apply_retention
 
@@ -65,6 +67,7 @@ def apply_retention() -> dict[str, Any]:
         "signatures_dropped": result.signatures_dropped,
         "stories_pruned": result.stories_pruned,
         "articles_pruned": result.articles_pruned,
+        "domain_clocks_pruned": result.domain_clocks_pruned,
     }
 
 

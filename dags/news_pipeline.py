@@ -23,6 +23,11 @@ fails itself (store down, timeout) is retried; a retry polls only the feeds this
 not polled yet or that are due again, and a feed's failures in one run count once. The
 run fails when the feed list cannot be loaded or a stage after polling fails.
 
+Each DAG run is one row of the store's runs table (`newsagg runs list`, `newsagg metrics`):
+each task adds its time to its stage, `report` records the counts and how the run ended,
+and a run that fails before `report` records it is recorded failed by the DAG's failure
+callback.
+
 **Params** (Trigger DAG w/ config): `feeds_file` polls another feed list (YAML or OPML)
 once; `force` polls every feed now, ignoring each feed's next poll time.
 """
@@ -31,6 +36,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,6 +92,27 @@ def _pipeline() -> Any:
     return Pipeline(load_settings(), progress=False)
 
 
+@contextmanager
+def _stage(name: str) -> Iterator[Any]:
+    """The library pipeline, this task recorded as stage ``name`` of this DAG run in the runs table."""
+    with _pipeline() as pipeline, pipeline.airflow_stage(name, get_current_context()["run_id"]):
+        yield pipeline
+
+
+def _record_failure(context: Any) -> None:
+    """Record failed a DAG run that failed before its report task could record how it ended (timed out, marked failed)."""
+    from pipeline import load_settings
+    from pipeline.storage import Store
+
+    run_id = context["dag_run"].run_id
+    store = Store(load_settings().resolved_store_url)
+    try:
+        if store.fail_unfinished_run(run_id):
+            log.warning("run %s failed before its report task recorded it: recorded failed", run_id)
+    finally:
+        store.close()
+
+
 @task(execution_timeout=timedelta(minutes=5))
 def load_feeds() -> list[dict[str, Any]]:
     """Read the feed list (the `feeds_file` param or the configured one), register it in the
@@ -96,7 +124,7 @@ def load_feeds() -> list[dict[str, Any]]:
 
     params = get_current_context()["params"]
     feeds_file = Path(params["feeds_file"]) if params.get("feeds_file") else None
-    with _pipeline() as pipeline:
+    with _stage("load_feeds") as pipeline:
         sources = pipeline.load_feeds(feeds_file)
         due = pipeline.due_feeds(sources, force=params.get("force", False))
         batches = feed_batches(due, pipeline.settings.feeds.poll_batch_size)
@@ -122,7 +150,7 @@ def poll_feeds(batch: dict[str, Any]) -> list[dict[str, Any]]:
 
     context = get_current_context()
     run_id = context["run_id"]  # one scheduled poll: one attempt however often this task is retried
-    with _pipeline() as pipeline:
+    with _stage("poll_feeds") as pipeline:
         sources = [s.source for s in pipeline.store.feed_states(batch["feeds"])]
         due = pipeline.due_feeds(sources, force=context["params"].get("force", False), attempt=run_id)
         outcomes = pipeline.poll_feeds(due, attempt=run_id)
@@ -141,7 +169,7 @@ def poll_feeds(batch: dict[str, Any]) -> list[dict[str, Any]]:
 def fetch_articles() -> dict[str, int]:
     """Fetch and extract every queued article page, in batches. Runs even when some feeds
     failed: it works on whatever the store has queued."""
-    with _pipeline() as pipeline:
+    with _stage("fetch_articles") as pipeline:
         added, failed, deferred = pipeline.fetch_articles()
     return {"articles_added": added, "articles_failed": failed, "pages_deferred": deferred}
 
@@ -149,7 +177,7 @@ def fetch_articles() -> dict[str, int]:
 @task(multiple_outputs=False, execution_timeout=timedelta(minutes=30))
 def cluster_articles() -> dict[str, int]:
     """Cluster the new articles against the matching window (MinHash + LSH)."""
-    with _pipeline() as pipeline:
+    with _stage("cluster_articles") as pipeline:
         clustered, merges = pipeline.cluster()
     return {"clustered": clustered, "clusters_merged": merges}
 
@@ -157,7 +185,7 @@ def cluster_articles() -> dict[str, int]:
 @task(multiple_outputs=False, execution_timeout=timedelta(minutes=15))
 def merge_stories() -> dict[str, int]:
     """Rebuild the merged story of every cluster that changed."""
-    with _pipeline() as pipeline:
+    with _stage("merge_stories") as pipeline:
         built, removed = pipeline.build_stories()
     return {"stories_built": built, "stories_removed": removed}
 
@@ -166,7 +194,7 @@ def merge_stories() -> dict[str, int]:
 def index_stories() -> dict[str, int]:
     """Deliver the outbox (changed stories and articles) to the search index. A backend
     that cannot be reached is retried; undelivered documents wait in the outbox."""
-    with _pipeline() as pipeline:
+    with _stage("index_stories") as pipeline:
         indexed, failed = pipeline.index_outbox()
         left = pipeline.store.outbox_size()
     return {"indexed": indexed, "index_failures": failed, "outbox_left": left}
@@ -217,6 +245,8 @@ def report(
     )
     for feed in run.failed_feeds:
         log.warning("feed %s %s: %s", feed.feed_id, feed.status, feed.error)
+    with _pipeline() as pipeline:
+        pipeline.finish_airflow_run(run_id, run, "failed" if batches is None or incomplete else "ok")
     if batches is None:
         raise AirflowFailException("the feed list could not be loaded (see load_feeds)")
     if incomplete:
@@ -238,6 +268,7 @@ def report(
         ),
         "force": Param(False, type="boolean", description="Poll every feed now, ignoring its next poll time."),
     },
+    on_failure_callback=_record_failure,
     doc_md=__doc__,
     tags=["newsagg"],
 )

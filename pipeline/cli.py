@@ -496,7 +496,8 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in records:
         print(f"{r.id:>5}  {r.status:<9}  {r.trigger:<7}  {_when(r.started_at)} – "
-              f"{_when(r.finished_at) if r.finished_at else '...':<16}  {_run_counts(r.stats)}".rstrip())
+              f"{_when(r.finished_at) if r.finished_at else '...':<16}  {_run_counts(r.stats)}"
+              f"{f'  (Airflow run {r.airflow_run})' if r.airflow_run else ''}".rstrip())
     print("(times in UTC)")
     return EXIT_OK
 
@@ -508,6 +509,18 @@ def _run_counts(stats: dict[str, Any]) -> str:
     return (f"articles +{stats.get('articles_added', 0)} ({stats.get('articles_failed', 0)} failed)"
             f" · clustered {stats.get('clustered', 0)} · stories {stats.get('stories_built', 0)}"
             f" · indexed {stats.get('indexed', 0)} · failed feeds {failed_feeds}")
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from pipeline.metrics import render
+
+    settings = _settings(args)
+    with _store(settings) as store:
+        sys.stdout.write(render(store, settings))
+    return EXIT_OK
 
 
 # -- store schema ----------------------------------------------------------------------------
@@ -874,11 +887,21 @@ def _parser() -> argparse.ArgumentParser:
         "list", parents=[common], help="recent runs, newest first: trigger, times, status, counts",
         description="Each run's status: ok, partial (the search index was unavailable; its documents wait in "
         "the outbox), failed, running, or abandoned (its process is gone, or it showed no progress for 30 "
-        "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds.",
+        "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds; "
+        "a run of the Airflow DAG names its Airflow run id. --json adds each stage's time (stage_seconds).",
     )
     runs_list.add_argument("--limit", type=_count_arg, default=20, help="runs to show (default 20)")
     runs_list.add_argument("--json", action="store_true", help="the runs with their full reports as JSON")
     runs_list.set_defaults(handler=_cmd_runs_list)
+
+    metrics = commands.add_parser(
+        "metrics", parents=[common], help="the store's counts and the last run, in the Prometheus text format",
+        description="Articles by text source, stories, feeds by state, feed entries by state, the search outbox "
+        "and its dead letters, and the last run that ended: when, its status, its feed and page outcomes and "
+        "each stage's time. For node_exporter's textfile collector: "
+        "`newsagg metrics > DIR/newsagg.prom.tmp && mv DIR/newsagg.prom.tmp DIR/newsagg.prom`.",
+    )
+    metrics.set_defaults(handler=_cmd_metrics)
 
     db = commands.add_parser(
         "db", parents=[common], help="the store's schema: show its revision, upgrade it",

@@ -26,10 +26,16 @@ class RetentionResult:
     stories_pruned: int = 0
     articles_pruned: int = 0
     story_cutoff: datetime | None = None
+    domain_clocks_pruned: int = 0
+
+
+#: A domain's politeness clock is forgotten this long after its last request slot.
+DOMAIN_CLOCK_RETENTION = timedelta(days=1)
 
 
 def apply_retention(store: Store, settings: Settings, now: datetime | None = None) -> RetentionResult:
-    """Drop signatures older than the matching window; prune stories past ``story_retention_days``.
+    """Drop signatures older than the matching window; prune stories past ``story_retention_days``;
+    forget the politeness clocks of domains not contacted for a day.
 
     Articles that left the window stay stored and searchable: they only stop being
     candidates for new matches. Stories (with their articles) are deleted only when
@@ -41,12 +47,14 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
         now: the reference time (default: the current time).
     """
     now = now or datetime.now(UTC)
+    clocks = store.prune_domain_clock(now - DOMAIN_CLOCK_RETENTION)
+    log.info("%d domains not contacted for %s: their politeness clocks forgotten", clocks, DOMAIN_CLOCK_RETENTION)
     window_days = settings.clustering.window_days
     signature_cutoff = now - timedelta(days=window_days)
     dropped = store.drop_signatures_before(signature_cutoff)
     log.info("%d signatures older than %s left the matching window", dropped, signature_cutoff.isoformat())
     if settings.story_retention_days is None:
-        return RetentionResult(dropped, signature_cutoff)
+        return RetentionResult(dropped, signature_cutoff, domain_clocks_pruned=clocks)
     story_cutoff = now - timedelta(days=max(settings.story_retention_days, window_days))
     stories = articles = 0
     while True:
@@ -55,7 +63,7 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
             break
         stories, articles = stories + pruned_stories, articles + pruned_articles
     log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
-    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff)
+    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks)
 
 
 @dataclass(frozen=True, slots=True)

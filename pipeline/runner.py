@@ -11,8 +11,8 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -155,6 +155,38 @@ class Pipeline:
         if self._run_id is not None and time.monotonic() >= self._next_beat:
             self.store.run_heartbeat(self._run_id)
             self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Add the time the block takes, whether it completes or fails, to stage ``name`` of the run in progress."""
+        start = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            if self._run_id is not None:
+                with suppress(StoreError):  # the error that stopped the stage is the one to report
+                    self.store.record_stage(self._run_id, name, time.monotonic() - start)
+            raise
+        if self._run_id is not None:
+            self.store.record_stage(self._run_id, name, time.monotonic() - start)
+
+    @contextmanager
+    def airflow_stage(self, name: str, airflow_run: str) -> Iterator[None]:
+        """Run the block as stage ``name`` (an Airflow task) of the DAG run ``airflow_run``, recorded in the runs table.
+
+        Every task of a DAG run, and every retry, records into the one row of that run
+        (``Store.start_run``); its heartbeat is kept while the block runs.
+        """
+        self._run_id = self.store.start_run("airflow", airflow_run=airflow_run)
+        try:
+            with self._stage(name):
+                yield
+        finally:
+            self._run_id = None
+
+    def finish_airflow_run(self, airflow_run: str, report: RunReport, status: str) -> None:
+        """Record how the DAG run ``airflow_run`` ended, with its counts (its last task has them all)."""
+        self.store.finish_run(self.store.start_run("airflow", airflow_run=airflow_run), status, report.as_dict())
 
     def _bar(self, total: int | None, desc: str) -> ProgressBar:
         return ProgressBar(total=total, desc=desc, unit="item", disable=not self.progress, leave=False)
@@ -596,17 +628,20 @@ class Pipeline:
         run_id = self._run_id = self.store.start_run(trigger)
         status = "failed"
         try:
-            sources = self.load_feeds(feeds_file)
-            report.feeds = self.poll_feeds(self.due_feeds(sources, force=force))
+            with self._stage("load_feeds"):
+                sources = self.load_feeds(feeds_file)
+            with self._stage("poll_feeds"):
+                report.feeds = self.poll_feeds(self.due_feeds(sources, force=force))
             self.send_alerts()
-            self._beat()
-            report.articles_added, report.articles_failed, report.pages_deferred = self.fetch_articles()
-            report.clustered, report.clusters_merged = self.cluster()
-            self._beat()
-            report.stories_built, report.stories_removed = self.build_stories()
-            self._beat()
+            with self._stage("fetch_articles"):
+                report.articles_added, report.articles_failed, report.pages_deferred = self.fetch_articles()
+            with self._stage("cluster_articles"):
+                report.clustered, report.clusters_merged = self.cluster()
+            with self._stage("merge_stories"):
+                report.stories_built, report.stories_removed = self.build_stories()
             try:
-                report.indexed, report.index_failures = self.index_outbox()
+                with self._stage("index_stories"):
+                    report.indexed, report.index_failures = self.index_outbox()
             except SearchUnavailable as exc:
                 report.index_error = str(exc)
                 log.error("search index unavailable, %d documents wait in the outbox: %s", self.store.outbox_size(), exc)

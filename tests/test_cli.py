@@ -308,6 +308,9 @@ def test_runs_list_shows_recent_runs_newest_first_with_status_and_counts(
     ok = found[2]
     assert ok["stats"]["articles_added"] == 49 and ok["stats"]["failed_feeds"] == []
     assert ok["finished_at"] >= ok["started_at"] and found[0]["stats"] == {}
+    assert set(ok["stats"]["stage_seconds"]) == {"load_feeds", "poll_feeds", "fetch_articles", "cluster_articles",
+                                                 "merge_stories", "index_stories"}
+    assert set(found[1]["stats"]["stage_seconds"]) == {"load_feeds"}  # the stage that failed counts too
 
     code, out, _ = run_cli(capsys, "runs", "list", "--limit", "2")
     lines = out.splitlines()

@@ -27,7 +27,7 @@ from pipeline.models import (
 )
 from pipeline.settings import Settings, load_settings
 from pipeline.storage import Store
-from pipeline.storage.schema import entries, outbox
+from pipeline.storage.schema import domain_clock, entries, outbox
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -182,3 +182,18 @@ def test_search_check_reports_what_elasticsearch_lacks(tmp_path: Path) -> None:
     finally:
         index.drop()
         index.close()
+
+
+def test_retention_prunes_domain_clocks_unused_for_a_day(store: Store, tmp_path: Path) -> None:
+    store.reserve_domain_slot("ledger.example", 2.0)
+    store.reserve_domain_slot("courier.example", 2.0)
+    now = datetime.now(UTC)
+
+    kept = apply_retention(store, settings(tmp_path), now=now + timedelta(hours=23))
+    later = apply_retention(store, settings(tmp_path), now=now + timedelta(days=1, minutes=1))
+
+    assert (kept.domain_clocks_pruned, later.domain_clocks_pruned) == (0, 2)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(domain_clock)).scalar_one() == 0
+    # A pruned domain's clock starts afresh: its next request may start at once.
+    assert store.reserve_domain_slot("ledger.example", 2.0) <= datetime.now(UTC).timestamp()

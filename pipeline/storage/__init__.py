@@ -8,7 +8,8 @@ be run again.
 One module per part of the state: ``schema`` (the tables), ``migrate`` (their
 revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds
 and the entry queue), ``articles`` (articles and clustering state), ``stories`` (stories
-and the outbox), ``runs``, ``domains`` (the per-domain request clock). ``Store`` is the
+and the outbox), ``runs``, ``domains`` (the per-domain request clock), ``counts`` (what
+the store holds, for metrics). ``Store`` is the
 one object the stages use.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from pipeline.storage.articles import ArticleStore
 from pipeline.storage.base import schema_revision, upgrade_schema
+from pipeline.storage.counts import CountStore, StoreCounts
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunRecord, RunStore
@@ -32,12 +34,13 @@ __all__ = [
     "PendingEntry",
     "RunRecord",
     "Store",
+    "StoreCounts",
     "schema_revision",
     "upgrade_schema",
 ]
 
 
-class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore):
+class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore, CountStore):
     """Durable pipeline state behind SQLAlchemy Core.
 
     Args:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -28,3 +29,12 @@ class DomainClockStore(StoreBase):
         ).returning(domain_clock.c.next_start)
         with self._tx() as conn:
             return float(conn.execute(stmt).scalar_one()) - delay
+
+    def prune_domain_clock(self, before: datetime) -> int:
+        """Forget the domains whose last slot was before ``before``; returns how many.
+
+        A slot in the past holds nobody back (the next one is "now" either way), so a
+        forgotten domain's next request may start at once, as it could before.
+        """
+        with self._tx() as conn:
+            return conn.execute(domain_clock.delete().where(domain_clock.c.next_start < before.timestamp())).rowcount

@@ -33,17 +33,34 @@ class RunRecord:
     host: str | None
     pid: int | None
     heartbeat_at: datetime | None
-    stats: dict[str, Any] = field(default_factory=dict)  # its RunReport.as_dict(); empty until it ends
+    # Its RunReport.as_dict() once it ended; until then only "stage_seconds", the time of each
+    # stage so far (its mapped instances and retries added up).
+    stats: dict[str, Any] = field(default_factory=dict)
+    airflow_run: str | None = None  # the Airflow run id of a DAG run
 
 
 class RunStore(StoreBase):
     """One row per run: when, what triggered it, who runs it, how it ended, its counts."""
 
-    def start_run(self, trigger: str, *, now: datetime | None = None) -> int:
-        """Record a new run of this process; runs found dead on the way are marked ``abandoned``."""
+    def start_run(self, trigger: str, *, airflow_run: str | None = None, now: datetime | None = None) -> int:
+        """Record a new run of this process; runs found dead on the way are marked ``abandoned``.
+
+        With ``airflow_run`` (an Airflow run id), the run of that DAG run: the first of its
+        tasks records it, every later task or retry finds the same row and shows it running
+        again. Its tasks run in processes of their own, so it names no process: it is taken
+        for dead only when no task showed progress for ``RUN_STALE_AFTER``.
+        """
         now = now or utc_now()
         with self._tx() as conn:
             _abandon_dead_runs(conn, now)
+            if airflow_run is not None:
+                values = {"status": "running", "finished_at": None, "heartbeat_at": now}
+                insert = self._insert(runs).values(trigger=trigger, started_at=now, host=HOST, airflow_run=airflow_run,
+                                                   **values)
+                result = conn.execute(
+                    insert.on_conflict_do_update(index_elements=["airflow_run"], set_=values).returning(runs.c.id)
+                )
+                return int(result.scalar_one())
             result = conn.execute(
                 runs.insert().values(
                     trigger=trigger,
@@ -72,32 +89,69 @@ class RunStore(StoreBase):
         query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = list(conn.execute(query).mappings())
-        return [
-            RunRecord(
-                id=row["id"],
-                trigger=row["trigger"],
-                started_at=row["started_at"],
-                finished_at=row["finished_at"],
-                status="abandoned" if row["status"] == "running" and _dead(row, now) else row["status"],
-                host=row["host"],
-                pid=row["pid"],
-                heartbeat_at=row["heartbeat_at"],
-                stats=row["stats"] or {},
+        return [_record(row, "abandoned" if row["status"] == "running" and _dead(row, now) else row["status"])
+                for row in rows]
+
+    def last_finished_run(self, status: str | None = None) -> RunRecord | None:
+        """The newest run that ended (with ``status``, if given); None if there is none."""
+        query = sa.select(runs).where(runs.c.status != "running").order_by(runs.c.id.desc()).limit(1)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _record(row, row["status"])
+
+    def record_stage(self, run_id: int, stage: str, seconds: float) -> None:
+        """Add ``seconds`` to the time of ``stage`` in the run (a stage's mapped instances and retries add up)."""
+        with self._tx() as conn:
+            # Locked: the mapped instances of a stage may end at the same moment.
+            query = sa.select(runs.c.stats).where(runs.c.id == run_id).with_for_update()
+            stats: dict[str, Any] = dict(conn.execute(query).scalar_one() or {})
+            times = dict(stats.get("stage_seconds") or {})
+            times[stage] = round(times.get(stage, 0.0) + seconds, 3)
+            conn.execute(
+                runs.update().where(runs.c.id == run_id).values(stats={**stats, "stage_seconds": times},
+                                                                heartbeat_at=utc_now())
             )
-            for row in rows
-        ]
 
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
+        """Record how the run ended and its counts, keeping the stage times recorded on the way."""
         with self._tx() as conn:
-            conn.execute(
+            recorded: dict[str, Any] = conn.execute(sa.select(runs.c.stats).where(runs.c.id == run_id)).scalar_one() or {}
+            stats = json.loads(json.dumps(stats, default=str)) | {"stage_seconds": recorded.get("stage_seconds", {})}
+            conn.execute(runs.update().where(runs.c.id == run_id).values(finished_at=utc_now(), status=status, stats=stats))
+
+    def fail_unfinished_run(self, airflow_run: str) -> bool:
+        """Record the DAG run ``airflow_run`` failed unless it ended already; returns whether it was unfinished.
+
+        For a DAG run that stopped before its last task could record how it ended (timed out, marked failed).
+        """
+        with self._tx() as conn:
+            result = conn.execute(
                 runs.update()
-                .where(runs.c.id == run_id)
-                .values(finished_at=utc_now(), status=status, stats=json.loads(json.dumps(stats, default=str)))
+                .where(runs.c.airflow_run == airflow_run, runs.c.status.in_(("running", "abandoned")))
+                .values(status="failed", finished_at=utc_now())
             )
+            return bool(result.rowcount)
 
 
 #: This machine, as runs and entry claims name it.
 HOST = socket.gethostname()[:255]
+
+
+def _record(row: Any, status: str) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        trigger=row["trigger"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=status,
+        host=row["host"],
+        pid=row["pid"],
+        heartbeat_at=row["heartbeat_at"],
+        stats=row["stats"] or {},
+        airflow_run=row["airflow_run"],
+    )
 
 
 def _abandon_dead_runs(conn: Connection, now: datetime) -> None:

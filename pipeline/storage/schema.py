@@ -104,7 +104,7 @@ articles = sa.Table(
     sa.Column("fetched_at", UTCDateTime, nullable=False),
     sa.Column("arrived_at", UTCDateTime, nullable=False, index=True),
     sa.Column("language", sa.String(20)),
-    sa.Column("text_source", sa.String(20), nullable=False),
+    sa.Column("text_source", sa.String(20), nullable=False, index=True),  # indexed: metrics count by it
     sa.Column("text_source_reason", CleanText),
     sa.Column("tags", sa.JSON),  # its feed's tags
     # The wire agency it credits (pipeline.agency): the agency, "full" or
@@ -231,6 +231,9 @@ runs = sa.Table(
     sa.Column("host", sa.String(255)),
     sa.Column("pid", sa.Integer),
     sa.Column("heartbeat_at", UTCDateTime),
+    # The Airflow run id of a DAG run: its tasks, run in processes of their own and retried, all
+    # find this one row by it. NULL for runs of `newsagg run`.
+    sa.Column("airflow_run", sa.String(250), unique=True, index=True),
 )
 
 # The earliest time (seconds since the epoch) the next request to a registrable domain may start,

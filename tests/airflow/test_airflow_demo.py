@@ -41,6 +41,12 @@ def test_airflow_demo_runs_the_dag_and_prints_the_merged_stories(tmp_path: Path)
     assert len(listed.stdout.splitlines()) > len(truth["clusters"])
     found = subprocess.run(shlex.split(commands[1]), capture_output=True, text=True, timeout=60, check=True)
     assert found.stdout.split()[1] in ("story", "stories") and int(found.stdout.split()[0]) >= 1
+    # The DAG run is in the store's record of runs, as a `newsagg run` would be.
+    runs = subprocess.run([*shlex.split(commands[0])[:3], "runs", "list", "--json"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    [run] = json.loads(runs.stdout)
+    assert (run["trigger"], run["status"]) == ("airflow", "ok") and run["airflow_run"]
+    assert run["stats"]["articles_added"] > 0 and "index_stories" in run["stats"]["stage_seconds"]
 
 
 def test_airflow_demo_does_not_replace_a_directory_it_did_not_make(tmp_path: Path) -> None:

@@ -25,6 +25,13 @@ from pipeline.runner import Pipeline
 from pipeline.settings import load_settings
 
 STAGES = ("load_feeds", "fetch_articles", "cluster_articles", "merge_stories", "index_stories", "report")
+TIMED = {"load_feeds", "poll_feeds", "fetch_articles", "cluster_articles", "merge_stories", "index_stories"}
+
+
+def recorded_runs() -> list[Any]:
+    """The runs table, newest first (the settings the tasks read)."""
+    with Pipeline(load_settings()) as pipeline:
+        return pipeline.store.recent_runs(20)
 
 
 def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
@@ -55,6 +62,12 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
             hits = pipeline.index.search(SearchQuery(text=search["query"])).hits
             assert membership.cluster_id in [h.story_id for h in hits], search["query"]
         articles = pipeline.store.article_count()
+    # The DAG run is one row of the runs table, with its counts and each stage's time.
+    [record] = recorded_runs()
+    assert (record.trigger, record.status, record.airflow_run) == ("airflow", "ok", first.dag_run.run_id)
+    assert record.finished_at is not None and record.pid is None  # its tasks ran in processes of their own
+    assert record.stats["articles_added"] == report["articles_added"] and len(record.stats["feeds"]) == feed_count
+    assert set(record.stats["stage_seconds"]) == TIMED
 
     # Nothing is due 15 minutes later; forced, every feed answers 304 and nothing changes.
     second = run_dag("news_pipeline", {"force": True})
@@ -71,6 +84,9 @@ def test_pipeline_dag_clusters_the_corpus_and_a_second_run_adds_nothing(
     assert third.mapped("poll_feeds") == {}
     assert third.state("report") == "success"
     assert third.value("report")["feeds"] == []
+    runs = recorded_runs()
+    assert [(r.airflow_run, r.status) for r in runs] == [(d.dag_run.run_id, "ok") for d in (third, second, first)]
+    assert set(runs[0].stats["stage_seconds"]) == TIMED - {"poll_feeds"}  # nothing was due
 
 
 class _Webhook(BaseHTTPRequestHandler):
@@ -137,6 +153,10 @@ def test_a_missing_feed_list_fails_the_run_without_retrying(
     assert run.tries[("load_feeds", -1)] == 1  # ConfigError: the retry policy fails it at once
     assert run.state("report") == "failed"
     assert run.dag_run.state == "failed"
+    [record] = recorded_runs()
+    assert (record.airflow_run, record.status) == (run.dag_run.run_id, "failed") and record.finished_at is not None
+    # fetch_articles runs whatever the polls did (it works on what the store has queued), and so do the stages after it.
+    assert set(record.stats["stage_seconds"]) == TIMED - {"poll_feeds"}
 
 
 class _Publishers(ThreadingHTTPServer):
@@ -224,6 +244,10 @@ def test_a_retry_leaves_a_publisher_alone_until_its_retry_after_and_counts_once(
         # The retry polled the slow feed again but not the one that asked for an hour's rest.
         assert run.tries[("poll_feeds", 0)] == 2 and run.mapped("poll_feeds") == {0: "success"}
         assert hits[down] == 1 and hits[slow] == 2
+        # The retry is the same run: one row, and the time of the try that ran out counts.
+        [record] = recorded_runs()
+        assert (record.airflow_run, record.status) == (run.dag_run.run_id, "ok")
+        assert record.stats["stage_seconds"]["poll_feeds"] >= SLOW_ANSWER / 2
         report = run.value("report")
         assert report["failed_feeds"] == ["feed-0"]
         failed = next(f for f in report["feeds"] if f["feed_id"] == "feed-0")
@@ -274,3 +298,31 @@ def test_five_thousand_feeds_poll_in_few_batches_and_a_failed_feed_shows_per_fee
     assert len(rows) == 5000 and rows["feed-4999"].split()[1:3] == ["failing", "1"]
     assert rows["feed-4999"].endswith("HTTP 404 Not Found")
     assert {row.split()[1] for name, row in rows.items() if name != "feed-4999"} == {"active"}
+
+
+def test_a_dag_run_that_stops_before_its_report_is_recorded_failed(
+    newsagg_env: Callable[..., Path],
+    run_dag: Callable[..., Any],
+    dagbag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the report task died before it recorded the run")
+
+    with publishers(1) as ([base], _):
+        newsagg_env(base, write_feeds(tmp_path / "feeds.yaml", [f"{base}/quiet/feed.xml"]))
+        monkeypatch.setattr(dagbag.dags["news_pipeline"].get_task("report"), "python_callable", killed)
+
+        run = run_dag("news_pipeline")
+
+    assert run.state("report") == "failed" and run.dag_run.state == "failed"
+    # The DAG's failure callback recorded it: not left running until it is taken for abandoned.
+    [record] = recorded_runs()
+    assert (record.airflow_run, record.status) == (run.dag_run.run_id, "failed") and record.finished_at is not None
+    assert set(record.stats["stage_seconds"]) == TIMED
+    capsys.readouterr()
+    assert main(["runs", "list"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "airflow" in line]
+    assert line.split()[1:3] == ["failed", "airflow"] and line.endswith(f"(Airflow run {run.dag_run.run_id})")
