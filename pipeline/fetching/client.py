@@ -217,6 +217,17 @@ class Fetcher:
                 for future in futures:
                     future.cancel()
 
+    def robots_sitemaps(self, url: str) -> list[str]:
+        """The ``Sitemap:`` lines of the robots.txt of ``url``'s host (fetched once, cached), absolute.
+
+        Empty when robots.txt is missing, unreachable or refused, or lists none.
+        """
+        current = _parse_url(url, redact_url(url))
+        rules = self._robots_for(current)
+        if rules.parser is None:
+            return []
+        return [str(current.join(line.strip())) for line in rules.parser.sitemaps if line.strip()]
+
     # ----------------------------------------------------------------------- internals
 
     def _fetch(
