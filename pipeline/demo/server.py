@@ -198,8 +198,8 @@ class CorpusServer:
         if path == "/robots.txt":
             sitemaps = "".join(f"Sitemap: {PLACEHOLDER.decode()}/{name}/{NEWS_SITEMAP}\n" for name in self._outlets())
             return Path("robots.txt"), ROBOTS_TXT + sitemaps.encode(), ROBOTS_MTIME
-        outlet, _, rest = path.removeprefix("/").partition("/")
-        if rest in ("", NEWS_SITEMAP) and outlet in self._outlets() and path.startswith("/"):
+        outlet, slash, rest = path.removeprefix("/").partition("/")
+        if slash and rest in ("", NEWS_SITEMAP) and outlet in self._outlets() and path.startswith("/"):
             return self._outlet_page(outlet, rest)
         parts = path.split("/")[1:] if path.startswith("/") else []
         if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
