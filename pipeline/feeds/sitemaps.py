@@ -20,6 +20,7 @@ a document declaring entities is refused outright, as feeds are.
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,7 +71,7 @@ def is_sitemap(body: bytes, max_bytes: int) -> bool:
     if head.startswith(_GZIP_MAGIC):
         try:
             head = BoundedDecoder("gzip").decode(body, min(65536, max_bytes))
-        except Exception:  # zlib.error and the like: not a document we can read, whatever it is
+        except zlib.error:  # corrupt: not a document we can read, whatever it is
             return False
     return root_name(strip_bom(head)) in SITEMAP_ROOTS
 
@@ -305,7 +306,7 @@ def _inflate(body: bytes, source: str, max_bytes: int) -> bytes:
         data = decoder.decode(body, max_bytes + 1)
         if len(data) <= max_bytes:
             data += decoder.flush()
-    except Exception as exc:  # zlib.error: corrupt data
+    except zlib.error as exc:
         raise FeedParseError(source, f"corrupt gzip data ({exc})") from None
     if len(data) > max_bytes:
         raise FeedParseError(source, f"gzip-compressed sitemap inflates to more than {max_bytes} bytes "

@@ -163,14 +163,16 @@ def test_other_sites_urls_are_dropped_unless_the_source_allows_them(web: Web, tm
 
 def test_an_index_listing_itself_or_looping_costs_those_children_only(web: Web, tmp_path: Path) -> None:
     web.serve("/index.xml", index([("/index.xml", ago(1)), ("/loop.xml", ago(2)), ("/good.xml", ago(3))], web.base))
-    web.serve("/loop.xml", index([("/index.xml", ago(1)), ("/loop.xml", ago(1))], web.base))
+    web.serve("/loop.xml", index([("/index.xml", ago(1)), ("/deeper.xml", ago(1))], web.base))
+    web.serve("/deeper.xml", index([("/good.xml", ago(1))], web.base))  # an index below an index below the index
     web.serve("/good.xml", urlset([("/a.html", ago(3))], web.base))
     with pipeline_for(web, tmp_path, {"name": "Ledger", "url": web.url("/index.xml")}) as pipeline:
         state = poll(pipeline)["ledger"]
         assert set(queued(pipeline)) == {web.url("/a.html")}
         assert state.status == "active"
         assert f"lists {web.url('/index.xml')}, already read (a cycle); skipped" in (state.last_error or "")
-        assert web.hits("/index.xml") == 1 and web.hits("/loop.xml") == 1
+        assert f"{web.url('/deeper.xml')}: a sitemap index nested more than 2 deep; not read" in (state.last_error or "")
+        assert web.hits("/index.xml") == 1 and web.hits("/loop.xml") == 1 and web.hits("/good.xml") == 1
 
 
 def test_an_index_of_10000_children_reads_the_newest_few_and_the_run_goes_on(web: Web, tmp_path: Path) -> None:
@@ -223,17 +225,20 @@ def test_a_gzip_bomb_costs_its_source_with_a_clear_error_and_nothing_else(web: W
         ("garbage", "not a sitemap (root element no XML root element, expected <urlset> or <sitemapindex>)"),
         ('<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
          "<urlset><url><loc>&b;</loc></url></urlset>", "declares XML entities"),
+        (b"\x1f\x8b\x08\x00garbage, not deflate", "corrupt gzip data"),
     ],
-    ids=["malformed", "not-xml", "entities"],
+    ids=["malformed", "not-xml", "entities", "corrupt-gzip"],
 )
-def test_a_broken_sitemap_fails_its_source_with_a_clear_error(web: Web, tmp_path: Path, body: str, error: str) -> None:
+def test_a_broken_sitemap_fails_its_source_with_a_clear_error(
+    web: Web, tmp_path: Path, body: str | bytes, error: str
+) -> None:
     web.serve("/sitemap.xml", body, "application/xml")
     with pipeline_for(web, tmp_path, {"name": "Ledger", "url": web.url("/sitemap.xml"), "type": "sitemap"}) as pipeline:
         state = poll(pipeline)["ledger"]
         assert state.status == "failing" and error in (state.last_error or "")
         assert queued(pipeline) == {}
     with pytest.raises(FeedParseError, match=error.replace("(", r"\(").replace(")", r"\)")):
-        parse_sitemap(body.encode(), "x", 10**6)
+        parse_sitemap(body.encode() if isinstance(body, str) else body, "x", 10**6)
 
 
 def test_a_malformed_child_costs_what_follows_its_break_only(web: Web, tmp_path: Path) -> None:
