@@ -84,8 +84,8 @@ def test_a_site_with_only_sitemaps_in_robots_txt_gets_its_news_sitemap(
     web: Web, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     web.serve("/", home())
-    web.serve("/robots.txt", "User-agent: *\nDisallow: /private/\nSitemap: /sitemap.xml\nSitemap: /news.xml\n",
-              "text/plain")
+    web.serve("/robots.txt", "User-agent: *\nDisallow: /private/\nSitemap: /sitemap.xml\nSitemap: /news.xml\n"
+              "Sitemap: ftp://elsewhere/s.xml\nSitemap: http://[::1\n", "text/plain")
     web.serve("/sitemap.xml", PLAIN, "application/xml")
     web.serve("/news.xml", NEWS, "application/xml")
     code, out, _ = add(web, tmp_path, capsys, web.url("/"))
