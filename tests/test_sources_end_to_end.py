@@ -81,8 +81,9 @@ def test_feeds_add_finds_an_outlet_from_its_home_page_and_run_brings_its_stories
     assert main(["--config", str(config), "run", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["failed_feeds"] == [] and report["articles_added"] == 6
-    assert main(["--config", str(config), "clusters", "list", "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)["clusters"]
-    want = {p for p in (bundled_corpus_dir() / NO_FEED_LINK / "articles").glob("*.html")}
-    assert sum(c["article_count"] for c in listed) == len(want) == 6
-    assert ids_of(base, [f"/{NO_FEED_LINK}/articles/{p.name}" for p in want])
+    assert main(["--config", str(config), "export", "articles"]) == 0
+    stored = {json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()}
+    pages = [f"/{NO_FEED_LINK}/articles/{p.name}" for p in (bundled_corpus_dir() / NO_FEED_LINK / "articles").glob("*.html")]
+    assert stored == ids_of(base, pages) and len(stored) == 6
+    assert main(["--config", str(config), "search", "mortgage", "--json"]) == 0  # its stories are searchable
+    assert json.loads(capsys.readouterr().out)["total"] >= 1
