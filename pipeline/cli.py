@@ -380,13 +380,38 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
 
 
 def _cmd_feeds_add(args: argparse.Namespace) -> int:
+    from pipeline.errors import FetchError
+    from pipeline.feeds.discovery import COMMON_PATHS, Found, discover
     from pipeline.feeds.subscriptions import add_feed
+    from pipeline.fetching import Fetcher
 
     settings = _settings(args)
     target = _feed_list(args, settings)
+    note = None
+    with Fetcher(settings.fetch) as fetcher:
+        try:
+            found = discover(fetcher, args.url, max_bytes=settings.fetch.max_body_bytes)
+        except FetchError as exc:
+            # Offline, or the site is down: the user named the feed, so it is added as named.
+            found = [Found(args.url, "feed", "the URL itself")]
+            note = f"newsagg: could not check {args.url} ({exc.reason}); added as given"
+    if not found:
+        raise ConfigError(f"found no feed or sitemap at {args.url}: no <link rel=\"alternate\"> feed on the page, "
+                          f"none at {', '.join(COMMON_PATHS)}, no Sitemap: line in its robots.txt; "
+                          "give the feed's own URL")
+    if found[0].via != "the URL itself":
+        print(f"found {len(found)} source{'s' if len(found) > 1 else ''} for {args.url}:")
+        for candidate in found:
+            title = f" ({candidate.title})" if candidate.title else ""
+            print(f"  {candidate.kind:7}  {candidate.url}{title}  via {candidate.via}")
     with _store(settings) as store:
-        feed, added = add_feed(store, target, args.url, name=args.name)
-    print(f"feed {feed.id} ({feed.name}, {feed.url}) {'added to' if added else 'already in'} {target}")
+        for candidate in found if args.all else found[:1]:
+            feed, added = add_feed(store, target, candidate.url, name=args.name or candidate.title,
+                                   kind=candidate.kind, language=candidate.language)
+            kind = "sitemap" if feed.kind == "sitemap" else "feed"
+            print(f"{kind} {feed.id} ({feed.name}, {feed.url}) {'added to' if added else 'already in'} {target}")
+    if note:
+        print(note, file=sys.stderr)
     return EXIT_OK
 
 
@@ -846,12 +871,19 @@ def _parser() -> argparse.ArgumentParser:
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
     add = feed_commands.add_parser(
-        "add", parents=[common], help="add a feed to the feed list (a removed feed comes back with its history)",
+        "add", parents=[common],
+        help="add a feed or sitemap, or find an outlet's from its home page (a removed feed comes back with its history)",
         description="Add a feed to the YAML feed list `newsagg run` reads (created if missing) and register it in "
-        "the store. Feeds are known by their URL: renaming or reordering them in the list keeps their history.",
+        "the store. Feeds are known by their URL: renaming or reordering them in the list keeps their history. "
+        "A URL that is a feed or a sitemap is added as is; a web page is searched for the outlet's sources: the "
+        "feeds its <link rel=\"alternate\"> tags name (else those at a few common paths), then the sitemaps "
+        "listed in its robots.txt (news sitemaps first). What was found is shown, and the best one added "
+        "(--all: every one). A URL that cannot be fetched is added as given.",
     )
-    add.add_argument("url", metavar="URL", help="the feed's URL")
-    add.add_argument("--name", help="its name (default: its name when it was removed, else the URL's host)")
+    add.add_argument("url", metavar="URL", help="the feed's or sitemap's URL, or a page of the outlet (its home page)")
+    add.add_argument("--all", action="store_true", help="add every source found, not only the best")
+    add.add_argument("--name", help="its name (default: the feed's title or news sitemap's publication, else its "
+                                    "name when it was removed, else the URL's host)")
     add.add_argument("--feeds", type=Path, help=f"{feeds_option}; created if missing")
     add.set_defaults(handler=_cmd_feeds_add)
     remove = feed_commands.add_parser(

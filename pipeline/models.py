@@ -24,6 +24,10 @@ class FeedSource:
     language: str | None = None
     tags: tuple[str, ...] = ()
     poll_interval: int | None = None  # seconds; None means the settings' default
+    # "sitemap": read as a sitemap (pipeline.feeds.sitemaps); "feed" is read as what its document
+    # turns out to be, a sitemap included.
+    kind: Literal["feed", "sitemap"] = "feed"
+    cross_host: bool = False  # a sitemap's URLs on other hosts are kept too (else dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,8 @@ class ParsedFeed:
     entries: list[FeedEntry]
     error: str | None = None  # set for "bozo" feeds that still yielded entries
     ttl_minutes: int | None = None
+    # A sitemap's newest entry date: the next poll takes only URLs newer than it (None: keep the mark).
+    high_water: datetime | None = None
 
 
 class TextSource(StrEnum):

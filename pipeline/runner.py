@@ -33,6 +33,7 @@ from pipeline.errors import (
 )
 from pipeline.extraction import MIN_PARALLEL_BATCH, build_article, extract_pages, shutdown_workers, start_workers
 from pipeline.feeds import load_feed_list, parse_feed
+from pipeline.feeds.sitemaps import is_sitemap, read_sitemap
 from pipeline.fetching import Fetcher, redact_url
 from pipeline.models import (
     Article,
@@ -240,17 +241,30 @@ class Pipeline:
         state = self.store.feed_state(feed_id)
         if state is None:
             return FeedOutcome(feed_id, "failed", error="unknown feed (not in the feed list)")
-        fetched = self._download(state)
-        is_document = isinstance(fetched, Fetched) and not fetched.not_modified  # not a 304, not an error
-        parsed = self._parse(state.source, fetched, now) if is_document and isinstance(fetched, Fetched) else None
+        fetched, parsed = self._download(state, self.fetcher, now)
+        if parsed is None and isinstance(fetched, Fetched) and not fetched.not_modified:  # a feed document
+            parsed = self._parse(state.source, fetched, now)
         return self._record_poll(state, now, fetched, parsed, attempt)
 
-    def _download(self, state: FeedState, fetcher: Fetcher | None = None) -> Fetched | FetchError:
-        """The conditional GET of a feed (safe in any thread when given the fetcher)."""
+    def _download(
+        self, state: FeedState, fetcher: Fetcher, now: datetime
+    ) -> tuple[Fetched | FetchError, ParsedFeed | FeedParseError | None]:
+        """The conditional GET of a source, and a sitemap read at once (it may fetch child sitemaps);
+        a feed document is parsed later (None). Safe in any thread."""
         try:
-            return (fetcher or self.fetcher).fetch(state.source.url, validators=state.validators)
+            fetched = fetcher.fetch(state.source.url, validators=state.validators)
         except FetchError as exc:
-            return exc
+            return exc, None
+        max_bytes = self.settings.fetch.max_body_bytes
+        if fetched.not_modified or (state.source.kind != "sitemap" and not is_sitemap(fetched.body, max_bytes)):
+            return fetched, None
+        try:
+            return fetched, read_sitemap(
+                state.source, fetched, fetcher.fetch, settings=self.settings.feeds, max_bytes=max_bytes,
+                high_water=state.high_water, now=now,
+            )
+        except FeedParseError as exc:
+            return fetched, exc
 
     def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
         return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
@@ -308,6 +322,7 @@ class Pipeline:
             error=parsed.error,
             learned_interval=interval,
             attempt=attempt,
+            high_water=parsed.high_water,
         )
         log.info("feed %s: %d entries, %d new; next poll %s", feed.id, len(parsed.entries), added, next_at.isoformat())
         return FeedOutcome(feed.id, "ok", new_entries=added)
@@ -346,7 +361,9 @@ class Pipeline:
         concurrency = self.settings.fetch.concurrency
         fetcher = self.fetcher  # built here, not by several download threads at once
         parsers = _Parsers(self.settings.extraction.workers if len(states) >= MIN_PARALLEL_FEEDS else 1)
-        downloading: dict[Future[Fetched | FetchError], tuple[int, FeedState, datetime]] = {}
+        downloading: dict[
+            Future[tuple[Fetched | FetchError, ParsedFeed | FeedParseError | None]], tuple[int, FeedState, datetime]
+        ] = {}
         parsing: dict[Future[ParsedFeed], tuple[int, FeedState, datetime, Fetched]] = {}
         try:
             with self._bar(len(sources), "feeds") as bar, ThreadPoolExecutor(
@@ -359,19 +376,20 @@ class Pipeline:
                         if (item := next(queue, None)) is None:
                             break
                         i, state = item
-                        downloading[downloads.submit(self._download, state, fetcher)] = (i, state, now or datetime.now(UTC))
+                        at = now or datetime.now(UTC)
+                        downloading[downloads.submit(self._download, state, fetcher, at)] = (i, state, at)
                     if not downloading and not parsing:
                         break
                     waiting: list[Future[Any]] = [*downloading, *parsing]
                     for future in wait(waiting, return_when=FIRST_COMPLETED).done:
                         if future in downloading:
                             i, state, at = downloading.pop(future)
-                            fetched = future.result()
-                            if isinstance(fetched, Fetched) and not fetched.not_modified:
+                            fetched, read = future.result()
+                            if read is None and isinstance(fetched, Fetched) and not fetched.not_modified:
                                 parsed_later = parsers.submit(state.source, fetched, self.settings.feeds.max_entries_per_feed, at)
                                 parsing[parsed_later] = (i, state, at, fetched)
                                 continue
-                            outcomes[i] = self._record_poll(state, at, fetched, None, attempt)
+                            outcomes[i] = self._record_poll(state, at, fetched, read, attempt)
                         else:
                             i, state, at, fetched = parsing.pop(future)
                             try:

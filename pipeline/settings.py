@@ -120,7 +120,20 @@ class FeedSettings(_MasksCredentials, BaseModel):
         "publisher down for a day is not given up on. A 410 retires a feed at once.",
     )
     max_entries_per_feed: int = Field(
-        500, ge=1, description="Entries taken from one feed document; the rest are ignored."
+        500, ge=1, description="Entries taken from one feed document, or from one poll of a sitemap (its newest "
+        "URLs); the rest are ignored."
+    )
+    sitemap_max_age_days: float = Field(
+        3.0,
+        ge=0,
+        description="A sitemap's URLs dated longer ago than this are ignored (0: no limit); undated URLs are kept. "
+        "Only URLs newer than the newest one a sitemap gave before are taken at all.",
+    )
+    sitemap_max_children: int = Field(
+        20,
+        ge=1,
+        description="Child sitemaps of a sitemap index read per poll, newest lastmod first; children not modified "
+        "since the sitemap's newest URL taken are not fetched.",
     )
     adaptive_polling: bool = Field(
         True,

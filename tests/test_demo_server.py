@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -18,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.demo.server import NO_FEED_LINK, CorpusServer, bundled_corpus_dir
 
 CORPUS = bundled_corpus_dir()
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -169,7 +170,8 @@ def test_query_strings_are_ignored(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/nope.html", "/harbor-city-ledger/", "/harbor-city-ledger", "/private/anything.html"]
+    "path", ["/", "/nope.html", "/harbor-city-ledger/index.html", "/harbor-city-ledger", "/private/anything.html",
+             "/private/news-sitemap.xml", "/harbor-city-ledger/articles/"]
 )
 def test_missing_paths_and_directories_are_404(client: httpx.Client, path: str) -> None:
     assert client.get(path).status_code == 404
@@ -215,6 +217,28 @@ def test_robots_txt_allows_everything_but_private(server: CorpusServer, client: 
     assert robots.can_fetch("newsagg", f"{server.base_url}/harbor-city-ledger/feed.xml")
     assert robots.can_fetch("newsagg", f"{server.base_url}/kestrel-tribune/articles/valmora-desalination.html")
     assert not robots.can_fetch("newsagg", f"{server.base_url}/private/x.html")
+
+
+def test_each_outlet_has_a_home_page_and_a_news_sitemap_listed_in_robots_txt(
+    server: CorpusServer, client: httpx.Client
+) -> None:
+    robots = client.get("/robots.txt").text
+    for feed in feed_files():
+        outlet = feed.parent.name
+        links = feed_links(feed.read_text(encoding="utf-8").replace("{{BASE}}", server.base_url))
+        sitemap = client.get(f"/{outlet}/news-sitemap.xml")
+        assert sitemap.headers["content-type"] == "application/xml"
+        root = ET.fromstring(sitemap.content)
+        ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9", "n": "http://www.google.com/schemas/sitemap-news/0.9"}
+        assert [u.findtext("s:loc", namespaces=ns) for u in root.findall("s:url", ns)] == links
+        assert all(u.findtext("n:news/n:publication_date", namespaces=ns) for u in root.findall("s:url", ns))
+        assert f"Sitemap: {server.base_url}/{outlet}/news-sitemap.xml" in robots.splitlines()
+
+        page = client.get(f"/{outlet}/")
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert all(f'href="{html.escape(link)}"' in page.text for link in links)
+        names_feed = 'rel="alternate"' in page.text and 'href="feed.xml"' in page.text
+        assert names_feed == (outlet != NO_FEED_LINK), outlet
 
 
 def test_requests_are_logged(server: CorpusServer, client: httpx.Client) -> None:

@@ -717,6 +717,19 @@ feeds:
     assert feeds[1].language is None and feeds[1].tags == () and feeds[1].poll_interval is None
 
 
+def test_a_sitemap_source_and_its_cross_host_flag_survive_yaml_and_opml(tmp_path: Path) -> None:
+    path = write(tmp_path, "feeds:\n  - name: A\n    url: https://a.example/news.xml\n    type: sitemap\n"
+                           "    cross_host: true\n  - name: B\n    url: https://b.example/feed\n")
+    feeds = load_feed_list(path)
+    assert [(f.kind, f.cross_host) for f in feeds] == [("sitemap", True), ("feed", False)]
+    write_feed_list(path, feeds)
+    assert load_feed_list(path) == feeds
+    assert "type: sitemap" in path.read_text() and path.read_text().count("type:") == 1
+    opml = read_opml(b'<opml version="2.0"><body><outline text="A" type="sitemap" xmlUrl="https://a.example/s.xml"/>'
+                     b'<outline text="B" type="rss" xmlUrl="https://b.example/feed"/></body></opml>')
+    assert [f.kind for f in opml] == ["sitemap", "feed"]
+
+
 def test_yaml_empty_feeds_list(tmp_path: Path) -> None:
     assert load_feed_list(write(tmp_path, "feeds: []\n")) == []
     assert load_feed_list(write(tmp_path, "feeds:\n")) == []
@@ -745,6 +758,8 @@ def test_yaml_empty_feeds_list(tmp_path: Path) -> None:
         ("- name: A\n", "expected a mapping with a 'feeds' list"),
         ("", "expected a mapping with a 'feeds' list"),
         ("feeds: []\nextra: 1\n", "unknown top-level key"),
+        ("feeds:\n  - name: A\n    url: https://a.example/f\n    type: atom\n", "'type' must be one of feed, sitemap"),
+        ("feeds:\n  - name: A\n    url: https://a.example/f\n    cross_host: yes please\n", "'cross_host' must be true or false"),
         ("feeds:\n  - name: A\n    url: [unclosed\n", "invalid YAML at line"),
         (
             "feeds:\n  - name: A\n    url: https://a.example/f\n  - name: B\n    url: HTTPS://A.example:443/f#top\n",

@@ -123,6 +123,18 @@ def test_sync_feeds_keeps_polling_state(store: Store) -> None:
     assert (state.source.name, state.status, state.consecutive_failures) == ("Renamed", "failing", 1)
 
 
+def test_a_sitemap_source_keeps_its_kind_cross_host_flag_and_high_water_mark(store: Store) -> None:
+    sitemap = FeedSource(id="news", name="News", url="https://ledger.example/news.xml", kind="sitemap", cross_host=True)
+    store.sync_feeds([feed(), sitemap])
+    store.record_feed_fetched("news", [], Validators(), now=T0, next_attempt_at=T0, high_water=T0 - timedelta(hours=1))
+    store.record_feed_fetched("news", [], Validators(), now=T0, next_attempt_at=T0)  # nothing new: the mark stays
+    state = store.feed_state("news")
+    assert state is not None and (state.source, state.high_water) == (sitemap, T0 - timedelta(hours=1))
+    ledger = store.feed_state("ledger")
+    assert ledger is not None and (ledger.source.kind, ledger.source.cross_host, ledger.high_water) == (
+        "feed", False, None)
+
+
 def test_a_failure_streak_is_dated_and_a_repeated_attempt_not_counted(store: Store) -> None:
     store.sync_feeds([feed(), feed("other")])
     later = T0 + timedelta(hours=5)

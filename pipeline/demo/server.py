@@ -2,13 +2,24 @@
 
 Text files are served with ``{{BASE}}`` replaced by the server's base URL, so feed
 links point back at the server whatever port it got.
+
+Each outlet (a directory with a ``feed.xml``) also gets, made from its feed: a home page
+``/<outlet>/`` listing its articles and naming its feed in ``<link rel="alternate">``
+(except ``NO_FEED_LINK``'s, which names none), and a Google News sitemap
+``/<outlet>/news-sitemap.xml`` that robots.txt lists, so the corpus can be read from
+sitemaps alone.
+
+``python -m pipeline.demo.server [--port N]`` serves it until interrupted.
 """
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import hashlib
+import html
 import threading
+import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,11 +27,17 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+import yaml
+
 __all__ = ["CorpusServer", "bundled_corpus_dir"]
 
 PLACEHOLDER = b"{{BASE}}"
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 ROBOTS_MTIME = 1790812800  # 2026-10-01T00:00:00Z, fixed so its validators never change
+#: The outlet whose home page names no feed: only robots.txt's sitemap leads to its articles.
+NO_FEED_LINK = "coastline-daily"
+NEWS_SITEMAP = "news-sitemap.xml"
+_ATOM = "{http://www.w3.org/2005/Atom}"
 TEXT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".json": "application/json",
@@ -179,7 +196,11 @@ class CorpusServer:
         """
         path = unquote(urlsplit(target).path)
         if path == "/robots.txt":
-            return Path("robots.txt"), ROBOTS_TXT, ROBOTS_MTIME
+            sitemaps = "".join(f"Sitemap: {PLACEHOLDER.decode()}/{name}/{NEWS_SITEMAP}\n" for name in self._outlets())
+            return Path("robots.txt"), ROBOTS_TXT + sitemaps.encode(), ROBOTS_MTIME
+        outlet, slash, rest = path.removeprefix("/").partition("/")
+        if slash and rest in ("", NEWS_SITEMAP) and outlet in self._outlets() and path.startswith("/"):
+            return self._outlet_page(outlet, rest)
         parts = path.split("/")[1:] if path.startswith("/") else []
         if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
             return None
@@ -190,3 +211,78 @@ class CorpusServer:
             return candidate, candidate.read_bytes(), int(candidate.stat().st_mtime)
         except OSError:
             return None
+
+    def _outlets(self) -> dict[str, tuple[str, str | None]]:
+        """Outlet directory -> (name, language), from the corpus's feeds.yaml where it names them."""
+        listed: dict[str, tuple[str, str | None]] = {}
+        try:
+            document = yaml.safe_load((self.root / "feeds.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            document = {}
+        for feed in document.get("feeds") or []:
+            directory = str(feed.get("url", "")).replace(PLACEHOLDER.decode(), "").strip("/").partition("/")[0]
+            listed[directory] = (str(feed.get("name") or directory), feed.get("language"))
+        return {p.parent.name: listed.get(p.parent.name, (p.parent.name, None)) for p in sorted(self.root.glob("*/feed.xml"))}
+
+    def _outlet_page(self, outlet: str, page: str) -> tuple[Path, bytes, int] | None:
+        """An outlet's home page (``page`` empty) or news sitemap, made from its feed."""
+        feed = self.root / outlet / "feed.xml"
+        try:
+            document, mtime = feed.read_bytes(), int(feed.stat().st_mtime)
+            items = _feed_items(document)
+        except (OSError, ET.ParseError):
+            return None
+        name, language = self._outlets()[outlet]
+        if page == NEWS_SITEMAP:
+            return Path(outlet, NEWS_SITEMAP), _news_sitemap(items, name, language or "en"), mtime
+        link = "" if outlet == NO_FEED_LINK else (
+            f'<link rel="alternate" type="{_content_type(feed, document)}" title="{html.escape(name)}" href="feed.xml">'
+        )
+        entries = "".join(f'<li><a href="{html.escape(url)}">{html.escape(title)}</a></li>' for url, title, _ in items)
+        body = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(name)}</title>{link}</head>"
+                f"<body><h1>{html.escape(name)}</h1><ul>{entries}</ul></body></html>")
+        return Path(outlet, "index.html"), body.encode(), mtime
+
+
+def _feed_items(document: bytes) -> list[tuple[str, str, str]]:
+    """(link, title, W3C publication date) of each item of an RSS or Atom feed of the corpus."""
+    root = ET.fromstring(document)
+    items = []
+    for item in root.iter("item"):
+        published = email.utils.parsedate_to_datetime(item.findtext("pubDate", "")).isoformat()
+        items.append((item.findtext("link", ""), item.findtext("title", ""), published))
+    for entry in root.iter(_ATOM + "entry"):
+        link = next(a.get("href", "") for a in entry.iter(_ATOM + "link") if a.get("rel", "alternate") == "alternate")
+        published = entry.findtext(_ATOM + "published") or entry.findtext(_ATOM + "updated") or ""
+        items.append((link, entry.findtext(_ATOM + "title", ""), published))
+    return items
+
+
+def _news_sitemap(items: list[tuple[str, str, str]], name: str, language: str) -> bytes:
+    urls = "".join(
+        f"<url><loc>{html.escape(link)}</loc><news:news><news:publication><news:name>{html.escape(name)}</news:name>"
+        f"<news:language>{html.escape(language)}</news:language></news:publication>"
+        f"<news:publication_date>{published}</news:publication_date><news:title>{html.escape(title)}</news:title>"
+        f"</news:news></url>\n"
+        for link, title, published in items
+    )
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            f'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">\n{urls}</urlset>\n').encode()
+
+
+def main() -> None:
+    """Serve the bundled corpus on 127.0.0.1 until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.demo.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    args = parser.parse_args()
+    with CorpusServer(port=args.port) as server:
+        print(f"serving the demo corpus at {server.base_url}/ (outlet home pages: {server.base_url}/<outlet>/); "
+              "Ctrl-C stops", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

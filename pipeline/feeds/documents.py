@@ -115,7 +115,7 @@ def _read_xml_feed(
         # Transcoded to UTF-8 (declaration rewritten): a "charset=utf-16" header is now wrong.
         content_type = content_type.split(";")[0]
     data = strip_bom(data)
-    if _declares_entities(data):
+    if declares_entities(data):
         raise FeedParseError(
             source,
             "the document's DOCTYPE declares XML entities (entity expansion or external "
@@ -382,7 +382,8 @@ def _prolog(data: bytes) -> bytes:
     return data if match is None else data[: match.start()]
 
 
-def _declares_entities(data: bytes) -> bool:
+def declares_entities(data: bytes) -> bool:
+    """Whether the document's prolog declares XML entities (entity expansion, external entities)."""
     # NULs are dropped so that a UTF-16 document without BOM cannot hide a declaration.
     return _ENTITY_DECL.search(_prolog(data).replace(b"\x00", b"")) is not None
 
@@ -392,10 +393,10 @@ def _looks_like_html(data: bytes) -> bool:
 
     Some CMSs put ``<!DOCTYPE html>`` before ``<rss>``; feedparser goes by the root element too.
     """
-    return _root_name(data[:65536]) not in _FEED_ROOTS and _HTML_START.match(data[:4096]) is not None
+    return root_name(data[:65536]) not in _FEED_ROOTS and _HTML_START.match(data[:4096]) is not None
 
 
-def _root_name(data: bytes) -> bytes | None:
+def root_name(data: bytes) -> bytes | None:
     """The root element's local name, lower-cased, found past the XML declaration, comments,
     processing instructions and DOCTYPE; None when text or nothing comes first."""
     pos = 0

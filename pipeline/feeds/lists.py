@@ -14,7 +14,7 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.parsers import expat
 
 import yaml
@@ -26,7 +26,8 @@ from pipeline.urls import feed_url_key
 
 logger = logging.getLogger(__name__)
 
-_YAML_KEYS = frozenset({"name", "url", "language", "tags", "poll_interval"})
+_YAML_KEYS = frozenset({"name", "url", "language", "tags", "poll_interval", "type", "cross_host"})
+_KINDS = ("feed", "sitemap")
 # A BCP 47 language tag ("en", "pt-BR", "zh-Hant-TW"), no longer than the store keeps (feeds.language).
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
 _LANGUAGE_MAX = 20
@@ -76,7 +77,7 @@ def is_opml(data: bytes) -> bool:
 def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]:
     """Read the feeds of an OPML subscription list.
 
-    Outlines with an ``xmlUrl`` are feeds; their name is ``title``, else ``text``.
+    Outlines with an ``xmlUrl`` are feeds (sitemaps with ``type="sitemap"``); their name is ``title``, else ``text``.
     Enclosing outlines without an ``xmlUrl`` are categories: their names become the
     tags of every feed inside them, together with the feed's own ``category``
     attribute. A DOCTYPE is refused outright: OPML never needs one, and refusing it
@@ -102,7 +103,7 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
     if body is None:
         raise ConfigError(f"{source}: OPML document has no <body>")
 
-    found: list[tuple[str, str, str | None, tuple[str, ...]]] = []
+    found: list[tuple[str, str, str | None, tuple[str, ...], Literal["feed", "sitemap"]]] = []
     # Iterative walk: a hostile file may nest outlines thousands deep.
     stack: list[tuple[ET.Element, tuple[str, ...]]] = [(child, ()) for child in reversed(body)]
     position = 0
@@ -126,24 +127,27 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
         if url is None:
             raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) has an unusable xmlUrl {xml_url!r}")
         own = tuple(t.strip().strip("/") for t in attrs.get("category", "").split(",") if t.strip().strip("/"))
-        language = _language_tag(attrs.get("language") or "")
+        language = language_tag(attrs.get("language") or "")
         if attrs.get("language") and language is None:
             logger.warning("%s: outline #%d (%r): language %r is not a language tag such as 'en' or 'pt-BR'; ignored",
                            source, position, label or url, attrs["language"])
-        found.append((label or host_name(url), url, language, _unique(tags + own)))
+        kind: Literal["feed", "sitemap"] = "sitemap" if attrs.get("type", "").lower() == "sitemap" else "feed"
+        found.append((label or host_name(url), url, language, _unique(tags + own), kind))
         # Some exporters nest feeds under a feed outline; keep them rather than lose them.
         stack.extend((child, tags) for child in reversed(children))
 
     feeds: list[FeedSource] = []
     seen: set[str] = set()
     ids: set[str] = set()
-    for name, url, language, tags in found:
+    for name, url, language, tags, kind in found:
         key = feed_url_key(url) or url
         if key in seen:
             logger.info("%s: feed %s listed twice, keeping the first", source, url)
             continue
         seen.add(key)
-        feeds.append(FeedSource(id=_unique_slug(name, url, ids), name=name, url=url, language=language, tags=tags))
+        feeds.append(
+            FeedSource(id=_unique_slug(name, url, ids), name=name, url=url, language=language, tags=tags, kind=kind)
+        )
     return feeds
 
 
@@ -176,6 +180,8 @@ def merge_feed_lists(existing: Sequence[FeedSource], new: Iterable[FeedSource]) 
                 language=feed.language,
                 tags=feed.tags,
                 poll_interval=feed.poll_interval,
+                kind=feed.kind,
+                cross_host=feed.cross_host,
             )
         )
     return merged
@@ -204,6 +210,10 @@ def write_feed_list(path: Path, feeds: Sequence[FeedSource]) -> None:
             entry["tags"] = list(feed.tags)
         if feed.poll_interval is not None:
             entry["poll_interval"] = feed.poll_interval
+        if feed.kind != "feed":
+            entry["type"] = feed.kind
+        if feed.cross_host:
+            entry["cross_host"] = True
         entries.append(entry)
     text = yaml.safe_dump({"feeds": entries}, sort_keys=False, allow_unicode=True, default_flow_style=False)
     directory = path.parent if str(path.parent) else Path(".")
@@ -282,7 +292,7 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
     language = raw.get("language")
     if language is not None and (not isinstance(language, str) or not language.strip()):
         raise ConfigError(f"{where}: 'language' must be a string such as 'en', not {_type_name(language)}")
-    if language is not None and _language_tag(language) is None:
+    if language is not None and language_tag(language) is None:
         raise ConfigError(f"{where}: 'language' {language!r} is not a language tag such as 'en' or 'pt-BR' "
                           f"(letters, digits and hyphens, at most {_LANGUAGE_MAX} characters)")
     tags = raw.get("tags")
@@ -296,14 +306,22 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
         isinstance(poll_interval, bool) or not isinstance(poll_interval, int) or poll_interval <= 0
     ):
         raise ConfigError(f"{where}: 'poll_interval' must be a positive number of seconds, not {poll_interval!r}")
+    kind = raw.get("type", "feed")
+    if kind not in _KINDS:
+        raise ConfigError(f"{where}: 'type' must be one of {', '.join(_KINDS)}, not {kind!r}")
+    cross_host = raw.get("cross_host", False)
+    if not isinstance(cross_host, bool):
+        raise ConfigError(f"{where}: 'cross_host' must be true or false, not {cross_host!r}")
     name = name.strip()
     return FeedSource(
         id=_unique_slug(name, url_to_poll, ids),
         name=name,
         url=url_to_poll,
-        language=_language_tag(language) if language else None,
+        language=language_tag(language) if language else None,
         tags=_unique(tag.strip() for tag in tags),
         poll_interval=poll_interval,
+        kind=kind,
+        cross_host=cross_host,
     )
 
 
@@ -317,7 +335,7 @@ def feed_url(raw: str) -> str | None:
     return url if feed_url_key(url) is not None else None
 
 
-def _language_tag(value: str) -> str | None:
+def language_tag(value: str) -> str | None:
     """The language tag written (``pt_BR`` as ``pt-BR``), or None if it is not one the store can keep."""
     tag = value.strip().replace("_", "-")
     return tag if len(tag) <= _LANGUAGE_MAX and _LANGUAGE_TAG.fullmatch(tag) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from pipeline.errors import ConfigError
 from pipeline.feeds.lists import feed_url, host_name, is_opml, load_feed_list, merge_feed_lists, write_feed_list
@@ -18,7 +19,15 @@ from pipeline.storage import FeedState, Store
 from pipeline.urls import feed_url_key
 
 
-def add_feed(store: Store, path: Path, url: str, *, name: str | None = None) -> tuple[FeedSource, bool]:
+def add_feed(
+    store: Store,
+    path: Path,
+    url: str,
+    *,
+    name: str | None = None,
+    kind: Literal["feed", "sitemap"] = "feed",
+    language: str | None = None,
+) -> tuple[FeedSource, bool]:
     """Add a feed to the list (created if missing) and register it; a feed removed before comes back with its history.
 
     Args:
@@ -26,6 +35,8 @@ def add_feed(store: Store, path: Path, url: str, *, name: str | None = None) -> 
         path: the YAML feed list.
         url: the feed's URL.
         name: its name; default: the name it had in the store, else the URL's host.
+        kind: "sitemap" for a sitemap (written as ``type: sitemap``).
+        language: its language; default: the one it had in the store.
 
     Returns:
         The feed as registered (with the store's id), and whether it was new to the list.
@@ -41,9 +52,11 @@ def add_feed(store: Store, path: Path, url: str, *, name: str | None = None) -> 
         id="",  # given by merge_feed_lists, as load_feed_list will
         name=label,
         url=to_poll,
-        language=known.source.language if known else None,
+        language=language or (known.source.language if known else None),
         tags=known.source.tags if known else (),
         poll_interval=known.source.poll_interval if known else None,
+        kind=kind,
+        cross_host=known.source.cross_host if known else False,
     )
     merged = merge_feed_lists(feeds, [new])
     write_feed_list(path, merged)

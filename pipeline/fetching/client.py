@@ -31,7 +31,7 @@ from pipeline.fetching.politeness import DomainLimiter, RobotsRules, interleave_
 from pipeline.fetching.transport import DEADLINE, GuardedTransport
 from pipeline.models import Fetched, Validators
 from pipeline.settings import FetchSettings
-from pipeline.urls import redact_url
+from pipeline.urls import canonicalize, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,18 @@ class Fetcher:
             finally:
                 for future in futures:
                     future.cancel()
+
+    def robots_sitemaps(self, url: str) -> list[str]:
+        """The ``Sitemap:`` lines of the robots.txt of ``url``'s host (fetched once, cached), absolute.
+
+        Empty when robots.txt is missing, unreachable or refused, or lists none; lines that are no
+        http(s) URL are skipped.
+        """
+        rules = self._robots_for(_parse_url(url, redact_url(url)))
+        if rules.parser is None:
+            return []
+        found = (canonicalize(line, base=url, tidy_query=False) for line in rules.parser.sitemaps)
+        return [sitemap for sitemap in found if sitemap is not None]
 
     # ----------------------------------------------------------------------- internals
 

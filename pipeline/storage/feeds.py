@@ -22,7 +22,7 @@ from pipeline.urls import feed_url_key
 # PostgreSQL advisory lock key ("newsag" + a number, see base._LOCKS) of the feed list's registration.
 _FEED_LIST_LOCK = 0x6E6577736167_03
 # The columns the feed list sets; the rest is the feed's polling state.
-_CONFIGURED = ("name", "url", "language", "tags", "poll_interval")
+_CONFIGURED = ("name", "url", "language", "tags", "poll_interval", "kind", "cross_host")
 # A feed brought back by the user (reactivated, listed again, moved): its failures are forgotten, it
 # is polled at once, and alerts report its next change from "active", not a recovery from the last one.
 _REACTIVATED: dict[str, Any] = {
@@ -56,6 +56,7 @@ class FeedState:
     alerted_status: str | None = None  # the status last reported by an alert (None: never alerted, active)
     attempt_key: str | None = None  # the scheduled poll (an Airflow run id) that last polled the feed
     failing_since: datetime | None = None  # the first failure of the current streak (None: not failing)
+    high_water: datetime | None = None  # a sitemap's newest URL date taken (pipeline.feeds.sitemaps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +203,14 @@ class FeedStore(StoreBase):
         error: str | None = None,
         learned_interval: int | None = None,
         attempt: str | None = None,
+        high_water: datetime | None = None,
     ) -> int:
         """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new.
 
         The feed's failure count, score and streak are reset; ``learned_interval`` (when
         given) replaces the learned polling interval; a poll that found new entries is
-        remembered as the last one that did; ``attempt`` is the scheduled poll's key.
+        remembered as the last one that did; ``attempt`` is the scheduled poll's key;
+        ``high_water`` (when given) becomes a sitemap's high-water mark.
         """
         with self._tx(f"the entries of feed {feed_id}") as conn:
             added = 0
@@ -246,6 +249,7 @@ class FeedStore(StoreBase):
                     learned_interval=feeds.c.learned_interval if learned_interval is None else learned_interval,
                     attempt_key=attempt,
                     failing_since=None,
+                    high_water=feeds.c.high_water if high_water is None else high_water,
                 )
             )
         return added
@@ -483,6 +487,8 @@ def _feed_state(row: Any) -> FeedState:
             language=row["language"],
             tags=tuple(row["tags"] or ()),
             poll_interval=row["poll_interval"],
+            kind=row["kind"],
+            cross_host=row["cross_host"],
         ),
         validators=Validators(etag=row["etag"], last_modified=row["last_modified"]),
         status=row["status"],
@@ -498,6 +504,7 @@ def _feed_state(row: Any) -> FeedState:
         alerted_status=row["alerted_status"],
         attempt_key=row["attempt_key"],
         failing_since=row["failing_since"],
+        high_water=row["high_water"],
     )
 
 

@@ -66,6 +66,11 @@ feeds = sa.Table(
     # One scheduled poll is one attempt however often Airflow retries it (runner._record_poll).
     sa.Column("attempt_key", CleanText),
     sa.Column("failing_since", UTCDateTime),
+    # Sitemap sources (pipeline.feeds.sitemaps): how the list names the source ("feed" or "sitemap"),
+    # whether URLs on other hosts are kept, and the newest URL date taken so far.
+    sa.Column("kind", sa.String(20), nullable=False, default="feed", server_default="feed"),
+    sa.Column("cross_host", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("high_water", UTCDateTime),
 )
 
 entries = sa.Table(
