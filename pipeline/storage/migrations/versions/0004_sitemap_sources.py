@@ -1,6 +1,6 @@
 """Sitemap sources: a feed's kind ("feed" or "sitemap"), whether its URLs may be on other hosts, its high-water mark.
 
-Revision 0003, after 0002. Existing feeds are feeds, same-host only, without a mark.
+Revision 0004, after 0003. Existing feeds are feeds, same-host only, without a mark.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
