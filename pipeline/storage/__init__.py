@@ -19,7 +19,16 @@ from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunRecord, RunStore
-from pipeline.storage.stories import ClusterPage, ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
+from pipeline.storage.stories import (
+    ClusterPage,
+    ClusterSummary,
+    DeadLetter,
+    OutboxItem,
+    OutboxStatus,
+    StoryFilter,
+    StoryPage,
+    StoryStore,
+)
 
 # The tables are in pipeline.storage.schema (their names would shadow the modules here).
 __all__ = [
@@ -32,6 +41,8 @@ __all__ = [
     "PendingEntry",
     "RunRecord",
     "Store",
+    "StoryFilter",
+    "StoryPage",
     "schema_revision",
     "upgrade_schema",
 ]
