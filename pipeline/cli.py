@@ -134,6 +134,7 @@ def print_demo_commands(data_dir: Path, query: str, out: TextIO) -> None:
     print(f"  {newsagg} clusters list", file=out)
     print(f"  {newsagg} search {shlex.quote(query)}", file=out)
     print(f"  {newsagg} export stories", file=out)
+    print(f"  {newsagg} serve    # then open http://127.0.0.1:8000/", file=out)
 
 
 def print_demo(demo: DemoResult, out: TextIO) -> None:
