@@ -59,9 +59,10 @@ class CopyChanges:
 
     @property
     def trimmed_ending(self) -> int:
-        """Paragraphs of the base cut after the copy's last shared one (a trimmed ending)."""
+        """Paragraphs of the base cut after the copy's last shared one (a trimmed ending), sign-off lines aside."""
         shared = self._shared()
-        return sum(1 for p in self.paragraphs[shared[-1] + 1 :] if p.kind == "cut") if shared else 0
+        cut = [p for p in self.paragraphs[shared[-1] + 1 :] if p.kind == "cut"] if shared else []
+        return sum(1 for p in cut if len(p.text.split()) >= SIGN_OFF_WORDS)
 
     def _shared(self) -> list[int]:
         # A sign-off line ("Reuters", "(AP)") kept under a trimmed ending does not end the trimmed part.

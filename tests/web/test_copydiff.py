@@ -55,3 +55,8 @@ def test_the_base_copy_is_the_one_the_others_share_most_not_the_longest() -> Non
     longest = "A local paragraph nobody else ran, and a long one at that, about the town's own plans.\n\n" + WIRE
     trimmed = "\n\n".join(WIRE.split("\n\n")[:3])
     assert base_copy({"local": longest, "wire": WIRE, "trimmed": trimmed}) == "wire"
+
+
+def test_a_dropped_sign_off_line_is_not_a_trimmed_ending() -> None:
+    changes = compare("Title", WIRE, "Title", WIRE.removesuffix("\n\nReuters"))
+    assert (changes.count("cut"), changes.trimmed_ending) == (1, 0)
