@@ -8,7 +8,6 @@ those word by word; ``base_copy`` picks the copy to compare the others with.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,8 +17,7 @@ from typing import Literal
 # Two paragraphs this alike (difflib ratio over their words) are one paragraph, edited.
 EDITED_MIN_RATIO = 0.5
 SIGN_OFF_WORDS = 4  # a shorter paragraph is a sign-off or credit line, not story text
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
-_WORDS = re.compile(r"\S+")
+_QUOTES = (("\u2018", "'"), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u2013", "-"), ("\u2014", "-"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +123,8 @@ def _pair(base: list[str], copy: list[str]) -> list[ParagraphChange]:
 
 
 def _word_changes(before: str, after: str) -> tuple[WordChange, ...]:
-    old, new = _WORDS.findall(before), _WORDS.findall(after)
-    matcher = SequenceMatcher(None, [w.translate(_QUOTES) for w in old], [w.translate(_QUOTES) for w in new],
-                              autojunk=False)
+    old, new = before.split(), after.split()
+    matcher = SequenceMatcher(None, _plain(before).split(), _plain(after).split(), autojunk=False)
     out: list[WordChange] = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
@@ -146,5 +143,12 @@ def _similarity(a: str, b: str) -> float:
 
 def _key(paragraph: str) -> str:
     """What two paragraphs must share to be the same: case, curly quotes and spacing aside."""
-    return " ".join(paragraph.translate(_QUOTES).casefold().split())
+    return " ".join(_plain(paragraph).casefold().split())
+
+
+def _plain(text: str) -> str:
+    """Curly quotes and dashes as straight ones (str.replace: far faster than str.translate here)."""
+    for curly, straight in _QUOTES:
+        text = text.replace(curly, straight)
+    return text
 
