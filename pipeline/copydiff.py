@@ -138,7 +138,12 @@ def _word_changes(before: str, after: str) -> tuple[WordChange, ...]:
 
 
 def _similarity(a: str, b: str) -> float:
-    return SequenceMatcher(None, _key(a).split(), _key(b).split(), autojunk=False).ratio()
+    words_a, words_b = _key(a).split(), _key(b).split()
+    # The words both share bound difflib's ratio from above: most unlike pairs stop here, cheaply.
+    shared = sum((Counter(words_a) & Counter(words_b)).values())
+    if 2 * shared < EDITED_MIN_RATIO * (len(words_a) + len(words_b)):
+        return 0.0
+    return SequenceMatcher(None, words_a, words_b, autojunk=False).ratio()
 
 
 def _key(paragraph: str) -> str:
