@@ -86,7 +86,10 @@ def create_app(settings: Settings) -> FastAPI:
         store = Store(settings.resolved_store_url)
         index = open_index(settings)
         try:
-            index.setup()
+            try:
+                index.setup()
+            except NewsaggError as exc:  # the pages that need no search still work; searches answer 503
+                log.warning("search backend not ready: %s", exc)
             app.state.services = Services(settings, store, index, templates(), threading.Lock())
             yield
         finally:

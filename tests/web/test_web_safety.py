@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from lxml import html
 
 from pipeline.models import Article, Assignment, IndexChange, Membership, Signature, TextSource
 from pipeline.search import open_index
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.storage import Store
 from pipeline.stories import build_story
 from pipeline.web import create_app
@@ -137,3 +138,21 @@ def test_the_api_is_described_read_only(hostile: TestClient) -> None:
     assert {method for operations in spec["paths"].values() for method in operations} == {"get"}
     assert hostile.get("/docs").status_code == 404  # Swagger UI would load scripts from a CDN
 
+
+
+def test_an_unreachable_search_backend_is_a_503_and_the_rest_still_works(
+    demo_web_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as unused:  # a loopback port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    es = demo_web_settings.es.model_copy(update={"urls": [f"http://127.0.0.1:{port}"], "max_retries": 0})
+    settings = demo_web_settings.model_copy(update={"search_backend": "elasticsearch", "es": es})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/").status_code == 200
+        page = client.get("/search", params={"q": "desalination"})
+        api = client.get("/api/search", params={"q": "desalination"})
+    assert page.status_code == api.status_code == 503
+    assert "the store or search backend is unavailable; try again later" in page.text
+    assert api.json() == {"error": "the store or search backend is unavailable; try again later", "status": 503}
+    assert f"127.0.0.1:{port}" in caplog.text  # what failed is in the server's log
