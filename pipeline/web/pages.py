@@ -23,6 +23,7 @@ from pipeline.web.params import (
     checked_cursor,
     filters,
 )
+from pipeline.web import views
 from pipeline.web.views import article_view, folded, story_view
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,7 @@ def story(use: Use, story_id: str) -> Response:
     view = story_view(use.store, story_id)
     if view is None:
         raise HTTPException(404, f"no story {story_id!r}")
-    return use.page("story.html", view=view, folded=folded)
+    return use.page("story.html", view=view, folded=folded, max_compared=views.MAX_COMPARED)
 
 
 @router.get("/articles/{article_id}", response_class=HTMLResponse)

@@ -21,7 +21,7 @@ MAX_VALUE_CHARS = 100  # an outlet, agency or language name
 MAX_CURSOR_CHARS = 120
 DEFAULT_PAGE = 30
 MAX_PAGE = 100
-DEFAULT_HITS = 20
+DEFAULT_HITS = 10  # as `newsagg search`
 MAX_HITS = 50
 
 

@@ -10,6 +10,10 @@ from pipeline.models import Article, FeedEntry, Membership, Story
 from pipeline.storage import FeedState, Store
 from pipeline.urls import link_of
 
+# Copies compared with the base on one story page: a wire story run by hundreds of outlets
+# still makes a page of bounded size and time (the rest are listed, with how they matched).
+MAX_COMPARED = 50
+
 
 @dataclass(frozen=True, slots=True)
 class StoryCopy:
@@ -25,7 +29,7 @@ class StoryCopy:
     jaccard: float | None
     containment: float | None
     is_base: bool  # the copy the others are compared with
-    changes: CopyChanges
+    changes: CopyChanges | None  # None: beyond the first MAX_COMPARED copies, not compared
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,7 @@ def story_view(store: Store, story_id: str) -> StoryView | None:
         return None
     base = articles[base_copy({a.id: a.text for a in ordered})]
     grouped: dict[str, list[StoryCopy]] = {}
-    for article in ordered:
+    for number, article in enumerate(ordered):
         member = members.get(article.id)
         grouped.setdefault(article.outlet, []).append(
             StoryCopy(
@@ -85,7 +89,8 @@ def story_view(store: Store, story_id: str) -> StoryView | None:
                 jaccard=member.jaccard if member else None,
                 containment=member.containment if member else None,
                 is_base=article.id == base.id,
-                changes=compare(base.title, base.text, article.title, article.text),
+                changes=compare(base.title, base.text, article.title, article.text)
+                if number < MAX_COMPARED or article.id == base.id else None,
             )
         )
     return StoryView(story, base.id, base.outlet, [OutletCopies(o, c) for o, c in grouped.items()])

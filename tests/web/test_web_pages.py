@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import sqlalchemy as sa
 from demo_truth import expected, ids_of
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from lxml import html
 from pipeline.settings import Settings
 from pipeline.storage import Store
 from pipeline.storage.schema import cluster_aliases
+from pipeline.web import views
 
 LOCAL_INTRO = "Harbor City's water board will vote next month"  # the Ledger's own paragraph on the wire story
 TRIMMED = "Valmora already runs four smaller desalination plants"  # where Metro Wire Online's copy stops
@@ -150,3 +152,14 @@ def test_feeds_and_runs_pages(client: TestClient) -> None:
     runs = html.fromstring(client.get("/runs").text)
     row = runs.xpath("//table/tbody/tr")[0].xpath("td/text()")
     assert row[1:3] == ["ok", "demo"]
+
+
+def test_a_story_page_compares_a_bounded_number_of_copies(
+    client: TestClient, demo_web_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "MAX_COMPARED", 2)
+    page = html.fromstring(client.get(f"/stories/{story_id_of(demo_web_settings, 0)}").text)
+    copies = page.xpath("//div[starts-with(@class, 'copy')]")
+    assert len(copies) == 5  # every copy listed, with how it matched
+    verdicts = [" ".join(c.xpath("string(.//*[contains(@class, 'verdict')])").split()) for c in copies]
+    assert verdicts.count("Not compared: this page compares the first 2 copies.") == 2  # 5 less 2, less the base
