@@ -10,7 +10,7 @@ PIP_INSTALL := $(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS
 PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: demo test install install-airflow install-dev airflow es-local typecheck bench bench-quick bench-dedup clean help
+.PHONY: demo test browser install install-airflow install-dev airflow es-local typecheck bench bench-quick bench-dedup clean help
 
 help:
 	@echo "make demo        one real Airflow run of the pipeline DAG on the bundled demo corpus (embedded defaults), kept in .demo/"
@@ -48,12 +48,17 @@ demo: install-airflow
 airflow: install-airflow
 	VENV=$(VENV) scripts/airflow-standalone
 
-test: install-dev
+test: install-dev browser
 	$(VENV)/bin/mypy
 	$(PY) scripts/es-node start --port 0
 	$(PY) scripts/pg-node start --port 0
 	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	  $(PY) scripts/pg-node stop; $(PY) scripts/es-node stop; exit $$status
+
+# The browser test drives Debian's chromium through its chromedriver (tests/web/test_web_serve.py).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || apt-get install -y chromium chromium-driver \
+	  || echo "make test: could not install chromium and chromium-driver (apt-get install -y chromium chromium-driver, as root); the browser test will be skipped" >&2
 
 es-local: install-dev
 	$(PY) scripts/es-node run

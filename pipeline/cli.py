@@ -134,6 +134,7 @@ def print_demo_commands(data_dir: Path, query: str, out: TextIO) -> None:
     print(f"  {newsagg} clusters list", file=out)
     print(f"  {newsagg} search {shlex.quote(query)}", file=out)
     print(f"  {newsagg} export stories", file=out)
+    print(f"  {newsagg} serve    # then open http://127.0.0.1:8000/", file=out)
 
 
 def print_demo(demo: DemoResult, out: TextIO) -> None:
@@ -450,6 +451,7 @@ def _cmd_feeds_move(args: argparse.Namespace) -> int:
 def _cmd_feeds_status(args: argparse.Namespace) -> int:
     import shutil
 
+    from pipeline.polling import STATUS_COLUMNS, status_row
 
     settings = _settings(args)
     with _store(settings) as store:
@@ -461,23 +463,8 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
         print("no feeds yet: run `newsagg run` first")
         return EXIT_OK
     now = datetime.now(UTC)
-    feeds = settings.feeds
-    header = ("feed", "status", "fails", "score", "every", "entries", "last success", "next poll", "last error")
-    rows = [
-        (
-            s.source.id,
-            s.status,
-            str(s.consecutive_failures),
-            f"{s.failure_score:g}/{feeds.retire_after_failures}",
-            _duration(s.learned_interval or s.source.poll_interval or feeds.default_poll_interval),
-            str(s.entries_seen),
-            _when(s.last_success_at) if s.last_success_at else "never" if s.last_attempt_at else "-",
-            f"never ({s.status})" if s.status in ("retired", "removed") else "now" if s.next_attempt_at is None
-            or s.next_attempt_at <= now else _when(s.next_attempt_at),
-            " ".join((s.last_error or "").split()),
-        )
-        for s in states
-    ]
+    header = STATUS_COLUMNS
+    rows = [status_row(s, settings.feeds, now) for s in states]
     widths = [min(max(len(r[i]) for r in [header, *rows]), 40) for i in range(len(header) - 1)]
     right = {2, 3, 5}  # numbers
     # On a terminal the error is cut to the window's width; piped, it is printed whole.
@@ -493,17 +480,42 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _duration(seconds: float) -> str:
-    """``900`` -> ``15m``, ``5400`` -> ``1h30m``."""
-    minutes = round(seconds / 60)
-    days, rest = divmod(minutes, 1440)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
-    return "".join(parts) or f"{round(seconds)}s"
-
-
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    import socket
+
+    import uvicorn
+
+    from pipeline.web import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.web.host
+    port = settings.web.port if args.port is None else args.port
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and args.host is None:
+        print(f"newsagg: warning: serving on {host} (from the settings), not on loopback: anyone who can reach "
+              "this address can read the stories; pass --host to make it explicit", file=sys.stderr)
+    try:  # bound here, so the address printed is the one listening (port 0: the port chosen)
+        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise NewsaggError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with listening:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"newsagg: serving the stories of {settings.data_dir if settings.store_url is None else 'the store'} "
+              f"on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+        uvicorn.run(create_app(settings), fd=listening.fileno(), log_level="debug" if args.verbose else "warning",
+                    server_header=False)
+    return EXIT_OK
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -912,6 +924,16 @@ def _parser() -> argparse.ArgumentParser:
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_cmd_feeds_status)
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="read-only web interface, JSON API (/api) and feeds (/feed.atom, /feed.json)",
+        description="Serve the stories of the store and search backend the settings name: pages to browse and "
+        "search them and see what each outlet changed, a JSON API described at /openapi.json, and Atom and JSON "
+        "feeds with one entry per story. Read-only.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: settings web.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: settings web.port, 8000; 0: any free port)")
+    serve.set_defaults(handler=_cmd_serve)
 
     runs = commands.add_parser("runs", parents=[common], help="the record of pipeline runs")
     run_commands = runs.add_subparsers(required=True, metavar="SUBCOMMAND")

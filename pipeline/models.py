@@ -263,4 +263,4 @@ class SearchHit:
 class SearchResults:
     total: int
     hits: list[SearchHit]
-    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # outlet/agency/day -> value -> count
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # outlet/agency/day/language -> value -> count

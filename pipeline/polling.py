@@ -15,14 +15,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipeline.errors import FetchError, GoneError, TransientFetchError
 from pipeline.fetching import registrable_domain
 from pipeline.models import FeedSource, Fetched
 from pipeline.settings import FeedSettings
+
+if TYPE_CHECKING:
+    from pipeline.storage import FeedState
 
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
@@ -178,3 +182,36 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed if parsed.tzinfo else None
+
+
+# The columns of `newsagg feeds status` and of the web interface's /feeds, in order.
+STATUS_COLUMNS = ("feed", "status", "fails", "score", "every", "entries", "last success", "next poll", "last error")
+
+
+def status_row(state: FeedState, settings: FeedSettings, now: datetime) -> tuple[str, ...]:
+    """One feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC)."""
+    return (
+        state.source.id,
+        state.status,
+        str(state.consecutive_failures),
+        f"{state.failure_score:g}/{settings.retire_after_failures}",
+        duration_text(state.learned_interval or state.source.poll_interval or settings.default_poll_interval),
+        str(state.entries_seen),
+        _when(state.last_success_at) if state.last_success_at else "never" if state.last_attempt_at else "-",
+        f"never ({state.status})" if state.status in ("retired", "removed") else "now"
+        if state.next_attempt_at is None or state.next_attempt_at <= now else _when(state.next_attempt_at),
+        " ".join((state.last_error or "").split()),
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """``900`` -> ``15m``, ``5400`` -> ``1h30m``."""
+    minutes = round(seconds / 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    return "".join(parts) or f"{round(seconds)}s"
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

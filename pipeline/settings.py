@@ -343,6 +343,17 @@ class KibanaSettings(_MasksCredentials, BaseModel):
     request_timeout: float = Field(60.0, gt=0, description="Seconds per request (an import can take a while).")
 
 
+class WebSettings(_MasksCredentials, BaseModel):
+    """`newsagg serve`: the read-only web interface, JSON API and feeds."""
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on; anything but loopback exposes the store's stories to the network "
+        "(`newsagg serve` warns unless --host is given).",
+    )
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+
+
 class Settings(_MasksCredentials, BaseSettings):
     """Everything the pipeline can be told. Built once, passed down."""
 
@@ -390,6 +401,7 @@ class Settings(_MasksCredentials, BaseSettings):
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
     kibana: KibanaSettings = Field(default_factory=KibanaSettings)  # type: ignore[arg-type]
+    web: WebSettings = Field(default_factory=WebSettings)  # type: ignore[arg-type]
 
     @field_validator("data_dir", "feeds_file")
     @classmethod

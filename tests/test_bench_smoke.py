@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import end_to_end, extraction, feeds, indexing, memory
+from bench import end_to_end, extraction, feeds, indexing, memory, web
 from bench.__main__ import main as run_all
 from bench.common import RESULT_KEYS, RESULTS, Result
 from bench.corpus import build, generate_articles, outlet_templates
@@ -78,6 +78,14 @@ def test_memory_reports_peaks_and_runs() -> None:
     data = _check(memory.run("tiny", runs=2, isolated=False), positive=False)
     assert [p["articles"] for p in data["details"]["points"]] == list(memory.SIZES["tiny"])
     assert len(data["details"]["leaks"]["rss_after_run"]) == 2
+
+
+def test_web_reports_a_p95_per_page() -> None:
+    results = web.run("tiny", requests=5, progress=lambda _: None)
+    assert [r.stage for r in results] == ["web /", "web /search", "web /stories/{id}"]
+    for result in results:
+        data = _check(result)
+        assert data["details"]["requests"] == 5 and data["details"]["articles"] == web.SIZES["tiny"]
 
 
 def test_run_all_writes_the_table(capsys: pytest.CaptureFixture[str]) -> None:

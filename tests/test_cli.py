@@ -402,8 +402,9 @@ def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: 
 def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "demo", "--data-dir", str(tmp_path / "kept"))
-    commands = [shlex.split(line) for line in out.splitlines()[-3:]]
-    assert code == 0 and [c[1:3] for c in commands] == [["--data-dir", str(tmp_path / "kept")]] * 3
-    assert [c[3:] for c in commands] == [["clusters", "list"], ["search", demo_query()], ["export", "stories"]]
+    commands = [shlex.split(line, comments=True) for line in out.splitlines()[-4:]]
+    assert code == 0 and [c[1:3] for c in commands] == [["--data-dir", str(tmp_path / "kept")]] * 4
+    assert [c[3:] for c in commands] == [["clusters", "list"], ["search", demo_query()], ["export", "stories"],
+                                         ["serve"]]
     code, out, _ = run_cli(capsys, *commands[1][1:])
     assert code == 0 and out.startswith("1 story")

@@ -45,6 +45,11 @@ def test_an_installed_wheel_sets_up_elasticsearch_and_exports_kibana_objects_fro
         if path.is_file() and path.suffix in (".json", ".ndjson", ".yaml"):
             assert (shipped / path.relative_to(REPO / "config")).read_bytes() == path.read_bytes()
 
+    # So do the web interface's templates and stylesheet.
+    for folder in ("templates", "static"):
+        for path in (REPO / "pipeline" / "web" / folder).iterdir():
+            assert (site / "pipeline" / "web" / folder / path.name).read_bytes() == path.read_bytes()
+
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

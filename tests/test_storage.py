@@ -28,7 +28,7 @@ from pipeline.models import (
     TextSource,
     Validators,
 )
-from pipeline.storage import Store
+from pipeline.storage import Store, StoryFilter
 from pipeline.storage.schema import outbox_seq
 from services import postgres_database
 
@@ -433,3 +433,40 @@ def test_cluster_pages_list_every_cluster_once_in_order_across_ties(store: Store
     assert [s.id for s in store.iter_stories(chunk=4)] == [s.id for s in everything]
     assert [s.id for s in store.iter_stories(since=T0 + timedelta(hours=1), chunk=3)] == [
         s.id for s in everything if s.last_seen >= T0 + timedelta(hours=1)]
+
+
+def test_story_pages_list_the_newest_first_once_across_ties_and_filter(store: Store) -> None:
+    # 13 stories on 3 last-seen times (ties ordered by id, descending); every third from the
+    # Ledger (articles a0, a3, ...), every other one in German and credited to dpa.
+    def story(n: int) -> Story:
+        seen = T0 + timedelta(hours=n % 3)
+        return Story(id=f"c{n:02d}", title=f"Story {n}", text="body", summary="body",
+                     sources=(Source(f"a{n}", "Outlet", None, "Title", None),), first_seen=seen - timedelta(hours=1),
+                     last_seen=seen, language="de" if n % 2 else "en", agency="dpa" if n % 2 else None)
+
+    built = [story(n) for n in range(13)]
+    store.save_stories(built, [])
+    for n in range(0, 13, 3):
+        store.save_article(article(n))
+    store.save_assignments([assign(n, f"c{n:02d}") for n in range(0, 13, 3)])
+    newest = sorted(built, key=lambda s: (s.last_seen, s.id), reverse=True)
+
+    listed: list[str] = []
+    page = store.story_page(4)
+    while True:
+        listed.extend(s.id for s in page.stories)
+        if page.next is None:
+            break
+        page = store.story_page(4, after=page.next)
+    assert listed == [s.id for s in newest]
+    odd = [s.id for s in newest if int(s.id[1:]) % 2]
+    assert [s.id for s in store.story_page(20, StoryFilter(language="de")).stories] == odd
+    assert [s.id for s in store.story_page(20, StoryFilter(agency="dpa", language="de")).stories] == odd
+    assert [s.id for s in store.story_page(20, StoryFilter(outlet="Harbor City Ledger")).stories] == [
+        s.id for s in newest if int(s.id[1:]) % 3 == 0]
+    assert {s.last_seen for s in store.story_page(20, StoryFilter(since=T0 + timedelta(hours=2))).stories} == {
+        T0 + timedelta(hours=2)}
+    assert {s.first_seen for s in store.story_page(20, StoryFilter(until=T0 - timedelta(minutes=1))).stories} == {
+        T0 - timedelta(hours=1)}
+    with pytest.raises(ValueError):
+        store.story_page(4, after="not-a-cursor")

@@ -607,6 +607,7 @@ class ElasticsearchIndex:
                 aggs={
                     "outlet": {"terms": {"field": "outlets", "size": FACET_SIZE}},
                     "agency": {"terms": {"field": "agency", "size": FACET_SIZE}},
+                    "language": {"terms": {"field": "language", "size": FACET_SIZE}},
                     "day": {
                         "date_histogram": {
                             "field": "first_seen",
@@ -623,7 +624,7 @@ class ElasticsearchIndex:
             name: _facet({
                 str(b.get("key_as_string", b["key"])): int(b["doc_count"]) for b in aggs[name]["buckets"]
             })
-            for name in ("outlet", "agency", "day")
+            for name in ("outlet", "agency", "day", "language")
         }
         return SearchResults(total=int(response["hits"]["total"]["value"]), hits=hits, facets=facets)
 

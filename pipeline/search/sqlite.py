@@ -287,6 +287,9 @@ class SqliteSearchIndex:
                     f"SELECT s.agency, count(*) {base} AND s.agency IS NOT NULL GROUP BY s.agency", params
                 ),
                 "day": self._facet(f"SELECT substr(s.first_seen, 1, 10), count(*) {base} GROUP BY 1", params),
+                "language": self._facet(
+                    f"SELECT s.language, count(*) {base} AND s.language IS NOT NULL GROUP BY s.language", params
+                ),
             }
         except sqlite3.OperationalError as exc:
             raise SearchBackendError(f"search failed: {exc}") from None

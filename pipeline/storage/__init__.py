@@ -21,7 +21,16 @@ from pipeline.storage.counts import CountStore, StoreCounts
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
 from pipeline.storage.runs import RunRecord, RunStore
-from pipeline.storage.stories import ClusterPage, ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
+from pipeline.storage.stories import (
+    ClusterPage,
+    ClusterSummary,
+    DeadLetter,
+    OutboxItem,
+    OutboxStatus,
+    StoryFilter,
+    StoryPage,
+    StoryStore,
+)
 
 # The tables are in pipeline.storage.schema (their names would shadow the modules here).
 __all__ = [
@@ -35,6 +44,8 @@ __all__ = [
     "RunRecord",
     "Store",
     "StoreCounts",
+    "StoryFilter",
+    "StoryPage",
     "schema_revision",
     "upgrade_schema",
 ]

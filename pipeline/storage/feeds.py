@@ -443,6 +443,12 @@ class FeedStore(StoreBase):
                 )
             )
 
+    def feed_entry(self, url: str) -> FeedEntry | None:
+        """The feed entry stored under ``url`` (an article's page or entry key), if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(entries).where(entries.c.url == url)).mappings().first()
+        return None if row is None else _feed_entry(row)
+
     def entry_counts(self) -> dict[str, int]:
         query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
         with self.engine.connect() as conn:
@@ -459,18 +465,22 @@ def _unused_id(wanted: str, taken: set[str]) -> str:
     return candidate
 
 
+def _feed_entry(row: Any) -> FeedEntry:
+    return FeedEntry(
+        feed_id=row["feed_id"],
+        url=row["url"],
+        title=row["title"],
+        summary=row["summary"],
+        content=row["content"],
+        author=row["author"],
+        published=row["published"],
+        guid=row["guid"],
+    )
+
+
 def _pending_entry(row: Any) -> PendingEntry:
     return PendingEntry(
-        entry=FeedEntry(
-            feed_id=row["feed_id"],
-            url=row["url"],
-            title=row["title"],
-            summary=row["summary"],
-            content=row["content"],
-            author=row["author"],
-            published=row["published"],
-            guid=row["guid"],
-        ),
+        entry=_feed_entry(row),
         outlet=row["name"],
         attempts=row["attempts"],
         language=row["feed_language"],

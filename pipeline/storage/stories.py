@@ -80,6 +80,40 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+@dataclass(frozen=True, slots=True)
+class StoryFilter:
+    """Which stories a listing shows; None: any."""
+
+    outlet: str | None = None  # stories this outlet ran
+    agency: str | None = None
+    language: str | None = None
+    since: datetime | None = None  # last seen on or after
+    until: datetime | None = None  # first seen on or before
+
+
+@dataclass(frozen=True, slots=True)
+class StoryPage:
+    stories: list[Story]
+    next: str | None  # the cursor of the page after this one; None on the last page
+
+
+def river_cursor(story: Story) -> str:
+    """Where a listing of the newest stories resumes after ``story``: its place in the order."""
+    return f"{(story.last_seen - _EPOCH) // _MICROSECOND}.{story.id}"
+
+
+def parse_river_cursor(text: str) -> tuple[datetime, str]:
+    """A ``river_cursor`` back into its (last seen, id).
+
+    Raises:
+        ValueError: not such a cursor.
+    """
+    micros, story_id = text.split(".", 1)
+    if not story_id:
+        raise ValueError(text)
+    return _EPOCH + int(micros) * _MICROSECOND, story_id
+
+
 def parse_cluster_cursor(text: str) -> tuple[int, datetime, str]:
     """A ``ClusterSummary.cursor`` back into its (article count, last seen, id).
 
@@ -137,6 +171,38 @@ class StoryStore(StoreBase):
             query = query.where(stories.c.last_seen >= since)
         for row in self._keyset_rows(query, (stories.c.last_seen, stories.c.id), chunk):
             yield _story(row)
+
+    def story_page(self, limit: int, where: StoryFilter = StoryFilter(), after: str | None = None) -> StoryPage:
+        """The most recently seen stories first (then by id, descending), from the one after the cursor ``after``.
+
+        Raises:
+            ValueError: ``after`` is not a ``river_cursor``.
+        """
+        query = sa.select(stories).order_by(stories.c.last_seen.desc(), stories.c.id.desc()).limit(limit + 1)
+        if where.agency is not None:
+            query = query.where(stories.c.agency == where.agency)
+        if where.language is not None:
+            query = query.where(stories.c.language == where.language)
+        if where.since is not None:
+            query = query.where(stories.c.last_seen >= where.since)
+        if where.until is not None:
+            query = query.where(stories.c.first_seen <= where.until)
+        if where.outlet is not None:
+            ran_it = (
+                sa.select(memberships.c.article_id)
+                .join(articles, articles.c.id == memberships.c.article_id)
+                .where(memberships.c.cluster_id == stories.c.id, articles.c.outlet == where.outlet)
+            )
+            query = query.where(ran_it.exists())
+        if after is not None:
+            seen, key = parse_river_cursor(after)
+            query = query.where(
+                sa.or_(stories.c.last_seen < seen, sa.and_(stories.c.last_seen == seen, stories.c.id < key))
+            )
+        with self.engine.connect() as conn:
+            found = [_story(row) for row in conn.execute(query).mappings()]
+        page = found[:limit]
+        return StoryPage(page, river_cursor(page[-1]) if len(found) > limit else None)
 
     def cluster_summaries(self, limit: int, min_articles: int = 1, after: str | None = None) -> list[ClusterSummary]:
         """Stories, largest and newest first (then by id), from the one after the cursor ``after``.

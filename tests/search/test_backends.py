@@ -87,6 +87,7 @@ def test_filters_and_facets(search_index: SearchIndex) -> None:
     assert results.facets["outlet"]["ledger"] == 1
     assert results.facets["agency"] == {"Reuters": 1}
     assert sum(results.facets["day"].values()) == 2
+    assert results.facets["language"] == {"en": 2}
 
 
 def test_tag_filter(search_index: SearchIndex) -> None:

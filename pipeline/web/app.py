@@ -1,0 +1,232 @@
+"""The web application: read-only pages, JSON API and feeds over the store and search backend.
+
+``create_app`` builds it; ``Guard`` (the outermost layer) keeps it read-only, sets the
+security headers on every response and turns any failure into a generic page, the
+traceback staying in the server's log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException
+
+from pipeline.errors import NewsaggError
+from pipeline.models import SearchQuery, SearchResults
+from pipeline.search import SearchIndex, open_index
+from pipeline.settings import Settings
+from pipeline.storage import Store
+from pipeline.web.params import BadRequest
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+                                 b"form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+@dataclass
+class Services:
+    """What the routes read from, opened once for the application's life."""
+
+    settings: Settings
+    store: Store
+    index: SearchIndex
+    templates: Environment
+    # One search at a time: the SQLite backend shares one connection between the server's threads.
+    search_lock: threading.Lock
+
+    def search(self, query: SearchQuery) -> SearchResults:
+        with self.search_lock:
+            return self.index.search(query)
+
+    def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status_code)
+
+
+def services(request: Request) -> Services:
+    """The application's services (a FastAPI dependency)."""
+    found: Services = request.app.state.services
+    return found
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The web interface over the store and search backend ``settings`` name; they are opened at startup.
+
+    Args:
+        settings: the same settings the CLI uses (store, search backend).
+    """
+    from pipeline.web import api, metrics, pages, syndication
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.resolved_store_url)
+        index = open_index(settings)
+        try:
+            try:
+                index.setup()
+            except NewsaggError as exc:  # the pages that need no search still work; searches answer 503
+                log.warning("search backend not ready: %s", exc)
+            app.state.services = Services(settings, store, index, templates(), threading.Lock())
+            yield
+        finally:
+            index.close()
+            store.close()
+
+    app = FastAPI(
+        title="newsagg",
+        summary="Merged news stories, every outlet that ran them and what each changed; read-only.",
+        version="1",
+        lifespan=lifespan,
+        # The interactive docs load their scripts from a CDN; the description stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.include_router(pages.router)
+    app.include_router(syndication.router)
+    app.include_router(api.router)
+    app.include_router(metrics.router)
+    app.mount("/static", StaticFiles(packages=[("pipeline.web", "static")]), name="static")
+    app.add_exception_handler(BadRequest, _bad_request)
+    app.add_exception_handler(RequestValidationError, _invalid_parameter)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(NewsaggError, _backend_error)
+    app.add_middleware(Guard)
+    return app
+
+
+def templates() -> Environment:
+    env = Environment(loader=PackageLoader("pipeline.web", "templates"), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = _when
+    env.filters["highlight"] = highlight
+    env.filters["score"] = lambda value: "-" if value is None else f"{value:.2f}"
+    return env
+
+
+def highlight(snippet: str) -> Markup:
+    """A search snippet with its ``[[term]]`` marks as <mark>, everything else escaped."""
+    out = Markup()
+    rest = " ".join(snippet.split())
+    while (start := rest.find("[[")) >= 0 and (end := rest.find("]]", start)) >= 0:
+        out += escape(rest[:start]) + Markup("<mark>") + escape(rest[start + 2: end]) + Markup("</mark>")
+        rest = rest[end + 2:]
+    return out + escape(rest)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/feed.json"
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    """An error as JSON for the API and feeds, as a page for a browser."""
+    if wants_json(request):
+        return JSONResponse({"error": message, "status": status}, status_code=status)
+    found: Services | None = getattr(request.app.state, "services", None)
+    if found is None:
+        return Response(message, status_code=status, media_type="text/plain")
+    return found.page("error.html", status, status=status, message=message)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return error_response(request, 400, str(exc))
+
+
+async def _invalid_parameter(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    return error_response(request, 400, f"{where}: {first.get('msg', 'invalid value')}")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "not found", 405: "method not allowed: this interface is read-only"}
+    response = error_response(request, exc.status_code, str(exc.detail) if exc.status_code != 405 else messages[405])
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _backend_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(request, 503, "the store or search backend is unavailable; try again later")
+
+
+class Guard:
+    """Read-only, security headers on every response, and no traceback ever reaches the client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(send, 405, "method not allowed: this interface is read-only", [(b"allow", b"GET, HEAD")],
+                         as_json=True)
+            return
+        started = False
+        head = scope["method"] == "HEAD"
+        if head:  # answered as GET without the body (the routes are GET routes)
+            scope = {**scope, "method": "GET"}
+
+        async def with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if not started:
+                await _plain(send, 500, "internal error: the server could not answer this request (see its log)",
+                             as_json=scope["path"].startswith("/api/") or scope["path"] == "/feed.json")
+
+
+async def _plain(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, *, as_json: bool
+) -> None:
+    """A response made without the application (which failed, or was not asked)."""
+    if as_json:
+        body, kind = json.dumps({"error": message, "status": status}).encode(), b"application/json"
+    else:
+        page = f"<!doctype html><title>Error {status}</title><h1>Error {status}</h1><p>{escape(message)}</p>"
+        body, kind = page.encode(), b"text/html; charset=utf-8"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
+                            *(headers or []), *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})

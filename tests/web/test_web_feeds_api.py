@@ -1,0 +1,141 @@
+"""/feed.atom and /feed.json read back as a feed reader would, and the JSON API, on both search backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import feedparser
+import pytest
+from fastapi.testclient import TestClient
+from web_demo import run_demo_into
+
+from pipeline.demo.server import CorpusServer
+from pipeline.models import Source, Story
+from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.settings import Settings
+from pipeline.web import create_app
+from pipeline.web.syndication import updated
+
+
+def test_the_atom_feed_has_one_entry_per_story_with_its_outlets(client: TestClient) -> None:
+    response = client.get("/feed.atom", params={"limit": 100})
+    assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    feed = feedparser.parse(response.content)
+    assert not feed.bozo, feed.get("bozo_exception")
+    stories = client.get("/api/stories", params={"limit": 100}).json()["stories"]
+    assert len(feed.entries) == len(stories) == 26
+    assert [e.id for e in feed.entries] == [f"urn:newsagg:story:{s['id']}" for s in stories]
+    wire = next(e for e in feed.entries if e.title == "Drought-hit Valmora approves 1.2 bln euro desalination plant")
+    assert sorted(c.name for c in wire.contributors) == [
+        "Coastline Daily", "Harbor City Ledger", "Kestrel Tribune", "Metro Wire Online", "Valley Courier"
+    ]
+    assert wire.link.endswith("/stories/" + wire.id.rsplit(":", 1)[1])
+    assert "Ran in 5 outlets" in wire.content[0].value and "<a href=" in wire.content[0].value
+    assert [t.term for t in wire.tags] == ["Reuters"]
+
+    german = feedparser.parse(client.get("/feed.atom", params={"language": "de"}).content)
+    assert german.entries and len(german.entries) < len(feed.entries)
+
+
+def test_the_json_feed_is_json_feed_1_1(client: TestClient) -> None:
+    response = client.get("/feed.json", params={"agency": "Reuters"})
+    assert response.headers["content-type"] == "application/feed+json"
+    feed = response.json()
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert isinstance(feed["title"], str) and feed["feed_url"].endswith("/feed.json?agency=Reuters")
+    assert feed["items"]
+    for item in feed["items"]:
+        assert isinstance(item["id"], str) and item["id"].startswith("urn:newsagg:story:")
+        assert item.get("content_html") or item.get("content_text")  # one of them is required
+        for key in ("date_published", "date_modified"):
+            datetime.fromisoformat(item[key])
+        assert [a["name"] for a in item["authors"]] == item["_newsagg"]["outlets"]
+        assert item["_newsagg"]["agency"] == "Reuters"
+    assert len({item["id"] for item in feed["items"]}) == len(feed["items"])
+
+
+def test_an_entry_is_updated_when_a_new_outlet_joins_not_when_one_runs_it_again() -> None:
+    def at(hour: int) -> datetime:
+        return datetime(2026, 11, 3, hour, tzinfo=UTC)
+
+    def story(*sources: tuple[str, int]) -> Story:
+        copies = tuple(Source(f"a{n}", outlet, None, "t", at(hour)) for n, (outlet, hour) in enumerate(sources))
+        return Story("s", "t", "x", "x", copies, first_seen=at(sources[0][1]), last_seen=at(sources[-1][1]))
+
+    assert updated(story(("A", 8), ("B", 9))) == at(9)
+    assert updated(story(("A", 8), ("B", 9), ("A", 11))) == at(9)  # A again: nothing new for a reader
+    assert updated(story(("A", 8), ("B", 9), ("A", 11), ("C", 12))) == at(12)
+
+
+def test_the_api_pages_stories_by_cursor(client: TestClient) -> None:
+    ids: list[str] = []
+    after: str | None = None
+    while True:
+        page = client.get("/api/stories", params={"limit": 10, **({"after": after} if after else {})}).json()
+        ids += [s["id"] for s in page["stories"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert len(ids) == len(set(ids)) == 26
+    seen = [s["last_seen"] for s in client.get("/api/stories", params={"limit": 100}).json()["stories"]]
+    assert seen == sorted(seen, reverse=True)
+
+
+def test_the_api_story_article_feeds_and_runs(client: TestClient) -> None:
+    story_id = client.get("/api/search", params={"q": "desalination plant"}).json()["hits"][0]["story_id"]
+    story = client.get(f"/api/stories/{story_id}").json()
+    assert story["story"]["id"] == story_id and len(story["outlets"]) == 5
+    ledger = next(o for o in story["outlets"] if o["outlet"] == "Harbor City Ledger")["copies"][0]
+    assert ledger["changes"]["paragraphs"][1]["kind"] == "added"
+    assert ledger["changes"]["paragraphs"][1]["text"].startswith("Harbor City's water board")
+    article = client.get(f"/api/articles/{ledger['article_id']}").json()
+    assert article["article"]["outlet"] == "Harbor City Ledger" and article["cluster_id"] == story_id
+    assert article["entry"]["feed_id"] == article["article"]["feed_id"]
+    feeds = client.get("/api/feeds").json()["feeds"]
+    assert len(feeds) == 10 and {f["status"] for f in feeds} == {"active"}
+    assert client.get("/api/runs").json()["runs"][0]["trigger"] == "demo"
+
+
+@pytest.fixture(scope="module")
+def elastic_settings(corpus_server: CorpusServer, es_url: str,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    es = {"urls": [es_url], "index_prefix": f"t-{uuid.uuid4().hex[:8]}"}
+    settings = run_demo_into(corpus_server, tmp_path_factory.mktemp("web-es"), search_backend="elasticsearch", es=es)
+    index = ElasticsearchIndex(settings.es)
+    index.refresh()
+    yield settings
+    index.drop()
+    index.close()
+
+
+def test_search_on_elasticsearch_ranks_highlights_and_counts_as_the_cli_does(
+    elastic_settings: Settings, client: TestClient
+) -> None:
+    with TestClient(create_app(elastic_settings)) as elastic:
+        results = elastic.get("/api/search", params={"q": "Oskar River flood evacuated"}).json()
+        assert results["hits"][0]["title"] == "Floods kill 7 in eastern Dravonia as Oskar River breaks record"
+        assert sum(results["facets"]["outlet"].values()) >= 4
+        page = elastic.get("/search", params={"q": "desalination plant"}).text
+    assert "<mark>desalination</mark>" in page.lower()
+    sqlite = client.get("/api/search", params={"q": "Oskar River flood evacuated"}).json()
+    assert results["hits"][0]["title"] == sqlite["hits"][0]["title"]
+
+
+def test_metrics_are_served_in_the_prometheus_text_format(client: TestClient, demo_web_settings: Settings) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipeline.storage import Store
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    store = Store(demo_web_settings.resolved_store_url)
+    try:
+        stored_articles = sum(1 for _ in store.iter_articles())
+    finally:
+        store.close()
+    served = sum(sample.value for sample in families["newsagg_articles"].samples)
+    assert served == stored_articles > 0
