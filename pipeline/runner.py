@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from pipeline import alerts, polling
+from pipeline.archive import ArchiveWriter
 from pipeline.clustering import ClusterEngine
 from pipeline.errors import (
     ExtractionError,
@@ -35,6 +36,7 @@ from pipeline.extraction import MIN_PARALLEL_BATCH, build_article, extract_pages
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.fetching import Fetcher, redact_url
 from pipeline.models import (
+    ArchiveRecord,
     Article,
     Fetched,
     FeedSource,
@@ -116,6 +118,11 @@ class Pipeline:
         self.store = Store(settings.resolved_store_url)
         self._fetcher: Fetcher | None = None
         self._index: SearchIndex | None = None
+        self.archive = (
+            ArchiveWriter(settings.resolved_archive_dir, settings.archive.max_file_bytes)
+            if settings.archive.enabled
+            else None
+        )
         self._run_id: int | None = None  # the run in progress, whose heartbeat the stages keep
         self._next_beat = 0.0
 
@@ -138,6 +145,8 @@ class Pipeline:
         shutdown_workers()
         if self._fetcher is not None:
             self._fetcher.close()
+        if self.archive is not None:
+            self.archive.close()
         if self._index is not None:
             self._index.close()
         self.store.close()
@@ -216,9 +225,22 @@ class Pipeline:
     def _download(self, state: FeedState, fetcher: Fetcher | None = None) -> Fetched | FetchError:
         """The conditional GET of a feed (safe in any thread when given the fetcher)."""
         try:
-            return (fetcher or self.fetcher).fetch(state.source.url, validators=state.validators)
+            fetched = (fetcher or self.fetcher).fetch(state.source.url, validators=state.validators)
         except FetchError as exc:
             return exc
+        if not fetched.not_modified:
+            self._archive(fetched)
+        return fetched
+
+    def _archive(self, fetched: Fetched) -> ArchiveRecord | None:
+        """Write a fetched document to the archive (safe in any thread); None when the archive is off or failed."""
+        if self.archive is None:
+            return None
+        try:
+            return self.archive.write(fetched, datetime.now(UTC))
+        except OSError as exc:  # a full disk costs the archive copy, not the page
+            log.warning("cannot archive %s: %s", redact_url(fetched.url), exc)
+            return None
 
     def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
         return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
@@ -398,10 +420,10 @@ class Pipeline:
             with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
                 downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
                 while downloading is not None:
-                    fetched, errors = downloading.result()
+                    fetched, errors, archived = downloading.result()
                     current, batch = batch, next_batch()
                     downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                    a, f, d = self._store_batch(current, fetched, errors)
+                    a, f, d = self._store_batch(current, fetched, errors, archived)
                     added, failed, deferred = added + a, failed + f, deferred + d
                     bar.update(len(current))
         finally:
@@ -412,10 +434,15 @@ class Pipeline:
 
     def _download_pages(
         self, fetcher: Fetcher, batch: Sequence[PendingEntry], worker: str
-    ) -> tuple[dict[str, Fetched], dict[str, FetchError]]:
-        """The batch's pages, and the errors of those that could not be fetched; keeps ``worker``'s claims alive (entries without a link have no page)."""
+    ) -> tuple[dict[str, Fetched], dict[str, FetchError], dict[str, ArchiveRecord]]:
+        """The batch's pages, the errors of those that could not be fetched, and where each page was archived.
+
+        Keeps ``worker``'s claims alive (entries without a link have no page). Archiving here,
+        in the download thread, keeps it off the extraction's path.
+        """
         pages: dict[str, Fetched] = {}
         errors: dict[str, FetchError] = {}
+        archived: dict[str, ArchiveRecord] = {}
         lease = self.settings.extraction.claim_lease
         renew_at = time.monotonic() + lease / 3
         urls = list(dict.fromkeys(p.entry.url for p in batch if link_of(p.entry.url)))
@@ -424,13 +451,19 @@ class Pipeline:
                 errors[url] = result
             else:
                 pages[url] = result
+                if (record := self._archive(result)) is not None:
+                    archived[url] = record
             if time.monotonic() >= renew_at:  # a batch of one slow site can outlast a lease
                 self.store.renew_claims(worker, lease_seconds=lease)
                 renew_at = time.monotonic() + lease / 3
-        return pages, errors
+        return pages, errors, archived
 
     def _store_batch(
-        self, batch: Sequence[PendingEntry], pages: dict[str, Fetched], errors: dict[str, FetchError]
+        self,
+        batch: Sequence[PendingEntry],
+        pages: dict[str, Fetched],
+        errors: dict[str, FetchError],
+        archived: dict[str, ArchiveRecord],
     ) -> tuple[int, int, int]:
         """Extract the batch's pages and store its articles; returns (added, failed, deferred)."""
         by_url = {p.entry.url: p for p in batch}
@@ -463,7 +496,7 @@ class Pipeline:
                 self.store.record_entry_failure(url, str(exc), final=True)
                 failed += 1
                 continue
-            added += self.store.save_article(article, entry_url=url)
+            added += self.store.save_article(article, entry_url=url, archived=archived.get(url))
         return added, failed, deferred
 
     # -- clustering and stories ----------------------------------------------------------

@@ -8,8 +8,8 @@ be run again.
 One module per part of the state: ``schema`` (the tables), ``migrate`` (their
 revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds
 and the entry queue), ``articles`` (articles and clustering state), ``stories`` (stories
-and the outbox), ``runs``, ``domains`` (the per-domain request clock). ``Store`` is the
-one object the stages use.
+and the outbox), ``runs``, ``domains`` (the per-domain request clock), ``imports`` (how far
+each WARC import got). ``Store`` is the one object the stages use.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pipeline.storage.articles import ArticleStore
 from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
+from pipeline.storage.imports import WarcImportStore
 from pipeline.storage.runs import RunRecord, RunStore
 from pipeline.storage.stories import ClusterPage, ClusterSummary, DeadLetter, OutboxItem, OutboxStatus, StoryStore
 
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 
-class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore):
+class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore, WarcImportStore):
     """Durable pipeline state behind SQLAlchemy Core.
 
     Args:
