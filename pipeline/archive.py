@@ -88,6 +88,7 @@ class ArchiveWriter:
                 fetched.url,
                 "response",
                 payload=io.BytesIO(fetched.body),
+                length=len(fetched.body),  # without it warcio spools the body to a temporary file it never closes
                 http_headers=_response_headers(fetched),
                 warc_headers_dict={"WARC-Date": date, REQUESTED_URI: fetched.requested_url},
             )
@@ -95,6 +96,7 @@ class ArchiveWriter:
                 fetched.url,
                 "request",
                 payload=io.BytesIO(b""),
+                length=0,
                 http_headers=_request_headers(fetched),
                 warc_headers_dict={
                     "WARC-Date": date,
