@@ -201,9 +201,9 @@ def scan_warc(
             try:
                 for record in records:
                     page = _page_of(record, max_bytes=max_bytes, types=types)
-                    if page is not None and not isinstance(page, str) and record.raw_stream.limit > 0:
-                        page = "truncated record"
                     records.read_to_end(record)
+                    if record.raw_stream.limit > 0:  # the file ended before the record did
+                        page = "truncated record"
                     at = records.get_record_offset()
                     end = at + records.get_record_length()
                     offset = end
