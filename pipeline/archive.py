@@ -191,10 +191,11 @@ def scan_warc(
 
     Raises:
         OSError: the file cannot be opened.
+        ArchiveError: the file is gzipped as a whole (its records cannot be read one by one).
     """
     with open(path, "rb") as file:
         gzipped = file.read(3) == _GZIP_MAGIC
-        offset = start
+        offset = _skip_blank_lines(file, start)  # an uncompressed record's end is followed by blank lines
         while True:
             file.seek(offset)
             records = ArchiveIterator(file)
@@ -202,7 +203,7 @@ def scan_warc(
                 for record in records:
                     page = _page_of(record, max_bytes=max_bytes, types=types)
                     records.read_to_end(record)
-                    if record.raw_stream.limit > 0:  # the file ended before the record did
+                    if getattr(record.raw_stream, "limit", 0) > 0:  # the file ended before the record did
                         page = "truncated record"
                     at = records.get_record_offset()
                     end = at + records.get_record_length()
@@ -213,6 +214,11 @@ def scan_warc(
                         yield ScannedRecord(at, end, page)
                 return
             except (ArchiveLoadFailed, zlib.error, EOFError, ValueError) as exc:
+                if "non-chunked gzip" in str(exc):
+                    raise ArchiveError(
+                        f"{path}: compressed as one gzip stream, not one gzip member per record "
+                        "(`warcio recompress` rewrites it so)"
+                    ) from None
                 following = _next_record(file, offset + 1, _GZIP_MAGIC if gzipped else _PLAIN_MAGIC)
                 end = following if following is not None else file.seek(0, io.SEEK_END)
                 yield ScannedRecord(offset, end, None, f"unreadable record: {_one_line(exc)}")
@@ -268,6 +274,12 @@ def _warc_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _skip_blank_lines(file: IO[bytes], offset: int) -> int:
+    file.seek(offset)
+    head = file.read(16)
+    return offset + len(head) - len(head.lstrip(b"\r\n"))
+
+
 def _next_record(file: IO[bytes], start: int, magic: bytes) -> int | None:
     """Where the next record starts at or after ``start`` (its gzip member or its WARC line), None at the end."""
     file.seek(start)
@@ -298,5 +310,5 @@ def _request_headers(fetched: Fetched) -> StatusAndHeaders:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text.encode("ascii", "replace").decode()[:200]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__).encode("ascii", "replace").decode()[:200]

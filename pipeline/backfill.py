@@ -79,6 +79,7 @@ class ReextractReport:
 class ImportReport:
     files: int = 0
     files_done_before: int = 0
+    files_failed: list[str] = field(default_factory=list)  # why each file that could not be read was not
     records: int = 0
     feeds: int = 0
     pages: int = 0
@@ -217,30 +218,52 @@ def import_warc(
                 bar.update(path.stat().st_size)
                 continue
             bar.update(offset)
-            batch: list[ScannedRecord] = []
-            read = offset
-            scan = scan_warc(path, offset, max_bytes=settings.fetch.max_body_bytes, types=HTML_TYPES + FEED_TYPES)
-            for record in scan:
-                report.records += 1
-                if record.page is None:
-                    report.skipped[_reason_kind(record.skipped or "")] += 1
-                    log.debug("%s@%d: skipped: %s", path, record.offset, record.skipped)
-                elif (since and record.page.fetched_at < since) or (until and record.page.fetched_at > until):
-                    report.skipped["outside --since/--until"] += 1
-                elif _media(record.page.page.content_type) not in HTML_TYPES:
-                    _remember_feed(record.page, settings.feeds.max_entries_per_feed, listed, report)
-                else:
-                    batch.append(record)
-                bar.update(record.end - read)
-                read = record.end
-                if len(batch) >= settings.extraction.batch_size:
-                    _import_batch(pipeline, path, batch, listed, language, report)
-                    pipeline.store.record_warc_import(key, str(path), record.end)
-                    batch = []
-            _import_batch(pipeline, path, batch, listed, language, report)
+            try:
+                read = _import_file(pipeline, path, key, offset, listed, since, until, language, report, bar)
+            except ArchiveError as exc:
+                log.error("%s", exc)
+                report.files_failed.append(str(exc))
+                continue
             pipeline.store.record_warc_import(key, str(path), read, done=True)
     report.settled = settle(pipeline)
     return report
+
+
+def _import_file(
+    pipeline: Pipeline,
+    path: Path,
+    key: str,
+    offset: int,
+    listed: dict[str, tuple[FeedEntry, str]],
+    since: datetime | None,
+    until: datetime | None,
+    language: str | None,
+    report: ImportReport,
+    bar: ProgressBar,
+) -> int:
+    """Import one file from ``offset`` on, recording the progress after each batch; returns where it ended."""
+    settings = pipeline.settings
+    batch: list[ScannedRecord] = []
+    read = offset
+    for record in scan_warc(path, offset, max_bytes=settings.fetch.max_body_bytes, types=HTML_TYPES + FEED_TYPES):
+        report.records += 1
+        if record.page is None:
+            report.skipped[_reason_kind(record.skipped or "")] += 1
+            log.debug("%s@%d: skipped: %s", path, record.offset, record.skipped)
+        elif (since and record.page.fetched_at < since) or (until and record.page.fetched_at > until):
+            report.skipped["outside --since/--until"] += 1
+        elif _media(record.page.page.content_type) not in HTML_TYPES:
+            _remember_feed(record.page, settings.feeds.max_entries_per_feed, listed, report)
+        else:
+            batch.append(record)
+        bar.update(record.end - read)
+        read = record.end
+        if len(batch) >= settings.extraction.batch_size:
+            _import_batch(pipeline, path, batch, listed, language, report)
+            pipeline.store.record_warc_import(key, str(path), record.end)
+            batch = []
+    _import_batch(pipeline, path, batch, listed, language, report)
+    return read
 
 
 def _remember_feed(

@@ -393,7 +393,9 @@ def _cmd_import_warc(args: argparse.Namespace) -> int:
               f" · clustered {report.settled.clustered} · stories {report.settled.stories_built} updated"
               f" · indexed {report.settled.indexed}")
         print(f"  records skipped: {skipped}")
-    return _settled_exit(report.settled.index_error)
+    for failure in report.files_failed:
+        print(f"newsagg: not imported: {failure}", file=sys.stderr)
+    return _settled_exit(report.settled.index_error) or (EXIT_FAILURE if report.files_failed else EXIT_OK)
 
 
 def _settled_exit(index_error: str | None) -> int:

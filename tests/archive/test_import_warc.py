@@ -3,6 +3,7 @@ clusters, stories and an index; damaged and non-page records cost themselves onl
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from faultkit import article_html
+from pipeline.archive import scan_warc
 from pipeline.backfill import import_warc, reextract
 from pipeline.cli import main
 from pipeline.demo.server import CorpusServer
@@ -132,9 +134,28 @@ def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path) -> N
             "The harbour story number 0", "The tunnel story number 2"}
 
 
+def test_plain_warc_files_resume_and_whole_file_gzip_is_refused_clearly(tmp_path: Path) -> None:
+    written = _write_warc(tmp_path / "pages.warc.gz", [_page(n, topic) for n, topic in
+                                                       enumerate(["harbour", "orchard", "tunnel"])])
+    plain = tmp_path / "plain.warc"
+    plain.write_bytes(gzip.decompress(written.read_bytes()))
+    whole = tmp_path / "whole.warc.gz"
+    whole.write_bytes(gzip.compress(plain.read_bytes()))
+    first = list(scan_warc(plain, max_bytes=1 << 20))
+    assert [r.skipped for r in first] == ["warcinfo record", None, None, None]
+    # Going on from where a record ended (what an import records) reads the records after it.
+    assert [r.page and r.page.page.url for r in scan_warc(plain, first[2].end, max_bytes=1 << 20)] == [
+        first[3].page and first[3].page.page.url]
+
+    with Pipeline(_settings(tmp_path)) as pipeline:
+        report = import_warc(pipeline, [whole, plain])
+    assert report.articles_added == 3
+    assert len(report.files_failed) == 1 and "compressed as one gzip stream" in report.files_failed[0]
+
+
 def test_a_killed_import_resumes_where_it_stopped_and_stores_nothing_twice(tmp_path: Path) -> None:
     topics = ["harbour", "orchard", "tunnel", "bridge", "market", "school"]
-    path = _write_warc(tmp_path / "big.warc.gz", [_page(n, topics[n % 6]) for n in range(240)])
+    path = _write_warc(tmp_path / "big.warc.gz", [_page(n, topics[n % 6]) for n in range(160)])
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
     env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_SEARCH_BACKEND="sqlite",
                NEWSAGG_EXTRACTION__WORKERS="1", NEWSAGG_EXTRACTION__BATCH_SIZE="4", NEWSAGG_CLUSTERING__WORKERS="1")
@@ -151,21 +172,21 @@ def test_a_killed_import_resumes_where_it_stopped_and_stores_nothing_twice(tmp_p
             return 0
 
     deadline = time.monotonic() + 60
-    while imported() < 40 and proc.poll() is None and time.monotonic() < deadline:
+    while imported() < 30 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert proc.poll() is None, "the import ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = imported()
-    assert 40 <= killed_at < 240
+    assert 30 <= killed_at < 160
 
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
     report = json.loads(done.stdout)
-    assert report["records"] < 241  # it went on from where it stopped, not from the start
-    assert report["articles_added"] == 240 - killed_at
+    assert report["records"] < 161  # it went on from where it stopped, not from the start
+    assert report["articles_added"] == 160 - killed_at
     with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT count(*), count(DISTINCT url) FROM articles").fetchone() == (240, 240)
-        assert conn.execute("SELECT count(*) FROM memberships").fetchone() == (240,)
+        assert conn.execute("SELECT count(*), count(DISTINCT url) FROM articles").fetchone() == (160, 160)
+        assert conn.execute("SELECT count(*) FROM memberships").fetchone() == (160,)
 
 
 def test_importing_the_archive_of_the_demo_run_gives_the_demo_stories_again(
