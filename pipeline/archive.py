@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import io
 import itertools
-import logging
 import os
 import socket
 import threading
 import zlib
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +34,10 @@ from warcio.warcwriter import WARCWriter
 
 from pipeline.models import ArchiveRecord, Fetched, Validators
 
-log = logging.getLogger(__name__)
-
 #: The WARC header naming the URL we asked for, when redirects led elsewhere (WARC-Target-URI).
 REQUESTED_URI = "Newsagg-Requested-URI"
 WARC_SUFFIX = ".warc.gz"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
+HTML_TYPES = ("text/html", "application/xhtml+xml")  # the article pages a run fetches and an import reads
 FEED_TYPES = (
     "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
     "application/xml", "text/xml", "application/json",
@@ -83,35 +81,45 @@ class ArchiveWriter:
         """
         date = fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._lock:
-            file, writer = self._current()
-            response = writer.create_warc_record(
-                fetched.url,
-                "response",
-                payload=io.BytesIO(fetched.body),
-                length=len(fetched.body),  # without it warcio spools the body to a temporary file it never closes
-                http_headers=_response_headers(fetched),
-                warc_headers_dict={"WARC-Date": date, REQUESTED_URI: fetched.requested_url},
-            )
-            request = writer.create_warc_record(
-                fetched.url,
-                "request",
-                payload=io.BytesIO(b""),
-                length=0,
-                http_headers=_request_headers(fetched),
-                warc_headers_dict={
-                    "WARC-Date": date,
-                    "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID"),
-                },
-            )
-            writer.write_record(request)
-            offset = file.tell()
-            writer.write_record(response)
-            end = file.tell()
-            file.flush()  # a reader (reextract) may read the record while this file is still open
-            written = ArchiveRecord(self._name, offset, end - offset)
-            if end >= self.max_file_bytes:
-                self._close_file()
-            return written
+            try:
+                return self._write(fetched, date)
+            except OSError:
+                # The next document goes to a new file; a reader skips the partial record left here.
+                with suppress(OSError):
+                    self._close_file()
+                self._file = None
+                raise
+
+    def _write(self, fetched: Fetched, date: str) -> ArchiveRecord:
+        file, writer = self._current()
+        response = writer.create_warc_record(
+            fetched.url,
+            "response",
+            payload=io.BytesIO(fetched.body),
+            length=len(fetched.body),  # without it warcio spools the body to a temporary file it never closes
+            http_headers=_response_headers(fetched),
+            warc_headers_dict={"WARC-Date": date, REQUESTED_URI: fetched.requested_url},
+        )
+        request = writer.create_warc_record(
+            fetched.url,
+            "request",
+            payload=io.BytesIO(b""),
+            length=0,
+            http_headers=_request_headers(fetched),
+            warc_headers_dict={
+                "WARC-Date": date,
+                "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID"),
+            },
+        )
+        writer.write_record(request)
+        offset = file.tell()
+        writer.write_record(response)
+        end = file.tell()
+        file.flush()  # a reader (reextract) may read the record while this file is still open
+        written = ArchiveRecord(self._name, offset, end - offset)
+        if end >= self.max_file_bytes:
+            self._close_file()
+        return written
 
     def close(self) -> None:
         with self._lock:

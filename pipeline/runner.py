@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from pipeline import alerts, polling
-from pipeline.archive import ArchiveWriter
+from pipeline.archive import HTML_TYPES, ArchiveWriter
 from pipeline.clustering import ClusterEngine
 from pipeline.errors import (
     ExtractionError,
@@ -53,7 +53,6 @@ from pipeline.urls import link_of
 
 log = logging.getLogger(__name__)
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAGE_ATTEMPTS = 3
 # Outbox items per index write: the first piece of a write is built, and its last awaited,
 # with nothing else in flight, so bigger writes keep the search node busier (2000: 0.8 of

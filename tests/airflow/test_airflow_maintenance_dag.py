@@ -83,6 +83,7 @@ def test_maintenance_prunes_compacts_and_reports_failing_feeds(
         "signatures_dropped": len(a) + len(b),
         "stories_pruned": 1,
         "articles_pruned": len(b),
+        "archive_files_deleted": 0,  # these articles were stored without the archive
     }
     store = pipeline.store
     with store.engine.connect() as conn:
