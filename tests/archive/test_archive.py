@@ -8,10 +8,11 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from warcio.archiveiterator import ArchiveIterator
 
-from faultkit import Web, article_html, fault_settings, rss, write_feed_list
+from faultkit import Web, article_html, fault_settings, read_only, rss, write_feed_list
 from pipeline.archive import REQUESTED_URI, read_page
 from pipeline.maintenance import apply_retention
 from pipeline.models import ArchiveRecord
@@ -170,3 +171,15 @@ def test_retention_deletes_old_warc_files_and_the_pointers_into_them(web: Web, t
     after = _pointers(settings)
     assert after[web.url("/news/harbour-cranes")] is None  # the article stays, without its page
     assert after[web.url("/news/orchard-frost")] == pointers[web.url("/news/orchard-frost")]
+
+
+def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_articles(
+    web: Web, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "warcs"
+    directory.mkdir()
+    settings = _site(web, tmp_path, archive={"directory": str(directory)})
+    with read_only(directory), Pipeline(settings) as pipeline:
+        assert pipeline.run().articles_added == 3
+    assert set(_pointers(settings).values()) == {None}
+    assert "cannot archive" in caplog.text
