@@ -153,7 +153,8 @@ def reextract(
                 new = replace(new, id=old.id, url=old.url, feed_id=old.feed_id, outlet=old.outlet, tags=old.tags)
                 if new != old:
                     changed.append(new)
-            pipeline.store.replace_articles(changed)
+            with pipeline.store.exclusive("clusters"):  # not while a clustering pass works on these clusters
+                pipeline.store.replace_articles(changed)
             report.examined += len(batch)
             report.changed += len(changed)
             bar.update(len(batch))

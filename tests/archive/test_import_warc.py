@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from pipeline.demo.server import CorpusServer
 from pipeline.feeds import load_feed_list
 from pipeline.runner import Pipeline
 from pipeline.settings import Settings, load_settings
+from services import postgres_database
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "cc-news-style.warc.gz"
 
@@ -71,8 +73,11 @@ def _page(n: int, topic: str = "harbour") -> Response:
             article_html(f"The {topic} story number {n}", f"{topic}{n}").encode())
 
 
-def test_a_cc_news_style_file_from_another_writer_becomes_articles_and_stories(tmp_path: Path) -> None:
-    with Pipeline(_settings(tmp_path)) as pipeline:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_cc_news_style_file_from_another_writer_becomes_articles_and_stories(backend: str, tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        store_url = stack.enter_context(postgres_database()) if backend == "postgresql" else None
+        pipeline = stack.enter_context(Pipeline(_settings(tmp_path, store_url=store_url)))
         report = import_warc(pipeline, [FIXTURE])
         assert (report.records, report.pages, report.articles_added, report.failed) == (7, 3, 3, 0)
         assert dict(report.skipped) == {"warcinfo record": 1, "HTTP status": 2, "not a page": 1}

@@ -3,13 +3,17 @@ clustered and indexed again; a second pass changes nothing."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
+
+import pytest
 
 from faultkit import Web, article_html, fault_settings, rss, write_feed_list
 from pipeline.backfill import reextract
 from pipeline.models import SearchQuery, TextSource
 from pipeline.runner import Pipeline
 from pipeline.settings import Settings
+from services import postgres_database
 
 STORIES = {
     "/news/harbour-cranes": ("Harbour cranes stand still", "harbour"),
@@ -31,18 +35,25 @@ def _serve(web: Web, tmp_path: Path) -> None:
     write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_reextract_after_a_setting_changed_updates_reclusters_and_reindexes_then_changes_nothing(
-    web: Web, tmp_path: Path
+    backend: str, web: Web, tmp_path: Path
 ) -> None:
+    with ExitStack() as stack:
+        store_url = stack.enter_context(postgres_database()) if backend == "postgresql" else None
+        _check_reextract(web, tmp_path, store_url)
+
+
+def _check_reextract(web: Web, tmp_path: Path, store_url: str | None) -> None:
     _serve(web, tmp_path)
-    with Pipeline(_settings(web, tmp_path)) as pipeline:
+    with Pipeline(_settings(web, tmp_path, store_url=store_url)) as pipeline:
         assert pipeline.run().articles_added == 3
         before = {a.id: a for a, _, _ in pipeline.store.iter_articles()}
     assert {a.text_source for a in before.values()} == {TextSource.PAGE}
     requests = len(web.seen)
 
     # Page text shorter than min_text_chars is not used: the articles fall back to their feed summaries.
-    stricter = _settings(web, tmp_path, extraction={"min_text_chars": 100_000})
+    stricter = _settings(web, tmp_path, store_url=store_url, extraction={"min_text_chars": 100_000})
     with Pipeline(stricter) as pipeline:
         report = reextract(pipeline)
         assert (report.examined, report.changed, report.unreadable) == (3, 3, 0)
@@ -66,7 +77,7 @@ def test_reextract_after_a_setting_changed_updates_reclusters_and_reindexes_then
     assert len(web.seen) == requests  # nothing fetched: the archive was enough
 
     # Back to the defaults: the page texts return.
-    with Pipeline(_settings(web, tmp_path)) as pipeline:
+    with Pipeline(_settings(web, tmp_path, store_url=store_url)) as pipeline:
         assert reextract(pipeline).changed == 3
         assert {a.text for a, _, _ in pipeline.store.iter_articles()} == {a.text for a in before.values()}
 
