@@ -4,6 +4,7 @@ clustered and indexed again; a second pass changes nothing."""
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,7 @@ def test_reextract_limits_and_unreadable_pages(web: Web, tmp_path: Path) -> None
     with Pipeline(settings) as pipeline:
         pipeline.run()
         assert reextract(pipeline, outlet="Another outlet").examined == 0
+        assert reextract(pipeline, since=datetime(2030, 1, 1, tzinfo=UTC)).examined == 0  # arrived before then
         first = next(a for a, _, _ in pipeline.store.iter_articles())
         record = pipeline.store.archive_record(first.id)
     assert record is not None
