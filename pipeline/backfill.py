@@ -249,8 +249,11 @@ def _import_file(
     for record in scan_warc(path, offset, max_bytes=settings.fetch.max_body_bytes, types=HTML_TYPES + FEED_TYPES):
         report.records += 1
         if record.page is None:
-            report.skipped[_reason_kind(record.skipped or "")] += 1
-            log.debug("%s@%d: skipped: %s", path, record.offset, record.skipped)
+            kind = _reason_kind(record.skipped or "")
+            report.skipped[kind] += 1
+            # Damage is worth a line; records that are simply no page (requests, images...) are not.
+            level = logging.WARNING if kind in ("unreadable record", "truncated record") else logging.DEBUG
+            log.log(level, "%s@%d: skipped: %s", path, record.offset, record.skipped)
         elif (since and record.page.fetched_at < since) or (until and record.page.fetched_at > until):
             report.skipped["outside --since/--until"] += 1
         elif _media(record.page.page.content_type) not in HTML_TYPES:

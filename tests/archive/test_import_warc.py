@@ -122,7 +122,7 @@ def test_non_http_records_filters_and_the_cli(tmp_path: Path, capsys: pytest.Cap
     assert "no WARC file matches" in capsys.readouterr().err
 
 
-def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path) -> None:
+def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = _write_warc(tmp_path / "damaged.warc.gz", [_page(n, topic) for n, topic in
                                                        enumerate(["harbour", "orchard", "tunnel", "bridge"])])
     data = bytearray(path.read_bytes())
@@ -135,6 +135,7 @@ def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path) -> N
         report = import_warc(pipeline, [path])
         assert report.articles_added == 2  # pages 0 and 2
         assert (report.skipped["unreadable record"], report.skipped["truncated record"]) == (1, 1)
+        assert f"{path}@{starts[4]}: skipped: truncated record" in caplog.text  # where, for whoever looks
         assert {a.title for a, _, _ in pipeline.store.iter_articles()} == {
             "The harbour story number 0", "The tunnel story number 2"}
 
