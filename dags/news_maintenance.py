@@ -6,8 +6,9 @@ runs only):
 
 - `apply_retention`: articles older than the matching window (`clustering.window_days`)
   leave the LSH state (they stay stored and searchable); with `story_retention_days`
-  set, older stories are deleted with their articles, from the store and the search index;
-  the politeness clocks of domains not contacted for a day are forgotten.
+  set, older stories are deleted with their articles, from the store and the search index,
+  and so are the page archive's WARC files last written before them; the politeness clocks
+  of domains not contacted for a day are forgotten.
 - `compact_store`: reclaims the space retention freed (SQLite `VACUUM`; PostgreSQL
   does this itself).
 - `feed_health`: feeds failing `min_failures` polls in a row or more, retired feeds and
@@ -68,6 +69,7 @@ def apply_retention() -> dict[str, Any]:
         "stories_pruned": result.stories_pruned,
         "articles_pruned": result.articles_pruned,
         "domain_clocks_pruned": result.domain_clocks_pruned,
+        "archive_files_deleted": result.archive_files_deleted,
     }
 
 

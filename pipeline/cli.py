@@ -348,6 +348,64 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- the WARC archive: reextract and import-warc ------------------------------------------------
+
+
+def _cmd_reextract(args: argparse.Namespace) -> int:
+    from pipeline.backfill import reextract
+    from pipeline.runner import Pipeline
+
+    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+        report = reextract(pipeline, since=args.since, outlet=args.outlet, progress=_progress())
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(f"{report.examined} archived articles re-extracted · {report.changed} changed"
+              f" ({report.unreadable} pages unreadable, {report.failed} without text now)"
+              f" · clustered {report.settled.clustered} · stories {report.settled.stories_built} updated"
+              f" · indexed {report.settled.indexed}")
+    return _settled_exit(report.settled.index_error)
+
+
+def _cmd_import_warc(args: argparse.Namespace) -> int:
+    import glob
+
+    from pipeline.backfill import import_warc
+    from pipeline.runner import Pipeline
+
+    paths: list[Path] = []
+    for pattern in args.files:
+        found = sorted(glob.glob(pattern)) or ([pattern] if Path(pattern).is_file() else [])
+        if not found:
+            raise ConfigError(f"no WARC file matches {pattern}")
+        paths.extend(Path(p) for p in found if Path(p).is_file())
+    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+        try:
+            report = import_warc(pipeline, list(dict.fromkeys(paths)), since=args.since, until=args.until,
+                                 language=args.language, progress=_progress())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in report.skipped.most_common()) or "none"
+        print(f"{report.files} files ({report.files_done_before} imported before) · {report.records} records"
+              f" · {report.pages} pages · articles +{report.articles_added} ({report.failed} without text)"
+              f" · clustered {report.settled.clustered} · stories {report.settled.stories_built} updated"
+              f" · indexed {report.settled.indexed}")
+        print(f"  records skipped: {skipped}")
+    for failure in report.files_failed:
+        print(f"newsagg: not imported: {failure}", file=sys.stderr)
+    return _settled_exit(report.settled.index_error) or (EXIT_FAILURE if report.files_failed else EXIT_OK)
+
+
+def _settled_exit(index_error: str | None) -> int:
+    if index_error is not None:
+        print(f"  search index unavailable (documents kept for the next run): {index_error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 @contextmanager
 def _open_output(path: Path | None) -> Iterator[TextIO]:
     if path is None:
@@ -874,6 +932,30 @@ def _parser() -> argparse.ArgumentParser:
     dedup.add_argument("input", type=Path, metavar="INPUT.jsonl", help="'-' for standard input")
     dedup.add_argument("-o", "--output", type=Path, metavar="OUT.jsonl", help="default: standard output")
     dedup.set_defaults(handler=_cmd_dedup)
+
+    reextract = commands.add_parser(
+        "reextract", parents=[common], help="extract stored articles again from their archived pages (no network)",
+        description="Runs extraction again over the archived page of every stored article (see the archive "
+        "settings), stores the articles whose text changed, clusters, builds stories and indexes them again. "
+        "Safe to kill and repeat: a second pass changes nothing.",
+    )
+    reextract.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only articles that arrived since then")
+    reextract.add_argument("--outlet", help="only this outlet's articles (its name in the feed list)")
+    reextract.add_argument("--json", action="store_true", help="print the report as JSON")
+    reextract.set_defaults(handler=_cmd_reextract)
+
+    import_warc = commands.add_parser(
+        "import-warc", parents=[common], help="store the HTML pages of WARC files as articles (e.g. CC-NEWS)",
+        description="Reads WARC files (.warc or .warc.gz, e.g. Common Crawl's CC-NEWS) as a stream, stores an "
+        "article for every 200 HTML response (its outlet: the URL's registrable domain), then clusters, builds "
+        "stories and indexes. A killed import goes on where it stopped; a file imported to its end is skipped.",
+    )
+    import_warc.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
+    import_warc.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only pages fetched since then (WARC-Date)")
+    import_warc.add_argument("--until", type=_until_arg, metavar="DATE", help="only pages fetched until then (WARC-Date)")
+    import_warc.add_argument("--language", metavar="L", help='only articles in this language ("en")')
+    import_warc.add_argument("--json", action="store_true", help="print the report as JSON")
+    import_warc.set_defaults(handler=_cmd_import_warc)
 
     feeds = commands.add_parser("feeds", parents=[common], help="manage and inspect feeds")
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from pipeline.archive import WARC_SUFFIX
 from pipeline.settings import Settings
 from pipeline.storage import FeedState, Store
 
@@ -27,6 +29,7 @@ class RetentionResult:
     articles_pruned: int = 0
     story_cutoff: datetime | None = None
     domain_clocks_pruned: int = 0
+    archive_files_deleted: int = 0
 
 
 #: A domain's politeness clock is forgotten this long after its last request slot.
@@ -34,12 +37,15 @@ DOMAIN_CLOCK_RETENTION = timedelta(days=1)
 
 
 def apply_retention(store: Store, settings: Settings, now: datetime | None = None) -> RetentionResult:
-    """Drop signatures older than the matching window; prune stories past ``story_retention_days``;
-    forget the politeness clocks of domains not contacted for a day.
+    """Drop signatures older than the matching window; prune stories and archived pages past
+    ``story_retention_days``; forget the politeness clocks of domains not contacted for a day.
 
     Articles that left the window stay stored and searchable: they only stop being
     candidates for new matches. Stories (with their articles) are deleted only when
-    ``story_retention_days`` is set, and never before they left the matching window.
+    ``story_retention_days`` is set, and never before they left the matching window;
+    so are the WARC files of the archive last written before that time (whole files:
+    a file's records are all older than its last change), and the articles forget
+    their pages there.
 
     Args:
         store: the store to clean.
@@ -63,7 +69,23 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
             break
         stories, articles = stories + pruned_stories, articles + pruned_articles
     log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
-    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks)
+    files = _prune_archive(store, settings.resolved_archive_dir, story_cutoff)
+    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks, files)
+
+
+def _prune_archive(store: Store, directory: Path, cutoff: datetime) -> int:
+    """Delete the archive's WARC files last written before ``cutoff``; returns how many."""
+    old = [
+        path for path in directory.glob(f"*{WARC_SUFFIX}")
+        if datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
+    ] if directory.is_dir() else []
+    # Pointers first: an article never names a file that is gone (a kill between the two leaves files only).
+    cleared = store.clear_archive_pointers(path.name for path in old)
+    for path in old:
+        path.unlink(missing_ok=True)
+    log.info("%d archive files last written before %s deleted (%d articles pointed there)",
+             len(old), cutoff.isoformat(), cleared)
+    return len(old)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,10 +49,23 @@ class Fetched:
     content_type: str | None
     validators: Validators
     headers: dict[str, str] = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict)  # as sent for url (the archive records them)
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """Where a page's response record is in the WARC archive (``pipeline.archive``).
+
+    ``file`` is a name in the archive directory, or the path of an imported WARC file.
+    """
+
+    file: str
+    offset: int
+    length: int
 
 
 @dataclass(frozen=True, slots=True)

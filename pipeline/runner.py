@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from pipeline import alerts, polling
+from pipeline.archive import HTML_TYPES, ArchiveWriter
 from pipeline.clustering import ClusterEngine
 from pipeline.errors import (
     ExtractionError,
@@ -36,6 +37,7 @@ from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.feeds.sitemaps import is_sitemap, read_sitemap
 from pipeline.fetching import Fetcher, redact_url
 from pipeline.models import (
+    ArchiveRecord,
     Article,
     Fetched,
     FeedSource,
@@ -52,7 +54,6 @@ from pipeline.urls import link_of
 
 log = logging.getLogger(__name__)
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_PAGE_ATTEMPTS = 3
 # Outbox items per index write: the first piece of a write is built, and its last awaited,
 # with nothing else in flight, so bigger writes keep the search node busier (2000: 0.8 of
@@ -117,6 +118,11 @@ class Pipeline:
         self.store = Store(settings.resolved_store_url)
         self._fetcher: Fetcher | None = None
         self._index: SearchIndex | None = None
+        self.archive = (
+            ArchiveWriter(settings.resolved_archive_dir, settings.archive.max_file_bytes)
+            if settings.archive.enabled
+            else None
+        )
         self._run_id: int | None = None  # the run in progress, whose heartbeat the stages keep
         self._next_beat = 0.0
 
@@ -139,6 +145,8 @@ class Pipeline:
         shutdown_workers()
         if self._fetcher is not None:
             self._fetcher.close()
+        if self.archive is not None:
+            self.archive.close()
         if self._index is not None:
             self._index.close()
         self.store.close()
@@ -255,6 +263,8 @@ class Pipeline:
             fetched = fetcher.fetch(state.source.url, validators=state.validators)
         except FetchError as exc:
             return exc, None
+        if not fetched.not_modified:
+            self._archive(fetched)
         max_bytes = self.settings.fetch.max_body_bytes
         if fetched.not_modified or (state.source.kind != "sitemap" and not is_sitemap(fetched.body, max_bytes)):
             return fetched, None
@@ -265,6 +275,16 @@ class Pipeline:
             )
         except FeedParseError as exc:
             return fetched, exc
+
+    def _archive(self, fetched: Fetched) -> ArchiveRecord | None:
+        """Write a fetched document to the archive (safe in any thread); None when the archive is off or failed."""
+        if self.archive is None:
+            return None
+        try:
+            return self.archive.write(fetched, datetime.now(UTC))
+        except OSError as exc:  # a full disk costs the archive copy, not the page
+            log.warning("cannot archive %s: %s", redact_url(fetched.url), exc)
+            return None
 
     def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
         return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
@@ -448,10 +468,10 @@ class Pipeline:
             with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
                 downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
                 while downloading is not None:
-                    fetched, errors = downloading.result()
+                    fetched, errors, archived = downloading.result()
                     current, batch = batch, next_batch()
                     downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                    a, f, d = self._store_batch(current, fetched, errors)
+                    a, f, d = self._store_batch(current, fetched, errors, archived)
                     added, failed, deferred = added + a, failed + f, deferred + d
                     bar.update(len(current))
         finally:
@@ -462,10 +482,15 @@ class Pipeline:
 
     def _download_pages(
         self, fetcher: Fetcher, batch: Sequence[PendingEntry], worker: str
-    ) -> tuple[dict[str, Fetched], dict[str, FetchError]]:
-        """The batch's pages, and the errors of those that could not be fetched; keeps ``worker``'s claims alive (entries without a link have no page)."""
+    ) -> tuple[dict[str, Fetched], dict[str, FetchError], dict[str, ArchiveRecord]]:
+        """The batch's pages, the errors of those that could not be fetched, and where each page was archived.
+
+        Keeps ``worker``'s claims alive (entries without a link have no page). Archiving here,
+        in the download thread, keeps it off the extraction's path.
+        """
         pages: dict[str, Fetched] = {}
         errors: dict[str, FetchError] = {}
+        archived: dict[str, ArchiveRecord] = {}
         lease = self.settings.extraction.claim_lease
         renew_at = time.monotonic() + lease / 3
         urls = list(dict.fromkeys(p.entry.url for p in batch if link_of(p.entry.url)))
@@ -474,13 +499,19 @@ class Pipeline:
                 errors[url] = result
             else:
                 pages[url] = result
+                if (record := self._archive(result)) is not None:
+                    archived[url] = record
             if time.monotonic() >= renew_at:  # a batch of one slow site can outlast a lease
                 self.store.renew_claims(worker, lease_seconds=lease)
                 renew_at = time.monotonic() + lease / 3
-        return pages, errors
+        return pages, errors, archived
 
     def _store_batch(
-        self, batch: Sequence[PendingEntry], pages: dict[str, Fetched], errors: dict[str, FetchError]
+        self,
+        batch: Sequence[PendingEntry],
+        pages: dict[str, Fetched],
+        errors: dict[str, FetchError],
+        archived: dict[str, ArchiveRecord],
     ) -> tuple[int, int, int]:
         """Extract the batch's pages and store its articles; returns (added, failed, deferred)."""
         by_url = {p.entry.url: p for p in batch}
@@ -513,7 +544,7 @@ class Pipeline:
                 self.store.record_entry_failure(url, str(exc), final=True)
                 failed += 1
                 continue
-            added += self.store.save_article(article, entry_url=url)
+            added += self.store.save_article(article, entry_url=url, archived=archived.get(url))
         return added, failed, deferred
 
     # -- clustering and stories ----------------------------------------------------------

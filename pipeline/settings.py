@@ -173,6 +173,21 @@ class ExtractionSettings(_MasksCredentials, BaseModel):
     )
 
 
+class ArchiveSettings(_MasksCredentials, BaseModel):
+    """The raw page archive: every article page and feed document fetched, as WARC files."""
+
+    enabled: bool = Field(
+        True, description="Write every fetched article page and feed document to the archive (`newsagg reextract` "
+        "reads it back)."
+    )
+    directory: Path | None = Field(None, description="Where the WARC files go; default: archive/ in data_dir.")
+    max_file_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        description="A WARC file is closed, and the next one started, once it holds this many (compressed) bytes.",
+    )
+
+
 class ClusteringSettings(_MasksCredentials, BaseModel):
     """Near-duplicate detection (MinHash + LSH)."""
 
@@ -397,6 +412,7 @@ class Settings(_MasksCredentials, BaseSettings):
     fetch: FetchSettings = Field(default_factory=FetchSettings)  # type: ignore[arg-type]
     feeds: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
     extraction: ExtractionSettings = Field(default_factory=ExtractionSettings)  # type: ignore[arg-type]
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)  # type: ignore[arg-type]
     clustering: ClusteringSettings = Field(default_factory=ClusteringSettings)  # type: ignore[arg-type]
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)  # type: ignore[arg-type]
@@ -422,6 +438,11 @@ class Settings(_MasksCredentials, BaseSettings):
     @property
     def resolved_feeds_file(self) -> Path:
         return self.feeds_file or self.data_dir / "feeds.yaml"
+
+    @property
+    def resolved_archive_dir(self) -> Path:
+        """Where the WARC archive is (written only when ``archive.enabled``)."""
+        return (self.archive.directory or self.data_dir / "archive").expanduser()
 
     @classmethod
     def settings_customise_sources(

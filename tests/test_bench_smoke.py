@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import end_to_end, extraction, feeds, indexing, memory, web
+from bench import end_to_end, extraction, feeds, import_warc, indexing, memory, web
 from bench.__main__ import main as run_all
 from bench.common import RESULT_KEYS, RESULTS, Result
 from bench.corpus import build, generate_articles, outlet_templates
@@ -56,6 +56,13 @@ def test_feeds_second_pass_is_all_304_without_parsing() -> None:
 def test_extraction_pool_and_plain_loop_agree() -> None:
     data = _check(extraction.run("tiny", repeats=1))
     assert data["details"]["identical_outputs"] == data["details"]["pages"]
+
+
+def test_import_warc_reports_pages_per_second_and_the_archive_size() -> None:
+    data = _check(import_warc.run("tiny"))
+    details = data["details"]
+    assert details["articles_added"] > 0 and details["extracted"] == details["pages"]
+    assert 0 < details["archive_bytes_per_1000_pages"] < details["html_bytes_per_1000_pages"]  # compressed
 
 
 def test_indexing_both_sides_index_the_same_documents(es_url: str) -> None:

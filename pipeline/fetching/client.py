@@ -377,6 +377,8 @@ class Fetcher:
             content_type=content_type,
             validators=Validators(etag=headers.get("etag"), last_modified=headers.get("last-modified")),
             headers=headers,
+            # What the archive records of the request; credentials stay out of it.
+            request_headers={k: v for k, v in response.request.headers.items() if k not in ("authorization", "cookie")},
         )
 
     def _read_body(self, response: httpx.Response, shown: str, limit: int, truncate: bool) -> bytes:

@@ -9,7 +9,7 @@ One module per part of the state: ``schema`` (the tables), ``migrate`` (their
 revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds
 and the entry queue), ``articles`` (articles and clustering state), ``stories`` (stories
 and the outbox), ``runs``, ``domains`` (the per-domain request clock), ``counts`` (what
-the store holds, for metrics). ``Store`` is the
+the store holds, for metrics), ``imports`` (how far each WARC import got). ``Store`` is the
 one object the stages use.
 """
 
@@ -20,6 +20,7 @@ from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.counts import CountStore, StoreCounts
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
+from pipeline.storage.imports import WarcImportStore
 from pipeline.storage.runs import RunRecord, RunStore
 from pipeline.storage.stories import (
     ClusterPage,
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore, CountStore):
+class Store(FeedStore, ArticleStore, StoryStore, RunStore, DomainClockStore, CountStore, WarcImportStore):
     """Durable pipeline state behind SQLAlchemy Core.
 
     Args:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.models import AgencyCredit, Article, Assignment, Membership, Signature, TextSource
+from pipeline.models import AgencyCredit, ArchiveRecord, Article, Assignment, Membership, Signature, TextSource
 from pipeline.storage.base import StoreBase, chunks
 from pipeline.storage.schema import (
     UTCDateTime,
@@ -25,11 +25,14 @@ from pipeline.storage.schema import (
 class ArticleStore(StoreBase):
     """Articles, and what clustering needs to resume and records."""
 
-    def save_article(self, article: Article, entry_url: str | None = None) -> bool:
+    def save_article(
+        self, article: Article, entry_url: str | None = None, archived: ArchiveRecord | None = None
+    ) -> bool:
         """Store an article and close its feed entry, ``entry_url`` (default: the article's URL).
 
-        Returns False when the article was already stored: another entry's page named the
-        same canonical URL (extraction.build_article), or this entry was extracted before.
+        ``archived`` is where its page is in the WARC archive. Returns False when the article
+        was already stored: another entry's page named the same canonical URL
+        (extraction.build_article), or this entry was extracted before.
         """
         with self._tx(f"article {article.url}") as conn:
             stmt = self._insert(articles).values(
@@ -37,28 +40,81 @@ class ArticleStore(StoreBase):
                 url=article.url,
                 feed_id=article.feed_id,
                 outlet=article.outlet,
-                title=article.title,
-                text=article.text,
-                author=article.author,
-                published=article.published,
-                fetched_at=article.fetched_at,
-                arrived_at=article.arrival_key[0],
-                language=article.language,
-                text_source=article.text_source.value,
-                text_source_reason=article.text_source_reason,
-                tags=list(article.tags),
-                agency=article.credit.agency if article.credit else None,
-                agency_credit=article.credit.kind if article.credit else None,
-                agency_rule=article.credit.rule if article.credit else None,
-                agency_evidence=article.credit.evidence if article.credit else None,
-                page_published=article.page_published,
-                page_modified=article.page_modified,
-                feed_published=article.feed_published,
-                paywalled=article.paywalled,
+                warc_file=archived.file if archived else None,
+                warc_offset=archived.offset if archived else None,
+                warc_length=archived.length if archived else None,
+                **_content(article),
             )
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
             conn.execute(entries.update().where(entries.c.url == (entry_url or article.url)).values(state="done"))
         return added
+
+    def archived_articles(
+        self, since: datetime | None = None, outlet: str | None = None, chunk: int = 200
+    ) -> Iterator[list[tuple[Article, ArchiveRecord]]]:
+        """The articles whose page is archived (arrived since ``since``, of ``outlet``), ``chunk`` at a time, by id."""
+        query = sa.select(articles).where(articles.c.warc_file.is_not(None))
+        if since is not None:
+            query = query.where(articles.c.arrived_at >= since)
+        if outlet is not None:
+            query = query.where(articles.c.outlet == outlet)
+        batch: list[tuple[Article, ArchiveRecord]] = []
+        for row in self._keyset_rows(query, (articles.c.id,), chunk):
+            batch.append((_article(row), ArchiveRecord(row["warc_file"], row["warc_offset"], row["warc_length"])))
+            if len(batch) == chunk:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def replace_articles(self, changed: Sequence[Article]) -> int:
+        """Store new content for these articles (re-extracted) and have their clusters formed anew; returns the clusters.
+
+        Every member of a changed article's cluster loses its membership and signature and
+        the cluster is marked for rebuilding, so the next clustering pass assigns them
+        again, in arrival order, from their new text (a changed article may no longer
+        match, or match another story).
+        """
+        if not changed:
+            return 0
+        with self._tx("re-extracted articles") as conn:
+            for article in changed:
+                conn.execute(
+                    articles.update().where(articles.c.id == article.id).values(**_content(article))
+                )
+            clusters: set[str] = set()
+            for chunk in chunks([a.id for a in changed], 500):
+                clusters.update(conn.execute(
+                    sa.select(memberships.c.cluster_id).where(memberships.c.article_id.in_(chunk)).distinct()
+                ).scalars())
+            for chunk in chunks(sorted(clusters), 500):
+                members = sa.select(memberships.c.article_id).where(memberships.c.cluster_id.in_(chunk))
+                conn.execute(signatures.delete().where(signatures.c.article_id.in_(members.scalar_subquery())))
+                conn.execute(memberships.delete().where(memberships.c.cluster_id.in_(chunk)))
+            dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
+            for cluster_id in clusters:
+                conn.execute(dirty, {"cluster_id": cluster_id})
+        return len(clusters)
+
+    def clear_archive_pointers(self, files: Iterable[str]) -> int:
+        """Forget the archived pages of these WARC files (deleted); returns the articles that pointed there."""
+        cleared = 0
+        with self._tx() as conn:
+            for chunk in chunks(list(files), 500):
+                cleared += int(conn.execute(
+                    articles.update().where(articles.c.warc_file.in_(chunk))
+                    .values(warc_file=None, warc_offset=None, warc_length=None)
+                ).rowcount)
+        return cleared
+
+    def archive_record(self, article_id: str) -> ArchiveRecord | None:
+        """Where the article's page is in the WARC archive, if it is."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(articles.c.warc_file, articles.c.warc_offset, articles.c.warc_length)
+                .where(articles.c.id == article_id, articles.c.warc_file.is_not(None))
+            ).first()
+        return None if row is None else ArchiveRecord(row.warc_file, row.warc_offset, row.warc_length)
 
     def oldest_unclustered_arrival(self) -> datetime | None:
         query = (
@@ -213,6 +269,31 @@ class ArticleStore(StoreBase):
         """Articles older than the matching window leave the clustering state (they stay stored)."""
         with self._tx() as conn:
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
+
+
+def _content(article: Article) -> dict[str, Any]:
+    """The columns extraction decides (re-extraction replaces them)."""
+    return {
+        "title": article.title,
+        "text": article.text,
+        "author": article.author,
+        "published": article.published,
+        "fetched_at": article.fetched_at,
+        "arrived_at": article.arrival_key[0],
+        "language": article.language,
+        "text_source": article.text_source.value,
+        "text_source_reason": article.text_source_reason,
+        "tags": list(article.tags),
+        "agency": article.credit.agency if article.credit else None,
+        "agency_credit": article.credit.kind if article.credit else None,
+        "agency_rule": article.credit.rule if article.credit else None,
+        "agency_evidence": article.credit.evidence if article.credit else None,
+        "page_published": article.page_published,
+        "page_modified": article.page_modified,
+        "feed_published": article.feed_published,
+        "paywalled": article.paywalled,
+    }
+
 
 def _article(row: Any) -> Article:
     return Article(

@@ -349,6 +349,19 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             return [_pending_entry(row) for row in conn.execute(query).mappings()]
 
+    def entries_by_url(self, urls: Iterable[str]) -> dict[str, PendingEntry]:
+        """The feed entries with these URLs, whatever their state, with their feeds' outlet, language and tags."""
+        found: dict[str, PendingEntry] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(urls), 500):
+                query = (
+                    sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
+                    .join(feeds, feeds.c.id == entries.c.feed_id)
+                    .where(entries.c.url.in_(chunk))
+                )
+                found.update((row["url"], _pending_entry(row)) for row in conn.execute(query).mappings())
+        return found
+
     def claim_entries(
         self, limit: int, worker: str, *, lease_seconds: float, max_attempts: int = 3, now: datetime | None = None
     ) -> list[PendingEntry]:

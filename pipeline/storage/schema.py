@@ -124,6 +124,24 @@ articles = sa.Table(
     sa.Column("page_modified", UTCDateTime),
     sa.Column("feed_published", UTCDateTime),
     sa.Column("paywalled", sa.Boolean),
+    # Its page's response record in the WARC archive (pipeline.archive): the file (a name in the
+    # archive directory, or the path of an imported WARC file), the record's offset and length.
+    # NULL: no archived page (archive off, a feed-only article, or its file was deleted by retention).
+    sa.Column("warc_file", CleanText),
+    sa.Column("warc_offset", sa.BigInteger),
+    sa.Column("warc_length", sa.BigInteger),
+)
+
+# How far `newsagg import-warc` got in each WARC file, so a killed import resumes there. A file
+# is known by a digest of its first bytes (its warcinfo record names it), not its path.
+warc_imports = sa.Table(
+    "warc_imports",
+    metadata,
+    sa.Column("file_key", sa.String(64), primary_key=True),
+    sa.Column("path", CleanText, nullable=False),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),  # where the first record not yet imported starts
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 signatures = sa.Table(

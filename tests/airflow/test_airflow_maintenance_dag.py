@@ -84,6 +84,7 @@ def test_maintenance_prunes_compacts_and_reports_failing_feeds(
         "stories_pruned": 1,
         "articles_pruned": len(b),
         "domain_clocks_pruned": 0,  # the run's politeness clock is minutes old, not a day
+        "archive_files_deleted": 0,  # these articles were stored without the archive
     }
     store = pipeline.store
     with store.engine.connect() as conn:

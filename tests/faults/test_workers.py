@@ -28,6 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from faultkit import Handler, Web, article_html, fault_settings, rss, serving, write_feed_list
+from pipeline.archive import read_page
 from pipeline.runner import Pipeline
 from pipeline.storage import Store
 from pipeline.storage.schema import runs
@@ -155,6 +156,13 @@ def test_workers_at_once_fetch_each_page_once_and_keep_the_delay_between_them(
         try:
             assert store.entry_counts() == {"done": total}
             assert store.article_count() == total
+            if store_url is None:
+                # Both archived into one data dir, each into a file of its own: every page reads back whole.
+                archive = tmp_path / "data" / "archive"
+                assert len(list(archive.glob("*.warc.gz"))) == WORKERS
+                for article, _, _ in store.iter_articles():
+                    record = store.archive_record(article.id)
+                    assert record is not None and read_page(archive, record).page.requested_url == article.url
         finally:
             store.close()
 

@@ -1,0 +1,322 @@
+"""The raw page archive: fetched pages and feed documents as WARC files, and WARC files read back.
+
+``ArchiveWriter`` appends a request and a response record per fetched document to
+WARC files compressed one record per gzip member, as Common Crawl's are, so any record
+can be read alone from its offset and length: the article rows point at their page's
+response record (``ArchiveRecord``), which ``read_page`` reads back. ``scan_warc`` reads
+every record of a WARC file, ours or another writer's, from an offset on.
+
+A writer owns the file it writes (named after the host, the process and the time, and
+created exclusively), so several processes archiving at once never share a file. WARC
+files are written and read with warcio, Webrecorder's maintained WARC library.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import socket
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from pipeline.models import ArchiveRecord, Fetched, Validators
+
+#: The WARC header naming the URL we asked for, when redirects led elsewhere (WARC-Target-URI).
+REQUESTED_URI = "Newsagg-Requested-URI"
+WARC_SUFFIX = ".warc.gz"
+HTML_TYPES = ("text/html", "application/xhtml+xml")  # the article pages a run fetches and an import reads
+FEED_TYPES = (
+    "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
+    "application/xml", "text/xml", "application/json",
+)
+# The body we archive is the decoded one, so the headers describing the encoding on the wire go.
+_WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_PLAIN_MAGIC = b"WARC/1."
+_files = itertools.count()  # per process: two writers in one process within a second get two names
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedPage:
+    """A response read back from a WARC file: as fetched (``url`` after redirects), and when."""
+
+    page: Fetched
+    fetched_at: datetime
+
+
+class ArchiveWriter:
+    """Appends fetched documents to rotating WARC files in ``directory``; thread-safe.
+
+    A file is closed and the next one started once it holds ``max_file_bytes``.
+
+    The directory is created with the first file.
+    """
+
+    def __init__(self, directory: Path, max_file_bytes: int) -> None:
+        self.directory = directory
+        self.max_file_bytes = max_file_bytes
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._name = ""
+        self._pid = 0
+
+    def write(self, fetched: Fetched, fetched_at: datetime) -> ArchiveRecord:
+        """Archive one fetched document (request and response records); returns where its response record is.
+
+        Raises:
+            OSError: the record could not be written (no directory, disk full...).
+        """
+        date = fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._lock:
+            try:
+                return self._write(fetched, date)
+            except OSError:
+                # The next document goes to a new file; a reader skips the partial record left here.
+                with suppress(OSError):
+                    self._close_file()
+                self._file = None
+                raise
+
+    def _write(self, fetched: Fetched, date: str) -> ArchiveRecord:
+        file, writer = self._current()
+        response = writer.create_warc_record(
+            fetched.url,
+            "response",
+            payload=io.BytesIO(fetched.body),
+            length=len(fetched.body),  # without it warcio spools the body to a temporary file it never closes
+            http_headers=_response_headers(fetched),
+            warc_headers_dict={"WARC-Date": date, REQUESTED_URI: fetched.requested_url},
+        )
+        request = writer.create_warc_record(
+            fetched.url,
+            "request",
+            payload=io.BytesIO(b""),
+            length=0,
+            http_headers=_request_headers(fetched),
+            warc_headers_dict={
+                "WARC-Date": date,
+                "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID"),
+            },
+        )
+        writer.write_record(request)
+        offset = file.tell()
+        writer.write_record(response)
+        end = file.tell()
+        file.flush()  # a reader (reextract) may read the record while this file is still open
+        written = ArchiveRecord(self._name, offset, end - offset)
+        if end >= self.max_file_bytes:
+            self._close_file()
+        return written
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_file()
+
+    def _current(self) -> tuple[IO[bytes], WARCWriter]:
+        if self._file is None or self._pid != os.getpid():  # a forked child writes its own file
+            self._open_file()
+        assert self._file is not None
+        return self._file, WARCWriter(self._file, gzip=True)
+
+    def _open_file(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname()) or "host"
+        while True:
+            name = f"newsagg-{stamp}-{host}-{os.getpid()}-{next(_files):05d}{WARC_SUFFIX}"
+            try:
+                file = open(self.directory / name, "xb")  # noqa: SIM115 - kept open across writes
+                break
+            except FileExistsError:
+                continue
+        writer = WARCWriter(file, gzip=True)
+        writer.write_record(writer.create_warcinfo_record(name, {"software": "newsagg", "format": "WARC File Format 1.0"}))
+        self._file, self._name, self._pid = file, name, os.getpid()
+
+    def _close_file(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+
+def read_page(directory: Path, record: ArchiveRecord) -> ArchivedPage:
+    """The page a pointer names (``record.file`` is a name in ``directory``, or a path).
+
+    Raises:
+        ArchiveError: the file is gone, or the record is not a readable response.
+    """
+    path = directory / record.file
+    try:
+        with open(path, "rb") as file:
+            file.seek(record.offset)
+            data = file.read(record.length)
+        for item in ArchiveIterator(io.BytesIO(data)):
+            page = _page_of(item, max_bytes=None, types=None)
+            if isinstance(page, str):
+                raise ArchiveError(f"{path}@{record.offset}: {page}")
+            return page
+    except (OSError, ArchiveLoadFailed, zlib.error, EOFError) as exc:
+        raise ArchiveError(f"{path}@{record.offset}: {_one_line(exc)}") from None
+    raise ArchiveError(f"{path}@{record.offset}: no record there")
+
+
+class ArchiveError(Exception):
+    """An archived record cannot be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedRecord:
+    """One record of a WARC file: a page, or why it is not one (``skipped``), and where the next record starts."""
+
+    offset: int
+    end: int
+    page: ArchivedPage | None
+    skipped: str | None = None
+
+
+def scan_warc(
+    path: Path, start: int = 0, *, max_bytes: int, types: tuple[str, ...] = HTML_TYPES
+) -> Iterator[ScannedRecord]:
+    """Every record of a WARC file from ``start`` on, streamed: responses of media ``types`` as pages, the rest as reasons.
+
+    A record that is not an HTTP response, not a 200 of those types, larger than ``max_bytes``,
+    truncated or unreadable is yielded with the reason (``skipped``); after an unreadable
+    record, reading goes on at the next record found (the next gzip member, or the next
+    "WARC/1." line of an uncompressed file), so a damaged record costs that record.
+
+    Raises:
+        OSError: the file cannot be opened.
+        ArchiveError: the file is gzipped as a whole (its records cannot be read one by one).
+    """
+    with open(path, "rb") as file:
+        gzipped = file.read(3) == _GZIP_MAGIC
+        offset = _skip_blank_lines(file, start)  # an uncompressed record's end is followed by blank lines
+        while True:
+            file.seek(offset)
+            records = ArchiveIterator(file)
+            try:
+                for record in records:
+                    page = _page_of(record, max_bytes=max_bytes, types=types)
+                    records.read_to_end(record)
+                    if getattr(record.raw_stream, "limit", 0) > 0:  # the file ended before the record did
+                        page = "truncated record"
+                    at = records.get_record_offset()
+                    end = at + records.get_record_length()
+                    offset = end
+                    if isinstance(page, str):
+                        yield ScannedRecord(at, end, None, page)
+                    else:
+                        yield ScannedRecord(at, end, page)
+                return
+            except (ArchiveLoadFailed, zlib.error, EOFError, ValueError) as exc:
+                if "non-chunked gzip" in str(exc):
+                    raise ArchiveError(
+                        f"{path}: compressed as one gzip stream, not one gzip member per record "
+                        "(`warcio recompress` rewrites it so)"
+                    ) from None
+                following = _next_record(file, offset + 1, _GZIP_MAGIC if gzipped else _PLAIN_MAGIC)
+                end = following if following is not None else file.seek(0, io.SEEK_END)
+                yield ScannedRecord(offset, end, None, f"unreadable record: {_one_line(exc)}")
+                if following is None:
+                    return
+                offset = following
+
+
+def _page_of(record: Any, *, max_bytes: int | None, types: tuple[str, ...] | None) -> ArchivedPage | str:
+    """The page a record holds (of media ``types``; None: any), or why it holds none."""
+    kind = record.rec_type
+    if kind != "response":
+        return f"{kind} record"
+    url = record.rec_headers.get_header("WARC-Target-URI") or ""
+    if not url.startswith(("http://", "https://")) or record.http_headers is None:
+        return "not an HTTP response"
+    status = int(record.http_headers.get_statuscode() or 0)
+    if status != 200:
+        return f"HTTP status {status}"
+    content_type = record.http_headers.get_header("Content-Type")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if types is not None and media not in types:
+        return f"not a page (media type {media or 'none'})"
+    stream = record.content_stream()
+    body = stream.read() if max_bytes is None else stream.read(max_bytes + 1)
+    if max_bytes is not None and len(body) > max_bytes:
+        return f"larger than {max_bytes} bytes"
+    fetched_at = _warc_date(record.rec_headers.get_header("WARC-Date"))
+    if fetched_at is None:
+        return "no WARC-Date"
+    headers = {k.lower(): v for k, v in record.http_headers.headers}
+    return ArchivedPage(
+        Fetched(
+            requested_url=record.rec_headers.get_header(REQUESTED_URI) or url,
+            url=url,
+            status=status,
+            body=body,
+            content_type=content_type,
+            validators=Validators(etag=headers.get("etag"), last_modified=headers.get("last-modified")),
+            headers=headers,
+        ),
+        fetched_at,
+    )
+
+
+def _warc_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _skip_blank_lines(file: IO[bytes], offset: int) -> int:
+    file.seek(offset)
+    head = file.read(16)
+    return offset + len(head) - len(head.lstrip(b"\r\n"))
+
+
+def _next_record(file: IO[bytes], start: int, magic: bytes) -> int | None:
+    """Where the next record starts at or after ``start`` (its gzip member or its WARC line), None at the end."""
+    file.seek(start)
+    position, carry = start, b""
+    while chunk := file.read(1 << 16):
+        found = (carry + chunk).find(magic)
+        if found >= 0:
+            return position - len(carry) + found
+        carry = chunk[-(len(magic) - 1):]
+        position += len(chunk)
+    return None
+
+
+def _response_headers(fetched: Fetched) -> StatusAndHeaders:
+    reason = httpx.codes.get_reason_phrase(fetched.status) or "OK"
+    headers = [(k, v) for k, v in fetched.headers.items() if k.lower() not in _WIRE_HEADERS]
+    headers.append(("Content-Length", str(len(fetched.body))))
+    return StatusAndHeaders(f"{fetched.status} {reason}", headers, protocol="HTTP/1.1")
+
+
+def _request_headers(fetched: Fetched) -> StatusAndHeaders:
+    url = httpx.URL(fetched.url)
+    target = url.raw_path.decode("ascii", "replace") or "/"
+    headers = list(fetched.request_headers.items())
+    if not any(k.lower() == "host" for k, _ in headers):
+        headers.insert(0, ("Host", url.netloc.decode("ascii", "replace")))
+    return StatusAndHeaders(f"GET {target} HTTP/1.1", headers, is_http_request=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__).encode("ascii", "replace").decode()[:200]

@@ -1,0 +1,185 @@
+"""The raw page archive a run writes: WARC records of every page and feed, what the article rows point at,
+rotation, the off switch, retention."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from warcio.archiveiterator import ArchiveIterator
+
+from faultkit import Web, article_html, fault_settings, read_only, rss, write_feed_list
+from pipeline.archive import REQUESTED_URI, read_page
+from pipeline.maintenance import apply_retention
+from pipeline.models import ArchiveRecord
+from pipeline.runner import Pipeline
+from pipeline.settings import Settings
+from pipeline.storage.schema import articles
+
+PAGES = {
+    "/news/harbour-cranes": article_html("Harbour cranes stand still", "harbour"),
+    "/news/orchard-frost": article_html("Frost hits the orchards", "orchard"),
+}
+
+
+def _site(web: Web, tmp_path: Path, **overrides: object) -> Settings:
+    """A feed of three links, one of them redirected (301) to its page."""
+    tmp_path.mkdir(exist_ok=True)
+    for path, html in PAGES.items():
+        web.serve(path, html)
+    web.serve("/news/old-tunnel-link", "", status=301, Location="/news/tunnel-opens")
+    web.serve("/news/tunnel-opens", article_html("The tunnel opens", "tunnel"))
+    links = [web.url("/news/harbour-cranes"), web.url("/news/orchard-frost"), web.url("/news/old-tunnel-link")]
+    web.serve("/feed.xml", rss("Ledger", [(f"Story {n}", link, "A summary.") for n, link in enumerate(links)]),
+              "application/rss+xml")
+    return fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}),
+                          **overrides)
+
+
+def _records(directory: Path) -> list[dict[str, object]]:
+    found = []
+    for path in sorted(directory.glob("*.warc.gz")):
+        with open(path, "rb") as file:
+            for record in ArchiveIterator(file):
+                http = record.http_headers
+                found.append({
+                    "file": path.name,
+                    "type": record.rec_type,
+                    "uri": record.rec_headers.get_header("WARC-Target-URI"),
+                    "requested": record.rec_headers.get_header(REQUESTED_URI),
+                    "date": record.rec_headers.get_header("WARC-Date"),
+                    "concurrent": record.rec_headers.get_header("WARC-Concurrent-To"),
+                    "id": record.rec_headers.get_header("WARC-Record-ID"),
+                    "status": http.get_statuscode() if http is not None and record.rec_type == "response" else None,
+                    "http": dict(http.headers) if http is not None else {},
+                    "body": record.content_stream().read(),
+                })
+    return found
+
+
+def _pointers(settings: Settings) -> dict[str, ArchiveRecord | None]:
+    with Pipeline(settings) as pipeline, pipeline.store.engine.connect() as conn:
+        rows = conn.execute(sa.select(articles.c.url, articles.c.warc_file, articles.c.warc_offset,
+                                      articles.c.warc_length)).all()
+    return {r.url: ArchiveRecord(r.warc_file, r.warc_offset, r.warc_length) if r.warc_file else None for r in rows}
+
+
+def test_a_run_archives_every_page_and_feed_with_headers_final_url_and_time(web: Web, tmp_path: Path) -> None:
+    settings = _site(web, tmp_path)
+    before = datetime.now(UTC).replace(microsecond=0)
+    with Pipeline(settings) as pipeline:
+        report = pipeline.run()
+    after = datetime.now(UTC)
+    assert report.articles_added == 3
+
+    directory = settings.data_dir / "archive"
+    records = _records(directory)
+    assert len({r["file"] for r in records}) == 1  # one process, one file
+    assert records[0]["type"] == "warcinfo"
+    responses = {r["uri"]: r for r in records if r["type"] == "response"}
+    tunnel = web.url("/news/tunnel-opens")
+    assert set(responses) == {web.url("/feed.xml"), web.url("/news/harbour-cranes"), web.url("/news/orchard-frost"),
+                              tunnel}
+    # The final URL after the redirect is the record's target; the URL asked for is kept beside it.
+    assert responses[tunnel]["requested"] == web.url("/news/old-tunnel-link")
+    assert responses[web.url("/news/harbour-cranes")]["body"] == PAGES["/news/harbour-cranes"].encode()
+    feed = responses[web.url("/feed.xml")]
+    assert feed["status"] == "200" and feed["http"]["content-type"] == "application/rss+xml"
+    for response in responses.values():
+        fetched_at = datetime.fromisoformat(str(response["date"]).replace("Z", "+00:00"))
+        assert before <= fetched_at <= after
+    requests = [r for r in records if r["type"] == "request"]
+    assert {r["concurrent"] for r in requests} == {r["id"] for r in responses.values()}
+    tunnel_request = next(r for r in requests if r["concurrent"] == responses[tunnel]["id"])
+    assert tunnel_request["http"]["user-agent"] == settings.fetch.user_agent
+    assert tunnel_request["http"]["host"] == f"127.0.0.1:{web.port}"
+
+    # Each article row points at its page's response record, readable alone.
+    pointers = _pointers(settings)
+    entry = web.url("/news/old-tunnel-link")  # the article keeps the feed's URL
+    assert set(pointers) == {web.url("/news/harbour-cranes"), web.url("/news/orchard-frost"), entry}
+    for url, pointer in pointers.items():
+        assert pointer is not None
+        archived = read_page(directory, pointer)
+        assert archived.page.requested_url == url
+        assert before <= archived.fetched_at <= after
+    tunnel_page = read_page(directory, pointers[entry])  # type: ignore[arg-type]
+    assert tunnel_page.page.url == tunnel and b"The tunnel opens" in tunnel_page.page.body
+    # gzip per record: the pointed bytes are one whole gzip member.
+    pointer = pointers[web.url("/news/orchard-frost")]
+    assert pointer is not None
+    with open(directory / pointer.file, "rb") as file:
+        file.seek(pointer.offset)
+        record = gzip.decompress(file.read(pointer.length))
+    assert record.startswith(b"WARC/1.0\r\n") and b"\r\nWARC-Type: response\r\n" in record
+
+
+def test_files_rotate_by_size_and_every_pointer_still_reads(web: Web, tmp_path: Path) -> None:
+    settings = _site(web, tmp_path, archive={"max_file_bytes": 1024})
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+    directory = settings.data_dir / "archive"
+    files = sorted(directory.glob("*.warc.gz"))
+    assert len(files) == 4  # each document fills a file: feed + three pages
+    assert all(len([r for r in _records(directory) if r["file"] == f.name and r["type"] == "response"]) == 1
+               for f in files)
+    for url, pointer in _pointers(settings).items():
+        assert pointer is not None
+        assert read_page(directory, pointer).page.requested_url == url
+
+
+def test_the_archive_can_be_turned_off_or_moved(web: Web, tmp_path: Path) -> None:
+    off = _site(web, tmp_path / "off", archive={"enabled": False})
+    with Pipeline(off) as pipeline:
+        assert pipeline.run().articles_added == 3
+    assert not (off.data_dir / "archive").exists()
+    assert set(_pointers(off).values()) == {None}
+
+    elsewhere = tmp_path / "warcs"
+    moved = _site(web, tmp_path / "moved", archive={"directory": str(elsewhere)})
+    with Pipeline(moved) as pipeline:
+        pipeline.run()
+    assert not (moved.data_dir / "archive").exists()
+    assert len(list(elsewhere.glob("*.warc.gz"))) == 1
+    assert all(p is not None and read_page(elsewhere, p) for p in _pointers(moved).values())
+
+
+def test_retention_deletes_old_warc_files_and_the_pointers_into_them(web: Web, tmp_path: Path) -> None:
+    settings = _site(web, tmp_path, story_retention_days=30, archive={"max_file_bytes": 1024})
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+    directory = settings.data_dir / "archive"
+    pointers = _pointers(settings)
+    old_page = pointers[web.url("/news/harbour-cranes")]
+    assert old_page is not None
+    # The stories were last seen on 2 November (the feed's dates): retention on 30 November keeps them, and
+    # deletes a WARC file last written on 1 October, not those written on 29 November.
+    for path in directory.glob("*.warc.gz"):
+        day = datetime(2026, 10, 1, tzinfo=UTC) if path.name == old_page.file else datetime(2026, 11, 29, tzinfo=UTC)
+        os.utime(path, (day.timestamp(), day.timestamp()))
+
+    with Pipeline(settings) as pipeline:
+        result = apply_retention(pipeline.store, settings, now=datetime(2026, 11, 30, tzinfo=UTC))
+        assert result.stories_pruned == 0
+    assert result.archive_files_deleted == 1
+    assert not (directory / old_page.file).exists()
+    assert len(list(directory.glob("*.warc.gz"))) == 3
+    after = _pointers(settings)
+    assert after[web.url("/news/harbour-cranes")] is None  # the article stays, without its page
+    assert after[web.url("/news/orchard-frost")] == pointers[web.url("/news/orchard-frost")]
+
+
+def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_articles(
+    web: Web, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "warcs"
+    directory.mkdir()
+    settings = _site(web, tmp_path, archive={"directory": str(directory)})
+    with read_only(directory), Pipeline(settings) as pipeline:
+        assert pipeline.run().articles_added == 3
+    assert set(_pointers(settings).values()) == {None}
+    assert "cannot archive" in caplog.text
