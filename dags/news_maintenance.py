@@ -52,8 +52,9 @@ def _settings() -> Any:
 
 @task(multiple_outputs=False, execution_timeout=timedelta(hours=1), **NETWORK_RETRIES)
 def apply_retention() -> dict[str, Any]:
-    """Drop signatures older than the matching window; with `story_retention_days`, delete older
-    stories with their articles and deliver the deletions to the search index."""
+    """Drop signatures older than the matching window and forgotten outlet template blocks; with
+    `story_retention_days`, delete older stories with their articles and deliver the deletions
+    to the search index."""
     from pipeline import Pipeline
     from pipeline.maintenance import apply_retention
 
@@ -65,6 +66,7 @@ def apply_retention() -> dict[str, Any]:
         "signatures_dropped": result.signatures_dropped,
         "stories_pruned": result.stories_pruned,
         "articles_pruned": result.articles_pruned,
+        "template_blocks_forgotten": result.template_blocks_forgotten,
     }
 
 

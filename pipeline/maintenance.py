@@ -26,10 +26,11 @@ class RetentionResult:
     stories_pruned: int = 0
     articles_pruned: int = 0
     story_cutoff: datetime | None = None
+    template_blocks_forgotten: int = 0
 
 
 def apply_retention(store: Store, settings: Settings, now: datetime | None = None) -> RetentionResult:
-    """Drop signatures older than the matching window; prune stories past ``story_retention_days``.
+    """Drop signatures older than the matching window and forgotten template blocks; prune stories past ``story_retention_days``.
 
     Articles that left the window stay stored and searchable: they only stop being
     candidates for new matches. Stories (with their articles) are deleted only when
@@ -45,8 +46,10 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
     signature_cutoff = now - timedelta(days=window_days)
     dropped = store.drop_signatures_before(signature_cutoff)
     log.info("%d signatures older than %s left the matching window", dropped, signature_cutoff.isoformat())
+    forgotten = store.forget_template_blocks(now, settings.extraction.template_half_life_days)
+    log.info("%d outlet template blocks not seen again were forgotten", forgotten)
     if settings.story_retention_days is None:
-        return RetentionResult(dropped, signature_cutoff)
+        return RetentionResult(dropped, signature_cutoff, template_blocks_forgotten=forgotten)
     story_cutoff = now - timedelta(days=max(settings.story_retention_days, window_days))
     stories = articles = 0
     while True:
@@ -55,7 +58,7 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
             break
         stories, articles = stories + pruned_stories, articles + pruned_articles
     log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
-    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff)
+    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, forgotten)
 
 
 @dataclass(frozen=True, slots=True)

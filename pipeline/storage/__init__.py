@@ -8,13 +8,14 @@ be run again.
 One module per part of the state: ``schema`` (the tables), ``migrate`` (their
 revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds
 and the entry queue), ``articles`` (articles and clustering state), ``stories`` (stories
-and the outbox), ``runs``, ``domains`` (the per-domain request clock). ``Store`` is the
+and the outbox), ``runs``, ``domains`` (the per-domain request clock), ``templates`` (the outlets' template
+blocks). ``Store`` is the
 one object the stages use.
 """
 
 from __future__ import annotations
 
-from pipeline.storage.articles import ArticleStore
+from pipeline.storage.articles import ArticleStore, Revision
 from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.domains import DomainClockStore
 from pipeline.storage.feeds import FeedState, FeedStore, PendingEntry
@@ -30,6 +31,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStatus",
     "PendingEntry",
+    "Revision",
     "RunRecord",
     "Store",
     "schema_revision",
