@@ -22,7 +22,6 @@ This module is pure: the store keeps the counts (``pipeline.storage.templates``)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +33,6 @@ from pipeline.fetching.politeness import registrable_domain
 from pipeline.settings import ExtractionSettings
 from pipeline.urls import link_of
 
-_DIGITS = re.compile(r"\d+")
 #: A block larger than this share of the text is the article itself, never a template.
 MOST_OF_TEXT = 0.5
 # Decay over the hours between one run's batches must not keep a block seen on exactly N
@@ -85,9 +83,12 @@ def blocks(text: str) -> list[str]:
 
 
 def fingerprint(block: str) -> int:
-    """A signed 64-bit fingerprint of a block, blind to case, spacing and numbers ("3 min read", dates)."""
-    normal = _DIGITS.sub("0", " ".join(block.casefold().split()))
-    value = xxhash.xxh3_64_intdigest(normal.encode())
+    """A signed 64-bit fingerprint of a block, blind to case and spacing.
+
+    Not to numbers: a daily market report repeats its sentences with new figures,
+    and those figures are its news.
+    """
+    value = xxhash.xxh3_64_intdigest(" ".join(block.casefold().split()).encode())
     return value - (1 << 64) if value >= 1 << 63 else value  # fits a BIGINT column
 
 

@@ -35,7 +35,7 @@ def test_a_box_every_page_of_a_site_carries_is_stripped_after_n_articles(
         items.append((f"The {topic} story", web.url(path), "A summary."))
     web.serve("/feed.xml", rss("Ledger", items), "application/rss+xml")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
-    settings = fault_settings(web, tmp_path, feeds, extraction={"batch_size": 3}  # template_min_articles: 5 (default))
+    settings = fault_settings(web, tmp_path, feeds, extraction={"batch_size": 3})  # template_min_articles 5
 
     with Pipeline(settings) as pipeline:
         report = pipeline.run()
