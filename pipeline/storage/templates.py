@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 import xxhash
@@ -33,33 +35,41 @@ class TemplateStore(StoreBase):
             key = xxhash.xxh32_intdigest(f"{site.domain}\n{site.outlet}".encode()) - (1 << 31)
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SITE_LOCK_CLASS, key)))
 
-    @staticmethod
-    def _known_blocks(conn: Connection, site: Site, fingerprints: Collection[int]) -> dict[int, KnownBlock]:
-        if not fingerprints:
-            return {}
-        query = sa.select(template_blocks).where(
-            template_blocks.c.domain == site.domain,
-            template_blocks.c.outlet == site.outlet,
-            template_blocks.c.fingerprint.in_(list(fingerprints)),
+    # Statements built once per store: building them cost more than running them.
+    @cached_property
+    def _known_query(self) -> sa.Select[Any]:
+        return sa.select(template_blocks).where(
+            template_blocks.c.domain == sa.bindparam("domain"),
+            template_blocks.c.outlet == sa.bindparam("outlet"),
+            template_blocks.c.fingerprint.in_(sa.bindparam("fingerprints", expanding=True)),
         )
-        return {
-            row.fingerprint: KnownBlock(weight=row.weight, articles=row.articles, last_seen=row.last_seen)
-            for row in conn.execute(query)
-        }
 
-    def _save_blocks(self, conn: Connection, site: Site, blocks: Mapping[int, KnownBlock]) -> None:
-        if not blocks:
-            return
+    @cached_property
+    def _upsert_blocks(self) -> Any:
         stmt = self._insert(template_blocks)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["domain", "outlet", "fingerprint"],
             set_={name: stmt.excluded[name] for name in ("weight", "articles", "last_seen")},
         )
-        conn.execute(stmt, [
-            {"domain": site.domain, "outlet": site.outlet, "fingerprint": fp, "weight": b.weight,
-             "articles": b.articles, "last_seen": b.last_seen}
-            for fp, b in blocks.items()
-        ])
+
+    def _known_blocks(self, conn: Connection, site: Site, fingerprints: Collection[int]) -> dict[int, KnownBlock]:
+        if not fingerprints:
+            return {}
+        rows = conn.execute(
+            self._known_query, {"domain": site.domain, "outlet": site.outlet, "fingerprints": list(fingerprints)}
+        )
+        return {
+            row.fingerprint: KnownBlock(weight=row.weight, articles=row.articles, last_seen=row.last_seen)
+            for row in rows
+        }
+
+    def _save_blocks(self, conn: Connection, site: Site, blocks: Mapping[int, KnownBlock]) -> None:
+        if blocks:
+            conn.execute(self._upsert_blocks, [
+                {"domain": site.domain, "outlet": site.outlet, "fingerprint": fp, "weight": b.weight,
+                 "articles": b.articles, "last_seen": b.last_seen}
+                for fp, b in blocks.items()
+            ])
 
     def forget_template_blocks(self, now: datetime, half_life_days: float) -> int:
         """Delete the blocks whose decayed count fell below ``FORGET_BELOW``; returns how many.
