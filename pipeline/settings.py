@@ -161,9 +161,9 @@ class ExtractionSettings(_MasksCredentials, BaseModel):
     template_min_articles: int = Field(
         5,
         ge=0,
-        description="A paragraph found on this many distinct articles of one site (registrable domain) is the "
-        "site's boilerplate (a newsletter box, a teaser, a credit line) and is stripped from its later articles; "
-        "0 turns template learning off.",
+        description="A paragraph found on this many distinct articles of one outlet (its feed's name on one "
+        "registrable domain) is the outlet's boilerplate (a newsletter box, a teaser, a credit line) and is "
+        "stripped from its later articles; 0 turns template learning off.",
     )
     template_half_life_days: float = Field(
         30.0,

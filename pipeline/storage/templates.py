@@ -18,8 +18,6 @@ from pipeline.templates import KnownBlock, Site
 # PostgreSQL advisory lock class of an outlet's template counts ("newsag" 04, see base._LOCKS);
 # the hash of its key is the object id.
 _SITE_LOCK_CLASS = 0x6E650004
-#: The count below which a block is forgotten (pruned from the store).
-FORGET_BELOW = 0.5
 
 
 class TemplateStore(StoreBase):
@@ -72,7 +70,7 @@ class TemplateStore(StoreBase):
             ])
 
     def forget_template_blocks(self, now: datetime, half_life_days: float) -> int:
-        """Delete the blocks whose decayed count fell below ``FORGET_BELOW``; returns how many.
+        """Delete the blocks whose decayed count fell below half an article; returns how many.
 
         A count in [2^(k-1), 2^k) falls below it after at most k+1 half-lives: one
         statement per such band, each deleting what is surely forgotten.
@@ -83,10 +81,8 @@ class TemplateStore(StoreBase):
             heaviest = conn.execute(sa.select(sa.func.max(template_blocks.c.weight))).scalar() or 0.0
             k = 1
             while 2.0 ** (k - 1) <= heaviest:
-                band = [template_blocks.c.weight < 2.0 ** k] + ([template_blocks.c.weight >= 2.0 ** (k - 1)] if k > 1 else [])
+                band = (template_blocks.c.weight >= (2.0 ** (k - 1) if k > 1 else 0.0), template_blocks.c.weight < 2.0 ** k)
                 cutoff = now - (k + 1) * half_life
-                deleted += int(conn.execute(
-                    template_blocks.delete().where(*band, template_blocks.c.last_seen < cutoff)
-                ).rowcount)
+                deleted += int(conn.execute(template_blocks.delete().where(*band, template_blocks.c.last_seen < cutoff)).rowcount)
                 k += 1
         return deleted
