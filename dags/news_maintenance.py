@@ -66,7 +66,6 @@ def apply_retention() -> dict[str, Any]:
         "signatures_dropped": result.signatures_dropped,
         "stories_pruned": result.stories_pruned,
         "articles_pruned": result.articles_pruned,
-        "template_blocks_forgotten": result.template_blocks_forgotten,
     }
 
 

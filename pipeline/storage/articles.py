@@ -64,7 +64,7 @@ class ArticleStore(TemplateStore):
 
         With ``templates`` (the extraction settings), the blocks of its outlet's template
         are stripped from its text first and, when it is a new article, its blocks are
-        counted for its registrable domain (``pipeline.templates``), in the same
+        counted for its outlet (``pipeline.templates``), in the same
         transaction. ``validators`` are the page's, kept on the entry for the
         conditional GET of a later revisit.
 
