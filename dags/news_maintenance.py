@@ -54,8 +54,9 @@ def _settings() -> Any:
 
 @task(multiple_outputs=False, execution_timeout=timedelta(hours=1), **NETWORK_RETRIES)
 def apply_retention() -> dict[str, Any]:
-    """Drop signatures older than the matching window; with `story_retention_days`, delete older
-    stories with their articles and deliver the deletions to the search index; forget the politeness
+    """Drop signatures older than the matching window and forgotten outlet template blocks; with
+    `story_retention_days`, delete older stories with their articles (and the archive's WARC files
+    last written before them) and deliver the deletions to the search index; forget the politeness
     clocks of domains not contacted for a day."""
     from pipeline import Pipeline
     from pipeline.maintenance import apply_retention

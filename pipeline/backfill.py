@@ -151,10 +151,10 @@ def reextract(
                     continue
                 # What identifies the article and where it came from stays; what extraction decides may change.
                 new = replace(new, id=old.id, url=old.url, feed_id=old.feed_id, outlet=old.outlet, tags=old.tags)
-                if new != old:
+                if pipeline.store.without_template(new, settings.extraction) != old:
                     changed.append(new)
             with pipeline.store.exclusive("clusters"):  # not while a clustering pass works on these clusters
-                pipeline.store.replace_articles(changed)
+                pipeline.store.replace_articles(changed, settings.extraction)
             report.examined += len(batch)
             report.changed += len(changed)
             bar.update(len(batch))
@@ -324,7 +324,7 @@ def _import_batch(
             continue
         article = replace(article, feed_id=None)  # no feed: a page from a WARC file
         report.articles_added += pipeline.store.save_article(
-            article, archived=ArchiveRecord(where, record.offset, record.end - record.offset)
+            article, templates=settings.extraction, archived=ArchiveRecord(where, record.offset, record.end - record.offset)
         )
 
 

@@ -286,6 +286,9 @@ def _credit_line(credit: AgencyCredit) -> str:
 
 
 def _cmd_articles_show(args: argparse.Namespace) -> int:
+    from textwrap import shorten
+
+    from pipeline.templates import site_of
     from pipeline.urls import article_id, canonicalize, link_of
 
     key = args.key
@@ -296,10 +299,13 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
     with _store(_settings(args)) as store:
         article = store.articles_by_id([key]).get(key)
         member = store.membership(key) if article else None
+        stripped = store.stripped_blocks(key) if article else []
+        revisions = store.article_revisions(key) if article else []
     if article is None:
         raise NewsaggError(f"no article {args.key!r} (an article id or URL; see `newsagg clusters show`)")
     if args.json:
-        _print_json({"article": article, "cluster_id": member.cluster_id if member else None})
+        _print_json({"article": article, "cluster_id": member.cluster_id if member else None,
+                     "template_stripped": stripped, "revisions": revisions})
         return EXIT_OK
     print(f"{article.title}  [{article.id}]")
     print(f"  {article.outlet} · {link_of(article.url) or '(no link)'}")
@@ -310,6 +316,16 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
     print(f"  text from {article.text_source.value}{reason}, {len(article.text)} characters")
     print(f"  {_credit_line(article.credit) if article.credit else 'credits no wire agency'}")
     print(f"  cluster {member.cluster_id if member else '(not clustered yet)'}")
+    site = site_of(article.url, article.outlet)
+    for block in stripped:
+        where = f"{site.outlet} on {site.domain}" if site else article.outlet
+        print(f"  stripped as the template of {where} (on {block.articles} of its articles): "
+              f"{shorten(block.text, 100, placeholder='…')}")
+    if revisions:
+        print(f"  {len(revisions)} revisions:")
+    for revision in revisions:
+        print(f"    {revision.revision}. {revision.fetched_at:%Y-%m-%d %H:%M} {revision.reason}: "
+              f"{shorten(revision.title, 60, placeholder='…')} ({len(revision.text)} characters)")
     return EXIT_OK
 
 
@@ -895,7 +911,10 @@ def _parser() -> argparse.ArgumentParser:
     articles = commands.add_parser("articles", parents=[common], help="inspect stored articles")
     article_commands = articles.add_subparsers(required=True, metavar="SUBCOMMAND")
     article_show = article_commands.add_parser(
-        "show", parents=[common], help="one article: metadata, where its text came from, the agency it credits"
+        "show",
+        parents=[common],
+        help="one article: metadata, where its text came from, the agency it credits, the outlet template blocks "
+        "stripped from it, its revisions",
     )
     article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
     article_show.add_argument("--json", action="store_true")

@@ -30,6 +30,7 @@ class RetentionResult:
     story_cutoff: datetime | None = None
     domain_clocks_pruned: int = 0
     archive_files_deleted: int = 0
+    template_blocks_forgotten: int = 0
 
 
 #: A domain's politeness clock is forgotten this long after its last request slot.
@@ -37,7 +38,7 @@ DOMAIN_CLOCK_RETENTION = timedelta(days=1)
 
 
 def apply_retention(store: Store, settings: Settings, now: datetime | None = None) -> RetentionResult:
-    """Drop signatures older than the matching window; prune stories and archived pages past
+    """Drop signatures older than the matching window and forgotten template blocks; prune stories and archived pages past
     ``story_retention_days``; forget the politeness clocks of domains not contacted for a day.
 
     Articles that left the window stay stored and searchable: they only stop being
@@ -59,8 +60,10 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
     signature_cutoff = now - timedelta(days=window_days)
     dropped = store.drop_signatures_before(signature_cutoff)
     log.info("%d signatures older than %s left the matching window", dropped, signature_cutoff.isoformat())
+    forgotten = store.forget_template_blocks(now, settings.extraction.template_half_life_days)
+    log.info("%d outlet template blocks not seen again were forgotten", forgotten)
     if settings.story_retention_days is None:
-        return RetentionResult(dropped, signature_cutoff, domain_clocks_pruned=clocks)
+        return RetentionResult(dropped, signature_cutoff, domain_clocks_pruned=clocks, template_blocks_forgotten=forgotten)
     story_cutoff = now - timedelta(days=max(settings.story_retention_days, window_days))
     stories = articles = 0
     while True:
@@ -70,7 +73,7 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
         stories, articles = stories + pruned_stories, articles + pruned_articles
     log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
     files = _prune_archive(store, settings.resolved_archive_dir, story_cutoff)
-    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks, files)
+    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks, files, forgotten)
 
 
 def _prune_archive(store: Store, directory: Path, cutoff: datetime) -> int:

@@ -80,6 +80,7 @@ class FeedEntry:
     author: str | None = None
     published: datetime | None = None
     guid: str | None = None
+    updated: datetime | None = None  # the feed's update time of the entry: a later one is a correction
 
 
 @dataclass(frozen=True, slots=True)

@@ -494,7 +494,9 @@ class Pipeline:
         lease = self.settings.extraction.claim_lease
         renew_at = time.monotonic() + lease / 3
         urls = list(dict.fromkeys(p.entry.url for p in batch if link_of(p.entry.url)))
-        for url, result in fetcher.fetch_all(urls, robots=True, content_types=HTML_TYPES):
+        # A revisit (the feed entry was updated) asks for the page only if it changed since.
+        known = {p.entry.url: p.validators for p in batch if p.revisit}
+        for url, result in fetcher.fetch_all(urls, robots=True, content_types=HTML_TYPES, validators=known):
             if isinstance(result, FetchError):
                 errors[url] = result
             else:
@@ -513,8 +515,17 @@ class Pipeline:
         errors: dict[str, FetchError],
         archived: dict[str, ArchiveRecord],
     ) -> tuple[int, int, int]:
-        """Extract the batch's pages and store its articles; returns (added, failed, deferred)."""
+        """Extract the batch's pages and store its articles; returns (added, failed, deferred).
+
+        Each article is stored without its outlet's template blocks (``pipeline.templates``).
+        A revisit's page that did not change (304) closes its entry; one that did becomes a
+        new revision of its article when its text changed (``Store.revise_article``).
+        """
         by_url = {p.entry.url: p for p in batch}
+        for url in [u for u, page in pages.items() if page.not_modified]:
+            self.store.close_entry(url)
+            log.info("article page %s not modified since the last fetch", redact_url(url))
+            del by_url[url], pages[url]
         urls = list(pages)
         bodies = [(u, pages[u].body, pages[u].content_type) for u in urls]
         extracted = dict(zip(urls, extract_pages(bodies, self.settings.extraction.workers)))
@@ -544,7 +555,20 @@ class Pipeline:
                 self.store.record_entry_failure(url, str(exc), final=True)
                 failed += 1
                 continue
-            added += self.store.save_article(article, entry_url=url, archived=archived.get(url))
+            page = pages.get(url)
+            validators = page.validators if page is not None else None
+            if not pending.revisit:
+                added += self.store.save_article(
+                    article, entry_url=url, templates=self.settings.extraction, validators=validators,
+                    archived=archived.get(url),
+                )
+                continue
+            updated = pending.entry.updated.isoformat() if pending.entry.updated else "unknown"
+            if self.store.revise_article(
+                article, url, reason=f"feed entry updated {updated}", templates=self.settings.extraction,
+                validators=validators,
+            ):
+                log.info("article %s: its text changed, stored as a new revision", article.url)
         return added, failed, deferred
 
     # -- clustering and stories ----------------------------------------------------------

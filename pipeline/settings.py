@@ -171,6 +171,26 @@ class ExtractionSettings(_MasksCredentials, BaseModel):
         "while it works on them. A killed worker's pages are taken by the next run once the lease ends (at once "
         "on the same machine, where the next run sees the process is gone).",
     )
+    template_min_articles: int = Field(
+        5,
+        ge=0,
+        description="A paragraph found on this many distinct articles of one outlet (its feed's name on one "
+        "registrable domain) is the outlet's boilerplate (a newsletter box, a teaser, a credit line) and is "
+        "stripped from its later articles; 0 turns template learning off.",
+    )
+    template_half_life_days: float = Field(
+        30.0,
+        gt=0,
+        description="The count of articles a paragraph appeared on halves every this many days it is not seen "
+        "again, so boilerplate a site dropped is forgotten.",
+    )
+    template_min_kept: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of its text an article keeps at least: a page that is mostly known paragraphs (a story "
+        "run again under a new URL) loses none.",
+    )
 
 
 class ArchiveSettings(_MasksCredentials, BaseModel):

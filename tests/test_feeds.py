@@ -886,3 +886,19 @@ def test_write_feed_list_into_new_directory(tmp_path: Path) -> None:
     feeds = [FeedSource(id="a", name="A", url="https://a.example/f", poll_interval=600, language="de")]
     write_feed_list(target, feeds)
     assert load_feed_list(target) == feeds
+
+
+def test_entries_carry_the_feed_update_time_and_an_implausible_one_is_dropped() -> None:
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title>'
+        '<entry><title>A</title><link href="https://x.example/a"/><published>2024-11-01T08:00:00Z</published>'
+        "<updated>2024-11-01T10:30:00Z</updated></entry>"
+        '<entry><title>B</title><link href="https://x.example/b"/><updated>2091-01-01T00:00:00Z</updated></entry></feed>'
+    )
+    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": [
+        {"id": "1", "url": "https://x.example/c", "content_text": "c", "date_published": "2024-11-01T08:00:00Z",
+         "date_modified": "2024-11-01T11:00:00Z"}]})
+    a, b = parse(atom, "application/atom+xml").entries
+    (c,) = parse(json_feed, "application/feed+json").entries
+    assert a.updated == datetime(2024, 11, 1, 10, 30, tzinfo=UTC) and b.updated is None
+    assert c.updated == datetime(2024, 11, 1, 11, 0, tzinfo=UTC)

@@ -55,6 +55,7 @@ class _RawEntry:
     content: str | None
     author: str | None
     published: datetime | None
+    updated: datetime | None = None  # when the publisher last changed the entry (a correction)
 
 
 def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: datetime | None = None) -> ParsedFeed:
@@ -197,6 +198,7 @@ def _raw_from_feedparser(entry: object) -> _RawEntry:
         content=html_to_text(content_html) or None,
         author=_one_line(author) if isinstance(author, str) and author.strip() else None,
         published=published,
+        updated=_from_struct_time(_field(entry, "updated_parsed")),
     )
 
 
@@ -246,6 +248,7 @@ def _read_json_feed(
                 content=content or None,
                 author=_json_authors(item) or feed_author,
                 published=published,
+                updated=_parse_iso(_json_str(item.get("date_modified"))),
             )
         )
     title = _one_line(_json_str(document.get("title")) or "") or None
@@ -308,6 +311,8 @@ def _clean_entries(
                 author=raw.author,
                 published=published,
                 guid=raw.guid,
+                # An implausible update time would queue the page again at every poll: not used.
+                updated=raw.updated if raw.updated and EARLIEST_DATE <= raw.updated <= now + FUTURE_TOLERANCE else None,
             )
         )
     if linkless or skipped or duplicates or bad_dates:

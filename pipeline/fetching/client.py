@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timezone
 from types import TracebackType
@@ -186,8 +186,11 @@ class Fetcher:
         *,
         robots: bool = False,
         content_types: tuple[str, ...] | None = None,
+        validators: Mapping[str, Validators] | None = None,
     ) -> Iterator[tuple[str, Fetched | FetchError]]:
         """Fetch many URLs in ``concurrency`` threads; yield (url, result or error) as each completes.
+
+        A URL with ``validators`` is fetched conditionally (a 304 when unchanged).
 
         URLs are interleaved by registrable domain so one large site does not occupy
         every worker while others wait. Closing the iterator early cancels what has
@@ -200,7 +203,9 @@ class Fetcher:
             try:
                 while True:
                     for url in queue:
-                        futures[pool.submit(self.fetch, url, robots=robots, content_types=content_types)] = url
+                        known = (validators or {}).get(url)
+                        futures[pool.submit(self.fetch, url, robots=robots, content_types=content_types,
+                                            validators=known)] = url
                         if len(futures) >= window:
                             break
                     if not futures:

@@ -9,13 +9,14 @@ One module per part of the state: ``schema`` (the tables), ``migrate`` (their
 revisions, in ``migrations/``), ``base`` (connection, transactions, locks), ``feeds`` (feeds
 and the entry queue), ``articles`` (articles and clustering state), ``stories`` (stories
 and the outbox), ``runs``, ``domains`` (the per-domain request clock), ``counts`` (what
-the store holds, for metrics), ``imports`` (how far each WARC import got). ``Store`` is the
+the store holds, for metrics), ``imports`` (how far each WARC import got), ``templates`` (the
+outlets' template blocks). ``Store`` is the
 one object the stages use.
 """
 
 from __future__ import annotations
 
-from pipeline.storage.articles import ArticleStore
+from pipeline.storage.articles import ArticleStore, Revision
 from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.counts import CountStore, StoreCounts
 from pipeline.storage.domains import DomainClockStore
@@ -42,6 +43,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStatus",
     "PendingEntry",
+    "Revision",
     "RunRecord",
     "Store",
     "StoreCounts",

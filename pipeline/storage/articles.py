@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.models import AgencyCredit, ArchiveRecord, Article, Assignment, Membership, Signature, TextSource
-from pipeline.storage.base import StoreBase, chunks
+from pipeline.models import (
+    AgencyCredit,
+    ArchiveRecord,
+    Article,
+    Assignment,
+    Membership,
+    Signature,
+    TextSource,
+    Validators,
+)
+from pipeline.settings import ExtractionSettings
+from pipeline.storage.base import chunks
 from pipeline.storage.schema import (
     UTCDateTime,
+    article_revisions,
     articles,
     cluster_aliases,
     dirty_clusters,
@@ -20,34 +32,184 @@ from pipeline.storage.schema import (
     memberships,
     signatures,
 )
+from pipeline.storage.templates import TemplateStore
+from pipeline.templates import (
+    KnownBlock,
+    Site,
+    StrippedBlock,
+    blocks,
+    fingerprint,
+    learned,
+    same_content,
+    site_of,
+    strip,
+    template_fingerprints,
+)
 
 
-class ArticleStore(StoreBase):
-    """Articles, and what clustering needs to resume and records."""
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One text of a corrected article, as `newsagg articles show` lists it."""
+
+    revision: int
+    title: str
+    text: str
+    fetched_at: datetime
+    reason: str
+
+
+class ArticleStore(TemplateStore):
+    """Articles, their revisions, and what clustering needs to resume and records."""
 
     def save_article(
-        self, article: Article, entry_url: str | None = None, archived: ArchiveRecord | None = None
+        self,
+        article: Article,
+        entry_url: str | None = None,
+        *,
+        templates: ExtractionSettings | None = None,
+        validators: Validators | None = None,
+        archived: ArchiveRecord | None = None,
     ) -> bool:
         """Store an article and close its feed entry, ``entry_url`` (default: the article's URL).
 
-        ``archived`` is where its page is in the WARC archive. Returns False when the article
-        was already stored: another entry's page named the same canonical URL
-        (extraction.build_article), or this entry was extracted before.
+        With ``templates`` (the extraction settings), the blocks of its outlet's template
+        are stripped from its text first and, when it is a new article, its blocks are
+        counted for its outlet (``pipeline.templates``), in the same
+        transaction. ``validators`` are the page's, kept on the entry for the
+        conditional GET of a later revisit. ``archived`` is where its page is in the WARC archive.
+
+        Returns False when the article was already stored: another entry's page named the
+        same canonical URL (extraction.build_article), or this entry was extracted before.
         """
         with self._tx(f"article {article.url}") as conn:
-            stmt = self._insert(articles).values(
-                id=article.id,
-                url=article.url,
-                feed_id=article.feed_id,
-                outlet=article.outlet,
-                warc_file=archived.file if archived else None,
-                warc_offset=archived.offset if archived else None,
-                warc_length=archived.length if archived else None,
-                **_content(article),
-            )
-            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
-            conn.execute(entries.update().where(entries.c.url == (entry_url or article.url)).values(state="done"))
+            added = self._insert_article(conn, article, templates, archived)
+            self._close_entry(conn, entry_url or article.url, validators)
         return added
+
+    def _insert_article(
+        self, conn: Connection, article: Article, templates: ExtractionSettings | None,
+        archived: ArchiveRecord | None = None,
+    ) -> bool:
+        site, known = self._template_of(conn, article, templates, [])
+        text, stripped = _stripped(article, site, known, templates)
+        stmt = self._insert(articles).values(
+            id=article.id,
+            url=article.url,
+            feed_id=article.feed_id,
+            outlet=article.outlet,
+            arrived_at=article.arrival_key[0],
+            published=article.published,
+            warc_file=archived.file if archived else None,
+            warc_offset=archived.offset if archived else None,
+            warc_length=archived.length if archived else None,
+            **_content(article, text, stripped),
+        )
+        added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
+        if added and templates is not None and site is not None:
+            # Counted once per distinct article: a page fetched again (or another link to it) adds nothing.
+            self._save_blocks(conn, site, learned(article.text, known, article.fetched_at, templates))
+        return added
+
+    def revise_article(
+        self,
+        article: Article,
+        entry_url: str,
+        *,
+        reason: str,
+        templates: ExtractionSettings | None = None,
+        validators: Validators | None = None,
+    ) -> bool:
+        """Store a fetched-again article's text as its new revision, if it changed; returns whether it did.
+
+        The article row takes the new text, title and page metadata (its arrival and
+        publication time stay); every revision is kept in ``article_revisions`` (the
+        first correction also records the text it replaces as revision 1). Its
+        signature and membership go, and its cluster is marked for rebuilding, so the
+        next clustering signs the new text and the story shows it. A text that differs
+        only in its outlet's template blocks is no revision. An article no longer
+        stored is stored anew (``save_article``).
+        """
+        with self._tx(f"article {article.url}") as conn:
+            stored = conn.execute(
+                sa.select(articles.c.title, articles.c.text, articles.c.fetched_at)
+                .where(articles.c.id == article.id)
+                .with_for_update()
+            ).first()
+            if stored is None:
+                revised = self._insert_article(conn, article, templates)
+            else:
+                revised = self._revise(conn, article, stored, reason, templates)
+            self._close_entry(conn, entry_url, validators)
+        return revised
+
+    def _revise(
+        self, conn: Connection, article: Article, stored: Any, reason: str, templates: ExtractionSettings | None
+    ) -> bool:
+        site, known = self._template_of(conn, article, templates, blocks(stored.text))
+        template = template_fingerprints(known, article.fetched_at, templates) if templates and site else set()
+        if same_content(stored.text, article.text, template):
+            return False
+        text, stripped = _stripped(article, site, known, templates)
+        latest = conn.execute(
+            sa.select(sa.func.max(article_revisions.c.revision)).where(article_revisions.c.article_id == article.id)
+        ).scalar() or 0
+        rows = [] if latest else [{"revision": 1, "title": stored.title, "text": stored.text,
+                                   "fetched_at": stored.fetched_at, "reason": "first version"}]
+        rows.append({"revision": max(latest, 1) + 1, "title": article.title, "text": text,
+                     "fetched_at": article.fetched_at, "reason": reason})
+        conn.execute(article_revisions.insert(), [{"article_id": article.id, **row} for row in rows])
+        conn.execute(articles.update().where(articles.c.id == article.id).values(**_content(article, text, stripped)))
+        # Clustered again from the new text: the story it joins (or leaves) is rebuilt.
+        cluster_id = conn.execute(
+            sa.select(memberships.c.cluster_id).where(memberships.c.article_id == article.id)
+        ).scalar()
+        conn.execute(signatures.delete().where(signatures.c.article_id == article.id))
+        conn.execute(memberships.delete().where(memberships.c.article_id == article.id))
+        if cluster_id is not None:
+            conn.execute(self._insert(dirty_clusters).values(cluster_id=cluster_id).on_conflict_do_nothing())
+        return True
+
+    def close_entry(self, entry_url: str) -> None:
+        """Mark an entry done with nothing to store (its page was not modified since the last fetch)."""
+        with self._tx(f"entry {entry_url}") as conn:
+            self._close_entry(conn, entry_url, None)
+
+    @staticmethod
+    def _close_entry(conn: Connection, entry_url: str, validators: Validators | None) -> None:
+        done: dict[str, Any] = {"state": "done", "revisit": False, "lease_until": None}
+        if validators is not None:
+            done |= {"etag": validators.etag, "last_modified": validators.last_modified}
+        conn.execute(entries.update().where(entries.c.url == entry_url).values(**done))
+
+    def _template_of(
+        self, conn: Connection, article: Article, templates: ExtractionSettings | None, others: Sequence[str]
+    ) -> tuple[Site | None, dict[int, KnownBlock]]:
+        """The article's site (locked for its template counts) and what is known of its blocks and ``others``."""
+        enabled = templates is not None and templates.template_min_articles > 0
+        site = site_of(article.url, article.outlet) if enabled else None
+        if site is None:
+            return None, {}
+        self._lock_site(conn, site)
+        wanted = {fingerprint(b) for b in [*blocks(article.text), *others]}
+        return site, self._known_blocks(conn, site, wanted)
+
+    def stripped_blocks(self, article_id: str) -> list[StrippedBlock]:
+        """The template blocks taken out of an article's text, with on how many articles each recurred."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(articles.c.template_stripped).where(articles.c.id == article_id)).scalar()
+        return [StrippedBlock(text=b["text"], articles=b["articles"]) for b in value or ()]
+
+    def article_revisions(self, article_id: str) -> list[Revision]:
+        """The revisions of a corrected article, oldest first (none for an article never corrected)."""
+        query = (
+            sa.select(article_revisions)
+            .where(article_revisions.c.article_id == article_id)
+            .order_by(article_revisions.c.revision)
+        )
+        with self.engine.connect() as conn:
+            return [
+                Revision(row.revision, row.title, row.text, row.fetched_at, row.reason) for row in conn.execute(query)
+            ]
 
     def archived_articles(
         self, since: datetime | None = None, outlet: str | None = None, chunk: int = 200
@@ -67,8 +229,19 @@ class ArticleStore(StoreBase):
         if batch:
             yield batch
 
-    def replace_articles(self, changed: Sequence[Article]) -> int:
+    def without_template(self, article: Article, templates: ExtractionSettings) -> Article:
+        """The article as it would be stored now: its outlet's template blocks stripped (nothing learned)."""
+        site = site_of(article.url, article.outlet) if templates.template_min_articles > 0 else None
+        if site is None:
+            return article
+        with self.engine.connect() as conn:
+            known = self._known_blocks(conn, site, {fingerprint(b) for b in blocks(article.text)})
+        return replace(article, text=_stripped(article, site, known, templates)[0])
+
+    def replace_articles(self, changed: Sequence[Article], templates: ExtractionSettings | None = None) -> int:
         """Store new content for these articles (re-extracted) and have their clusters formed anew; returns the clusters.
+
+        Their outlet's template blocks are stripped as when they were first stored.
 
         Every member of a changed article's cluster loses its membership and signature and
         the cluster is marked for rebuilding, so the next clustering pass assigns them
@@ -79,9 +252,11 @@ class ArticleStore(StoreBase):
             return 0
         with self._tx("re-extracted articles") as conn:
             for article in changed:
-                conn.execute(
-                    articles.update().where(articles.c.id == article.id).values(**_content(article))
-                )
+                site, known = self._template_of(conn, article, templates, [])
+                text, stripped = _stripped(article, site, known, templates)
+                conn.execute(articles.update().where(articles.c.id == article.id).values(
+                    published=article.published, **_content(article, text, stripped)
+                ))
             clusters: set[str] = set()
             for chunk in chunks([a.id for a in changed], 500):
                 clusters.update(conn.execute(
@@ -270,16 +445,22 @@ class ArticleStore(StoreBase):
         with self._tx() as conn:
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
 
+def _stripped(
+    article: Article, site: Site | None, known: dict[int, KnownBlock], templates: ExtractionSettings | None
+) -> tuple[str, list[StrippedBlock]]:
+    """The article's text without its outlet's template blocks, and what was taken out."""
+    if templates is None or site is None:
+        return article.text, []
+    return strip(article.text, known, article.fetched_at, templates)
 
-def _content(article: Article) -> dict[str, Any]:
-    """The columns extraction decides (re-extraction replaces them)."""
+
+def _content(article: Article, text: str, stripped: Sequence[StrippedBlock]) -> dict[str, Any]:
+    """The article's columns that a revision replaces, with ``text`` as its text."""
     return {
         "title": article.title,
-        "text": article.text,
+        "text": text,
         "author": article.author,
-        "published": article.published,
         "fetched_at": article.fetched_at,
-        "arrived_at": article.arrival_key[0],
         "language": article.language,
         "text_source": article.text_source.value,
         "text_source_reason": article.text_source_reason,
@@ -292,6 +473,7 @@ def _content(article: Article) -> dict[str, Any]:
         "page_modified": article.page_modified,
         "feed_published": article.feed_published,
         "paywalled": article.paywalled,
+        "template_stripped": [{"text": b.text, "articles": b.articles} for b in stripped] or None,
     }
 
 

@@ -68,6 +68,8 @@ class PendingEntry:
     attempts: int
     language: str | None = None  # the feed's declared language and tags (feeds.yaml)
     tags: tuple[str, ...] = ()
+    revisit: bool = False  # fetched before; queued again because its feed entry was updated
+    validators: Validators = Validators()  # of the page's last fetch, for a revisit's conditional GET
 
 
 class FeedStore(StoreBase):
@@ -207,15 +209,37 @@ class FeedStore(StoreBase):
     ) -> int:
         """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new.
 
-        The feed's failure count, score and streak are reset; ``learned_interval`` (when
-        given) replaces the learned polling interval; a poll that found new entries is
-        remembered as the last one that did; ``attempt`` is the scheduled poll's key;
-        ``high_water`` (when given) becomes a sitemap's high-water mark.
+        An entry already fetched whose feed update time (``FeedEntry.updated``) is later
+        than the one stored is queued again as a revisit: its page is fetched again
+        (conditionally) and a changed text becomes a new revision of its article
+        (``ArticleStore.revise_article``). The feed's failure count, score and streak are
+        reset; ``learned_interval`` (when given) replaces the learned polling interval; a
+        poll that found new entries is remembered as the last one that did; ``attempt`` is
+        the scheduled poll's key; ``high_water`` (when given) becomes a sitemap's high-water mark.
         """
         with self._tx(f"the entries of feed {feed_id}") as conn:
             added = 0
             # One statement for every entry: building a statement per row cost more than running it.
             insert = self._insert(entries).on_conflict_do_nothing(index_elements=["url"])
+            # A known entry updated since: the time recorded, and one already fetched queued again.
+            # An entry stored before update times were kept (NULL) only records it.
+            fetched_before = sa.and_(entries.c.updated.is_not(None), entries.c.state == "done")
+            revisit = (
+                entries.update()
+                .where(
+                    entries.c.url == sa.bindparam("entry_url"),
+                    sa.or_(entries.c.updated.is_(None), entries.c.updated < sa.bindparam("new_updated", type_=UTCDateTime())),
+                )
+                .values(
+                    updated=sa.bindparam("new_updated", type_=UTCDateTime()),
+                    revisit=sa.or_(entries.c.revisit, fetched_before),
+                    state=sa.case((fetched_before, "pending"), else_=entries.c.state),
+                    attempts=sa.case((fetched_before, 0), else_=entries.c.attempts),
+                    title=sa.bindparam("new_title"),
+                    summary=sa.bindparam("new_summary"),
+                    content=sa.bindparam("new_content"),
+                )
+            )
             for entry in new_entries:
                 row = {
                     "url": entry.url,
@@ -229,8 +253,14 @@ class FeedStore(StoreBase):
                     "discovered_at": now,
                     "state": "pending",
                     "attempts": 0,
+                    "updated": entry.updated,
+                    "revisit": False,
                 }
-                added += conn.execute(insert, row).rowcount
+                new = conn.execute(insert, row).rowcount
+                if not new and entry.updated is not None:
+                    conn.execute(revisit, {"entry_url": entry.url, "new_updated": entry.updated, "new_title": entry.title,
+                                           "new_summary": entry.summary, "new_content": entry.content})
+                added += new
             conn.execute(
                 feeds.update()
                 .where(feeds.c.id == feed_id)
@@ -451,7 +481,9 @@ class FeedStore(StoreBase):
                 .values(
                     attempts=entries.c.attempts + 1,
                     last_error=reason,
-                    state="failed" if final else "pending",
+                    # A revisit that fails leaves the article as it was: the entry is done.
+                    state=sa.case((entries.c.revisit, "done"), else_="failed") if final else "pending",
+                    revisit=sa.false() if final else entries.c.revisit,
                     lease_until=None,
                 )
             )
@@ -467,6 +499,7 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {row[0]: row[1] for row in rows}
+
 
 def _unused_id(wanted: str, taken: set[str]) -> str:
     """``wanted``, else ``wanted-2``, ``wanted-3``... whichever no stored feed has; reserves it."""
@@ -488,6 +521,7 @@ def _feed_entry(row: Any) -> FeedEntry:
         author=row["author"],
         published=row["published"],
         guid=row["guid"],
+        updated=row["updated"],
     )
 
 
@@ -498,6 +532,8 @@ def _pending_entry(row: Any) -> PendingEntry:
         attempts=row["attempts"],
         language=row["feed_language"],
         tags=tuple(row["tags"] or ()),
+        revisit=bool(row["revisit"]),
+        validators=Validators(etag=row["etag"], last_modified=row["last_modified"]),
     )
 
 

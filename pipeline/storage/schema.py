@@ -93,6 +93,12 @@ entries = sa.Table(
     # take them again in the same pass.
     sa.Column("claimed_by", sa.String(80)),
     sa.Column("lease_until", UTCDateTime),
+    # The entry's update time in its feed: a later one queues the entry again as a revisit (a
+    # correction), its page fetched with the validators of the last fetch (etag, last_modified).
+    sa.Column("updated", UTCDateTime),
+    sa.Column("revisit", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("etag", CleanText),
+    sa.Column("last_modified", CleanText),
 )
 
 articles = sa.Table(
@@ -130,6 +136,8 @@ articles = sa.Table(
     sa.Column("warc_file", CleanText),
     sa.Column("warc_offset", sa.BigInteger),
     sa.Column("warc_length", sa.BigInteger),
+    # The outlet's template blocks taken out of the text (pipeline.templates): [{"text", "articles"}].
+    sa.Column("template_stripped", sa.JSON(none_as_null=True)),
 )
 
 # How far `newsagg import-warc` got in each WARC file, so a killed import resumes there. A file
@@ -142,6 +150,32 @@ warc_imports = sa.Table(
     sa.Column("next_offset", sa.BigInteger, nullable=False),  # where the first record not yet imported starts
     sa.Column("done", sa.Boolean, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Earlier texts of corrected articles: every revision, the latest too (the article row holds it),
+# written from the first correction on (an article never corrected has none).
+article_revisions = sa.Table(
+    "article_revisions",
+    metadata,
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("title", CleanText, nullable=False),
+    sa.Column("text", CleanText, nullable=False),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),
+    sa.Column("reason", CleanText, nullable=False),
+)
+
+# Per outlet (registrable domain and feed name), the paragraphs seen on its articles
+# (pipeline.templates): on how many distinct articles, and that count decayed to last_seen (weight).
+template_blocks = sa.Table(
+    "template_blocks",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("outlet", CleanText, primary_key=True),
+    sa.Column("fingerprint", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("articles", sa.Integer, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
 )
 
 signatures = sa.Table(

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from pipeline.models import IndexFailure, Source, Story
 from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.schema import (
+    article_revisions,
     articles,
     cluster_aliases,
     dead_letters,
@@ -415,6 +416,7 @@ class StoryStore(StoreBase):
             for chunk in chunks(article_ids, 500):
                 conn.execute(signatures.delete().where(signatures.c.article_id.in_(chunk)))
                 conn.execute(memberships.delete().where(memberships.c.article_id.in_(chunk)))
+                conn.execute(article_revisions.delete().where(article_revisions.c.article_id.in_(chunk)))
                 conn.execute(articles.delete().where(articles.c.id.in_(chunk)))
             for article_id in article_ids:
                 self._enqueue(conn, seq, "article", article_id, deleted=True)

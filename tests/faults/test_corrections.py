@@ -1,0 +1,112 @@
+"""Corrections: a feed entry whose update time moves on has its page fetched again (conditional
+GET with the page's validators); a changed text is the article's next revision, which the story
+shows and `articles show` lists; a 304, or the same text, makes none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from faultkit import Handler, Web, article_html, fault_settings, write_feed_list
+from pipeline.cli import main
+from pipeline.runner import Pipeline
+from pipeline.storage.schema import article_revisions, stories
+from pipeline.urls import article_id
+from services import postgres_database
+
+CORRECTION = "An earlier version of this story misstated the bridge's length; it is 420 metres."
+
+
+def atom(link: str, updated: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        "<title>Ledger</title><id>urn:ledger</id><updated>2026-11-02T08:00:00Z</updated>"
+        f'<entry><title>Bridge opens</title><id>urn:ledger:bridge</id><link href="{link}"/>'
+        f"<published>2026-11-02T08:00:00Z</published><updated>{updated}</updated>"
+        "<summary>The bridge opens.</summary></entry></feed>"
+    )
+
+
+class Page:
+    """An article page with an ETag, answering 304 to a request that names it."""
+
+    def __init__(self, web: Web, path: str) -> None:
+        self.html = self.etag = ""
+        self.requests: list[str | None] = []  # the If-None-Match of each request
+        web.routes[path] = self.answer
+
+    def answer(self, handler: Handler) -> None:
+        self.requests.append(handler.headers.get("If-None-Match"))
+        if handler.headers.get("If-None-Match") == self.etag:
+            handler.reply(304, ETag=self.etag)
+        else:
+            handler.reply(200, self.html.encode(), ETag=self.etag)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "postgresql":
+        with postgres_database() as url:
+            yield url
+    else:
+        yield None  # the data directory's SQLite store
+
+
+def test_an_updated_entry_with_a_changed_page_is_a_new_revision(
+    web: Web, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    store_url: str | None,
+) -> None:
+    page = Page(web, "/news/bridge")
+    original = article_html("Bridge opens", "bridge")
+    page.html, page.etag = original, '"v1"'
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    settings = fault_settings(web, tmp_path, feeds, store_url=store_url)
+    show = ["--data-dir", str(settings.data_dir), "articles", "show", link]
+    key = article_id(link)
+
+    with Pipeline(settings) as pipeline:
+        assert pipeline.run().articles_added == 1
+        assert page.requests == [None]
+        # The same update time again: the page is not fetched.
+        pipeline.run(force=True)
+        assert page.requests == [None]
+
+        # Corrected: a new update time in the feed, a new page.
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        page.html, page.etag = original.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1), '"v2"'
+        report = pipeline.run(force=True)
+        assert report.articles_added == 0 and report.articles_failed == 0
+        assert page.requests == [None, '"v1"']  # asked conditionally, with the validators kept
+        with pipeline.store.engine.connect() as conn:
+            revisions = conn.execute(
+                sa.select(article_revisions.c.revision, article_revisions.c.text).order_by(article_revisions.c.revision)
+            ).all()
+            story_texts = conn.execute(sa.select(stories.c.text)).scalars().all()
+        assert [r.revision for r in revisions] == [1, 2]
+        assert CORRECTION not in revisions[0].text and CORRECTION in revisions[1].text
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+        assert len(story_texts) == 1 and CORRECTION in story_texts[0], "the story shows the latest text"
+
+        # Updated again, but the page did not change: a 304, no revision.
+        web.serve("/feed.xml", atom(link, "2026-11-02T12:00:00Z"), "application/atom+xml")
+        pipeline.run(force=True)
+        assert page.requests[-1] == '"v2"'
+        # Updated again, the page sent whole (a new ETag) with the same text: no revision either.
+        web.serve("/feed.xml", atom(link, "2026-11-02T13:00:00Z"), "application/atom+xml")
+        page.etag = '"v2-gzip"'
+        pipeline.run(force=True)
+        assert page.requests == [None, '"v1"', '"v2"', '"v2"']
+        assert len(pipeline.store.article_revisions(key)) == 2
+
+    if store_url is not None:
+        monkeypatch.setenv("NEWSAGG_STORE_URL", store_url)
+    assert main(show) == 0
+    shown = capsys.readouterr().out
+    assert "2 revisions:" in shown
+    assert "1. 2026-" in shown and "first version" in shown
+    assert "2. 2026-" in shown and "feed entry updated 2026-11-02T10:30:00+00:00" in shown
