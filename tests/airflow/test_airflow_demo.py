@@ -34,9 +34,9 @@ def test_airflow_demo_runs_the_dag_and_prints_the_merged_stories(tmp_path: Path)
     assert not (kept / "stale.txt").exists()
 
     # It ends with the exact commands that show what it kept; they work.
-    commands = [line.strip() for line in out.splitlines()[-3:]]
-    assert [shlex.split(c)[3:5] for c in commands] == [["clusters", "list"], ["search", truth["searches"][0]["query"]],
-                                                     ["export", "stories"]]
+    commands = [line.strip() for line in out.splitlines()[-4:]]
+    assert [shlex.split(c, comments=True)[3:5] for c in commands] == [
+        ["clusters", "list"], ["search", truth["searches"][0]["query"]], ["export", "stories"], ["serve"]]
     listed = subprocess.run(shlex.split(commands[0]), capture_output=True, text=True, timeout=60, check=True)
     assert len(listed.stdout.splitlines()) > len(truth["clusters"])
     found = subprocess.run(shlex.split(commands[1]), capture_output=True, text=True, timeout=60, check=True)
