@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.models import AgencyCredit, Article, Assignment, Membership, Signature, TextSource
+from pipeline.errors import StoreError
 from pipeline.storage.base import StoreBase, chunks
 from pipeline.storage.schema import (
     UTCDateTime,
@@ -31,33 +32,56 @@ class ArticleStore(StoreBase):
         Returns False when the article was already stored: another entry's page named the
         same canonical URL (extraction.build_article), or this entry was extracted before.
         """
-        with self._tx(f"article {article.url}") as conn:
-            stmt = self._insert(articles).values(
-                id=article.id,
-                url=article.url,
-                feed_id=article.feed_id,
-                outlet=article.outlet,
-                title=article.title,
-                text=article.text,
-                author=article.author,
-                published=article.published,
-                fetched_at=article.fetched_at,
-                arrived_at=article.arrival_key[0],
-                language=article.language,
-                text_source=article.text_source.value,
-                text_source_reason=article.text_source_reason,
-                tags=list(article.tags),
-                agency=article.credit.agency if article.credit else None,
-                agency_credit=article.credit.kind if article.credit else None,
-                agency_rule=article.credit.rule if article.credit else None,
-                agency_evidence=article.credit.evidence if article.credit else None,
-                page_published=article.page_published,
-                page_modified=article.page_modified,
-                feed_published=article.feed_published,
-                paywalled=article.paywalled,
-            )
-            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
-            conn.execute(entries.update().where(entries.c.url == (entry_url or article.url)).values(state="done"))
+        return self.save_articles([(article, entry_url or article.url)]) == 1
+
+    def save_articles(self, saved: Sequence[tuple[Article, str]]) -> int:
+        """What `save_article` does for each (article, entry URL), in one transaction; returns how many were new.
+
+        One commit for a batch, not one per article. A value the database refuses fails
+        the whole transaction: the articles are then saved one by one, so the error names
+        the one refused and those before it are kept.
+        """
+        if len(saved) > 1:
+            try:
+                return self._save_articles(saved, f"{len(saved)} articles")
+            except StoreError:
+                return sum(self._save_articles([one], f"article {one[0].url}") for one in saved)
+        return self._save_articles(saved, f"article {saved[0][0].url}") if saved else 0
+
+    def _save_articles(self, saved: Sequence[tuple[Article, str]], what: str) -> int:
+        added = 0
+        with self._tx(what) as conn:
+            for article, entry_url in saved:
+                added += self._save_article(conn, article, entry_url)
+        return added
+
+    def _save_article(self, conn: Connection, article: Article, entry_url: str) -> bool:
+        stmt = self._insert(articles).values(
+            id=article.id,
+            url=article.url,
+            feed_id=article.feed_id,
+            outlet=article.outlet,
+            title=article.title,
+            text=article.text,
+            author=article.author,
+            published=article.published,
+            fetched_at=article.fetched_at,
+            arrived_at=article.arrival_key[0],
+            language=article.language,
+            text_source=article.text_source.value,
+            text_source_reason=article.text_source_reason,
+            tags=list(article.tags),
+            agency=article.credit.agency if article.credit else None,
+            agency_credit=article.credit.kind if article.credit else None,
+            agency_rule=article.credit.rule if article.credit else None,
+            agency_evidence=article.credit.evidence if article.credit else None,
+            page_published=article.page_published,
+            page_modified=article.page_modified,
+            feed_published=article.feed_published,
+            paywalled=article.paywalled,
+        )
+        added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
+        conn.execute(entries.update().where(entries.c.url == entry_url).values(state="done"))
         return added
 
     def oldest_unclustered_arrival(self) -> datetime | None:
@@ -187,14 +211,22 @@ class ArticleStore(StoreBase):
         return survivor or cluster_id
 
     def memberships_of(self, cluster_id: str) -> list[Membership]:
-        query = (
-            sa.select(memberships)
-            .join(articles, articles.c.id == memberships.c.article_id)
-            .where(memberships.c.cluster_id == cluster_id)
-            .order_by(articles.c.arrived_at, articles.c.id)
-        )
+        return self.members_of_clusters([cluster_id]).get(cluster_id, [])
+
+    def members_of_clusters(self, cluster_ids: Sequence[str]) -> dict[str, list[Membership]]:
+        """The memberships of each of these clusters (those with members), in arrival order."""
+        found: dict[str, list[Membership]] = {}
         with self.engine.connect() as conn:
-            return [_membership(row) for row in conn.execute(query).mappings()]
+            for chunk in chunks(cluster_ids, 500):
+                query = (
+                    sa.select(memberships)
+                    .join(articles, articles.c.id == memberships.c.article_id)
+                    .where(memberships.c.cluster_id.in_(chunk))
+                    .order_by(articles.c.arrived_at, articles.c.id)
+                )
+                for row in conn.execute(query).mappings():
+                    found.setdefault(row["cluster_id"], []).append(_membership(row))
+        return found
 
     def membership(self, article_id: str) -> Membership | None:
         with self.engine.connect() as conn:
