@@ -49,39 +49,15 @@ class ArticleStore(StoreBase):
         return self._save_articles(saved, f"article {saved[0][0].url}") if saved else 0
 
     def _save_articles(self, saved: Sequence[tuple[Article, str]], what: str) -> int:
-        added = 0
+        # One multi-row INSERT and one UPDATE per chunk: building a statement per article
+        # cost more than the database's work.
         with self._tx(what) as conn:
-            for article, entry_url in saved:
-                added += self._save_article(conn, article, entry_url)
-        return added
-
-    def _save_article(self, conn: Connection, article: Article, entry_url: str) -> bool:
-        stmt = self._insert(articles).values(
-            id=article.id,
-            url=article.url,
-            feed_id=article.feed_id,
-            outlet=article.outlet,
-            title=article.title,
-            text=article.text,
-            author=article.author,
-            published=article.published,
-            fetched_at=article.fetched_at,
-            arrived_at=article.arrival_key[0],
-            language=article.language,
-            text_source=article.text_source.value,
-            text_source_reason=article.text_source_reason,
-            tags=list(article.tags),
-            agency=article.credit.agency if article.credit else None,
-            agency_credit=article.credit.kind if article.credit else None,
-            agency_rule=article.credit.rule if article.credit else None,
-            agency_evidence=article.credit.evidence if article.credit else None,
-            page_published=article.page_published,
-            page_modified=article.page_modified,
-            feed_published=article.feed_published,
-            paywalled=article.paywalled,
-        )
-        added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
-        conn.execute(entries.update().where(entries.c.url == entry_url).values(state="done"))
+            added = 0
+            for part in chunks(saved, 500):
+                insert = self._insert(articles).on_conflict_do_nothing().returning(articles.c.id)
+                added += len(conn.execute(insert, [_article_row(article) for article, _ in part]).all())
+                urls = sorted({url for _, url in part})
+                conn.execute(entries.update().where(entries.c.url.in_(urls)).values(state="done"))
         return added
 
     def oldest_unclustered_arrival(self) -> datetime | None:
@@ -245,6 +221,33 @@ class ArticleStore(StoreBase):
         """Articles older than the matching window leave the clustering state (they stay stored)."""
         with self._tx() as conn:
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
+
+def _article_row(article: Article) -> dict[str, Any]:
+    return {
+        "id": article.id,
+        "url": article.url,
+        "feed_id": article.feed_id,
+        "outlet": article.outlet,
+        "title": article.title,
+        "text": article.text,
+        "author": article.author,
+        "published": article.published,
+        "fetched_at": article.fetched_at,
+        "arrived_at": article.arrival_key[0],
+        "language": article.language,
+        "text_source": article.text_source.value,
+        "text_source_reason": article.text_source_reason,
+        "tags": list(article.tags),
+        "agency": article.credit.agency if article.credit else None,
+        "agency_credit": article.credit.kind if article.credit else None,
+        "agency_rule": article.credit.rule if article.credit else None,
+        "agency_evidence": article.credit.evidence if article.credit else None,
+        "page_published": article.page_published,
+        "page_modified": article.page_modified,
+        "feed_published": article.feed_published,
+        "paywalled": article.paywalled,
+    }
+
 
 def _article(row: Any) -> Article:
     return Article(
