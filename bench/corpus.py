@@ -24,6 +24,7 @@ import os
 import email.utils
 import html
 import json
+import random
 import re
 import signal
 import subprocess
@@ -103,8 +104,8 @@ class OutletTemplate:
     def page_path(self, article: Article) -> str:
         return f"{self.slug}/articles/{article.id}.html"
 
-    def render_page(self, article: Article) -> str:
-        """The article page, ``{{BASE}}`` left for the server to fill in."""
+    def render_page(self, article: Article, page_kb: int = 0) -> str:
+        """The article page, ``{{BASE}}`` left for the server to fill in, padded to ``page_kb`` KB (see `padding`)."""
         paragraphs = [f"<p>{html.escape(p, quote=False)}</p>" for p in article.paragraphs]
         middle = (len(paragraphs) + 1) // 2
         body = "\n".join([*paragraphs[:middle], *self.inserts, *paragraphs[middle:]])
@@ -118,7 +119,11 @@ class OutletTemplate:
         }
         for number, form in enumerate(self.dates):
             values[f"D{number}"] = _format_date(article.published, form)
-        return _TOKEN.sub(lambda m: values[m.group(1)], self.page)
+        page = _TOKEN.sub(lambda m: values[m.group(1)], self.page)
+        if len(page) >= page_kb * 1024:
+            return page
+        head, tail = page.rsplit("</body>", 1)
+        return head + padding(article.id, page_kb * 1024 - len(page)) + "</body>" + tail
 
     def render_feed(self, articles: Sequence[Article], feed_path: str) -> str:
         """One feed document listing ``articles`` (newest first), in this outlet's format."""
@@ -164,6 +169,37 @@ class OutletTemplate:
             parts.append(f'    <content type="html">{html.escape(content, quote=False)}</content>\n')
         parts.append("  </entry>\n")
         return "".join(parts)
+
+
+_PAD_WORDS = (
+    "council budget harbour rail strike storm election court school hospital market bridge festival museum "
+    "season club river airport energy housing police farmers vote plan report mayor league concert tunnel"
+).split()
+
+
+def padding(seed: str, size: int) -> str:
+    """About ``size`` characters of what real pages carry around an article: teasers of other stories, link lists, a footer.
+
+    The demo templates are 4-7 KB; pages on news sites are tens of KB, most of it this kind of
+    markup, which the extractor must parse and throw away. Deterministic for a ``seed``.
+    """
+    rng = random.Random(seed)
+    parts = ['<aside class="more-stories related"><h2>More stories</h2><ul>']
+    length = len(parts[0])
+    n = 0
+    while length < size - 400:
+        words = " ".join(rng.choice(_PAD_WORDS) for _ in range(rng.randrange(8, 16)))
+        item = (
+            f'<li class="teaser"><a href="/news/{n}-{rng.randrange(10**6)}.html">'
+            f'<img src="/img/{n}.jpg" alt="" width="160" height="90"><span class="kicker">{rng.choice(_PAD_WORDS)}</span>'
+            f'<h3 class="teaser-title">{words.capitalize()}</h3></a><span class="teaser-meta">{rng.randrange(2, 59)} min ago</span></li>'
+        )
+        parts.append(item)
+        length += len(item)
+        n += 1
+    links = "".join(f'<li><a href="/topic/{w}">{w.capitalize()}</a></li>' for w in _PAD_WORDS)
+    parts.append(f'</ul></aside><footer class="site-footer"><nav><ul>{links}</ul></nav></footer>')
+    return "".join(parts)
 
 
 def _format_date(value: datetime, form: str) -> str:
@@ -321,9 +357,14 @@ def build(
     *,
     entries_per_feed: int = ENTRIES_PER_FEED,
     pages: bool = True,
+    page_kb: int = 0,
     templates: list[OutletTemplate] | None = None,
 ) -> BuiltCorpus:
-    """Render ``articles`` into ``root``: feeds (``<outlet>/feed-<n>.xml``) and, with ``pages``, article pages."""
+    """Render ``articles`` into ``root``: feeds (``<outlet>/feed-<n>.xml``) and, with ``pages``, article pages.
+
+    ``page_kb`` pads each page to that size with the markup around an article on a real
+    site (`padding`); 0 keeps the templates' size (4-7 KB).
+    """
     templates = templates or outlet_templates()
     root.mkdir(parents=True, exist_ok=True)
     by_outlet: dict[int, list[Article]] = {}
@@ -340,7 +381,7 @@ def build(
             feeds.append((outlet, path))
         if pages:
             for article in own:
-                (root / t.page_path(article)).write_text(t.render_page(article), encoding="utf-8")
+                (root / t.page_path(article)).write_text(t.render_page(article, page_kb), encoding="utf-8")
     # Interleave outlets in the feed list, as a real subscription list mixes publishers.
     feeds.sort(key=lambda f: (int(f[1].rsplit("-", 1)[1].split(".")[0]), f[0]))
     return BuiltCorpus(root, list(articles), templates, feeds)
@@ -428,12 +469,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--articles", type=int, default=1000)
     b.add_argument("--entries-per-feed", type=int, default=ENTRIES_PER_FEED)
     b.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    b.add_argument("--page-kb", type=int, default=0, help="pad pages to this size, as real news pages (0: 4-7 KB)")
     s = sub.add_parser("serve", help="serve a corpus directory on 127.0.0.1 until stdin closes")
     s.add_argument("root", type=Path)
     s.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
     args = parser.parse_args(argv)
     if args.command == "build":
-        built = build(args.root, generate_articles(args.articles, args.seed), entries_per_feed=args.entries_per_feed)
+        built = build(
+            args.root, generate_articles(args.articles, args.seed), entries_per_feed=args.entries_per_feed,
+            page_kb=args.page_kb,
+        )
         print(f"{len(built.articles)} articles, {len(built.feeds)} feeds in {args.root}")
     else:
         _serve(args.root, args.latency)

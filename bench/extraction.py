@@ -3,7 +3,7 @@
 The pages are the scaled-up demo corpus (generated articles in the ten outlets' own
 templates), held in memory: fetching is not part of this measurement.
 
-* ours: ``extract_pages`` with ``extraction.workers`` processes, called in batches of
+* ours: ``extract_pages`` on a ``WorkerPool`` of ``workers`` processes (the CPUs), called in batches of
   ``extraction.batch_size`` pages as the runner calls it (the pool kept between batches);
 * baseline: ``trafilatura.bare_extraction`` on each page in turn, with the options
   ``extract_page`` uses, in a process of its own.
@@ -95,12 +95,12 @@ class _PlainProcess:
         self.process.join(timeout=30)
 
 
-def _ours(items: list[tuple[str, bytes]], workers: int, batch_size: int) -> list[Any]:
+def _ours(items: list[tuple[str, bytes]], pool: Any, batch_size: int) -> list[Any]:
     from pipeline.extraction import extract_pages
 
     out: list[Any] = []
     for start in range(0, len(items), batch_size):
-        out.extend(extract_pages(items[start : start + batch_size], workers))
+        out.extend(extract_pages(items[start : start + batch_size], pool))
     return out
 
 
@@ -134,10 +134,11 @@ def _same(ours: Any, plain: Any) -> bool:
 
 
 def run(size: str = "quick", repeats: int = 5) -> Result:
-    from pipeline.extraction import shutdown_workers
+    from pipeline.pool import WorkerPool
     from pipeline.settings import ExtractionSettings
 
     settings = ExtractionSettings()
+    pool = WorkerPool()
     count = SIZES[size]
     # A round's worth: fewer left our pool's first round 5-10% slower than its later ones.
     warm_up_pages = max(count, 96)
@@ -146,7 +147,7 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
     warm_up = everything[count * repeats :]
     # Our pool first, forked from a single-threaded process as in `newsagg run`; the
     # baseline's processes are spawned after it (this process has threads by then).
-    _ours(warm_up, settings.workers, settings.batch_size)
+    _ours(warm_up, pool, settings.batch_size)
     plains = [_PlainProcess(), _PlainProcess()]
     for plain in plains:
         plain.send(warm_up)
@@ -164,7 +165,7 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
             for side in sides[round_number % 3 :] + sides[: round_number % 3]:
                 if side == "ours":
                     started, cpu0, workers0 = time.perf_counter(), cpu_seconds(), _workers_cpu(besides=others)
-                    ours_out = _ours(items, settings.workers, settings.batch_size)
+                    ours_out = _ours(items, pool, settings.batch_size)
                     timings["ours"].append(time.perf_counter() - started)
                     # The pool outlives the call (its workers' CPU is read from /proc, not from os.times).
                     cpu["ours"] = cpu_seconds() - cpu0 + max(0.0, _workers_cpu(besides=others) - workers0)
@@ -184,7 +185,7 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
     finally:
         for plain in plains:
             plain.close()
-        shutdown_workers()
+        pool.close()
     ours_rate = count / min(timings["ours"])
     plain_rate = count / min(timings["plain"])
     ratio = ours_rate / plain_rate
@@ -196,7 +197,7 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
             f"two plain loops side by side on half the pages each: {machine:.2f}x (the machine's own limit)"
         ),
         ours=Side(
-            f"extract_pages, {settings.workers} processes, batches of {settings.batch_size}",
+            f"extract_pages, {pool.workers} worker processes, batches of {settings.batch_size}",
             ours_rate,
             f"pages/s ({cpu['ours'] * 1000 / count:.1f} ms CPU/page)",
         ),
@@ -219,7 +220,7 @@ def run(size: str = "quick", repeats: int = 5) -> Result:
             "warm_up_pages": warm_up_pages,
             "cpu_seconds_last_run": cpu,  # ours: this process and the pool's workers
             "load_average_before": load,
-            "workers": settings.workers,
+            "workers": pool.workers,
             "batch_size": settings.batch_size,
         },
     )

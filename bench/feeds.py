@@ -67,9 +67,9 @@ def run(size: str = "quick", workdir: Path | None = None) -> Result:
             try:
                 # Pass 2: the same feeds, unchanged. Count what would mean wasted work.
                 parses = mock.Mock(wraps=pipeline.runner.parse_feed)
-                extractions = mock.Mock(wraps=pipeline.runner.extract_pages)
+                extractions = mock.Mock(wraps=pipeline.runner.PageBatch)
                 with mock.patch.object(pipeline.runner, "parse_feed", parses), mock.patch.object(
-                    pipeline.runner, "extract_pages", extractions
+                    pipeline.runner, "PageBatch", extractions
                 ):
                     second_server = server.cpu_seconds()
                     with measure() as second:

@@ -5,7 +5,7 @@ WARC file by the archive's own writer, as a run writes them; that also measures 
 archive costs a run (milliseconds per page written) and its size per 1,000 pages.
 
 * ours: ``import_warc`` on that file into a fresh embedded store and search index: reading,
-  extraction on ``extraction.workers`` processes, storing, clustering, stories, indexing;
+  extraction on the run's ``workers`` processes, storing, clustering, stories, indexing;
 * baseline: ``extract_pages`` alone on the same pages in memory, with the same workers: the
   rate the import could reach if everything but extraction were free.
 """
@@ -27,7 +27,7 @@ SIZES = {"tiny": 24, "quick": 400, "full": 2000}
 def run(size: str = "quick") -> Result:
     from pipeline.archive import ArchiveWriter
     from pipeline.backfill import import_warc
-    from pipeline.extraction import extract_pages, shutdown_workers, start_workers
+    from pipeline.extraction import extract_pages
     from pipeline.models import Fetched, Validators
     from pipeline.runner import Pipeline
     from pipeline.settings import load_settings
@@ -49,19 +49,16 @@ def run(size: str = "quick") -> Result:
         archive_bytes = path.stat().st_size
 
         settings = load_settings(data_dir=root / "data", search_backend="sqlite")
-        workers = settings.extraction.workers
-        start_workers(workers)
-        try:
-            extract_pages(pages(96)[-48:], workers)  # the pool started and warm, as for the import below
+        workers = settings.workers
+        with Pipeline(settings) as pipeline:
+            pipeline.pool.start()
+            extract_pages(pages(96)[-48:], pipeline.pool)  # the pool started and warm, as for the import below
             started = time.perf_counter()
-            extracted = extract_pages([(u, b, "text/html; charset=utf-8") for u, b in items], workers)
+            extracted = extract_pages([(u, b, "text/html; charset=utf-8") for u, b in items], pipeline.pool)
             extract_seconds = time.perf_counter() - started
-            with Pipeline(settings) as pipeline:
-                started = time.perf_counter()
-                report = import_warc(pipeline, [path])
-                import_seconds = time.perf_counter() - started
-        finally:
-            shutdown_workers()
+            started = time.perf_counter()
+            report = import_warc(pipeline, [path])
+            import_seconds = time.perf_counter() - started
     ours, baseline = count / import_seconds, count / extract_seconds
     return Result(
         stage="import-warc",

@@ -160,7 +160,6 @@ def structures(data_dir: Path) -> dict[str, Any]:
         "engine_lsh_bytes": engine._lsh.nbytes(),
         "engine_rss_bytes": restored_rss,
     }
-    engine.close()
     return result
 
 

@@ -35,7 +35,7 @@ from pipeline.archive import (
     scan_warc,
 )
 from pipeline.errors import ExtractionError, FeedParseError, SearchUnavailable
-from pipeline.extraction import build_article, extract_pages, start_workers
+from pipeline.extraction import build_article, extract_pages
 from pipeline.feeds import parse_feed
 from pipeline.fetching import registrable_domain
 from pipeline.models import ArchiveRecord, Article, FeedEntry, FeedSource
@@ -124,7 +124,7 @@ def reextract(
     settings = pipeline.settings
     directory = settings.resolved_archive_dir
     report = ReextractReport()
-    start_workers(settings.extraction.workers)
+    pipeline.pool.start()  # forked before the progress bar or any thread starts
     with ProgressBar(desc="re-extracting", unit="article", disable=not progress, leave=False) as bar:
         for batch in pipeline.store.archived_articles(since, outlet, chunk=settings.extraction.batch_size):
             pages: list[tuple[Article, ArchivedPage]] = []
@@ -136,7 +136,7 @@ def reextract(
                     report.unreadable += 1
             entries = pipeline.store.entries_by_url(p.page.requested_url for _, p in pages)
             extracted = extract_pages([(p.page.url, p.page.body, p.page.content_type) for _, p in pages],
-                                      settings.extraction.workers)
+                                      pipeline.pool)
             changed: list[Article] = []
             for (old, archived), found in zip(pages, extracted):
                 pending = entries.get(archived.page.requested_url) or _entry_of(old)
@@ -183,7 +183,7 @@ def import_warc(
     """Store an article for every HTML page of these WARC files, then cluster, build stories and index.
 
     Each file is read as a stream, ``extraction.batch_size`` pages at a time, extracted on
-    ``extraction.workers`` processes. After each batch the store records the offset of the
+    the run's worker processes (``workers``). After each batch the store records the offset of the
     next record, so a killed import goes on from there; a file imported to its end is
     skipped the next time. A record that is no page (warcinfo, request, metadata, dns,
     non-HTML, not 200, truncated, unreadable) is counted by reason and skipped.
@@ -203,9 +203,8 @@ def import_warc(
     Raises:
         OSError: a file cannot be read.
     """
-    settings = pipeline.settings
     report = ImportReport()
-    start_workers(settings.extraction.workers)
+    pipeline.pool.start()  # forked before the progress bar or any thread starts
     total = sum(p.stat().st_size for p in paths)
     listed: dict[str, tuple[FeedEntry, str]] = {}  # a page's canonical URL -> its feed entry and outlet
     with ProgressBar(total=total, desc="importing", unit="B", unit_scale=True, disable=not progress, leave=False) as bar:
@@ -304,7 +303,7 @@ def _import_batch(
 ) -> None:
     settings = pipeline.settings
     pages = [r.page for r in batch if r.page is not None]
-    extracted = extract_pages([(p.page.url, p.page.body, p.page.content_type) for p in pages], settings.extraction.workers)
+    extracted = extract_pages([(p.page.url, p.page.body, p.page.content_type) for p in pages], pipeline.pool)
     where = str(path.resolve())
     for record, archived, found in zip(batch, pages, extracted):
         page = archived.page

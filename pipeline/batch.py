@@ -12,9 +12,10 @@ from typing import Any, TextIO
 
 from pipeline.clustering import cluster_documents
 from pipeline.errors import ConfigError, FetchError
-from pipeline.extraction import extract_page
+from pipeline.extraction import PageBatch
 from pipeline.fetching import Fetcher
 from pipeline.models import Article, TextSource
+from pipeline.pool import WorkerPool
 from pipeline.progress import ProgressBar
 from pipeline.settings import ClusteringSettings, Settings
 
@@ -23,44 +24,53 @@ log = logging.getLogger(__name__)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-def extract_inputs(inputs: Sequence[str], settings: Settings, *, url: str | None = None) -> Iterator[dict[str, Any]]:
+#: Inputs read (or fetched) before their pages go to the workers together.
+EXTRACT_BATCH = 64
+
+
+def extract_inputs(
+    inputs: Sequence[str], settings: Settings, *, url: str | None = None, pool: WorkerPool | None = None
+) -> Iterator[dict[str, Any]]:
     """One record per input (a file path or an http(s) URL): the extracted fields, or an ``error``.
 
     Args:
         inputs: file paths and URLs, in the order the records are yielded.
         settings: fetch settings apply to URLs (address guard, size caps, timeouts).
         url: the page URL to assume for file inputs.
+        pool: worker processes extracting ``EXTRACT_BATCH`` inputs at a time; None extracts here.
     """
     fetcher: Fetcher | None = None
     try:
-        for source in inputs:
-            page_url = url
-            try:
-                if source.startswith(("http://", "https://")):
-                    fetcher = fetcher or Fetcher(settings.fetch)
-                    fetched = fetcher.fetch(source, content_types=HTML_TYPES)
-                    body, page_url = fetched.body, fetched.url
-                else:
-                    body = Path(source).read_bytes()
-            except FetchError as exc:
-                yield {"source": source, "error": exc.reason}
-                continue
-            except OSError as exc:
-                yield {"source": source, "error": f"cannot read file: {exc.strerror}"}
-                continue
-            page = extract_page(body, page_url or "")
-            if page is None:
-                yield {"source": source, "error": "no article text found"}
-                continue
-            yield {
-                "source": source,
-                "url": page_url,
-                "title": page.title,
-                "text": page.text,
-                "author": page.author,
-                "date": page.date.isoformat() if page.date else None,
-                "language": page.language,
-            }
+        for start in range(0, len(inputs), EXTRACT_BATCH):
+            read: list[tuple[str, str | None, bytes | None, str | None]] = []  # source, url, body, error
+            for source in inputs[start : start + EXTRACT_BATCH]:
+                try:
+                    if source.startswith(("http://", "https://")):
+                        fetcher = fetcher or Fetcher(settings.fetch)
+                        fetched = fetcher.fetch(source, content_types=HTML_TYPES)
+                        read.append((source, fetched.url, fetched.body, None))
+                    else:
+                        read.append((source, url, Path(source).read_bytes(), None))
+                except FetchError as exc:
+                    read.append((source, url, None, exc.reason))
+                except OSError as exc:
+                    read.append((source, url, None, f"cannot read file: {exc.strerror}"))
+            bodies = [(page_url or "", body) for _, page_url, body, _ in read if body is not None]
+            pages = iter(PageBatch(bodies, pool).result())
+            for source, page_url, body, error in read:
+                page = next(pages) if body is not None else None
+                if error is not None or page is None:
+                    yield {"source": source, "error": error or "no article text found"}
+                    continue
+                yield {
+                    "source": source,
+                    "url": page_url,
+                    "title": page.title,
+                    "text": page.text,
+                    "author": page.author,
+                    "date": page.date.isoformat() if page.date else None,
+                    "language": page.language,
+                }
     finally:
         if fetcher is not None:
             fetcher.close()
@@ -109,14 +119,18 @@ def read_dedup_input(path: Path) -> list[Article]:
     return documents
 
 
-def dedup_jsonl(path: Path, out: TextIO, settings: ClusteringSettings, *, progress: bool = False) -> tuple[int, int]:
+def dedup_jsonl(
+    path: Path, out: TextIO, settings: ClusteringSettings, *, pool: WorkerPool | None = None, progress: bool = False
+) -> tuple[int, int]:
     """Cluster the documents of a JSONL file; writes ``{"id","cluster_id"}`` lines in input order.
+
+    ``pool``'s workers sign the documents (None: this process does).
 
     Returns:
         (documents, clusters).
     """
     documents = read_dedup_input(path)
-    memberships = {m.article_id: m.cluster_id for m in cluster_documents(documents, settings)}
+    memberships = {m.article_id: m.cluster_id for m in cluster_documents(documents, settings, pool)}
     for doc in ProgressBar(documents, desc="writing", disable=not progress, leave=False):
         out.write(json.dumps({"id": doc.id, "cluster_id": memberships[doc.id]}) + "\n")
     return len(documents), len(set(memberships.values()))

@@ -343,23 +343,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from pipeline.batch import extract_inputs
+    from pipeline.pool import WorkerPool
 
     failures = 0
-    for record in extract_inputs(args.inputs, _settings(args), url=args.url):
-        if "error" in record:
-            failures += 1
-            print(f"newsagg: {record['source']}: {record['error']}", file=sys.stderr)
-        else:
-            print(json.dumps(record, ensure_ascii=False, default=_json_default))
+    settings = _settings(args)
+    with WorkerPool(settings.workers) as pool:
+        for record in extract_inputs(args.inputs, settings, url=args.url, pool=pool):
+            if "error" in record:
+                failures += 1
+                print(f"newsagg: {record['source']}: {record['error']}", file=sys.stderr)
+            else:
+                print(json.dumps(record, ensure_ascii=False, default=_json_default))
     return EXIT_OK if failures == 0 else EXIT_FAILURE
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:
     from pipeline.batch import dedup_jsonl
+    from pipeline.pool import WorkerPool
 
     settings = _settings(args)
-    with _open_output(args.output) as out:
-        count, clusters = dedup_jsonl(args.input, out, settings.clustering, progress=_progress())
+    with _open_output(args.output) as out, WorkerPool(settings.workers) as pool:
+        count, clusters = dedup_jsonl(args.input, out, settings.clustering, pool=pool, progress=_progress())
     print(f"{count} documents, {clusters} clusters", file=sys.stderr)
     return EXIT_OK
 

@@ -21,12 +21,9 @@ import codecs
 import enum
 import json
 import logging
-import multiprocessing
-import os
 import re
-import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +41,7 @@ from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
 from pipeline.models import Article, FeedEntry, Fetched, TextSource
+from pipeline.pool import WorkerPool
 from pipeline.settings import ExtractionSettings
 from pipeline.urls import article_id, canonicalize, link_of
 
@@ -73,11 +71,6 @@ PAGE_DATE_MAX_AGE = timedelta(days=730)
 #: Page text shorter than the feed's content by this factor is a teaser: the feed has the
 #: article, the page shows only its start (a paywall trafilatura cannot see as such).
 TEASER_FACTOR = 3
-
-# The worker pool kept between extract_pages calls, and (processes, owning pid).
-_pool: ProcessPoolExecutor | None = None
-_pool_owner: tuple[int, int] = (0, 0)
-_pool_lock = threading.Lock()
 
 _HTML_PARSER = lxml.etree.HTMLParser(
     # As trafilatura's own parser, plus no network access. huge_tree stays off: libxml2
@@ -215,178 +208,75 @@ def extract_page(
 PageInput = tuple[str, bytes] | tuple[str, bytes, str | None]
 
 
-def extract_pages(items: Sequence[PageInput], workers: int) -> list[ExtractedPage | None]:
-    """Extract a batch of pages, on several processes when that pays.
+class PageBatch:
+    """A batch of pages being extracted: on the pool's workers when that pays, else here and now.
 
-    The pages are handed out in small chunks (pages travel as bytes, results come back
-    as small records) to a pool of ``workers - 1`` processes, four chunks in flight per
-    worker, while this process extracts chunks from the other end of the batch. Chunks
-    shrink as the two ends meet, so neither waits long for the other at the finish,
-    and the pool's start-up time is not lost. The pool is kept for the next call
-    (:func:`shutdown_workers` stops it). Its workers are forked when this process has a
-    single thread (no lock can be held mid-fork, nothing is re-imported), spawned
-    otherwise. Submitted chunks are never cancelled: on Python 3.11 a cancelled future in
-    a pool that then breaks crashes the pool's manager thread. Small batches and
-    ``workers <= 1`` run in-process.
+    The pages go to the workers in chunks (pages travel as bytes, results come back as
+    small records) that shrink towards the end of the batch, so the workers finish
+    together; all are queued at once, so this process is free to do other work (store
+    the previous batch) until it asks for the :meth:`result`. Small batches, and a run
+    without a pool, are extracted in this process. Submitted chunks are never
+    cancelled: on Python 3.11 a cancelled future in a pool that then breaks crashes the
+    pool's manager thread.
 
     Args:
         items: (url, html bytes) pairs, or (url, html bytes, content type) triples so
             that the HTTP charset is honoured.
-        workers: processes to use in total, this one included.
+        pool: the run's worker processes.
+    """
+
+    def __init__(self, items: Sequence[PageInput], pool: WorkerPool | None) -> None:
+        self._items = items
+        self._pool = pool
+        self._results: list[ExtractedPage | None] = [None] * len(items)
+        self._pending: list[tuple[Future[list[ExtractedPage | None]], int, int]] = []
+        #: Indexes of the pages whose worker died with them (out of memory, a crash in native code).
+        self.lost: list[int] = []
+        executor = pool.executor() if pool is not None and len(items) >= MIN_PARALLEL_BATCH else None
+        self._executor = executor
+        if pool is None or executor is None:
+            self._results = _extract_chunk(items)
+            return
+        start = 0
+        while start < len(items):
+            # Guided scheduling: chunks shrink as the batch empties, so the workers end together.
+            size = max(1, min(_MAX_CHUNK, (len(items) - start) // (4 * pool.workers)))
+            try:
+                self._pending.append((executor.submit(_extract_chunk, items[start : start + size]), start, size))
+            except RuntimeError:  # BrokenProcessPool: a worker died; the rest is extracted here
+                pool.discard(executor)
+                self._results[start:] = _extract_chunk(items[start:])
+                break
+            start += size
+
+    def result(self) -> list[ExtractedPage | None]:
+        """One result per item, in order, as :func:`extract_page` would give (None for a lost page)."""
+        for future, start, size in self._pending:
+            try:
+                self._results[start : start + size] = future.result()
+            except Exception as exc:  # BrokenProcessPool above all
+                # Re-running those pages here could take this process down too: they are lost.
+                logger.error(
+                    "extraction worker failed (%s); %d pages left unextracted, from %s",
+                    type(exc).__name__,
+                    size,
+                    self._items[start][0],
+                )
+                self.lost.extend(range(start, start + size))
+                if self._pool is not None and self._executor is not None:
+                    self._pool.discard(self._executor)
+        self._pending = []
+        return self._results
+
+
+def extract_pages(items: Sequence[PageInput], pool: WorkerPool | None = None) -> list[ExtractedPage | None]:
+    """Extract a batch of pages, on the pool's workers when that pays (see :class:`PageBatch`).
 
     Returns:
-        One result per item, in order, as :func:`extract_page` would give.
+        One result per item, in order, as :func:`extract_page` would give; a page whose
+        worker died is None.
     """
-    workers = min(workers, _available_cpus(), len(items))
-    if workers <= 1 or len(items) < MIN_PARALLEL_BATCH:
-        return _extract_chunk(items)
-    try:
-        pool = _worker_pool(workers - 1)
-    except (OSError, ImportError, NotImplementedError) as exc:
-        # No working semaphores (some sandboxes lack /dev/shm): do the work here.
-        logger.warning("cannot start extraction workers (%s); extracting %d pages in-process", exc, len(items))
-        return _extract_chunk(items)
-
-    results: list[ExtractedPage | None] = [None] * len(items)
-    # Chunks in flight: one running and up to three queued per worker, so a worker never
-    # waits while this process extracts a chunk of its own (with one queued, workers sat
-    # idle 6% of the time); but never more pages queued than are left unassigned, or this
-    # process would sit idle at the end while the workers work through their queues.
-    depth = 4 * (workers - 1)
-    pending: dict[Future[list[ExtractedPage | None]], tuple[int, int]] = {}
-    head, tail = 0, len(items)  # the pool takes pages from the head, this process from the tail
-    broken = False
-
-    def chunk_size() -> int:
-        # Guided scheduling: chunks shrink as the queue empties, so both ends finish together.
-        return max(1, min(_MAX_CHUNK, (tail - head) // (workers * 4)))
-
-    def collect(future: Future[list[ExtractedPage | None]]) -> None:
-        nonlocal broken
-        start, size = pending.pop(future)
-        chunk = items[start : start + size]
-        try:
-            results[start : start + size] = future.result()
-        except Exception as exc:  # BrokenProcessPool above all
-            # A worker died (out of memory, a crash in native code). Re-running those pages
-            # here could take this process down too: report them as unextracted.
-            logger.error(
-                "extraction worker failed (%s); %d pages left unextracted, from %s",
-                type(exc).__name__,
-                len(chunk),
-                chunk[0][0],
-            )
-            broken = True
-
-    try:
-        while head < tail or pending:
-            while not broken and head < tail and len(pending) < depth and _queued(pending) < tail - head:
-                size = chunk_size()
-                try:
-                    pending[pool.submit(_extract_chunk, items[head : head + size])] = (head, size)
-                except RuntimeError:  # BrokenProcessPool: a worker died; go on here alone
-                    broken = True
-                    break
-                head += size
-            if head < tail:
-                size = chunk_size()
-                tail -= size
-                results[tail : tail + size] = _extract_chunk(items[tail : tail + size])
-                finished = [future for future in pending if future.done()]
-            else:
-                finished = list(wait(pending, return_when=FIRST_COMPLETED).done)
-            for future in finished:
-                collect(future)
-    finally:
-        if broken:
-            _discard_pool(pool)
-    return results
-
-
-def _queued(pending: dict[Future[list[ExtractedPage | None]], tuple[int, int]]) -> int:
-    """Pages handed to the pool and not extracted yet."""
-    return sum(size for future, (_, size) in pending.items() if not future.done())
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # honours container CPU pinning
-    except AttributeError:  # not on macOS or Windows
-        return os.cpu_count() or 1
-
-
-def start_workers(workers: int) -> None:
-    """Start now the pool :func:`extract_pages` uses for batches on ``workers`` processes.
-
-    For a caller about to start threads of its own: the workers are forked only while
-    this process has a single thread, and spawned otherwise, each importing trafilatura
-    anew. Without working semaphores this does nothing; :func:`extract_pages` then
-    extracts in-process and says so.
-    """
-    processes = min(workers, _available_cpus()) - 1
-    if processes < 1:
-        return
-    try:
-        _worker_pool(processes).submit(int)  # a fork pool starts all its workers on the first task
-    except (OSError, ImportError, NotImplementedError, RuntimeError):
-        return
-
-
-def shutdown_workers() -> None:
-    """Stop the extraction worker processes.
-
-    :func:`extract_pages` keeps its pool between calls, so that a run of many batches
-    starts its workers once. Call this when a run ends (the pool is also stopped at
-    interpreter exit).
-    """
-    global _pool, _pool_owner
-    with _pool_lock:
-        pool, owner = _pool, _pool_owner
-        _pool, _pool_owner = None, (0, 0)
-    if pool is not None and owner[1] == os.getpid():
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _worker_pool(processes: int) -> ProcessPoolExecutor:
-    """The shared pool of ``processes`` workers, created on first use."""
-    global _pool, _pool_owner
-    with _pool_lock:
-        # A pool inherited through os.fork (Airflow forks task processes) belongs to the
-        # parent: its manager thread does not exist here and using it would hang.
-        if _pool is not None and _pool_owner == (processes, os.getpid()):
-            return _pool
-        stale, stale_owner = _pool, _pool_owner
-        _pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(_start_method()))
-        _pool_owner = (processes, os.getpid())
-    if stale is not None and stale_owner[1] == os.getpid():
-        stale.shutdown(wait=False, cancel_futures=True)
-    return _pool
-
-
-def _discard_pool(pool: ProcessPoolExecutor) -> None:
-    """Forget a broken pool so the next batch starts a fresh one."""
-    global _pool, _pool_owner
-    with _pool_lock:
-        if _pool is pool:
-            _pool, _pool_owner = None, (0, 0)
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _start_method() -> str:
-    """fork when provably single-threaded, else spawn.
-
-    Forking a process in which another thread may hold a lock (logging, an HTTP client
-    pool, Airflow's supervisor) can deadlock the child, so threads mean spawn. With one
-    thread, fork is safe and saves each worker re-importing trafilatura.
-    """
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return "spawn"
-    try:
-        # OS threads, not just Python's: native libraries start threads too.
-        single = len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        single = False
-    return "fork" if single else "spawn"
+    return PageBatch(items, pool).result()
 
 
 def _extract_chunk(items: Sequence[PageInput]) -> list[ExtractedPage | None]:

@@ -7,9 +7,6 @@ run alone (one Airflow task each), in any process, and be repeated without harm.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -32,7 +29,7 @@ from pipeline.errors import (
     StoreError,
     TransientFetchError,
 )
-from pipeline.extraction import MIN_PARALLEL_BATCH, build_article, extract_pages, shutdown_workers, start_workers
+from pipeline.extraction import MIN_PARALLEL_BATCH, PageBatch, build_article
 from pipeline.feeds import load_feed_list, parse_feed
 from pipeline.feeds.sitemaps import is_sitemap, read_sitemap
 from pipeline.fetching import Fetcher, redact_url
@@ -45,11 +42,12 @@ from pipeline.models import (
     IndexedArticle,
     ParsedFeed,
 )
+from pipeline.pool import WorkerPool
 from pipeline.progress import ProgressBar
 from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
 from pipeline.stories import build_story
-from pipeline.storage import FeedState, OutboxItem, PendingEntry, Store
+from pipeline.storage import FeedState, NewArticle, OutboxItem, PendingEntry, Store
 from pipeline.urls import link_of
 
 log = logging.getLogger(__name__)
@@ -75,6 +73,18 @@ class FeedOutcome:
     new_entries: int = 0
     error: str | None = None
     transient: bool = False  # a failure that polling again later may cure (timeout, 429, 5xx)
+
+
+@dataclass(frozen=True, slots=True)
+class _Extracting:
+    """A claimed batch whose pages were downloaded and are being extracted."""
+
+    batch: list[PendingEntry]
+    fetched: dict[str, Fetched]
+    errors: dict[str, FetchError]
+    archived: dict[str, ArchiveRecord]
+    urls: list[str]
+    pages: PageBatch
 
 
 @dataclass(slots=True)
@@ -116,6 +126,8 @@ class Pipeline:
         self.settings = settings
         self.progress = progress
         self.store = Store(settings.resolved_store_url)
+        #: The worker processes every stage shares (started at first use, stopped by close).
+        self.pool = WorkerPool(settings.workers)
         self._fetcher: Fetcher | None = None
         self._index: SearchIndex | None = None
         self.archive = (
@@ -142,7 +154,7 @@ class Pipeline:
         return self._index
 
     def close(self) -> None:
-        shutdown_workers()
+        self.pool.close()
         if self._fetcher is not None:
             self._fetcher.close()
         if self.archive is not None:
@@ -364,9 +376,9 @@ class Pipeline:
         """Poll many feeds: what `poll_feed` does for each, with the waiting and the parsing overlapped.
 
         Up to ``fetch.concurrency`` conditional GETs are in flight at once (threads; the
-        fetcher's per-domain limits still apply), feed documents are parsed on
-        ``extraction.workers`` processes (in this process for fewer than
-        ``MIN_PARALLEL_FEEDS`` feeds), and this thread records each result in the store as
+        fetcher's per-domain limits still apply), feed documents are parsed by
+        the run's worker processes (in this process for fewer than
+        ``MIN_PARALLEL_FEEDS`` feeds unless the workers are running already), and this thread records each result in the store as
         it arrives, so the store is written from one thread only. ``attempt`` names the
         scheduled poll, as for `poll_feed`.
 
@@ -380,7 +392,7 @@ class Pipeline:
         queue = iter([(i, states[f.id]) for i, f in enumerate(sources) if f.id in states])
         concurrency = self.settings.fetch.concurrency
         fetcher = self.fetcher  # built here, not by several download threads at once
-        parsers = _Parsers(self.settings.extraction.workers if len(states) >= MIN_PARALLEL_FEEDS else 1)
+        parsers = _Parsers(self.pool if len(states) >= MIN_PARALLEL_FEEDS or self.pool.running else None)
         downloading: dict[
             Future[tuple[Fetched | FetchError, ParsedFeed | FeedParseError | None]], tuple[int, FeedState, datetime]
         ] = {}
@@ -425,7 +437,6 @@ class Pipeline:
         finally:
             for pending in downloading:
                 pending.cancel()
-            parsers.close()
         return outcomes
 
     def send_alerts(self, now: datetime | None = None) -> alerts.Digest | None:
@@ -440,8 +451,8 @@ class Pipeline:
         Each batch is claimed in the store for ``extraction.claim_lease`` seconds, so
         several workers at once share the queue and fetch each page once; a killed
         worker's entries are taken by another once its lease ends, or at once by a worker
-        on the same machine. The next batch's pages are downloaded while this batch is
-        extracted and stored.
+        on the same machine. The next batch's pages are downloaded while the pool's workers
+        extract this batch and this process stores the one before.
         """
         batch_size = self.settings.extraction.batch_size
         lease = self.settings.extraction.claim_lease
@@ -463,17 +474,27 @@ class Pipeline:
             self.store.release_dead_claims()
             batch = next_batch()
             if len(batch) >= MIN_PARALLEL_BATCH:
-                start_workers(self.settings.extraction.workers)  # forked before the download thread starts
+                self.pool.start()  # forked before the download thread starts
             fetcher = self.fetcher  # built here, not in the download thread
+            # Three batches at once: the next one downloading, this one with the workers, the
+            # last one being stored by this thread, so that the workers never wait for the store.
+            extracting: _Extracting | None = None
             with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
                 downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                while downloading is not None:
-                    fetched, errors, archived = downloading.result()
-                    current, batch = batch, next_batch()
-                    downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                    a, f, d = self._store_batch(current, fetched, errors, archived)
-                    added, failed, deferred = added + a, failed + f, deferred + d
-                    bar.update(len(current))
+                while downloading is not None or extracting is not None:
+                    started: _Extracting | None = None
+                    if downloading is not None:
+                        fetched, errors, archived = downloading.result()
+                        current, batch = batch, next_batch()
+                        downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
+                        urls = [u for u, page in fetched.items() if not page.not_modified]
+                        pages = PageBatch([(u, fetched[u].body, fetched[u].content_type) for u in urls], self.pool)
+                        started = _Extracting(current, fetched, errors, archived, urls, pages)
+                    if extracting is not None:
+                        a, f, d = self._store_batch(extracting)
+                        added, failed, deferred = added + a, failed + f, deferred + d
+                        bar.update(len(extracting.batch))
+                    extracting = started
         finally:
             # Whatever this pass did not finish (it failed) is free for the next worker at once.
             with suppress(StoreError):
@@ -508,40 +529,40 @@ class Pipeline:
                 renew_at = time.monotonic() + lease / 3
         return pages, errors, archived
 
-    def _store_batch(
-        self,
-        batch: Sequence[PendingEntry],
-        pages: dict[str, Fetched],
-        errors: dict[str, FetchError],
-        archived: dict[str, ArchiveRecord],
-    ) -> tuple[int, int, int]:
-        """Extract the batch's pages and store its articles; returns (added, failed, deferred).
+    def _store_batch(self, done: _Extracting) -> tuple[int, int, int]:
+        """Store the articles of a batch whose pages were extracted; returns (added, failed, deferred).
 
         Each article is stored without its outlet's template blocks (``pipeline.templates``).
         A revisit's page that did not change (304) closes its entry; one that did becomes a
         new revision of its article when its text changed (``Store.revise_article``).
         """
-        by_url = {p.entry.url: p for p in batch}
-        for url in [u for u, page in pages.items() if page.not_modified]:
-            self.store.close_entry(url)
-            log.info("article page %s not modified since the last fetch", redact_url(url))
-            del by_url[url], pages[url]
-        urls = list(pages)
-        bodies = [(u, pages[u].body, pages[u].content_type) for u in urls]
-        extracted = dict(zip(urls, extract_pages(bodies, self.settings.extraction.workers)))
-        added = failed = deferred = 0
+        extracted = dict(zip(done.urls, done.pages.result()))
+        lost = {done.urls[i] for i in done.pages.lost}
+        failed = deferred = 0
+        built: list[NewArticle] = []
         now = datetime.now(UTC)
-        for url, pending in by_url.items():
-            error = errors.get(url)
-            if isinstance(error, TransientFetchError) and pending.attempts + 1 < MAX_PAGE_ATTEMPTS:
+        for url, pending in {p.entry.url: p for p in done.batch}.items():
+            page = done.fetched.get(url)
+            if page is not None and page.not_modified:
+                self.store.close_entry(url)
+                log.info("article page %s not modified since the last fetch", redact_url(url))
+                continue
+            error = done.errors.get(url)
+            retry = pending.attempts + 1 < MAX_PAGE_ATTEMPTS
+            if isinstance(error, TransientFetchError) and retry:
                 # The page may come back; its full text beats the feed's summary, so wait for it.
                 self.store.record_entry_failure(url, str(error), final=False)
+                deferred += 1
+                continue
+            if url in lost and retry:
+                # Its worker died with it (out of memory?): the next pass extracts it again.
+                self.store.record_entry_failure(url, "the extraction worker died", final=False)
                 deferred += 1
                 continue
             try:
                 article = build_article(
                     pending.entry,
-                    pages.get(url),
+                    done.fetched.get(url),
                     extracted=extracted.get(url),
                     outlet=pending.outlet,
                     settings=self.settings.extraction,
@@ -555,13 +576,9 @@ class Pipeline:
                 self.store.record_entry_failure(url, str(exc), final=True)
                 failed += 1
                 continue
-            page = pages.get(url)
             validators = page.validators if page is not None else None
             if not pending.revisit:
-                added += self.store.save_article(
-                    article, entry_url=url, templates=self.settings.extraction, validators=validators,
-                    archived=archived.get(url),
-                )
+                built.append(NewArticle(article, url, validators, done.archived.get(url)))
                 continue
             updated = pending.entry.updated.isoformat() if pending.entry.updated else "unknown"
             if self.store.revise_article(
@@ -569,7 +586,7 @@ class Pipeline:
                 validators=validators,
             ):
                 log.info("article %s: its text changed, stored as a new revision", article.url)
-        return added, failed, deferred
+        return self.store.save_articles(built, self.settings.extraction), failed, deferred
 
     # -- clustering and stories ----------------------------------------------------------
 
@@ -587,19 +604,16 @@ class Pipeline:
             if oldest is None:
                 return 0, 0
             window = timedelta(days=self.settings.clustering.window_days)
-            engine = ClusterEngine(self.settings.clustering)
-            try:
-                engine.restore(*self.store.clustering_state(since=oldest - window))
-                clustered = merges = 0
-                with self._bar(None, "clustering") as bar:
-                    while batch := self.store.unclustered_articles(limit=batch_size):
-                        assignments = engine.add_many(batch)
-                        self.store.save_assignments(assignments)
-                        clustered += len(assignments)
-                        merges += sum(len(a.absorbed) for a in assignments)
-                        bar.update(len(batch))
-            finally:
-                engine.close()  # its signing processes, if a large batch started them
+            engine = ClusterEngine(self.settings.clustering, self.pool)
+            engine.restore(*self.store.clustering_state(since=oldest - window))
+            clustered = merges = 0
+            with self._bar(None, "clustering") as bar:
+                while batch := self.store.unclustered_articles(limit=batch_size):
+                    assignments = engine.add_many(batch)
+                    self.store.save_assignments(assignments)
+                    clustered += len(assignments)
+                    merges += sum(len(a.absorbed) for a in assignments)
+                    bar.update(len(batch))
             return clustered, merges
 
     def build_stories(self) -> tuple[int, int]:
@@ -615,12 +629,14 @@ class Pipeline:
         with self.store.exclusive("clusters"):
             while cluster_ids := self.store.dirty_cluster_ids(500):
                 built, removed = [], []
+                # Two reads for the whole batch of clusters, not two for each.
+                members_of = self.store.members_of_clusters(cluster_ids)
+                articles = self.store.articles_by_id(m.article_id for ms in members_of.values() for m in ms)
                 for cluster_id in cluster_ids:
-                    members = self.store.memberships_of(cluster_id)
+                    members = members_of.get(cluster_id)
                     if not members:
                         removed.append(cluster_id)
                         continue
-                    articles = self.store.articles_by_id(m.article_id for m in members)
                     built.append(build_story(cluster_id, [articles[m.article_id] for m in members]))
                 self.store.save_stories(built, removed)
                 built_total, removed_total = built_total + len(built), removed_total + len(removed)
@@ -701,6 +717,7 @@ class Pipeline:
         run_id = self._run_id = self.store.start_run(trigger)
         status = "failed"
         try:
+            self.pool.start()  # once for every stage, forked before any of them starts a thread
             with self._stage("load_feeds"):
                 sources = self.load_feeds(feeds_file)
             with self._stage("poll_feeds"):
@@ -735,38 +752,22 @@ def _parse_document(feed: FeedSource, fetched: Fetched, max_entries: int, now: d
 
 
 class _Parsers:
-    """Where `poll_feeds` parses feed documents: ``workers`` processes, or this process.
+    """Where `poll_feeds` parses feed documents: the pool's workers, or this process.
 
-    The workers are forked, before any download thread starts, when no other Python
-    thread runs (none can hold a lock the children would inherit); otherwise they come
-    from a fork server, which is safe with threads but imports the main module anew in
-    each worker.
+    The pool is started here, before any download thread starts, so that its workers
+    are forked when nothing else runs (see ``pipeline.pool.start_method``).
     """
 
-    def __init__(self, workers: int) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        workers = min(workers, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        if workers > 1:
-            methods = multiprocessing.get_all_start_methods()
-            if threading.active_count() == 1 and "fork" in methods:
-                method = "fork"
-            else:
-                method = "forkserver" if "forkserver" in methods else "spawn"
-            try:
-                self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-                if method == "fork":
-                    self._pool.submit(int)  # forks every worker now, before the download threads start
-            except (OSError, ImportError, NotImplementedError) as exc:
-                # No working semaphores (some sandboxes lack /dev/shm): parse here.
-                log.warning("cannot start feed parser processes (%s); parsing in-process", exc)
-                self.broken()
-        self.workers = workers if self._pool is not None else 1
+    def __init__(self, pool: WorkerPool | None) -> None:
+        self._pool = pool
+        self._executor: ProcessPoolExecutor | None = pool.executor() if pool is not None else None
+        self.workers = pool.workers if pool is not None and self._executor is not None else 1
 
     def submit(self, feed: FeedSource, fetched: Fetched, max_entries: int, now: datetime) -> Future[ParsedFeed]:
         """``parse_feed`` on a worker, or here; the future raises what it raises."""
-        if self._pool is not None:
+        if self._executor is not None:
             try:
-                return self._pool.submit(parse_feed, feed, fetched, max_entries=max_entries, now=now)
+                return self._executor.submit(parse_feed, feed, fetched, max_entries=max_entries, now=now)
             except RuntimeError:  # BrokenProcessPool: a worker died
                 self.broken()
         done: Future[ParsedFeed] = Future()
@@ -777,13 +778,8 @@ class _Parsers:
         return done
 
     def broken(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
+        """A worker died: the pool is discarded (the next stage starts a fresh one) and this poll parses here."""
+        if self._pool is not None and self._executor is not None:
+            self._pool.discard(self._executor)
+        self._executor = None
         self.workers = 1
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None
-

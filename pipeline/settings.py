@@ -162,7 +162,6 @@ class ExtractionSettings(_MasksCredentials, BaseModel):
     min_text_chars: int = Field(
         400, ge=0, description="Shorter page text counts as a failed extraction (paywall, script-only page)."
     )
-    workers: int = Field(2, ge=1, description="Processes extracting pages in parallel for large batches.")
     batch_size: int = Field(200, ge=1, description="Pages fetched and extracted per batch.")
     claim_lease: float = Field(
         300.0,
@@ -327,9 +326,9 @@ class ClusteringSettings(_MasksCredentials, BaseModel):
         description="Containment at which a short text matches: exact between two short texts, estimated "
         "against a long one.",
     )
-    workers: int = Field(2, ge=1, le=256, description="Processes computing signatures for large batches.")
     pool_min_batch: int = Field(
-        2000, ge=1, description="Batches smaller than this are signed in-process (a pool costs ~0.5 s to start)."
+        200, ge=1, description="Batches smaller than this are signed in-process (handing a batch to the workers "
+        "costs more than signing it here)."
     )
 
 
@@ -421,6 +420,14 @@ class Settings(_MasksCredentials, BaseSettings):
         description="http(s) URL that receives a JSON POST, one digest per run, of the feeds that started "
         "failing, were retired or recovered (each change once); e.g. a chat incoming webhook. Treated as a "
         "secret: never logged. Digests are logged whether or not this is set.",
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Worker processes a run shares between parsing feeds, extracting pages and signing articles "
+        "(started once per run); 1 does all the work in the run's own process. Default: the CPUs this process "
+        "may use; never more.",
     )
     alert_webhook_timeout: float = Field(10.0, gt=0, description="Seconds the alert webhook may take to answer.")
     alert_digest_interval: int = Field(

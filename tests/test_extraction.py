@@ -17,10 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.extraction as extraction
+import pipeline.pool
 from pipeline.demo.server import bundled_corpus_dir
 from pipeline.errors import ExtractionError
-from pipeline.extraction import ExtractedPage, build_article, extract_page, extract_pages
+from pipeline.extraction import ExtractedPage, PageBatch, build_article, extract_page, extract_pages
 from pipeline.models import FeedEntry, Fetched, TextSource, Validators
+from pipeline.pool import WorkerPool
 from pipeline.settings import ExtractionSettings
 from pipeline.urls import article_id
 
@@ -382,11 +384,10 @@ def test_entry_without_a_link_is_its_feed_text() -> None:
 
 
 @pytest.fixture
-def fresh_workers() -> Iterator[None]:
-    """Each test gets its own extraction pool (the pool outlives calls by design)."""
-    extraction.shutdown_workers()
-    yield
-    extraction.shutdown_workers()
+def pool() -> Iterator[WorkerPool]:
+    """Two worker processes, stopped after the test."""
+    with WorkerPool(2) as workers:
+        yield workers
 
 
 def _batch(count: int) -> list[tuple[str, bytes]]:
@@ -402,39 +403,37 @@ def _batch(count: int) -> list[tuple[str, bytes]]:
     return items
 
 
-@pytest.mark.usefixtures("fresh_workers")
-def test_extract_pages_parallel_equals_serial() -> None:
+def test_extract_pages_parallel_equals_serial(pool: WorkerPool) -> None:
     items = _batch(40)
     serial = [extract_page(html, url) for url, html in items]
-    assert extract_pages(items, workers=2) == serial
-    assert extract_pages(items, workers=2) == serial  # the kept pool, second batch
-    assert extract_pages(items, workers=1) == serial
+    assert extract_pages(items, pool) == serial
+    assert extract_pages(items, pool) == serial  # the kept pool, second batch
+    assert extract_pages(items, WorkerPool(1)) == serial
+    assert extract_pages(items) == serial
     assert sum(page is None for page in serial) >= 8
 
 
-@pytest.mark.usefixtures("fresh_workers")
-def test_extract_pages_with_spawned_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extract_pages_with_spawned_workers(pool: WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pool must work when workers are spawned (threaded callers, macOS, Windows)."""
-    monkeypatch.setattr(extraction, "_start_method", lambda: "spawn")
+    monkeypatch.setattr(pipeline.pool, "start_method", lambda: "spawn")
     items = _batch(16)
-    assert extract_pages(items, workers=2) == [extract_page(html, url) for url, html in items]
+    assert extract_pages(items, pool) == [extract_page(html, url) for url, html in items]
 
 
 def test_progress_bars_leave_the_pools_forkable() -> None:
     """A stage's progress bar, shown or not, must not start a thread that turns later pools to spawn."""
     script = (
         "from pipeline.progress import ProgressBar\n"
-        "from pipeline.extraction import _start_method\n"
+        "from pipeline.pool import start_method\n"
         "ProgressBar(range(3), disable=True).close()\n"
         "for _ in ProgressBar(range(3)): pass\n"
-        "print(_start_method())\n"
+        "print(start_method())\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split() == ["fork"]
 
 
-@pytest.mark.usefixtures("fresh_workers")
-def test_a_dying_worker_loses_only_its_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dying_worker_loses_only_its_pages(pool: WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
     items = _batch(24)
     serial = [extract_page(html, url) for url, html in items]
     parent = os.getpid()
@@ -445,14 +444,16 @@ def test_a_dying_worker_loses_only_its_pages(monkeypatch: pytest.MonkeyPatch) ->
             os._exit(1)  # what an out-of-memory kill looks like to the pool
         return real(html, url)
 
-    monkeypatch.setattr(extraction, "_start_method", lambda: "fork")  # the child inherits the patch
+    monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")  # the child inherits the patch
     monkeypatch.setattr(extraction, "extract_page", crash_in_worker)
-    results = extract_pages(items, workers=2)
+    batch = PageBatch(items, pool)
+    results = batch.result()
     assert len(results) == len(items)
-    assert results[0] is None  # the worker takes the head of the queue, and died on it
+    assert results[0] is None and 0 in batch.lost  # the workers take the head of the queue, and died on it
+    assert all((got is None) == (i in batch.lost) for i, got in enumerate(results))
     assert all(got is None or got == want for got, want in zip(results, serial, strict=True))
     monkeypatch.setattr(extraction, "extract_page", real)
-    assert extract_pages(items, workers=2) == serial  # the broken pool was replaced
+    assert extract_pages(items, pool) == serial  # the broken pool was replaced
 
 
 RUSSIAN = "Городской совет проголосовал за закрытие старого моста на два года ремонта. " * 12
@@ -469,17 +470,17 @@ def test_http_charset_wins_over_meta() -> None:
     assert untold is None or "Городской совет" not in untold.text
 
 
-@pytest.mark.usefixtures("fresh_workers")
-def test_extract_pages_honours_http_charset() -> None:
+def test_extract_pages_honours_http_charset(pool: WorkerPool) -> None:
     items = [(f"{URL}/{i}", RUSSIAN_PAGE, "text/html; charset=windows-1251") for i in range(10)]
-    results = extract_pages(items, workers=2)
+    results = extract_pages(items, pool)
     assert all(page is not None and "Городской совет" in page.text for page in results)
 
 
 def test_extract_pages_small_and_empty_batches() -> None:
-    assert extract_pages([], workers=2) == []
-    items = _batch(3)
-    assert extract_pages(items, workers=4) == [extract_page(html, url) for url, html in items]
+    with WorkerPool(4) as pool:
+        assert extract_pages([], pool) == []
+        items = _batch(3)
+        assert extract_pages(items, pool) == [extract_page(html, url) for url, html in items]
 
 
 # -- fuzz -------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pipeline.models import (
     TextSource,
     Validators,
 )
-from pipeline.storage import Store, StoryFilter
+from pipeline.storage import NewArticle, Store, StoryFilter
 from pipeline.storage.schema import outbox_seq
 from services import postgres_database
 
@@ -163,6 +163,19 @@ def test_saving_an_article_twice_adds_it_once_and_closes_its_entry_and_keeps_its
     assert store.save_article(a) is False
     assert store.pending_entries(10) == []
     assert store.articles_by_id(["a1"])["a1"] == a
+
+
+def test_saving_a_batch_counts_new_articles_once_and_closes_every_entry(store: Store) -> None:
+    store.sync_feeds([feed()])
+    store.record_feed_fetched("ledger", [entry(n) for n in range(1, 6)], Validators(), now=T0, next_attempt_at=T0)
+    store.save_article(replace(article(1), url=entry(1).url))
+    # Entry 3's page names article 2's canonical URL: one article, both entries closed.
+    batch = [NewArticle(replace(article(n), url=entry(n).url), entry(n).url) for n in (1, 2, 4)]
+    batch.insert(2, NewArticle(replace(article(2), url=entry(2).url), entry(3).url))
+    assert store.save_articles(batch) == 2  # a2 and a4; a1 was stored, a2 came twice
+    assert [p.entry.url for p in store.pending_entries(10)] == [entry(5).url]
+    assert set(store.articles_by_id([f"a{n}" for n in range(1, 6)])) == {"a1", "a2", "a4"}
+    assert store.save_articles([]) == 0
 
 
 def test_an_article_keeps_its_dates_and_paywall_mark(store: Store) -> None:

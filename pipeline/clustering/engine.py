@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import logging
 import sys
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -59,13 +57,13 @@ from pipeline.clustering.signatures import (
     OPENING_BIT,
     Sketch,
     SketchParams,
-    make_pool,
     outlet_hash,
     sketch_chunks,
     sketch_texts,
     split_short_set,
 )
 from pipeline.models import Article, Assignment, Membership, Signature
+from pipeline.pool import WorkerPool
 from pipeline.settings import ClusteringSettings
 
 logger = logging.getLogger(__name__)
@@ -104,11 +102,13 @@ class ClusterEngine:
     """Incremental near-duplicate clustering over a time window of articles.
 
     Args:
-        settings: the clustering settings (thresholds, window, LSH, workers).
+        settings: the clustering settings (thresholds, window, LSH).
+        pool: the worker processes that sign large batches; None signs in this process.
     """
 
-    def __init__(self, settings: ClusteringSettings) -> None:
+    def __init__(self, settings: ClusteringSettings, pool: WorkerPool | None = None) -> None:
         self.settings = settings
+        self.pool = pool
         self.params = SketchParams(
             num_perm=settings.num_perm,
             seed=settings.seed,
@@ -150,7 +150,6 @@ class ClusterEngine:
         self._row_of: dict[str, int] = {}
         self._short_sets: dict[int, npt.NDArray[np.uint32]] = {}
         self._dead = 0
-        self._executor: Executor | None = None
         # Clusters: id and union-find parent, by cluster index.
         self._cid: list[str] = []
         self._parent: list[int] = []
@@ -314,8 +313,8 @@ class ClusterEngine:
     def add_many(self, articles: Sequence[Article]) -> list[Assignment]:
         """Cluster new articles in arrival order.
 
-        Signatures are computed in a process pool (``settings.workers``) when the
-        batch has at least ``settings.pool_min_batch`` articles. An article id
+        Signatures are computed by the pool's workers when the batch has at
+        least ``settings.pool_min_batch`` articles. An article id
         already in the window gets its existing membership back and changes
         nothing.
 
@@ -340,13 +339,16 @@ class ClusterEngine:
         # Signatures are kept as the bytes returned, not as sketches (a third of the memory).
         signed: dict[int, bytes] = {}
         absorbed_by_row: dict[int, tuple[str, ...]] = {}
-        pool = self._pool() if len(fresh) >= self.settings.pool_min_batch else None
+        pool = self.pool if len(fresh) >= self.settings.pool_min_batch else None
+        workers = pool.workers if pool is not None else 1
+        # With workers, chunks small enough that each has one while this process clusters another.
+        chunk = _PIPELINE_CHUNK if pool is None else max(1, min(_PIPELINE_CHUNK, -(-len(fresh) // (2 * workers))))
         self._grow(len(fresh))  # once for the batch, not once per sub-batch
         # Sub-batches are clustered in arrival order as their sketches arrive;
         # by the order-independence contract this equals one big batch.
         position = 0
         items = [(articles[i].title, articles[i].text) for i in fresh]
-        for part in sketch_chunks(items, self.params, pool, _PIPELINE_CHUNK, ahead=2 * self.settings.workers):
+        for part in sketch_chunks(items, self.params, pool, chunk, ahead=2 * workers):
             indices = fresh[position : position + len(part)]
             position += len(part)
             part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
@@ -371,21 +373,6 @@ class ClusterEngine:
                 )
             )
         return result
-
-    def _pool(self) -> Executor | None:
-        if self.settings.workers <= 1:
-            return None
-        if self._executor is None:
-            self._executor = make_pool(self.settings.workers)
-            # Shut the pool down with the engine, or at exit at the latest.
-            weakref.finalize(self, self._executor.shutdown)
-        return self._executor
-
-    def close(self) -> None:
-        """Stop the signing processes, if any were started."""
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
 
     def _membership(self, row: int) -> Membership:
         jac = float(self._jac[row])
@@ -627,7 +614,9 @@ def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:
     return cluster_id
 
 
-def cluster_documents(articles: Sequence[Article], settings: ClusteringSettings) -> list[Membership]:
+def cluster_documents(
+    articles: Sequence[Article], settings: ClusteringSettings, pool: WorkerPool | None = None
+) -> list[Membership]:
     """One-shot batch clustering (``newsagg dedup``): one membership per input article, in input order.
 
     A batch has no window. ``window_days`` bounds an incremental index over a
@@ -636,11 +625,9 @@ def cluster_documents(articles: Sequence[Article], settings: ClusteringSettings)
     of. (An undated document arrives at its fetch time, which for ``newsagg
     dedup`` is the moment of the run: with a window, it could never match the
     dated documents of the same file.) Arrival times still give the order, so
-    a cluster is named after its earliest dated member.
+    a cluster is named after its earliest dated member. ``pool``'s workers sign
+    the articles (None: this process does).
     """
-    engine = ClusterEngine(settings)
+    engine = ClusterEngine(settings, pool)
     engine._window = _NO_WINDOW
-    try:
-        return [assignment.membership for assignment in engine.add_many(articles)]
-    finally:
-        engine.close()
+    return [assignment.membership for assignment in engine.add_many(articles)]

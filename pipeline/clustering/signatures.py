@@ -31,11 +31,10 @@ alike).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import struct
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -45,6 +44,7 @@ import numpy.typing as npt
 import xxhash
 
 from pipeline.clustering.normalize import MatchText, canonical, normalize
+from pipeline.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -352,42 +352,49 @@ def _sketch_chunk(args: tuple[list[tuple[bytes, bytes]], SketchParams]) -> list[
 
 
 def sketch_chunks(
-    items: Sequence[tuple[str, str]], params: SketchParams, pool: Executor | None, chunk: int, ahead: int = 4
+    items: Sequence[tuple[str, str]], params: SketchParams, pool: WorkerPool | None, chunk: int, ahead: int = 4
 ) -> Iterator[list[Sketch]]:
-    """Sketches of ``items`` in order, ``chunk`` at a time, computed by ``pool`` when given.
+    """Sketches of ``items`` in order, ``chunk`` at a time, computed by ``pool``'s workers when it has some.
 
     Up to ``ahead`` chunks are with the pool at once, so the caller can cluster
     chunk k while the pool signs the next ones. The result does not depend on
-    the pool: a sketch is a pure function of its text and ``params``.
+    the pool: a sketch is a pure function of its text and ``params``, so a chunk
+    whose worker died is signed here instead.
     """
     starts = iter(range(0, len(items), chunk))
-    if pool is None:
+    executor = pool.executor() if pool is not None else None
+    if pool is None or executor is None:
         for i in starts:
             yield sketch_texts(items[i : i + chunk], params)
         return
 
-    def submit(i: int) -> Future[list[Sketch]]:
+    def submit(i: int) -> tuple[int, Future[list[Sketch]] | None]:
         # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
         # UTF-8 copy inside it (CPython), which would then double the memory
         # of the caller's articles for as long as it keeps them.
         part = [(_encode(title), _encode(text)) for title, text in items[i : i + chunk]]
-        return pool.submit(_sketch_chunk, (part, params))
+        try:
+            return i, executor.submit(_sketch_chunk, (part, params))
+        except RuntimeError:  # BrokenProcessPool: signed here when its turn comes
+            return i, None
 
     pending = deque(submit(i) for i in islice(starts, max(1, ahead)))
     try:
         while pending:
-            done = pending.popleft().result()
+            i, future = pending.popleft()
+            try:
+                if future is None:
+                    raise RuntimeError("the pool is broken")
+                done = future.result()
+            except RuntimeError:  # BrokenProcessPool: a worker died
+                logger.warning("a signing worker died; signing %d articles in this process", len(items[i : i + chunk]))
+                pool.discard(executor)
+                done = sketch_texts(items[i : i + chunk], params)
             following = next(starts, None)
             if following is not None:
                 pending.append(submit(following))
             yield done
     finally:
-        for future in pending:
-            future.cancel()
-
-
-def make_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool for signing large batches."""
-    # spawn, not fork: the caller may run threads (Airflow, an HTTP client pool),
-    # and forking a threaded process is unsafe.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        for _, later in pending:
+            if later is not None:
+                later.cancel()

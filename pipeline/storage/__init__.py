@@ -16,7 +16,7 @@ one object the stages use.
 
 from __future__ import annotations
 
-from pipeline.storage.articles import ArticleStore, Revision
+from pipeline.storage.articles import ArticleStore, NewArticle, Revision
 from pipeline.storage.base import schema_revision, upgrade_schema
 from pipeline.storage.counts import CountStore, StoreCounts
 from pipeline.storage.domains import DomainClockStore
@@ -40,6 +40,7 @@ __all__ = [
     "ClusterSummary",
     "DeadLetter",
     "FeedState",
+    "NewArticle",
     "OutboxItem",
     "OutboxStatus",
     "PendingEntry",

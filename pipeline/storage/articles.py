@@ -10,6 +10,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipeline.errors import StoreError
 from pipeline.models import (
     AgencyCredit,
     ArchiveRecord,
@@ -48,6 +49,16 @@ from pipeline.templates import (
 
 
 @dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An article to store, the feed entry it closes, and what is kept of its page: validators, archive record."""
+
+    article: Article
+    entry_url: str
+    validators: Validators | None = None
+    archived: ArchiveRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Revision:
     """One text of a corrected article, as `newsagg articles show` lists it."""
 
@@ -81,9 +92,28 @@ class ArticleStore(TemplateStore):
         Returns False when the article was already stored: another entry's page named the
         same canonical URL (extraction.build_article), or this entry was extracted before.
         """
-        with self._tx(f"article {article.url}") as conn:
-            added = self._insert_article(conn, article, templates, archived)
-            self._close_entry(conn, entry_url or article.url, validators)
+        return self.save_articles([NewArticle(article, entry_url or article.url, validators, archived)], templates) == 1
+
+    def save_articles(self, saved: Sequence[NewArticle], templates: ExtractionSettings | None = None) -> int:
+        """What `save_article` does for each article, in one transaction; returns how many were new.
+
+        One commit for a batch, not one per article. A value the database refuses fails
+        the whole transaction: the articles are then saved one by one, so the error names
+        the one refused and those before it are kept.
+        """
+        if len(saved) > 1:
+            try:
+                return self._save_articles(saved, templates, f"{len(saved)} articles")
+            except StoreError:
+                return sum(self._save_articles([one], templates, f"article {one.article.url}") for one in saved)
+        return self._save_articles(saved, templates, f"article {saved[0].article.url}") if saved else 0
+
+    def _save_articles(self, saved: Sequence[NewArticle], templates: ExtractionSettings | None, what: str) -> int:
+        with self._tx(what) as conn:
+            added = 0
+            for one in saved:
+                added += self._insert_article(conn, one.article, templates, one.archived)
+                self._close_entry(conn, one.entry_url, one.validators)
         return added
 
     def _insert_article(
@@ -418,14 +448,22 @@ class ArticleStore(TemplateStore):
         return survivor or cluster_id
 
     def memberships_of(self, cluster_id: str) -> list[Membership]:
-        query = (
-            sa.select(memberships)
-            .join(articles, articles.c.id == memberships.c.article_id)
-            .where(memberships.c.cluster_id == cluster_id)
-            .order_by(articles.c.arrived_at, articles.c.id)
-        )
+        return self.members_of_clusters([cluster_id]).get(cluster_id, [])
+
+    def members_of_clusters(self, cluster_ids: Sequence[str]) -> dict[str, list[Membership]]:
+        """The memberships of each of these clusters (those with members), in arrival order."""
+        found: dict[str, list[Membership]] = {}
         with self.engine.connect() as conn:
-            return [_membership(row) for row in conn.execute(query).mappings()]
+            for chunk in chunks(cluster_ids, 500):
+                query = (
+                    sa.select(memberships)
+                    .join(articles, articles.c.id == memberships.c.article_id)
+                    .where(memberships.c.cluster_id.in_(chunk))
+                    .order_by(articles.c.arrived_at, articles.c.id)
+                )
+                for row in conn.execute(query).mappings():
+                    found.setdefault(row["cluster_id"], []).append(_membership(row))
+        return found
 
     def membership(self, article_id: str) -> Membership | None:
         with self.engine.connect() as conn:

@@ -23,6 +23,7 @@ from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
 _Row = TypeVar("_Row")  # what a row is built into
+_T = TypeVar("_T")
 
 # Inserts report how many rows they added (ON CONFLICT DO NOTHING counts 0); SQLAlchemy keeps
 # the DBAPI's rowcount of an INSERT only when asked, and psycopg's is otherwise lost (-1).
@@ -321,7 +322,7 @@ def schema_revision(url: str) -> tuple[str | None, str]:
         engine.dispose()
 
 
-def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+def chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

@@ -277,7 +277,7 @@ def test_five_thousand_feeds_poll_in_few_batches_and_a_failed_feed_shows_per_fee
         urls[-1] = f"{bases[-1]}/missing/feed.xml"
         newsagg_env(bases[0], write_feeds(tmp_path / "feeds.yaml", urls))
         monkeypatch.setenv("NEWSAGG_FETCH__ALLOWED_HOSTS", '["127.0.0.0/8"]')
-        monkeypatch.setenv("NEWSAGG_EXTRACTION__WORKERS", "1")
+        monkeypatch.setenv("NEWSAGG_WORKERS", "1")
 
         run = run_dag("news_pipeline", retries=POLL_RETRIES)
 

@@ -164,7 +164,7 @@ def test_a_killed_import_resumes_where_it_stopped_and_stores_nothing_twice(tmp_p
     path = _write_warc(tmp_path / "big.warc.gz", [_page(n, topics[n % 6]) for n in range(160)])
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
     env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_SEARCH_BACKEND="sqlite",
-               NEWSAGG_EXTRACTION__WORKERS="1", NEWSAGG_EXTRACTION__BATCH_SIZE="4", NEWSAGG_CLUSTERING__WORKERS="1")
+               NEWSAGG_WORKERS="1", NEWSAGG_EXTRACTION__BATCH_SIZE="4")
     command = [sys.executable, "-m", "pipeline", "import-warc", "--json", str(path)]
     proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

@@ -116,7 +116,7 @@ def article(
 
 @pytest.fixture
 def settings() -> ClusteringSettings:
-    return ClusteringSettings(workers=1)
+    return ClusteringSettings()
 
 
 @dataclass

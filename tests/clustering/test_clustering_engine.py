@@ -28,6 +28,7 @@ from conftest import (  # type: ignore[import-not-found]
 )
 from pipeline.clustering import ClusterEngine, cluster_documents
 from pipeline.clustering.signatures import Sketch
+from pipeline.pool import WorkerPool
 from pipeline.runner import Pipeline
 from pipeline.settings import ClusteringSettings, Settings
 
@@ -283,7 +284,7 @@ def test_an_earlier_article_arriving_later_renames_the_cluster(settings: Cluster
 def test_stories_of_shuffled_runs_get_the_ids_of_one_batch(tmp_path: Path) -> None:
     """Through the store: renamed clusters move their members, old stories go, old ids resolve."""
     corpus = random_corpus(5, stories=20)
-    settings = Settings(data_dir=tmp_path, search_backend="sqlite", clustering=ClusteringSettings(workers=1))
+    settings = Settings(data_dir=tmp_path, search_backend="sqlite", workers=1)
     expected = {m.article_id: m.cluster_id for m in cluster_documents(corpus, settings.clustering)}
     shuffled = random.Random(5).sample(corpus, len(corpus))
     with Pipeline(settings) as pipeline:
@@ -304,7 +305,7 @@ def test_stories_of_shuffled_runs_get_the_ids_of_one_batch(tmp_path: Path) -> No
 
 
 def test_runs_with_a_window_and_eviction_equal_one_batch() -> None:
-    settings = ClusteringSettings(workers=1, window_days=1)
+    settings = ClusteringSettings(window_days=1)
     corpus = sorted(random_corpus(3, stories=60, spread_days=6), key=lambda a: a.arrival_key)
     one = FakeStore()
     one.save(ClusterEngine(settings).add_many(corpus))
@@ -367,8 +368,9 @@ def test_process_pool_gives_the_same_result_and_leaves_the_texts_alone() -> None
         for n, a in enumerate(random_corpus(4, stories=20))
     ]
     sizes = [sys.getsizeof(a.text) for a in corpus]
-    serial = cluster_documents(corpus, ClusteringSettings(workers=1))
-    pooled = cluster_documents(corpus, ClusteringSettings(workers=2, pool_min_batch=10))
+    serial = cluster_documents(corpus, ClusteringSettings())
+    with WorkerPool(2) as pool:
+        pooled = cluster_documents(corpus, ClusteringSettings(pool_min_batch=10), pool)
     assert pooled == serial
     # Pickling a non-ASCII str would cache a UTF-8 copy inside the caller's text.
     assert [sys.getsizeof(a.text) for a in corpus] == sizes

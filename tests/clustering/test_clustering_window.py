@@ -31,7 +31,7 @@ def test_a_run_restores_only_the_window_and_older_articles_are_no_candidates(
 ) -> None:
     settings = load_settings(data_dir=tmp_path, search_backend="sqlite", store_url=None)
     settings = settings.model_copy(
-        update={"clustering": settings.clustering.model_copy(update={"window_days": window_days, "workers": 1})}
+        update={"workers": 1, "clustering": settings.clustering.model_copy(update={"window_days": window_days})}
     )
     restored: list[dict[str, Any]] = []
     restore = ClusterEngine.restore

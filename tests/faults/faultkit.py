@@ -148,8 +148,7 @@ def fault_settings(web: Web, tmp_path: Path, feeds_file: Path, **overrides: Any)
         tmp_path / "data",
         feeds_file,
         fetch=fetch,
-        extraction={"workers": 1, **overrides.pop("extraction", {})},
-        **overrides,
+        **{"workers": 1, **overrides},
     )
 
 

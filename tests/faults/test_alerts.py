@@ -194,7 +194,7 @@ def test_a_first_run_over_a_thousand_broken_feeds_sends_one_digest_and_logs_a_li
         "NEWSAGG_FETCH__PER_DOMAIN_CONCURRENCY": "16",
         "NEWSAGG_FETCH__CONNECT_TIMEOUT": "2",
         "NEWSAGG_FETCH__READ_TIMEOUT": "2",
-        "NEWSAGG_EXTRACTION__WORKERS": "1",
+        "NEWSAGG_WORKERS": "1",
     })
 
     done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds)], env=env,

@@ -36,7 +36,7 @@ from pipeline.settings import Settings
 from pipeline.storage.schema import articles
 
 # Small batches so fetching has intermediate states; extraction in-process for speed.
-TUNING = {"extraction": {"workers": 1, "batch_size": 10}, "clustering": {"workers": 1}}
+TUNING = {"workers": 1, "extraction": {"batch_size": 10}}
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,8 @@ def kill_once(stage: str, data_dir: Path, feeds_file: Path, base_url: str) -> tu
     env.update({
         "NEWSAGG_FETCH__ALLOWED_HOSTS": f'["{base_url.removeprefix("http://")}"]',
         "NEWSAGG_FETCH__POLITENESS_DELAY": "0",
-        "NEWSAGG_EXTRACTION__WORKERS": "1",
+        "NEWSAGG_WORKERS": "1",
         "NEWSAGG_EXTRACTION__BATCH_SIZE": "10",
-        "NEWSAGG_CLUSTERING__WORKERS": "1",
     })
     command = [sys.executable, "-m", "pipeline", "--data-dir", str(data_dir), "run", "--force",
                "--feeds", str(feeds_file)]

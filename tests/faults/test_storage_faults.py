@@ -46,8 +46,7 @@ def cli_env(base_url: str) -> dict[str, str]:
     return {
         "NEWSAGG_FETCH__ALLOWED_HOSTS": json.dumps([base_url.removeprefix("http://")]),
         "NEWSAGG_FETCH__POLITENESS_DELAY": "0",
-        "NEWSAGG_EXTRACTION__WORKERS": "1",
-        "NEWSAGG_CLUSTERING__WORKERS": "1",
+        "NEWSAGG_WORKERS": "1",
     }
 
 

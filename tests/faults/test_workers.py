@@ -107,9 +107,8 @@ def worker_env(site: Site, feeds: Path, data_dir: Path, store_url: str | None, n
         NEWSAGG_FETCH__ALLOWED_HOSTS=json.dumps([f"{w.host}:{w.port}" for w in site.webs]),
         NEWSAGG_FETCH__POLITENESS_DELAY=str(DELAY),
         NEWSAGG_FETCH__USER_AGENT=name,
-        NEWSAGG_EXTRACTION__WORKERS="1",
+        NEWSAGG_WORKERS="1",
         NEWSAGG_EXTRACTION__BATCH_SIZE="3",  # several batches each, claimed while the other worker claims
-        NEWSAGG_CLUSTERING__WORKERS="1",
     )
     if store_url is not None:
         env["NEWSAGG_STORE_URL"] = store_url

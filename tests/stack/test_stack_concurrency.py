@@ -37,7 +37,7 @@ def worker_env(base_url: str, feeds: Path, data_dir: Path, store_url: str) -> di
         NEWSAGG_SEARCH_BACKEND="sqlite",
         NEWSAGG_FETCH__ALLOWED_HOSTS=json.dumps([base_url.split("://", 1)[1]]),
         NEWSAGG_FETCH__POLITENESS_DELAY="0",
-        NEWSAGG_EXTRACTION__WORKERS="1",  # the workers are the parallelism here
+        NEWSAGG_WORKERS="1",  # the processes are the parallelism here
     )
     return env
 

@@ -1,0 +1,105 @@
+"""The worker processes of a run: one pool, sized once, shared by every stage.
+
+Parsing feeds, extracting pages and signing articles are CPU work done in other
+processes. A run starts one pool of ``workers`` processes and each stage hands it its
+work, so the processes start once (not once per stage) and the stages agree on how many
+there are and how they start.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+log = logging.getLogger(__name__)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))  # honours container CPU pinning
+    except AttributeError:  # not on macOS or Windows
+        return os.cpu_count() or 1
+
+
+def start_method() -> str:
+    """fork when provably single-threaded, else spawn.
+
+    Forking a process in which another thread may hold a lock (logging, an HTTP client
+    pool, Airflow's supervisor) can deadlock the child, so threads mean spawn. With one
+    thread, fork is safe and saves each worker re-importing trafilatura.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    try:
+        # OS threads, not just Python's: native libraries start threads too.
+        single = len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        single = False
+    return "fork" if single else "spawn"
+
+
+class WorkerPool:
+    """Up to ``workers`` processes (never more than the CPUs available), started on first use.
+
+    With one worker there is no pool: every stage works in this process. A pool whose
+    worker died is discarded by whoever saw it die (:meth:`discard`), and the next use
+    starts a fresh one, so a dead worker costs the work it held, not the run.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, min(workers or available_cpus(), available_cpus()))
+        self._executor: ProcessPoolExecutor | None = None
+        self._owner = 0  # the pid that started it: a pool inherited through fork is the parent's
+        self._lock = threading.Lock()
+
+    def executor(self) -> ProcessPoolExecutor | None:
+        """The running pool, started now if need be; None when the work stays in this process."""
+        if self.workers <= 1:
+            return None
+        with self._lock:
+            if self._executor is None or self._owner != os.getpid():
+                method = start_method()
+                try:
+                    executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+                    if method == "fork":
+                        executor.submit(int)  # forks every worker now, while this process has one thread
+                except (OSError, ImportError, NotImplementedError) as exc:
+                    # No working semaphores (some sandboxes lack /dev/shm): the work stays here.
+                    log.warning("cannot start worker processes (%s); working in this process", exc)
+                    self.workers = 1
+                    return None
+                self._executor, self._owner = executor, os.getpid()
+            return self._executor
+
+    @property
+    def running(self) -> bool:
+        """Whether this process's workers are started, so that handing them work costs no start-up."""
+        return self._executor is not None and self._owner == os.getpid()
+
+    def start(self) -> None:
+        """Start the workers now: a caller about to start threads gets forked workers, not spawned ones."""
+        self.executor()
+
+    def discard(self, executor: ProcessPoolExecutor) -> None:
+        """Forget ``executor``, whose worker died; the next use starts a fresh pool."""
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the workers (a pool inherited through fork is left to its owner)."""
+        with self._lock:
+            executor, owner, self._executor = self._executor, self._owner, None
+        if executor is not None and owner == os.getpid():
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,107 @@
+"""One pool of worker processes for a run: shared by its stages, recovered when a worker dies."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from demo_truth import clusters_in, expected_clusters
+
+import pipeline.clustering.signatures as signatures
+import pipeline.extraction as extraction
+import pipeline.pool
+from pipeline.demo.server import CorpusServer
+from pipeline.pool import WorkerPool
+from pipeline.runner import Pipeline
+from pipeline.settings import Settings
+
+
+def _recording(stage: str, real: Callable[..., Any], log: Path) -> Callable[..., Any]:
+    """``real``, noting in ``log`` which process ran it for ``stage`` (a file: workers are other processes)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"{stage} {os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+def _pids(log: Path, stage: str) -> set[int]:
+    lines = log.read_text(encoding="utf-8").split("\n") if log.exists() else []
+    return {int(line.split()[1]) for line in lines if line.startswith(f"{stage} ")}
+
+
+@pytest.fixture
+def forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers forked, so that they inherit this test's patches (the test's server thread would mean spawn)."""
+    monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")
+
+
+@pytest.mark.usefixtures("forked")
+def test_the_stages_of_a_run_share_one_pool(
+    corpus_server: CorpusServer, demo_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "stages.log"
+    monkeypatch.setattr(extraction, "extract_page", _recording("extract", extraction.extract_page, log))
+    monkeypatch.setattr(signatures, "sketch_texts", _recording("sign", signatures.sketch_texts, log))
+    started: list[int] = []
+    real_executor = pipeline.pool.ProcessPoolExecutor
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        started.append(1)
+        return real_executor(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.pool, "ProcessPoolExecutor", counted)
+    clustering = demo_settings.clustering.model_copy(update={"pool_min_batch": 1})
+    settings = demo_settings.model_copy(update={"workers": 2, "clustering": clustering})
+    with Pipeline(settings) as pipe:
+        report = pipe.run(force=True)
+        assert report.articles_added > 0 and report.clustered == report.articles_added
+        assert clusters_in(pipe.store) == expected_clusters(corpus_server.base_url)
+    extracting, signing = _pids(log, "extract"), _pids(log, "sign")
+    assert len(extracting) == 2 and os.getpid() not in extracting  # both workers extracted, this process did not
+    assert signing == extracting  # the same two processes signed
+    assert started == [1]  # one pool for the whole run
+
+
+@pytest.mark.usefixtures("forked")
+def test_a_killed_worker_costs_its_batches_a_retry_not_the_run(
+    corpus_server: CorpusServer, demo_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = os.getpid()
+    killed = tmp_path / "killed"
+    real = extraction.extract_page
+
+    def killed_once(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            try:
+                os.close(os.open(killed, os.O_CREAT | os.O_EXCL))  # the first worker to get here, once
+            except FileExistsError:
+                return real(*args, **kwargs)
+            os._exit(1)  # what an out-of-memory kill looks like to the pool
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extraction, "extract_page", killed_once)
+    extraction_settings = demo_settings.extraction.model_copy(update={"batch_size": 9})
+    settings = demo_settings.model_copy(update={"workers": 2, "extraction": extraction_settings})
+    with Pipeline(settings) as pipe:
+        first = pipe.run(force=True)
+        assert killed.exists()
+        # The batches with the dead worker's pool wait for the next pass; the later ones had a fresh pool.
+        assert first.pages_deferred > 0 and first.articles_added > 0 and first.articles_failed == 0
+        assert pipe.store.entry_counts().get("pending") == first.pages_deferred
+        second = pipe.run(force=True)
+        assert second.articles_added == first.pages_deferred and second.pages_deferred == 0
+        assert clusters_in(pipe.store) == expected_clusters(corpus_server.base_url)
+
+
+def test_a_pool_is_sized_by_the_cpus_and_one_worker_means_none() -> None:
+    cpus = pipeline.pool.available_cpus()
+    assert WorkerPool().workers == cpus
+    assert WorkerPool(cpus + 8).workers == cpus
+    with WorkerPool(1) as alone:
+        assert alone.executor() is None and not alone.running
