@@ -608,13 +608,15 @@ def _decode(data: bytes, content_type: str | None) -> str:
             # Without a BOM such a label is a mistake (WHATWG reads it as UTF-8); real
             # UTF-16 without BOM has NULs and was turned away as binary.
             return data.decode("utf-8", "replace")
+        # A stale label on UTF-8 bytes is common (a Latin-1 template default, or a GB2312 page
+        # re-saved as UTF-8): valid non-ASCII UTF-8 is the better witness, since text in
+        # another multi-byte or 8-bit encoding is almost never valid UTF-8 as well.
+        if not data.isascii():
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
         if label in _LATIN1_LABELS:
-            # A stale Latin-1 label on UTF-8 bytes is common; valid non-ASCII UTF-8 is the better witness.
-            if not data.isascii():
-                try:
-                    return data.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass
             return data.decode("cp1252", "replace")
         try:
             codec = codecs.lookup(label).name

@@ -146,6 +146,8 @@ ACCENTED = [ARTICLE_PARAGRAPHS[0].replace("council voted", "conseil municipal (c
         ("latin-1", "iso-8859-1", None, b""),  # declared in <meta>
         ("latin-1", None, "text/html; charset=ISO-8859-1", b""),  # declared in HTTP
         ("utf-8", "iso-8859-1", None, b""),  # stale Latin-1 label on UTF-8 bytes
+        ("utf-8", "gb2312", None, b""),  # stale label of a page re-saved as UTF-8 (Fundus's People.cn page)
+        ("utf-8", "shift_jis", None, b""),
         ("latin-1", "utf-8", None, b""),  # a template's UTF-8 default on Latin-1 bytes
         ("latin-1", None, None, b""),  # nothing declared
         ("utf-8", "windows-1252", "text/html; charset=utf-8", b""),  # HTTP wins over <meta>
