@@ -40,6 +40,7 @@ from trafilatura.utils import repair_faulty_html
 
 from pipeline.charsets import guess_encoding
 from pipeline.agency import detect_credit
+from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, split_body
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
@@ -170,9 +171,9 @@ def extract_page(
     # trafilatura's own cleanup before parsing, as its load_html does: without it one control
     # character, which libxml2 keeps in a text node, makes trafilatura's lxml calls raise
     # and the whole text is lost.
-    text = _open_html_tag(repair_faulty_html(text, text[:50].lower()))
+    source = _open_html_tag(repair_faulty_html(text, text[:50].lower())).encode("utf-8")
     try:
-        tree = lxml.html.document_fromstring(text.encode("utf-8"), parser=_HTML_PARSER)
+        tree = _parse(source)
     except (lxml.etree.ParserError, ValueError) as exc:
         logger.debug("page %s cannot be parsed as HTML: %s", url, exc)
         return None
@@ -182,9 +183,7 @@ def extract_page(
     modified = _stated_times(tree, _MODIFIED_XPATH, _JSON_LD_MODIFIED)
     paywall = _paywall_evidence(tree)
     canonical = _declared_canonical(tree, url)
-    # <noscript> holds "please enable JavaScript", never the article; left in, a
-    # script-only page would "extract" that sentence.
-    lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    paragraph_size = paragraph_chars(tree)
     try:
         document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
@@ -195,6 +194,12 @@ def extract_page(
     text = _paragraphs(document.text or "")
     if not text:
         return None
+    if len(text) < SHORT_OF_PARAGRAPHS * paragraph_size:
+        # The page is parsed again only here: trafilatura has pruned the first tree.
+        try:
+            text = split_body(_parse(source), text) or text
+        except Exception as exc:  # a second opinion failing leaves trafilatura's text
+            logger.warning("split-body search failed on %s: %s: %s", url, type(exc).__name__, exc)
     return ExtractedPage(
         title=_clean(document.title),
         text=text,
@@ -206,6 +211,15 @@ def extract_page(
         paywall=paywall,
         canonical=canonical,
     )
+
+
+def _parse(source: bytes) -> lxml.html.HtmlElement:
+    """The page's tree, without what is never article text."""
+    tree = lxml.html.document_fromstring(source, parser=_HTML_PARSER)
+    # <noscript> holds "please enable JavaScript", never the article; left in, a
+    # script-only page would "extract" that sentence.
+    lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    return tree
 
 
 # -- many pages ---------------------------------------------------------------------------------
