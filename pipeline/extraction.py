@@ -40,7 +40,7 @@ from trafilatura.utils import repair_faulty_html
 
 from pipeline.charsets import guess_encoding
 from pipeline.agency import detect_credit
-from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, split_body
+from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, second_opinion
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
@@ -189,23 +189,22 @@ def extract_page(
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
         logger.warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
         return None
-    if not isinstance(document, Document):
-        return None
-    text = _paragraphs(document.text or "")
-    if not text:
-        return None
+    found = document if isinstance(document, Document) else None
+    text = _paragraphs(found.text or "") if found else ""
     if len(text) < SHORT_OF_PARAGRAPHS * paragraph_size:
         # The page is parsed again only here: trafilatura has pruned the first tree.
         try:
-            text = split_body(_parse(source), text) or text
+            text = second_opinion(_parse(source), text, paragraph_size)
         except Exception as exc:  # a second opinion failing leaves trafilatura's text
-            logger.warning("split-body search failed on %s: %s: %s", url, type(exc).__name__, exc)
+            logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
+    if not text:
+        return None
     return ExtractedPage(
-        title=_clean(document.title),
+        title=_clean(found.title) if found else None,
         text=text,
-        author=_clean(document.author),
-        date=_with_time(_parse_date(document.date), stated_times),
-        site_name=_clean(document.sitename),
+        author=_clean(found.author) if found else None,
+        date=_with_time(_parse_date(found.date), stated_times) if found else None,
+        site_name=_clean(found.sitename) if found else None,
         language=language,
         modified=modified[0].astimezone(UTC) if modified else None,
         paywall=paywall,
