@@ -832,3 +832,4 @@ def test_a_teaser_list_styled_as_a_part_is_not_added() -> None:
     found = extract_page(_split_page(1, f'<div class="grid"><div class="article-body">{teasers}</div></div>'), URL)
     assert found is not None
     assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)]
+
