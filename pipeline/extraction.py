@@ -37,6 +37,7 @@ from trafilatura.utils import repair_faulty_html
 
 from pipeline.charsets import guess_encoding
 from pipeline.agency import detect_credit
+from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, second_opinion
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
@@ -163,9 +164,9 @@ def extract_page(
     # trafilatura's own cleanup before parsing, as its load_html does: without it one control
     # character, which libxml2 keeps in a text node, makes trafilatura's lxml calls raise
     # and the whole text is lost.
-    text = _open_html_tag(repair_faulty_html(text, text[:50].lower()))
+    source = _open_html_tag(repair_faulty_html(text, text[:50].lower())).encode("utf-8")
     try:
-        tree = lxml.html.document_fromstring(text.encode("utf-8"), parser=_HTML_PARSER)
+        tree = _parse(source)
     except (lxml.etree.ParserError, ValueError) as exc:
         logger.debug("page %s cannot be parsed as HTML: %s", url, exc)
         return None
@@ -175,30 +176,42 @@ def extract_page(
     modified = _stated_times(tree, _MODIFIED_XPATH, _JSON_LD_MODIFIED)
     paywall = _paywall_evidence(tree)
     canonical = _declared_canonical(tree, url)
-    # <noscript> holds "please enable JavaScript", never the article; left in, a
-    # script-only page would "extract" that sentence.
-    lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    paragraph_size = paragraph_chars(tree)
     try:
         document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
         logger.warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
         return None
-    if not isinstance(document, Document):
-        return None
-    text = _paragraphs(document.text or "")
+    found = document if isinstance(document, Document) else None
+    text = _paragraphs(found.text or "") if found else ""
+    if len(text) < SHORT_OF_PARAGRAPHS * paragraph_size:
+        # The page is parsed again only here: trafilatura has pruned the first tree.
+        try:
+            text = second_opinion(_parse(source), text, paragraph_size)
+        except Exception as exc:  # a second opinion failing leaves trafilatura's text
+            logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
     if not text:
         return None
     return ExtractedPage(
-        title=_clean(document.title),
+        title=_clean(found.title) if found else None,
         text=text,
-        author=_clean(document.author),
-        date=_with_time(_parse_date(document.date), stated_times),
-        site_name=_clean(document.sitename),
+        author=_clean(found.author) if found else None,
+        date=_with_time(_parse_date(found.date), stated_times) if found else None,
+        site_name=_clean(found.sitename) if found else None,
         language=language,
         modified=modified[0].astimezone(UTC) if modified else None,
         paywall=paywall,
         canonical=canonical,
     )
+
+
+def _parse(source: bytes) -> lxml.html.HtmlElement:
+    """The page's tree, without what is never article text."""
+    tree = lxml.html.document_fromstring(source, parser=_HTML_PARSER)
+    # <noscript> holds "please enable JavaScript", never the article; left in, a
+    # script-only page would "extract" that sentence.
+    lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    return tree
 
 
 # -- many pages ---------------------------------------------------------------------------------
@@ -498,13 +511,15 @@ def _decode(data: bytes, content_type: str | None) -> str:
             # Without a BOM such a label is a mistake (WHATWG reads it as UTF-8); real
             # UTF-16 without BOM has NULs and was turned away as binary.
             return data.decode("utf-8", "replace")
+        # A stale label on UTF-8 bytes is common (a Latin-1 template default, or a GB2312 page
+        # re-saved as UTF-8): valid non-ASCII UTF-8 is the better witness, since text in
+        # another multi-byte or 8-bit encoding is almost never valid UTF-8 as well.
+        if not data.isascii():
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
         if label in _LATIN1_LABELS:
-            # A stale Latin-1 label on UTF-8 bytes is common; valid non-ASCII UTF-8 is the better witness.
-            if not data.isascii():
-                try:
-                    return data.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass
             return data.decode("cp1252", "replace")
         try:
             codec = codecs.lookup(label).name

@@ -148,6 +148,8 @@ ACCENTED = [ARTICLE_PARAGRAPHS[0].replace("council voted", "conseil municipal (c
         ("latin-1", "iso-8859-1", None, b""),  # declared in <meta>
         ("latin-1", None, "text/html; charset=ISO-8859-1", b""),  # declared in HTTP
         ("utf-8", "iso-8859-1", None, b""),  # stale Latin-1 label on UTF-8 bytes
+        ("utf-8", "gb2312", None, b""),  # stale label of a page re-saved as UTF-8 (Fundus's People.cn page)
+        ("utf-8", "shift_jis", None, b""),
         ("latin-1", "utf-8", None, b""),  # a template's UTF-8 default on Latin-1 bytes
         ("latin-1", None, None, b""),  # nothing declared
         ("utf-8", "windows-1252", "text/html; charset=utf-8", b""),  # HTTP wins over <meta>
@@ -791,3 +793,44 @@ def test_a_canonical_url_on_the_page_site_is_the_article_identity(page_url: str,
 def test_a_page_without_canonical_url_keeps_the_entry_url() -> None:
     article = build_article(entry(), page(realistic_page()), outlet="L", settings=SETTINGS, now=NOW)
     assert (article.url, article.id) == (URL, article_id(URL))
+
+
+# -- candidates: a body split into parts --------------------------------------------------------
+
+_SPLIT_WORDS = "The river authority said the new flood barrier would be finished before the winter storms arrived in the valley".split()
+
+
+def _split_paragraph(number: int) -> str:
+    shift = (number * 3) % len(_SPLIT_WORDS)
+    return " ".join(_SPLIT_WORDS[shift:] + _SPLIT_WORDS[:shift]) + f" (paragraph {number})."
+
+
+def _split_page(parts: int, extra: str = "") -> bytes:
+    """An article cut into ``parts`` containers of one class between ads, as long reads are laid out."""
+    chunks = "".join(
+        '<div class="grid"><div class="grid-item"><div class="article-body">'
+        + "".join(f"<p>{_split_paragraph(part * 4 + line)}</p>" for line in range(4))
+        + '</div></div></div><div class="ad-slot"><div class="ad">Advertisement</div></div>'
+        for part in range(parts)
+    )
+    return (
+        "<html><head><title>Flood barrier</title></head><body><header><nav><a href='/'>Home</a></nav></header>"
+        f"<main><h1>Flood barrier</h1><div class='chunks'>{chunks}</div>{extra}</main>"
+        "<footer><p>Copyright Example</p></footer></body></html>"
+    ).encode()
+
+
+def test_a_body_split_into_parts_is_extracted_whole() -> None:
+    found = extract_page(_split_page(3), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(12)]
+
+
+def test_a_teaser_list_styled_as_a_part_is_not_added() -> None:
+    teasers = "".join(
+        f'<p><a href="/story/{n}">Another story about the valley and its long wet winter, number {n}</a></p>' for n in range(8)
+    )
+    found = extract_page(_split_page(1, f'<div class="grid"><div class="article-body">{teasers}</div></div>'), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)]
+
