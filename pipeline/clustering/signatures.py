@@ -206,22 +206,35 @@ def _fmix64(values: U64) -> U64:
     return h
 
 
+# Token -> its hash as a signed 64-bit int (numpy converts those fastest).
 _token_cache: dict[str, int] = {}
 
 
 def _token_hashes(words: Sequence[str]) -> U64:
     cache = _token_cache
+    # The lookups run at C speed (map over the dict's __getitem__); only a
+    # text with words not seen before takes the slow path, once per new word.
+    try:
+        return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
+    except KeyError:
+        pass
     if len(cache) > _TOKEN_CACHE_MAX:
         cache.clear()
-    # map() over the dict's get runs at C speed; only unseen words need Python.
-    hashes: list[int | None] = list(map(cache.get, words))
-    if None in hashes:
-        for i, h in enumerate(hashes):
-            if h is None:
-                word = words[i]
-                # The canonical form is hashed, so "said" and "says" are one token.
-                hashes[i] = cache[word] = xxhash.xxh3_64_intdigest(canonical(word).encode("utf-8"))
-    return np.array(hashes, dtype=np.uint64)
+    for word in set(words).difference(cache):
+        # The canonical form is hashed, so "said" and "says" are one token.
+        cache[word] = int.from_bytes(xxhash.xxh3_64_digest(canonical(word).encode("utf-8")), "big", signed=True)
+    return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
+
+
+def _unique(values: U32) -> U32:
+    """The distinct values, sorted: np.unique, several times faster on the few hundred values of a text."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def shingles_in_order(words: Sequence[str], k: int) -> U32:
@@ -242,7 +255,7 @@ def shingles_in_order(words: Sequence[str], k: int) -> U32:
 
 def shingle_hashes(words: Sequence[str], k: int) -> U32:
     """Distinct 32-bit hashes of the word k-grams (one shingle for texts shorter than k)."""
-    return np.unique(shingles_in_order(words, k))
+    return _unique(shingles_in_order(words, k))
 
 
 def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.uint32]:
@@ -292,7 +305,7 @@ def _short_set(match: MatchText, params: SketchParams) -> U32:
     title = (shingle_hashes(match.title, k) >> _TAG_SHIFT) | TAG_TITLE
     body = shingle_hashes(lead, k) >> _TAG_SHIFT
     opening = (shingle_hashes(lead[: params.short_opening_words], k) >> _TAG_SHIFT) | TAG_OPENING
-    return np.unique(np.concatenate([title, body, opening]))
+    return _unique(np.concatenate([title, body, opening]))
 
 
 def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
@@ -315,7 +328,7 @@ def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list
         # not the thousands of token strings normalisation makes.
         match = normalize(title, text)
         in_order = shingles_in_order(match.body, params.shingle_size)
-        sets.append(np.unique(in_order))
+        sets.append(_unique(in_order))
         # A repeated shingle changes no minimum, and is rare this close to the
         # start: the lead and the opening are taken as they come.
         leads.append(in_order[:lead_shingles])
