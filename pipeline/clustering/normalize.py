@@ -278,7 +278,7 @@ def story_lines(text: str) -> list[str]:
     words = folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded)
     names = _CREDIT_SET.intersection(words)
     if "A.P" in folded:
-        names.add("A.P")
+        names |= {"A.P"}
     lines: list[str] = []
     for raw in folded.splitlines():
         line = raw.strip()
