@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.clustering import cluster_documents
+from pipeline.clustering import batch_engine
 from pipeline.errors import ConfigError, FetchError
 from pipeline.extraction import extract_page
 from pipeline.fetching import Fetcher
@@ -66,16 +66,17 @@ def extract_inputs(inputs: Sequence[str], settings: Settings, *, url: str | None
             fetcher.close()
 
 
-def read_dedup_input(path: Path) -> list[Article]:
-    """Parse `newsagg dedup` input lines into articles; a bad line is a ConfigError naming it."""
+def read_dedup_input(path: Path, seen: dict[str, None]) -> Iterator[Article]:
+    """Parse `newsagg dedup` input lines into articles as they are read; a bad line is a ConfigError naming it.
+
+    Each id is recorded in ``seen``, in input order; an id already there is refused.
+    """
     handle: TextIO
     try:
         handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     now = datetime.now(UTC)
-    documents: list[Article] = []
-    seen: set[str] = set()
     with handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -93,33 +94,44 @@ def read_dedup_input(path: Path) -> list[Article]:
             doc_id = str(record["id"])
             if doc_id in seen:
                 raise ConfigError(f"{where}: duplicate id {doc_id!r}")
-            seen.add(doc_id)
-            documents.append(
-                Article(
-                    id=doc_id,
-                    url=str(record.get("url") or ""),
-                    outlet=str(record.get("source") or ""),
-                    title=str(record["title"]),
-                    text=str(record["text"]),
-                    published=_published(record.get("published"), where),
-                    fetched_at=now,
-                    text_source=TextSource.INPUT,
-                )
+            seen[doc_id] = None
+            yield Article(
+                id=doc_id,
+                url=str(record.get("url") or ""),
+                outlet=str(record.get("source") or ""),
+                title=str(record["title"]),
+                text=str(record["text"]),
+                published=_published(record.get("published"), where),
+                fetched_at=now,
+                text_source=TextSource.INPUT,
             )
-    return documents
 
 
 def dedup_jsonl(path: Path, out: TextIO, settings: ClusteringSettings, *, progress: bool = False) -> tuple[int, int]:
     """Cluster the documents of a JSONL file; writes ``{"id","cluster_id"}`` lines in input order.
 
+    The input is streamed: what stays in memory is the clustering index and
+    the ids, not the texts. Output is written once the last line is read,
+    because a later document can merge earlier clusters.
+
     Returns:
         (documents, clusters).
     """
-    documents = read_dedup_input(path)
-    memberships = {m.article_id: m.cluster_id for m in cluster_documents(documents, settings)}
-    for doc in ProgressBar(documents, desc="writing", disable=not progress, leave=False):
-        out.write(json.dumps({"id": doc.id, "cluster_id": memberships[doc.id]}) + "\n")
-    return len(documents), len(set(memberships.values()))
+    order: dict[str, None] = {}
+    engine = batch_engine(settings)
+    try:
+        articles = read_dedup_input(path, order)
+        engine.add_stream(ProgressBar(articles, desc="clustering", unit=" docs", disable=not progress, leave=False))
+        clusters: set[str] = set()
+        for doc_id in order:
+            cluster_id = engine.cluster_of(doc_id)
+            assert cluster_id is not None  # every document read was clustered
+            clusters.add(cluster_id)
+            # What json.dumps({"id": .., "cluster_id": ..}) writes, without a dict per line.
+            out.write(f'{{"id": {json.dumps(doc_id)}, "cluster_id": {json.dumps(cluster_id)}}}\n')
+    finally:
+        engine.close()
+    return len(order), len(clusters)
 
 
 def _published(value: Any, where: str) -> datetime | None:

@@ -45,10 +45,12 @@ from __future__ import annotations
 import logging
 import sys
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import chain, islice
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -346,7 +348,8 @@ class ClusterEngine:
         # by the order-independence contract this equals one big batch.
         position = 0
         items = [(articles[i].title, articles[i].text) for i in fresh]
-        for part in sketch_chunks(items, self.params, pool, _PIPELINE_CHUNK, ahead=2 * self.settings.workers):
+        chunks = (items[i : i + _PIPELINE_CHUNK] for i in range(0, len(items), _PIPELINE_CHUNK))
+        for part in sketch_chunks(chunks, self.params, pool, ahead=2 * self.settings.workers):
             indices = fresh[position : position + len(part)]
             position += len(part)
             part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
@@ -371,6 +374,32 @@ class ClusterEngine:
                 )
             )
         return result
+
+    def add_stream(self, articles: Iterable[Article]) -> None:
+        """Cluster a stream of new articles without holding it (``newsagg dedup``).
+
+        The stream is read ``_PIPELINE_CHUNK`` articles at a time as the signing
+        pool takes them, each chunk clustered in arrival order (by the contract
+        above, the clusters of one batch); only the index outlives a chunk.
+        Nothing is returned: ``cluster_of`` tells an article's cluster. Article
+        ids must be new and distinct (the caller checks).
+        """
+        stream = iter(articles)
+        first = list(islice(stream, max(self.settings.pool_min_batch, _PIPELINE_CHUNK)))
+        pool = self._pool() if len(first) >= self.settings.pool_min_batch else None
+        taken: deque[list[Article]] = deque()
+
+        def chunks() -> Iterator[list[tuple[str, str]]]:
+            rest = iter(lambda: list(islice(stream, _PIPELINE_CHUNK)), [])
+            firsts = (first[i : i + _PIPELINE_CHUNK] for i in range(0, len(first), _PIPELINE_CHUNK))
+            for chunk in chain(firsts, rest):
+                chunk.sort(key=lambda article: article.arrival_key)
+                taken.append(chunk)
+                yield [(article.title, article.text) for article in chunk]
+
+        for sketches in sketch_chunks(chunks(), self.params, pool, ahead=2 * self.settings.workers):
+            chunk = taken.popleft()
+            self._cluster_fresh(chunk, [replace(s, outlet=outlet_hash(a.outlet)) for a, s in zip(chunk, sketches)])
 
     def _pool(self) -> Executor | None:
         if self.settings.workers <= 1:
@@ -627,19 +656,25 @@ def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:
     return cluster_id
 
 
-def cluster_documents(articles: Sequence[Article], settings: ClusteringSettings) -> list[Membership]:
-    """One-shot batch clustering (``newsagg dedup``): one membership per input article, in input order.
+def batch_engine(settings: ClusteringSettings) -> ClusterEngine:
+    """An engine for one-shot batches (``cluster_documents``, ``newsagg dedup``): it has no window.
 
-    A batch has no window. ``window_days`` bounds an incremental index over a
-    stream; a batch is one collection the caller asked to deduplicate, and
-    whether a document carries a date must not decide what it is a duplicate
-    of. (An undated document arrives at its fetch time, which for ``newsagg
-    dedup`` is the moment of the run: with a window, it could never match the
-    dated documents of the same file.) Arrival times still give the order, so
-    a cluster is named after its earliest dated member.
+    ``window_days`` bounds an incremental index over a stream; a batch is one
+    collection the caller asked to deduplicate, and whether a document carries
+    a date must not decide what it is a duplicate of. (An undated document
+    arrives at its fetch time, which for ``newsagg dedup`` is the moment of the
+    run: with a window, it could never match the dated documents of the same
+    file.) Arrival times still give the order, so a cluster is named after its
+    earliest dated member.
     """
     engine = ClusterEngine(settings)
     engine._window = _NO_WINDOW
+    return engine
+
+
+def cluster_documents(articles: Sequence[Article], settings: ClusteringSettings) -> list[Membership]:
+    """One-shot batch clustering: one membership per input article, in input order (see ``batch_engine``)."""
+    engine = batch_engine(settings)
     try:
         return [assignment.membership for assignment in engine.add_many(articles)]
     finally:

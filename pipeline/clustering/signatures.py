@@ -34,7 +34,7 @@ import logging
 import multiprocessing
 import struct
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -365,32 +365,33 @@ def _sketch_chunk(args: tuple[list[tuple[bytes, bytes]], SketchParams]) -> list[
 
 
 def sketch_chunks(
-    items: Sequence[tuple[str, str]], params: SketchParams, pool: Executor | None, chunk: int, ahead: int = 4
+    chunks: Iterable[Sequence[tuple[str, str]]], params: SketchParams, pool: Executor | None, ahead: int = 4
 ) -> Iterator[list[Sketch]]:
-    """Sketches of ``items`` in order, ``chunk`` at a time, computed by ``pool`` when given.
+    """The sketches of each chunk of (title, text) pairs, in order, computed by ``pool`` when given.
 
     Up to ``ahead`` chunks are with the pool at once, so the caller can cluster
-    chunk k while the pool signs the next ones. The result does not depend on
+    chunk k while the pool signs the next ones; ``chunks`` is read as the pool
+    takes them, so a stream is never held whole. The result does not depend on
     the pool: a sketch is a pure function of its text and ``params``.
     """
-    starts = iter(range(0, len(items), chunk))
+    parts = iter(chunks)
     if pool is None:
-        for i in starts:
-            yield sketch_texts(items[i : i + chunk], params)
+        for part in parts:
+            yield sketch_texts(part, params)
         return
 
-    def submit(i: int) -> Future[list[Sketch]]:
+    def submit(part: Sequence[tuple[str, str]]) -> Future[list[Sketch]]:
         # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
         # UTF-8 copy inside it (CPython), which would then double the memory
         # of the caller's articles for as long as it keeps them.
-        part = [(_encode(title), _encode(text)) for title, text in items[i : i + chunk]]
-        return pool.submit(_sketch_chunk, (part, params))
+        encoded = [(_encode(title), _encode(text)) for title, text in part]
+        return pool.submit(_sketch_chunk, (encoded, params))
 
-    pending = deque(submit(i) for i in islice(starts, max(1, ahead)))
+    pending = deque(submit(part) for part in islice(parts, max(1, ahead)))
     try:
         while pending:
             done = pending.popleft().result()
-            following = next(starts, None)
+            following = next(parts, None)
             if following is not None:
                 pending.append(submit(following))
             yield done
