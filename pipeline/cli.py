@@ -338,7 +338,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:
-    from pipeline.batch import dedup_jsonl
+    from pipeline.dedup import dedup_jsonl
 
     settings = _settings(args)
     with _open_output(args.output) as out:
