@@ -358,7 +358,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:
-    from pipeline.batch import dedup_jsonl
+    from pipeline.dedup import dedup_jsonl
     from pipeline.pool import WorkerPool
 
     settings = _settings(args)
@@ -950,7 +950,8 @@ def _parser() -> argparse.ArgumentParser:
     dedup = commands.add_parser(
         "dedup", parents=[common], help="cluster near-duplicates in a JSONL file",
         description='Input lines {"id","title","text"[,"url","source","published"]}; '
-        'output lines {"id","cluster_id"}, one per input id, in input order.',
+        'output lines {"id","cluster_id"}, one per input id, in input order, written once the input is read '
+        "(it is streamed: the texts are not kept in memory).",
     )
     dedup.add_argument("input", type=Path, metavar="INPUT.jsonl", help="'-' for standard input")
     dedup.add_argument("-o", "--output", type=Path, metavar="OUT.jsonl", help="default: standard output")

@@ -1,11 +1,11 @@
 """Near-duplicate clustering: containment-aware MinHash LSH, incremental and stable.
 
-Public names: ``ClusterEngine`` (incremental) and ``cluster_documents`` (one batch,
-``newsagg dedup``).
+Public names: ``ClusterEngine`` (incremental), ``cluster_documents`` (one batch) and
+``batch_engine`` (an engine for one batch, streamed by ``newsagg dedup``).
 """
 
 from __future__ import annotations
 
-from pipeline.clustering.engine import ClusterEngine, cluster_documents
+from pipeline.clustering.engine import ClusterEngine, batch_engine, cluster_documents
 
-__all__ = ["ClusterEngine", "cluster_documents"]
+__all__ = ["ClusterEngine", "batch_engine", "cluster_documents"]

@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import chain, islice
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -348,7 +350,8 @@ class ClusterEngine:
         # by the order-independence contract this equals one big batch.
         position = 0
         items = [(articles[i].title, articles[i].text) for i in fresh]
-        for part in sketch_chunks(items, self.params, pool, chunk, ahead=2 * workers):
+        chunks = (items[i : i + chunk] for i in range(0, len(items), chunk))
+        for part in sketch_chunks(chunks, self.params, pool, ahead=2 * workers):
             indices = fresh[position : position + len(part)]
             position += len(part)
             part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
@@ -373,6 +376,33 @@ class ClusterEngine:
                 )
             )
         return result
+
+    def add_stream(self, articles: Iterable[Article]) -> None:
+        """Cluster a stream of new articles without holding it (``newsagg dedup``).
+
+        The stream is read ``_PIPELINE_CHUNK`` articles at a time as the signing
+        pool takes them, each chunk clustered in arrival order (by the contract
+        above, the clusters of one batch); only the index outlives a chunk.
+        Nothing is returned: ``cluster_of`` tells an article's cluster. Article
+        ids must be new and distinct (the caller checks).
+        """
+        stream = iter(articles)
+        first = list(islice(stream, max(self.settings.pool_min_batch, _PIPELINE_CHUNK)))
+        pool = self.pool if len(first) >= self.settings.pool_min_batch else None
+        workers = pool.workers if pool is not None else 1
+        taken: deque[list[Article]] = deque()
+
+        def chunks() -> Iterator[list[tuple[str, str]]]:
+            rest = iter(lambda: list(islice(stream, _PIPELINE_CHUNK)), [])
+            firsts = (first[i : i + _PIPELINE_CHUNK] for i in range(0, len(first), _PIPELINE_CHUNK))
+            for chunk in chain(firsts, rest):
+                chunk.sort(key=lambda article: article.arrival_key)
+                taken.append(chunk)
+                yield [(article.title, article.text) for article in chunk]
+
+        for sketches in sketch_chunks(chunks(), self.params, pool, ahead=2 * workers):
+            chunk = taken.popleft()
+            self._cluster_fresh(chunk, [replace(s, outlet=outlet_hash(a.outlet)) for a, s in zip(chunk, sketches)])
 
     def _membership(self, row: int) -> Membership:
         jac = float(self._jac[row])
@@ -614,20 +644,25 @@ def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:
     return cluster_id
 
 
-def cluster_documents(
-    articles: Sequence[Article], settings: ClusteringSettings, pool: WorkerPool | None = None
-) -> list[Membership]:
-    """One-shot batch clustering (``newsagg dedup``): one membership per input article, in input order.
+def batch_engine(settings: ClusteringSettings, pool: WorkerPool | None = None) -> ClusterEngine:
+    """An engine for one-shot batches (``cluster_documents``, ``newsagg dedup``): it has no window.
 
-    A batch has no window. ``window_days`` bounds an incremental index over a
-    stream; a batch is one collection the caller asked to deduplicate, and
-    whether a document carries a date must not decide what it is a duplicate
-    of. (An undated document arrives at its fetch time, which for ``newsagg
-    dedup`` is the moment of the run: with a window, it could never match the
-    dated documents of the same file.) Arrival times still give the order, so
-    a cluster is named after its earliest dated member. ``pool``'s workers sign
-    the articles (None: this process does).
+    ``window_days`` bounds an incremental index over a stream; a batch is one
+    collection the caller asked to deduplicate, and whether a document carries
+    a date must not decide what it is a duplicate of. (An undated document
+    arrives at its fetch time, which for ``newsagg dedup`` is the moment of the
+    run: with a window, it could never match the dated documents of the same
+    file.) Arrival times still give the order, so a cluster is named after its
+    earliest dated member. ``pool``'s workers sign the articles (None: this
+    process does).
     """
     engine = ClusterEngine(settings, pool)
     engine._window = _NO_WINDOW
-    return [assignment.membership for assignment in engine.add_many(articles)]
+    return engine
+
+
+def cluster_documents(
+    articles: Sequence[Article], settings: ClusteringSettings, pool: WorkerPool | None = None
+) -> list[Membership]:
+    """One-shot batch clustering: one membership per input article, in input order (see ``batch_engine``)."""
+    return [assignment.membership for assignment in batch_engine(settings, pool).add_many(articles)]

@@ -44,23 +44,24 @@ _AGENCY = (
     r"Interfax|Ukrinform|AAP|CP|KNA|epd|APA|Belga|Lusa|NTB|TT|RIA(?:\s+Novosti)?)"
 )
 
-_QUOTES = str.maketrans(
-    {
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-        "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
-        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
-        "\u2015": "-", "\u2212": "-",
-        "\u00a0": " ", "\u2007": " ", "\u202f": " ",
-        "\u00ad": None, "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None,
-        # Arabic spelling variants: tatweel (kashida) is decoration; alef wasla,
-        # alef maqsura and the Persian yeh and keheh are typed for alef, yaa
-        # and kaf by some outlets, as taa marbuta and haa are swapped.
-        "\u0640": None, "\u0671": "\u0627", "\u0649": "\u064a", "\u06cc": "\u064a", "\u06a9": "\u0643",
-        "\u0629": "\u0647", "\u060c": ",", "\u061b": ";",
-        "\u300c": '"', "\u300d": '"', "\u300e": '"', "\u300f": '"', "\u301d": '"', "\u301e": '"',
-    }
-)
+# Characters that fold to another (or to nothing): quotes, dashes, spaces,
+# invisible characters, spelling variants. All outside ASCII.
+_FOLD = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+    "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+    "\u2015": "-", "\u2212": "-",
+    "\u00a0": " ", "\u2007": " ", "\u202f": " ",
+    "\u00ad": "", "\u200b": "", "\u200c": "", "\u200d": "", "\ufeff": "",
+    # Arabic spelling variants: tatweel (kashida) is decoration; alef wasla,
+    # alef maqsura and the Persian yeh and keheh are typed for alef, yaa
+    # and kaf by some outlets, as taa marbuta and haa are swapped.
+    "\u0640": "", "\u0671": "\u0627", "\u0649": "\u064a", "\u06cc": "\u064a", "\u06a9": "\u0643",
+    "\u0629": "\u0647", "\u060c": ",", "\u061b": ";",
+    "\u300c": '"', "\u300d": '"', "\u300e": '"', "\u300f": '"', "\u301d": '"', "\u301e": '"',
+}
+_FOLDED = re.compile("[" + "".join(_FOLD) + "]")
 
 # A dateline opens a paragraph: a place in capitals or title case, an optional
 # date, the agency in parentheses and a dash. Requiring the parenthesised agency
@@ -80,10 +81,15 @@ _INLINE_CREDIT = re.compile(
     r"|\(\s*" + _AGENCY + r"\s*\)"
 )
 
-# A cheap test for the agency names before the costly credit pattern.
-_MAYBE_CREDIT = re.compile(r"\b(?:AP|A\.P|AFP|Reuters|dpa|DPA|agencies|Agencies|IANS|PTI|ANI|ANSA|EFE|Xinhua|Kyodo|"
-                           r"Yonhap|UPI|Bloomberg|TASS|Interfax|Ukrinform|AAP|CP|KNA|epd|APA|Belga|Lusa|NTB|TT|RIA|"
-                           r"Associated|Agence)\b")
+# A cheap test for the agency names before the costly credit pattern. Each
+# name but "A.P" is a whole word where it matches.
+_CREDIT_WORDS = (
+    "AP", "A.P", "AFP", "Reuters", "dpa", "DPA", "agencies", "Agencies", "IANS", "PTI", "ANI", "ANSA", "EFE", "Xinhua",
+    "Kyodo", "Yonhap", "UPI", "Bloomberg", "TASS", "Interfax", "Ukrinform", "AAP", "CP", "KNA", "epd", "APA", "Belga",
+    "Lusa", "NTB", "TT", "RIA", "Associated", "Agence",
+)
+_MAYBE_CREDIT = re.compile(r"\b(?:" + "|".join(map(re.escape, _CREDIT_WORDS)) + r")\b")
+_CREDIT_SET = frozenset(_CREDIT_WORDS)
 
 # Whole lines that are never part of the story itself.
 _DROP_LINE = re.compile(
@@ -160,6 +166,7 @@ _BOILERPLATE_MAX_WORDS = 45
 _FOOTER_MARKERS = ("\u00a9", "copyright", "all rights reserved", "may not be published, broadcast")
 
 _WORD = re.compile(r"\w+")
+_ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"\w", chr(c))})
 # Scripts without spaces between words: Han and Kana (with the iteration and
 # prolonged-sound marks), then Thai, Lao, Myanmar and Khmer, whose vowel signs
 # \w does not match.
@@ -206,7 +213,15 @@ class MatchText:
 
 def fold(text: str) -> str:
     """Unicode-normalise, straighten quotes and dashes, drop accents and invisible characters."""
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    # Every step below leaves ASCII text as it is (CPython flags ASCII strings,
+    # so the test is free), and most English text is ASCII.
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    # str.translate looks every character up in the table once the text is not
+    # ASCII; replacing only the few kinds of character present is far faster.
+    for char in set(_FOLDED.findall(text)):
+        text = text.replace(char, _FOLD[char])
     # Accents are inconsistent between outlets (and lost by some CMSes);
     # decompose and drop the combining marks only.
     decomposed = unicodedata.normalize("NFD", text)
@@ -254,14 +269,26 @@ def strip_dateline(line: str) -> str:
 
 def story_lines(text: str) -> list[str]:
     """The story's own paragraphs: folded, without credits, captions, teasers or datelines."""
+    folded = fold(text)
+    # The credit pattern tries every name at every word, line by line; a set
+    # of the text's words tells at C speed which names it has at all. A line
+    # is a substring of the text between line breaks, so it can only match
+    # with one of those names, except at the start of what a dateline left,
+    # which is searched anyway.
+    words = folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded)
+    names = _CREDIT_SET.intersection(words)
+    if "A.P" in folded:
+        names |= {"A.P"}
     lines: list[str] = []
-    for raw in fold(text).splitlines():
+    for raw in folded.splitlines():
         line = raw.strip()
         if is_boilerplate_line(line):
             continue
+        dated = False
         if "(" in line[:100] or "-" in line[:100] or not line[:1].isascii():
-            line = strip_dateline(line)
-        if _MAYBE_CREDIT.search(line):
+            undated = strip_dateline(line)
+            dated, line = undated != line, undated
+        if (dated or any(name in line for name in names)) and _MAYBE_CREDIT.search(line):
             line = _INLINE_CREDIT.sub(" ", line).strip()
         if "(" in line:
             line = _INLINE_CREDIT_INTL.sub(" ", line).strip()
@@ -283,7 +310,11 @@ def tokens(text: str) -> list[str]:
         text = _PER_CENT.sub("percent", text)
     # isascii() is free for an ASCII string (CPython flags them), and most
     # English text is ASCII once folded.
-    if text.isascii() or not _NEEDS_SCRIPTS.search(text):
+    if text.isascii():
+        # \w in ASCII is letters, digits and the underscore: blank the rest and
+        # split, both at C speed.
+        return text.translate(_ASCII_NON_WORD).split()
+    if not _NEEDS_SCRIPTS.search(text):
         return _WORD.findall(text)
     out: list[str] = []
     for match in _SCRIPT_TOKEN.finditer(text):

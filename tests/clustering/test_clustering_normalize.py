@@ -73,6 +73,9 @@ def test_said_and_says_and_per_cent_fold_to_one_form() -> None:
 
 def test_inline_agency_credit_is_removed() -> None:
     assert body(BODY + " The ministry confirmed it, AFP reported.") == body(BODY + " The ministry confirmed it.")
+    assert body(BODY + " The ministry confirmed it, A.P. reported.") == body(BODY + " The ministry confirmed it.")
+    # Where a dateline went first, and in a paragraph after others.
+    assert body("KYIV, Sept 30 (Reuters) - Reuters reported the vote.\n\n" + BODY) == body("the vote.\n" + BODY)
 
 
 def test_title_is_kept_apart_from_body() -> None:
