@@ -321,11 +321,14 @@ class SqliteSearchIndex:
             ).fetchall()
         except sqlite3.OperationalError as exc:
             raise SearchBackendError(f"search failed: {exc}") from None
-        total = next(count for facet, _, count in counted if facet == "total")
-        facets = {
-            facet: dict(sorted(((str(v), n) for f, v, n in counted if f == facet), key=lambda kv: (-kv[1], kv[0])))
-            for facet in ("outlet", "agency", "day", "language")
-        }
+        total = 0
+        counts: dict[str, dict[str, int]] = {facet: {} for facet in ("outlet", "agency", "day", "language")}
+        for facet, value, count in counted:
+            if facet == "total":
+                total = count
+            else:
+                counts[facet][str(value)] = count
+        facets = {facet: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for facet, c in counts.items()}
         hits = [
             SearchHit(
                 story_id=row[0],
