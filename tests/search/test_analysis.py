@@ -39,6 +39,16 @@ def test_highlights_fall_on_the_words_that_matched() -> None:
     assert [text[a:b] for a, b in spans] == ["Häfen", "streiken", "工人罢工"]
 
 
+
+def test_highlights_for_a_snippet_stop_a_window_after_the_first() -> None:
+    text = "Quiet start. " + "Strikes spread; the strike went on. " * 20
+    every = highlighted_spans(text, "en", {"strike"})
+    window = highlighted_spans(text, "en", {"strike"}, window=100)
+    assert len(window) < len(every)
+    assert window == [span for span in every if span[0] <= every[0][0] + 100]
+    assert highlighted_spans("No match here.", "en", {"strike"}, window=100) == []
+
+
 OLD_SCHEMA = """
 CREATE TABLE stories (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, body TEXT NOT NULL,
     summary TEXT NOT NULL, outlets TEXT NOT NULL, article_count INTEGER NOT NULL, first_seen TEXT NOT NULL,
