@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, Result, Side, load_average, machine, markdown_table, save, versions
 
-BENCHES = ("feeds", "extraction", "clustering", "indexing", "end_to_end", "memory", "web")
+BENCHES = ("feeds", "extraction", "clustering", "indexing", "end_to_end", "import_warc", "memory", "web")
 TIMEOUTS = {"tiny": 300, "quick": 900, "full": 5400}  # seconds per benchmark
 DEDUP_SIZES = {"tiny": [200], "quick": [1000], "full": [10000, 100000]}
 

@@ -12,11 +12,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Literal
 
 # Two paragraphs this alike (difflib ratio over their words) are one paragraph, edited.
 EDITED_MIN_RATIO = 0.5
 SIGN_OFF_WORDS = 4  # a shorter paragraph is a sign-off or credit line, not story text
+COMPARED_CACHE = 1024  # copies whose comparison is remembered (a story page compares up to 50)
+KEY_CACHE = 20_000  # paragraphs whose key and words are remembered: every copy is compared with the same base
 _QUOTES = (("\u2018", "'"), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u2013", "-"), ("\u2014", "-"))
 
 
@@ -73,8 +76,9 @@ def paragraphs(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
+@lru_cache(maxsize=COMPARED_CACHE)
 def compare(base_title: str, base_text: str, title: str, text: str) -> CopyChanges:
-    """What the copy (``title``, ``text``) changed against the base copy."""
+    """What the copy (``title``, ``text``) changed against the base copy (remembered: a story page is read often)."""
     base, copy = paragraphs(base_text), paragraphs(text)
     matcher = SequenceMatcher(None, [_key(p) for p in base], [_key(p) for p in copy], autojunk=False)
     changes: list[ParagraphChange] = []
@@ -108,9 +112,11 @@ def _pair(base: list[str], copy: list[str]) -> list[ParagraphChange]:
     """Paragraphs of a changed run, in order: each copy paragraph edited from the next alike base one, or added."""
     out: list[ParagraphChange] = []
     next_base = 0
+    base_words = [_words(p) for p in base]
     for paragraph in copy:
+        words = _words(paragraph)
         match = next(
-            (i for i in range(next_base, len(base)) if _similarity(base[i], paragraph) >= EDITED_MIN_RATIO), None
+            (i for i in range(next_base, len(base)) if _similarity(base_words[i], words) >= EDITED_MIN_RATIO), None
         )
         if match is None:
             out.append(ParagraphChange("added", paragraph))
@@ -137,15 +143,26 @@ def _word_changes(before: str, after: str) -> tuple[WordChange, ...]:
     return tuple(out)
 
 
-def _similarity(a: str, b: str) -> float:
-    words_a, words_b = _key(a).split(), _key(b).split()
-    # The words both share bound difflib's ratio from above: most unlike pairs stop here, cheaply.
-    shared = sum((Counter(words_a) & Counter(words_b)).values())
+@lru_cache(maxsize=KEY_CACHE)
+def _words(paragraph: str) -> tuple[list[str], Counter[str]]:
+    """A paragraph's words as ``_key`` has them, and how often each stands in it (shared: never changed)."""
+    words = _key(paragraph).split()
+    return words, Counter(words)
+
+
+def _similarity(a: tuple[list[str], Counter[str]], b: tuple[list[str], Counter[str]]) -> float:
+    (words_a, counts_a), (words_b, counts_b) = a, b
+    # Their lengths, then the words both share, bound difflib's ratio from above: most
+    # unlike pairs stop here, cheaply.
+    if 2 * min(len(words_a), len(words_b)) < EDITED_MIN_RATIO * (len(words_a) + len(words_b)):
+        return 0.0
+    shared = sum((counts_a & counts_b).values())
     if 2 * shared < EDITED_MIN_RATIO * (len(words_a) + len(words_b)):
         return 0.0
     return SequenceMatcher(None, words_a, words_b, autojunk=False).ratio()
 
 
+@lru_cache(maxsize=KEY_CACHE)
 def _key(paragraph: str) -> str:
     """What two paragraphs must share to be the same: case, curly quotes and spacing aside."""
     return " ".join(_plain(paragraph).casefold().split())

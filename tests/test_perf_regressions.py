@@ -4,7 +4,8 @@
   outcomes and what it stores are those of ``poll_feed`` for each feed in turn;
 * the store builds its row statements once per batch (entries, assignments, the outbox)
   and reads memberships for a whole indexing batch at once;
-* the SQLite search index syncs like the store (WAL, synchronous=NORMAL).
+* the SQLite search index syncs like the store (WAL, synchronous=NORMAL);
+* the river filtered by agency or language seeks its stories by an index (SQLite's plan).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pipeline.runner import MIN_PARALLEL_FEEDS, Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import Settings
 from pipeline.storage import Store
+from pipeline.storage.stories import StoryFilter
 from pipeline.storage.schema import entries, feeds, outbox
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -204,3 +206,20 @@ def test_folding_ascii_takes_the_short_way_to_the_same_result(text: str) -> None
     # "é" sends the text down the general path, which folds it to "e".
     assert _fold(text) == text.lower() == _fold(text + "é")[:-1]
     assert _fold(text + "é").endswith("e")
+
+
+@pytest.mark.parametrize(("where", "index"), [(StoryFilter(agency="dpa"), "ix_stories_agency_last_seen"),
+                                              (StoryFilter(language="de"), "ix_stories_language_last_seen")])
+def test_the_filtered_river_seeks_by_an_index(tmp_path: Path, where: StoryFilter, index: str) -> None:
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    statements: list[tuple[str, Any]] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda conn, cursor, sql, params, context, many: statements.append((sql, params)))
+    try:
+        store.story_page(30, where, after="1700000000000000.s1")
+        sql, params = next((sql, params) for sql, params in statements if "FROM stories" in sql)
+        with sqlite3.connect(tmp_path / "store.sqlite3") as db:
+            plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert f"SEARCH stories USING INDEX {index}" in plan, plan
+    finally:
+        store.close()

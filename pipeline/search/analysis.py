@@ -81,11 +81,19 @@ def query_terms(text: str, languages: Iterable[str | None]) -> list[list[str]]:
     return [sorted(set(forms)) for forms in zip(*analyses, strict=True)]
 
 
-def highlighted_spans(text: str, language: str | None, terms: set[str]) -> list[tuple[int, int]]:
-    """Where in ``text`` the words whose terms are among ``terms`` stand, as (start, end) offsets."""
+def highlighted_spans(
+    text: str, language: str | None, terms: set[str], window: int | None = None
+) -> list[tuple[int, int]]:
+    """Where in ``text`` the words whose terms are among ``terms`` stand, as (start, end) offsets.
+
+    With ``window``, only those starting at most ``window`` characters after the first
+    one's start: what a snippet shows, without reading the rest of a long text.
+    """
     stem = _stemmer(language) or str
     spans: list[tuple[int, int]] = []
     for match in _token_pattern(text).finditer(text):
+        if window is not None and spans and match.start() > spans[0][0] + window:
+            break
         word = _fold(match.group())
         if match.group(1) is not None:
             # A pair of characters matched: highlight both of its characters.

@@ -29,6 +29,10 @@ TITLE_WEIGHT = 3.0
 SNIPPET_CHARS = 200  # about the length of FTS5's 32-token snippets and Elasticsearch's fragments
 SNIPPET_LEAD = 40  # characters of context shown before the first highlighted word
 
+# A search filters, sorts and counts every story that matches, by the columns of
+# `story_keys`, a narrow copy of those of `stories`: there they stand after the text, on
+# overflow pages, and reading them cost a chain of pages per match (most of a search's time).
+
 # FTS5 indexes the terms pipeline.search.analysis makes, as the Elasticsearch backend does,
 # kept beside the text (title_terms, body_terms) for FTS5's deletes. They are lowercase
 # letters and digits separated by spaces, so the `ascii` tokenizer (split on ASCII
@@ -53,6 +57,15 @@ CREATE TABLE IF NOT EXISTS stories (
     body_terms TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS stories_language ON stories(language);
+CREATE TABLE IF NOT EXISTS story_keys (
+    story_rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    language TEXT,
+    agency TEXT
+);
+CREATE INDEX IF NOT EXISTS story_keys_language ON story_keys(language);
 CREATE TABLE IF NOT EXISTS story_outlets (
     story_rowid INTEGER NOT NULL,
     outlet TEXT NOT NULL,
@@ -108,6 +121,7 @@ class SqliteSearchIndex:
             with self._db:
                 self._upgrade()
                 self._db.executescript(_SCHEMA)
+                self._fill_story_keys()
         except sqlite3.OperationalError as exc:
             raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
 
@@ -133,6 +147,15 @@ class SqliteSearchIndex:
         )
         self._db.execute(_FTS)
         self._db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('rebuild')")
+
+    def _fill_story_keys(self) -> None:
+        """Copy the keys of the stories of an index made before `story_keys` (always written together)."""
+        if self._db.execute("SELECT 1 FROM story_keys LIMIT 1").fetchone() is not None:
+            return
+        self._db.execute(
+            "INSERT INTO story_keys(story_rowid, id, first_seen, last_seen, language, agency)"
+            " SELECT rowid, id, first_seen, last_seen, language, agency FROM stories"
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -185,6 +208,7 @@ class SqliteSearchIndex:
         self._db.execute(
             "INSERT INTO stories_fts(stories_fts, rowid, title_terms, body_terms) VALUES ('delete', ?, ?, ?)", row
         )
+        self._db.execute("DELETE FROM story_keys WHERE story_rowid = ?", (row[0],))
         self._db.execute("DELETE FROM story_outlets WHERE story_rowid = ?", (row[0],))
         self._db.execute("DELETE FROM story_tags WHERE story_rowid = ?", (row[0],))
         self._db.execute("DELETE FROM stories WHERE rowid = ?", (row[0],))
@@ -209,6 +233,11 @@ class SqliteSearchIndex:
             ),
         )
         rowid = cursor.lastrowid
+        self._db.execute(
+            "INSERT INTO story_keys(story_rowid, id, first_seen, last_seen, language, agency)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (rowid, story.id, story.first_seen.isoformat(), story.last_seen.isoformat(), story.language, story.agency),
+        )
         self._db.execute(
             "INSERT INTO stories_fts(rowid, title_terms, body_terms) VALUES (?, ?, ?)", (rowid, title_terms, body_terms)
         )
@@ -247,52 +276,59 @@ class SqliteSearchIndex:
         where = ["stories_fts MATCH ?"]
         params: list[Any] = [match]
         if query.since is not None:
-            where.append("s.last_seen >= ?")
+            where.append("k.last_seen >= ?")
             params.append(query.since.astimezone(UTC).isoformat())
         if query.until is not None:
-            where.append("s.first_seen <= ?")
+            where.append("k.first_seen <= ?")
             params.append(query.until.astimezone(UTC).isoformat())
         if query.language:
-            where.append("s.language = ?")
+            where.append("+k.language = ?")  # `+`: not by its index, which would test every story of the language
             params.append(query.language)
         if query.agency:
-            where.append("s.agency = ?")
+            where.append("k.agency = ?")
             params.append(query.agency)
         if query.outlet:
-            where.append("EXISTS (SELECT 1 FROM story_outlets o WHERE o.story_rowid = s.rowid AND o.outlet = ?)")
+            where.append("EXISTS (SELECT 1 FROM story_outlets o WHERE o.story_rowid = k.story_rowid AND o.outlet = ?)")
             params.append(query.outlet)
         if query.tag:
-            where.append("EXISTS (SELECT 1 FROM story_tags t WHERE t.story_rowid = s.rowid AND t.tag = ?)")
+            where.append("EXISTS (SELECT 1 FROM story_tags t WHERE t.story_rowid = k.story_rowid AND t.tag = ?)")
             params.append(query.tag)
-        condition = " AND ".join(where)
-        order = "rank" if query.sort == "relevance" else "s.last_seen DESC"
-        base = f"FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid WHERE {condition}"
+        matches = (f"FROM stories_fts JOIN story_keys k ON k.story_rowid = stories_fts.rowid"
+                   f" WHERE {' AND '.join(where)}")
+        first, then = ("rank", "top.rank") if query.sort == "relevance" else ("k.last_seen DESC", "top.last_seen DESC")
         try:
+            # The page's stories are ranked and cut from the narrow keys; only theirs are read whole.
             rows = self._db.execute(
-                "SELECT s.id, s.title, s.body,"
-                f" bm25(stories_fts, {TITLE_WEIGHT}, 1.0) AS rank, s.outlets, s.article_count,"
-                f" s.first_seen, s.last_seen, s.language, s.agency,"
-                f" (SELECT json_group_array(t.tag) FROM story_tags t WHERE t.story_rowid = s.rowid), s.summary"
-                f" {base} ORDER BY {order}, s.id LIMIT ?",
+                "SELECT s.id, s.title, s.body, top.rank, s.outlets, s.article_count,"
+                " s.first_seen, s.last_seen, s.language, s.agency,"
+                " (SELECT json_group_array(t.tag) FROM story_tags t WHERE t.story_rowid = s.rowid), s.summary"
+                f" FROM (SELECT k.story_rowid, k.id, k.last_seen, bm25(stories_fts, {TITLE_WEIGHT}, 1.0) AS rank"
+                f" {matches} ORDER BY {first}, k.id LIMIT ?) AS top"
+                f" JOIN stories s ON s.rowid = top.story_rowid ORDER BY {then}, top.id",
                 [*params, query.limit],
             ).fetchall()
-            total = self._db.execute(f"SELECT count(*) {base}", params).fetchone()[0]
-            facets = {
-                "outlet": self._facet(
-                    f"SELECT o.outlet, count(*) FROM story_outlets o WHERE o.story_rowid IN"
-                    f" (SELECT s.rowid {base}) GROUP BY o.outlet",
-                    params,
-                ),
-                "agency": self._facet(
-                    f"SELECT s.agency, count(*) {base} AND s.agency IS NOT NULL GROUP BY s.agency", params
-                ),
-                "day": self._facet(f"SELECT substr(s.first_seen, 1, 10), count(*) {base} GROUP BY 1", params),
-                "language": self._facet(
-                    f"SELECT s.language, count(*) {base} AND s.language IS NOT NULL GROUP BY s.language", params
-                ),
-            }
+            # The count and every facet's counts in one pass over the matches, exact (SQLite
+            # materializes a common table expression that is used more than once).
+            counted = self._db.execute(
+                f"WITH m AS (SELECT k.* {matches})"
+                " SELECT 'total', NULL, count(*) FROM m"
+                " UNION ALL SELECT 'outlet', o.outlet, count(*) FROM m"
+                " JOIN story_outlets o ON o.story_rowid = m.story_rowid GROUP BY o.outlet"
+                " UNION ALL SELECT 'agency', agency, count(*) FROM m WHERE agency IS NOT NULL GROUP BY agency"
+                " UNION ALL SELECT 'day', substr(first_seen, 1, 10), count(*) FROM m GROUP BY 2"
+                " UNION ALL SELECT 'language', language, count(*) FROM m WHERE language IS NOT NULL GROUP BY language",
+                params,
+            ).fetchall()
         except sqlite3.OperationalError as exc:
             raise SearchBackendError(f"search failed: {exc}") from None
+        total = 0
+        counts: dict[str, dict[str, int]] = {facet: {} for facet in ("outlet", "agency", "day", "language")}
+        for facet, value, count in counted:
+            if facet == "total":
+                total = count
+            else:
+                counts[facet][str(value)] = count
+        facets = {facet: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for facet, c in counts.items()}
         hits = [
             SearchHit(
                 story_id=row[0],
@@ -313,13 +349,9 @@ class SqliteSearchIndex:
 
     def _languages(self) -> list[str | None]:
         try:
-            return [row[0] for row in self._db.execute("SELECT DISTINCT language FROM stories")]
+            return [row[0] for row in self._db.execute("SELECT DISTINCT language FROM story_keys")]
         except sqlite3.OperationalError as exc:
             raise SearchBackendError(f"search failed: {exc}") from None
-
-    def _facet(self, sql: str, params: list[Any]) -> dict[str, int]:
-        counts = {str(value): count for value, count in self._db.execute(sql, params).fetchall()}
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def document_counts(self) -> dict[str, int]:
         """How many stories and articles the index holds."""
@@ -342,7 +374,8 @@ def _terms(text: str, language: str | None) -> str:
 
 def _snippet(text: str, language: str | None, terms: set[str]) -> str:
     """About SNIPPET_CHARS of the text from just before its first matching word, matches in [[ ]]."""
-    spans = highlighted_spans(text, language, terms)
+    # A snippet starts at or before its first match and ends at most SNIPPET_CHARS and a word's 40 after that.
+    spans = highlighted_spans(text, language, terms, window=SNIPPET_CHARS + 40)
     start = 0
     if spans and spans[0][0] > SNIPPET_LEAD:
         start = spans[0][0] - SNIPPET_LEAD

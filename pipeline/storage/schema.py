@@ -225,6 +225,10 @@ stories = sa.Table(
     sa.Column("language", sa.String(20)),
     sa.Column("agency", sa.String(40)),
     sa.Column("tags", sa.JSON),  # the union of its articles' tags
+    # The river filtered by agency or language, newest first: a seek, not a walk through
+    # every story (reading each wide row) until a page of them is found.
+    sa.Index("ix_stories_agency_last_seen", "agency", "last_seen"),
+    sa.Index("ix_stories_language_last_seen", "language", "last_seen"),
 )
 
 # What the search index still has to receive. `seq` is the number of the transaction that last

@@ -68,7 +68,9 @@ def story(use: Use, story_id: str) -> StoryView | Response:
     return view
 
 
-@router.get("/articles/{article_id}", summary="one article: text, metadata, text source and why, feed entry",
+@router.get("/articles/{article_id}",
+            summary="one article: text, metadata, text source and why, feed entry, template stripped, revisions,"
+                    " archived page",
             responses={404: {}})
 def article(use: Use, article_id: str) -> ArticleView:
     view = article_view(use.store, article_id)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.copydiff import CopyChanges, ParagraphChange, base_copy, compare
-from pipeline.models import Article, FeedEntry, Membership, Story
-from pipeline.storage import FeedState, Store
+from pipeline.models import ArchiveRecord, Article, FeedEntry, Membership, Story
+from pipeline.storage import FeedState, Revision, Store
+from pipeline.templates import StrippedBlock
 from pipeline.urls import link_of
 
 # Copies compared with the base on one story page: a wire story run by hundreds of outlets
@@ -54,6 +55,9 @@ class ArticleView:
     membership: Membership | None
     feed: FeedState | None  # the feed it came from, if still known
     entry: FeedEntry | None  # the feed entry stored under its URL, if any
+    template_stripped: list[StrippedBlock]  # its outlet's template blocks taken out of its text
+    revisions: list[Revision]  # oldest first; none for an article never corrected
+    archived: ArchiveRecord | None  # where its page is in the WARC archive, if it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,9 @@ def article_view(store: Store, article_id: str) -> ArticleView | None:
         membership=member,
         feed=feed,
         entry=store.feed_entry(article.url),
+        template_stripped=store.stripped_blocks(article_id),
+        revisions=store.article_revisions(article_id),
+        archived=store.archive_record(article_id),
     )
 
 

@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_backends import T0  # type: ignore[import-not-found]
+from test_backends import STORIES, T0  # type: ignore[import-not-found]
 
-from pipeline.models import SearchQuery
+from pipeline.models import IndexChange, SearchQuery
 from pipeline.search.analysis import analyze, highlighted_spans, query_terms
 from pipeline.search.sqlite import SqliteSearchIndex
 
@@ -37,6 +37,16 @@ def test_highlights_fall_on_the_words_that_matched() -> None:
     text = "Die Häfen streiken. 码头工人罢工"
     spans = highlighted_spans(text, "de", {"streik", "haf", "罢工", "工人"})
     assert [text[a:b] for a, b in spans] == ["Häfen", "streiken", "工人罢工"]
+
+
+
+def test_highlights_for_a_snippet_stop_a_window_after_the_first() -> None:
+    text = "Quiet start. " + "Strikes spread; the strike went on. " * 20
+    every = highlighted_spans(text, "en", {"strike"})
+    window = highlighted_spans(text, "en", {"strike"}, window=100)
+    assert len(window) < len(every)
+    assert window == [span for span in every if span[0] <= every[0][0] + 100]
+    assert highlighted_spans("No match here.", "en", {"strike"}, window=100) == []
 
 
 OLD_SCHEMA = """
@@ -91,3 +101,22 @@ def test_an_upgrade_that_fails_half_way_leaves_the_old_index(tmp_path: Path) -> 
     with sqlite3.connect(path) as db:
         assert "title_terms" not in {row[1] for row in db.execute("PRAGMA table_info(stories)")}
         assert db.execute("SELECT rowid FROM stories_fts WHERE stories_fts MATCH 'hafenarbeiter'").fetchall() == [(1,)]
+
+
+def test_an_index_made_before_story_keys_filters_and_counts_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "search.sqlite3"
+    index = SqliteSearchIndex(path)
+    index.setup()
+    assert index.write([IndexChange("story", s.id, s, 1) for s in STORIES]) == []
+    index.close()
+    with sqlite3.connect(path) as db:  # as the release before it left the index
+        db.execute("DROP TABLE story_keys")
+    index = SqliteSearchIndex(path)
+    try:
+        index.setup()
+        results = index.search(SearchQuery(text="port", agency="Reuters"))
+        assert [h.story_id for h in results.hits] == ["s1"]
+        assert results.facets["outlet"] == {"courier": 1, "gazette": 1, "ledger": 1}
+        assert [h.story_id for h in index.search(SearchQuery(text="streik", language="de")).hits] == ["s3"]
+    finally:
+        index.close()
