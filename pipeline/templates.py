@@ -108,10 +108,11 @@ def template_fingerprints(
     known: Mapping[int, KnownBlock], now: datetime, settings: ExtractionSettings
 ) -> set[int]:
     """The fingerprints among ``known`` that are the domain's template now."""
-    return {
-        fp for fp, block in known.items()
-        if decayed(block, now, settings.template_half_life_days) + _SLACK >= settings.template_min_articles
-    }
+    return {fp for fp, block in known.items() if _is_template(block, now, settings)}
+
+
+def _is_template(block: KnownBlock, now: datetime, settings: ExtractionSettings) -> bool:
+    return decayed(block, now, settings.template_half_life_days) + _SLACK >= settings.template_min_articles
 
 
 def strip(
@@ -124,15 +125,15 @@ def strip(
     """
     if settings.template_min_articles <= 0:
         return text, []
-    template = template_fingerprints(known, now, settings)
     parts = blocks(text)
     total = sum(map(len, parts))
     kept: list[str] = []
     stripped: list[StrippedBlock] = []
     for block in parts:
-        fp = fingerprint(block)
-        if fp in template and len(block) <= MOST_OF_TEXT * total:
-            stripped.append(StrippedBlock(block, known[fp].articles))
+        # Only the text's own blocks are looked up: ``known`` may hold a whole batch's.
+        found = known.get(fingerprint(block))
+        if found is not None and _is_template(found, now, settings) and len(block) <= MOST_OF_TEXT * total:
+            stripped.append(StrippedBlock(block, found.articles))
         else:
             kept.append(block)
     if not stripped or sum(map(len, kept)) < settings.template_min_kept * total:

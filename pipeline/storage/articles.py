@@ -110,35 +110,65 @@ class ArticleStore(TemplateStore):
 
     def _save_articles(self, saved: Sequence[NewArticle], templates: ExtractionSettings | None, what: str) -> int:
         with self._tx(what) as conn:
-            added = 0
-            for one in saved:
-                added += self._insert_article(conn, one.article, templates, one.archived)
-                self._close_entry(conn, one.entry_url, one.validators)
+            added = self._insert_articles(conn, saved, templates)
+            self._close_entries(conn, saved)
         return added
 
-    def _insert_article(
-        self, conn: Connection, article: Article, templates: ExtractionSettings | None,
-        archived: ArchiveRecord | None = None,
-    ) -> bool:
-        site, known = self._template_of(conn, article, templates, [])
-        text, stripped = _stripped(article, site, known, templates)
-        stmt = self._insert(articles).values(
-            id=article.id,
-            url=article.url,
-            feed_id=article.feed_id,
-            outlet=article.outlet,
-            arrived_at=article.arrival_key[0],
-            published=article.published,
-            warc_file=archived.file if archived else None,
-            warc_offset=archived.offset if archived else None,
-            warc_length=archived.length if archived else None,
-            **_content(article, text, stripped),
-        )
-        added = conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
-        if added and templates is not None and site is not None:
-            # Counted once per distinct article: a page fetched again (or another link to it) adds nothing.
-            self._save_blocks(conn, site, learned(article.text, known, article.fetched_at, templates))
+    def _insert_articles(
+        self, conn: Connection, saved: Sequence[NewArticle], templates: ExtractionSettings | None
+    ) -> int:
+        """Insert the articles not stored yet, each without its outlet's template blocks; returns how many.
+
+        One multi-row INSERT per 500 (a statement per article cost more than the
+        database's work). The template counts of each outlet in the batch are read
+        and written once, under its lock, as if the articles were stored one by one.
+        """
+        rows = self._article_rows(conn, saved, templates)
+        added = 0
+        for part in chunks(rows, 500):
+            insert = self._insert(articles).on_conflict_do_nothing().returning(articles.c.id)
+            added += len(conn.execute(insert, part).all())
         return added
+
+    def _article_rows(
+        self, conn: Connection, saved: Sequence[NewArticle], templates: ExtractionSettings | None
+    ) -> list[dict[str, Any]]:
+        enabled = templates is not None and templates.template_min_articles > 0
+        sites = [site_of(one.article.url, one.article.outlet) if enabled else None for one in saved]
+        known: dict[Site, dict[int, KnownBlock]] = {}
+        for outlet in sorted({site for site in sites if site is not None}, key=lambda s: (s.domain, s.outlet)):
+            self._lock_site(conn, outlet)  # in one order, so that two workers' batches never wait on each other
+            wanted = {fingerprint(b) for one, at in zip(saved, sites) if at == outlet for b in blocks(one.article.text)}
+            known[outlet] = self._known_blocks(conn, outlet, wanted)
+        stored: set[str] = set()
+        for chunk in chunks([one.article.id for one in saved], 500):
+            stored.update(conn.execute(sa.select(articles.c.id).where(articles.c.id.in_(chunk))).scalars())
+        rows: list[dict[str, Any]] = []
+        counted: dict[Site, dict[int, KnownBlock]] = {}
+        for one, site in zip(saved, sites):
+            article, archived = one.article, one.archived
+            text, stripped = _stripped(article, site, known[site] if site is not None else {}, templates)
+            rows.append({
+                "id": article.id,
+                "url": article.url,
+                "feed_id": article.feed_id,
+                "outlet": article.outlet,
+                "arrived_at": article.arrival_key[0],
+                "published": article.published,
+                "warc_file": archived.file if archived else None,
+                "warc_offset": archived.offset if archived else None,
+                "warc_length": archived.length if archived else None,
+                **_content(article, text, stripped),
+            })
+            if site is not None and templates is not None and article.id not in stored:
+                # Counted once per distinct article: a page fetched again (or another link to it) adds nothing.
+                stored.add(article.id)
+                update = learned(article.text, known[site], article.fetched_at, templates)
+                known[site].update(update)
+                counted.setdefault(site, {}).update(update)
+        for site, updated in counted.items():
+            self._save_blocks(conn, site, updated)
+        return rows
 
     def revise_article(
         self,
@@ -166,7 +196,7 @@ class ArticleStore(TemplateStore):
                 .with_for_update()
             ).first()
             if stored is None:
-                revised = self._insert_article(conn, article, templates)
+                revised = self._insert_articles(conn, [NewArticle(article, entry_url)], templates) > 0
             else:
                 revised = self._revise(conn, article, stored, reason, templates)
             self._close_entry(conn, entry_url, validators)
@@ -210,6 +240,22 @@ class ArticleStore(TemplateStore):
         if validators is not None:
             done |= {"etag": validators.etag, "last_modified": validators.last_modified}
         conn.execute(entries.update().where(entries.c.url == entry_url).values(**done))
+
+    @staticmethod
+    def _close_entries(conn: Connection, saved: Sequence[NewArticle]) -> None:
+        """``_close_entry`` for each, in two statements: one for the entries without validators, one executed many times."""
+        done = {"state": "done", "revisit": False, "lease_until": None}
+        bare = sorted({one.entry_url for one in saved if one.validators is None})
+        for chunk in chunks(bare, 500):
+            conn.execute(entries.update().where(entries.c.url.in_(chunk)).values(**done))
+        kept = [{"entry": one.entry_url, "etag": one.validators.etag, "modified": one.validators.last_modified}
+                for one in saved if one.validators is not None]
+        if kept:
+            conn.execute(
+                entries.update().where(entries.c.url == sa.bindparam("entry"))
+                .values(**done, etag=sa.bindparam("etag"), last_modified=sa.bindparam("modified")),
+                kept,
+            )
 
     def _template_of(
         self, conn: Connection, article: Article, templates: ExtractionSettings | None, others: Sequence[str]
