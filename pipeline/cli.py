@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline.dates import parse_moment, until
 from pipeline.errors import ConfigError, NewsaggError
 from pipeline.settings import Settings, load_settings
 
@@ -801,11 +802,10 @@ def _print_json(value: Any) -> None:
 
 
 def _datetime_arg(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parse_moment(text)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}")
+    return parsed
 
 
 def _count_arg(text: str) -> int:
@@ -820,18 +820,7 @@ def _count_arg(text: str) -> int:
 
 def _until_arg(text: str) -> datetime:
     """Like ``_datetime_arg``, but a date alone means the end of that day: ``--until`` includes it."""
-    parsed = _datetime_arg(text)
-    if _is_date_only(text):
-        return parsed + timedelta(days=1) - timedelta(microseconds=1)
-    return parsed
-
-
-def _is_date_only(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+    return until(text, _datetime_arg(text))
 
 
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:

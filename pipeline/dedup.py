@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipeline.clustering import batch_engine
+from pipeline.dates import parse_moment
 from pipeline.errors import ConfigError
 from pipeline.models import Article, TextSource
 from pipeline.pool import WorkerPool
@@ -93,8 +94,7 @@ def dedup_jsonl(
 def _published(value: Any, where: str) -> datetime | None:
     if value in (None, ""):
         return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(f"{where}: 'published' is not an ISO datetime: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parse_moment(str(value))
+    if parsed is None:
+        raise ConfigError(f"{where}: 'published' is not an ISO datetime: {value!r}")
+    return parsed

@@ -36,6 +36,7 @@ from trafilatura.settings import Document
 from trafilatura.utils import repair_faulty_html
 
 from pipeline.charsets import guess_encoding
+from pipeline.dates import parse_moment
 from pipeline.agency import detect_credit
 from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, second_opinion
 from pipeline.errors import ExtractionError
@@ -585,7 +586,7 @@ def _stated_times(tree: lxml.html.HtmlElement, xpath: str, json_ld: re.Pattern[s
             values.extend(json_ld.findall(script[:100_000]))
     found = []
     for value in values:
-        parsed = _parse_moment(value.strip().replace("Z", "+00:00"))
+        parsed = parse_moment(value.strip().replace("Z", "+00:00"))
         if parsed is not None:
             found.append(parsed)
     return found
@@ -669,19 +670,8 @@ def _clean(value: str | None) -> str | None:
 
 
 def _parse_date(value: str | None) -> datetime | None:
-    moment = _parse_moment(value)
+    moment = parse_moment(value)
     return moment.astimezone(UTC) if moment else None
-
-
-def _parse_moment(value: str | None) -> datetime | None:
-    """An ISO 8601 timestamp in its own offset (UTC when it states none)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _published(page_date: datetime | None, entry_date: datetime | None, now: datetime, url: str) -> datetime | None:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import lxml.etree
 
+from pipeline.dates import parse_moment
 from pipeline.errors import FeedParseError, FetchError
 from pipeline.feeds.documents import EARLIEST_DATE, FUTURE_TOLERANCE, declares_entities, root_name, strip_bom
 from pipeline.fetching.decoding import BoundedDecoder
@@ -332,25 +333,14 @@ def _read_item(element: lxml.etree._Element, sitemap: Sitemap) -> SitemapUrl | N
     loc = _text(_child(element, "loc"))
     if loc is None:
         return None
-    date = _w3c_date(_text(_child(element, "lastmod")))
+    date = parse_moment(_text(_child(element, "lastmod")))
     title = None
     news = _child(element, "news")
     if news is not None:
-        date = _w3c_date(_text(_child(news, "publication_date"))) or date
+        date = parse_moment(_text(_child(news, "publication_date"))) or date
         title = _text(_child(news, "title"))
         publication = _child(news, "publication")
         if publication is not None and sitemap.publication is None:
             sitemap.publication = _text(_child(publication, "name"))
             sitemap.language = _text(_child(publication, "language"))
     return SitemapUrl(loc, date, title)
-
-
-def _w3c_date(value: str | None) -> datetime | None:
-    """A W3C datetime (``2026-11-06``, ``2026-11-06T23:10:00-07:00``, ``...Z``); naive ones are UTC."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

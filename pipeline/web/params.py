@@ -7,11 +7,12 @@ Every page and endpoint takes its parameters through here, so a bad value is one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Query
 
+from pipeline.dates import parse_moment, until
 from pipeline.models import SearchQuery
 from pipeline.storage import StoryFilter
 from pipeline.storage.stories import parse_river_cursor
@@ -100,19 +101,7 @@ def parse_when(name: str, text: str | None, *, end_of_day: bool = False) -> date
     """An ISO date or datetime (UTC when it has no offset); a date alone ``until`` means its end."""
     if text is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name}: not an ISO date or datetime: {text!r}") from None
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if end_of_day and _is_date_only(text):
-        return parsed + timedelta(days=1) - timedelta(microseconds=1)
-    return parsed
-
-
-def _is_date_only(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+    parsed = parse_moment(text)
+    if parsed is None:
+        raise BadRequest(f"{name}: not an ISO date or datetime: {text!r}")
+    return until(text, parsed) if end_of_day else parsed
