@@ -152,6 +152,8 @@ class SqliteSearchIndex:
         """Copy the keys of the stories of an index made before `story_keys` (always written together)."""
         if self._db.execute("SELECT 1 FROM story_keys LIMIT 1").fetchone() is not None:
             return
+        if self._db.execute("SELECT 1 FROM stories LIMIT 1").fetchone() is None:
+            return  # nothing to copy: an empty INSERT would still need a read-only index to be writable
         self._db.execute(
             "INSERT INTO story_keys(story_rowid, id, first_seen, last_seen, language, agency)"
             " SELECT rowid, id, first_seen, last_seen, language, agency FROM stories"
