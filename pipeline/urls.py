@@ -358,3 +358,13 @@ def _canonical_query(query: str) -> str:
     # Stable sort on the name only: repeated names keep their order (see module docstring).
     pairs.sort(key=lambda pair: pair[0])
     return "&".join(key if value is None else f"{key}={value}" for key, value in pairs)
+
+
+def unused_id(wanted: str, taken: set[str]) -> str:
+    """A feed id: ``wanted``, else ``wanted-2``, ``wanted-3``... whichever is not in ``taken``; reserves it there."""
+    candidate, counter = wanted, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{wanted}-{counter}"
+    taken.add(candidate)
+    return candidate

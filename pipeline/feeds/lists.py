@@ -22,7 +22,7 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.feeds.documents import strip_bom
 from pipeline.models import FeedSource
-from pipeline.urls import feed_url_key
+from pipeline.urls import feed_url_key, unused_id
 
 logger = logging.getLogger(__name__)
 
@@ -348,13 +348,8 @@ def _slug(text: str) -> str:
 
 def _unique_slug(name: str, url: str, taken: set[str]) -> str:
     """Slug of the name (else of the URL's host), suffixed -2, -3... until unused; reserves it."""
-    base = _slug(name) or _slug(host_name(url)) or "feed"
-    candidate, counter = base, 1
-    while candidate in taken:
-        counter += 1
-        candidate = f"{base}-{counter}"
-    taken.add(candidate)
-    return candidate
+    return unused_id(_slug(name) or _slug(host_name(url)) or "feed", taken)
+
 
 
 def host_name(url: str) -> str:

@@ -17,7 +17,7 @@ from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.runs import HOST, process_gone
 from pipeline.storage.schema import UTCDateTime, alert_digests, entries, feeds
-from pipeline.urls import feed_url_key
+from pipeline.urls import feed_url_key, unused_id
 
 # PostgreSQL advisory lock key ("newsag" + a number, see base._LOCKS) of the feed list's registration.
 _FEED_LIST_LOCK = 0x6E6577736167_03
@@ -108,7 +108,7 @@ class FeedStore(StoreBase):
                 key = feed_url_key(src.url) or src.url
                 listed.add(key)
                 values = {name: getattr(src, name) for name in _CONFIGURED} | {"tags": list(src.tags)}
-                feed_id, status = stored.get(key) or (_unused_id(src.id, taken), None)
+                feed_id, status = stored.get(key) or (unused_id(src.id, taken), None)
                 if status is None:
                     new.append({**values, "id": feed_id, "url_key": key, "status": "active",
                                 "consecutive_failures": 0, "entries_seen": 0})
@@ -499,16 +499,6 @@ class FeedStore(StoreBase):
         with self.engine.connect() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {row[0]: row[1] for row in rows}
-
-
-def _unused_id(wanted: str, taken: set[str]) -> str:
-    """``wanted``, else ``wanted-2``, ``wanted-3``... whichever no stored feed has; reserves it."""
-    candidate, counter = wanted, 1
-    while candidate in taken:
-        counter += 1
-        candidate = f"{wanted}-{counter}"
-    taken.add(candidate)
-    return candidate
 
 
 def _feed_entry(row: Any) -> FeedEntry:
