@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from pipeline.models import SearchResults, Story
@@ -15,7 +15,7 @@ from pipeline.storage import RunRecord
 from pipeline.web.app import Services, services
 from pipeline.web.params import DEFAULT_HITS, DEFAULT_PAGE, After, Filters, Hits, Limit, Sort, Text, checked_cursor, filters
 from pipeline.web.pages import RECENT_RUNS
-from pipeline.web.views import ArticleView, StoryView, article_view, story_view
+from pipeline.web.views import ArticleView, StoryView, article_view
 
 router = APIRouter(prefix="/api", tags=["api"])
 Use = Annotated[Services, Depends(services)]
@@ -59,13 +59,7 @@ def stories(use: Use, where: Filtered, after: After = None, limit: Limit = DEFAU
             response_model=StoryView,
             responses={301: {"description": "merged into another story: redirects to it"}, 404: {}})
 def story(use: Use, story_id: str) -> StoryView | Response:
-    survivor = use.store.resolve_cluster(story_id)
-    if survivor != story_id:
-        return RedirectResponse(f"/api/stories/{survivor}", status_code=301)
-    view = story_view(use.store, story_id)
-    if view is None:
-        raise HTTPException(404, f"no story {story_id!r}")
-    return view
+    return use.story(story_id, "/api/stories/")
 
 
 @router.get("/articles/{article_id}",

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -30,6 +30,7 @@ from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
 from pipeline.storage import Store
 from pipeline.web.params import BadRequest
+from pipeline.web.views import StoryView, story_view
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,20 @@ class Services:
 
     def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status_code)
+
+    def story(self, story_id: str, path: str) -> StoryView | RedirectResponse:
+        """A story's view; the id of a story merged into another redirects (301) to ``path`` + the survivor's id.
+
+        Raises:
+            HTTPException: 404, no such story.
+        """
+        survivor = self.store.resolve_cluster(story_id)
+        if survivor != story_id:
+            return RedirectResponse(f"{path}{survivor}", status_code=301)
+        view = story_view(self.store, story_id)
+        if view is None:
+            raise HTTPException(404, f"no story {story_id!r}")
+        return view
 
 
 def services(request: Request) -> Services:

@@ -7,7 +7,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from pipeline.polling import STATUS_COLUMNS, status_row
 from pipeline.web.app import Services, services
@@ -24,7 +24,7 @@ from pipeline.web.params import (
     filters,
 )
 from pipeline.web import views
-from pipeline.web.views import article_view, folded, story_view
+from pipeline.web.views import article_view, folded
 
 router = APIRouter(include_in_schema=False)
 Use = Annotated[Services, Depends(services)]
@@ -52,12 +52,9 @@ def search(use: Use, where: Filtered, q: FormText = "", sort: Sort = "relevance"
 
 @router.get("/stories/{story_id}", response_class=HTMLResponse)
 def story(use: Use, story_id: str) -> Response:
-    survivor = use.store.resolve_cluster(story_id)
-    if survivor != story_id:
-        return RedirectResponse(f"/stories/{survivor}", status_code=301)
-    view = story_view(use.store, story_id)
-    if view is None:
-        raise HTTPException(404, f"no story {story_id!r}")
+    view = use.story(story_id, "/stories/")
+    if isinstance(view, Response):
+        return view
     return use.page("story.html", view=view, folded=folded, max_compared=views.MAX_COMPARED)
 
 
