@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import LockLost, StoreError
+from pipeline.sqlite_wal import use_wal
 from pipeline.storage import migrate
 from pipeline.storage.schema import outbox, outbox_seq
 from pipeline.urls import redact_url
@@ -28,6 +29,8 @@ _T = TypeVar("_T")
 # Inserts report how many rows they added (ON CONFLICT DO NOTHING counts 0); SQLAlchemy keeps
 # the DBAPI's rowcount of an INSERT only when asked, and psycopg's is otherwise lost (-1).
 _ROWCOUNT = {"preserve_rowcount": True}
+# Seconds a SQLite connection waits for another process's lock before "database is locked".
+_SQLITE_WAIT = 30.0
 
 # PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work
 # (01 is the schema's, in migrate.py).
@@ -75,16 +78,15 @@ class StoreBase:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from None
-            engine = sa.create_engine(url, connect_args={"timeout": 30}, execution_options=_ROWCOUNT)
+            engine = sa.create_engine(url, connect_args={"timeout": _SQLITE_WAIT}, execution_options=_ROWCOUNT)
 
             @sa.event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
                 # WAL lets readers (search, status) run while a stage writes; NORMAL is
                 # durable across process kills, which is the failure we design for.
+                use_wal(dbapi_connection, wait=_SQLITE_WAIT)
                 cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
                 # pysqlite would begin a transaction only at the first write, after the reads
                 # it depends on: we begin them ourselves (below).
