@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,7 +52,20 @@ class _MasksCredentials:
         return [(name, _masked(value)) for name, value in BaseModel.__repr_args__(self)]
 
 
-class FetchSettings(_MasksCredentials, BaseModel):
+class _Section(_MasksCredentials, BaseModel):
+    """A group of settings; a name it does not have is an error (a typo, or a setting since retired)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Settings an upgrade replaced, and what replaced them: said instead of "Extra inputs are not permitted".
+_RETIRED = {
+    "extraction.workers": "`workers` (one pool of processes for the whole run)",
+    "clustering.workers": "`workers` (one pool of processes for the whole run)",
+}
+
+
+class FetchSettings(_Section):
     """How we talk HTTP to publishers."""
 
     user_agent: str = Field(
@@ -101,7 +115,7 @@ class FetchSettings(_MasksCredentials, BaseModel):
     )
 
 
-class FeedSettings(_MasksCredentials, BaseModel):
+class FeedSettings(_Section):
     """Feed polling."""
 
     default_poll_interval: int = Field(900, ge=60, description="Seconds between polls of one feed.")
@@ -156,7 +170,7 @@ class FeedSettings(_MasksCredentials, BaseModel):
     )
 
 
-class ExtractionSettings(_MasksCredentials, BaseModel):
+class ExtractionSettings(_Section):
     """Article text extraction."""
 
     min_text_chars: int = Field(
@@ -192,7 +206,7 @@ class ExtractionSettings(_MasksCredentials, BaseModel):
     )
 
 
-class ArchiveSettings(_MasksCredentials, BaseModel):
+class ArchiveSettings(_Section):
     """The raw page archive: every article page and feed document fetched, as WARC files."""
 
     enabled: bool = Field(
@@ -207,7 +221,7 @@ class ArchiveSettings(_MasksCredentials, BaseModel):
     )
 
 
-class ClusteringSettings(_MasksCredentials, BaseModel):
+class ClusteringSettings(_Section):
     """Near-duplicate detection (MinHash + LSH)."""
 
     window_days: int = Field(
@@ -332,7 +346,7 @@ class ClusteringSettings(_MasksCredentials, BaseModel):
     )
 
 
-class ElasticsearchSettings(_MasksCredentials, BaseModel):
+class ElasticsearchSettings(_Section):
     """The Elasticsearch backend."""
 
     urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], description="Node URLs.")
@@ -351,7 +365,7 @@ class ElasticsearchSettings(_MasksCredentials, BaseModel):
     )
 
 
-class OutboxSettings(_MasksCredentials, BaseModel):
+class OutboxSettings(_Section):
     """Delivery of stories and articles to the search index."""
 
     max_attempts: int = Field(
@@ -362,7 +376,7 @@ class OutboxSettings(_MasksCredentials, BaseModel):
     )
 
 
-class KibanaSettings(_MasksCredentials, BaseModel):
+class KibanaSettings(_Section):
     """Kibana, where `newsagg kibana import` puts the data views, searches and dashboard of config/kibana."""
 
     url: str = Field("http://127.0.0.1:5601", description="Kibana's base URL, with its base path if it has one.")
@@ -377,7 +391,7 @@ class KibanaSettings(_MasksCredentials, BaseModel):
     request_timeout: float = Field(60.0, gt=0, description="Seconds per request (an import can take a while).")
 
 
-class WebSettings(_MasksCredentials, BaseModel):
+class WebSettings(_Section):
     """`newsagg serve`: the read-only web interface, JSON API and feeds."""
 
     host: str = Field(
@@ -522,9 +536,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return settings_cls(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
 
 
@@ -535,7 +547,8 @@ def settings_reference() -> str:
         "",
         "Generated from `pipeline/settings.py` by `scripts/settings-reference`; a test keeps it current.",
         "Set them as environment variables, or as the same nested keys (lower case) in the YAML file",
-        "named by `--config` / `NEWSAGG_CONFIG`.",
+        "named by `--config` / `NEWSAGG_CONFIG`. A name not in this table (a typo, or a setting since",
+        "retired) is an error that names it, never silently ignored.",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",
@@ -558,3 +571,10 @@ def settings_reference() -> str:
 
     walk(Settings, "NEWSAGG_")
     return "\n".join(lines) + "\n"
+
+
+def _problem(err: ErrorDetails) -> str:
+    where = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden" and where in _RETIRED:
+        return f"{where}: no longer a setting, replaced by {_RETIRED[where]}"
+    return f"{where}: {err['msg']}"

@@ -192,6 +192,21 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     assert code == 2 and "fetch.read_timeout" in err
 
 
+def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A typo, or a setting an upgrade retired (`extraction.workers` became `workers`), would
+    # otherwise leave the operator believing it is in force.
+    config = tmp_path / "settings.yaml"
+    config.write_text("extraction:\n  min_txt_chars: 100\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(config), "runs", "list")
+    assert code == 2 and err.count("\n") == 1 and "extraction.min_txt_chars" in err
+    monkeypatch.setenv("NEWSAGG_EXTRACTION__WORKERS", "3")
+    code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "runs", "list")
+    assert code == 2 and err.count("\n") == 1
+    assert "extraction.workers" in err and "`workers`" in err
+
+
 def test_the_feed_list_is_found_from_the_data_dir_or_the_settings_file_not_the_current_directory(
     demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

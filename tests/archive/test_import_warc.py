@@ -36,7 +36,7 @@ FIXTURE = Path(__file__).resolve().parent.parent / "data" / "cc-news-style.warc.
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
-    fields = {"search_backend": "sqlite", "extraction": {"workers": 1}, "clustering": {"workers": 1}, **overrides}
+    fields = {"search_backend": "sqlite", "workers": 1, **overrides}
     return load_settings(data_dir=tmp_path / "data", **fields)
 
 
@@ -107,7 +107,7 @@ def test_non_http_records_filters_and_the_cli(tmp_path: Path, capsys: pytest.Cap
     _write_warc(tmp_path / "a.warc.gz", pages, others=True)
     _write_warc(tmp_path / "b.warc.gz", [_page(4, "tunnel")], date="2026-12-01T00:00:00Z")
     config = tmp_path / "settings.yaml"
-    config.write_text(json.dumps({"search_backend": "sqlite", "extraction": {"workers": 1}}), encoding="utf-8")
+    config.write_text(json.dumps({"search_backend": "sqlite", "workers": 1}), encoding="utf-8")
     common = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
 
     assert main(["import-warc", *common, "--json", "--until", "2026-11-30", str(tmp_path / "*.warc.gz")]) == 0
