@@ -268,6 +268,16 @@ def _json_authors(obj: dict[str, Any]) -> str | None:
     return ", ".join(n for n in names if n) or None
 
 
+def _stamped(raw_entries: Sequence[_RawEntry]) -> bool:
+    """Whether the entries' update times are one stamp: the time the feed was built, not corrections.
+
+    Two entries or more corrected in the same second are far less likely than a CMS that
+    writes its build time into every entry, which would have every page fetched again at every poll.
+    """
+    times = {raw.updated for raw in raw_entries if raw.updated is not None}
+    return len(times) == 1 and sum(raw.updated is not None for raw in raw_entries) >= 2
+
+
 def _clean_entries(
     feed: FeedSource, raw_entries: Sequence[_RawEntry], max_entries: int, now: datetime, base: str, source: str
 ) -> list[FeedEntry]:
@@ -276,6 +286,9 @@ def _clean_entries(
     seen_guids: set[str] = set()
     document_url = canonicalize(base)
     linkless = skipped = duplicates = bad_dates = 0
+    stamped = _stamped(raw_entries)
+    if stamped:
+        logger.debug("%s: every entry has the same update time (the feed's build time): update times not used", source)
     for raw in raw_entries:
         if len(entries) >= max_entries:
             break
@@ -311,8 +324,12 @@ def _clean_entries(
                 author=raw.author,
                 published=published,
                 guid=raw.guid,
-                # An implausible update time would queue the page again at every poll: not used.
-                updated=raw.updated if raw.updated and EARLIEST_DATE <= raw.updated <= now + FUTURE_TOLERANCE else None,
+                # An implausible or stamped update time would queue the page again at every poll: not used.
+                updated=(
+                    raw.updated
+                    if raw.updated and not stamped and EARLIEST_DATE <= raw.updated <= now + FUTURE_TOLERANCE
+                    else None
+                ),
             )
         )
     if linkless or skipped or duplicates or bad_dates:

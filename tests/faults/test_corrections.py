@@ -110,3 +110,32 @@ def test_an_updated_entry_with_a_changed_page_is_a_new_revision(
     assert "2 revisions:" in shown
     assert "1. 2026-" in shown and "first version" in shown
     assert "2. 2026-" in shown and "feed entry updated 2026-11-02T10:30:00+00:00" in shown
+
+
+def test_a_feed_that_stamps_every_entry_with_its_build_time_queues_no_page_again(web: Web, tmp_path: Path) -> None:
+    # Many CMS feeds give every entry the time the feed was generated as its update time: it
+    # moves on at every poll for every entry and says nothing of a correction. Taken as one,
+    # each poll would fetch every page of the feed again.
+    pages = {n: Page(web, f"/news/{n}") for n in ("bridge", "harbour", "tunnel")}
+    for name, page in pages.items():
+        page.html, page.etag = article_html(f"{name.title()} opens", name), f'"{name}"'
+
+    def stamped(at: str) -> str:
+        items = "".join(
+            f'<entry><title>{name.title()} opens</title><id>urn:ledger:{name}</id><link href="{web.url(f"/news/{name}")}"/>'
+            f"<published>2026-11-02T08:00:00Z</published><updated>{at}</updated><summary>It opens.</summary></entry>"
+            for name in pages
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<title>Ledger</title><id>urn:ledger</id><updated>{at}</updated>{items}</feed>"
+        )
+
+    web.serve("/feed.xml", stamped("2026-11-02T09:00:00Z"), "application/atom+xml")
+    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    with Pipeline(settings) as pipeline:
+        assert pipeline.run().articles_added == 3
+        for at in ("2026-11-02T09:15:00Z", "2026-11-02T09:30:00Z"):
+            web.serve("/feed.xml", stamped(at), "application/atom+xml")
+            pipeline.run(force=True)
+        assert {name: page.requests for name, page in pages.items()} == {name: [None] for name in pages}
