@@ -381,7 +381,7 @@ def test_process_pool_gives_the_same_result_and_leaves_the_texts_alone() -> None
 def test_a_stream_is_clustered_while_it_is_read_into_the_clusters_of_one_batch() -> None:
     corpus = random_corpus(7, stories=450)
     random.Random(7).shuffle(corpus)
-    settings = ClusteringSettings(workers=1, pool_min_batch=500)
+    settings = ClusteringSettings(pool_min_batch=500)
     expected = {m.article_id: m.cluster_id for m in cluster_documents(corpus, settings)}
     engine = batch_engine(settings)
     clustered_when_read: list[int] = []
