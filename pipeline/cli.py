@@ -173,6 +173,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         tag=args.tag,
         sort=args.sort,
         limit=args.limit,
+        offset=args.offset,
     )
     with closing(open_index(settings)) as index:
         index.setup()
@@ -808,14 +809,21 @@ def _datetime_arg(text: str) -> datetime:
     return parsed
 
 
-def _count_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return value
+def _whole_number_arg(least: int, meaning: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"not {meaning}: {text!r}")
+        return value
+
+    return parse
+
+
+_count_arg = _whole_number_arg(1, "a positive whole number")
+_offset_arg = _whole_number_arg(0, "a whole number of hits to skip")
 
 
 def _until_arg(text: str) -> datetime:
@@ -879,6 +887,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
     search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
     search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
+    search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
     search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
     search.set_defaults(handler=_cmd_search)
 

@@ -256,6 +256,7 @@ class SearchQuery:
     tag: str | None = None  # stories with at least one article from a feed with this tag
     sort: Literal["relevance", "recency"] = "relevance"
     limit: int = 10
+    offset: int = 0  # hits skipped: the page after ``offset`` hits, in the same order
 
 
 @dataclass(frozen=True, slots=True)

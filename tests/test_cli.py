@@ -57,6 +57,14 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     for bounds in (["--until", first_day], ["--since", last_day], ["--since", first_day, "--until", last_day]):
         code, out, _ = run_cli(capsys, "search", "desalination plant", "--json", *bounds)
         assert code == 0 and json.loads(out)["total"] == 1, bounds
+    # Paging: the second page of one hit each is the second hit.
+    code, out, _ = run_cli(capsys, "search", "rate", "--json", "--limit", "2")
+    first_two = [hit["story_id"] for hit in json.loads(out)["hits"]]
+    code, out, _ = run_cli(capsys, "search", "rate", "--json", "--limit", "1", "--offset", "1")
+    assert code == 0 and [hit["story_id"] for hit in json.loads(out)["hits"]] == first_two[1:] and len(first_two) == 2
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "search", "rate", "--offset", "-1")
+    assert "hits to skip" in capsys.readouterr().err
 
     code, out, _ = run_cli(capsys, "clusters", "list", "--json", "--min-articles", "2")
     clusters = json.loads(out)["clusters"]

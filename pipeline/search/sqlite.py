@@ -306,9 +306,9 @@ class SqliteSearchIndex:
                 " s.first_seen, s.last_seen, s.language, s.agency,"
                 " (SELECT json_group_array(t.tag) FROM story_tags t WHERE t.story_rowid = s.rowid), s.summary"
                 f" FROM (SELECT k.story_rowid, k.id, k.last_seen, bm25(stories_fts, {TITLE_WEIGHT}, 1.0) AS rank"
-                f" {matches} ORDER BY {first}, k.id LIMIT ?) AS top"
+                f" {matches} ORDER BY {first}, k.id LIMIT ? OFFSET ?) AS top"
                 f" JOIN stories s ON s.rowid = top.story_rowid ORDER BY {then}, top.id",
-                [*params, query.limit],
+                [*params, query.limit, query.offset],
             ).fetchall()
             # The count and every facet's counts in one pass over the matches, exact (SQLite
             # materializes a common table expression that is used more than once).

@@ -13,7 +13,19 @@ from pipeline.models import SearchResults, Story
 from pipeline.polling import STATUS_COLUMNS, status_row
 from pipeline.storage import RunRecord
 from pipeline.web.app import Services, services
-from pipeline.web.params import DEFAULT_HITS, DEFAULT_PAGE, After, Filters, Hits, Limit, Sort, Text, checked_cursor, filters
+from pipeline.web.params import (
+    DEFAULT_HITS,
+    DEFAULT_PAGE,
+    After,
+    Filters,
+    Hits,
+    Limit,
+    Offset,
+    Sort,
+    Text,
+    checked_cursor,
+    filters,
+)
 from pipeline.web.pages import RECENT_RUNS
 from pipeline.web.views import ArticleView, StoryView, article_view
 
@@ -74,8 +86,9 @@ def article(use: Use, article_id: str) -> ArticleView:
 
 
 @router.get("/search", summary="full-text search over stories, with facet counts (the ranking of `newsagg search`)")
-def search(use: Use, where: Filtered, q: Text, sort: Sort = "relevance", limit: Hits = DEFAULT_HITS) -> SearchResults:
-    return use.search(where.search_query(q, sort, limit))
+def search(use: Use, where: Filtered, q: Text, sort: Sort = "relevance", limit: Hits = DEFAULT_HITS,
+           offset: Offset = 0) -> SearchResults:
+    return use.search(where.search_query(q, sort, limit, offset))
 
 
 @router.get("/feeds", summary="health and polling state of every feed")

@@ -14,11 +14,13 @@ from pipeline.web.app import Services, services
 from pipeline.web.params import (
     DEFAULT_HITS,
     DEFAULT_PAGE,
+    MAX_OFFSET,
     After,
     Filters,
     FormText,
     Hits,
     Limit,
+    Offset,
     Sort,
     checked_cursor,
     filters,
@@ -44,10 +46,14 @@ def river(use: Use, where: Filtered, after: After = None, limit: Limit = DEFAULT
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search(use: Use, where: Filtered, q: FormText = "", sort: Sort = "relevance", limit: Hits = DEFAULT_HITS
-           ) -> HTMLResponse:
-    results = use.search(where.search_query(q, sort, limit)) if q.strip() else None
-    return use.page("search.html", q=q, sort=sort, where=where, results=results)
+def search(use: Use, where: Filtered, q: FormText = "", sort: Sort = "relevance", limit: Hits = DEFAULT_HITS,
+           offset: Offset = 0) -> HTMLResponse:
+    results = use.search(where.search_query(q, sort, limit, offset)) if q.strip() else None
+    more = None
+    if results is not None and offset + len(results.hits) < results.total and offset + limit <= MAX_OFFSET:
+        more = "/search?" + urlencode({"q": q, **where.query(), **({"sort": sort} if sort != "relevance" else {}),
+                                       **({"limit": limit} if limit != DEFAULT_HITS else {}), "offset": offset + limit})
+    return use.page("search.html", q=q, sort=sort, where=where, results=results, offset=offset, more=more)
 
 
 @router.get("/stories/{story_id}", response_class=HTMLResponse)

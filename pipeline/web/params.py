@@ -24,6 +24,7 @@ DEFAULT_PAGE = 30
 MAX_PAGE = 100
 DEFAULT_HITS = 10  # as `newsagg search`
 MAX_HITS = 50
+MAX_OFFSET = 1000  # search pages go this deep; `newsagg export` is the way to everything
 
 
 class BadRequest(Exception):
@@ -48,6 +49,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="stories per page")]
 Text = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="words that must all match")]
 FormText = Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="words that must all match")]
 Hits = Annotated[int, Query(ge=1, le=MAX_HITS, description="hits to return")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="hits to skip: the next page starts at offset + limit")]
 Sort = Annotated[Literal["relevance", "recency"], Query(description="order of the hits")]
 
 
@@ -71,10 +73,10 @@ class Filters:
             until=parse_when("until", self.until, end_of_day=True),
         )
 
-    def search_query(self, text: str, sort: Literal["relevance", "recency"], limit: int) -> SearchQuery:
+    def search_query(self, text: str, sort: Literal["relevance", "recency"], limit: int, offset: int = 0) -> SearchQuery:
         where = self.story_filter()
         return SearchQuery(text=text, since=where.since, until=where.until, outlet=where.outlet,
-                           language=where.language, agency=where.agency, sort=sort, limit=limit)
+                           language=where.language, agency=where.agency, sort=sort, limit=limit, offset=offset)
 
     def query(self) -> dict[str, str]:
         """The filters that are set, for a link that keeps them."""

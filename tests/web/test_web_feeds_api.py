@@ -118,6 +118,10 @@ def test_search_on_elasticsearch_ranks_highlights_and_counts_as_the_cli_does(
         assert results["hits"][0]["title"] == "Floods kill 7 in eastern Dravonia as Oskar River breaks record"
         assert sum(results["facets"]["outlet"].values()) >= 4
         page = elastic.get("/search", params={"q": "desalination plant"}).text
+        everything = elastic.get("/api/search", params={"q": "rate", "limit": 50}).json()["hits"]
+        paged = [hit for offset in range(0, len(everything) + 2, 2)
+                 for hit in elastic.get("/api/search", params={"q": "rate", "limit": 2, "offset": offset}).json()["hits"]]
+    assert len(everything) >= 3 and [h["story_id"] for h in paged] == [h["story_id"] for h in everything]
     assert "<mark>desalination</mark>" in page.lower()
     sqlite = client.get("/api/search", params={"q": "Oskar River flood evacuated"}).json()
     assert results["hits"][0]["title"] == sqlite["hits"][0]["title"]

@@ -144,6 +144,29 @@ def test_search_highlights_and_counts_facets(client: TestClient) -> None:
     assert client.get("/search").status_code == 200  # the empty form
 
 
+def test_search_pages_through_every_hit_once(client: TestClient) -> None:
+    everything = client.get("/api/search", params={"q": "rate", "limit": 50}).json()
+    ids = [hit["story_id"] for hit in everything["hits"]]
+    assert everything["total"] == len(ids) >= 3
+    paged: list[str] = []
+    for offset in range(0, len(ids) + 2, 2):
+        paged += [hit["story_id"] for hit in client.get(
+            "/api/search", params={"q": "rate", "limit": 2, "offset": offset}).json()["hits"]]
+    assert paged == ids
+
+    # The page links to the next one while hits remain, keeping the words and filters.
+    titles: list[str] = []
+    url: str | None = "/search?q=rate&limit=2"
+    while url is not None:
+        page = html.fromstring(client.get(url).text)
+        titles += page.xpath("//li[@class='story']/h2/a/text()")
+        more = page.xpath("//a[@rel='next']/@href")
+        url = more[0] if more else None
+        assert url is None or parse_qs(urlsplit(url).query)["q"] == ["rate"]
+    assert titles == [hit["title"] for hit in everything["hits"]]
+    assert client.get("/api/search", params={"q": "rate", "offset": -1}).status_code == 400
+
+
 def test_feeds_and_runs_pages(client: TestClient) -> None:
     feeds = html.fromstring(client.get("/feeds").text)
     assert feeds.xpath("//table/thead//th/text()")[:3] == ["feed", "status", "fails"]
