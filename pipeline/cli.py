@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline import logs
 from pipeline.dates import parse_moment, until
 from pipeline.errors import ConfigError, NewsaggError
 from pipeline.settings import Settings, load_settings
@@ -32,16 +33,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        # Both log every refused page or connection retry with a traceback; our own
-        # messages already say what happened, in one line.
-        for noisy in ("trafilatura", "elastic_transport"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+    logs.configure(logging.DEBUG if args.verbose else logging.WARNING, json_lines=False)  # until the settings are read
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
@@ -64,7 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
-    return load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **overrides)
+    level = logging.DEBUG if args.verbose else logging.getLevelNamesMapping()[settings.log_level.upper()]
+    logs.configure(level, json_lines=settings.log_format == "json")
+    return settings
 
 
 def _store(settings: Settings) -> closing[Store]:

@@ -443,6 +443,14 @@ class Settings(_MasksCredentials, BaseSettings):
         "(started once per run); 1 does all the work in the run's own process. Default: the CPUs this process "
         "may use; never more.",
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "warning", description="Least severe log records the command line writes to standard error (-v: debug)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as JSON objects (time, level, logger, message, exception) for a log "
+        "shipper. Airflow tasks log through Airflow's own handlers.",
+    )
     alert_webhook_timeout: float = Field(10.0, gt=0, description="Seconds the alert webhook may take to answer.")
     alert_digest_interval: int = Field(
         3600,

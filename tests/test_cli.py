@@ -431,3 +431,25 @@ def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: P
                                          ["serve"]]
     code, out, _ = run_cli(capsys, *commands[1][1:])
     assert code == 0 and out.startswith("1 story")
+
+
+def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Path) -> None:
+    # A feed on a port nothing listens on: its failure is logged as a warning, the run goes on.
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - name: gone\n    url: http://127.0.0.1:9/feed.xml\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+               NEWSAGG_FETCH__ALLOWED_HOSTS='["127.0.0.1:9"]', NEWSAGG_LOG_FORMAT="json", NEWSAGG_LOG_LEVEL="info")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--force"], env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert {line["level"] for line in lines} >= {"INFO", "WARNING"}
+    assert any(line["level"] == "WARNING" and "gone" in line["message"] for line in lines)
+    assert all(datetime.fromisoformat(line["time"]).tzinfo is not None for line in lines)
+
+    env.update(NEWSAGG_LOG_FORMAT="text", NEWSAGG_LOG_LEVEL="error")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--force"], env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and done.stderr == ""
