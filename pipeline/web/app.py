@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -139,7 +140,19 @@ def templates() -> Environment:
     env.filters["when"] = _when
     env.filters["highlight"] = highlight
     env.filters["score"] = lambda value: "-" if value is None else f"{value:.2f}"
+    env.globals["written_in"] = written_in
     return env
+
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+def written_in(language: str | None) -> Markup:
+    """The attributes of an element holding a story's own words: its language, and a direction the
+    browser takes from the text (Arabic, Hebrew, Persian, Urdu right to left) instead of the page's."""
+    if language and _LANGUAGE_TAG.fullmatch(language):
+        return Markup(' lang="{}" dir="auto"').format(language)
+    return Markup(' dir="auto"')
 
 
 def highlight(snippet: str) -> Markup:
