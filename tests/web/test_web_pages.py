@@ -35,21 +35,28 @@ def story_id_of(settings: Settings, cluster: int) -> str:
         store.close()
 
 
+def following_next(client: TestClient, url: str, xpath: str) -> tuple[list[str], list[dict[str, list[str]]]]:
+    """What ``xpath`` finds on the page at ``url`` and on every page its `rel=next` links lead to; those links' queries."""
+    found: list[str] = []
+    links: list[dict[str, list[str]]] = []
+    while True:
+        page = html.fromstring(client.get(url).text)
+        found += page.xpath(xpath)
+        more = page.xpath("//a[@rel='next']/@href")
+        if not more:
+            return found, links
+        url = more[0]
+        links.append(parse_qs(urlsplit(url).query))
+
+
 def test_the_river_lists_stories_newest_first_and_pages_by_cursor(client: TestClient) -> None:
     first = html.fromstring(client.get("/").text)
     titles = first.xpath("//li[@class='story']/h2/a/text()")
     assert "Drought-hit Valmora approves 1.2 bln euro desalination plant" in titles
     assert "Coastline Daily" in first.xpath("//li[@class='story']//p[@class='meta']/a/text()")
 
-    seen: list[str] = []
-    url: str | None = "/?limit=7"
-    while url is not None:
-        page = html.fromstring(client.get(url).text)
-        seen += page.xpath("//li[@class='story']/h2/a/@href")
-        more = page.xpath("//a[@rel='next']/@href")
-        url = more[0] if more else None
-        if url is not None:
-            assert parse_qs(urlsplit(url).query)["limit"] == ["7"]
+    seen, links = following_next(client, "/?limit=7", "//li[@class='story']/h2/a/@href")
+    assert links and all(query["limit"] == ["7"] for query in links)
     assert len(seen) == len(set(seen)) == len(first.xpath("//li[@class='story']")) == 26
 
 
@@ -154,15 +161,9 @@ def test_search_pages_through_every_hit_once(client: TestClient) -> None:
             "/api/search", params={"q": "rate", "limit": 2, "offset": offset}).json()["hits"]]
     assert paged == ids
 
-    # The page links to the next one while hits remain, keeping the words and filters.
-    titles: list[str] = []
-    url: str | None = "/search?q=rate&limit=2"
-    while url is not None:
-        page = html.fromstring(client.get(url).text)
-        titles += page.xpath("//li[@class='story']/h2/a/text()")
-        more = page.xpath("//a[@rel='next']/@href")
-        url = more[0] if more else None
-        assert url is None or parse_qs(urlsplit(url).query)["q"] == ["rate"]
+    # The page links to the next one while hits remain, keeping the words.
+    titles, links = following_next(client, "/search?q=rate&limit=2", "//li[@class='story']/h2/a/text()")
+    assert links and all(query["q"] == ["rate"] for query in links)
     assert titles == [hit["title"] for hit in everything["hits"]]
     assert client.get("/api/search", params={"q": "rate", "offset": -1}).status_code == 400
 
