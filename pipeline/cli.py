@@ -660,6 +660,24 @@ def _cmd_db_current(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+def _cmd_db_backup(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from pipeline.storage.backup import copy_store
+
+    settings = _settings(args)
+    url = make_url(settings.resolved_store_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        raise ConfigError("db backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump")
+    if args.target.exists():
+        raise ConfigError(f"{args.target} exists: the copy is written to a new file only")
+    source = Path(url.database)
+    with _store(settings):  # the store as this newsagg uses it (upgraded, if it was older)
+        copy_store(source, args.target)
+    print(f"store {source} copied to {args.target}")
+    return EXIT_OK
+
+
 # -- outbox ----------------------------------------------------------------------------------
 
 
@@ -1057,9 +1075,10 @@ def _parser() -> argparse.ArgumentParser:
     metrics.set_defaults(handler=_cmd_metrics)
 
     db = commands.add_parser(
-        "db", parents=[common], help="the store's schema: show its revision, upgrade it",
+        "db", parents=[common], help="the store's schema: show its revision, upgrade it; copy the embedded store",
         description="The store's schema is versioned (Alembic revisions shipped with newsagg). The embedded "
-        "SQLite store is upgraded whenever a command opens it; a PostgreSQL store only by `newsagg db upgrade` "
+        "SQLite store is upgraded whenever a command opens it, after a copy of it is written beside it "
+        "(store.sqlite3.before-REVISION); a PostgreSQL store only by `newsagg db upgrade` "
         "(an empty database is created at the newest revision).",
     )
     db_commands = db.add_subparsers(required=True, metavar="SUBCOMMAND")
@@ -1071,6 +1090,14 @@ def _parser() -> argparse.ArgumentParser:
         "current", parents=[common], help="the store's schema revision (exit 1 if it needs an upgrade)"
     )
     db_current.set_defaults(handler=_cmd_db_current)
+    db_backup = db_commands.add_parser(
+        "backup", parents=[common], help="copy the embedded store to a new file, consistent while runs write to it",
+        description="A consistent copy of the embedded SQLite store as of its last commit (SQLite's online "
+        "backup), safe while runs, the web server or Airflow tasks use it. To restore, stop everything that uses "
+        "the store and put the copy in its place. A PostgreSQL store is backed up with pg_dump.",
+    )
+    db_backup.add_argument("target", type=Path, metavar="FILE", help="the copy to write (must not exist)")
+    db_backup.set_defaults(handler=_cmd_db_backup)
     outbox = commands.add_parser(
         "outbox", parents=[common], help="what waits for the search index, and the documents it refused",
         description="Documents the search index refused outbox.max_attempts times (mapping error, too large) "

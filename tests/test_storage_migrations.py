@@ -150,3 +150,49 @@ def test_feeds_stored_under_name_slugs_keep_their_ids_and_history_when_the_list_
         assert states["the-ledger"].status == "removed"
     finally:
         store.close()
+
+
+def test_an_embedded_store_is_copied_aside_before_an_upgrade_changes_it(tmp_path: Path) -> None:
+    # The embedded store is upgraded by whichever command opens it first: the copy is what
+    # the operator had no chance to make.
+    path = tmp_path / "store.sqlite3"
+    write_previous_release(f"sqlite:///{path}")
+    Store(f"sqlite:///{path}").close()
+    copies = list(tmp_path.glob("store.sqlite3.before-*"))
+    assert [c.name for c in copies] == [f"store.sqlite3.before-{head()}"]
+    copy = sa.create_engine(f"sqlite:///{copies[0]}", poolclass=sa.pool.NullPool)
+    with copy.connect() as conn:
+        assert VERSION_TABLE not in sa.inspect(conn).get_table_names()  # as it was: from before revisions
+        assert conn.exec_driver_sql("SELECT title FROM articles WHERE id = 'a1'").scalar() == "Port strike"
+    copy.dispose()
+    # Opened again at the newest revision, or new: no copy is made.
+    Store(f"sqlite:///{path}").close()
+    Store(f"sqlite:///{tmp_path / 'new.sqlite3'}").close()
+    assert list(tmp_path.glob("*.before-*")) == copies
+
+
+def test_db_backup_copies_the_store_while_it_is_in_use(url: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    write_previous_release(url)
+    upgrade_schema(url)
+    target = tmp_path / "backup" / "copy.sqlite3"
+    if url.startswith("postgresql"):
+        assert main(["db", "backup", str(target)]) == 2
+        assert "pg_dump" in capsys.readouterr().err and not target.exists()
+        return
+    store = Store(url)
+    try:
+        with store.engine.connect() as reading:  # a reader in the middle of its transaction
+            reading.execute(sa.text("SELECT count(*) FROM articles")).scalar()
+            assert main(["db", "backup", str(target)]) == 0
+        assert str(target) in capsys.readouterr().out
+    finally:
+        store.close()
+    assert schema_revision(f"sqlite:///{target}") == (head(), head())
+    copy = Store(f"sqlite:///{target}")
+    try:
+        assert copy.articles_by_id(["a1"])["a1"].title == "Port strike"
+    finally:
+        copy.close()
+    assert main(["db", "backup", str(target)]) == 2  # never over an existing file
+    assert "exists" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.errors import StoreError
+from pipeline.storage.backup import copy_store
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "schema_version"
@@ -56,7 +57,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the store to the newest schema, in one transaction; returns (revision before, after).
 
     A store from before revisions (tables, no version) is brought to the schema of the
-    release before them by the first revision, which creates only what is missing.
+    release before them by the first revision, which creates only what is missing. A SQLite
+    store with data is first copied aside (``<file>.before-<revision>``), as it was.
     """
     with engine.connect() as conn:
         conn.execution_options(newsagg_write=True)  # SQLite: BEGIN IMMEDIATE, one process at a time
@@ -65,6 +67,12 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             before = current(conn)
             _known(before)
+            database = engine.url.database
+            if before != head() and engine.dialect.name == "sqlite" and database and database != ":memory:":
+                aside = Path(database).with_name(f"{Path(database).name}.before-{head()}")
+                # A copy left by an attempt that failed is of the same data: the upgrade rolled back.
+                if sa.inspect(conn).get_table_names() and not aside.exists():
+                    copy_store(Path(database), aside)
             command.upgrade(config(conn), "head")
     return before, head()
 
