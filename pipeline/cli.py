@@ -711,6 +711,17 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_outbox_fill(args: argparse.Namespace) -> int:
+    from pipeline.runner import Pipeline
+
+    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+        stories, articles = pipeline.store.queue_everything()
+        print(f"{stories} stories and {articles} articles queued for the search index")
+        indexed, failed = pipeline.index_outbox()
+    print(f"{indexed} documents indexed, {failed} refused (see `newsagg outbox list`)")
+    return EXIT_OK if failed == 0 else EXIT_FAILURE
+
+
 def _outbox_key(text: str) -> tuple[str, str]:
     kind, _, doc_id = text.partition(":")
     if kind not in ("story", "article") or not doc_id:
@@ -1115,6 +1126,13 @@ def _parser() -> argparse.ArgumentParser:
     outbox_retry.add_argument("documents", nargs="*", metavar="KIND:ID", help="e.g. story:3f2a..., article:9c1e...")
     outbox_retry.add_argument("--all", action="store_true", help="every dead letter")
     outbox_retry.set_defaults(handler=_cmd_outbox_retry)
+    outbox_fill = outbox_commands.add_parser(
+        "fill", parents=[common], help="index the whole store: after switching search_backend, or losing the index",
+        description="Queue every story and article of the store for the search index that search_backend names, "
+        "then deliver the outbox. Runs index only what changes: this fills a new or lost index. Killed, what "
+        "was not delivered stays queued for the next `newsagg run` (or run it again).",
+    )
+    outbox_fill.set_defaults(handler=_cmd_outbox_fill)
 
     es = commands.add_parser(
         "es", parents=[common], help="set up, check and reindex Elasticsearch (whatever search_backend says)",

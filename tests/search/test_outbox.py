@@ -4,6 +4,7 @@ documents the index refuses end in the dead letters, listed and re-queued by `ne
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -16,6 +17,8 @@ import pytest
 from elasticsearch import ConflictError
 
 from pipeline.cli import main
+from pipeline.demo.run import demo_settings, write_demo_feeds
+from pipeline.demo.server import CorpusServer
 from pipeline.models import IndexChange, IndexFailure, SearchQuery, SearchResults, Source, Story
 from pipeline.runner import Pipeline
 from pipeline.search import SearchIndex, open_index
@@ -211,3 +214,49 @@ def test_refused_documents_go_to_the_dead_letters_and_outbox_retry_requeues_them
         cleanup = ElasticsearchIndex(ElasticsearchSettings(urls=[es_url], index_prefix=prefix))
         cleanup.drop()
         cleanup.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "elasticsearch"])
+def test_outbox_fill_indexes_the_whole_store_into_a_new_or_lost_index(
+    backend: str, corpus_server: CorpusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest,
+) -> None:
+    # A store filled on the embedded default, then an index that has none of it: the SQLite
+    # index deleted, or Elasticsearch set up after the fact. Runs index only what changes.
+    data = tmp_path / "data"
+    settings = demo_settings(corpus_server.base_url, data, write_demo_feeds(corpus_server.base_url, tmp_path / "f.yaml"))
+    with Pipeline(settings) as pipeline:
+        pipeline.run(force=True)
+        stories, articles = len(pipeline.store.story_page(100).stories), pipeline.store.article_count()
+    for name in [n for n in os.environ if n.startswith("NEWSAGG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSAGG_DATA_DIR", str(data))
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    es_url = request.getfixturevalue("es_url") if backend == "elasticsearch" else ""
+    if backend == "sqlite":
+        for file in data.glob("search.sqlite3*"):
+            file.unlink()
+    else:
+        monkeypatch.setenv("NEWSAGG_SEARCH_BACKEND", "elasticsearch")
+        monkeypatch.setenv("NEWSAGG_ES__URLS", json.dumps([es_url]))
+        monkeypatch.setenv("NEWSAGG_ES__INDEX_PREFIX", prefix)
+    try:
+        assert main(["search", "desalination plant", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["total"] == 0
+
+        assert main(["outbox", "fill"]) == 0
+        out = capsys.readouterr().out
+        assert f"{stories} stories and {articles} articles queued" in out
+        filled = load_settings()
+        index = open_index(filled)
+        try:
+            assert titles(index, "desalination plant") == ["Drought-hit Valmora approves 1.2 bln euro desalination plant"]
+        finally:
+            index.close()
+        assert main(["outbox", "list"]) == 0
+        assert "outbox: 0 documents wait" in capsys.readouterr().out
+    finally:
+        if backend == "elasticsearch":
+            cleanup = ElasticsearchIndex(ElasticsearchSettings(urls=[es_url], index_prefix=prefix))
+            cleanup.drop()
+            cleanup.close()
