@@ -280,9 +280,14 @@ class Pipeline:
         max_bytes = self.settings.fetch.max_body_bytes
         if fetched.not_modified or (state.source.kind != "sitemap" and not is_sitemap(fetched.body, max_bytes)):
             return fetched, None
+        def fetch_child(url: str) -> Fetched:
+            child = fetcher.fetch(url)
+            self._archive(child)  # the children are documents of this source as much as the index
+            return child
+
         try:
             return fetched, read_sitemap(
-                state.source, fetched, fetcher.fetch, settings=self.settings.feeds, max_bytes=max_bytes,
+                state.source, fetched, fetch_child, settings=self.settings.feeds, max_bytes=max_bytes,
                 high_water=state.high_water, now=now,
             )
         except FeedParseError as exc:

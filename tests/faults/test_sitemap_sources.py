@@ -15,6 +15,7 @@ import pytest
 import yaml
 from faultkit import Web, article_html, fault_settings, rss
 
+from pipeline.archive import scan_warc
 from pipeline.errors import FeedParseError
 from pipeline.feeds.sitemaps import parse_sitemap
 from pipeline.runner import Pipeline
@@ -112,6 +113,10 @@ def test_an_index_is_followed_newest_first_within_the_children_budget_gzip_inclu
         assert web.hits("/old.xml") == 0
         assert state.status == "active" and "lists 3 sitemaps; read the 2 newest (sitemap_max_children 2)" in (
             state.last_error or "")
+        # Every document the poll read is in the archive, the children too.
+        archived = [record.page.page.url for warc in sorted(pipeline.settings.resolved_archive_dir.glob("*.warc.gz"))
+                    for record in scan_warc(warc, max_bytes=10**7, types=None) if record.page is not None]
+        assert sorted(archived) == sorted(web.url(p) for p in ("/index.xml", "/new.xml.gz", "/mid.xml"))
 
 
 def test_the_high_water_mark_takes_only_newer_urls_and_a_304_changes_nothing(web: Web, tmp_path: Path) -> None:
