@@ -44,7 +44,6 @@ def run(size: str = "quick") -> Result:
             writer.write(Fetched(url, url, 200, body, "text/html; charset=utf-8", Validators(),
                                  {"content-type": "text/html; charset=utf-8"}), now)
         write_seconds = time.perf_counter() - started
-        writer.close()
         (path,) = (root / "warc").glob("*.warc.gz")
         archive_bytes = path.stat().st_size
 

@@ -6,16 +6,16 @@ can be read alone from its offset and length: the article rows point at their pa
 response record (``ArchiveRecord``), which ``read_page`` reads back. ``scan_warc`` reads
 every record of a WARC file, ours or another writer's, from an offset on.
 
-A writer owns the file it writes (named after the host, the process and the time, and
-created exclusively), so several processes archiving at once never share a file. WARC
+The writers of one host share the file of the hour (named after the hour and the host):
+each record pair is appended under an exclusive lock on the file, so the many short
+processes of an Airflow deployment fill a few files a day instead of leaving one each. WARC
 files are written and read with warcio, Webrecorder's maintained WARC library.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
-import itertools
-import os
 import socket
 import threading
 import zlib
@@ -46,7 +46,6 @@ FEED_TYPES = (
 _WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _PLAIN_MAGIC = b"WARC/1."
-_files = itertools.count()  # per process: two writers in one process within a second get two names
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,98 +57,93 @@ class ArchivedPage:
 
 
 class ArchiveWriter:
-    """Appends fetched documents to rotating WARC files in ``directory``; thread-safe.
+    """Appends fetched documents to the WARC files of ``directory``; safe across threads and processes.
 
-    A file is closed and the next one started once it holds ``max_file_bytes``.
-
-    The directory is created with the first file.
+    Documents go to the file of the hour they were fetched in, shared by every writer on this
+    host; once it holds ``max_file_bytes`` the hour's next file is started. The directory is
+    created with the first file.
     """
 
     def __init__(self, directory: Path, max_file_bytes: int) -> None:
         self.directory = directory
         self.max_file_bytes = max_file_bytes
         self._lock = threading.Lock()
-        self._file: IO[bytes] | None = None
-        self._name = ""
-        self._pid = 0
+        self._host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname()) or "host"
+        self._hour = ""
+        self._part = 0  # the hour's file written last: the files before it are full
 
     def write(self, fetched: Fetched, fetched_at: datetime) -> ArchiveRecord:
         """Archive one fetched document (request and response records); returns where its response record is.
 
         Raises:
-            OSError: the record could not be written (no directory, disk full...).
+            OSError: the record could not be written (no directory, disk full...); nothing of it stays in the file.
         """
-        date = fetched_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = fetched_at.astimezone(UTC)
+        records, response_at, response_length = _records(fetched, moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
         with self._lock:
-            try:
-                return self._write(fetched, date)
-            except OSError:
-                # The next document goes to a new file; a reader skips the partial record left here.
-                with suppress(OSError):
-                    self._close_file()
-                self._file = None
-                raise
+            name, offset = self._append(records, moment.strftime("%Y%m%d%H"))
+        return ArchiveRecord(name, offset + response_at, response_length)
 
-    def _write(self, fetched: Fetched, date: str) -> ArchiveRecord:
-        file, writer = self._current()
-        response = writer.create_warc_record(
-            fetched.url,
-            "response",
-            payload=io.BytesIO(fetched.body),
-            length=len(fetched.body),  # without it warcio spools the body to a temporary file it never closes
-            http_headers=_response_headers(fetched),
-            warc_headers_dict={"WARC-Date": date, REQUESTED_URI: fetched.requested_url},
-        )
-        request = writer.create_warc_record(
-            fetched.url,
-            "request",
-            payload=io.BytesIO(b""),
-            length=0,
-            http_headers=_request_headers(fetched),
-            warc_headers_dict={
-                "WARC-Date": date,
-                "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID"),
-            },
-        )
-        writer.write_record(request)
-        offset = file.tell()
-        writer.write_record(response)
-        end = file.tell()
-        file.flush()  # a reader (reextract) may read the record while this file is still open
-        written = ArchiveRecord(self._name, offset, end - offset)
-        if end >= self.max_file_bytes:
-            self._close_file()
-        return written
-
-    def close(self) -> None:
-        with self._lock:
-            self._close_file()
-
-    def _current(self) -> tuple[IO[bytes], WARCWriter]:
-        if self._file is None or self._pid != os.getpid():  # a forked child writes its own file
-            self._open_file()
-        assert self._file is not None
-        return self._file, WARCWriter(self._file, gzip=True)
-
-    def _open_file(self) -> None:
+    def _append(self, records: bytes, hour: str) -> tuple[str, int]:
+        """Append ``records`` to the hour's first file with room; returns its name and where they start."""
+        if hour != self._hour:
+            self._hour, self._part = hour, 0
         self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname()) or "host"
         while True:
-            name = f"newsagg-{stamp}-{host}-{os.getpid()}-{next(_files):05d}{WARC_SUFFIX}"
-            try:
-                file = open(self.directory / name, "xb")  # noqa: SIM115 - kept open across writes
-                break
-            except FileExistsError:
-                continue
-        writer = WARCWriter(file, gzip=True)
-        writer.write_record(writer.create_warcinfo_record(name, {"software": "newsagg", "format": "WARC File Format 1.0"}))
-        self._file, self._name, self._pid = file, name, os.getpid()
+            name = f"newsagg-{hour}-{self._host}-{self._part:04d}{WARC_SUFFIX}"
+            with open(self.directory / name, "ab") as file:
+                fcntl.flock(file, fcntl.LOCK_EX)  # released when the file is closed
+                start = file.seek(0, io.SEEK_END)
+                if start >= self.max_file_bytes:
+                    self._part += 1
+                    continue
+                try:
+                    if start == 0:
+                        file.write(_warcinfo(name))
+                    offset = file.tell()
+                    file.write(records)
+                    file.flush()  # before the lock goes: a reader (reextract) may read the record at once
+                except OSError:
+                    with suppress(OSError):
+                        file.truncate(start)  # no partial record for the next writer to append after
+                    raise
+                return name, offset
 
-    def _close_file(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
+
+def _records(fetched: Fetched, date: str) -> tuple[bytes, int, int]:
+    """The request and response records of a document, gzipped one by one; where the response is in them, and its length."""
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    response = writer.create_warc_record(
+        fetched.url,
+        "response",
+        payload=io.BytesIO(fetched.body),
+        length=len(fetched.body),  # without it warcio spools the body to a temporary file it never closes
+        http_headers=_response_headers(fetched),
+        warc_headers_dict={"WARC-Date": date, REQUESTED_URI: fetched.requested_url},
+    )
+    request = writer.create_warc_record(
+        fetched.url,
+        "request",
+        payload=io.BytesIO(b""),
+        length=0,
+        http_headers=_request_headers(fetched),
+        warc_headers_dict={
+            "WARC-Date": date,
+            "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID"),
+        },
+    )
+    writer.write_record(request)
+    response_at = buffer.tell()
+    writer.write_record(response)
+    return buffer.getvalue(), response_at, buffer.tell() - response_at
+
+
+def _warcinfo(name: str) -> bytes:
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    writer.write_record(writer.create_warcinfo_record(name, {"software": "newsagg", "format": "WARC File Format 1.0"}))
+    return buffer.getvalue()
 
 
 def read_page(directory: Path, record: ArchiveRecord) -> ArchivedPage:

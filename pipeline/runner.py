@@ -157,8 +157,6 @@ class Pipeline:
         self.pool.close()
         if self._fetcher is not None:
             self._fetcher.close()
-        if self.archive is not None:
-            self.archive.close()
         if self._index is not None:
             self._index.close()
         self.store.close()

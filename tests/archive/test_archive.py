@@ -4,6 +4,9 @@ rotation, the off switch, retention."""
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +16,9 @@ import sqlalchemy as sa
 from warcio.archiveiterator import ArchiveIterator
 
 from faultkit import Web, article_html, fault_settings, read_only, rss, write_feed_list
-from pipeline.archive import REQUESTED_URI, read_page
+from pipeline.archive import REQUESTED_URI, ArchiveWriter, read_page
 from pipeline.maintenance import apply_retention
-from pipeline.models import ArchiveRecord
+from pipeline.models import ArchiveRecord, Fetched, Validators
 from pipeline.runner import Pipeline
 from pipeline.settings import Settings
 from pipeline.storage.schema import articles
@@ -183,3 +186,38 @@ def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_arti
         assert pipeline.run().articles_added == 3
     assert set(_pointers(settings).values()) == {None}
     assert "cannot archive" in caplog.text
+
+
+def _write_pages(directory: str, writer_no: int, pages: int, start: multiprocessing.synchronize.Barrier,
+                 pointers: multiprocessing.queues.Queue[tuple[str, ArchiveRecord]]) -> None:
+    writer = ArchiveWriter(Path(directory), max_file_bytes=50 * 1024 * 1024)
+    start.wait(timeout=60)
+    for n in range(pages):
+        url = f"https://outlet{writer_no}.example/news/{n}"
+        page = Fetched(url, url, 200, f"<html><p>writer {writer_no} page {n}</p></html>".encode(), "text/html",
+                       Validators())
+        pointers.put((url, writer.write(page, datetime.now(UTC))))
+
+
+def test_processes_writing_at_once_share_the_hours_file_and_every_record_reads_back(tmp_path: Path) -> None:
+    # Airflow runs each task in a process of its own: a file per process left thousands of
+    # small files a day. Writers on one host append to the file of the hour, one record at a time.
+    first_hour = datetime.now(UTC).strftime("%Y%m%d%H")
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(3)
+    pointers: multiprocessing.queues.Queue[tuple[str, ArchiveRecord]] = spawn.Queue()
+    writers = [spawn.Process(target=_write_pages, args=(str(tmp_path), n, 40, start, pointers)) for n in range(3)]
+    for writer in writers:
+        writer.start()
+    written = [pointers.get(timeout=120) for _ in range(3 * 40)]
+    for writer in writers:
+        writer.join(timeout=60)
+    assert [w.exitcode for w in writers] == [0, 0, 0]
+    hours = {first_hour, datetime.now(UTC).strftime("%Y%m%d%H")}
+    assert 1 <= len(list(tmp_path.glob("*.warc.gz"))) <= len(hours)  # one file (two if the hour turned meanwhile)
+    for url, pointer in written:
+        page = read_page(tmp_path, pointer).page
+        assert page.url == url and page.body.endswith(f"page {url.rsplit('/', 1)[1]}</p></html>".encode())
+    responses = [r for r in _records(tmp_path) if r["type"] == "response"]
+    assert len(responses) == 120 and sum(r["type"] == "warcinfo" for r in _records(tmp_path)) == len(
+        list(tmp_path.glob("*.warc.gz")))

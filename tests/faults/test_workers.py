@@ -156,9 +156,9 @@ def test_workers_at_once_fetch_each_page_once_and_keep_the_delay_between_them(
             assert store.entry_counts() == {"done": total}
             assert store.article_count() == total
             if store_url is None:
-                # Both archived into one data dir, each into a file of its own: every page reads back whole.
+                # Both archived into one data dir, into the hour's file they share: every page reads back whole.
                 archive = tmp_path / "data" / "archive"
-                assert len(list(archive.glob("*.warc.gz"))) == WORKERS
+                assert 1 <= len(list(archive.glob("*.warc.gz"))) <= 2  # two if the hour turned during the run
                 for article, _, _ in store.iter_articles():
                     record = store.archive_record(article.id)
                     assert record is not None and read_page(archive, record).page.requested_url == article.url
