@@ -108,6 +108,18 @@ class StoreBase:
     def close(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """Ask the store for nothing, to know that it answers.
+
+        Raises:
+            StoreError: it does not, and why (the URL's password masked).
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the store does not answer ({redact_url(self.url)}): {_reason(exc)}") from None
+
     @contextmanager
     def _tx(self, what: str = "a write") -> Iterator[Connection]:
         """One write transaction, atomic with the reads it makes (SQLite: BEGIN IMMEDIATE).

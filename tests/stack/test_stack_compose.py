@@ -32,7 +32,7 @@ DOCKERFILE = REPO / "Dockerfile"
 
 AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"]
 ONE_SHOT = ["es-certs", "es-users", "newsagg-setup", "airflow-init"]
-LONG_RUNNING = ["elasticsearch", "kibana", "postgres", "redis", *AIRFLOW]
+LONG_RUNNING = ["elasticsearch", "kibana", "postgres", "redis", *AIRFLOW, "newsagg-web"]
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 _VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\})*))?\}")
 
@@ -92,7 +92,7 @@ def test_services_and_images(compose: dict[str, Any]) -> None:
     assert services["kibana"]["image"] == "docker.elastic.co/kibana/kibana:9.5.0"
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
-    for name in [*AIRFLOW, "airflow-init", "newsagg-setup"]:
+    for name in [*AIRFLOW, "airflow-init", "newsagg-setup", "newsagg-web"]:
         assert services[name]["build"] == {"context": ".", "dockerfile": "Dockerfile"}, name
         assert services[name]["image"] == "newsagg-airflow:latest", name
     commands = {name: services[name]["command"] for name in AIRFLOW}
@@ -239,6 +239,16 @@ def test_workers_reach_elasticsearch_postgres_and_redis_with_the_cli_settings(
     assert setup["environment"]["NEWSAGG_KIBANA__URL"] == "http://kibana:5601"
     assert {k: v for k, v in setup["environment"].items() if k.startswith("NEWSAGG_ES__")} == {
         k: v for k, v in env.items() if k.startswith("NEWSAGG_ES__")}
+    # The story viewer reads what the workers write, once the setup made the schema and indices;
+    # it listens on every interface of its container (said explicitly), published on loopback only.
+    web = services["newsagg-web"]
+    assert {k: v for k, v in web["environment"].items() if k.startswith("NEWSAGG_")} == {
+        k: v for k, v in env.items() if k.startswith("NEWSAGG_")}
+    assert web["command"][-1] == "exec newsagg serve --host 0.0.0.0 --port 8000"
+    assert web["ports"] == [f"127.0.0.1:{env_example()['NEWSAGG_WEB_PORT']}:8000"]
+    assert web["healthcheck"]["test"] == ["CMD", "curl", "--fail", "http://localhost:8000/healthz"]
+    assert web["depends_on"] == {"newsagg-setup": {"condition": "service_completed_successfully"}}
+    assert "es-certs:/certs:ro" in web["volumes"]
     # Kibana connects as kibana_system with KIBANA_PASSWORD, over TLS with the stack's CA.
     kibana = services["kibana"]["environment"]
     assert kibana["ELASTICSEARCH_USERNAME"] == "kibana_system"

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import feedparser
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from services import postgres_database
 from web_demo import run_demo_into
 
 from pipeline.demo.server import CorpusServer
@@ -143,3 +145,39 @@ def test_metrics_are_served_in_the_prometheus_text_format(client: TestClient, de
         store.close()
     served = sum(sample.value for sample in families["newsagg_articles"].samples)
     assert served == stored_articles > 0
+
+
+def test_healthz_says_whether_the_store_and_the_search_backend_answer(
+    client: TestClient, demo_web_settings: Settings
+) -> None:
+    # For a load balancer or the compose stack's healthcheck: a store that does not answer is
+    # a 503; a search backend down leaves the other pages working, so it is reported, not fatal.
+    answer = client.get("/healthz")
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok", "store": "ok", "search": "ok"})
+    assert answer.headers["cache-control"] == "no-store"
+
+    gone = demo_web_settings.model_copy(update={
+        "search_backend": "elasticsearch", "es": demo_web_settings.es.model_copy(update={"urls": ["http://127.0.0.1:9"]})})
+    with TestClient(create_app(gone)) as degraded:
+        answer = degraded.get("/healthz")
+    assert answer.status_code == 200 and answer.json()["status"] == "degraded"
+    assert answer.json()["store"] == "ok" and answer.json()["search"] == "unavailable"
+
+    with postgres_database() as url:
+        settings = demo_web_settings.model_copy(update={"store_url": url})
+        with TestClient(create_app(settings)) as lost:
+            assert lost.get("/healthz").status_code == 200
+            admin = sa.create_engine(sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT",
+                                     poolclass=sa.pool.NullPool)
+            with admin.connect() as conn:  # the server ends every session of the store's database
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                     " WHERE datname = :name AND pid <> pg_backend_pid()"),
+                             {"name": sa.make_url(url).database})
+                conn.exec_driver_sql(f'ALTER DATABASE "{sa.make_url(url).database}" ALLOW_CONNECTIONS false')
+            admin.dispose()
+            answer = lost.get("/healthz")
+            assert answer.status_code == 503 and answer.json()["status"] == "unavailable"
+            assert answer.json()["store"] == "unavailable"  # why, with the store's host, goes to the server's log only
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{sa.make_url(url).database}" ALLOW_CONNECTIONS true')
+            admin.dispose()
