@@ -21,50 +21,6 @@ from pipeline.cli.base import (
 from pipeline.errors import ConfigError
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `extract`, `dedup`, `reextract` and `import-warc` to the commands."""
-    extract = commands.add_parser(
-        "extract", parents=[common], help="extract article text and metadata from files or URLs, one JSON line each"
-    )
-    extract.add_argument("inputs", nargs="+", metavar="FILE_OR_URL")
-    extract.add_argument("--url", help="the page's URL, for a file input (helps metadata and relative links)")
-    extract.set_defaults(handler=_cmd_extract)
-
-    dedup = commands.add_parser(
-        "dedup", parents=[common], help="cluster near-duplicates in a JSONL file",
-        description='Input lines {"id","title","text"[,"url","source","published"]}; '
-        'output lines {"id","cluster_id"}, one per input id, in input order, written once the input is read '
-        "(it is streamed: the texts are not kept in memory).",
-    )
-    dedup.add_argument("input", type=Path, metavar="INPUT.jsonl", help="'-' for standard input")
-    dedup.add_argument("-o", "--output", type=Path, metavar="OUT.jsonl", help="default: standard output")
-    dedup.set_defaults(handler=_cmd_dedup)
-
-    reextract = commands.add_parser(
-        "reextract", parents=[common], help="extract stored articles again from their archived pages (no network)",
-        description="Runs extraction again over the archived page of every stored article (see the archive "
-        "settings), stores the articles whose text changed, clusters, builds stories and indexes them again. "
-        "Safe to kill and repeat: a second pass changes nothing.",
-    )
-    reextract.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only articles that arrived since then")
-    reextract.add_argument("--outlet", help="only this outlet's articles (its name in the feed list)")
-    reextract.add_argument("--json", action="store_true", help="print the report as JSON")
-    reextract.set_defaults(handler=_cmd_reextract)
-
-    import_warc = commands.add_parser(
-        "import-warc", parents=[common], help="store the HTML pages of WARC files as articles (e.g. CC-NEWS)",
-        description="Reads WARC files (.warc or .warc.gz, e.g. Common Crawl's CC-NEWS) as a stream, stores an "
-        "article for every 200 HTML response (its outlet: the URL's registrable domain), then clusters, builds "
-        "stories and indexes. A killed import goes on where it stopped; a file imported to its end is skipped.",
-    )
-    import_warc.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
-    import_warc.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only pages fetched since then (WARC-Date)")
-    import_warc.add_argument("--until", type=_until_arg, metavar="DATE", help="only pages fetched until then (WARC-Date)")
-    import_warc.add_argument("--language", metavar="L", help='only articles in this language ("en")')
-    import_warc.add_argument("--json", action="store_true", help="print the report as JSON")
-    import_warc.set_defaults(handler=_cmd_import_warc)
-
-
 def _cmd_extract(args: argparse.Namespace) -> int:
     from pipeline.batch import extract_inputs
     from pipeline.pool import WorkerPool
@@ -148,3 +104,47 @@ def _settled_exit(index_error: str | None) -> int:
         print(f"  search index unavailable (documents kept for the next run): {index_error}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `extract`, `dedup`, `reextract` and `import-warc` to the commands."""
+    extract = commands.add_parser(
+        "extract", parents=[common], help="extract article text and metadata from files or URLs, one JSON line each"
+    )
+    extract.add_argument("inputs", nargs="+", metavar="FILE_OR_URL")
+    extract.add_argument("--url", help="the page's URL, for a file input (helps metadata and relative links)")
+    extract.set_defaults(handler=_cmd_extract)
+
+    dedup = commands.add_parser(
+        "dedup", parents=[common], help="cluster near-duplicates in a JSONL file",
+        description='Input lines {"id","title","text"[,"url","source","published"]}; '
+        'output lines {"id","cluster_id"}, one per input id, in input order, written once the input is read '
+        "(it is streamed: the texts are not kept in memory).",
+    )
+    dedup.add_argument("input", type=Path, metavar="INPUT.jsonl", help="'-' for standard input")
+    dedup.add_argument("-o", "--output", type=Path, metavar="OUT.jsonl", help="default: standard output")
+    dedup.set_defaults(handler=_cmd_dedup)
+
+    reextract = commands.add_parser(
+        "reextract", parents=[common], help="extract stored articles again from their archived pages (no network)",
+        description="Runs extraction again over the archived page of every stored article (see the archive "
+        "settings), stores the articles whose text changed, clusters, builds stories and indexes them again. "
+        "Safe to kill and repeat: a second pass changes nothing.",
+    )
+    reextract.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only articles that arrived since then")
+    reextract.add_argument("--outlet", help="only this outlet's articles (its name in the feed list)")
+    reextract.add_argument("--json", action="store_true", help="print the report as JSON")
+    reextract.set_defaults(handler=_cmd_reextract)
+
+    import_warc = commands.add_parser(
+        "import-warc", parents=[common], help="store the HTML pages of WARC files as articles (e.g. CC-NEWS)",
+        description="Reads WARC files (.warc or .warc.gz, e.g. Common Crawl's CC-NEWS) as a stream, stores an "
+        "article for every 200 HTML response (its outlet: the URL's registrable domain), then clusters, builds "
+        "stories and indexes. A killed import goes on where it stopped; a file imported to its end is skipped.",
+    )
+    import_warc.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
+    import_warc.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only pages fetched since then (WARC-Date)")
+    import_warc.add_argument("--until", type=_until_arg, metavar="DATE", help="only pages fetched until then (WARC-Date)")
+    import_warc.add_argument("--language", metavar="L", help='only articles in this language ("en")')
+    import_warc.add_argument("--json", action="store_true", help="print the report as JSON")
+    import_warc.set_defaults(handler=_cmd_import_warc)

@@ -12,64 +12,10 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `feeds` and its subcommands to the commands."""
-    feeds = commands.add_parser("feeds", parents=[common], help="manage and inspect feeds")
-    feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
-    opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
-    opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
-    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
-    opml.set_defaults(handler=_cmd_feeds_import_opml)
-    feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
-    add = feed_commands.add_parser(
-        "add", parents=[common],
-        help="add a feed or sitemap, or find an outlet's from its home page (a removed feed comes back with its history)",
-        description="Add a feed to the YAML feed list `newsagg run` reads (created if missing) and register it in "
-        "the store. Feeds are known by their URL: renaming or reordering them in the list keeps their history. "
-        "A URL that is a feed or a sitemap is added as is; a web page is searched for the outlet's sources: the "
-        "feeds its <link rel=\"alternate\"> tags name (else those at a few common paths), then the sitemaps "
-        "listed in its robots.txt (news sitemaps first). What was found is shown, and the best one added "
-        "(--all: every one). A URL that cannot be fetched is added as given.",
-    )
-    add.add_argument("url", metavar="URL", help="the feed's or sitemap's URL, or a page of the outlet (its home page)")
-    add.add_argument("--all", action="store_true", help="add every source found, not only the best")
-    add.add_argument("--name", help="its name (default: the feed's title or news sitemap's publication, else its "
-                                    "name when it was removed, else the URL's host)")
-    add.add_argument("--feeds", type=Path, help=f"{feeds_option}; created if missing")
-    add.set_defaults(handler=_cmd_feeds_add)
-    remove = feed_commands.add_parser(
-        "remove", parents=[common], help="take a feed out of the feed list (the store keeps its history)",
-        description="Take a feed out of the YAML feed list; the store keeps it, marked removed and never polled, "
-        "with its history for when it is added again. Deleting it from the list by hand does the same on the next run.",
-    )
-    remove.add_argument("feed", metavar="URL|ID", help="the feed's URL or id (`newsagg feeds status`)")
-    remove.add_argument("--feeds", type=Path, help=feeds_option)
-    remove.set_defaults(handler=_cmd_feeds_remove)
-    reactivate = feed_commands.add_parser(
-        "reactivate", parents=[common], help="make a retired or failing feed active again, its failures cleared",
-    )
-    reactivate.add_argument("feed", metavar="URL|ID", help="the feed's URL or id (`newsagg feeds status`)")
-    reactivate.set_defaults(handler=_cmd_feeds_reactivate)
-    move = feed_commands.add_parser(
-        "move", parents=[common], help="give a feed a new URL, keeping its history",
-        description="Change a feed's URL in the YAML feed list and the store, keeping its id and history (its "
-        "cache validators and failures, which belonged to the old URL, are cleared). Editing the URL in the list "
-        "instead makes a new feed, and the old one removed.",
-    )
-    move.add_argument("old_url", metavar="OLD_URL")
-    move.add_argument("new_url", metavar="NEW_URL")
-    move.add_argument("--feeds", type=Path, help=feeds_option)
-    move.set_defaults(handler=_cmd_feeds_move)
-    status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(handler=_cmd_feeds_status)
-
-
 def _feed_list(args: argparse.Namespace, settings: Settings) -> Path:
     """The feed list a command edits: ``--feeds``, else the settings' one."""
     path: Path = args.feeds or settings.resolved_feeds_file
     return path
-
 
 
 def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
@@ -186,3 +132,56 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
     print(f"{len(states)} feeds: " + ", ".join(f"{n} {status}" for status, n in counts.items())
           + " (times in UTC; score: weighted failures in a row / retirement threshold)")
     return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `feeds` and its subcommands to the commands."""
+    feeds = commands.add_parser("feeds", parents=[common], help="manage and inspect feeds")
+    feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
+    opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
+    opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
+    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
+    opml.set_defaults(handler=_cmd_feeds_import_opml)
+    feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
+    add = feed_commands.add_parser(
+        "add", parents=[common],
+        help="add a feed or sitemap, or find an outlet's from its home page (a removed feed comes back with its history)",
+        description="Add a feed to the YAML feed list `newsagg run` reads (created if missing) and register it in "
+        "the store. Feeds are known by their URL: renaming or reordering them in the list keeps their history. "
+        "A URL that is a feed or a sitemap is added as is; a web page is searched for the outlet's sources: the "
+        "feeds its <link rel=\"alternate\"> tags name (else those at a few common paths), then the sitemaps "
+        "listed in its robots.txt (news sitemaps first). What was found is shown, and the best one added "
+        "(--all: every one). A URL that cannot be fetched is added as given.",
+    )
+    add.add_argument("url", metavar="URL", help="the feed's or sitemap's URL, or a page of the outlet (its home page)")
+    add.add_argument("--all", action="store_true", help="add every source found, not only the best")
+    add.add_argument("--name", help="its name (default: the feed's title or news sitemap's publication, else its "
+                                    "name when it was removed, else the URL's host)")
+    add.add_argument("--feeds", type=Path, help=f"{feeds_option}; created if missing")
+    add.set_defaults(handler=_cmd_feeds_add)
+    remove = feed_commands.add_parser(
+        "remove", parents=[common], help="take a feed out of the feed list (the store keeps its history)",
+        description="Take a feed out of the YAML feed list; the store keeps it, marked removed and never polled, "
+        "with its history for when it is added again. Deleting it from the list by hand does the same on the next run.",
+    )
+    remove.add_argument("feed", metavar="URL|ID", help="the feed's URL or id (`newsagg feeds status`)")
+    remove.add_argument("--feeds", type=Path, help=feeds_option)
+    remove.set_defaults(handler=_cmd_feeds_remove)
+    reactivate = feed_commands.add_parser(
+        "reactivate", parents=[common], help="make a retired or failing feed active again, its failures cleared",
+    )
+    reactivate.add_argument("feed", metavar="URL|ID", help="the feed's URL or id (`newsagg feeds status`)")
+    reactivate.set_defaults(handler=_cmd_feeds_reactivate)
+    move = feed_commands.add_parser(
+        "move", parents=[common], help="give a feed a new URL, keeping its history",
+        description="Change a feed's URL in the YAML feed list and the store, keeping its id and history (its "
+        "cache validators and failures, which belonged to the old URL, are cleared). Editing the URL in the list "
+        "instead makes a new feed, and the old one removed.",
+    )
+    move.add_argument("old_url", metavar="OLD_URL")
+    move.add_argument("new_url", metavar="NEW_URL")
+    move.add_argument("--feeds", type=Path, help=feeds_option)
+    move.set_defaults(handler=_cmd_feeds_move)
+    status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_feeds_status)

@@ -12,114 +12,6 @@ from pipeline.cli.base import EXIT_FAILURE, EXIT_OK, _count_arg, _open_output, _
 from pipeline.errors import ConfigError, NewsaggError
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `runs`, `metrics`, `db`, `outbox`, `es` and `kibana` to the commands."""
-    runs = commands.add_parser("runs", parents=[common], help="the record of pipeline runs")
-    run_commands = runs.add_subparsers(required=True, metavar="SUBCOMMAND")
-    runs_list = run_commands.add_parser(
-        "list", parents=[common], help="recent runs, newest first: trigger, times, status, counts",
-        description="Each run's status: ok, partial (the search index was unavailable; its documents wait in "
-        "the outbox), failed, running, or abandoned (its process is gone, or it showed no progress for 30 "
-        "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds; "
-        "a run of the Airflow DAG names its Airflow run id. --json adds each stage's time (stage_seconds).",
-    )
-    runs_list.add_argument("--limit", type=_count_arg, default=20, help="runs to show (default 20)")
-    runs_list.add_argument("--json", action="store_true", help="the runs with their full reports as JSON")
-    runs_list.set_defaults(handler=_cmd_runs_list)
-
-    metrics = commands.add_parser(
-        "metrics", parents=[common], help="the store's counts and the last run, in the Prometheus text format",
-        description="Articles by text source, stories, feeds by state, feed entries by state, the search outbox "
-        "and its dead letters, and the last run that ended: when, its status, its feed and page outcomes and "
-        "each stage's time. For node_exporter's textfile collector: "
-        "`newsagg metrics > DIR/newsagg.prom.tmp && mv DIR/newsagg.prom.tmp DIR/newsagg.prom`.",
-    )
-    metrics.set_defaults(handler=_cmd_metrics)
-
-    db = commands.add_parser(
-        "db", parents=[common], help="the store's schema: show its revision, upgrade it",
-        description="The store's schema is versioned (Alembic revisions shipped with newsagg). The embedded "
-        "SQLite store is upgraded whenever a command opens it; a PostgreSQL store only by `newsagg db upgrade` "
-        "(an empty database is created at the newest revision).",
-    )
-    db_commands = db.add_subparsers(required=True, metavar="SUBCOMMAND")
-    db_upgrade = db_commands.add_parser(
-        "upgrade", parents=[common], help="bring the store to the newest schema revision (safe to repeat)"
-    )
-    db_upgrade.set_defaults(handler=_cmd_db_upgrade)
-    db_current = db_commands.add_parser(
-        "current", parents=[common], help="the store's schema revision (exit 1 if it needs an upgrade)"
-    )
-    db_current.set_defaults(handler=_cmd_db_current)
-    outbox = commands.add_parser(
-        "outbox", parents=[common], help="what waits for the search index, and the documents it refused",
-        description="Documents the search index refused outbox.max_attempts times (mapping error, too large) "
-        "leave the outbox for the dead letters, where they stay until retried.",
-    )
-    outbox_commands = outbox.add_subparsers(required=True, metavar="SUBCOMMAND")
-    outbox_list = outbox_commands.add_parser(
-        "list", parents=[common], help="how many documents wait, and every dead letter with its last error"
-    )
-    outbox_list.add_argument("--json", action="store_true")
-    outbox_list.set_defaults(handler=_cmd_outbox_list)
-    outbox_retry = outbox_commands.add_parser(
-        "retry", parents=[common], help="queue dead letters for the search index again (with fresh attempts)"
-    )
-    outbox_retry.add_argument("documents", nargs="*", metavar="KIND:ID", help="e.g. story:3f2a..., article:9c1e...")
-    outbox_retry.add_argument("--all", action="store_true", help="every dead letter")
-    outbox_retry.set_defaults(handler=_cmd_outbox_retry)
-
-    es = commands.add_parser(
-        "es", parents=[common], help="set up, check and reindex Elasticsearch (whatever search_backend says)",
-        description="Manage the Elasticsearch indices named by es.index_prefix: versioned indices "
-        "(<prefix>-stories-v<N>, <prefix>-articles-v<N>) behind aliases, built from config/elasticsearch/*.json.",
-    )
-    es_commands = es.add_subparsers(required=True, metavar="SUBCOMMAND")
-    es_setup = es_commands.add_parser(
-        "setup", parents=[common], help="install the index templates; create the first indices and aliases if missing"
-    )
-    es_setup.set_defaults(handler=_cmd_es_setup)
-    es_reindex = es_commands.add_parser(
-        "reindex", parents=[common],
-        help="copy into a new index generation from the current template, then swap the alias atomically",
-    )
-    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all")
-    es_reindex.set_defaults(handler=_cmd_es_reindex)
-    es_check = es_commands.add_parser(
-        "check", parents=[common], help="each alias points at one index whose mapping matches the template (exit 1 if not)"
-    )
-    es_check.set_defaults(handler=_cmd_es_check)
-
-    kibana = commands.add_parser(
-        "kibana", parents=[common], help="import, check and export the Kibana saved objects (config/kibana)",
-        description="Data views for stories and articles, saved searches and the 'News clusters' dashboard, "
-        "generated from the Elasticsearch mappings (config/elasticsearch/*.json). Kibana settings: "
-        "NEWSAGG_KIBANA__URL, __USERNAME/__PASSWORD or __API_KEY, __CA_CERTS, __SPACE.",
-    )
-    kibana_commands = kibana.add_subparsers(required=True, metavar="SUBCOMMAND")
-    kibana_import = kibana_commands.add_parser(
-        "import", parents=[common],
-        help="check the saved objects against the mappings and import them (overwriting: safe to repeat)",
-    )
-    kibana_import.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
-    kibana_import.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                               help="keep trying this long while Kibana is unreachable or not ready")
-    kibana_import.set_defaults(handler=_cmd_kibana_import)
-    kibana_check = kibana_commands.add_parser(
-        "check", parents=[common], help="every field the saved objects use exists in the index mappings (exit 1 if not)"
-    )
-    kibana_check.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
-    kibana_check.set_defaults(handler=_cmd_kibana_check)
-    kibana_export = kibana_commands.add_parser(
-        "export", parents=[common], help="write the generated saved objects as NDJSON (for es.index_prefix)"
-    )
-    kibana_export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
-    kibana_export.set_defaults(handler=_cmd_kibana_export)
-
-
-# -- runs ------------------------------------------------------------------------------------
-
-
 def _cmd_runs_list(args: argparse.Namespace) -> int:
 
     with _store(_settings(args)) as store:
@@ -296,3 +188,111 @@ def _cmd_kibana_export(args: argparse.Namespace) -> int:
     with _open_output(args.output) as out:
         out.write(text)
     return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `runs`, `metrics`, `db`, `outbox`, `es` and `kibana` to the commands."""
+    runs = commands.add_parser("runs", parents=[common], help="the record of pipeline runs")
+    run_commands = runs.add_subparsers(required=True, metavar="SUBCOMMAND")
+    runs_list = run_commands.add_parser(
+        "list", parents=[common], help="recent runs, newest first: trigger, times, status, counts",
+        description="Each run's status: ok, partial (the search index was unavailable; its documents wait in "
+        "the outbox), failed, running, or abandoned (its process is gone, or it showed no progress for 30 "
+        "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds; "
+        "a run of the Airflow DAG names its Airflow run id. --json adds each stage's time (stage_seconds).",
+    )
+    runs_list.add_argument("--limit", type=_count_arg, default=20, help="runs to show (default 20)")
+    runs_list.add_argument("--json", action="store_true", help="the runs with their full reports as JSON")
+    runs_list.set_defaults(handler=_cmd_runs_list)
+
+    metrics = commands.add_parser(
+        "metrics", parents=[common], help="the store's counts and the last run, in the Prometheus text format",
+        description="Articles by text source, stories, feeds by state, feed entries by state, the search outbox "
+        "and its dead letters, and the last run that ended: when, its status, its feed and page outcomes and "
+        "each stage's time. For node_exporter's textfile collector: "
+        "`newsagg metrics > DIR/newsagg.prom.tmp && mv DIR/newsagg.prom.tmp DIR/newsagg.prom`.",
+    )
+    metrics.set_defaults(handler=_cmd_metrics)
+
+    db = commands.add_parser(
+        "db", parents=[common], help="the store's schema: show its revision, upgrade it",
+        description="The store's schema is versioned (Alembic revisions shipped with newsagg). The embedded "
+        "SQLite store is upgraded whenever a command opens it; a PostgreSQL store only by `newsagg db upgrade` "
+        "(an empty database is created at the newest revision).",
+    )
+    db_commands = db.add_subparsers(required=True, metavar="SUBCOMMAND")
+    db_upgrade = db_commands.add_parser(
+        "upgrade", parents=[common], help="bring the store to the newest schema revision (safe to repeat)"
+    )
+    db_upgrade.set_defaults(handler=_cmd_db_upgrade)
+    db_current = db_commands.add_parser(
+        "current", parents=[common], help="the store's schema revision (exit 1 if it needs an upgrade)"
+    )
+    db_current.set_defaults(handler=_cmd_db_current)
+    outbox = commands.add_parser(
+        "outbox", parents=[common], help="what waits for the search index, and the documents it refused",
+        description="Documents the search index refused outbox.max_attempts times (mapping error, too large) "
+        "leave the outbox for the dead letters, where they stay until retried.",
+    )
+    outbox_commands = outbox.add_subparsers(required=True, metavar="SUBCOMMAND")
+    outbox_list = outbox_commands.add_parser(
+        "list", parents=[common], help="how many documents wait, and every dead letter with its last error"
+    )
+    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.set_defaults(handler=_cmd_outbox_list)
+    outbox_retry = outbox_commands.add_parser(
+        "retry", parents=[common], help="queue dead letters for the search index again (with fresh attempts)"
+    )
+    outbox_retry.add_argument("documents", nargs="*", metavar="KIND:ID", help="e.g. story:3f2a..., article:9c1e...")
+    outbox_retry.add_argument("--all", action="store_true", help="every dead letter")
+    outbox_retry.set_defaults(handler=_cmd_outbox_retry)
+
+    es = commands.add_parser(
+        "es", parents=[common], help="set up, check and reindex Elasticsearch (whatever search_backend says)",
+        description="Manage the Elasticsearch indices named by es.index_prefix: versioned indices "
+        "(<prefix>-stories-v<N>, <prefix>-articles-v<N>) behind aliases, built from config/elasticsearch/*.json.",
+    )
+    es_commands = es.add_subparsers(required=True, metavar="SUBCOMMAND")
+    es_setup = es_commands.add_parser(
+        "setup", parents=[common], help="install the index templates; create the first indices and aliases if missing"
+    )
+    es_setup.set_defaults(handler=_cmd_es_setup)
+    es_reindex = es_commands.add_parser(
+        "reindex", parents=[common],
+        help="copy into a new index generation from the current template, then swap the alias atomically",
+    )
+    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all")
+    es_reindex.set_defaults(handler=_cmd_es_reindex)
+    es_check = es_commands.add_parser(
+        "check", parents=[common], help="each alias points at one index whose mapping matches the template (exit 1 if not)"
+    )
+    es_check.set_defaults(handler=_cmd_es_check)
+
+    kibana = commands.add_parser(
+        "kibana", parents=[common], help="import, check and export the Kibana saved objects (config/kibana)",
+        description="Data views for stories and articles, saved searches and the 'News clusters' dashboard, "
+        "generated from the Elasticsearch mappings (config/elasticsearch/*.json). Kibana settings: "
+        "NEWSAGG_KIBANA__URL, __USERNAME/__PASSWORD or __API_KEY, __CA_CERTS, __SPACE.",
+    )
+    kibana_commands = kibana.add_subparsers(required=True, metavar="SUBCOMMAND")
+    kibana_import = kibana_commands.add_parser(
+        "import", parents=[common],
+        help="check the saved objects against the mappings and import them (overwriting: safe to repeat)",
+    )
+    kibana_import.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
+    kibana_import.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                               help="keep trying this long while Kibana is unreachable or not ready")
+    kibana_import.set_defaults(handler=_cmd_kibana_import)
+    kibana_check = kibana_commands.add_parser(
+        "check", parents=[common], help="every field the saved objects use exists in the index mappings (exit 1 if not)"
+    )
+    kibana_check.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
+    kibana_check.set_defaults(handler=_cmd_kibana_check)
+    kibana_export = kibana_commands.add_parser(
+        "export", parents=[common], help="write the generated saved objects as NDJSON (for es.index_prefix)"
+    )
+    kibana_export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
+    kibana_export.set_defaults(handler=_cmd_kibana_export)
+
+
+# -- runs ------------------------------------------------------------------------------------

@@ -16,25 +16,6 @@ if TYPE_CHECKING:
     from pipeline.demo.run import DemoResult
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `demo` and `run` to the commands."""
-    demo = commands.add_parser(
-        "demo", parents=[common],
-        help="run the whole pipeline on the bundled demo corpus (served on 127.0.0.1)",
-        description="Serve the bundled demo corpus on a loopback HTTP server, run the pipeline on embedded "
-        "defaults into a fresh data directory (a temporary one unless --data-dir), print the merged stories "
-        "and an example search; with --data-dir, then the commands that look at the data kept there.",
-    )
-    demo.add_argument("--json", action="store_true", help="machine-readable output")
-    demo.set_defaults(handler=_cmd_demo)
-
-    run = commands.add_parser("run", parents=[common], help="one pass of the pipeline over the configured feeds")
-    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file, else feeds.yaml in the data dir)")
-    run.add_argument("--force", action="store_true", help="poll every feed now, even if its next poll is not due")
-    run.add_argument("--json", action="store_true", help="print the run report as JSON")
-    run.set_defaults(handler=_cmd_run)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import Pipeline
 
@@ -101,3 +82,22 @@ def print_demo(demo: DemoResult, out: TextIO) -> None:
     print(f"\n…and {len(demo.stories) - len(merged)} stories from a single outlet.", file=out)
     print(f'\nExample search: newsagg search "{demo.query}"', file=out)
     print_search_results(demo.results, out)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `demo` and `run` to the commands."""
+    demo = commands.add_parser(
+        "demo", parents=[common],
+        help="run the whole pipeline on the bundled demo corpus (served on 127.0.0.1)",
+        description="Serve the bundled demo corpus on a loopback HTTP server, run the pipeline on embedded "
+        "defaults into a fresh data directory (a temporary one unless --data-dir), print the merged stories "
+        "and an example search; with --data-dir, then the commands that look at the data kept there.",
+    )
+    demo.add_argument("--json", action="store_true", help="machine-readable output")
+    demo.set_defaults(handler=_cmd_demo)
+
+    run = commands.add_parser("run", parents=[common], help="one pass of the pipeline over the configured feeds")
+    run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file, else feeds.yaml in the data dir)")
+    run.add_argument("--force", action="store_true", help="poll every feed now, even if its next poll is not due")
+    run.add_argument("--json", action="store_true", help="print the run report as JSON")
+    run.set_defaults(handler=_cmd_run)

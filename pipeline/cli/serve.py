@@ -9,19 +9,6 @@ from pipeline.cli.base import EXIT_OK, _settings
 from pipeline.errors import NewsaggError
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `serve` to the commands."""
-    serve = commands.add_parser(
-        "serve", parents=[common], help="read-only web interface, JSON API (/api) and feeds (/feed.atom, /feed.json)",
-        description="Serve the stories of the store and search backend the settings name: pages to browse and "
-        "search them and see what each outlet changed, a JSON API described at /openapi.json, and Atom and JSON "
-        "feeds with one entry per story. Read-only.",
-    )
-    serve.add_argument("--host", help="address to listen on (default: settings web.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: settings web.port, 8000; 0: any free port)")
-    serve.set_defaults(handler=_cmd_serve)
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     import ipaddress
     import socket
@@ -51,3 +38,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(settings), fd=listening.fileno(), log_level="debug" if args.verbose else "warning",
                     server_header=False)
     return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `serve` to the commands."""
+    serve = commands.add_parser(
+        "serve", parents=[common], help="read-only web interface, JSON API (/api) and feeds (/feed.atom, /feed.json)",
+        description="Serve the stories of the store and search backend the settings name: pages to browse and "
+        "search them and see what each outlet changed, a JSON API described at /openapi.json, and Atom and JSON "
+        "feeds with one entry per story. Read-only.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: settings web.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: settings web.port, 8000; 0: any free port)")
+    serve.set_defaults(handler=_cmd_serve)

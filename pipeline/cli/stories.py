@@ -28,76 +28,6 @@ if TYPE_CHECKING:
     from pipeline.models import AgencyCredit
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `search`, `clusters`, `articles` and `export` to the commands."""
-    search = commands.add_parser("search", parents=[common], help="full-text search over merged stories")
-    search.add_argument("query", help="words that must all match (title matches rank higher)")
-    search.add_argument(
-        "--since", type=_datetime_arg, help="stories last seen on or after (ISO date: from its start; or datetime, UTC if no offset)"
-    )
-    search.add_argument(
-        "--until", type=_until_arg, help="stories first seen on or before (ISO date: to its end; or datetime, UTC if no offset)"
-    )
-    search.add_argument("--outlet", help="only stories this outlet ran")
-    search.add_argument("--language", help="only stories in this language (e.g. en)")
-    search.add_argument(
-        "--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, EFE, Xinhua, ...; agencies)"
-    )
-    search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
-    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
-    search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
-    search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
-    search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
-    search.set_defaults(handler=_cmd_search)
-
-    clusters = commands.add_parser("clusters", parents=[common], help="inspect clusters of near-duplicate articles")
-    cluster_commands = clusters.add_subparsers(required=True, metavar="SUBCOMMAND")
-    listing = cluster_commands.add_parser(
-        "list", parents=[common], help="clusters, largest first, a page at a time (or --all)",
-        description="Clusters by size, then most recently seen, then id. A page ends with the cursor of the "
-        "next (--json: \"next\", null on the last page); --after CURSOR lists the page after it.",
-    )
-    listing.add_argument("--limit", type=_count_arg, default=50, help="clusters per page (default 50)")
-    listing.add_argument("--after", type=_cluster_cursor_arg, metavar="CURSOR",
-                         help="the page after this cursor (printed at the end of the previous page)")
-    listing.add_argument("--all", action="store_true", help="every cluster (after --after, if given), read a page at a time")
-    listing.add_argument("--min-articles", type=int, default=1, help="hide clusters smaller than this")
-    listing.add_argument("--json", action="store_true", help='{"clusters": [...], "next": CURSOR or null}')
-    listing.set_defaults(handler=_cmd_clusters_list)
-    show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
-    show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=_cmd_clusters_show)
-
-    articles = commands.add_parser("articles", parents=[common], help="inspect stored articles")
-    article_commands = articles.add_subparsers(required=True, metavar="SUBCOMMAND")
-    article_show = article_commands.add_parser(
-        "show",
-        parents=[common],
-        help="one article: metadata, where its text came from, the agency it credits, the outlet template blocks "
-        "stripped from it, its revisions",
-    )
-    article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
-    article_show.add_argument("--json", action="store_true")
-    article_show.set_defaults(handler=_cmd_articles_show)
-
-    export = commands.add_parser(
-        "export", parents=[common], help="stories or articles from the store as JSON lines or CSV (streamed)",
-        description="Write every story (least recently seen first) or article (in arrival order) as one JSON "
-        "object a line, or CSV with a header row (lists and objects as JSON in a cell), read from the store a "
-        "chunk at a time. Articles: text, metadata, text source and why, the agency credit, arrival time, cluster "
-        "id. Stories: their sources, counts, tags.",
-    )
-    export.add_argument("kind", choices=["stories", "articles"])
-    export.add_argument(
-        "--since", type=_datetime_arg,
-        help="stories last seen / articles arrived on or after (ISO date: from its start; or datetime, UTC if no offset)",
-    )
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
-    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
-    export.set_defaults(handler=_cmd_export)
-
-
 def _cmd_search(args: argparse.Namespace) -> int:
     from pipeline.models import SearchQuery
     from pipeline.search import open_index
@@ -278,3 +208,73 @@ def _cmd_export(args: argparse.Namespace) -> int:
         count = write_records(export_records(store, args.kind, args.since), args.kind, args.format, out)
     print(f"{count} {args.kind} exported", file=sys.stderr)
     return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `search`, `clusters`, `articles` and `export` to the commands."""
+    search = commands.add_parser("search", parents=[common], help="full-text search over merged stories")
+    search.add_argument("query", help="words that must all match (title matches rank higher)")
+    search.add_argument(
+        "--since", type=_datetime_arg, help="stories last seen on or after (ISO date: from its start; or datetime, UTC if no offset)"
+    )
+    search.add_argument(
+        "--until", type=_until_arg, help="stories first seen on or before (ISO date: to its end; or datetime, UTC if no offset)"
+    )
+    search.add_argument("--outlet", help="only stories this outlet ran")
+    search.add_argument("--language", help="only stories in this language (e.g. en)")
+    search.add_argument(
+        "--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, EFE, Xinhua, ...; agencies)"
+    )
+    search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
+    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
+    search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
+    search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
+    search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
+    search.set_defaults(handler=_cmd_search)
+
+    clusters = commands.add_parser("clusters", parents=[common], help="inspect clusters of near-duplicate articles")
+    cluster_commands = clusters.add_subparsers(required=True, metavar="SUBCOMMAND")
+    listing = cluster_commands.add_parser(
+        "list", parents=[common], help="clusters, largest first, a page at a time (or --all)",
+        description="Clusters by size, then most recently seen, then id. A page ends with the cursor of the "
+        "next (--json: \"next\", null on the last page); --after CURSOR lists the page after it.",
+    )
+    listing.add_argument("--limit", type=_count_arg, default=50, help="clusters per page (default 50)")
+    listing.add_argument("--after", type=_cluster_cursor_arg, metavar="CURSOR",
+                         help="the page after this cursor (printed at the end of the previous page)")
+    listing.add_argument("--all", action="store_true", help="every cluster (after --after, if given), read a page at a time")
+    listing.add_argument("--min-articles", type=int, default=1, help="hide clusters smaller than this")
+    listing.add_argument("--json", action="store_true", help='{"clusters": [...], "next": CURSOR or null}')
+    listing.set_defaults(handler=_cmd_clusters_list)
+    show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
+    show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_cmd_clusters_show)
+
+    articles = commands.add_parser("articles", parents=[common], help="inspect stored articles")
+    article_commands = articles.add_subparsers(required=True, metavar="SUBCOMMAND")
+    article_show = article_commands.add_parser(
+        "show",
+        parents=[common],
+        help="one article: metadata, where its text came from, the agency it credits, the outlet template blocks "
+        "stripped from it, its revisions",
+    )
+    article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
+    article_show.add_argument("--json", action="store_true")
+    article_show.set_defaults(handler=_cmd_articles_show)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="stories or articles from the store as JSON lines or CSV (streamed)",
+        description="Write every story (least recently seen first) or article (in arrival order) as one JSON "
+        "object a line, or CSV with a header row (lists and objects as JSON in a cell), read from the store a "
+        "chunk at a time. Articles: text, metadata, text source and why, the agency credit, arrival time, cluster "
+        "id. Stories: their sources, counts, tags.",
+    )
+    export.add_argument("kind", choices=["stories", "articles"])
+    export.add_argument(
+        "--since", type=_datetime_arg,
+        help="stories last seen / articles arrived on or after (ISO date: from its start; or datetime, UTC if no offset)",
+    )
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=_cmd_export)
