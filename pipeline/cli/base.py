@@ -1,0 +1,120 @@
+"""What the commands share: exit codes, settings and store, output, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pipeline import logs
+from pipeline.dates import parse_moment, until
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pipeline.storage import Store
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+# -- settings and store -----------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    settings = load_settings(args.config, **overrides)
+    level = logging.DEBUG if args.verbose else logging.getLevelNamesMapping()[settings.log_level.upper()]
+    logs.configure(level, json_lines=settings.log_format == "json")
+    return settings
+
+
+def _store(settings: Settings) -> closing[Store]:
+    """The store the settings name, closed when the command is done."""
+    from pipeline.storage import Store
+
+    return closing(Store(settings.resolved_store_url))
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _open_output(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        data = asdict(value)
+        for name in ("outlets", "article_count", "outlet_count"):  # derived properties of Story
+            if hasattr(value, name) and name not in data:
+                data[name] = getattr(value, name)
+        return data
+    if hasattr(value, "value"):  # enums
+        return value.value
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+# -- argument types ----------------------------------------------------------------------------
+
+
+def _datetime_arg(text: str) -> datetime:
+    parsed = parse_moment(text)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}")
+    return parsed
+
+
+def _whole_number_arg(least: int, meaning: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"not {meaning}: {text!r}")
+        return value
+
+    return parse
+
+
+_count_arg = _whole_number_arg(1, "a positive whole number")
+_offset_arg = _whole_number_arg(0, "a whole number of hits to skip")
+
+
+def _until_arg(text: str) -> datetime:
+    """Like ``_datetime_arg``, but a date alone means the end of that day: ``--until`` includes it."""
+    return until(text, _datetime_arg(text))
+

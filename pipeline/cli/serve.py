@@ -1,0 +1,53 @@
+"""`newsagg serve`: the read-only web interface, JSON API and feeds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.cli.base import EXIT_OK, _settings
+from pipeline.errors import NewsaggError
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    import socket
+
+    import uvicorn
+
+    from pipeline.web import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.web.host
+    port = settings.web.port if args.port is None else args.port
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and args.host is None:
+        print(f"newsagg: warning: serving on {host} (from the settings), not on loopback: anyone who can reach "
+              "this address can read the stories; pass --host to make it explicit", file=sys.stderr)
+    try:  # bound here, so the address printed is the one listening (port 0: the port chosen)
+        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise NewsaggError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with listening:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"newsagg: serving the stories of {settings.data_dir if settings.store_url is None else 'the store'} "
+              f"on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+        uvicorn.run(create_app(settings), fd=listening.fileno(), log_level="debug" if args.verbose else "warning",
+                    server_header=False)
+    return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add `serve` to the commands."""
+    serve = commands.add_parser(
+        "serve", parents=[common], help="read-only web interface, JSON API (/api) and feeds (/feed.atom, /feed.json)",
+        description="Serve the stories of the store and search backend the settings name: pages to browse and "
+        "search them and see what each outlet changed, a JSON API described at /openapi.json, and Atom and JSON "
+        "feeds with one entry per story. Read-only.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: settings web.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: settings web.port, 8000; 0: any free port)")
+    serve.set_defaults(handler=_cmd_serve)
