@@ -9,6 +9,8 @@ import os
 import shlex
 import subprocess
 import sys
+import time
+import urllib.request
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -453,3 +455,27 @@ def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Pa
     done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--force"], env=env, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_LOG_FORMAT="json", NEWSAGG_LOG_LEVEL="info")
+    server = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", "0"], env=env, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert server.stderr is not None
+        banner = server.stderr.readline()
+        url = banner.split(" on ", 1)[1].split()[0]
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(url + "healthz", timeout=5) as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        rest = server.communicate(timeout=30)[1]
+    lines = [json.loads(line) for line in rest.splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert access and "GET /healthz" in access[0]["message"] and access[0]["level"] == "INFO"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from pipeline.cli.base import EXIT_OK, _settings
@@ -35,8 +36,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         shown = f"[{host}]" if ":" in host else host
         print(f"newsagg: serving the stories of {settings.data_dir if settings.store_url is None else 'the store'} "
               f"on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
-        uvicorn.run(create_app(settings), fd=listening.fileno(), log_level="debug" if args.verbose else "warning",
-                    server_header=False)
+        # The server's own lines (requests, errors) through the command's logging: its level and format.
+        uvicorn.run(create_app(settings), fd=listening.fileno(), log_config=None,
+                    log_level=logging.getLogger().getEffectiveLevel(), server_header=False)
     return EXIT_OK
 
 
