@@ -434,7 +434,10 @@ class ArticleStore(TemplateStore):
 
     def save_assignments(self, assignments: Sequence[Assignment]) -> None:
         """Persist clustering decisions: signatures, memberships, merges, and which stories to rebuild."""
-        # Statements built once for the batch (building one per row cost more than running it).
+        if not assignments:
+            return
+        # Statements built once for the batch and each executed for many rows (building and
+        # running one per row cost more than the database's work).
         sign = self._insert(signatures).on_conflict_do_nothing()
         member_of = self._insert(memberships)
         member_of = member_of.on_conflict_do_update(
@@ -442,28 +445,33 @@ class ArticleStore(TemplateStore):
             set_={name: member_of.excluded[name] for name in ("cluster_id", "matched_article_id", "jaccard", "containment")},
         )
         dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
-        if not assignments:
-            return
         with self._tx() as conn:
             seq = self._next_seq(conn)
+            pending: list[Assignment] = []
+
+            def flush() -> None:
+                if not pending:
+                    return
+                conn.execute(sign, [
+                    {"article_id": a.signature.article_id, "data": a.signature.data, "at": a.signature.at} for a in pending
+                ])
+                conn.execute(member_of, [
+                    {"article_id": m.article_id, "cluster_id": m.cluster_id, "matched_article_id": m.matched_article_id,
+                     "jaccard": m.jaccard, "containment": m.containment}
+                    for m in (a.membership for a in pending)
+                ])
+                pending.clear()
+
             for assignment in assignments:
-                member = assignment.membership
-                sig = assignment.signature
-                conn.execute(sign, {"article_id": sig.article_id, "data": sig.data, "at": sig.at})
-                conn.execute(
-                    member_of,
-                    {
-                        "article_id": member.article_id,
-                        "cluster_id": member.cluster_id,
-                        "matched_article_id": member.matched_article_id,
-                        "jaccard": member.jaccard,
-                        "containment": member.containment,
-                    },
-                )
-                for absorbed in assignment.absorbed:
-                    self._absorb(conn, seq, absorbed, member.cluster_id)
-                conn.execute(dirty, {"cluster_id": member.cluster_id})
-                self._enqueue(conn, seq, "article", member.article_id, deleted=False)
+                pending.append(assignment)
+                if assignment.absorbed:
+                    flush()  # a merge moves every member of the absorbed cluster, those of this batch too
+                    for absorbed in assignment.absorbed:
+                        self._absorb(conn, seq, absorbed, assignment.membership.cluster_id)
+            flush()
+            clusters = sorted({a.membership.cluster_id for a in assignments})
+            conn.execute(dirty, [{"cluster_id": cluster_id} for cluster_id in clusters])
+            self._enqueue_many(conn, seq, "article", [a.membership.article_id for a in assignments], deleted=False)
 
     def _absorb(self, conn: Connection, seq: int, absorbed: str, survivor: str) -> None:
         moved = [
@@ -483,8 +491,7 @@ class ArticleStore(TemplateStore):
             .on_conflict_do_update(index_elements=["absorbed_id"], set_={"survivor_id": survivor})
         )
         conn.execute(self._insert(dirty_clusters).values(cluster_id=absorbed).on_conflict_do_nothing())
-        for article_id in moved:
-            self._enqueue(conn, seq, "article", article_id, deleted=False)
+        self._enqueue_many(conn, seq, "article", moved, deleted=False)
 
     def resolve_cluster(self, cluster_id: str) -> str:
         with self.engine.connect() as conn:
