@@ -98,6 +98,17 @@ def fingerprint(block: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value  # fits a BIGINT column
 
 
+@lru_cache(maxsize=1024)
+def fingerprinted(text: str) -> tuple[tuple[str, int], ...]:
+    """The blocks of a text with their fingerprints.
+
+    Remembered for the last texts seen: storing a batch asks for each article's three
+    times (which counts to read, what to strip, what to count), and fingerprinting was
+    most of the time the store spent on templates.
+    """
+    return tuple((block, fingerprint(block)) for block in blocks(text))
+
+
 def decayed(known: KnownBlock, now: datetime, half_life_days: float) -> float:
     """The block's article count as of ``now``: halved for every half-life since it was last seen."""
     age_days = max((now - known.last_seen).total_seconds(), 0.0) / 86400
@@ -125,13 +136,13 @@ def strip(
     """
     if settings.template_min_articles <= 0:
         return text, []
-    parts = blocks(text)
-    total = sum(map(len, parts))
+    parts = fingerprinted(text)
+    total = sum(len(block) for block, _ in parts)
     kept: list[str] = []
     stripped: list[StrippedBlock] = []
-    for block in parts:
+    for block, fp in parts:
         # Only the text's own blocks are looked up: ``known`` may hold a whole batch's.
-        found = known.get(fingerprint(block))
+        found = known.get(fp)
         if found is not None and _is_template(found, now, settings) and len(block) <= MOST_OF_TEXT * total:
             stripped.append(StrippedBlock(block, found.articles))
         else:
@@ -146,8 +157,7 @@ def learned(
 ) -> dict[int, KnownBlock]:
     """The counts of ``text``'s blocks after one more distinct article showed them (``known``: before)."""
     updated: dict[int, KnownBlock] = {}
-    for block in blocks(text):
-        fp = fingerprint(block)
+    for _, fp in fingerprinted(text):
         if fp in updated:
             continue  # a block twice on one page counts once
         before = known.get(fp)

@@ -40,6 +40,7 @@ from pipeline.templates import (
     StrippedBlock,
     blocks,
     fingerprint,
+    fingerprinted,
     learned,
     same_content,
     site_of,
@@ -138,7 +139,7 @@ class ArticleStore(TemplateStore):
         known: dict[Site, dict[int, KnownBlock]] = {}
         for outlet in sorted({site for site in sites if site is not None}, key=lambda s: (s.domain, s.outlet)):
             self._lock_site(conn, outlet)  # in one order, so that two workers' batches never wait on each other
-            wanted = {fingerprint(b) for one, at in zip(saved, sites) if at == outlet for b in blocks(one.article.text)}
+            wanted = {fp for one, at in zip(saved, sites) if at == outlet for _, fp in fingerprinted(one.article.text)}
             known[outlet] = self._known_blocks(conn, outlet, wanted)
         stored: set[str] = set()
         for chunk in chunks([one.article.id for one in saved], 500):
