@@ -35,6 +35,7 @@ from pipeline.storage.schema import (
 )
 from pipeline.storage.templates import TemplateStore
 from pipeline.templates import (
+    Fingerprinted,
     KnownBlock,
     Site,
     StrippedBlock,
@@ -136,19 +137,21 @@ class ArticleStore(TemplateStore):
     ) -> list[dict[str, Any]]:
         enabled = templates is not None and templates.template_min_articles > 0
         sites = [site_of(one.article.url, one.article.outlet) if enabled else None for one in saved]
+        # Each article's blocks fingerprinted once, for what to read, what to strip and what to count.
+        parts = [fingerprinted(one.article.text) if site is not None else [] for one, site in zip(saved, sites)]
         known: dict[Site, dict[int, KnownBlock]] = {}
         for outlet in sorted({site for site in sites if site is not None}, key=lambda s: (s.domain, s.outlet)):
             self._lock_site(conn, outlet)  # in one order, so that two workers' batches never wait on each other
-            wanted = {fp for one, at in zip(saved, sites) if at == outlet for _, fp in fingerprinted(one.article.text)}
+            wanted = {fp for at, blocks_of in zip(sites, parts) if at == outlet for _, fp in blocks_of}
             known[outlet] = self._known_blocks(conn, outlet, wanted)
         stored: set[str] = set()
         for chunk in chunks([one.article.id for one in saved], 500):
             stored.update(conn.execute(sa.select(articles.c.id).where(articles.c.id.in_(chunk))).scalars())
         rows: list[dict[str, Any]] = []
         counted: dict[Site, dict[int, KnownBlock]] = {}
-        for one, site in zip(saved, sites):
+        for one, site, blocks_of in zip(saved, sites, parts):
             article, archived = one.article, one.archived
-            text, stripped = _stripped(article, site, known[site] if site is not None else {}, templates)
+            text, stripped = _stripped(article, site, known[site] if site is not None else {}, templates, blocks_of)
             rows.append({
                 "id": article.id,
                 "url": article.url,
@@ -164,7 +167,7 @@ class ArticleStore(TemplateStore):
             if site is not None and templates is not None and article.id not in stored:
                 # Counted once per distinct article: a page fetched again (or another link to it) adds nothing.
                 stored.add(article.id)
-                update = learned(article.text, known[site], article.fetched_at, templates)
+                update = learned(article.text, known[site], article.fetched_at, templates, blocks_of)
                 known[site].update(update)
                 counted.setdefault(site, {}).update(update)
         for site, updated in counted.items():
@@ -538,12 +541,16 @@ class ArticleStore(TemplateStore):
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
 
 def _stripped(
-    article: Article, site: Site | None, known: dict[int, KnownBlock], templates: ExtractionSettings | None
+    article: Article,
+    site: Site | None,
+    known: dict[int, KnownBlock],
+    templates: ExtractionSettings | None,
+    parts: Fingerprinted | None = None,
 ) -> tuple[str, list[StrippedBlock]]:
-    """The article's text without its outlet's template blocks, and what was taken out."""
+    """The article's text without its outlet's template blocks, and what was taken out (``parts``: its fingerprinted blocks)."""
     if templates is None or site is None:
         return article.text, []
-    return strip(article.text, known, article.fetched_at, templates)
+    return strip(article.text, known, article.fetched_at, templates, parts)
 
 
 def _content(article: Article, text: str, stripped: Sequence[StrippedBlock]) -> dict[str, Any]:
