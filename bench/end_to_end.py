@@ -8,9 +8,11 @@ templates) is served over loopback HTTP by ``CorpusServer`` in a child process.
 * on Elasticsearch (SQLite store, the scripts/es-node node; the indices are refreshed
   at the end, inside the measurement, so "searchable" holds).
 
-Each stage is timed inside the run. The natural limit we compare against is the
-extraction stage alone (``extract_pages`` on the same pages, already in memory, same
-workers and batches): fetching, clustering and indexing can at best hide behind it.
+Each stage is timed inside the run, and the CPU time of the run's own process (not its
+workers') is reported: on a shared machine it varies less than the wall time. The
+natural limit we compare against is the extraction stage alone (``extract_pages`` on the
+same pages, already in memory, same workers and batches): fetching, clustering and
+indexing can at best hide behind it.
 
 A second ``run()`` over the unchanged corpus must parse no feed and extract no page.
 With ``profile``, one more run on embedded defaults is recorded by pyinstrument; its
