@@ -7,7 +7,15 @@ importing ``pipeline`` (an Airflow DAG file does) stays cheap.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# numpy's OpenBLAS starts a thread pool when it loads, and a process with a second thread
+# spawns its workers rather than forking them (pipeline.pool.start_method): each then
+# imports the pipeline again, about a second of CPU per worker per run. The pipeline uses
+# numpy element-wise only, which BLAS threads do not speed up. Set before numpy loads;
+# a value the user set wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pipeline.errors import (
     ConfigError,

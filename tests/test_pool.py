@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,15 @@ def test_a_pool_is_sized_by_the_cpus_and_one_worker_means_none() -> None:
     assert WorkerPool(cpus + 8).workers == cpus
     with WorkerPool(1) as alone:
         assert alone.executor() is None and not alone.running
+
+
+def test_a_run_process_forks_its_workers() -> None:
+    """Importing the pipeline (numpy among it) must start no thread that turns the run's pool to spawn.
+
+    numpy's OpenBLAS starts a thread pool when it loads; a spawned worker imports the
+    pipeline again, which cost each run about a second of CPU per worker.
+    """
+    script = "import pipeline.runner\nfrom pipeline.pool import start_method\nprint(start_method())\n"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True, env=env)
+    assert done.stdout.split() == ["fork"]

@@ -483,3 +483,15 @@ def test_story_pages_list_the_newest_first_once_across_ties_and_filter(store: St
         T0 - timedelta(hours=1)}
     with pytest.raises(ValueError):
         store.story_page(4, after="not-a-cursor")
+
+
+def test_an_entry_twice_in_one_feed_is_queued_once_with_its_later_update(store: Store) -> None:
+    store.sync_feeds([feed()])
+    first = replace(entry(1), updated=T0)
+    again = replace(entry(1), updated=T0 + timedelta(hours=1), title="Title 1, updated")
+    added = store.record_feed_fetched("ledger", [first, again, entry(2)], Validators(), now=T0, next_attempt_at=T0)
+    assert added == 2
+    assert [(p.entry.url, p.entry.title, p.entry.updated, p.revisit) for p in store.pending_entries(10)] == [
+        (entry(1).url, "Title 1, updated", T0 + timedelta(hours=1), False),
+        (entry(2).url, "Title 2", None, False),
+    ]

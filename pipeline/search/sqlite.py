@@ -164,33 +164,47 @@ class SqliteSearchIndex:
         self._db.close()
 
     def write(self, changes: Sequence[IndexChange]) -> list[IndexFailure]:
-        """Apply each change in a transaction of its own, unless the index holds that version or a newer one.
+        """Apply each change, unless the index holds that version or a newer one; one commit for the batch.
 
-        The version is claimed by the transaction's first statement, a write, so the check and
-        the change it guards are one step no other writer can come between. Versions of deleted
-        documents stay, so a late write can never bring one back.
+        The version is claimed by a change's first statement, a write, so the check and the
+        change it guards are one step no other writer can come between. Versions of deleted
+        documents stay, so a late write can never bring one back. Each change is a savepoint
+        of its own: a document the index refuses costs that document, not the batch (a
+        commit per document cost more than writing it).
         """
         failures: list[IndexFailure] = []
-        for change in changes:
-            try:
-                with self._db:
-                    if not self._claim(change):
-                        continue  # a newer version is here already
-                    if change.kind == "story":
-                        self._delete_story(change.id)
-                        if isinstance(change.document, Story):
-                            self._insert_story(change.document)
-                    else:
-                        self._db.execute("DELETE FROM articles WHERE id = ?", (change.id,))
-                        if isinstance(change.document, IndexedArticle):
-                            self._insert_article(change.document)
-            except sqlite3.OperationalError as exc:
-                # Read-only, disk full, I/O error, locked: the file, not this document, is the
-                # problem, so the caller keeps the whole batch in its outbox for the next run.
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for change in changes:
+                self._db.execute("SAVEPOINT change")
+                try:
+                    if self._claim(change):  # else a newer version is here already
+                        self._apply(change)
+                except sqlite3.OperationalError:
+                    raise
+                except sqlite3.Error as exc:
+                    self._db.execute("ROLLBACK TO change")
+                    failures.append(IndexFailure(change.kind, change.id, str(exc), transient=False))
+                self._db.execute("RELEASE change")
+            self._db.commit()
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.rollback()  # nothing of the batch is kept; the caller keeps it in its outbox
+            if isinstance(exc, sqlite3.OperationalError):
+                # Read-only, disk full, I/O error, locked: the file, not a document, is the problem.
                 raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
-            except sqlite3.Error as exc:
-                failures.append(IndexFailure(change.kind, change.id, str(exc), transient=False))
+            raise
         return failures
+
+    def _apply(self, change: IndexChange) -> None:
+        if change.kind == "story":
+            self._delete_story(change.id)
+            if isinstance(change.document, Story):
+                self._insert_story(change.document)
+        else:
+            self._db.execute("DELETE FROM articles WHERE id = ?", (change.id,))
+            if isinstance(change.document, IndexedArticle):
+                self._insert_article(change.document)
 
     def _claim(self, change: IndexChange) -> bool:
         """Record the change's version if it is newer than the document's; whether it was."""

@@ -35,11 +35,13 @@ from pipeline.storage.schema import (
 )
 from pipeline.storage.templates import TemplateStore
 from pipeline.templates import (
+    Fingerprinted,
     KnownBlock,
     Site,
     StrippedBlock,
     blocks,
     fingerprint,
+    fingerprinted,
     learned,
     same_content,
     site_of,
@@ -135,19 +137,21 @@ class ArticleStore(TemplateStore):
     ) -> list[dict[str, Any]]:
         enabled = templates is not None and templates.template_min_articles > 0
         sites = [site_of(one.article.url, one.article.outlet) if enabled else None for one in saved]
+        # Each article's blocks fingerprinted once, for what to read, what to strip and what to count.
+        parts = [fingerprinted(one.article.text) if site is not None else [] for one, site in zip(saved, sites)]
         known: dict[Site, dict[int, KnownBlock]] = {}
         for outlet in sorted({site for site in sites if site is not None}, key=lambda s: (s.domain, s.outlet)):
             self._lock_site(conn, outlet)  # in one order, so that two workers' batches never wait on each other
-            wanted = {fingerprint(b) for one, at in zip(saved, sites) if at == outlet for b in blocks(one.article.text)}
+            wanted = {fp for at, blocks_of in zip(sites, parts) if at == outlet for _, fp in blocks_of}
             known[outlet] = self._known_blocks(conn, outlet, wanted)
         stored: set[str] = set()
         for chunk in chunks([one.article.id for one in saved], 500):
             stored.update(conn.execute(sa.select(articles.c.id).where(articles.c.id.in_(chunk))).scalars())
         rows: list[dict[str, Any]] = []
         counted: dict[Site, dict[int, KnownBlock]] = {}
-        for one, site in zip(saved, sites):
+        for one, site, blocks_of in zip(saved, sites, parts):
             article, archived = one.article, one.archived
-            text, stripped = _stripped(article, site, known[site] if site is not None else {}, templates)
+            text, stripped = _stripped(article, site, known[site] if site is not None else {}, templates, blocks_of)
             rows.append({
                 "id": article.id,
                 "url": article.url,
@@ -163,7 +167,7 @@ class ArticleStore(TemplateStore):
             if site is not None and templates is not None and article.id not in stored:
                 # Counted once per distinct article: a page fetched again (or another link to it) adds nothing.
                 stored.add(article.id)
-                update = learned(article.text, known[site], article.fetched_at, templates)
+                update = learned(article.text, known[site], article.fetched_at, templates, blocks_of)
                 known[site].update(update)
                 counted.setdefault(site, {}).update(update)
         for site, updated in counted.items():
@@ -434,7 +438,10 @@ class ArticleStore(TemplateStore):
 
     def save_assignments(self, assignments: Sequence[Assignment]) -> None:
         """Persist clustering decisions: signatures, memberships, merges, and which stories to rebuild."""
-        # Statements built once for the batch (building one per row cost more than running it).
+        if not assignments:
+            return
+        # Statements built once for the batch and each executed for many rows (building and
+        # running one per row cost more than the database's work).
         sign = self._insert(signatures).on_conflict_do_nothing()
         member_of = self._insert(memberships)
         member_of = member_of.on_conflict_do_update(
@@ -442,28 +449,33 @@ class ArticleStore(TemplateStore):
             set_={name: member_of.excluded[name] for name in ("cluster_id", "matched_article_id", "jaccard", "containment")},
         )
         dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
-        if not assignments:
-            return
         with self._tx() as conn:
             seq = self._next_seq(conn)
+            pending: list[Assignment] = []
+
+            def flush() -> None:
+                if not pending:
+                    return
+                conn.execute(sign, [
+                    {"article_id": a.signature.article_id, "data": a.signature.data, "at": a.signature.at} for a in pending
+                ])
+                conn.execute(member_of, [
+                    {"article_id": m.article_id, "cluster_id": m.cluster_id, "matched_article_id": m.matched_article_id,
+                     "jaccard": m.jaccard, "containment": m.containment}
+                    for m in (a.membership for a in pending)
+                ])
+                pending.clear()
+
             for assignment in assignments:
-                member = assignment.membership
-                sig = assignment.signature
-                conn.execute(sign, {"article_id": sig.article_id, "data": sig.data, "at": sig.at})
-                conn.execute(
-                    member_of,
-                    {
-                        "article_id": member.article_id,
-                        "cluster_id": member.cluster_id,
-                        "matched_article_id": member.matched_article_id,
-                        "jaccard": member.jaccard,
-                        "containment": member.containment,
-                    },
-                )
-                for absorbed in assignment.absorbed:
-                    self._absorb(conn, seq, absorbed, member.cluster_id)
-                conn.execute(dirty, {"cluster_id": member.cluster_id})
-                self._enqueue(conn, seq, "article", member.article_id, deleted=False)
+                pending.append(assignment)
+                if assignment.absorbed:
+                    flush()  # a merge moves every member of the absorbed cluster, those of this batch too
+                    for absorbed in assignment.absorbed:
+                        self._absorb(conn, seq, absorbed, assignment.membership.cluster_id)
+            flush()
+            clusters = sorted({a.membership.cluster_id for a in assignments})
+            conn.execute(dirty, [{"cluster_id": cluster_id} for cluster_id in clusters])
+            self._enqueue_many(conn, seq, "article", [a.membership.article_id for a in assignments], deleted=False)
 
     def _absorb(self, conn: Connection, seq: int, absorbed: str, survivor: str) -> None:
         moved = [
@@ -483,8 +495,7 @@ class ArticleStore(TemplateStore):
             .on_conflict_do_update(index_elements=["absorbed_id"], set_={"survivor_id": survivor})
         )
         conn.execute(self._insert(dirty_clusters).values(cluster_id=absorbed).on_conflict_do_nothing())
-        for article_id in moved:
-            self._enqueue(conn, seq, "article", article_id, deleted=False)
+        self._enqueue_many(conn, seq, "article", moved, deleted=False)
 
     def resolve_cluster(self, cluster_id: str) -> str:
         with self.engine.connect() as conn:
@@ -530,12 +541,16 @@ class ArticleStore(TemplateStore):
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
 
 def _stripped(
-    article: Article, site: Site | None, known: dict[int, KnownBlock], templates: ExtractionSettings | None
+    article: Article,
+    site: Site | None,
+    known: dict[int, KnownBlock],
+    templates: ExtractionSettings | None,
+    parts: Fingerprinted | None = None,
 ) -> tuple[str, list[StrippedBlock]]:
-    """The article's text without its outlet's template blocks, and what was taken out."""
+    """The article's text without its outlet's template blocks, and what was taken out (``parts``: its fingerprinted blocks)."""
     if templates is None or site is None:
         return article.text, []
-    return strip(article.text, known, article.fetched_at, templates)
+    return strip(article.text, known, article.fetched_at, templates, parts)
 
 
 def _content(article: Article, text: str, stripped: Sequence[StrippedBlock]) -> dict[str, Any]:

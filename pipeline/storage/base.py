@@ -281,13 +281,20 @@ class StoreBase:
 
     def _enqueue(self, conn: Connection, seq: int, kind: str, doc_id: str, *, deleted: bool) -> None:
         """Queue a document for the search index under ``seq`` (from ``_next_seq`` in the same transaction)."""
+        self._enqueue_many(conn, seq, kind, [doc_id], deleted=deleted)
+
+    def _enqueue_many(self, conn: Connection, seq: int, kind: str, doc_ids: Iterable[str], *, deleted: bool) -> None:
+        """``_enqueue`` for each of ``doc_ids``, in one statement executed for them all."""
         if self._enqueue_stmt is None:  # built once: building it cost more than running it
             stmt = self._insert(outbox)
             self._enqueue_stmt = stmt.on_conflict_do_update(
                 index_elements=["kind", "doc_id"],
                 set_={"seq": stmt.excluded.seq, "deleted": stmt.excluded.deleted, "attempts": 0, "last_error": None},
             )
-        conn.execute(self._enqueue_stmt, {"kind": kind, "doc_id": doc_id, "seq": seq, "deleted": deleted, "attempts": 0})
+        rows = [{"kind": kind, "doc_id": doc_id, "seq": seq, "deleted": deleted, "attempts": 0}
+                for doc_id in dict.fromkeys(doc_ids)]
+        if rows:
+            conn.execute(self._enqueue_stmt, rows)
 
     def compact(self) -> None:
         """Reclaim space (SQLite VACUUM; PostgreSQL's autovacuum does this itself)."""

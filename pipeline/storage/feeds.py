@@ -218,7 +218,6 @@ class FeedStore(StoreBase):
         the scheduled poll's key; ``high_water`` (when given) becomes a sitemap's high-water mark.
         """
         with self._tx(f"the entries of feed {feed_id}") as conn:
-            added = 0
             # One statement for every entry: building a statement per row cost more than running it.
             insert = self._insert(entries).on_conflict_do_nothing(index_elements=["url"])
             # A known entry updated since: the time recorded, and one already fetched queued again.
@@ -240,8 +239,8 @@ class FeedStore(StoreBase):
                     content=sa.bindparam("new_content"),
                 )
             )
-            for entry in new_entries:
-                row = {
+            rows = [
+                {
                     "url": entry.url,
                     "feed_id": entry.feed_id,
                     "title": entry.title,
@@ -256,11 +255,22 @@ class FeedStore(StoreBase):
                     "updated": entry.updated,
                     "revisit": False,
                 }
-                new = conn.execute(insert, row).rowcount
-                if not new and entry.updated is not None:
-                    conn.execute(revisit, {"entry_url": entry.url, "new_updated": entry.updated, "new_title": entry.title,
-                                           "new_summary": entry.summary, "new_content": entry.content})
-                added += new
+                for entry in new_entries
+            ]
+            inserted: set[str] = set()
+            for part in chunks(rows, 500):
+                inserted.update(conn.execute(insert.returning(entries.c.url), part).scalars())
+            added = len(inserted)
+            # As if one row at a time: an entry not inserted (known, or twice in this feed) may be a revisit.
+            revisits = []
+            for entry in new_entries:
+                if entry.url in inserted:
+                    inserted.discard(entry.url)  # a second copy of it in this feed is not new
+                elif entry.updated is not None:
+                    revisits.append({"entry_url": entry.url, "new_updated": entry.updated, "new_title": entry.title,
+                                     "new_summary": entry.summary, "new_content": entry.content})
+            if revisits:
+                conn.execute(revisit, revisits)
             conn.execute(
                 feeds.update()
                 .where(feeds.c.id == feed_id)

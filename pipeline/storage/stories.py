@@ -140,19 +140,20 @@ class StoryStore(StoreBase):
         """Upsert rebuilt stories, drop stories of clusters that no longer exist, queue both for indexing."""
         if not built and not removed:
             return
+        rows = [_story_row(story) for story in built]
         with self._tx() as conn:
             seq = self._next_seq(conn)
-            for story in built:
-                values = _story_row(story)
-                conn.execute(
-                    self._insert(stories)
-                    .values(id=story.id, **values)
-                    .on_conflict_do_update(index_elements=["id"], set_=values)
+            if rows:
+                # One statement executed for every story (building one per story cost more than running it).
+                upsert = self._insert(stories)
+                upsert = upsert.on_conflict_do_update(
+                    index_elements=["id"], set_={name: upsert.excluded[name] for name in rows[0]}
                 )
-                self._enqueue(conn, seq, "story", story.id, deleted=False)
-            for story_id in removed:
-                conn.execute(stories.delete().where(stories.c.id == story_id))
-                self._enqueue(conn, seq, "story", story_id, deleted=True)
+                conn.execute(upsert, [{"id": story.id, **row} for story, row in zip(built, rows)])
+            self._enqueue_many(conn, seq, "story", [s.id for s in built], deleted=False)
+            for chunk in chunks(list(removed), 500):
+                conn.execute(stories.delete().where(stories.c.id.in_(chunk)))
+            self._enqueue_many(conn, seq, "story", removed, deleted=True)
             done = [s.id for s in built] + list(removed)
             for chunk in chunks(done, 500):
                 conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(chunk)))

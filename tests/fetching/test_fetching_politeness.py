@@ -6,7 +6,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
+
+import pytest
 
 from pipeline.errors import (
     BlockedAddressError,
@@ -15,7 +18,7 @@ from pipeline.errors import (
     PermanentFetchError,
     TransientFetchError,
 )
-from pipeline.fetching import Fetcher
+from pipeline.fetching import Fetcher, politeness
 from pipeline.models import Fetched
 
 if TYPE_CHECKING:
@@ -126,3 +129,49 @@ def test_fetch_all_can_be_abandoned(server: Server, make_fetcher: MakeFetcher) -
     assert isinstance(first[1], Fetched)
     assert time.monotonic() - started < 1.5
     assert len(server.hits("/slow")) < 10
+
+
+def test_a_release_wakes_one_waiting_request_of_its_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waking every waiting thread on each release cost a run's fetching a third of its CPU time."""
+    waits = {"entered": 0, "woken": 0}
+
+    class Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits["entered"] += 1  # under the condition's lock
+            try:
+                return super().wait(timeout)
+            finally:
+                waits["woken"] += 1
+
+    monkeypatch.setattr(politeness, "threading", SimpleNamespace(Lock=threading.Lock, Condition=Counting))
+    limiter = politeness.DomainLimiter(total=100, per_domain=1, delay=0.0)
+    holders: list[int] = []
+    proceed = threading.Semaphore(0)
+
+    def one_request() -> None:
+        limiter.acquire("example.com")
+        holders.append(1)
+        proceed.acquire()  # holds its slot until the test lets it go
+        limiter.release("example.com")
+
+    def until(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 30
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done()
+
+    def waiting() -> int:
+        return waits["entered"] - waits["woken"]
+
+    limiter.acquire("example.com")
+    threads = [threading.Thread(target=one_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    until(lambda: waiting() == 8)  # every request waits its turn
+    limiter.release("example.com")
+    for n in range(8):
+        until(lambda: len(holders) == n + 1 and waiting() == 7 - n)  # one holds the slot, the others wait again
+        proceed.release()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert waits["woken"] == 8  # each woke once, when its turn came

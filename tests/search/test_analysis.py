@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,5 +119,22 @@ def test_an_index_made_before_story_keys_filters_and_counts_as_before(tmp_path: 
         assert [h.story_id for h in results.hits] == ["s1"]
         assert results.facets["outlet"] == {"courier": 1, "gazette": 1, "ledger": 1}
         assert [h.story_id for h in index.search(SearchQuery(text="streik", language="de")).hits] == ["s3"]
+    finally:
+        index.close()
+
+
+def test_a_refused_document_costs_itself_not_the_batch(tmp_path: Path) -> None:
+    index = SqliteSearchIndex(tmp_path / "search.sqlite3")
+    try:
+        index.setup()
+        twice = replace(STORIES[1], id="twice", tags=("local", "local"))  # one tag twice breaks a key
+        failures = index.write([IndexChange("story", s.id, s, 1) for s in [STORIES[0], twice, STORIES[2]]])
+        assert [(f.kind, f.id) for f in failures] == [("story", "twice")]
+        assert index.document_counts()["stories"] == 2
+        assert [h.story_id for h in index.search(SearchQuery(text="desalination")).hits] == []
+        assert [h.story_id for h in index.search(SearchQuery(text="streik", language="de")).hits] == ["s3"]
+        fixed = replace(twice, tags=("local",))
+        assert index.write([IndexChange("story", "twice", fixed, 2)]) == []  # its next version is written
+        assert [h.story_id for h in index.search(SearchQuery(text="desalination")).hits] == ["twice"]
     finally:
         index.close()
