@@ -38,7 +38,16 @@ from trafilatura.utils import repair_faulty_html
 from pipeline.charsets import guess_encoding
 from pipeline.dates import parse_moment
 from pipeline.agency import detect_credit
-from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, second_opinion
+from pipeline.candidates import (
+    SHORT_OF_PARAGRAPHS,
+    cut_after_body,
+    json_ld,
+    paragraph_chars,
+    second_opinion,
+    standfirst,
+    stated_body,
+    with_standfirst,
+)
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
@@ -178,6 +187,9 @@ def extract_page(
     paywall = _paywall_evidence(tree)
     canonical = _declared_canonical(tree, url)
     paragraph_size = paragraph_chars(tree)
+    scripts = json_ld(tree)
+    summary = standfirst(tree, scripts)
+    body = stated_body(scripts)
     try:
         document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
@@ -191,6 +203,7 @@ def extract_page(
             text = second_opinion(_parse(source), text, paragraph_size)
         except Exception as exc:  # a second opinion failing leaves trafilatura's text
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
+    text = with_standfirst(cut_after_body(text, body), summary)
     if not text:
         return None
     return ExtractedPage(
