@@ -52,6 +52,8 @@ MIN_STANDFIRST_WORDS = 8
 MIN_STATED_BODY_CHARS = 500
 #: ... and one with fewer words than this share of trafilatura's text is only part of it.
 MIN_STATED_BODY_SHARE = 0.5
+#: trafilatura's text with fewer than this share of the articleBody's words is another block.
+MIN_STATED_BODY_KEPT = 0.3
 #: A block of trafilatura's text with at least this many words, at least half of them in the
 #: articleBody, is article; the blocks after the last such block are not.
 MIN_BODY_BLOCK_WORDS = 5
@@ -100,15 +102,21 @@ def stated_body(scripts: list[str]) -> str | None:
     return found if len(found) >= MIN_STATED_BODY_CHARS else None
 
 
-def cut_after_body(text: str, body: str | None) -> str:
-    """``text`` without the blocks after the last one that the page's JSON-LD ``body`` holds.
+def by_stated_body(text: str, body: str | None) -> str:
+    """``text`` checked against the page's JSON-LD ``body``: replaced by it when ``text`` is another
+    block, else without the blocks after the last one the articleBody holds.
 
-    What trafilatura adds after the article (related stories, author boxes, the next
-    article of an endless page) is not in the articleBody the publisher states; the
-    headings and standfirst before it are left alone.
+    When trafilatura's text has few of the words of the article the publisher states, it
+    took another block. What trafilatura adds after the article (related stories, author
+    boxes, the next article of an endless page) is not in the articleBody; the headings
+    and standfirst before it are left alone.
     """
-    known = Counter(_WORDS.findall(body.lower())) if body else Counter()
-    if not known or known.total() < MIN_STATED_BODY_SHARE * len(_WORDS.findall(text.lower())):
+    if not body:
+        return text
+    if shared_words(body, text) < MIN_STATED_BODY_KEPT:
+        return "\n\n".join(_norm(line) for line in body.splitlines() if line.strip())
+    known = Counter(_WORDS.findall(body.lower()))
+    if known.total() < MIN_STATED_BODY_SHARE * len(_WORDS.findall(text.lower())):
         return text
     blocks = text.split("\n\n")
     last = None

@@ -40,7 +40,7 @@ from pipeline.dates import parse_moment
 from pipeline.agency import detect_credit
 from pipeline.candidates import (
     SHORT_OF_PARAGRAPHS,
-    cut_after_body,
+    by_stated_body,
     json_ld,
     paragraph_chars,
     second_opinion,
@@ -203,7 +203,7 @@ def extract_page(
             text = second_opinion(_parse(source), text, paragraph_size)
         except Exception as exc:  # a second opinion failing leaves trafilatura's text
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
-    text = with_standfirst(cut_after_body(text, body), summary)
+    text = with_standfirst(by_stated_body(text, body), summary)
     if not text:
         return None
     return ExtractedPage(

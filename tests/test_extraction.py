@@ -904,3 +904,16 @@ def test_a_teaser_article_body_cuts_nothing() -> None:
     found = extract_page(_news_page(_body_ld(teaser), "", after), URL)
     assert found is not None
     assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)] + _NEXT_STORY
+
+
+def test_the_stated_article_body_replaces_a_text_without_its_words() -> None:
+    # A page its scripts render: its HTML shows only a promotion, its JSON-LD states the article.
+    story = [_split_paragraph(n) for n in range(4)]
+    promo = "".join(f"<p>{p}</p>" for p in _NEXT_STORY * 8)
+    page = (
+        f"<html><head><title>Bridge closes</title>{_body_ld(story)}</head><body>"
+        f"<div class='promo'>{promo}</div><div id='app'></div></body></html>"
+    ).encode()
+    found = extract_page(page, URL)
+    assert found is not None
+    assert found.text == " ".join(story)
