@@ -11,8 +11,13 @@ from the page itself:
 
 :func:`extract_page` measures the page's paragraph text before trafilatura prunes the
 tree, and only when trafilatura's text falls short of it (:data:`SHORT_OF_PARAGRAPHS`)
-parses the page again and calls :func:`second_opinion`; every rule and number here was
-measured on the development sets (bench/README.md, "Extraction quality").
+parses the page again and calls :func:`second_opinion`.
+
+What the page states about its article is read before trafilatura too: the JSON-LD
+``articleBody`` (:func:`stated_body`) marks where the article ends, or that trafilatura
+took another block (:func:`by_stated_body`); a news page's standfirst
+(:func:`standfirst`) is added when trafilatura left it out. Every rule and number here
+was measured on the development sets (bench/README.md, "Extraction quality").
 """
 
 from __future__ import annotations
