@@ -898,7 +898,7 @@ def test_text_after_the_stated_article_body_is_cut() -> None:
 
 
 def test_a_teaser_article_body_cuts_nothing() -> None:
-    # A paywalled page's JSON-LD may state only the first paragraph: far from the text, it says nothing of its end.
+    # A paywalled page's JSON-LD may state only the start: under 500 characters and half the text's words, it says nothing of its end.
     after = "".join(f"<p>{p}</p>" for p in _NEXT_STORY)
     teaser = [_split_paragraph(0) + " " + _split_paragraph(1) + " " + _split_paragraph(2)]
     found = extract_page(_news_page(_body_ld(teaser), "", after), URL)
