@@ -33,6 +33,8 @@ import lxml.etree
 import lxml.html
 from trafilatura.external import jt_stoplist_init
 
+from pipeline.agency import detect_credit
+
 #: trafilatura's text shorter than this share of the page's paragraph text calls for candidates.
 SHORT_OF_PARAGRAPHS = 0.6
 #: A part of a split body: a container of the same tag and class as the one holding
@@ -114,7 +116,7 @@ def by_stated_body(text: str, body: str | None) -> str:
     When trafilatura's text has few of the words of the article the publisher states, it
     took another block. What trafilatura adds after the article (related stories, author
     boxes, the next article of an endless page) is not in the articleBody; the headings
-    and standfirst before it are left alone.
+    and standfirst before it are left alone, and so is an agency's sign-off after it.
     """
     if not body:
         return text
@@ -129,7 +131,10 @@ def by_stated_body(text: str, body: str | None) -> str:
         words = _WORDS.findall(block.lower())
         if len(words) >= MIN_BODY_BLOCK_WORDS and 2 * (Counter(words) & known).total() >= len(words):
             last = number
-    return text if last is None else "\n\n".join(blocks[: last + 1])
+    if last is None:
+        return text
+    # A wire agency's sign-off is not in the articleBody either, but it credits the agency.
+    return "\n\n".join(blocks[: last + 1] + [block for block in blocks[last + 1 :] if detect_credit(block)])
 
 
 def standfirst(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | None:

@@ -917,3 +917,13 @@ def test_the_stated_article_body_replaces_a_text_without_its_words() -> None:
     found = extract_page(page, URL)
     assert found is not None
     assert found.text == " ".join(story)
+
+
+def test_an_agency_sign_off_after_the_stated_article_body_is_kept() -> None:
+    # The cut must not take what credits a wire agency: the sign-off is not in the articleBody.
+    sign_off = "(Reporting by Jane Doe in Valmora; Editing by John Roe)"
+    after = f"<p>{sign_off}</p>" + "".join(f"<p>{p}</p>" for p in _NEXT_STORY)
+    story = [_split_paragraph(n) for n in range(4)]
+    found = extract_page(_news_page(_body_ld(story), "", after), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == story + [sign_off]
