@@ -38,7 +38,16 @@ from trafilatura.utils import repair_faulty_html
 from pipeline.charsets import guess_encoding
 from pipeline.dates import parse_moment
 from pipeline.agency import detect_credit
-from pipeline.candidates import SHORT_OF_PARAGRAPHS, paragraph_chars, second_opinion
+from pipeline.candidates import (
+    SHORT_OF_PARAGRAPHS,
+    by_stated_body,
+    json_ld,
+    paragraph_chars,
+    second_opinion,
+    standfirst,
+    stated_body,
+    with_standfirst,
+)
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
 from pipeline.language import detect_language
@@ -173,11 +182,14 @@ def extract_page(
         return None
     language = _declared_language(tree)
     # Read before trafilatura, which prunes the tree as it goes.
-    stated_times = _stated_times(tree, _PUBLISHED_XPATH, _JSON_LD_PUBLISHED)
-    modified = _stated_times(tree, _MODIFIED_XPATH, _JSON_LD_MODIFIED)
-    paywall = _paywall_evidence(tree)
+    scripts = json_ld(tree)
+    stated_times = _stated_times(tree, _PUBLISHED_XPATH, _JSON_LD_PUBLISHED, scripts)
+    modified = _stated_times(tree, _MODIFIED_XPATH, _JSON_LD_MODIFIED, scripts)
+    paywall = _paywall_evidence(tree, scripts)
     canonical = _declared_canonical(tree, url)
     paragraph_size = paragraph_chars(tree)
+    summary = standfirst(tree, scripts)
+    body = stated_body(scripts)
     try:
         document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
@@ -191,6 +203,7 @@ def extract_page(
             text = second_opinion(_parse(source), text, paragraph_size)
         except Exception as exc:  # a second opinion failing leaves trafilatura's text
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
+    text = with_standfirst(by_stated_body(text, body), summary)
     if not text:
         return None
     return ExtractedPage(
@@ -573,17 +586,15 @@ _MODIFIED_XPATH = (
     " | //time[@itemprop='dateModified']/@datetime"
 )
 _JSON_LD_MODIFIED = re.compile(r'"dateModified"\s*:\s*"([^"]{10,40})"')
-_JSON_LD_XPATH = "//script[@type='application/ld+json']/text()"
 
 
-def _stated_times(tree: lxml.html.HtmlElement, xpath: str, json_ld: re.Pattern[str]) -> list[datetime]:
+def _stated_times(tree: lxml.html.HtmlElement, xpath: str, json_ld: re.Pattern[str], scripts: list[str]) -> list[datetime]:
     """Timestamps the page states in metadata and JSON-LD, in the offsets stated (htmldate
     keeps only the day or the local time; it finds the update date only when asked again,
     which costs a second search of the page)."""
     values = [v for v in tree.xpath(xpath) if isinstance(v, str)]
-    for script in tree.xpath(_JSON_LD_XPATH):
-        if isinstance(script, str):
-            values.extend(json_ld.findall(script[:100_000]))
+    for script in scripts:
+        values.extend(json_ld.findall(script[:100_000]))
     found = []
     for value in values:
         parsed = parse_moment(value.strip().replace("Z", "+00:00"))
@@ -602,10 +613,10 @@ _CLASS_VALUES = lxml.etree.XPath("//@class", smart_strings=False)
 _ID_VALUES = lxml.etree.XPath("//@id", smart_strings=False)
 
 
-def _paywall_evidence(tree: lxml.html.HtmlElement) -> str | None:
+def _paywall_evidence(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | None:
     """Why the page is paywalled (its JSON-LD or its markup says so), or None."""
-    for script in tree.xpath(_JSON_LD_XPATH):
-        if isinstance(script, str) and "isAccessibleForFree" in script:
+    for script in scripts:
+        if "isAccessibleForFree" in script:
             try:
                 data = json.loads(script[:100_000])
             except ValueError:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import lxml.html
 
-from pipeline.candidates import paragraph_chars, second_opinion
+from pipeline.candidates import paragraph_chars, second_opinion, stated_body
 
 
 _STORY = [
@@ -34,3 +36,14 @@ def test_a_short_text_from_the_article_itself_is_kept() -> None:
     tree = _tree(_STORY)
     # trafilatura kept only the first paragraph: the same words as jusText's, so no other block
     assert second_opinion(tree, _STORY[0], paragraph_chars(tree)) == _STORY[0]
+
+
+def test_the_stated_article_body_is_found_in_a_graph_and_unescaped() -> None:
+    story = " ".join(_STORY).replace("the river", "the river &amp; the canal")
+    scripts = [
+        "{not json",  # a broken script costs nothing but itself
+        json.dumps({"@graph": [{"@type": "WebPage"}, {"@type": "NewsArticle", "articleBody": story}]}),
+        json.dumps({"@type": "NewsArticle", "articleBody": _SIDEBAR}),  # a teaser's body, too short
+    ]
+    assert stated_body(scripts) == story.replace("&amp;", "&")
+    assert stated_body(scripts[:1] + scripts[2:]) is None

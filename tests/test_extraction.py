@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -534,10 +536,15 @@ def _assert_as_trafilatura(body: bytes, url: str) -> None:
     ours = extract_page(body, url)
     theirs = bare_extraction(body, url=url, **extraction.TRAFILATURA_OPTIONS)
     assert ours is not None and theirs is not None
-    assert (ours.title, ours.author, ours.text, ours.site_name) == (
+    text = extraction._paragraphs(theirs.text or "")
+    if ours.text != text:  # only a news page's standfirst, its description, may lead ours
+        lead, _, rest = ours.text.partition("\n\n")
+        description = re.search(rb'<meta name="description"\s+content="([^"]+)"', body)
+        assert rest == text and lead not in text and b'"NewsArticle"' in body
+        assert description and " ".join(unescape(description.group(1).decode()).split()) == lead
+    assert (ours.title, ours.author, ours.site_name) == (
         extraction._clean(theirs.title),
         extraction._clean(theirs.author),
-        extraction._paragraphs(theirs.text or ""),
         extraction._clean(theirs.sitename),
     )
 
@@ -834,3 +841,89 @@ def test_a_teaser_list_styled_as_a_part_is_not_added() -> None:
     assert found is not None
     assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)]
 
+
+
+# -- candidates: a news page's standfirst, the JSON-LD articleBody --------------------------------
+
+_LEAD = "The harbour bridge will close for two years while engineers replace its three cracked supports."
+_NEWS_LD = '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle", "headline": "Bridge closes"}</script>'
+
+
+def _news_page(head: str, lead: str, after: str = "") -> bytes:
+    body = "".join(f"<p>{_split_paragraph(n)}</p>" for n in range(4))
+    return (
+        f"<html><head><title>Bridge closes</title>{head}</head><body><header><nav><a href='/'>Home</a></nav></header>"
+        f"<main><article><h1>Bridge closes</h1>{lead}<div class='article-body'>{body}{after}</div></article></main>"
+        "<footer><p>Copyright Example</p></footer></body></html>"
+    ).encode()
+
+
+def test_a_news_page_standfirst_leads_the_text() -> None:
+    page = _news_page(f'<meta name="description" content="{_LEAD}">{_NEWS_LD}', f'<p class="dek">{_LEAD}</p>')
+    found = extract_page(page, URL)
+    assert found is not None
+    assert found.text.split("\n\n") == [_LEAD] + [_split_paragraph(n) for n in range(4)]
+
+
+@pytest.mark.parametrize(
+    ("head", "lead"),
+    [
+        (f'<meta name="description" content="{_LEAD}">', f'<p class="dek">{_LEAD}</p>'),  # not a news article: a blog's excerpt
+        (f'<meta name="description" content="{_LEAD}">{_NEWS_LD}', ""),  # a description the page does not show
+    ],
+    ids=["not-news", "not-shown"],
+)
+def test_a_description_that_is_no_standfirst_is_left_out(head: str, lead: str) -> None:
+    found = extract_page(_news_page(head, lead), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)]
+
+
+_NEXT_STORY = [
+    "Next story: the town's summer festival returns to the market square with three stages and a night market for everyone.",
+    "Organisers said tickets for the festival go on sale on Monday and that the parade will follow its old route this year.",
+]
+
+
+def _body_ld(paragraphs: list[str]) -> str:
+    data = {"@context": "https://schema.org", "@graph": [{"@type": "WebPage"}, {"@type": "NewsArticle", "articleBody": " ".join(paragraphs)}]}
+    return f'<script type="application/ld+json">{json.dumps(data)}</script>'
+
+
+def test_text_after_the_stated_article_body_is_cut() -> None:
+    after = "".join(f"<p>{p}</p>" for p in _NEXT_STORY)
+    found = extract_page(_news_page(_body_ld([_split_paragraph(n) for n in range(4)]), "", after), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)]
+
+
+def test_a_teaser_article_body_cuts_nothing() -> None:
+    # A paywalled page's JSON-LD may state only the start: under 500 characters and half the text's words, it says nothing of its end.
+    after = "".join(f"<p>{p}</p>" for p in _NEXT_STORY)
+    teaser = [_split_paragraph(0) + " " + _split_paragraph(1) + " " + _split_paragraph(2)]
+    found = extract_page(_news_page(_body_ld(teaser), "", after), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == [_split_paragraph(n) for n in range(4)] + _NEXT_STORY
+
+
+def test_the_stated_article_body_replaces_a_text_without_its_words() -> None:
+    # A page its scripts render: its HTML shows only a promotion, its JSON-LD states the article.
+    story = [_split_paragraph(n) for n in range(4)]
+    promo = "".join(f"<p>{p}</p>" for p in _NEXT_STORY * 8)
+    page = (
+        f"<html><head><title>Bridge closes</title>{_body_ld(story)}</head><body>"
+        f"<div class='promo'>{promo}</div><div id='app'></div></body></html>"
+    ).encode()
+    found = extract_page(page, URL)
+    assert found is not None
+    assert found.text == " ".join(story)
+
+
+def test_an_agency_sign_off_after_the_stated_article_body_is_kept() -> None:
+    # The cut must not take what credits a wire agency: the sign-off is not in the articleBody.
+    sign_off = "(Reporting by Jane Doe in Valmora; Editing by John Roe)"
+    after = f"<p>{sign_off}</p>" + "".join(f"<p>{p}</p>" for p in _NEXT_STORY)
+    story = [_split_paragraph(n) for n in range(4)]
+    found = extract_page(_news_page(_body_ld(story), "", after), URL)
+    assert found is not None
+    assert found.text.split("\n\n") == story + [sign_off]
