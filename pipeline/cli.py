@@ -359,6 +359,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_dedup(args: argparse.Namespace) -> int:
+    # OpenBLAS starts a thread when numpy is imported, and a process with a second
+    # thread spawns its workers (each importing numpy and the pipeline again) instead
+    # of forking them; dedup does no linear algebra that needs it.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from pipeline.dedup import dedup_jsonl
     from pipeline.pool import WorkerPool
 

@@ -58,8 +58,8 @@ from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
     OPENING_BIT,
     Sketch,
+    SketchBatch,
     SketchParams,
-    outlet_hash,
     sketch_chunks,
     sketch_texts,
     split_short_set,
@@ -84,7 +84,8 @@ _INT_BYTES = 32  # an int object above 256 as allocated (28 bytes, in 16-byte bl
 _ARRAY_BYTES = sys.getsizeof(np.empty(0, dtype=np.uint32))  # a numpy array's own object
 
 
-def _micros(at: datetime) -> int:
+def epoch_micros(at: datetime) -> int:
+    """A time as the engine keeps it: microseconds since the epoch."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # naive times are taken as UTC, as the store does
     return (at - _EPOCH) // timedelta(microseconds=1)
@@ -92,7 +93,7 @@ def _micros(at: datetime) -> int:
 
 def cluster_id_for(article_id: str, at: datetime) -> str:
     """The id of a cluster whose earliest member is this article: sortable arrival time, then its id."""
-    return f"{_micros(at):020d}-{article_id}"
+    return f"{epoch_micros(at):020d}-{article_id}"
 
 
 def arrival_time(article: Article) -> datetime:
@@ -187,28 +188,31 @@ class ClusterEngine:
         self._lead_size = grown(self._lead_size)
         self._opening_size = grown(self._opening_size)
 
-    def _append(self, article_id: str, at: int, sketch: Sketch) -> int:
-        row = self._n
-        self._n += 1
-        self._sig[row] = (sketch.hashvalues & np.uint32(0xFF)).astype(np.uint8)
-        self._size[row] = sketch.size
-        self._at[row] = at
-        self._short[row] = sketch.short
-        self._outlet[row] = sketch.outlet
-        self._alive[row] = True
-        self._cluster[row] = -1
-        if sketch.lead is not None and len(sketch.lead) == self.params.lead_perm:
-            self._lead[row] = sketch.lead
-            self._lead_size[row] = min(sketch.lead_size, 0xFFFF)
-            self._opening_size[row] = min(sketch.opening_size, 0xFFFF)
+    def _append(self, ids: Sequence[str], at: I64, batch: SketchBatch) -> I64:
+        """Add these articles' rows (``_grow`` first); returns the rows."""
+        base, m = self._n, len(ids)
+        rows = slice(base, base + m)
+        self._n += m
+        self._sig[rows] = batch.hashvalues.astype(np.uint8)  # the low 8 bits
+        self._size[rows] = batch.size
+        self._at[rows] = at
+        self._short[rows] = batch.short
+        self._outlet[rows] = batch.outlet
+        self._alive[rows] = True
+        self._cluster[rows] = -1
+        if batch.lead.shape[1] == self.params.lead_perm:
+            self._lead[rows] = batch.lead
+            self._lead_size[rows] = np.minimum(batch.lead_size, 0xFFFF)
+            self._opening_size[rows] = np.minimum(batch.opening_size, 0xFFFF)
         else:
-            self._lead_size[row] = self._opening_size[row] = 0
-        self._ids.append(article_id)
-        self._matched.append(None)
-        self._row_of[article_id] = row
-        if sketch.short and sketch.short_set is not None:
-            self._short_sets[row] = sketch.short_set
-        return row
+            self._lead_size[rows] = self._opening_size[rows] = 0
+        self._ids.extend(ids)
+        self._matched.extend([None] * m)
+        self._row_of.update(zip(ids, range(base, base + m)))
+        for i, short_set in enumerate(batch.short_sets):
+            if short_set is not None and batch.short[i]:
+                self._short_sets[base + i] = short_set
+        return np.arange(base, base + m, dtype=np.int64)
 
     def _new_cluster(self, cluster_id: str) -> int:
         self._cid.append(cluster_id)
@@ -284,11 +288,13 @@ class ClusterEngine:
             (s for s in signatures if s.article_id not in self._row_of), key=lambda s: (s.at, s.article_id)
         )
         self._grow(len(todo))
-        rows: list[int] = []
-        values: list[npt.NDArray[np.uint32]] = []
-        for signature in todo:
-            sketch = Sketch.from_bytes(signature.data, self.params)
-            row = self._append(signature.article_id, _micros(signature.at), sketch)
+        batch = SketchBatch.of([Sketch.from_bytes(signature.data, self.params) for signature in todo], self.params)
+        rows = self._append(
+            [signature.article_id for signature in todo],
+            np.fromiter((epoch_micros(signature.at) for signature in todo), np.int64, len(todo)),
+            batch,
+        )
+        for row, signature in zip(rows.tolist(), todo):
             membership = by_article.get(signature.article_id)
             if membership is None:
                 logger.warning("article %s has a signature but no membership; it founds its own cluster", signature.article_id)
@@ -302,12 +308,10 @@ class ClusterEngine:
             if k is None:
                 k = existing[cluster_id] = self._new_cluster(cluster_id)
             self._cluster[row] = k
-            if sketch.size:
-                rows.append(row)
-                values.append(sketch.hashvalues)
-        if rows:
-            matrix = np.stack(values)
-            self._lsh.insert(band_keys(matrix, self.bands, self.rows), np.asarray(rows, dtype=np.uint32))
+        matchable = batch.size > 0
+        if matchable.any():
+            keys = band_keys(batch.hashvalues[matchable], self.bands, self.rows)
+            self._lsh.insert(keys, rows[matchable].astype(np.uint32))
         logger.info("restored %d articles in %d clusters", len(todo), len(existing))
 
     # ------------------------------------------------------------------- add
@@ -354,17 +358,15 @@ class ClusterEngine:
         for part in sketch_chunks(chunks, self.params, pool, ahead=2 * workers):
             indices = fresh[position : position + len(part)]
             position += len(part)
-            part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
+            part = part.with_outlets(articles[i].outlet for i in indices)
             signed.update((i, sketch.to_bytes(self.params)) for i, sketch in zip(indices, part))
             absorbed_by_row.update(self._cluster_fresh([articles[i] for i in indices], part))
         # Known articles are signed again: their Signature is returned as it was
         # (a sketch is a pure function of the text, so the bytes are the same).
         if others:
             again = sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)
-            signed.update(
-                (i, replace(sketch, outlet=outlet_hash(articles[i].outlet)).to_bytes(self.params))
-                for i, sketch in zip(others, again)
-            )
+            again = again.with_outlets(articles[i].outlet for i in others)
+            signed.update((i, sketch.to_bytes(self.params)) for i, sketch in zip(others, again))
         result: list[Assignment] = []
         for i, article in enumerate(articles):
             row = self._row_of[article.id]
@@ -402,7 +404,18 @@ class ClusterEngine:
 
         for sketches in sketch_chunks(chunks(), self.params, pool, ahead=2 * workers):
             chunk = taken.popleft()
-            self._cluster_fresh(chunk, [replace(s, outlet=outlet_hash(a.outlet)) for a, s in zip(chunk, sketches)])
+            self._cluster_fresh(chunk, sketches.with_outlets(article.outlet for article in chunk))
+
+    def add_signed(self, ids: Sequence[str], at: Sequence[int], sketches: SketchBatch) -> None:
+        """Cluster new articles signed elsewhere, as ``add_stream`` clusters one of its chunks.
+
+        ``at``: each article's arrival time (``arrival_time``) in microseconds
+        since the epoch, by which (then by id) the batch is ordered. Article ids
+        must be new and distinct (the caller checks).
+        """
+        order = sorted(range(len(ids)), key=lambda i: (at[i], ids[i]))
+        self._grow(len(ids))
+        self._add_rows([ids[i] for i in order], np.asarray(at, dtype=np.int64)[order], sketches.take(order))
 
     def _membership(self, row: int) -> Membership:
         jac = float(self._jac[row])
@@ -415,15 +428,16 @@ class ClusterEngine:
             containment=None if np.isnan(con) or self._matched[row] is None else round(con, 4),
         )
 
-    def _cluster_fresh(self, articles: Sequence[Article], sketches: Sequence[Sketch]) -> dict[int, tuple[str, ...]]:
-        m = len(articles)
-        self._grow(m)
-        base = self._n
-        for article, sketch in zip(articles, sketches):
-            self._append(article.id, _micros(arrival_time(article)), sketch)
-        new_rows = np.arange(base, base + m, dtype=np.int64)
-        matchable = np.asarray([s.size > 0 for s in sketches], dtype=bool)
-        values = np.stack([s.hashvalues for s in sketches]) if m else np.empty((0, self.params.num_perm), np.uint32)
+    def _cluster_fresh(self, articles: Sequence[Article], sketches: SketchBatch) -> dict[int, tuple[str, ...]]:
+        self._grow(len(articles))
+        at = np.fromiter((epoch_micros(arrival_time(article)) for article in articles), np.int64, len(articles))
+        return self._add_rows([article.id for article in articles], at, sketches)
+
+    def _add_rows(self, ids: Sequence[str], at: I64, sketches: SketchBatch) -> dict[int, tuple[str, ...]]:
+        """Append and cluster new articles, in arrival order; returns what each row that merged clusters absorbed."""
+        new_rows = self._append(ids, at, sketches)
+        matchable = sketches.size > 0
+        values = sketches.hashvalues
         keys = band_keys(values, self.bands, self.rows)
 
         q_old, c_old = self._lsh.query(keys[matchable])
@@ -562,7 +576,7 @@ class ClusterEngine:
 
     def evict_before(self, cutoff: datetime) -> int:
         """Drop articles that arrived before ``cutoff`` from the LSH and the window; returns how many."""
-        limit = _micros(cutoff)
+        limit = epoch_micros(cutoff)
         old = np.nonzero(self._alive[: self._n] & (self._at[: self._n] < limit))[0]
         if len(old) == 0:
             return 0

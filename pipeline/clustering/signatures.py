@@ -30,14 +30,10 @@ alike).
 
 from __future__ import annotations
 
-import logging
 import struct
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from functools import lru_cache
-from itertools import islice
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +42,6 @@ import xxhash
 from pipeline.clustering.normalize import MatchText, canonical, normalize
 from pipeline.pool import WorkerPool
 
-logger = logging.getLogger(__name__)
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
@@ -314,8 +309,89 @@ def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
     return short_set[:title_at], short_set[:opening_at], short_set[opening_at:] & HASH_BITS
 
 
-def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list[Sketch]:
-    """Normalise, shingle and MinHash (title, text) pairs in this process."""
+@dataclass(frozen=True, slots=True)
+class SketchBatch:
+    """The sketches of several articles as arrays, one row per article: what signing returns, clustering takes.
+
+    A sequence of ``Sketch``; kept as arrays so that a batch crosses between
+    processes as a few buffers and is appended to the index in a few copies.
+    """
+
+    hashvalues: npt.NDArray[np.uint32]  # uint32[n, num_perm]
+    size: U32
+    short: npt.NDArray[np.bool_]
+    short_sets: list[U32 | None]
+    outlet: U32
+    # uint8[n, lead_perm]; a row with lead_size 0 has no lead (an empty text, or an
+    # older signature without one): the engine skips its opening check.
+    lead: npt.NDArray[np.uint8]
+    lead_size: U32
+    opening_size: U32
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def __getitem__(self, i: int) -> Sketch:
+        return Sketch(
+            hashvalues=self.hashvalues[i].copy(),
+            size=int(self.size[i]),
+            short=bool(self.short[i]),
+            short_set=self.short_sets[i],
+            outlet=int(self.outlet[i]),
+            lead=self.lead[i].copy(),
+            lead_size=int(self.lead_size[i]),
+            opening_size=int(self.opening_size[i]),
+        )
+
+    def __iter__(self) -> Iterator[Sketch]:
+        return (self[i] for i in range(len(self)))
+
+    def take(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> SketchBatch:
+        """These rows, in this order."""
+        index = np.asarray(rows, dtype=np.int64)
+        return SketchBatch(
+            hashvalues=self.hashvalues[index],
+            size=self.size[index],
+            short=self.short[index],
+            short_sets=[self.short_sets[i] for i in index.tolist()],
+            outlet=self.outlet[index],
+            lead=self.lead[index],
+            lead_size=self.lead_size[index],
+            opening_size=self.opening_size[index],
+        )
+
+    def with_outlets(self, outlets: Iterable[str]) -> SketchBatch:
+        """The same sketches with the hashes of these outlet names, one per row."""
+        hashes = np.fromiter(map(outlet_hash, outlets), np.uint32, len(self))
+        return replace(self, outlet=hashes)
+
+    @classmethod
+    def of(cls, sketches: Sequence[Sketch], params: SketchParams) -> SketchBatch:
+        """The batch of these sketches (a lead of another length than ``params.lead_perm`` is not recorded)."""
+        n = len(sketches)
+        lead = np.zeros((n, params.lead_perm), dtype=np.uint8)
+        lead_size = np.zeros(n, dtype=np.uint32)
+        opening_size = np.zeros(n, dtype=np.uint32)
+        for i, sketch in enumerate(sketches):
+            if sketch.lead is not None and len(sketch.lead) == params.lead_perm:
+                lead[i] = sketch.lead
+                lead_size[i], opening_size[i] = sketch.lead_size, sketch.opening_size
+        return cls(
+            hashvalues=(
+                np.stack([s.hashvalues for s in sketches]) if n else np.empty((0, params.num_perm), dtype=np.uint32)
+            ),
+            size=np.fromiter((s.size for s in sketches), np.uint32, n),
+            short=np.fromiter((s.short for s in sketches), bool, n),
+            short_sets=[s.short_set if s.short else None for s in sketches],
+            outlet=np.fromiter((s.outlet for s in sketches), np.uint32, n),
+            lead=lead,
+            lead_size=lead_size,
+            opening_size=opening_size,
+        )
+
+
+def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
+    """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
     sets: list[U32] = []
     leads: list[U32] = []
     openings: list[U32] = []
@@ -340,75 +416,42 @@ def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list
     both = _minhash(leads + openings, params.lead_perm, params.seed)
     lead_min, opening_min = both[: len(leads)], both[len(leads) :]
     lead_values = ((lead_min & _LOW7) | np.where(lead_min == opening_min, OPENING_BIT, 0)).astype(np.uint8)
-    return [
-        Sketch(
-            hashvalues=values[i].copy(),
-            size=len(sets[i]),
-            short=shorts[i] is not None,
-            short_set=shorts[i],
-            lead=lead_values[i].copy(),
-            lead_size=len(leads[i]),
-            opening_size=len(openings[i]),
-        )
-        for i in range(len(sets))
-    ]
+    n = len(sets)
+    return SketchBatch(
+        hashvalues=values,
+        size=np.fromiter(map(len, sets), np.uint32, n),
+        short=np.fromiter((s is not None for s in shorts), bool, n),
+        short_sets=shorts,
+        outlet=np.zeros(n, dtype=np.uint32),
+        lead=lead_values,
+        lead_size=np.fromiter(map(len, leads), np.uint32, n),
+        opening_size=np.fromiter(map(len, openings), np.uint32, n),
+    )
 
 
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _sketch_chunk(args: tuple[list[tuple[bytes, bytes]], SketchParams]) -> list[Sketch]:
-    items, params = args
+def _sketch_chunk(items: list[tuple[bytes, bytes]], params: SketchParams) -> SketchBatch:
     texts = [(title.decode("utf-8", "surrogatepass"), text.decode("utf-8", "surrogatepass")) for title, text in items]
     return sketch_texts(texts, params)
 
 
 def sketch_chunks(
     chunks: Iterable[Sequence[tuple[str, str]]], params: SketchParams, pool: WorkerPool | None, ahead: int = 4
-) -> Iterator[list[Sketch]]:
+) -> Iterator[SketchBatch]:
     """The sketches of each chunk of (title, text) pairs, in order, computed by ``pool``'s workers when it has some.
 
     Up to ``ahead`` chunks are with the pool at once, so the caller can cluster
     chunk k while the pool signs the next ones; ``chunks`` is read as the pool
     takes them, so a stream is never held whole. The result does not depend on
-    the pool: a sketch is a pure function of its text and ``params``, so a chunk
-    whose worker died is signed here instead.
+    the pool: a sketch is a pure function of its text and ``params``.
     """
-    parts = iter(chunks)
-    executor = pool.executor() if pool is not None else None
-    if pool is None or executor is None:
-        for part in parts:
-            yield sketch_texts(part, params)
-        return
-
-    def submit(part: Sequence[tuple[str, str]]) -> tuple[Sequence[tuple[str, str]], Future[list[Sketch]] | None]:
-        # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
-        # UTF-8 copy inside it (CPython), which would then double the memory
-        # of the caller's articles for as long as it keeps them.
-        encoded = [(_encode(title), _encode(text)) for title, text in part]
-        try:
-            return part, executor.submit(_sketch_chunk, (encoded, params))
-        except RuntimeError:  # BrokenProcessPool: signed here when its turn comes
-            return part, None
-
-    pending = deque(submit(part) for part in islice(parts, max(1, ahead)))
-    try:
-        while pending:
-            part, future = pending.popleft()
-            try:
-                if future is None:
-                    raise RuntimeError("the pool is broken")
-                done = future.result()
-            except RuntimeError:  # BrokenProcessPool: a worker died
-                logger.warning("a signing worker died; signing %d articles in this process", len(part))
-                pool.discard(executor)
-                done = sketch_texts(part, params)
-            following = next(parts, None)
-            if following is not None:
-                pending.append(submit(following))
-            yield done
-    finally:
-        for _, later in pending:
-            if later is not None:
-                later.cancel()
+    if pool is None or pool.executor() is None:
+        return (sketch_texts(part, params) for part in chunks)
+    # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
+    # UTF-8 copy inside it (CPython), which would then double the memory
+    # of the caller's articles for as long as it keeps them.
+    encoded = ([(_encode(title), _encode(text)) for title, text in part] for part in chunks)
+    return pool.imap(partial(_sketch_chunk, params=params), encoded, ahead)
