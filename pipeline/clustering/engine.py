@@ -46,7 +46,6 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import chain, islice
 from typing import Any, TypeVar, cast
@@ -380,7 +379,7 @@ class ClusterEngine:
         return result
 
     def add_stream(self, articles: Iterable[Article]) -> None:
-        """Cluster a stream of new articles without holding it (``newsagg dedup``).
+        """Cluster a stream of new articles without holding it.
 
         The stream is read ``_PIPELINE_CHUNK`` articles at a time as the signing
         pool takes them, each chunk clustered in arrival order (by the contract

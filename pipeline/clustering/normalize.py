@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ _CREDIT_WORDS = (
 )
 _MAYBE_CREDIT = re.compile(r"\b(?:" + "|".join(map(re.escape, _CREDIT_WORDS)) + r")\b")
 _CREDIT_SET = frozenset(_CREDIT_WORDS)
+_CREDIT_LOWER = frozenset(word.lower() for word in _CREDIT_WORDS)
 
 # Whole lines that are never part of the story itself.
 _DROP_LINE = re.compile(
@@ -167,6 +169,8 @@ _FOOTER_MARKERS = ("\u00a9", "copyright", "all rights reserved", "may not be pub
 
 _WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"\w", chr(c))})
+# The same, lower-casing too: the tokens of ASCII text in one pass.
+_ASCII_TOKEN = str.maketrans({chr(c): " " if not re.match(r"\w", chr(c)) else chr(c).lower() for c in range(128)})
 # Scripts without spaces between words: Han and Kana (with the iteration and
 # prolonged-sound marks), then Thai, Lao, Myanmar and Khmer, whose vowel signs
 # \w does not match.
@@ -269,32 +273,52 @@ def strip_dateline(line: str) -> str:
 
 def story_lines(text: str) -> list[str]:
     """The story's own paragraphs: folded, without credits, captions, teasers or datelines."""
-    folded = fold(text)
-    # The credit pattern tries every name at every word, line by line; a set
-    # of the text's words tells at C speed which names it has at all. A line
-    # is a substring of the text between line breaks, so it can only match
-    # with one of those names, except at the start of what a dateline left,
-    # which is searched anyway.
-    words = folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded)
-    names = _CREDIT_SET.intersection(words)
-    if "A.P" in folded:
-        names |= {"A.P"}
-    lines: list[str] = []
+    return [line for line, _ in _story_lines(fold(text))]
+
+
+def _story_lines(folded: str) -> Iterator[tuple[str, list[str] | None]]:
+    """``story_lines`` of a folded text, each with its tokens when they were made on the way (ASCII text)."""
+    # The credit pattern tries every name at every word, so it is searched
+    # only on lines that hold one of the names as a word (it matches nowhere
+    # else), or that lost a dateline. In ASCII text each line's tokens tell
+    # (they are the line's words, lower-cased, and the body's tokens are
+    # theirs); otherwise a set of the text's words does.
+    ascii_text = folded.isascii()
+    names = frozenset() if ascii_text else _CREDIT_SET.intersection(_WORD.findall(folded))
     for raw in folded.splitlines():
         line = raw.strip()
         if is_boilerplate_line(line):
             continue
-        dated = False
+        words = line.translate(_ASCII_TOKEN).split() if ascii_text else None
+        changed = False
         if "(" in line[:100] or "-" in line[:100] or not line[:1].isascii():
             undated = strip_dateline(line)
-            dated, line = undated != line, undated
-        if (dated or any(name in line for name in names)) and _MAYBE_CREDIT.search(line):
-            line = _INLINE_CREDIT.sub(" ", line).strip()
+            changed, line = undated != line, undated
+        if (
+            changed
+            or "A.P" in line
+            or (not _CREDIT_LOWER.isdisjoint(words) if words is not None else any(n in line for n in names))
+        ) and _MAYBE_CREDIT.search(line):
+            line, changed = _INLINE_CREDIT.sub(" ", line).strip(), True
         if "(" in line:
-            line = _INLINE_CREDIT_INTL.sub(" ", line).strip()
+            uncredited = _INLINE_CREDIT_INTL.sub(" ", line).strip()
+            changed, line = changed or uncredited != line, uncredited
         if line:
-            lines.append(line)
-    return lines
+            yield line, None if changed else words
+
+
+def body_tokens(text: str) -> list[str]:
+    """The tokens of the story's own paragraphs: ``tokens(" ".join(story_lines(text)))``."""
+    folded = fold(text)
+    kept = list(_story_lines(folded))
+    joined = " ".join(line for line, _ in kept)
+    if folded.isascii() and "per cent" not in joined.casefold():
+        # ASCII: the tokens of the lines are the tokens of the whole.
+        out: list[str] = []
+        for line, words in kept:
+            out += words if words is not None else line.translate(_ASCII_TOKEN).split()
+        return out
+    return tokens(joined)
 
 
 def canonical(word: str) -> str:
@@ -333,6 +357,9 @@ def normalize(title: str, text: str) -> MatchText:
     Paragraph breaks disappear here (the body is one token stream), so an
     outlet that re-wraps paragraphs produces the same tokens.
     """
-    body = tokens(" ".join(story_lines(text)))
-    head = tokens(strip_dateline(fold(title)))
-    return MatchText(title=tuple(head), body=tuple(body))
+    return MatchText(title=tuple(title_tokens(title)), body=tuple(body_tokens(text)))
+
+
+def title_tokens(title: str) -> list[str]:
+    """The tokens of a title, without its dateline."""
+    return tokens(strip_dateline(fold(title)))

@@ -34,18 +34,22 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
+from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from pipeline.clustering.normalize import MatchText, canonical, normalize
+from pipeline.clustering.normalize import body_tokens, canonical, title_tokens
 from pipeline.pool import WorkerPool
 
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
+_Int = TypeVar("_Int", npt.NDArray[np.uint32], npt.NDArray[np.uint64])
 
 _MAGIC = b"NS"
 _VERSION = 2
@@ -221,7 +225,7 @@ def _token_hashes(words: Sequence[str]) -> U64:
     return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
 
 
-def _unique(values: U32) -> U32:
+def _unique(values: _Int) -> _Int:
     """The distinct values, sorted: np.unique, several times faster on the few hundred values of a text."""
     ordered = np.sort(values)
     if len(ordered) < 2:
@@ -232,20 +236,44 @@ def _unique(values: U32) -> U32:
     return ordered[keep]
 
 
+def _ranges(starts: I64, counts: I64) -> I64:
+    """The ranges ``start, start + 1, ..., start + count - 1`` of each pair, concatenated."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    out: I64 = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
+    return out
+
+
+def _shingle_runs(th: U64, lengths: I64, k: int) -> tuple[U32, I64]:
+    """``shingles_in_order`` of token runs laid end to end (their token hashes ``th``), concatenated; and their counts.
+
+    One pass of numpy over all the runs of a batch, not one per text: most
+    of the cost of a few hundred values is numpy's per-call overhead.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    counts = np.where(lengths >= k, lengths - k + 1, np.minimum(lengths, 1))
+    n = len(th)
+    acc = th.copy()
+    # A run shorter than k is one shingle of all its tokens: what the
+    # combination holds at its start once it has taken that many.
+    partial = np.zeros(len(lengths), dtype=np.uint64)
+    for j in range(1, k):
+        done = lengths == j
+        partial[done] = acc[starts[done]]
+        # Order-sensitive combination: rotate-free multiply-add, wrapping mod 2**64.
+        head = acc[: n - j]
+        head *= _COMBINE
+        head += th[j:]
+    combined = acc[_ranges(starts, counts)]
+    short = (lengths < k) & (lengths > 0)
+    combined[(np.cumsum(counts) - counts)[short]] = partial[short]
+    return (_fmix64(combined) >> np.uint64(32)).astype(np.uint32), counts
+
+
 def shingles_in_order(words: Sequence[str], k: int) -> U32:
     """32-bit hashes of the word k-grams in text order, repeats kept (one shingle for texts shorter than k)."""
-    if not words:
-        return np.empty(0, dtype=np.uint32)
-    th = _token_hashes(words)
-    if len(th) < k:
-        k = len(th)
-    n = len(th) - k + 1
-    acc = th[:n].copy()
-    for j in range(1, k):
-        # Order-sensitive combination: rotate-free multiply-add, wrapping mod 2**64.
-        acc = acc * _COMBINE + th[j : j + n]
-    mixed = _fmix64(acc) >> np.uint64(32)
-    return mixed.astype(np.uint32)
+    return _shingle_runs(_token_hashes(words), np.array([len(words)]), k)[0]
 
 
 def shingle_hashes(words: Sequence[str], k: int) -> U32:
@@ -255,32 +283,33 @@ def shingle_hashes(words: Sequence[str], k: int) -> U32:
 
 def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.uint32]:
     """MinHash values (datasketch affine32) for many shingle sets at once: uint32[len(sets), num_perm]."""
-    return _minhash(sets, params.num_perm, params.seed)
+    values = np.concatenate([np.empty(0, np.uint32), *sets])
+    return _minhash(values, np.fromiter(map(len, sets), np.int64, len(sets)), params.num_perm, params.seed)
 
 
-def _minhash(sets: Sequence[U32], num_perm: int, seed: int) -> npt.NDArray[np.uint32]:
-    out = np.full((len(sets), num_perm), _MAX32, dtype=np.uint32)
-    if num_perm == 0:
+def _minhash(values: U32, counts: I64, num_perm: int, seed: int) -> npt.NDArray[np.uint32]:
+    """The MinHash of each run of ``values`` (``counts`` long, laid end to end; repeats change nothing)."""
+    out = np.full((len(counts), num_perm), _MAX32, dtype=np.uint32)
+    if num_perm == 0 or len(values) == 0:
         return out
     a, b = permutations(num_perm, seed)
+    hv = fmix32(values)
+    ends = np.cumsum(counts)
+    members = np.flatnonzero(counts)
     rows_per_chunk = max(1, _CHUNK_CELLS // num_perm)
-    start = 0
-    while start < len(sets):
-        # Take documents until the chunk holds about rows_per_chunk shingles.
-        end, cells = start, 0
-        while end < len(sets) and (cells == 0 or cells + len(sets[end]) <= rows_per_chunk):
-            cells += len(sets[end])
-            end += 1
-        members = [i for i in range(start, end) if len(sets[i])]
-        if members:
-            hv = fmix32(np.concatenate([sets[i] for i in members]))
-            # Permutations along the rows and shingles along the columns, so the
-            # per-document minimum reduces contiguous memory.
-            phv = np.multiply(a[:, None], hv[None, :])
-            phv += b[:, None]
-            offsets = np.cumsum([0] + [len(sets[i]) for i in members[:-1]])
-            out[members] = np.minimum.reduceat(phv, offsets, axis=1).T
-        start = end
+    first = 0
+    while first < len(members):
+        # Take texts until the chunk holds about rows_per_chunk shingles (at least one text).
+        lo = int(ends[members[first]] - counts[members[first]])
+        last = max(first + 1, int(np.searchsorted(ends[members], lo + rows_per_chunk, side="right")))
+        group = members[first:last]
+        hi = int(ends[group[-1]])
+        # Permutations along the rows and shingles along the columns, so the
+        # per-text minimum reduces contiguous memory.
+        phv = np.multiply(a[:, None], hv[None, lo:hi])
+        phv += b[:, None]
+        out[group] = np.minimum.reduceat(phv, ends[group] - counts[group] - lo, axis=1).T
+        first = last
     return out
 
 
@@ -290,17 +319,31 @@ def outlet_hash(outlet: str) -> int:
     return (xxhash.xxh32_intdigest(name.encode("utf-8")) or 1) if name else 0
 
 
-def _short_set(match: MatchText, params: SketchParams) -> U32:
+def _short_sets(titles: Sequence[str], th: U64, lengths: I64, picked: I64, params: SketchParams) -> list[U32]:
+    """The exact tagged shingle sets of the ``picked`` texts of a batch (body token hashes ``th``, runs ``lengths``)."""
     k = params.short_shingle_size
-    lead = match.body[: params.lead_words]
+    starts = (np.cumsum(lengths) - lengths)[picked]
+    lead = np.minimum(lengths[picked], params.lead_words)
+    opening = np.minimum(lead, params.short_opening_words)
     # Title and lead are shingled separately (no shingle spans the boundary)
     # and tagged, so the lead can also be compared alone: copies are often
     # retitled. The opening's shingles are the lead's first ones again, under
     # their own tag.
-    title = (shingle_hashes(match.title, k) >> _TAG_SHIFT) | TAG_TITLE
-    body = shingle_hashes(lead, k) >> _TAG_SHIFT
-    opening = (shingle_hashes(lead[: params.short_opening_words], k) >> _TAG_SHIFT) | TAG_OPENING
-    return _unique(np.concatenate([title, body, opening]))
+    heads = [title_tokens(title) for title in titles]
+    head_lengths = np.fromiter(map(len, heads), np.int64, len(heads))
+    runs = [
+        (_shingle_runs(_token_hashes(list(chain.from_iterable(heads))), head_lengths, k), TAG_TITLE),
+        (_shingle_runs(th[_ranges(starts, lead)], lead, k), np.uint32(0)),
+        (_shingle_runs(th[_ranges(starts, opening)], opening, k), TAG_OPENING),
+    ]
+    # Each text's distinct values, sorted: one sort of (text, value) pairs for all of them.
+    text = np.arange(len(picked), dtype=np.uint64)
+    pairs = np.concatenate(
+        [(np.repeat(text, counts) << np.uint64(32)) | ((values >> _TAG_SHIFT) | tag) for (values, counts), tag in runs]
+    )
+    distinct = _unique(pairs)
+    sizes = np.bincount((distinct >> np.uint64(32)).astype(np.int64), minlength=len(picked))
+    return [part.copy() for part in np.split(distinct.astype(np.uint32), np.cumsum(sizes)[:-1])]
 
 
 def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
@@ -392,40 +435,48 @@ class SketchBatch:
 
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
     """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
-    sets: list[U32] = []
-    leads: list[U32] = []
-    openings: list[U32] = []
-    shorts: list[U32 | None] = []
+    bodies = [body_tokens(text) for _, text in items]
+    lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
+    th = _token_hashes(list(chain.from_iterable(bodies)))
+    del bodies  # only the hashes are needed from here on, not the token strings
+    in_order, counts = _shingle_runs(th, lengths, params.shingle_size)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    sizes = np.fromiter((len(_unique(in_order[lo:hi])) for lo, hi in zip(starts.tolist(), ends.tolist())), np.uint32, len(counts))
+    values = _minhash(in_order, counts, params.num_perm, params.seed)
+    # A repeated shingle changes no minimum, and is rare this close to the
+    # start: the lead and the opening are taken as they come. The opening is
+    # the start of the lead, and no longer than it.
     lead_shingles = max(1, params.lead_words - params.shingle_size + 1)
-    # The opening is the start of the lead, and no longer than it.
     opening_shingles = min(lead_shingles, max(1, params.opening_words - params.shingle_size + 1))
-    for title, text in items:
-        # One document at a time: only its shingle hashes outlive the loop,
-        # not the thousands of token strings normalisation makes.
-        match = normalize(title, text)
-        in_order = shingles_in_order(match.body, params.shingle_size)
-        sets.append(_unique(in_order))
-        # A repeated shingle changes no minimum, and is rare this close to the
-        # start: the lead and the opening are taken as they come.
-        leads.append(in_order[:lead_shingles])
-        openings.append(in_order[:opening_shingles])
-        shorts.append(_short_set(match, params) if len(match.body) < params.short_words else None)
-    values = minhash_many(sets, params)
+    lead_counts = np.minimum(counts, lead_shingles)
+    opening_counts = np.minimum(counts, opening_shingles)
+    both = _minhash(
+        in_order[np.concatenate([_ranges(starts, lead_counts), _ranges(starts, opening_counts)])],
+        np.concatenate([lead_counts, opening_counts]),
+        params.lead_perm,
+        params.seed,
+    )
     # The opening is part of the lead: the lead's minimum comes from the opening
     # exactly when the opening's minimum (same permutation) equals it.
-    both = _minhash(leads + openings, params.lead_perm, params.seed)
-    lead_min, opening_min = both[: len(leads)], both[len(leads) :]
+    lead_min, opening_min = both[: len(counts)], both[len(counts) :]
     lead_values = ((lead_min & _LOW7) | np.where(lead_min == opening_min, OPENING_BIT, 0)).astype(np.uint8)
-    n = len(sets)
+    short = lengths < params.short_words
+    short_sets: list[U32 | None] = [None] * len(items)
+    if short.any():
+        picked = np.flatnonzero(short)
+        sets = _short_sets([items[i][0] for i in picked.tolist()], th, lengths, picked, params)
+        for i, short_set in zip(picked.tolist(), sets):
+            short_sets[i] = short_set
     return SketchBatch(
         hashvalues=values,
-        size=np.fromiter(map(len, sets), np.uint32, n),
-        short=np.fromiter((s is not None for s in shorts), bool, n),
-        short_sets=shorts,
-        outlet=np.zeros(n, dtype=np.uint32),
+        size=sizes,
+        short=short,
+        short_sets=short_sets,
+        outlet=np.zeros(len(items), dtype=np.uint32),
         lead=lead_values,
-        lead_size=np.fromiter(map(len, leads), np.uint32, n),
-        opening_size=np.fromiter(map(len, openings), np.uint32, n),
+        lead_size=lead_counts.astype(np.uint32),
+        opening_size=opening_counts.astype(np.uint32),
     )
 
 
