@@ -205,24 +205,25 @@ def _fmix64(values: U64) -> U64:
     return h
 
 
-# Token -> its hash as a signed 64-bit int (numpy converts those fastest).
-_token_cache: dict[str, int] = {}
+class _TokenHashes(dict[str, int]):
+    """Token -> its hash as a signed 64-bit int (numpy converts those fastest), computed on first use."""
+
+    def __missing__(self, word: str) -> int:
+        # The canonical form is hashed, so "said" and "says" are one token.
+        value = int.from_bytes(xxhash.xxh3_64_digest(canonical(word).encode("utf-8")), "big", signed=True)
+        self[word] = value
+        return value
+
+
+_token_cache = _TokenHashes()
 
 
 def _token_hashes(words: Sequence[str]) -> U64:
-    cache = _token_cache
-    # The lookups run at C speed (map over the dict's __getitem__); only a
-    # text with words not seen before takes the slow path, once per new word.
-    try:
-        return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
-    except KeyError:
-        pass
-    if len(cache) > _TOKEN_CACHE_MAX:
-        cache.clear()
-    for word in set(words).difference(cache):
-        # The canonical form is hashed, so "said" and "says" are one token.
-        cache[word] = int.from_bytes(xxhash.xxh3_64_digest(canonical(word).encode("utf-8")), "big", signed=True)
-    return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
+    if len(_token_cache) > _TOKEN_CACHE_MAX:
+        _token_cache.clear()
+    # The lookups run at C speed (map over the dict's __getitem__); a word not
+    # seen before costs one call of __missing__.
+    return np.fromiter(map(_token_cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
 
 
 def _unique(values: _Int) -> _Int:
@@ -262,7 +263,7 @@ def _shingle_runs(th: U64, lengths: I64, k: int) -> tuple[U32, I64]:
         done = lengths == j
         partial[done] = acc[starts[done]]
         # Order-sensitive combination: rotate-free multiply-add, wrapping mod 2**64.
-        head = acc[: n - j]
+        head = acc[: max(0, n - j)]
         head *= _COMBINE
         head += th[j:]
     combined = acc[_ranges(starts, counts)]
@@ -297,6 +298,9 @@ def _minhash(values: U32, counts: I64, num_perm: int, seed: int) -> npt.NDArray[
     ends = np.cumsum(counts)
     members = np.flatnonzero(counts)
     rows_per_chunk = max(1, _CHUNK_CELLS // num_perm)
+    # One buffer for every chunk: a fresh array per chunk would be mapped and
+    # faulted in anew each time.
+    buffer = np.empty(num_perm * min(len(values), rows_per_chunk), dtype=np.uint32)
     first = 0
     while first < len(members):
         # Take texts until the chunk holds about rows_per_chunk shingles (at least one text).
@@ -306,7 +310,9 @@ def _minhash(values: U32, counts: I64, num_perm: int, seed: int) -> npt.NDArray[
         hi = int(ends[group[-1]])
         # Permutations along the rows and shingles along the columns, so the
         # per-text minimum reduces contiguous memory.
-        phv = np.multiply(a[:, None], hv[None, lo:hi])
+        cells = num_perm * (hi - lo)
+        phv = (buffer[:cells] if cells <= len(buffer) else np.empty(cells, dtype=np.uint32)).reshape(num_perm, hi - lo)
+        np.multiply(a[:, None], hv[None, lo:hi], out=phv)
         phv += b[:, None]
         out[group] = np.minimum.reduceat(phv, ends[group] - counts[group] - lo, axis=1).T
         first = last
