@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -91,7 +90,8 @@ _CREDIT_WORDS = (
 )
 _MAYBE_CREDIT = re.compile(r"\b(?:" + "|".join(map(re.escape, _CREDIT_WORDS)) + r")\b")
 _CREDIT_SET = frozenset(_CREDIT_WORDS)
-_CREDIT_LOWER = frozenset(word.lower() for word in _CREDIT_WORDS)
+_CAPITALISED = re.compile(r"[A-Z]\w*")
+_OTHER_CREDITS = tuple(name for name in _CREDIT_WORDS if not _CAPITALISED.fullmatch(name))
 
 # Whole lines that are never part of the story itself.
 _DROP_LINE = re.compile(
@@ -169,8 +169,6 @@ _FOOTER_MARKERS = ("\u00a9", "copyright", "all rights reserved", "may not be pub
 
 _WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"\w", chr(c))})
-# The same, lower-casing too: the tokens of ASCII text in one pass.
-_ASCII_TOKEN = str.maketrans({chr(c): " " if not re.match(r"\w", chr(c)) else chr(c).lower() for c in range(128)})
 # Scripts without spaces between words: Han and Kana (with the iteration and
 # prolonged-sound marks), then Thai, Lao, Myanmar and Khmer, whose vowel signs
 # \w does not match.
@@ -245,7 +243,8 @@ def is_boilerplate_line(line: str) -> bool:
     if words > _BOILERPLATE_MAX_WORDS:
         return False
     lowered = stripped.casefold()
-    if any(marker in lowered for marker in _FOOTER_MARKERS):
+    # map over a bound method: no Python frame per marker, as a generator would make.
+    if any(map(lowered.__contains__, _FOOTER_MARKERS)):
         return True
     if _DROP_LINE.match(stripped):
         return True
@@ -255,7 +254,7 @@ def is_boilerplate_line(line: str) -> bool:
         return False
     if _CAPTION_TAIL.search(stripped[-80:]):
         return True
-    return bool(_DROP_LINE_INTL.match(stripped)) or any(marker in lowered for marker in _FOOTER_MARKERS_INTL)
+    return bool(_DROP_LINE_INTL.match(stripped)) or any(map(lowered.__contains__, _FOOTER_MARKERS_INTL))
 
 
 def strip_dateline(line: str) -> str:
@@ -273,52 +272,44 @@ def strip_dateline(line: str) -> str:
 
 def story_lines(text: str) -> list[str]:
     """The story's own paragraphs: folded, without credits, captions, teasers or datelines."""
-    return [line for line, _ in _story_lines(fold(text))]
-
-
-def _story_lines(folded: str) -> Iterator[tuple[str, list[str] | None]]:
-    """``story_lines`` of a folded text, each with its tokens when they were made on the way (ASCII text)."""
+    folded = fold(text)
     # The credit pattern tries every name at every word, so it is searched
-    # only on lines that hold one of the names as a word (it matches nowhere
-    # else), or that lost a dateline. In ASCII text each line's tokens tell
-    # (they are the line's words, lower-cased, and the body's tokens are
-    # theirs); otherwise a set of the text's words does.
-    ascii_text = folded.isascii()
-    names = frozenset() if ascii_text else _CREDIT_SET.intersection(_WORD.findall(folded))
+    # only on lines that contain one of the names the text holds as a word (it
+    # matches nowhere else), or that lost a dateline.
+    names = _credit_names(folded)
+    lines: list[str] = []
     for raw in folded.splitlines():
         line = raw.strip()
-        if is_boilerplate_line(line):
+        if not line or is_boilerplate_line(line):
             continue
-        words = line.translate(_ASCII_TOKEN).split() if ascii_text else None
-        changed = False
+        dated = False
         if "(" in line[:100] or "-" in line[:100] or not line[:1].isascii():
             undated = strip_dateline(line)
-            changed, line = undated != line, undated
-        if (
-            changed
-            or "A.P" in line
-            or (not _CREDIT_LOWER.isdisjoint(words) if words is not None else any(n in line for n in names))
-        ) and _MAYBE_CREDIT.search(line):
-            line, changed = _INLINE_CREDIT.sub(" ", line).strip(), True
+            dated, line = undated != line, undated
+        if (dated or any(map(line.__contains__, names))) and _MAYBE_CREDIT.search(line):
+            line = _INLINE_CREDIT.sub(" ", line).strip()
         if "(" in line:
-            uncredited = _INLINE_CREDIT_INTL.sub(" ", line).strip()
-            changed, line = changed or uncredited != line, uncredited
+            line = _INLINE_CREDIT_INTL.sub(" ", line).strip()
         if line:
-            yield line, None if changed else words
+            lines.append(line)
+    return lines
 
 
-def body_tokens(text: str) -> list[str]:
-    """The tokens of the story's own paragraphs: ``tokens(" ".join(story_lines(text)))``."""
-    folded = fold(text)
-    kept = list(_story_lines(folded))
-    joined = " ".join(line for line, _ in kept)
-    if folded.isascii() and "per cent" not in joined.casefold():
-        # ASCII: the tokens of the lines are the tokens of the whole.
-        out: list[str] = []
-        for line, words in kept:
-            out += words if words is not None else line.translate(_ASCII_TOKEN).split()
-        return out
-    return tokens(joined)
+def _credit_names(folded: str) -> frozenset[str]:
+    """The agency names a text may hold as words: all those it holds, and maybe a few more."""
+    # Each name is a word beginning with a capital, which the pattern finds
+    # whole (whatever precedes it), or one of the few others, looked up as a
+    # substring: a C-speed scan either way, where a set of all the text's
+    # words would make a string per word.
+    return _CREDIT_SET.intersection(_CAPITALISED.findall(folded)).union(filter(folded.__contains__, _OTHER_CREDITS))
+
+
+def body_text(text: str) -> str:
+    """The story's own paragraphs as ``tokens`` splits them: ``tokens(body_text(text))`` are the body's tokens.
+
+    Where this text is ASCII, its tokens are its runs of ``\\w`` characters.
+    """
+    return _prepared(" ".join(story_lines(text)))
 
 
 def canonical(word: str) -> str:
@@ -326,12 +317,21 @@ def canonical(word: str) -> str:
     return _CANONICAL.get(word, word)
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-case word tokens, character n-grams in scripts without spaces; pass them through ``canonical``."""
+def _prepared(text: str) -> str:
     text = text.casefold()
     if "per cent" in text:
         # "per cent" and "percent" are house style, not content.
         text = _PER_CENT.sub("percent", text)
+    return text
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens, character n-grams in scripts without spaces; pass them through ``canonical``."""
+    return words(_prepared(text))
+
+
+def words(text: str) -> list[str]:
+    """The tokens of a text ``body_text`` returned (lower-cased, "per cent" joined)."""
     # isascii() is free for an ASCII string (CPython flags them), and most
     # English text is ASCII once folded.
     if text.isascii():
@@ -357,7 +357,7 @@ def normalize(title: str, text: str) -> MatchText:
     Paragraph breaks disappear here (the body is one token stream), so an
     outlet that re-wraps paragraphs produces the same tokens.
     """
-    return MatchText(title=tuple(title_tokens(title)), body=tuple(body_tokens(text)))
+    return MatchText(title=tuple(title_tokens(title)), body=tuple(tokens(body_text(text))))
 
 
 def title_tokens(title: str) -> list[str]:

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from pipeline.clustering.normalize import body_tokens, canonical, title_tokens
+from pipeline.clustering.normalize import body_text, canonical, title_tokens, words
 from pipeline.pool import WorkerPool
 
 
@@ -441,7 +441,7 @@ class SketchBatch:
 
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
     """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
-    bodies = [body_tokens(text) for _, text in items]
+    bodies = [words(body_text(text)) for _, text in items]
     lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
     th = _token_hashes(list(chain.from_iterable(bodies)))
     del bodies  # only the hashes are needed from here on, not the token strings
