@@ -90,8 +90,12 @@ _CREDIT_WORDS = (
 )
 _MAYBE_CREDIT = re.compile(r"\b(?:" + "|".join(map(re.escape, _CREDIT_WORDS)) + r")\b")
 _CREDIT_SET = frozenset(_CREDIT_WORDS)
-_CAPITALISED = re.compile(r"[A-Z]\w*")
-_OTHER_CREDITS = tuple(name for name in _CREDIT_WORDS if not _CAPITALISED.fullmatch(name))
+# The names that begin with a capital, found anywhere (not only as words: a
+# superset is enough), and the others, looked up as substrings: C-speed scans.
+_CAPITAL_CREDITS = re.compile(
+    "|".join(sorted((re.escape(name) for name in _CREDIT_WORDS if name[0].isupper()), key=len, reverse=True))
+)
+_OTHER_CREDITS = tuple(name for name in _CREDIT_WORDS if not name[0].isupper())
 
 # Whole lines that are never part of the story itself.
 _DROP_LINE = re.compile(
@@ -295,13 +299,15 @@ def story_lines(text: str) -> list[str]:
     return lines
 
 
-def _credit_names(folded: str) -> frozenset[str]:
-    """The agency names a text may hold as words: all those it holds, and maybe a few more."""
-    # Each name is a word beginning with a capital, which the pattern finds
-    # whole (whatever precedes it), or one of the few others, looked up as a
-    # substring: a C-speed scan either way, where a set of all the text's
-    # words would make a string per word.
-    return _CREDIT_SET.intersection(_CAPITALISED.findall(folded)).union(filter(folded.__contains__, _OTHER_CREDITS))
+def _credit_names(folded: str) -> set[str]:
+    """The agency names a text may hold as words: all those it holds, and maybe a few more.
+
+    A name held as a word is found where it stands unless the match of "A.P"
+    just before took its first letter, and then "A.P" is found on the same line.
+    """
+    names = set(_CAPITAL_CREDITS.findall(folded))
+    names.update(filter(folded.__contains__, _OTHER_CREDITS))
+    return names
 
 
 def body_text(text: str) -> str:
