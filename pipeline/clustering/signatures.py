@@ -448,7 +448,8 @@ def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> Sket
     in_order, counts = _shingle_runs(th, lengths, params.shingle_size)
     ends = np.cumsum(counts)
     starts = ends - counts
-    sizes = np.fromiter((len(_unique(in_order[lo:hi])) for lo, hi in zip(starts.tolist(), ends.tolist())), np.uint32, len(counts))
+    bounds = zip(starts.tolist(), ends.tolist())
+    sizes = np.fromiter((len(_unique(in_order[lo:hi])) for lo, hi in bounds), np.uint32, len(counts))
     values = _minhash(in_order, counts, params.num_perm, params.seed)
     # A repeated shingle changes no minimum, and is rare this close to the
     # start: the lead and the opening are taken as they come. The opening is
