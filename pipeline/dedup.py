@@ -31,6 +31,7 @@ from pipeline.pool import WorkerPool
 from pipeline.progress import ProgressBar
 from pipeline.settings import ClusteringSettings
 
+_quoted = json.encoder.encode_basestring_ascii
 _CHUNK = 1000  # articles per chunk: parsed and signed (by a worker, if any), then clustered
 
 
@@ -104,8 +105,9 @@ def dedup_jsonl(
         cluster_id = engine.cluster_of(doc_id)
         assert cluster_id is not None  # every document read was clustered
         clusters.add(cluster_id)
-        # What json.dumps({"id": .., "cluster_id": ..}) writes, without a dict per line.
-        out.write(f'{{"id": {json.dumps(doc_id)}, "cluster_id": {json.dumps(cluster_id)}}}\n')
+        # What json.dumps({"id": .., "cluster_id": ..}) writes, without a dict per line
+        # (json.dumps of a str is this function, behind the encoder's set-up).
+        out.write(f'{{"id": {_quoted(doc_id)}, "cluster_id": {_quoted(cluster_id)}}}\n')
     return len(order), len(clusters)
 
 
