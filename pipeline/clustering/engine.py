@@ -55,13 +55,15 @@ import numpy.typing as npt
 
 from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
+    HASH_BITS,
     OPENING_BIT,
+    TAG_OPENING,
+    TAG_TITLE,
     Sketch,
     SketchBatch,
     SketchParams,
     sketch_chunks,
     sketch_texts,
-    split_short_set,
 )
 from pipeline.models import Article, Assignment, Membership, Signature
 from pipeline.pool import WorkerPool
@@ -70,6 +72,7 @@ from pipeline.settings import ClusteringSettings
 logger = logging.getLogger(__name__)
 
 I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
 F64 = npt.NDArray[np.float64]
 _A = TypeVar("_A", bound=npt.NDArray[Any])
 
@@ -78,6 +81,7 @@ _PIPELINE_CHUNK = 1000  # articles per sub-batch: signed (by the pool, if any), 
 _GROW = 1.125  # growth factor of the per-article arrays: small, because slack is memory per article
 _B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
 _B7_COLLIDE = 1.0 / 128.0  # ... in their low 7 bits (lead values)
+_HASH_BITS = np.uint64(HASH_BITS)
 _NO_WINDOW = np.iinfo(np.int64).max  # the window of a one-shot batch, in microseconds: none
 _INT_BYTES = 32  # an int object above 256 as allocated (28 bytes, in 16-byte blocks)
 _ARRAY_BYTES = sys.getsizeof(np.empty(0, dtype=np.uint32))  # a numpy array's own object
@@ -494,26 +498,9 @@ class ClusterEngine:
         # Containment alone also needs one text's opening in the other's lead.
         on_containment = np.nonzero(contained & ~accept)[0]
         accept[on_containment] = self._opening_in_lead(q[on_containment], c[on_containment])
-        for i, a, b in exact:
-            # Both short: exact Jaccard and containment over title + lead,
-            # and over the lead alone (retitled copies); either may match.
-            lead_a, both_a, opening_a = split_short_set(a)
-            lead_b, both_b, opening_b = split_short_set(b)
-            scores: list[tuple[float, float]] = []
-            for x, y in ((both_a, both_b), (lead_a, lead_b)):
-                common = _common(x, y)
-                union = len(x) + len(y) - common
-                scores.append((common / union if union else 0.0, common / max(1, min(len(x), len(y)))))
-            passing = [sc for sc in scores if sc[0] >= s.short_jaccard and sc[1] >= s.short_containment]
-            # Each opening must be (mostly) in the other's lead; a text without
-            # body words, or from an older signature, has no opening to check.
-            accept[i] = bool(passing) and (
-                len(opening_a) == 0
-                or len(opening_b) == 0
-                or min(_common(opening_a, lead_b) / len(opening_a), _common(opening_b, lead_a) / len(opening_b))
-                >= s.short_opening
-            )
-            jac[i], con[i] = max(passing or scores)
+        if exact:
+            rows = np.asarray([i for i, _, _ in exact], dtype=np.int64)
+            accept[rows], jac[rows], con[rows] = _short_pairs([a for _, a, _ in exact], [b for _, _, b in exact], s)
         return accept, jac, con
 
     def _opening_in_lead(self, q: I64, c: I64) -> npt.NDArray[np.bool_]:
@@ -638,12 +625,65 @@ def _overlap(jac: F64, na: F64, nb: F64) -> tuple[F64, F64]:
     return inter, np.minimum(1.0, inter / np.maximum(1.0, np.minimum(na, nb)))
 
 
-def _common(x: npt.NDArray[np.uint32], y: npt.NDArray[np.uint32]) -> int:
-    """How many values two sorted arrays of distinct values share."""
-    if len(x) == 0 or len(y) == 0:
-        return 0
-    at = np.minimum(np.searchsorted(y, x), len(y) - 1)
-    return int(np.count_nonzero(y[at] == x))
+def _short_pairs(
+    a: Sequence[npt.NDArray[np.uint32]], b: Sequence[npt.NDArray[np.uint32]], s: ClusteringSettings
+) -> tuple[npt.NDArray[np.bool_], F64, F64]:
+    """Decide pairs of short texts on their exact tagged shingle sets: (accepted, jaccard, containment).
+
+    Each pair is compared over title + lead and over the lead alone (retitled
+    copies); either may match, and the better passing score is given. Each
+    opening must also be (mostly) in the other's lead; a text without body
+    words, or from an older signature, has no opening to check. All pairs of
+    a batch at once: a few numpy calls, not a few per pair.
+    """
+    n = len(a)
+    a_pair, a_values = _by_pair(a)
+    b_pair, b_values = _by_pair(b)
+
+    def part(pair: U64, values: U64, keep: npt.NDArray[np.bool_]) -> tuple[U64, I64]:
+        # Each pair's values of one part of its set as (pair, value) keys, sorted; and their count.
+        keys: U64 = (pair[keep] << np.uint64(32)) | (values[keep] & _HASH_BITS)
+        return keys, np.bincount(pair[keep].astype(np.int64), minlength=n)
+
+    a_both, a_both_n = part(a_pair, a_values, a_values < TAG_OPENING)
+    b_both, b_both_n = part(b_pair, b_values, b_values < TAG_OPENING)
+    a_lead, a_lead_n = part(a_pair, a_values, a_values < TAG_TITLE)
+    b_lead, b_lead_n = part(b_pair, b_values, b_values < TAG_TITLE)
+    a_opening, a_opening_n = part(a_pair, a_values, a_values >= TAG_OPENING)
+    b_opening, b_opening_n = part(b_pair, b_values, b_values >= TAG_OPENING)
+
+    def scores(x: U64, nx: I64, y: U64, ny: I64) -> tuple[F64, F64]:
+        common = _common_by_pair(x, y, n)
+        union = nx + ny - common
+        jaccard: F64 = np.divide(common, union, out=np.zeros(n), where=union > 0)
+        return jaccard, common / np.maximum(1, np.minimum(nx, ny))
+
+    jac_both, con_both = scores(a_both, a_both_n, b_both, b_both_n)
+    jac_lead, con_lead = scores(a_lead, a_lead_n, b_lead, b_lead_n)
+    pass_both = (jac_both >= s.short_jaccard) & (con_both >= s.short_containment)
+    pass_lead = (jac_lead >= s.short_jaccard) & (con_lead >= s.short_containment)
+    a_in_b = _common_by_pair(a_opening, b_lead, n) / np.maximum(1, a_opening_n)
+    b_in_a = _common_by_pair(b_opening, a_lead, n) / np.maximum(1, b_opening_n)
+    openings = (a_opening_n == 0) | (b_opening_n == 0) | (np.minimum(a_in_b, b_in_a) >= s.short_opening)
+    better_lead = (jac_lead > jac_both) | ((jac_lead == jac_both) & (con_lead > con_both))
+    lead = np.where(pass_both == pass_lead, better_lead, pass_lead)
+    return (pass_both | pass_lead) & openings, np.where(lead, jac_lead, jac_both), np.where(lead, con_lead, con_both)
+
+
+def _by_pair(sets: Sequence[npt.NDArray[np.uint32]]) -> tuple[U64, U64]:
+    """The values of several sorted sets laid end to end, with the index of the set each came from."""
+    sizes = np.fromiter(map(len, sets), np.int64, len(sets))
+    pair = np.repeat(np.arange(len(sets), dtype=np.uint64), sizes)
+    return pair, np.concatenate([np.empty(0, np.uint32), *sets]).astype(np.uint64)
+
+
+def _common_by_pair(x: U64, y: U64, n: int) -> I64:
+    """For each pair, how many keys two sorted arrays of (pair, value) keys share (distinct within each)."""
+    # Two sorted runs: numpy's stable sort (timsort) merges them in one linear pass.
+    keys = np.sort(np.concatenate([x, y]), kind="stable")
+    same = keys[1:][keys[1:] == keys[:-1]]
+    counts: I64 = np.bincount((same >> np.uint64(32)).astype(np.int64), minlength=n)
+    return counts
 
 
 def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:
