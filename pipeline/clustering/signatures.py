@@ -218,12 +218,15 @@ class _TokenHashes(dict[str, int]):
 _token_cache = _TokenHashes()
 
 
-def _token_hashes(words: Sequence[str]) -> U64:
+def _token_hashes(runs: Sequence[Sequence[str]]) -> tuple[U64, I64]:
+    """The hashes of the tokens of several runs laid end to end, and the runs' lengths."""
     if len(_token_cache) > _TOKEN_CACHE_MAX:
         _token_cache.clear()
+    lengths = np.fromiter(map(len, runs), np.int64, len(runs))
     # The lookups run at C speed (map over the dict's __getitem__); a word not
     # seen before costs one call of __missing__.
-    return np.fromiter(map(_token_cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
+    hashes = np.fromiter(map(_token_cache.__getitem__, chain.from_iterable(runs)), np.int64, int(lengths.sum()))
+    return hashes.view(np.uint64), lengths
 
 
 def _unique(values: _Int) -> _Int:
@@ -274,7 +277,7 @@ def _shingle_runs(th: U64, lengths: I64, k: int) -> tuple[U32, I64]:
 
 def shingles_in_order(words: Sequence[str], k: int) -> U32:
     """32-bit hashes of the word k-grams in text order, repeats kept (one shingle for texts shorter than k)."""
-    return _shingle_runs(_token_hashes(words), np.array([len(words)]), k)[0]
+    return _shingle_runs(*_token_hashes([words]), k)[0]
 
 
 def shingle_hashes(words: Sequence[str], k: int) -> U32:
@@ -335,10 +338,8 @@ def _short_sets(titles: Sequence[str], th: U64, lengths: I64, picked: I64, param
     # and tagged, so the lead can also be compared alone: copies are often
     # retitled. The opening's shingles are the lead's first ones again, under
     # their own tag.
-    heads = [title_tokens(title) for title in titles]
-    head_lengths = np.fromiter(map(len, heads), np.int64, len(heads))
     runs = [
-        (_shingle_runs(_token_hashes(list(chain.from_iterable(heads))), head_lengths, k), TAG_TITLE),
+        (_shingle_runs(*_token_hashes([title_tokens(title) for title in titles]), k), TAG_TITLE),
         (_shingle_runs(th[_ranges(starts, lead)], lead, k), np.uint32(0)),
         (_shingle_runs(th[_ranges(starts, opening)], opening, k), TAG_OPENING),
     ]
@@ -441,10 +442,8 @@ class SketchBatch:
 
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
     """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
-    bodies = [words(body_text(text)) for _, text in items]
-    lengths = np.fromiter(map(len, bodies), np.int64, len(bodies))
-    th = _token_hashes(list(chain.from_iterable(bodies)))
-    del bodies  # only the hashes are needed from here on, not the token strings
+    # Only the hashes are kept, not the token strings.
+    th, lengths = _token_hashes([words(body_text(text)) for _, text in items])
     in_order, counts = _shingle_runs(th, lengths, params.shingle_size)
     ends = np.cumsum(counts)
     starts = ends - counts
