@@ -18,8 +18,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from typing import TypeVar
 
-A = TypeVar("A")
-R = TypeVar("R")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class WorkerPool:
         """Start the workers now: a caller about to start threads gets forked workers, not spawned ones."""
         self.executor()
 
-    def imap(self, fn: Callable[[A], R], args: Iterable[A], ahead: int) -> Iterator[R]:
+    def imap(self, fn: Callable[[_A], _R], args: Iterable[_A], ahead: int) -> Iterator[_R]:
         """``fn(arg)`` for each of ``args``, in order, on the workers; in this process when there are none.
 
         Up to ``ahead`` calls are with the workers at once, so the caller can use
@@ -105,7 +105,7 @@ class WorkerPool:
             yield from map(fn, items)
             return
 
-        def submit(arg: A) -> tuple[A, Future[R] | None]:
+        def submit(arg: _A) -> tuple[_A, Future[_R] | None]:
             try:
                 return arg, executor.submit(fn, arg)
             except RuntimeError:  # BrokenProcessPool: computed here when its turn comes
