@@ -2,6 +2,12 @@
 
 Only what clustering needs is imported (no extraction, no fetching): the
 command's start-up is part of every run's time.
+
+The input is read as raw lines, ``_CHUNK`` articles at a time; each chunk is
+parsed and signed by a worker (or by this process without one), which sends
+back only ids, arrival times and signatures. This process reads bytes and
+clusters, so it keeps up with the workers: decoding the JSON and handing
+texts to the workers here would cost about as much as signing them.
 """
 
 from __future__ import annotations
@@ -9,58 +15,44 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from itertools import chain
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from pipeline.clustering import batch_engine
+from pipeline.clustering.engine import epoch_micros
+from pipeline.clustering.signatures import SketchBatch, SketchParams, sketch_texts
 from pipeline.dates import parse_moment
 from pipeline.errors import ConfigError
-from pipeline.models import Article, TextSource
 from pipeline.pool import WorkerPool
 from pipeline.progress import ProgressBar
 from pipeline.settings import ClusteringSettings
 
+_quoted = json.encoder.encode_basestring_ascii
+_CHUNK = 1000  # articles per chunk: parsed and signed (by a worker, if any), then clustered
 
-def read_dedup_input(path: Path, seen: dict[str, None]) -> Iterator[Article]:
-    """Parse `newsagg dedup` input lines into articles as they are read; a bad line is a ConfigError naming it.
 
-    Each id is recorded in ``seen``, in input order; an id already there is refused.
-    """
-    handle: TextIO
-    try:
-        handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    now = datetime.now(UTC)
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ConfigError(f"{where}: expected an object")
-            missing = [k for k in ("id", "title", "text") if not isinstance(record.get(k), str | int)]
-            if missing:
-                raise ConfigError(f"{where}: missing or non-string field(s): {', '.join(missing)}")
-            doc_id = str(record["id"])
-            if doc_id in seen:
-                raise ConfigError(f"{where}: duplicate id {doc_id!r}")
-            seen[doc_id] = None
-            yield Article(
-                id=doc_id,
-                url=str(record.get("url") or ""),
-                outlet=str(record.get("source") or ""),
-                title=str(record["title"]),
-                text=str(record["text"]),
-                published=_published(record.get("published"), where),
-                fetched_at=now,
-                text_source=TextSource.INPUT,
-            )
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """Consecutive input lines (blank ones included) holding ``articles`` articles; the first is line ``first``."""
+
+    first: int
+    data: bytes
+    articles: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """What a chunk of input lines comes back as: its articles' ids, line numbers, arrival times and sketches."""
+
+    ids: list[str]
+    lines: list[int]
+    at: list[int]  # arrival times, in microseconds since the epoch
+    sketches: SketchBatch
+    error: str | None  # the first bad line's message: the articles before it are signed, the rest not read
 
 
 def dedup_jsonl(
@@ -68,7 +60,8 @@ def dedup_jsonl(
 ) -> tuple[int, int]:
     """Cluster the documents of a JSONL file; writes ``{"id","cluster_id"}`` lines in input order.
 
-    ``pool``'s workers sign the documents (None: this process does).
+    ``pool``'s workers parse and sign the documents (None: this process does).
+    A bad line is a ConfigError naming it, as is an id seen before.
 
     The input is streamed: what stays in memory is the clustering index and
     the ids, not the texts. Output is written once the last line is read,
@@ -77,18 +70,111 @@ def dedup_jsonl(
     Returns:
         (documents, clusters).
     """
+    engine = batch_engine(settings)
+    # One clock for the run: a document without a date arrives when it is read.
+    sign = partial(_sign_lines, where=str(path), now=datetime.now(UTC), params=engine.params)
     order: dict[str, None] = {}
-    engine = batch_engine(settings, pool)
-    articles = read_dedup_input(path, order)
-    engine.add_stream(ProgressBar(articles, desc="clustering", unit=" docs", disable=not progress, leave=False))
+    with _open(path) as handle, ProgressBar(
+        desc="clustering", unit=" docs", disable=not progress, leave=False
+    ) as bar:
+        chunks = _line_chunks(handle)
+        # Small inputs are signed here: starting the workers would cost more.
+        first: list[_Lines] = []
+        read = 0
+        for lines in chunks:
+            first.append(lines)
+            read += lines.articles
+            if read >= settings.pool_min_batch:
+                break
+        signing = chain(first, chunks)
+        if pool is None or read < settings.pool_min_batch:
+            signed: Iterator[_Signed] = map(sign, signing)
+        else:
+            signed = pool.imap(sign, signing, ahead=2 * pool.workers)
+        for chunk in signed:
+            for doc_id, number in zip(chunk.ids, chunk.lines):
+                if doc_id in order:
+                    raise ConfigError(f"{path}:{number}: duplicate id {doc_id!r}")
+                order[doc_id] = None
+            if chunk.error is not None:
+                raise ConfigError(chunk.error)
+            engine.add_signed(chunk.ids, chunk.at, chunk.sketches)
+            bar.update(len(chunk.ids))
     clusters: set[str] = set()
     for doc_id in order:
         cluster_id = engine.cluster_of(doc_id)
         assert cluster_id is not None  # every document read was clustered
         clusters.add(cluster_id)
-        # What json.dumps({"id": .., "cluster_id": ..}) writes, without a dict per line.
-        out.write(f'{{"id": {json.dumps(doc_id)}, "cluster_id": {json.dumps(cluster_id)}}}\n')
+        # What json.dumps({"id": .., "cluster_id": ..}) writes, without a dict per line
+        # (json.dumps of a str is this function, behind the encoder's set-up).
+        out.write(f'{{"id": {_quoted(doc_id)}, "cluster_id": {_quoted(cluster_id)}}}\n')
     return len(order), len(clusters)
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return sys.stdin.buffer if str(path) == "-" else path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _line_chunks(handle: BinaryIO) -> Iterator[_Lines]:
+    """The input's lines in chunks of ``_CHUNK`` articles (non-blank lines), as they are read."""
+    first, lines, articles = 1, list[bytes](), 0
+    for line in handle:
+        lines.append(line)
+        if not line.isspace():
+            articles += 1
+            if articles == _CHUNK:
+                yield _Lines(first, b"".join(lines), articles)
+                first, lines, articles = first + len(lines), [], 0
+    if lines:
+        yield _Lines(first, b"".join(lines), articles)
+
+
+def _sign_lines(lines: _Lines, *, where: str, now: datetime, params: SketchParams) -> _Signed:
+    """Parse a chunk of input lines and sign its articles (in a worker, or here)."""
+    ids: list[str] = []
+    numbers: list[int] = []
+    at: list[int] = []
+    outlets: list[str] = []
+    texts: list[tuple[str, str]] = []
+    error: str | None = None
+    seen: set[str] = set()
+    try:
+        for number, line in enumerate(lines.data.splitlines(), lines.first):
+            if not line or line.isspace():
+                continue
+            place = f"{where}:{number}"
+            record = _record(line, place)
+            doc_id = str(record["id"])
+            if doc_id in seen:  # within the chunk; the caller checks across chunks
+                raise ConfigError(f"{place}: duplicate id {doc_id!r}")
+            seen.add(doc_id)
+            published = _published(record.get("published"), place)
+            ids.append(doc_id)
+            numbers.append(number)
+            at.append(epoch_micros(published or now))
+            outlets.append(str(record.get("source") or ""))
+            texts.append((str(record["title"]), str(record["text"])))
+    except ConfigError as exc:
+        error = str(exc)
+    return _Signed(ids, numbers, at, sketch_texts(texts, params).with_outlets(outlets), error)
+
+
+def _record(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where}: expected an object")
+    missing = [k for k in ("id", "title", "text") if not isinstance(record.get(k), str | int)]
+    if missing:
+        raise ConfigError(f"{where}: missing or non-string field(s): {', '.join(missing)}")
+    return record
 
 
 def _published(value: Any, where: str) -> datetime | None:

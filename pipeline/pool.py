@@ -12,7 +12,14 @@ import logging
 import multiprocessing
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
+from typing import TypeVar
+
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,45 @@ class WorkerPool:
     def start(self) -> None:
         """Start the workers now: a caller about to start threads gets forked workers, not spawned ones."""
         self.executor()
+
+    def imap(self, fn: Callable[[_A], _R], args: Iterable[_A], ahead: int) -> Iterator[_R]:
+        """``fn(arg)`` for each of ``args``, in order, on the workers; in this process when there are none.
+
+        Up to ``ahead`` calls are with the workers at once, so the caller can use
+        one result while the next ones are computed; ``args`` is read as the
+        workers take them, so a stream is never held whole. ``fn`` must be a pure
+        function: a call whose worker died is made again here.
+        """
+        items = iter(args)
+        executor = self.executor()
+        if executor is None:
+            yield from map(fn, items)
+            return
+
+        def submit(arg: _A) -> tuple[_A, Future[_R] | None]:
+            try:
+                return arg, executor.submit(fn, arg)
+            except RuntimeError:  # BrokenProcessPool: computed here when its turn comes
+                return arg, None
+
+        pending = deque(submit(arg) for arg in islice(items, max(1, ahead)))
+        try:
+            while pending:
+                arg, future = pending.popleft()
+                try:
+                    if future is None:
+                        raise RuntimeError("the pool is broken")
+                    done = future.result()
+                except RuntimeError:  # BrokenProcessPool: a worker died
+                    log.warning("a worker died; its work is done in this process")
+                    self.discard(executor)
+                    done = fn(arg)
+                pending.extend(submit(following) for following in islice(items, 1))
+                yield done
+        finally:
+            for _, later in pending:
+                if later is not None:
+                    later.cancel()
 
     def discard(self, executor: ProcessPoolExecutor) -> None:
         """Forget ``executor``, whose worker died; the next use starts a fresh pool."""

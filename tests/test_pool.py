@@ -119,3 +119,24 @@ def test_a_run_process_forks_its_workers() -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True, env=env)
     assert done.stdout.split() == ["fork"]
+
+
+def _square_or_die_once(arg: tuple[int, str]) -> int:
+    n, marker = arg
+    if n == 3 and os.getpid() != int(Path(marker).read_text()):
+        try:
+            os.close(os.open(marker + ".died", os.O_CREAT | os.O_EXCL))  # the first worker to get here, once
+        except FileExistsError:
+            return n * n
+        os._exit(1)  # what an out-of-memory kill looks like to the pool
+    return n * n
+
+
+@pytest.mark.usefixtures("forked")
+def test_imap_keeps_order_and_redoes_a_dead_workers_call_here(tmp_path: Path) -> None:
+    marker = tmp_path / "parent"
+    marker.write_text(str(os.getpid()))
+    with WorkerPool(2) as pool:
+        results = list(pool.imap(_square_or_die_once, [(n, str(marker)) for n in range(8)], ahead=4))
+    assert results == [n * n for n in range(8)]
+    assert (tmp_path / "parent.died").exists()

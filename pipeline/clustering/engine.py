@@ -44,11 +44,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain, islice
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -56,13 +53,15 @@ import numpy.typing as npt
 
 from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
+    HASH_BITS,
     OPENING_BIT,
+    TAG_OPENING,
+    TAG_TITLE,
     Sketch,
+    SketchBatch,
     SketchParams,
-    outlet_hash,
     sketch_chunks,
     sketch_texts,
-    split_short_set,
 )
 from pipeline.models import Article, Assignment, Membership, Signature
 from pipeline.pool import WorkerPool
@@ -71,6 +70,7 @@ from pipeline.settings import ClusteringSettings
 logger = logging.getLogger(__name__)
 
 I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
 F64 = npt.NDArray[np.float64]
 _A = TypeVar("_A", bound=npt.NDArray[Any])
 
@@ -79,12 +79,14 @@ _PIPELINE_CHUNK = 1000  # articles per sub-batch: signed (by the pool, if any), 
 _GROW = 1.125  # growth factor of the per-article arrays: small, because slack is memory per article
 _B_COLLIDE = 1.0 / 256.0  # chance that two different MinHash values agree in their low 8 bits
 _B7_COLLIDE = 1.0 / 128.0  # ... in their low 7 bits (lead values)
+_HASH_BITS = np.uint64(HASH_BITS)
 _NO_WINDOW = np.iinfo(np.int64).max  # the window of a one-shot batch, in microseconds: none
 _INT_BYTES = 32  # an int object above 256 as allocated (28 bytes, in 16-byte blocks)
 _ARRAY_BYTES = sys.getsizeof(np.empty(0, dtype=np.uint32))  # a numpy array's own object
 
 
-def _micros(at: datetime) -> int:
+def epoch_micros(at: datetime) -> int:
+    """A time as the engine keeps it: microseconds since the epoch."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # naive times are taken as UTC, as the store does
     return (at - _EPOCH) // timedelta(microseconds=1)
@@ -92,7 +94,7 @@ def _micros(at: datetime) -> int:
 
 def cluster_id_for(article_id: str, at: datetime) -> str:
     """The id of a cluster whose earliest member is this article: sortable arrival time, then its id."""
-    return f"{_micros(at):020d}-{article_id}"
+    return f"{epoch_micros(at):020d}-{article_id}"
 
 
 def arrival_time(article: Article) -> datetime:
@@ -187,28 +189,31 @@ class ClusterEngine:
         self._lead_size = grown(self._lead_size)
         self._opening_size = grown(self._opening_size)
 
-    def _append(self, article_id: str, at: int, sketch: Sketch) -> int:
-        row = self._n
-        self._n += 1
-        self._sig[row] = (sketch.hashvalues & np.uint32(0xFF)).astype(np.uint8)
-        self._size[row] = sketch.size
-        self._at[row] = at
-        self._short[row] = sketch.short
-        self._outlet[row] = sketch.outlet
-        self._alive[row] = True
-        self._cluster[row] = -1
-        if sketch.lead is not None and len(sketch.lead) == self.params.lead_perm:
-            self._lead[row] = sketch.lead
-            self._lead_size[row] = min(sketch.lead_size, 0xFFFF)
-            self._opening_size[row] = min(sketch.opening_size, 0xFFFF)
+    def _append(self, ids: Sequence[str], at: I64, batch: SketchBatch) -> I64:
+        """Add these articles' rows (``_grow`` first); returns the rows."""
+        base, m = self._n, len(ids)
+        rows = slice(base, base + m)
+        self._n += m
+        self._sig[rows] = batch.hashvalues.astype(np.uint8)  # the low 8 bits
+        self._size[rows] = batch.size
+        self._at[rows] = at
+        self._short[rows] = batch.short
+        self._outlet[rows] = batch.outlet
+        self._alive[rows] = True
+        self._cluster[rows] = -1
+        if batch.lead.shape[1] == self.params.lead_perm:
+            self._lead[rows] = batch.lead
+            self._lead_size[rows] = np.minimum(batch.lead_size, 0xFFFF)
+            self._opening_size[rows] = np.minimum(batch.opening_size, 0xFFFF)
         else:
-            self._lead_size[row] = self._opening_size[row] = 0
-        self._ids.append(article_id)
-        self._matched.append(None)
-        self._row_of[article_id] = row
-        if sketch.short and sketch.short_set is not None:
-            self._short_sets[row] = sketch.short_set
-        return row
+            self._lead_size[rows] = self._opening_size[rows] = 0
+        self._ids.extend(ids)
+        self._matched.extend([None] * m)
+        self._row_of.update(zip(ids, range(base, base + m)))
+        for i, short_set in enumerate(batch.short_sets):
+            if short_set is not None and batch.short[i]:
+                self._short_sets[base + i] = short_set
+        return np.arange(base, base + m, dtype=np.int64)
 
     def _new_cluster(self, cluster_id: str) -> int:
         self._cid.append(cluster_id)
@@ -284,11 +289,13 @@ class ClusterEngine:
             (s for s in signatures if s.article_id not in self._row_of), key=lambda s: (s.at, s.article_id)
         )
         self._grow(len(todo))
-        rows: list[int] = []
-        values: list[npt.NDArray[np.uint32]] = []
-        for signature in todo:
-            sketch = Sketch.from_bytes(signature.data, self.params)
-            row = self._append(signature.article_id, _micros(signature.at), sketch)
+        batch = SketchBatch.of([Sketch.from_bytes(signature.data, self.params) for signature in todo], self.params)
+        rows = self._append(
+            [signature.article_id for signature in todo],
+            np.fromiter((epoch_micros(signature.at) for signature in todo), np.int64, len(todo)),
+            batch,
+        )
+        for row, signature in zip(rows.tolist(), todo):
             membership = by_article.get(signature.article_id)
             if membership is None:
                 logger.warning("article %s has a signature but no membership; it founds its own cluster", signature.article_id)
@@ -302,12 +309,10 @@ class ClusterEngine:
             if k is None:
                 k = existing[cluster_id] = self._new_cluster(cluster_id)
             self._cluster[row] = k
-            if sketch.size:
-                rows.append(row)
-                values.append(sketch.hashvalues)
-        if rows:
-            matrix = np.stack(values)
-            self._lsh.insert(band_keys(matrix, self.bands, self.rows), np.asarray(rows, dtype=np.uint32))
+        matchable = batch.size > 0
+        if matchable.any():
+            keys = band_keys(batch.hashvalues[matchable], self.bands, self.rows)
+            self._lsh.insert(keys, rows[matchable].astype(np.uint32))
         logger.info("restored %d articles in %d clusters", len(todo), len(existing))
 
     # ------------------------------------------------------------------- add
@@ -354,17 +359,15 @@ class ClusterEngine:
         for part in sketch_chunks(chunks, self.params, pool, ahead=2 * workers):
             indices = fresh[position : position + len(part)]
             position += len(part)
-            part = [replace(sketch, outlet=outlet_hash(articles[i].outlet)) for i, sketch in zip(indices, part)]
+            part = part.with_outlets(articles[i].outlet for i in indices)
             signed.update((i, sketch.to_bytes(self.params)) for i, sketch in zip(indices, part))
             absorbed_by_row.update(self._cluster_fresh([articles[i] for i in indices], part))
         # Known articles are signed again: their Signature is returned as it was
         # (a sketch is a pure function of the text, so the bytes are the same).
         if others:
             again = sketch_texts([(articles[i].title, articles[i].text) for i in others], self.params)
-            signed.update(
-                (i, replace(sketch, outlet=outlet_hash(articles[i].outlet)).to_bytes(self.params))
-                for i, sketch in zip(others, again)
-            )
+            again = again.with_outlets(articles[i].outlet for i in others)
+            signed.update((i, sketch.to_bytes(self.params)) for i, sketch in zip(others, again))
         result: list[Assignment] = []
         for i, article in enumerate(articles):
             row = self._row_of[article.id]
@@ -377,32 +380,16 @@ class ClusterEngine:
             )
         return result
 
-    def add_stream(self, articles: Iterable[Article]) -> None:
-        """Cluster a stream of new articles without holding it (``newsagg dedup``).
+    def add_signed(self, ids: Sequence[str], at: Sequence[int], sketches: SketchBatch) -> None:
+        """Cluster new articles signed elsewhere (by ``newsagg dedup``'s workers), as one batch.
 
-        The stream is read ``_PIPELINE_CHUNK`` articles at a time as the signing
-        pool takes them, each chunk clustered in arrival order (by the contract
-        above, the clusters of one batch); only the index outlives a chunk.
-        Nothing is returned: ``cluster_of`` tells an article's cluster. Article
-        ids must be new and distinct (the caller checks).
+        ``at``: each article's arrival time (``arrival_time``) in microseconds
+        since the epoch, by which (then by id) the batch is ordered. Article ids
+        must be new and distinct (the caller checks).
         """
-        stream = iter(articles)
-        first = list(islice(stream, max(self.settings.pool_min_batch, _PIPELINE_CHUNK)))
-        pool = self.pool if len(first) >= self.settings.pool_min_batch else None
-        workers = pool.workers if pool is not None else 1
-        taken: deque[list[Article]] = deque()
-
-        def chunks() -> Iterator[list[tuple[str, str]]]:
-            rest = iter(lambda: list(islice(stream, _PIPELINE_CHUNK)), [])
-            firsts = (first[i : i + _PIPELINE_CHUNK] for i in range(0, len(first), _PIPELINE_CHUNK))
-            for chunk in chain(firsts, rest):
-                chunk.sort(key=lambda article: article.arrival_key)
-                taken.append(chunk)
-                yield [(article.title, article.text) for article in chunk]
-
-        for sketches in sketch_chunks(chunks(), self.params, pool, ahead=2 * workers):
-            chunk = taken.popleft()
-            self._cluster_fresh(chunk, [replace(s, outlet=outlet_hash(a.outlet)) for a, s in zip(chunk, sketches)])
+        order = sorted(range(len(ids)), key=lambda i: (at[i], ids[i]))
+        self._grow(len(ids))
+        self._add_rows([ids[i] for i in order], np.asarray(at, dtype=np.int64)[order], sketches.take(order))
 
     def _membership(self, row: int) -> Membership:
         jac = float(self._jac[row])
@@ -415,15 +402,16 @@ class ClusterEngine:
             containment=None if np.isnan(con) or self._matched[row] is None else round(con, 4),
         )
 
-    def _cluster_fresh(self, articles: Sequence[Article], sketches: Sequence[Sketch]) -> dict[int, tuple[str, ...]]:
-        m = len(articles)
-        self._grow(m)
-        base = self._n
-        for article, sketch in zip(articles, sketches):
-            self._append(article.id, _micros(arrival_time(article)), sketch)
-        new_rows = np.arange(base, base + m, dtype=np.int64)
-        matchable = np.asarray([s.size > 0 for s in sketches], dtype=bool)
-        values = np.stack([s.hashvalues for s in sketches]) if m else np.empty((0, self.params.num_perm), np.uint32)
+    def _cluster_fresh(self, articles: Sequence[Article], sketches: SketchBatch) -> dict[int, tuple[str, ...]]:
+        self._grow(len(articles))
+        at = np.fromiter((epoch_micros(arrival_time(article)) for article in articles), np.int64, len(articles))
+        return self._add_rows([article.id for article in articles], at, sketches)
+
+    def _add_rows(self, ids: Sequence[str], at: I64, sketches: SketchBatch) -> dict[int, tuple[str, ...]]:
+        """Append and cluster new articles, in arrival order; returns what each row that merged clusters absorbed."""
+        new_rows = self._append(ids, at, sketches)
+        matchable = sketches.size > 0
+        values = sketches.hashvalues
         keys = band_keys(values, self.bands, self.rows)
 
         q_old, c_old = self._lsh.query(keys[matchable])
@@ -481,26 +469,9 @@ class ClusterEngine:
         # Containment alone also needs one text's opening in the other's lead.
         on_containment = np.nonzero(contained & ~accept)[0]
         accept[on_containment] = self._opening_in_lead(q[on_containment], c[on_containment])
-        for i, a, b in exact:
-            # Both short: exact Jaccard and containment over title + lead,
-            # and over the lead alone (retitled copies); either may match.
-            lead_a, both_a, opening_a = split_short_set(a)
-            lead_b, both_b, opening_b = split_short_set(b)
-            scores: list[tuple[float, float]] = []
-            for x, y in ((both_a, both_b), (lead_a, lead_b)):
-                common = _common(x, y)
-                union = len(x) + len(y) - common
-                scores.append((common / union if union else 0.0, common / max(1, min(len(x), len(y)))))
-            passing = [sc for sc in scores if sc[0] >= s.short_jaccard and sc[1] >= s.short_containment]
-            # Each opening must be (mostly) in the other's lead; a text without
-            # body words, or from an older signature, has no opening to check.
-            accept[i] = bool(passing) and (
-                len(opening_a) == 0
-                or len(opening_b) == 0
-                or min(_common(opening_a, lead_b) / len(opening_a), _common(opening_b, lead_a) / len(opening_b))
-                >= s.short_opening
-            )
-            jac[i], con[i] = max(passing or scores)
+        if exact:
+            rows = np.asarray([i for i, _, _ in exact], dtype=np.int64)
+            accept[rows], jac[rows], con[rows] = _short_pairs([a for _, a, _ in exact], [b for _, _, b in exact], s)
         return accept, jac, con
 
     def _opening_in_lead(self, q: I64, c: I64) -> npt.NDArray[np.bool_]:
@@ -562,7 +533,7 @@ class ClusterEngine:
 
     def evict_before(self, cutoff: datetime) -> int:
         """Drop articles that arrived before ``cutoff`` from the LSH and the window; returns how many."""
-        limit = _micros(cutoff)
+        limit = epoch_micros(cutoff)
         old = np.nonzero(self._alive[: self._n] & (self._at[: self._n] < limit))[0]
         if len(old) == 0:
             return 0
@@ -625,12 +596,65 @@ def _overlap(jac: F64, na: F64, nb: F64) -> tuple[F64, F64]:
     return inter, np.minimum(1.0, inter / np.maximum(1.0, np.minimum(na, nb)))
 
 
-def _common(x: npt.NDArray[np.uint32], y: npt.NDArray[np.uint32]) -> int:
-    """How many values two sorted arrays of distinct values share."""
-    if len(x) == 0 or len(y) == 0:
-        return 0
-    at = np.minimum(np.searchsorted(y, x), len(y) - 1)
-    return int(np.count_nonzero(y[at] == x))
+def _short_pairs(
+    a: Sequence[npt.NDArray[np.uint32]], b: Sequence[npt.NDArray[np.uint32]], s: ClusteringSettings
+) -> tuple[npt.NDArray[np.bool_], F64, F64]:
+    """Decide pairs of short texts on their exact tagged shingle sets: (accepted, jaccard, containment).
+
+    Each pair is compared over title + lead and over the lead alone (retitled
+    copies); either may match, and the better passing score is given. Each
+    opening must also be (mostly) in the other's lead; a text without body
+    words, or from an older signature, has no opening to check. All pairs of
+    a batch at once: a few numpy calls, not a few per pair.
+    """
+    n = len(a)
+    a_pair, a_values = _by_pair(a)
+    b_pair, b_values = _by_pair(b)
+
+    def part(pair: U64, values: U64, keep: npt.NDArray[np.bool_]) -> tuple[U64, I64]:
+        # Each pair's values of one part of its set as (pair, value) keys, sorted; and their count.
+        keys: U64 = (pair[keep] << np.uint64(32)) | (values[keep] & _HASH_BITS)
+        return keys, np.bincount(pair[keep].astype(np.int64), minlength=n)
+
+    a_both, a_both_n = part(a_pair, a_values, a_values < TAG_OPENING)
+    b_both, b_both_n = part(b_pair, b_values, b_values < TAG_OPENING)
+    a_lead, a_lead_n = part(a_pair, a_values, a_values < TAG_TITLE)
+    b_lead, b_lead_n = part(b_pair, b_values, b_values < TAG_TITLE)
+    a_opening, a_opening_n = part(a_pair, a_values, a_values >= TAG_OPENING)
+    b_opening, b_opening_n = part(b_pair, b_values, b_values >= TAG_OPENING)
+
+    def scores(x: U64, nx: I64, y: U64, ny: I64) -> tuple[F64, F64]:
+        common = _common_by_pair(x, y, n)
+        union = nx + ny - common
+        jaccard: F64 = np.divide(common, union, out=np.zeros(n), where=union > 0)
+        return jaccard, common / np.maximum(1, np.minimum(nx, ny))
+
+    jac_both, con_both = scores(a_both, a_both_n, b_both, b_both_n)
+    jac_lead, con_lead = scores(a_lead, a_lead_n, b_lead, b_lead_n)
+    pass_both = (jac_both >= s.short_jaccard) & (con_both >= s.short_containment)
+    pass_lead = (jac_lead >= s.short_jaccard) & (con_lead >= s.short_containment)
+    a_in_b = _common_by_pair(a_opening, b_lead, n) / np.maximum(1, a_opening_n)
+    b_in_a = _common_by_pair(b_opening, a_lead, n) / np.maximum(1, b_opening_n)
+    openings = (a_opening_n == 0) | (b_opening_n == 0) | (np.minimum(a_in_b, b_in_a) >= s.short_opening)
+    better_lead = (jac_lead > jac_both) | ((jac_lead == jac_both) & (con_lead > con_both))
+    lead = np.where(pass_both == pass_lead, better_lead, pass_lead)
+    return (pass_both | pass_lead) & openings, np.where(lead, jac_lead, jac_both), np.where(lead, con_lead, con_both)
+
+
+def _by_pair(sets: Sequence[npt.NDArray[np.uint32]]) -> tuple[U64, U64]:
+    """The values of several sorted sets laid end to end, with the index of the set each came from."""
+    sizes = np.fromiter(map(len, sets), np.int64, len(sets))
+    pair = np.repeat(np.arange(len(sets), dtype=np.uint64), sizes)
+    return pair, np.concatenate([np.empty(0, np.uint32), *sets]).astype(np.uint64)
+
+
+def _common_by_pair(x: U64, y: U64, n: int) -> I64:
+    """For each pair, how many keys two sorted arrays of (pair, value) keys share (distinct within each)."""
+    # Two sorted runs: numpy's stable sort (timsort) merges them in one linear pass.
+    keys = np.sort(np.concatenate([x, y]), kind="stable")
+    same = keys[1:][keys[1:] == keys[:-1]]
+    counts: I64 = np.bincount((same >> np.uint64(32)).astype(np.int64), minlength=n)
+    return counts
 
 
 def _resolve(cluster_id: str, aliases: Mapping[str, str]) -> str:

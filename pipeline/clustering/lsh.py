@@ -81,8 +81,12 @@ class _Level:
 
 
 def _sorted_level(keys: U32, rows: U32) -> _Level:
-    # Sort by key, then row, so that a bucket lists its rows oldest first.
-    order = np.lexsort((rows, keys))
+    # Sorted by key, then row, so that a bucket lists its rows oldest first.
+    # The rows come in ascending order for each key (new rows are numbered
+    # after every row in the index, and a merge puts the older level first),
+    # so a stable sort by key keeps them so; timsort, numpy's stable sort for
+    # these keys, merges two sorted levels in one linear pass.
+    order = np.argsort(keys, kind="stable")
     return _Level(np.ascontiguousarray(keys[order]), np.ascontiguousarray(rows[order]))
 
 

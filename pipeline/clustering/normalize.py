@@ -90,6 +90,12 @@ _CREDIT_WORDS = (
 )
 _MAYBE_CREDIT = re.compile(r"\b(?:" + "|".join(map(re.escape, _CREDIT_WORDS)) + r")\b")
 _CREDIT_SET = frozenset(_CREDIT_WORDS)
+# The names that begin with a capital, found anywhere (not only as words: a
+# superset is enough), and the others, looked up as substrings: C-speed scans.
+_CAPITAL_CREDITS = re.compile(
+    "|".join(sorted((re.escape(name) for name in _CREDIT_WORDS if name[0].isupper()), key=len, reverse=True))
+)
+_OTHER_CREDITS = tuple(name for name in _CREDIT_WORDS if not name[0].isupper())
 
 # Whole lines that are never part of the story itself.
 _DROP_LINE = re.compile(
@@ -241,7 +247,8 @@ def is_boilerplate_line(line: str) -> bool:
     if words > _BOILERPLATE_MAX_WORDS:
         return False
     lowered = stripped.casefold()
-    if any(marker in lowered for marker in _FOOTER_MARKERS):
+    # map over a bound method: no Python frame per marker, as a generator would make.
+    if any(map(lowered.__contains__, _FOOTER_MARKERS)):
         return True
     if _DROP_LINE.match(stripped):
         return True
@@ -251,7 +258,7 @@ def is_boilerplate_line(line: str) -> bool:
         return False
     if _CAPTION_TAIL.search(stripped[-80:]):
         return True
-    return bool(_DROP_LINE_INTL.match(stripped)) or any(marker in lowered for marker in _FOOTER_MARKERS_INTL)
+    return bool(_DROP_LINE_INTL.match(stripped)) or any(map(lowered.__contains__, _FOOTER_MARKERS_INTL))
 
 
 def strip_dateline(line: str) -> str:
@@ -270,25 +277,20 @@ def strip_dateline(line: str) -> str:
 def story_lines(text: str) -> list[str]:
     """The story's own paragraphs: folded, without credits, captions, teasers or datelines."""
     folded = fold(text)
-    # The credit pattern tries every name at every word, line by line; a set
-    # of the text's words tells at C speed which names it has at all. A line
-    # is a substring of the text between line breaks, so it can only match
-    # with one of those names, except at the start of what a dateline left,
-    # which is searched anyway.
-    words = folded.translate(_ASCII_NON_WORD).split() if folded.isascii() else _WORD.findall(folded)
-    names = _CREDIT_SET.intersection(words)
-    if "A.P" in folded:
-        names |= {"A.P"}
+    # The credit pattern tries every name at every word, so it is searched
+    # only on lines that contain one of the names the text holds as a word (it
+    # matches nowhere else), or that lost a dateline.
+    names = _credit_names(folded)
     lines: list[str] = []
     for raw in folded.splitlines():
         line = raw.strip()
-        if is_boilerplate_line(line):
+        if not line or is_boilerplate_line(line):
             continue
         dated = False
         if "(" in line[:100] or "-" in line[:100] or not line[:1].isascii():
             undated = strip_dateline(line)
             dated, line = undated != line, undated
-        if (dated or any(name in line for name in names)) and _MAYBE_CREDIT.search(line):
+        if (dated or any(map(line.__contains__, names))) and _MAYBE_CREDIT.search(line):
             line = _INLINE_CREDIT.sub(" ", line).strip()
         if "(" in line:
             line = _INLINE_CREDIT_INTL.sub(" ", line).strip()
@@ -297,17 +299,45 @@ def story_lines(text: str) -> list[str]:
     return lines
 
 
+def _credit_names(folded: str) -> set[str]:
+    """The agency names a text may hold as words: all those it holds, and maybe a few more.
+
+    A name held as a word is found where it stands unless the match of "A.P"
+    just before took its first letter, and then "A.P" is found on the same line.
+    """
+    names = set(_CAPITAL_CREDITS.findall(folded))
+    names.update(filter(folded.__contains__, _OTHER_CREDITS))
+    return names
+
+
+def body_text(text: str) -> str:
+    """The story's own paragraphs as ``tokens`` splits them: ``tokens(body_text(text))`` are the body's tokens.
+
+    Where this text is ASCII, its tokens are its runs of ``\\w`` characters.
+    """
+    return _prepared(" ".join(story_lines(text)))
+
+
 def canonical(word: str) -> str:
     """The form a token is compared in ("says" -> "say")."""
     return _CANONICAL.get(word, word)
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-case word tokens, character n-grams in scripts without spaces; pass them through ``canonical``."""
+def _prepared(text: str) -> str:
     text = text.casefold()
     if "per cent" in text:
         # "per cent" and "percent" are house style, not content.
         text = _PER_CENT.sub("percent", text)
+    return text
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens, character n-grams in scripts without spaces; pass them through ``canonical``."""
+    return words(_prepared(text))
+
+
+def words(text: str) -> list[str]:
+    """The tokens of a text ``body_text`` returned (lower-cased, "per cent" joined)."""
     # isascii() is free for an ASCII string (CPython flags them), and most
     # English text is ASCII once folded.
     if text.isascii():
@@ -333,6 +363,9 @@ def normalize(title: str, text: str) -> MatchText:
     Paragraph breaks disappear here (the body is one token stream), so an
     outlet that re-wraps paragraphs produces the same tokens.
     """
-    body = tokens(" ".join(story_lines(text)))
-    head = tokens(strip_dateline(fold(title)))
-    return MatchText(title=tuple(head), body=tuple(body))
+    return MatchText(title=tuple(title_tokens(title)), body=tuple(tokens(body_text(text))))
+
+
+def title_tokens(title: str) -> list[str]:
+    """The tokens of a title, without its dateline."""
+    return tokens(strip_dateline(fold(title)))

@@ -30,27 +30,26 @@ alike).
 
 from __future__ import annotations
 
-import logging
 import struct
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from functools import lru_cache
-from itertools import islice
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
+from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from pipeline.clustering.normalize import MatchText, canonical, normalize
+from pipeline.clustering.normalize import body_text, canonical, title_tokens, words
 from pipeline.pool import WorkerPool
 
-logger = logging.getLogger(__name__)
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
+_Int = TypeVar("_Int", npt.NDArray[np.uint32], npt.NDArray[np.uint64])
 
 _MAGIC = b"NS"
 _VERSION = 2
@@ -206,27 +205,31 @@ def _fmix64(values: U64) -> U64:
     return h
 
 
-# Token -> its hash as a signed 64-bit int (numpy converts those fastest).
-_token_cache: dict[str, int] = {}
+class _TokenHashes(dict[str, int]):
+    """Token -> its hash as a signed 64-bit int (numpy converts those fastest), computed on first use."""
 
-
-def _token_hashes(words: Sequence[str]) -> U64:
-    cache = _token_cache
-    # The lookups run at C speed (map over the dict's __getitem__); only a
-    # text with words not seen before takes the slow path, once per new word.
-    try:
-        return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
-    except KeyError:
-        pass
-    if len(cache) > _TOKEN_CACHE_MAX:
-        cache.clear()
-    for word in set(words).difference(cache):
+    def __missing__(self, word: str) -> int:
         # The canonical form is hashed, so "said" and "says" are one token.
-        cache[word] = int.from_bytes(xxhash.xxh3_64_digest(canonical(word).encode("utf-8")), "big", signed=True)
-    return np.fromiter(map(cache.__getitem__, words), np.int64, len(words)).view(np.uint64)
+        value = int.from_bytes(xxhash.xxh3_64_digest(canonical(word).encode("utf-8")), "big", signed=True)
+        self[word] = value
+        return value
 
 
-def _unique(values: U32) -> U32:
+_token_cache = _TokenHashes()
+
+
+def _token_hashes(runs: Sequence[Sequence[str]]) -> tuple[U64, I64]:
+    """The hashes of the tokens of several runs laid end to end, and the runs' lengths."""
+    if len(_token_cache) > _TOKEN_CACHE_MAX:
+        _token_cache.clear()
+    lengths = np.fromiter(map(len, runs), np.int64, len(runs))
+    # The lookups run at C speed (map over the dict's __getitem__); a word not
+    # seen before costs one call of __missing__.
+    hashes = np.fromiter(map(_token_cache.__getitem__, chain.from_iterable(runs)), np.int64, int(lengths.sum()))
+    return hashes.view(np.uint64), lengths
+
+
+def _unique(values: _Int) -> _Int:
     """The distinct values, sorted: np.unique, several times faster on the few hundred values of a text."""
     ordered = np.sort(values)
     if len(ordered) < 2:
@@ -237,20 +240,44 @@ def _unique(values: U32) -> U32:
     return ordered[keep]
 
 
+def _ranges(starts: I64, counts: I64) -> I64:
+    """The ranges ``start, start + 1, ..., start + count - 1`` of each pair, concatenated."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    out: I64 = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
+    return out
+
+
+def _shingle_runs(th: U64, lengths: I64, k: int) -> tuple[U32, I64]:
+    """``shingles_in_order`` of token runs laid end to end (their token hashes ``th``), concatenated; and their counts.
+
+    One pass of numpy over all the runs of a batch, not one per text: most
+    of the cost of a few hundred values is numpy's per-call overhead.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    counts = np.where(lengths >= k, lengths - k + 1, np.minimum(lengths, 1))
+    n = len(th)
+    acc = th.copy()
+    # A run shorter than k is one shingle of all its tokens: what the
+    # combination holds at its start once it has taken that many.
+    partial = np.zeros(len(lengths), dtype=np.uint64)
+    for j in range(1, k):
+        done = lengths == j
+        partial[done] = acc[starts[done]]
+        # Order-sensitive combination: rotate-free multiply-add, wrapping mod 2**64.
+        head = acc[: max(0, n - j)]
+        head *= _COMBINE
+        head += th[j:]
+    combined = acc[_ranges(starts, counts)]
+    short = (lengths < k) & (lengths > 0)
+    combined[(np.cumsum(counts) - counts)[short]] = partial[short]
+    return (_fmix64(combined) >> np.uint64(32)).astype(np.uint32), counts
+
+
 def shingles_in_order(words: Sequence[str], k: int) -> U32:
     """32-bit hashes of the word k-grams in text order, repeats kept (one shingle for texts shorter than k)."""
-    if not words:
-        return np.empty(0, dtype=np.uint32)
-    th = _token_hashes(words)
-    if len(th) < k:
-        k = len(th)
-    n = len(th) - k + 1
-    acc = th[:n].copy()
-    for j in range(1, k):
-        # Order-sensitive combination: rotate-free multiply-add, wrapping mod 2**64.
-        acc = acc * _COMBINE + th[j : j + n]
-    mixed = _fmix64(acc) >> np.uint64(32)
-    return mixed.astype(np.uint32)
+    return _shingle_runs(*_token_hashes([words]), k)[0]
 
 
 def shingle_hashes(words: Sequence[str], k: int) -> U32:
@@ -260,32 +287,38 @@ def shingle_hashes(words: Sequence[str], k: int) -> U32:
 
 def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.uint32]:
     """MinHash values (datasketch affine32) for many shingle sets at once: uint32[len(sets), num_perm]."""
-    return _minhash(sets, params.num_perm, params.seed)
+    values = np.concatenate([np.empty(0, np.uint32), *sets])
+    return _minhash(values, np.fromiter(map(len, sets), np.int64, len(sets)), params.num_perm, params.seed)
 
 
-def _minhash(sets: Sequence[U32], num_perm: int, seed: int) -> npt.NDArray[np.uint32]:
-    out = np.full((len(sets), num_perm), _MAX32, dtype=np.uint32)
-    if num_perm == 0:
+def _minhash(values: U32, counts: I64, num_perm: int, seed: int) -> npt.NDArray[np.uint32]:
+    """The MinHash of each run of ``values`` (``counts`` long, laid end to end; repeats change nothing)."""
+    out = np.full((len(counts), num_perm), _MAX32, dtype=np.uint32)
+    if num_perm == 0 or len(values) == 0:
         return out
     a, b = permutations(num_perm, seed)
+    hv = fmix32(values)
+    ends = np.cumsum(counts)
+    members = np.flatnonzero(counts)
     rows_per_chunk = max(1, _CHUNK_CELLS // num_perm)
-    start = 0
-    while start < len(sets):
-        # Take documents until the chunk holds about rows_per_chunk shingles.
-        end, cells = start, 0
-        while end < len(sets) and (cells == 0 or cells + len(sets[end]) <= rows_per_chunk):
-            cells += len(sets[end])
-            end += 1
-        members = [i for i in range(start, end) if len(sets[i])]
-        if members:
-            hv = fmix32(np.concatenate([sets[i] for i in members]))
-            # Permutations along the rows and shingles along the columns, so the
-            # per-document minimum reduces contiguous memory.
-            phv = np.multiply(a[:, None], hv[None, :])
-            phv += b[:, None]
-            offsets = np.cumsum([0] + [len(sets[i]) for i in members[:-1]])
-            out[members] = np.minimum.reduceat(phv, offsets, axis=1).T
-        start = end
+    # One buffer for every chunk: a fresh array per chunk would be mapped and
+    # faulted in anew each time.
+    buffer = np.empty(num_perm * min(len(values), rows_per_chunk), dtype=np.uint32)
+    first = 0
+    while first < len(members):
+        # Take texts until the chunk holds about rows_per_chunk shingles (at least one text).
+        lo = int(ends[members[first]] - counts[members[first]])
+        last = max(first + 1, int(np.searchsorted(ends[members], lo + rows_per_chunk, side="right")))
+        group = members[first:last]
+        hi = int(ends[group[-1]])
+        # Permutations along the rows and shingles along the columns, so the
+        # per-text minimum reduces contiguous memory.
+        cells = num_perm * (hi - lo)
+        phv = (buffer[:cells] if cells <= len(buffer) else np.empty(cells, dtype=np.uint32)).reshape(num_perm, hi - lo)
+        np.multiply(a[:, None], hv[None, lo:hi], out=phv)
+        phv += b[:, None]
+        out[group] = np.minimum.reduceat(phv, ends[group] - counts[group] - lo, axis=1).T
+        first = last
     return out
 
 
@@ -295,17 +328,29 @@ def outlet_hash(outlet: str) -> int:
     return (xxhash.xxh32_intdigest(name.encode("utf-8")) or 1) if name else 0
 
 
-def _short_set(match: MatchText, params: SketchParams) -> U32:
+def _short_sets(titles: Sequence[str], th: U64, lengths: I64, picked: I64, params: SketchParams) -> list[U32]:
+    """The exact tagged shingle sets of the ``picked`` texts of a batch (body token hashes ``th``, runs ``lengths``)."""
     k = params.short_shingle_size
-    lead = match.body[: params.lead_words]
+    starts = (np.cumsum(lengths) - lengths)[picked]
+    lead = np.minimum(lengths[picked], params.lead_words)
+    opening = np.minimum(lead, params.short_opening_words)
     # Title and lead are shingled separately (no shingle spans the boundary)
     # and tagged, so the lead can also be compared alone: copies are often
     # retitled. The opening's shingles are the lead's first ones again, under
     # their own tag.
-    title = (shingle_hashes(match.title, k) >> _TAG_SHIFT) | TAG_TITLE
-    body = shingle_hashes(lead, k) >> _TAG_SHIFT
-    opening = (shingle_hashes(lead[: params.short_opening_words], k) >> _TAG_SHIFT) | TAG_OPENING
-    return _unique(np.concatenate([title, body, opening]))
+    runs = [
+        (_shingle_runs(*_token_hashes([title_tokens(title) for title in titles]), k), TAG_TITLE),
+        (_shingle_runs(th[_ranges(starts, lead)], lead, k), np.uint32(0)),
+        (_shingle_runs(th[_ranges(starts, opening)], opening, k), TAG_OPENING),
+    ]
+    # Each text's distinct values, sorted: one sort of (text, value) pairs for all of them.
+    text = np.arange(len(picked), dtype=np.uint64)
+    pairs = np.concatenate(
+        [(np.repeat(text, counts) << np.uint64(32)) | ((values >> _TAG_SHIFT) | tag) for (values, counts), tag in runs]
+    )
+    distinct = _unique(pairs)
+    sizes = np.bincount((distinct >> np.uint64(32)).astype(np.int64), minlength=len(picked))
+    return [part.copy() for part in np.split(distinct.astype(np.uint32), np.cumsum(sizes)[:-1])]
 
 
 def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
@@ -314,101 +359,156 @@ def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
     return short_set[:title_at], short_set[:opening_at], short_set[opening_at:] & HASH_BITS
 
 
-def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> list[Sketch]:
-    """Normalise, shingle and MinHash (title, text) pairs in this process."""
-    sets: list[U32] = []
-    leads: list[U32] = []
-    openings: list[U32] = []
-    shorts: list[U32 | None] = []
+@dataclass(frozen=True, slots=True)
+class SketchBatch:
+    """The sketches of several articles as arrays, one row per article: what signing returns, clustering takes.
+
+    A sequence of ``Sketch``; kept as arrays so that a batch crosses between
+    processes as a few buffers and is appended to the index in a few copies.
+    """
+
+    hashvalues: npt.NDArray[np.uint32]  # uint32[n, num_perm]
+    size: U32
+    short: npt.NDArray[np.bool_]
+    short_sets: list[U32 | None]
+    outlet: U32
+    # uint8[n, lead_perm]; a row with lead_size 0 has no lead (an empty text, or an
+    # older signature without one): the engine skips its opening check.
+    lead: npt.NDArray[np.uint8]
+    lead_size: U32
+    opening_size: U32
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def __getitem__(self, i: int) -> Sketch:
+        return Sketch(
+            hashvalues=self.hashvalues[i].copy(),
+            size=int(self.size[i]),
+            short=bool(self.short[i]),
+            short_set=self.short_sets[i],
+            outlet=int(self.outlet[i]),
+            lead=self.lead[i].copy(),
+            lead_size=int(self.lead_size[i]),
+            opening_size=int(self.opening_size[i]),
+        )
+
+    def __iter__(self) -> Iterator[Sketch]:
+        return (self[i] for i in range(len(self)))
+
+    def take(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> SketchBatch:
+        """These rows, in this order."""
+        index = np.asarray(rows, dtype=np.int64)
+        return SketchBatch(
+            hashvalues=self.hashvalues[index],
+            size=self.size[index],
+            short=self.short[index],
+            short_sets=[self.short_sets[i] for i in index.tolist()],
+            outlet=self.outlet[index],
+            lead=self.lead[index],
+            lead_size=self.lead_size[index],
+            opening_size=self.opening_size[index],
+        )
+
+    def with_outlets(self, outlets: Iterable[str]) -> SketchBatch:
+        """The same sketches with the hashes of these outlet names, one per row."""
+        hashes = np.fromiter(map(outlet_hash, outlets), np.uint32, len(self))
+        return replace(self, outlet=hashes)
+
+    @classmethod
+    def of(cls, sketches: Sequence[Sketch], params: SketchParams) -> SketchBatch:
+        """The batch of these sketches (a lead of another length than ``params.lead_perm`` is not recorded)."""
+        n = len(sketches)
+        lead = np.zeros((n, params.lead_perm), dtype=np.uint8)
+        lead_size = np.zeros(n, dtype=np.uint32)
+        opening_size = np.zeros(n, dtype=np.uint32)
+        for i, sketch in enumerate(sketches):
+            if sketch.lead is not None and len(sketch.lead) == params.lead_perm:
+                lead[i] = sketch.lead
+                lead_size[i], opening_size[i] = sketch.lead_size, sketch.opening_size
+        return cls(
+            hashvalues=(
+                np.stack([s.hashvalues for s in sketches]) if n else np.empty((0, params.num_perm), dtype=np.uint32)
+            ),
+            size=np.fromiter((s.size for s in sketches), np.uint32, n),
+            short=np.fromiter((s.short for s in sketches), bool, n),
+            short_sets=[s.short_set if s.short else None for s in sketches],
+            outlet=np.fromiter((s.outlet for s in sketches), np.uint32, n),
+            lead=lead,
+            lead_size=lead_size,
+            opening_size=opening_size,
+        )
+
+
+def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
+    """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
+    # Only the hashes are kept, not the token strings.
+    th, lengths = _token_hashes([words(body_text(text)) for _, text in items])
+    in_order, counts = _shingle_runs(th, lengths, params.shingle_size)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    bounds = zip(starts.tolist(), ends.tolist())
+    sizes = np.fromiter((len(_unique(in_order[lo:hi])) for lo, hi in bounds), np.uint32, len(counts))
+    values = _minhash(in_order, counts, params.num_perm, params.seed)
+    # A repeated shingle changes no minimum, and is rare this close to the
+    # start: the lead and the opening are taken as they come. The opening is
+    # the start of the lead, and no longer than it.
     lead_shingles = max(1, params.lead_words - params.shingle_size + 1)
-    # The opening is the start of the lead, and no longer than it.
     opening_shingles = min(lead_shingles, max(1, params.opening_words - params.shingle_size + 1))
-    for title, text in items:
-        # One document at a time: only its shingle hashes outlive the loop,
-        # not the thousands of token strings normalisation makes.
-        match = normalize(title, text)
-        in_order = shingles_in_order(match.body, params.shingle_size)
-        sets.append(_unique(in_order))
-        # A repeated shingle changes no minimum, and is rare this close to the
-        # start: the lead and the opening are taken as they come.
-        leads.append(in_order[:lead_shingles])
-        openings.append(in_order[:opening_shingles])
-        shorts.append(_short_set(match, params) if len(match.body) < params.short_words else None)
-    values = minhash_many(sets, params)
+    lead_counts = np.minimum(counts, lead_shingles)
+    opening_counts = np.minimum(counts, opening_shingles)
+    both = _minhash(
+        in_order[np.concatenate([_ranges(starts, lead_counts), _ranges(starts, opening_counts)])],
+        np.concatenate([lead_counts, opening_counts]),
+        params.lead_perm,
+        params.seed,
+    )
     # The opening is part of the lead: the lead's minimum comes from the opening
     # exactly when the opening's minimum (same permutation) equals it.
-    both = _minhash(leads + openings, params.lead_perm, params.seed)
-    lead_min, opening_min = both[: len(leads)], both[len(leads) :]
+    lead_min, opening_min = both[: len(counts)], both[len(counts) :]
     lead_values = ((lead_min & _LOW7) | np.where(lead_min == opening_min, OPENING_BIT, 0)).astype(np.uint8)
-    return [
-        Sketch(
-            hashvalues=values[i].copy(),
-            size=len(sets[i]),
-            short=shorts[i] is not None,
-            short_set=shorts[i],
-            lead=lead_values[i].copy(),
-            lead_size=len(leads[i]),
-            opening_size=len(openings[i]),
-        )
-        for i in range(len(sets))
-    ]
+    short = lengths < params.short_words
+    short_sets: list[U32 | None] = [None] * len(items)
+    if short.any():
+        picked = np.flatnonzero(short)
+        sets = _short_sets([items[i][0] for i in picked.tolist()], th, lengths, picked, params)
+        for i, short_set in zip(picked.tolist(), sets):
+            short_sets[i] = short_set
+    return SketchBatch(
+        hashvalues=values,
+        size=sizes,
+        short=short,
+        short_sets=short_sets,
+        outlet=np.zeros(len(items), dtype=np.uint32),
+        lead=lead_values,
+        lead_size=lead_counts.astype(np.uint32),
+        opening_size=opening_counts.astype(np.uint32),
+    )
 
 
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _sketch_chunk(args: tuple[list[tuple[bytes, bytes]], SketchParams]) -> list[Sketch]:
-    items, params = args
+def _sketch_chunk(items: list[tuple[bytes, bytes]], params: SketchParams) -> SketchBatch:
     texts = [(title.decode("utf-8", "surrogatepass"), text.decode("utf-8", "surrogatepass")) for title, text in items]
     return sketch_texts(texts, params)
 
 
 def sketch_chunks(
     chunks: Iterable[Sequence[tuple[str, str]]], params: SketchParams, pool: WorkerPool | None, ahead: int = 4
-) -> Iterator[list[Sketch]]:
+) -> Iterator[SketchBatch]:
     """The sketches of each chunk of (title, text) pairs, in order, computed by ``pool``'s workers when it has some.
 
     Up to ``ahead`` chunks are with the pool at once, so the caller can cluster
     chunk k while the pool signs the next ones; ``chunks`` is read as the pool
     takes them, so a stream is never held whole. The result does not depend on
-    the pool: a sketch is a pure function of its text and ``params``, so a chunk
-    whose worker died is signed here instead.
+    the pool: a sketch is a pure function of its text and ``params``.
     """
-    parts = iter(chunks)
-    executor = pool.executor() if pool is not None else None
-    if pool is None or executor is None:
-        for part in parts:
-            yield sketch_texts(part, params)
-        return
-
-    def submit(part: Sequence[tuple[str, str]]) -> tuple[Sequence[tuple[str, str]], Future[list[Sketch]] | None]:
-        # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
-        # UTF-8 copy inside it (CPython), which would then double the memory
-        # of the caller's articles for as long as it keeps them.
-        encoded = [(_encode(title), _encode(text)) for title, text in part]
-        try:
-            return part, executor.submit(_sketch_chunk, (encoded, params))
-        except RuntimeError:  # BrokenProcessPool: signed here when its turn comes
-            return part, None
-
-    pending = deque(submit(part) for part in islice(parts, max(1, ahead)))
-    try:
-        while pending:
-            part, future = pending.popleft()
-            try:
-                if future is None:
-                    raise RuntimeError("the pool is broken")
-                done = future.result()
-            except RuntimeError:  # BrokenProcessPool: a worker died
-                logger.warning("a signing worker died; signing %d articles in this process", len(part))
-                pool.discard(executor)
-                done = sketch_texts(part, params)
-            following = next(parts, None)
-            if following is not None:
-                pending.append(submit(following))
-            yield done
-    finally:
-        for _, later in pending:
-            if later is not None:
-                later.cancel()
+    if pool is None or pool.executor() is None:
+        return (sketch_texts(part, params) for part in chunks)
+    # Texts go as UTF-8 bytes: pickling a str that is not ASCII caches a
+    # UTF-8 copy inside it (CPython), which would then double the memory
+    # of the caller's articles for as long as it keeps them.
+    encoded = ([(_encode(title), _encode(text)) for title, text in part] for part in chunks)
+    return pool.imap(partial(_sketch_chunk, params=params), encoded, ahead)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -27,9 +26,8 @@ from conftest import (  # type: ignore[import-not-found]
     random_corpus,
     version_1_bytes,
 )
-from pipeline.clustering import ClusterEngine, batch_engine, cluster_documents
+from pipeline.clustering import ClusterEngine, cluster_documents
 from pipeline.clustering.signatures import Sketch
-from pipeline.models import Article
 from pipeline.pool import WorkerPool
 from pipeline.runner import Pipeline
 from pipeline.settings import ClusteringSettings, Settings
@@ -376,26 +374,6 @@ def test_process_pool_gives_the_same_result_and_leaves_the_texts_alone() -> None
     assert pooled == serial
     # Pickling a non-ASCII str would cache a UTF-8 copy inside the caller's text.
     assert [sys.getsizeof(a.text) for a in corpus] == sizes
-
-
-def test_a_stream_is_clustered_while_it_is_read_into_the_clusters_of_one_batch() -> None:
-    corpus = random_corpus(7, stories=450)
-    random.Random(7).shuffle(corpus)
-    settings = ClusteringSettings(pool_min_batch=500)
-    expected = {m.article_id: m.cluster_id for m in cluster_documents(corpus, settings)}
-    engine = batch_engine(settings)
-    clustered_when_read: list[int] = []
-
-    def stream() -> Iterator[Article]:
-        for a in corpus:
-            clustered_when_read.append(len(engine))
-            yield a
-
-    engine.add_stream(stream())
-    assert {a.id: engine.cluster_of(a.id) for a in corpus} == expected
-    # The first articles were clustered (and their texts let go) before the last one was read.
-    assert clustered_when_read[-1] > 0 and len(engine) == len(corpus) > 1000
-    assert len(set(expected.values())) < len(corpus) - 300  # copies did join
 
 
 def test_empty_text_founds_its_own_cluster(settings: ClusteringSettings) -> None:

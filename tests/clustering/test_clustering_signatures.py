@@ -143,3 +143,20 @@ def test_compact_lsh_finds_collisions_across_levels_and_compacts() -> None:
     lsh.compact(remap)
     _, rows = lsh.query(keys[[3]])
     assert set(rows.tolist()) == {9}  # row 10 renumbered, row 3 gone
+
+
+def test_a_sketch_does_not_depend_on_the_batch_it_is_signed_in() -> None:
+    params = SketchParams()
+    story = " ".join(WORDS * 12)
+    items = [
+        ("Long story", story),
+        ("Brief", " ".join(WORDS)),
+        ("", ""),  # no tokens at all
+        ("Two", "harbour bridge"),  # fewer tokens than a shingle
+        ("Ça coûte", "Le conseil de Marlowe a voté mardi la fermeture du vieux pont du port."),
+        ("新闻", "新华社北京12月5日电 港口大桥周二起对重型车辆关闭。"),
+        ("Last", "bridge"),  # one token, at the very end of the batch
+    ]
+    batch = [sketch.to_bytes(params) for sketch in sketch_texts(items, params)]
+    alone = [sketch_texts([item], params)[0].to_bytes(params) for item in items]
+    assert batch == alone
