@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,19 @@ from pipeline.errors import ConfigError, NewsaggError
 __all__ = ["main", "print_demo", "print_demo_commands"]
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM (docker stop, systemd, kill): stop as an interrupt does, with the stores left consistent."""
+
+
+def _stop(_signum: int, _frame: Any) -> None:
+    raise _Stopped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logs.configure(logging.DEBUG if args.verbose else logging.WARNING, json_lines=False)  # until the settings are read
+    stopping = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
@@ -39,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsaggError as exc:
         print(f"newsagg: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except _Stopped:
+        print("newsagg: stopped (SIGTERM); run again to resume where it stopped", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
@@ -47,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # from failing again on flushing standard output at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    finally:
+        if stopping is not None:
+            signal.signal(signal.SIGTERM, stopping)
 
 
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:
