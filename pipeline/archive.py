@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import os
 import socket
 import threading
 import zlib
@@ -48,6 +49,18 @@ _GZIP_MAGIC = b"\x1f\x8b\x08"
 _PLAIN_MAGIC = b"WARC/1."
 
 
+# One append at a time in this process, whichever writer makes it: the file lock is per process.
+_APPENDING = threading.Lock()
+
+
+def _unlocked_in_child() -> None:
+    global _APPENDING
+    _APPENDING = threading.Lock()  # a child forked during an append would find it held for good
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
+
+
 @dataclass(frozen=True, slots=True)
 class ArchivedPage:
     """A response read back from a WARC file: as fetched (``url`` after redirects), and when."""
@@ -67,7 +80,6 @@ class ArchiveWriter:
     def __init__(self, directory: Path, max_file_bytes: int) -> None:
         self.directory = directory
         self.max_file_bytes = max_file_bytes
-        self._lock = threading.Lock()
         self._host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname()) or "host"
         self._hour = ""
         self._part = 0  # the hour's file written last: the files before it are full
@@ -80,7 +92,7 @@ class ArchiveWriter:
         """
         moment = fetched_at.astimezone(UTC)
         records, response_at, response_length = _records(fetched, moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        with self._lock:
+        with _APPENDING:
             name, offset = self._append(records, moment.strftime("%Y%m%d%H"))
         return ArchiveRecord(name, offset + response_at, response_length)
 
@@ -92,7 +104,11 @@ class ArchiveWriter:
         while True:
             name = f"newsagg-{hour}-{self._host}-{self._part:04d}{WARC_SUFFIX}"
             with open(self.directory / name, "ab") as file:
-                fcntl.flock(file, fcntl.LOCK_EX)  # released when the file is closed
+                # A POSIX record lock, not flock: a child forked meanwhile (a pool restarted) shares
+                # the open file but not this lock, so it cannot keep the file locked. It is released
+                # when this process closes any descriptor of the file: no reader here opens it
+                # while a writer appends (_APPENDING serialises this process's writers).
+                fcntl.lockf(file, fcntl.LOCK_EX)
                 start = file.seek(0, io.SEEK_END)
                 if start >= self.max_file_bytes:
                     self._part += 1

@@ -8,6 +8,9 @@ import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
 import os
+import signal
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -221,3 +224,37 @@ def test_processes_writing_at_once_share_the_hours_file_and_every_record_reads_b
     responses = [r for r in _records(tmp_path) if r["type"] == "response"]
     assert len(responses) == 120 and sum(r["type"] == "warcinfo" for r in _records(tmp_path)) == len(
         list(tmp_path.glob("*.warc.gz")))
+
+
+def test_a_child_forked_while_a_page_is_written_does_not_hold_up_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker forked while the download thread appended (a pool restarted mid-run) kept a copy
+    # of the file's descriptor: had the lock belonged to the open file, it would have held it,
+    # and every later write of the run would have waited for that worker forever.
+    import pipeline.archive as archive
+
+    children: list[int] = []
+    real = archive._warcinfo
+
+    def forking(name: str) -> bytes:  # called under the lock, when the hour's file is new
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        children.append(pid)
+        return real(name)
+
+    monkeypatch.setattr(archive, "_warcinfo", forking)
+    writer = ArchiveWriter(tmp_path, max_file_bytes=50 * 1024 * 1024)
+    page = Fetched("https://ledger.example/a", "https://ledger.example/a", 200, b"<p>a</p>", "text/html", Validators())
+    try:
+        writer.write(page, datetime.now(UTC))
+        second = threading.Thread(target=writer.write, args=(page, datetime.now(UTC)), daemon=True)
+        second.start()
+        second.join(timeout=10)
+        assert not second.is_alive(), "the second write waited for the forked child"
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
