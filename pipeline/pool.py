@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -49,6 +50,21 @@ def start_method() -> str:
     return "fork" if single else "spawn"
 
 
+def _end_with_parent(parent: int) -> None:
+    """A worker's start: it ends once the process that started it is gone.
+
+    A run killed with SIGKILL cannot tell its workers, and they do not notice: the pipe they
+    wait on is held open by the other workers too. Left alone, each stayed idle for good.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="newsagg-parent-watch", daemon=True).start()
+
+
 class WorkerPool:
     """Up to ``workers`` processes (never more than the CPUs available), started on first use.
 
@@ -71,7 +87,10 @@ class WorkerPool:
             if self._executor is None or self._owner != os.getpid():
                 method = start_method()
                 try:
-                    executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+                    executor = ProcessPoolExecutor(
+                        self.workers, mp_context=multiprocessing.get_context(method),
+                        initializer=_end_with_parent, initargs=(os.getpid(),),
+                    )
                     if method == "fork":
                         executor.submit(int)  # forks every worker now, while this process has one thread
                 except (OSError, ImportError, NotImplementedError) as exc:
