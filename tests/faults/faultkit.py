@@ -152,6 +152,19 @@ def fault_settings(web: Web, tmp_path: Path, feeds_file: Path, **overrides: Any)
     )
 
 
+def held_page(web: Web, path: str, html: str) -> tuple[threading.Event, threading.Event]:
+    """A page that answers only once released (or after 30 s): (asked, release), to act while a run waits for it."""
+    asked, release = threading.Event(), threading.Event()
+
+    def held(handler: Handler) -> None:
+        asked.set()
+        release.wait(30)
+        handler.reply(200, html.encode(), "text/html; charset=utf-8")
+
+    web.routes[path] = held
+    return asked, release
+
+
 def article_html(title: str, topic: str, paragraphs: int = 6) -> str:
     """A plain news page with enough distinct text to be extracted (and not confused with another)."""
     body = "\n".join(

@@ -10,11 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from faultkit import Handler, Web, article_html, rss, write_feed_list
+from faultkit import Web, article_html, held_page, rss, write_feed_list
 
 
 def _children(pid: int) -> list[int]:
@@ -33,19 +32,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_the_workers_of_a_run_killed_with_sigkill_end_too(web: Web, tmp_path: Path) -> None:
-    release = threading.Event()
-    asked = threading.Event()
-
-    def slow(handler: Handler) -> None:
-        asked.set()
-        release.wait(30)
-        handler.reply(200, article_html("Slow", "tunnel").encode(), "text/html; charset=utf-8")
-
+    asked, release = held_page(web, "/news/slow", article_html("Slow", "tunnel"))
     links = []
     for n in range(12):
         web.serve(f"/news/{n}", article_html(f"Story {n}", f"topic{n}"))
         links.append(web.url(f"/news/{n}"))
-    web.routes["/news/slow"] = slow
     links.append(web.url("/news/slow"))
     web.serve("/feed.xml", rss("Ledger", [(f"s{n}", link, None) for n, link in enumerate(links)]), "application/rss+xml")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})

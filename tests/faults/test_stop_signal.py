@@ -12,10 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
-from faultkit import Handler, Web, article_html, rss, write_feed_list
+from faultkit import Web, article_html, held_page, rss, write_feed_list
 
 from pipeline.runner import Pipeline
 from pipeline.settings import load_settings
@@ -25,17 +24,9 @@ PAGES = ("harbour", "orchard", "tunnel")
 
 
 def test_a_run_stopped_with_sigterm_says_so_is_recorded_and_resumes(web: Web, tmp_path: Path) -> None:
-    asked = threading.Event()
-    release = threading.Event()
-
-    def slow(handler: Handler) -> None:
-        asked.set()
-        release.wait(30)
-        handler.reply(200, article_html("Tunnel opens", "tunnel").encode(), "text/html; charset=utf-8")
-
+    asked, release = held_page(web, "/news/tunnel", article_html("Tunnel opens", "tunnel"))
     for name in PAGES[:2]:
         web.serve(f"/news/{name}", article_html(f"{name.title()} news", name))
-    web.routes["/news/tunnel"] = slow
     web.serve("/feed.xml", rss("Ledger", [(f"{n} story", web.url(f"/news/{n}"), None) for n in PAGES]),
               "application/rss+xml")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
