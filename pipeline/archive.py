@@ -99,8 +99,8 @@ class ArchiveWriter:
     def _append(self, records: bytes, hour: str) -> tuple[str, int]:
         """Append ``records`` to the hour's first file with room; returns its name and where they start."""
         if hour != self._hour:
+            self.directory.mkdir(parents=True, exist_ok=True)  # once an hour, not once a page
             self._hour, self._part = hour, 0
-        self.directory.mkdir(parents=True, exist_ok=True)
         while True:
             name = f"newsagg-{hour}-{self._host}-{self._part:04d}{WARC_SUFFIX}"
             with open(self.directory / name, "ab") as file:

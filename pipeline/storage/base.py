@@ -286,11 +286,7 @@ class StoreBase:
     def _enqueue_many(self, conn: Connection, seq: int, kind: str, doc_ids: Iterable[str], *, deleted: bool) -> None:
         """``_enqueue`` for each of ``doc_ids``, in one statement executed for them all."""
         if self._enqueue_stmt is None:  # built once: building it cost more than running it
-            stmt = self._insert(outbox)
-            self._enqueue_stmt = stmt.on_conflict_do_update(
-                index_elements=["kind", "doc_id"],
-                set_={"seq": stmt.excluded.seq, "deleted": stmt.excluded.deleted, "attempts": 0, "last_error": None},
-            )
+            self._enqueue_stmt = queued_again(self._insert(outbox))
         rows = [{"kind": kind, "doc_id": doc_id, "seq": seq, "deleted": deleted, "attempts": 0}
                 for doc_id in dict.fromkeys(doc_ids)]
         if rows:
@@ -301,6 +297,14 @@ class StoreBase:
         if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+
+
+def queued_again(insert: Any) -> Any:
+    """An outbox insert that, for a document already queued, takes the new version with fresh attempts."""
+    return insert.on_conflict_do_update(
+        index_elements=["kind", "doc_id"],
+        set_={"seq": insert.excluded.seq, "deleted": insert.excluded.deleted, "attempts": 0, "last_error": None},
+    )
 
 
 def _lock_lost(url: str, when: str) -> LockLost:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipeline.models import IndexFailure, Source, Story
-from pipeline.storage.base import StoreBase, chunks, utc_now
+from pipeline.storage.base import StoreBase, chunks, queued_again, utc_now
 from pipeline.storage.schema import (
     article_revisions,
     articles,
@@ -374,12 +374,7 @@ class StoryStore(StoreBase):
                 insert = self._insert(outbox).from_select(
                     ["kind", "doc_id", "seq", "deleted", "attempts"], rows.where(sa.true())
                 )
-                upsert = insert.on_conflict_do_update(
-                    index_elements=["kind", "doc_id"],
-                    set_={"seq": insert.excluded.seq, "deleted": False, "attempts": 0, "last_error": None},
-                )
-                conn.execute(upsert)
-                queued.append(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+                queued.append(conn.execute(queued_again(insert)).rowcount)  # a row inserted or updated per document
         return queued[0], queued[1]
 
     def requeue_missing(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
