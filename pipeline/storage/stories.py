@@ -403,9 +403,9 @@ class StoryStore(StoreBase):
 
     def _requeue(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
         seq = self._next_seq(conn)
-        for kind, doc_id in keys:
+        for kind in ("story", "article"):
             # Not as deleted: delivery reads the document afresh, and finding none deletes it from the index.
-            self._enqueue(conn, seq, kind, doc_id, deleted=False)
+            self._enqueue_many(conn, seq, kind, [doc_id for k, doc_id in keys if k == kind], deleted=False)
 
     def prune_stories_before(self, cutoff: datetime, limit: int = 500) -> tuple[int, int]:
         """Delete up to ``limit`` stories last seen before ``cutoff``, with their articles; returns (stories, articles).
