@@ -8,6 +8,7 @@ Nested groups use a double underscore: ``NEWSAGG_FETCH__READ_TIMEOUT=30``,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+# A URL path of one or more segments, without a query, fragment or spaces.
+_URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
 
 
 def bundled_config_dir() -> Path:
@@ -400,6 +403,25 @@ class WebSettings(_Section):
         "(`newsagg serve` warns unless --host is given).",
     )
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    root_path: str = Field(
+        "",
+        description="The path under which a reverse proxy publishes the interface (e.g. `/news` for "
+        "https://example.org/news/): links, redirects and feed URLs carry it. The proxy may strip it or pass it on.",
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated addresses or networks of the reverse proxies whose `X-Forwarded-Proto` and "
+        "`X-Forwarded-For` are believed (`*`: any), so that feed and API URLs use the scheme readers use; the "
+        "proxy must pass the public `Host` on (nginx: `proxy_set_header Host $host`).",
+    )
+
+    @field_validator("root_path")
+    @classmethod
+    def _is_a_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and not _URL_PATH.fullmatch(value):
+            raise ValueError("must be a URL path such as /news (a leading /, no query, no spaces)")
+        return value
 
 
 class Settings(_MasksCredentials, BaseSettings):

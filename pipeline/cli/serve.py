@@ -38,7 +38,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               f"on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
         # The server's own lines (requests, errors) through the command's logging: its level and format.
         uvicorn.run(create_app(settings), fd=listening.fileno(), log_config=None,
-                    log_level=logging.getLogger().getEffectiveLevel(), server_header=False)
+                    log_level=logging.getLogger().getEffectiveLevel(), server_header=False,
+                    forwarded_allow_ips=settings.web.trusted_proxies)
     return EXIT_OK
 
 

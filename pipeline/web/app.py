@@ -1,8 +1,9 @@
 """The web application: read-only pages, JSON API and feeds over the store and search backend.
 
-``create_app`` builds it; ``Guard`` (the outermost layer) keeps it read-only, sets the
-security headers on every response and turns any failure into a generic page, the
-traceback staying in the server's log.
+``create_app`` builds it; ``Guard`` keeps it read-only, sets the security headers on every
+response and turns any failure into a generic page, the traceback staying in the server's
+log. Outside it, ``UnderPrefix`` serves the application under ``web.root_path``, where a
+reverse proxy publishes it.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class Services:
     def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status_code)
 
+    def link(self, path: str) -> str:
+        """The link readers follow to ``path`` (one of the application's, from "/"): under the root path."""
+        return self.settings.web.root_path + path
+
     def story(self, story_id: str, path: str) -> StoryView | RedirectResponse:
         """A story's view; the id of a story merged into another redirects (301) to ``path`` + the survivor's id.
 
@@ -76,7 +81,7 @@ class Services:
         """
         survivor = self.store.resolve_cluster(story_id)
         if survivor != story_id:
-            return RedirectResponse(f"{path}{survivor}", status_code=301)
+            return RedirectResponse(self.link(f"{path}{survivor}"), status_code=301)
         view = story_view(self.store, story_id)
         if view is None:
             raise HTTPException(404, f"no story {story_id!r}")
@@ -106,7 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
                 index.setup()
             except NewsaggError as exc:  # the pages that need no search still work; searches answer 503
                 log.warning("search backend not ready: %s", exc)
-            app.state.services = Services(settings, store, index, templates(), threading.Lock())
+            app.state.services = Services(settings, store, index, templates(settings.web.root_path), threading.Lock())
             yield
         finally:
             index.close()
@@ -131,12 +136,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(NewsaggError, _backend_error)
     app.add_middleware(Guard)
+    if settings.web.root_path:
+        app.add_middleware(UnderPrefix, prefix=settings.web.root_path)
     return app
 
 
-def templates() -> Environment:
+def templates(root: str) -> Environment:
+    """The pages' templates; ``root`` (the root path, or "") begins every link they make."""
     env = Environment(loader=PackageLoader("pipeline.web", "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
+    env.globals["root"] = root
     env.filters["when"] = _when
     env.filters["highlight"] = highlight
     env.filters["score"] = lambda value: "-" if value is None else f"{value:.2f}"
@@ -170,7 +179,15 @@ def _when(value: datetime | None) -> str:
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/feed.json"
+    return _answers_json(request.scope)
+
+
+def _answers_json(scope: Scope) -> bool:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path.startswith("/api/") or path == "/feed.json"
 
 
 def error_response(request: Request, status: int, message: str) -> Response:
@@ -242,7 +259,29 @@ class Guard:
             log.exception("%s %s failed", scope["method"], scope["path"])
             if not started:
                 await _plain(send, 500, "internal error: the server could not answer this request (see its log)",
-                             as_json=scope["path"].startswith("/api/") or scope["path"] == "/feed.json")
+                             as_json=_answers_json(scope))
+
+
+class UnderPrefix:
+    """The application under a path prefix, whether the reverse proxy in front strips it or passes it on.
+
+    The prefix becomes the request's ``root_path`` and part of its path, as ASGI has them, so
+    that the request's URL, its base URL and the OpenAPI servers carry it.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "root_path": self.prefix}
+            path: str = scope["path"]
+            if path != self.prefix and not path.startswith(self.prefix + "/"):
+                scope["path"] = self.prefix + path
+                if scope.get("raw_path") is not None:
+                    scope["raw_path"] = self.prefix.encode() + scope["raw_path"]
+        await self.app(scope, receive, send)
 
 
 async def _plain(

@@ -39,7 +39,8 @@ def river(use: Use, where: Filtered, after: After = None, limit: Limit = DEFAULT
     page = use.store.story_page(limit, where.story_filter(), checked_cursor(after))
     more = None
     if page.next is not None:
-        more = "/?" + urlencode({**where.query(), "after": page.next, **({"limit": limit} if limit != DEFAULT_PAGE else {})})
+        query = {**where.query(), "after": page.next, **({"limit": limit} if limit != DEFAULT_PAGE else {})}
+        more = use.link("/?" + urlencode(query))
     feed_query = ("?" + urlencode(where.query())) if where.query() else ""
     return use.page("river.html", stories=page.stories, where=where, more=more, feed_query=feed_query,
                     first_page=after is None)
@@ -51,8 +52,9 @@ def search(use: Use, where: Filtered, q: FormText = "", sort: Sort = "relevance"
     results = use.search(where.search_query(q, sort, limit, offset)) if q.strip() else None
     more = None
     if results is not None and offset + len(results.hits) < results.total and offset + limit <= MAX_OFFSET:
-        more = "/search?" + urlencode({"q": q, **where.query(), **({"sort": sort} if sort != "relevance" else {}),
-                                       **({"limit": limit} if limit != DEFAULT_HITS else {}), "offset": offset + limit})
+        more = use.link("/search?" + urlencode({
+            "q": q, **where.query(), **({"sort": sort} if sort != "relevance" else {}),
+            **({"limit": limit} if limit != DEFAULT_HITS else {}), "offset": offset + limit}))
     return use.page("search.html", q=q, sort=sort, where=where, results=results, offset=offset, more=more)
 
 

@@ -240,10 +240,12 @@ def test_workers_reach_elasticsearch_postgres_and_redis_with_the_cli_settings(
     assert {k: v for k, v in setup["environment"].items() if k.startswith("NEWSAGG_ES__")} == {
         k: v for k, v in env.items() if k.startswith("NEWSAGG_ES__")}
     # The story viewer reads what the workers write, once the setup made the schema and indices;
-    # it listens on every interface of its container (said explicitly), published on loopback only.
+    # it listens on every interface of its container (said explicitly), published on loopback only,
+    # and can be told where a reverse proxy publishes it.
     web = services["newsagg-web"]
     assert {k: v for k, v in web["environment"].items() if k.startswith("NEWSAGG_")} == {
-        k: v for k, v in env.items() if k.startswith("NEWSAGG_")}
+        **{k: v for k, v in env.items() if k.startswith("NEWSAGG_")},
+        "NEWSAGG_WEB__ROOT_PATH": "", "NEWSAGG_WEB__TRUSTED_PROXIES": "127.0.0.1,::1"}
     assert web["command"][-1] == "exec newsagg serve --host 0.0.0.0 --port 8000"
     assert web["ports"] == [f"127.0.0.1:{env_example()['NEWSAGG_WEB_PORT']}:8000"]
     assert web["healthcheck"]["test"] == ["CMD", "curl", "--fail", "http://localhost:8000/healthz"]
