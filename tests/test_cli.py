@@ -178,6 +178,26 @@ def test_dedup_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
+def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A researcher's earlier result is not truncated by a run that fails (or is stopped) part way.
+    source, target = tmp_path / "in.jsonl", tmp_path / "clusters.jsonl"
+    target.write_text("the earlier result\n")
+    source.write_text('{"id": "a", "title": "t", "text": "x"}\nnot json\n')
+    code, _, err = run_cli(capsys, "dedup", str(source), "-o", str(target))
+    assert code == 2 and "in.jsonl:2: not JSON" in err
+    assert target.read_text() == "the earlier result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clusters.jsonl", "in.jsonl"]
+    # A new file gets the mode any new file gets (umask), not a temporary file's 0600.
+    source.write_text('{"id": "a", "title": "t", "text": "x"}\n')
+    fresh = tmp_path / "new.jsonl"
+    assert run_cli(capsys, "dedup", str(source), "-o", str(fresh))[0] == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [json.loads(line)["id"] for line in fresh.read_text().splitlines()] == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clusters.jsonl", "in.jsonl", "new.jsonl"]
+
+
 def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     opml = tmp_path / "subs.opml"
     opml.write_text(

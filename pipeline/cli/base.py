@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, is_dataclass
@@ -52,15 +54,35 @@ def _progress() -> bool:
 
 @contextmanager
 def _open_output(path: Path | None) -> Iterator[TextIO]:
+    """Standard output, or ``path`` written whole or not at all.
+
+    A regular file is written beside itself and moved into place once the command is done, so
+    a command that fails or is stopped part way leaves the file as it was (an earlier result
+    stays, no half of a new one looks whole). Anything else (a pipe, /dev/stdout) is written
+    as it goes.
+    """
     if path is None:
         yield sys.stdout
         return
     try:
-        handle = path.open("w", encoding="utf-8")
+        if path.exists() and not path.is_file():
+            with path.open("w", encoding="utf-8") as stream:
+                yield stream
+            return
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    with handle:
-        yield handle
+    written = Path(name)
+    try:
+        with open(descriptor, "w", encoding="utf-8") as handle:
+            yield handle
+        umask = os.umask(0)
+        os.umask(umask)
+        written.chmod(0o666 & ~umask)  # the mode a file opened for writing gets, not the temporary file's 0600
+        written.replace(path)
+    except BaseException:
+        written.unlink(missing_ok=True)
+        raise
 
 
 def _when(value: datetime | None) -> str:
