@@ -8,6 +8,7 @@ when an outlet that already ran it publishes another copy.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -50,11 +51,11 @@ def atom(request: Request, use: Use, where: Filtered, limit: Limit = DEFAULT_PAG
         stories=stories, base=base, self_url=str(request.url), entry_id=entry_id, updated=updated,
         feed_updated=max((updated(s) for s in stories), default=None),
     )
-    return Response(body, media_type="application/atom+xml; charset=utf-8")
+    return _unless_unchanged(request, body.encode(), "application/atom+xml; charset=utf-8")
 
 
 @router.get("/feed.json")
-def json_feed(request: Request, use: Use, where: Filtered, limit: Limit = DEFAULT_PAGE) -> JSONResponse:
+def json_feed(request: Request, use: Use, where: Filtered, limit: Limit = DEFAULT_PAGE) -> Response:
     stories = use.store.story_page(limit, where.story_filter()).stories
     base = str(request.base_url)
     feed: dict[str, Any] = {
@@ -66,7 +67,21 @@ def json_feed(request: Request, use: Use, where: Filtered, limit: Limit = DEFAUL
         "language": where.language or "en",
         "items": [_item(story, base) for story in stories],
     }
-    return JSONResponse(feed, media_type="application/feed+json")
+    return _unless_unchanged(request, bytes(JSONResponse(feed).body), "application/feed+json")
+
+
+def _unless_unchanged(request: Request, body: bytes, media_type: str) -> Response:
+    """The feed, or 304 Not Modified to a reader whose copy has this body's ETag.
+
+    The tag is a digest of the body, so it changes with anything a reader would see. No
+    Last-Modified is sent: a story leaving the feed changes it without any newer time.
+    """
+    tag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"etag": tag, "cache-control": "no-cache"}
+    held = {part.strip().removeprefix("W/") for part in request.headers.get("if-none-match", "").split(",")}
+    if tag in held or "*" in held:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _item(story: Story, base: str) -> dict[str, Any]:

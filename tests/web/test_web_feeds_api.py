@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import feedparser
 import pytest
@@ -17,6 +18,9 @@ from pipeline.demo.server import CorpusServer
 from pipeline.models import Source, Story
 from pipeline.search.elastic import ElasticsearchIndex
 from pipeline.settings import Settings
+from pipeline.storage import Store
+from pipeline.storage.backup import copy_store
+from pipeline.storage.schema import stories
 from pipeline.web import create_app
 from pipeline.web.syndication import updated
 
@@ -56,6 +60,35 @@ def test_the_json_feed_is_json_feed_1_1(client: TestClient) -> None:
         assert [a["name"] for a in item["authors"]] == item["_newsagg"]["outlets"]
         assert item["_newsagg"]["agency"] == "Reuters"
     assert len({item["id"] for item in feed["items"]}) == len(feed["items"])
+
+
+@pytest.mark.parametrize("path", ["/feed.atom", "/feed.json"])
+def test_a_reader_polling_with_the_etag_downloads_the_feed_again_only_when_it_changed(
+    demo_web_settings: Settings, tmp_path: Path, path: str
+) -> None:
+    # A copy of the demo's store, so that a story can change without touching the shared one.
+    copy_store(demo_web_settings.data_dir / "store.sqlite3", tmp_path / "store.sqlite3")
+    settings = demo_web_settings.model_copy(update={"store_url": f"sqlite:///{tmp_path / 'store.sqlite3'}"})
+    with TestClient(create_app(settings)) as client:
+        first = client.get(path)
+        tag = first.headers["etag"]
+        assert first.status_code == 200 and first.content
+        again = client.get(path, headers={"if-none-match": tag})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", tag)
+        assert client.get(path, headers={"if-none-match": f'"other", {tag}'}).status_code == 304
+        assert client.head(path, headers={"if-none-match": tag}).status_code == 304
+        assert client.get(path, params={"language": "de"}, headers={"if-none-match": tag}).status_code == 200
+
+        store = Store(settings.resolved_store_url)
+        try:
+            with store.engine.begin() as conn:
+                newest = conn.execute(sa.select(stories.c.id).order_by(stories.c.last_seen.desc()).limit(1)).scalar()
+                conn.execute(sa.update(stories).where(stories.c.id == newest).values(title="Corrected headline"))
+        finally:
+            store.close()
+        changed = client.get(path, headers={"if-none-match": tag})
+        assert changed.status_code == 200 and b"Corrected headline" in changed.content
+        assert changed.headers["etag"] != tag
 
 
 def test_an_entry_is_updated_when_a_new_outlet_joins_not_when_one_runs_it_again() -> None:
