@@ -196,6 +196,19 @@ def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsy
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
     assert [json.loads(line)["id"] for line in fresh.read_text().splitlines()] == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clusters.jsonl", "in.jsonl", "new.jsonl"]
+    # A file replaced keeps its mode.
+    target.chmod(0o600)
+    assert run_cli(capsys, "dedup", str(source), "-o", str(target))[0] == 0
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [json.loads(line)["id"] for line in target.read_text().splitlines()] == ["a"]
+    # A symbolic link (as /dev/stdout is, to a regular file when output is redirected to one) is
+    # written through, never replaced.
+    shown = tmp_path / "shown.txt"
+    shown.write_text("")
+    link = tmp_path / "stdout-link"
+    link.symlink_to(shown)
+    assert run_cli(capsys, "dedup", str(source), "-o", str(link))[0] == 0
+    assert link.is_symlink() and [json.loads(line)["id"] for line in shown.read_text().splitlines()] == ["a"]
 
 
 def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,29 +56,37 @@ def _progress() -> bool:
 def _open_output(path: Path | None) -> Iterator[TextIO]:
     """Standard output, or ``path`` written whole or not at all.
 
-    A regular file is written beside itself and moved into place once the command is done, so
-    a command that fails or is stopped part way leaves the file as it was (an earlier result
-    stays, no half of a new one looks whole). Anything else (a pipe, /dev/stdout) is written
-    as it goes.
+    A file is written beside itself and moved into place once the command is done, so a
+    command that fails or is stopped part way leaves the file as it was (an earlier result
+    stays, no half of a new one looks whole); it keeps its mode. Anything else is written as
+    it goes: a pipe, a device, and a symbolic link (/dev/stdout is one, to whatever standard
+    output is), which must not be replaced.
     """
     if path is None:
         yield sys.stdout
         return
+    streaming = path.is_symlink() or (path.exists() and not path.is_file())
     try:
-        if path.exists() and not path.is_file():
-            with path.open("w", encoding="utf-8") as stream:
-                yield stream
-            return
-        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        if streaming:
+            stream = path.open("w", encoding="utf-8")
+        else:
+            mode = path.stat().st_mode & 0o7777 if path.exists() else None
+            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    if streaming:
+        with stream:
+            yield stream
+        return
     written = Path(name)
     try:
         with open(descriptor, "w", encoding="utf-8") as handle:
             yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        written.chmod(0o666 & ~umask)  # the mode a file opened for writing gets, not the temporary file's 0600
+        if mode is None:  # the mode a new file gets (the umask's), not the temporary file's 0600
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        written.chmod(mode)
         written.replace(path)
     except BaseException:
         written.unlink(missing_ok=True)
