@@ -5,11 +5,13 @@
 * the store builds its row statements once per batch (entries, assignments, the outbox)
   and reads memberships for a whole indexing batch at once;
 * the SQLite search index syncs like the store (WAL, synchronous=NORMAL);
-* the river filtered by agency or language seeks its stories by an index (SQLite's plan).
+* the river filtered by agency or language seeks its stories by an index (SQLite's plan);
+* a run collects garbage after 10,000 new objects, not CPython's 700.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sqlite3
@@ -197,6 +199,22 @@ def test_search_index_syncs_like_the_store(tmp_path: Path) -> None:
         index.close()
     with sqlite3.connect(tmp_path / "search.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize(("before", "after"), [((700, 10, 10), (10_000, 10, 10)), ((50_000, 5, 5), (50_000, 5, 5)),
+                                               ((0, 10, 10), (0, 10, 10))])
+def test_a_pipeline_collects_garbage_less_often_and_keeps_a_rarer_setting(
+    tmp_path: Path, before: tuple[int, int, int], after: tuple[int, int, int]
+) -> None:
+    # The run process (and the workers it forks) collects after 10,000 new objects, not 700;
+    # a higher threshold, or collection switched off (0), is the user's and stays.
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(*before)
+        Pipeline(Settings(data_dir=tmp_path)).close()
+        assert gc.get_threshold() == after
+    finally:
+        gc.set_threshold(*saved)
 
 
 @pytest.mark.parametrize("text", ["", "Port strike: 14 ships WAIT", "it's (Reuters) - 3.5% up\n\nNext", "x" * 1000])
