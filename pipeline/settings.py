@@ -594,8 +594,12 @@ def settings_reference() -> str:
                 default = "`$XDG_DATA_HOME/newsagg` or `~/.local/share/newsagg`"
             elif field.default_factory is not None:
                 default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
+            elif field.default is None:
+                default = "unset"
+            elif field.default == "":
+                default = "empty"
             else:
-                default = "unset" if field.default is None else f"`{field.default}`"
+                default = f"`{field.default}`"
             meaning = (field.description or "").replace("|", "\\|")
             lines.append(f"| `{prefix}{name.upper()}` | {default} | {meaning} |")
 
