@@ -503,8 +503,13 @@ class Settings(_MasksCredentials, BaseSettings):
         return value
 
     @property
+    def embedded_store(self) -> Path | None:
+        """The embedded store's file in ``data_dir``; None when ``store_url`` names another store."""
+        return self.data_dir / "store.sqlite3" if self.store_url is None else None
+
+    @property
     def resolved_store_url(self) -> str:
-        return self.store_url or f"sqlite:///{self.data_dir / 'store.sqlite3'}"
+        return self.store_url or f"sqlite:///{self.embedded_store}"
 
     @property
     def resolved_feeds_file(self) -> Path:

@@ -178,6 +178,23 @@ def test_dedup_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", [
+    ["search", "harbour"], ["clusters", "list"], ["clusters", "show", "x"], ["articles", "show", "x"],
+    ["export", "stories"], ["serve", "--port", "0"], ["runs", "list"], ["metrics"], ["feeds", "status"],
+    ["outbox", "list"], ["db", "current"], ["db", "backup", "copy.sqlite3"],
+])
+def test_a_command_that_only_reads_says_there_is_no_store_instead_of_making_an_empty_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # A mistyped --data-dir must not look like an empty store.
+    missing = tmp_path / "newsag"
+    code, out, err = run_cli(capsys, "--data-dir", str(missing), *command)
+    assert code == 2 and out == ""
+    assert err == f"newsagg: error: no store in {missing}: nothing has run there (check --data-dir, NEWSAGG_DATA_DIR " \
+                  "or the settings file; `newsagg run` makes one)\n"
+    assert not missing.exists()
+
+
 def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A researcher's earlier result is not truncated by a run that fails (or is stopped) part way.
     source, target = tmp_path / "in.jsonl", tmp_path / "clusters.jsonl"
@@ -493,6 +510,7 @@ def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Pa
 def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
     env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_LOG_FORMAT="json", NEWSAGG_LOG_LEVEL="info")
+    assert main(["--data-dir", str(tmp_path / "data"), "db", "upgrade"]) == 0  # serve reads an existing store
     server = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", "0"], env=env, text=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:

@@ -38,6 +38,16 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return settings
 
 
+def _reading(args: argparse.Namespace) -> Settings:
+    """The settings of a command that only reads the store: it must exist (a mistyped data dir
+    would otherwise be made into an empty store, and look like one)."""
+    settings = _settings(args)
+    if settings.embedded_store is not None and not settings.embedded_store.exists():
+        raise ConfigError(f"no store in {settings.data_dir}: nothing has run there (check --data-dir, "
+                          "NEWSAGG_DATA_DIR or the settings file; `newsagg run` makes one)")
+    return settings
+
+
 def _store(settings: Settings) -> closing[Store]:
     """The store the settings name, closed when the command is done."""
     from pipeline.storage import Store

@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.cli.base import EXIT_OK, _print_json, _settings, _store
+from pipeline.cli.base import EXIT_OK, _print_json, _reading, _settings, _store
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
@@ -107,7 +107,7 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
 
     from pipeline.polling import STATUS_COLUMNS, status_row
 
-    settings = _settings(args)
+    settings = _reading(args)
     with _store(settings) as store:
         states = store.feed_states()
     if args.json:

@@ -15,6 +15,7 @@ from pipeline.cli.base import (
     _open_output,
     _print_json,
     _progress,
+    _reading,
     _settings,
     _store,
     _when,
@@ -24,7 +25,7 @@ from pipeline.errors import ConfigError, NewsaggError
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
 
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         records = store.recent_runs(args.limit)
     if args.json:
         _print_json(records)
@@ -55,7 +56,7 @@ def _run_counts(stats: dict[str, Any]) -> str:
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from pipeline.metrics import render
 
-    settings = _settings(args)
+    settings = _reading(args)
     with _store(settings) as store:
         sys.stdout.write(render(store, settings))
     return EXIT_OK
@@ -78,7 +79,7 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
 def _cmd_db_current(args: argparse.Namespace) -> int:
     from pipeline.storage import schema_revision
 
-    revision, newest = schema_revision(_settings(args).resolved_store_url)
+    revision, newest = schema_revision(_reading(args).resolved_store_url)
     if revision == newest:
         print(f"{revision} (the newest)")
         return EXIT_OK
@@ -91,7 +92,7 @@ def _cmd_db_backup(args: argparse.Namespace) -> int:
 
     from pipeline.storage.backup import copy_store
 
-    settings = _settings(args)
+    settings = _reading(args)
     url = make_url(settings.resolved_store_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         raise ConfigError("db backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump")
@@ -109,7 +110,7 @@ def _cmd_db_backup(args: argparse.Namespace) -> int:
 
 def _cmd_outbox_list(args: argparse.Namespace) -> int:
 
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         status = store.outbox_status()
     if args.json:
         _print_json(status)

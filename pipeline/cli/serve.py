@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from pipeline.cli.base import EXIT_OK, _settings
+from pipeline.cli.base import EXIT_OK, _reading
 from pipeline.errors import NewsaggError
 
 
@@ -18,7 +18,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from pipeline.web import create_app
 
-    settings = _settings(args)
+    settings = _reading(args)
     host = args.host or settings.web.host
     port = settings.web.port if args.port is None else args.port
     try:

@@ -18,7 +18,7 @@ from pipeline.cli.base import (
     _offset_arg,
     _open_output,
     _print_json,
-    _settings,
+    _reading,
     _store,
     _until_arg,
 )
@@ -32,7 +32,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from pipeline.models import SearchQuery
     from pipeline.search import open_index
 
-    settings = _settings(args)
+    settings = _reading(args)
     query = SearchQuery(
         text=args.query,
         since=args.since,
@@ -74,7 +74,7 @@ def _terminal_highlight(snippet: str, out: TextIO) -> str:
 def _cmd_clusters_list(args: argparse.Namespace) -> int:
     from pipeline.storage import ClusterSummary
 
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         clusters: Iterable[ClusterSummary]
         if args.all:
             clusters, next_cursor = store.all_cluster_summaries(args.min_articles, args.after), None
@@ -109,7 +109,7 @@ def _cluster_cursor_arg(text: str) -> str:
 def _cmd_clusters_show(args: argparse.Namespace) -> int:
     from pipeline.urls import link_of
 
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         cluster_id = store.resolve_cluster(args.id)
         story = store.story(cluster_id)
         members = store.memberships_of(cluster_id)
@@ -168,7 +168,7 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
         key = article_id(canonicalize(key) or key)
     elif key.startswith("urn:"):  # the key of a feed entry without a link
         key = article_id(key)
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         article = store.articles_by_id([key]).get(key)
         member = store.membership(key) if article else None
         stripped = store.stripped_blocks(key) if article else []
@@ -204,7 +204,7 @@ def _cmd_articles_show(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pipeline.export import export_records, write_records
 
-    with _store(_settings(args)) as store, _open_output(args.output) as out:
+    with _store(_reading(args)) as store, _open_output(args.output) as out:
         count = write_records(export_records(store, args.kind, args.since), args.kind, args.format, out)
     print(f"{count} {args.kind} exported", file=sys.stderr)
     return EXIT_OK
