@@ -100,15 +100,21 @@ def test_the_story_page_shows_each_outlets_changes_and_how_it_matched(
     assert len(page.xpath("//p[@class='copy-head']/a[starts-with(@href, '/articles/')]")) == 5
 
 
-def test_an_absorbed_story_id_redirects_to_the_survivor(client: TestClient, demo_web_settings: Settings) -> None:
-    survivor = story_id_of(demo_web_settings, 1)
-    store = Store(demo_web_settings.resolved_store_url)
+def absorbed_into(settings: Settings, alias: str) -> str:
+    """Record ``alias`` as a story id absorbed into the demo's second story; that story's id."""
+    survivor = story_id_of(settings, 1)
+    store = Store(settings.resolved_store_url)
     try:
         with store.engine.begin() as conn:
-            conn.execute(sa.delete(cluster_aliases).where(cluster_aliases.c.absorbed_id == "absorbed-one"))
-            conn.execute(sa.insert(cluster_aliases).values(absorbed_id="absorbed-one", survivor_id=survivor))
+            conn.execute(sa.delete(cluster_aliases).where(cluster_aliases.c.absorbed_id == alias))
+            conn.execute(sa.insert(cluster_aliases).values(absorbed_id=alias, survivor_id=survivor))
     finally:
         store.close()
+    return survivor
+
+
+def test_an_absorbed_story_id_redirects_to_the_survivor(client: TestClient, demo_web_settings: Settings) -> None:
+    survivor = absorbed_into(demo_web_settings, "absorbed-one")
     response = client.get("/stories/absorbed-one", follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (301, f"/stories/{survivor}")
     api = client.get("/api/stories/absorbed-one")

@@ -12,15 +12,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from lxml import etree, html
-from test_web_pages import story_id_of
+from test_web_pages import absorbed_into
 from test_web_serve import serving
 
 from pipeline.cli import main
 from pipeline.settings import Settings
-from pipeline.storage import Store
-from pipeline.storage.schema import cluster_aliases
 
 PREFIX = "/news"
 PUBLIC = {"host": "news.example", "x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.7"}
@@ -46,14 +43,7 @@ def links_on(page: str) -> list[str]:
 def test_every_link_redirect_and_feed_url_carries_the_prefix_and_the_public_address(
     demo_web_settings: Settings, strip: bool
 ) -> None:
-    survivor = story_id_of(demo_web_settings, 1)
-    store = Store(demo_web_settings.resolved_store_url)
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(sa.delete(cluster_aliases).where(cluster_aliases.c.absorbed_id == "absorbed-proxy"))
-            conn.execute(sa.insert(cluster_aliases).values(absorbed_id="absorbed-proxy", survivor_id=survivor))
-    finally:
-        store.close()
+    survivor = absorbed_into(demo_web_settings, "absorbed-proxy")
     with serving(demo_web_settings.data_dir, env={"NEWSAGG_WEB__ROOT_PATH": PREFIX}) as (base, _):
         # Every kind of page a reader can reach from the river and a search (a few of each), and the
         # resources they load; every link on them must lead under the prefix.
