@@ -76,9 +76,11 @@ MIN_BODY_BLOCK_WORDS = 5
 MAX_TEASER_WORDS = 25
 #: ... and a notice after the article (newsletter, comments, copyright) at most this many.
 MAX_NOTICE_WORDS = 30
-#: The author's biography begins in one of the text's last this many blocks ...
+#: The author's biography begins in one of the text's last this many blocks, with a block that ...
 BIO_LAST_BLOCKS = 5
-#: ... with at most this many words after that block.
+#: ... has at least this many words (a byline is shorter) ...
+MIN_BIO_WORDS = 8
+#: ... and at most this many words after it.
 MAX_BIO_TAIL_WORDS = 150
 
 _WORDS = re.compile(r"\w+")
@@ -276,15 +278,20 @@ def without_furniture(text: str) -> str:
 
 def without_author_bio(text: str, author: str | None) -> str:
     """``text`` without the author's biography at its end: from the last of its final blocks
-    that begins with an author's full name (with at most :data:`MAX_BIO_TAIL_WORDS` words
-    after it), with an "About the author" heading or the bare name before it; never the first block."""
-    names = [name for part in _NAMES.split(author or "") if len((name := _norm(part)).split()) >= 2]
+    that begins with an author's full name (not an agency's) and is a sentence, not a byline
+    (at least :data:`MIN_BIO_WORDS` words, at most :data:`MAX_BIO_TAIL_WORDS` words after
+    it), with an "About the author" heading or the bare name before it; never the first block."""
+    # An agency as author ("Deutsche Presse-Agentur") bylines the story: its name opens no biography.
+    names = [
+        name for part in _NAMES.split(author or "") if len((name := _norm(part)).split()) >= 2 and not detect_credit(name)
+    ]
     if not names:
         return text
     blocks = text.split("\n\n")
     for start in range(len(blocks) - 1, max(1, len(blocks) - BIO_LAST_BLOCKS) - 1, -1):
         if (
             blocks[start].startswith(tuple(names))
+            and _word_count(blocks[start]) >= MIN_BIO_WORDS  # a sentence about the author, not a byline
             and _word_count(" ".join(blocks[start + 1 :])) <= MAX_BIO_TAIL_WORDS
             and not detect_credit(blocks[start])  # "Associated Press writer ... contributed": a credit, not a biography
         ):

@@ -99,3 +99,12 @@ def test_the_authors_biography_after_the_article_is_left_out() -> None:
     assert _text(_article_page(after=bio)) == "\n\n".join(_STORY)
     # a paragraph by another name stays
     assert _text(_article_page(after=bio, author="Tom Baker")).endswith("covered its council since 2015.")
+
+
+def test_a_byline_is_no_biography() -> None:
+    # an agency as author, its byline before the story's last paragraphs: nothing is cut
+    byline = "<p>Deutsche Presse-Agentur · 01.09.2024, 15:40 Uhr</p>"
+    text = _text(_article_page(between=byline, author="Deutsche Presse-Agentur"))
+    assert text == "\n\n".join([_STORY[0], "Deutsche Presse-Agentur · 01.09.2024, 15:40 Uhr", *_STORY[1:]])
+    short = "<p>Jane Miller · 01.09.2024</p>"
+    assert _text(_article_page(between=short)).endswith(_STORY[-1])
