@@ -72,6 +72,8 @@ MIN_STATED_BODY_KEPT = 0.3
 #: articleBody, is article; the blocks after the last such block are not.
 MIN_BODY_BLOCK_WORDS = 5
 
+#: A first block with the title's first words (not all) repeats it from this many words on.
+MIN_TITLE_START_WORDS = 4
 #: A "Read more: <headline>" line, or an item of a related-stories list, has at most this many words ...
 MAX_TEASER_WORDS = 25
 #: ... and a notice after the article (newsletter, comments, copyright) at most this many.
@@ -240,11 +242,17 @@ def _word_count(text: str) -> int:
 
 
 def without_title(text: str, title: str | None) -> str:
-    """``text`` without a first block that repeats the page's ``title`` (the same words): the
-    headline is stored apart, and the sets' bodies leave it out."""
+    """``text`` without a first block that repeats the page's ``title``: the headline is
+    stored apart, and the sets' bodies leave it out.
+
+    The block repeats it when it has the title's words, or the title's first words and at
+    least :data:`MIN_TITLE_START_WORDS` of them (a title with the site's name or a kicker
+    after the headline).
+    """
     blocks = text.split("\n\n")
     key = _WORDS.findall((title or "").lower())
-    if len(blocks) < 2 or not key or _WORDS.findall(blocks[0].lower()) != key:
+    words = _WORDS.findall(blocks[0].lower())
+    if len(blocks) < 2 or not words or key[: len(words)] != words or (words != key and len(words) < MIN_TITLE_START_WORDS):
         return text
     return "\n\n".join(blocks[1:])
 

@@ -53,12 +53,14 @@ def test_the_stated_article_body_is_found_in_a_graph_and_unescaped() -> None:
 _TITLE = "Old bridge to close for two years"
 
 
-def _article_page(before: str = "", between: str = "", after: str = "", author: str = "Jane Miller") -> bytes:
+def _article_page(
+    before: str = "", between: str = "", after: str = "", author: str = "Jane Miller", title: str = _TITLE
+) -> bytes:
     """A news page whose article container holds the story with ``before``, ``between`` (after
     its first paragraph) and ``after`` it."""
     first, *rest = (f"<p>{p}</p>" for p in _STORY)
     return (
-        f"<html><head><title>{_TITLE}</title><meta name='author' content='{author}'></head><body>"
+        f"<html><head><title>{title}</title><meta name='author' content='{author}'></head><body>"
         f"<nav><a href='/'>Home</a></nav><article>{before}{first}{between}{''.join(rest)}{after}</article>"
         "<footer>Contact</footer></body></html>"
     ).encode()
@@ -74,6 +76,13 @@ def test_a_first_line_repeating_the_headline_is_left_out() -> None:
     assert _text(_article_page(before=f"<h2>{_TITLE}</h2>")) == "\n\n".join(_STORY)
     # a heading that is not the headline stays
     assert _text(_article_page(before="<h2>Engineers found cracks</h2>")).startswith("Engineers found cracks\n\n")
+
+
+def test_a_first_line_with_the_titles_first_words_is_the_headline() -> None:
+    # the title goes on after the headline ("..., council says"); a two-word start is no headline
+    long_title = f"{_TITLE}, council says"
+    assert _text(_article_page(before=f"<h2>{_TITLE}</h2>", title=long_title)) == "\n\n".join(_STORY)
+    assert _text(_article_page(before="<h2>Old bridge</h2>", title=long_title)).startswith("Old bridge\n\n")
 
 
 def test_page_furniture_inside_the_article_is_left_out() -> None:
