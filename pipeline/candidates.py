@@ -252,7 +252,9 @@ def without_title(text: str, title: str | None) -> str:
     blocks = text.split("\n\n")
     key = _WORDS.findall((title or "").lower())
     words = _WORDS.findall(blocks[0].lower())
-    if len(blocks) < 2 or not words or key[: len(words)] != words or (words != key and len(words) < MIN_TITLE_START_WORDS):
+    if len(blocks) < 2 or not words or key[: len(words)] != words:
+        return text
+    if words != key and len(words) < MIN_TITLE_START_WORDS:
         return text
     return "\n\n".join(blocks[1:])
 
@@ -278,8 +280,11 @@ def without_furniture(text: str) -> str:
                     i += 1
             continue
         kept.append(block)
-    # A wire agency's sign-off (© dpa) is a notice too, but it credits the agency: it stays.
-    while len(kept) > 1 and _word_count(kept[-1]) <= MAX_NOTICE_WORDS and _NOTICE.search(kept[-1]) and not detect_credit(kept[-1]):
+    # A wire agency's sign-off ("Copyright 2024 The Associated Press") is a notice too, but
+    # it credits the agency: it stays.
+    while len(kept) > 1 and _word_count(kept[-1]) <= MAX_NOTICE_WORDS and _NOTICE.search(kept[-1]):
+        if detect_credit(kept[-1]):
+            break
         kept.pop()
     return "\n\n".join(kept) if kept else text
 

@@ -101,6 +101,9 @@ def test_a_list_or_a_sentence_that_is_article_stays() -> None:
     assert _text(_article_page(after=mention + listing)) == "\n\n".join(
         [*_STORY, "The council will share the engineers' report with residents.", "Closed roads", "- Bridge Street", "- Mill Lane"]
     )
+    # an agency's sign-off is a notice that credits the agency
+    sign_off = "Copyright 2024 The Associated Press. All rights reserved."
+    assert _text(_article_page(after=f"<p>{sign_off}</p>")).endswith(sign_off)
 
 
 def test_the_authors_biography_after_the_article_is_left_out() -> None:
