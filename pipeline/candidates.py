@@ -112,11 +112,16 @@ _TEASER_LINE = re.compile(
     r"|lee también|leia também|leggi anche|czytaj (?:także|też|również)|lees ook|les også|läs också)\s*[:|>»]+\s*\w",
     re.IGNORECASE,
 )
+# A notice after the article: a prompt, which opens its block, or a rights or cookie line, anywhere
+# in it. The same words in reporting ("did not respond to a request for comment", "two million
+# subscribers", "copyright infringement", "its privacy policy") are the article's.
 _NOTICE = re.compile(
-    r"newsletter|\bsubscribe|\bsign (?:up|in)\b|\blog in\b|\bcookies?\b|\bcomment(?:s|ing)?\b|\bkommentare\b"
-    r"|\bfollow (?:us|\w+ on)\b|folgen sie uns|copyright|©|all rights reserved|alle rechte vorbehalten"
-    r"|tous droits réservés|derechos reservados|terms of (?:use|service)|privacy policy|datenschutz"
-    r"|got a (?:story|tip)|for more stories|for the latest",
+    r"^\W*(?:sign (?:up|in)\b|subscribe\b|log in\b|follow (?:us|\w+ on)\b|folgen sie uns|newsletter"
+    r"|(?:\d+ )?comments?\b|kommentare\b|leave a (?:comment|reply)|join the (?:conversation|discussion)"
+    r"|got a (?:story|tip)|for (?:more stories|the latest (?:news|updates|stories))"
+    r"|privacy policy|terms of (?:use|service)|datenschutz|copyright\b)"
+    r"|©|all rights reserved|alle rechte vorbehalten|tous droits réservés|derechos reservados"
+    r"|\b(?:we|this (?:site|website)) uses? cookies\b",
     re.IGNORECASE,
 )
 _NAMES = re.compile(r";|,| and | und | et | y ")

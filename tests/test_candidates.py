@@ -106,6 +106,26 @@ def test_a_list_or_a_sentence_that_is_article_stays() -> None:
     assert _text(_article_page(after=f"<p>{sign_off}</p>")).endswith(sign_off)
 
 
+def test_a_last_sentence_of_reporting_is_no_notice() -> None:
+    # The words of a notice (comment, subscribers, the latest, privacy policy, copyright, cookies) in
+    # the article's own last lines: they stay. A prompt or a rights line after the article goes.
+    endings = [
+        "The company did not respond to a request for comment.",
+        "Officials declined to comment.",
+        "The service now has two million subscribers.",
+        "The company reported a loss for the latest quarter.",
+        "The firm changed its privacy policy last year after the regulator's inquiry.",
+        "The lawsuit accuses the studio of copyright infringement.",
+        "Cookies and coffee were handed out at the rally.",
+        "Readers can sign up for the council's flood alerts on its website.",
+    ]
+    for ending in endings:
+        assert _text(_article_page(after=f"<p>{ending}</p>")).endswith(ending), ending
+    for notice in ["Sign up for our morning newsletter", "Comments (12)", "Follow us on Twitter",
+                   "We use cookies to improve your experience.", "© 2024 The Gazette. All rights reserved."]:
+        assert _text(_article_page(after=f"<p>{notice}</p>")) == "\n\n".join(_STORY), notice
+
+
 def test_the_authors_biography_after_the_article_is_left_out() -> None:
     bio = "<h4>About the author</h4><p>Jane Miller is the town reporter of the Gazette and has covered its council since 2015.</p>"
     assert _text(_article_page(after=bio)) == "\n\n".join(_STORY)
