@@ -16,8 +16,15 @@ parses the page again and calls :func:`second_opinion`.
 What the page states about its article is read before trafilatura too: the JSON-LD
 ``articleBody`` (:func:`stated_body`) marks where the article ends, or that trafilatura
 took another block (:func:`by_stated_body`); a news page's standfirst
-(:func:`standfirst`) is added when trafilatura left it out. Every rule and number here
-was measured on the development sets (bench/README.md, "Extraction quality").
+(:func:`standfirst`) is added when trafilatura left it out.
+
+What trafilatura keeps inside the article's container but is not the article is cut
+from its text last: a first line repeating the headline (:func:`without_title`), the
+page's furniture (:func:`without_furniture`: advertising and "continue reading" labels,
+share and newsletter prompts, "Read more: <headline>" lines, a related-stories heading
+with its list, notices after the article) and the author's biography after it
+(:func:`without_author_bio`). Every rule and number here was measured on the
+development sets (bench/README.md, "Extraction quality").
 """
 
 from __future__ import annotations
@@ -65,7 +72,64 @@ MIN_STATED_BODY_KEPT = 0.3
 #: articleBody, is article; the blocks after the last such block are not.
 MIN_BODY_BLOCK_WORDS = 5
 
+#: A first block with the title's first words (not all) repeats it from this many words on.
+MIN_TITLE_START_WORDS = 4
+#: A "Read more: <headline>" line, or an item of a related-stories list, has at most this many words ...
+MAX_TEASER_WORDS = 25
+#: ... and a notice after the article (newsletter, comments, copyright) at most this many.
+MAX_NOTICE_WORDS = 30
+#: The author's biography begins in one of the text's last this many blocks, with a block that ...
+BIO_LAST_BLOCKS = 5
+#: ... has at least this many words (a byline is shorter) ...
+MIN_BIO_WORDS = 8
+#: ... and at most this many words after it.
+MAX_BIO_TAIL_WORDS = 150
+
 _WORDS = re.compile(r"\w+")
+# Labels that make up a whole line of page furniture, in the languages of the sets' publishers.
+_RELATED = (
+    r"read more|read also|also read|related|related (?:articles?|stories|posts|content|coverage|news|links|reading)"
+    r"|more on this(?: story| topic)?|you (?:may|might) also like|lesen sie (?:auch|mehr)|mehr zum thema|auch interessant"
+    r"|das könnte sie auch interessieren|ähnliche|weitere (?:artikel|themen)|lire aussi|à lire aussi|a lire aussi"
+    r"|sur le même sujet|lee también|te puede interesar|leia também|leggi anche|czytaj (?:także|też|również)"
+    r"|lees ook|läs också|les også|přečtěte si také|čtěte také"
+)
+_FURNITURE = (
+    r"advertisement|advertisment|anzeige|werbung|publicit[ée]|publicidad|pubblicit[àa]|reklama|advertentie"
+    r"|sponsored content|paid content"
+    r"|article content|story continues below(?: advertisement)?|(?:the )?(?:article|story) continues below"
+    r"|continue reading(?: below)?|weiterlesen nach der anzeige|artikel wird nach der anzeige fortgesetzt"
+    r"|lesen sie nach der anzeige weiter|la suite après (?:cette )?(?:la )?publicit[ée]"
+    r"|share(?: this(?: article| story| post)?)?(?: on \w+)?|teilen|artikel teilen|partager|compartir|condividi"
+    r"|udostępnij|copy link|link kopieren"
+    r"|newsletter|subscribe(?: now)?|sign up(?: now)?|jetzt abonnieren|newsletter abonnieren|abonnez-vous"
+    r"|suscr[íi]bete|follow us(?: on \w+)?|folgen sie uns(?: auf \w+)?"
+)
+_FURNITURE_LINE = re.compile(rf"^\W*(?:{_FURNITURE}|{_RELATED})\W*$", re.IGNORECASE)
+_RELATED_LINE = re.compile(rf"^\W*(?:{_RELATED})\W*$", re.IGNORECASE)
+_TEASER_LINE = re.compile(
+    r"^\W*(?:read more|read also|also read|related|more|lesen sie auch|mehr zum thema|lire aussi|à lire aussi"
+    r"|lee también|leia também|leggi anche|czytaj (?:także|też|również)|lees ook|les også|läs också)\s*[:|>»]+\s*\w",
+    re.IGNORECASE,
+)
+# A notice after the article: a prompt, which opens its block, or a rights or cookie line, anywhere
+# in it. The same words in reporting ("did not respond to a request for comment", "two million
+# subscribers", "copyright infringement", "its privacy policy") are the article's.
+_NOTICE = re.compile(
+    r"^\W*(?:sign (?:up|in)\b|subscribe\b|log in\b|follow (?:us|\w+ on)\b|folgen sie uns|newsletter"
+    r"|(?:\d+ )?comments?\b|kommentare\b|leave a (?:comment|reply)|join the (?:conversation|discussion)"
+    r"|got a (?:story|tip)|for (?:more stories|the latest (?:news|updates|stories))"
+    r"|privacy policy|terms of (?:use|service)|datenschutz|copyright\b)"
+    r"|©|all rights reserved|alle rechte vorbehalten|tous droits réservés|derechos reservados"
+    r"|\b(?:we|this (?:site|website)) uses? cookies\b",
+    re.IGNORECASE,
+)
+_NAMES = re.compile(r";|,| and | und | et | y ")
+_ABOUT_AUTHOR = re.compile(
+    r"^\W*(?:about the authors?|about|the authors?|author|die autorin|der autor|zum autor|zur autorin"
+    r"|l['’]auteur|sobre el autor|o autorze)\W*$",
+    re.IGNORECASE,
+)
 _JSON_LD = lxml.etree.XPath("//script[@type='application/ld+json']/text()", smart_strings=False)
 # schema.org's NewsArticle and its subtypes (ReportageNewsArticle, OpinionNewsArticle, ...).
 _NEWS_TYPE = re.compile(r'"@type"\s*:\s*(?:\[[^\]]*)?"\w*NewsArticle"')
@@ -176,6 +240,83 @@ def with_standfirst(text: str, summary: str | None) -> str:
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
+
+
+def _word_count(text: str) -> int:
+    return len(_WORDS.findall(text))
+
+
+def without_title(text: str, title: str | None) -> str:
+    """``text`` without a first block that repeats the page's ``title``: the headline is
+    stored apart, and the sets' bodies leave it out.
+
+    The block repeats it when it has the title's words, or the title's first words and at
+    least :data:`MIN_TITLE_START_WORDS` of them (a title with the site's name or a kicker
+    after the headline).
+    """
+    blocks = text.split("\n\n")
+    key = _WORDS.findall((title or "").lower())
+    words = _WORDS.findall(blocks[0].lower())
+    if len(blocks) < 2 or not words or key[: len(words)] != words:
+        return text
+    if words != key and len(words) < MIN_TITLE_START_WORDS:
+        return text
+    return "\n\n".join(blocks[1:])
+
+
+def without_furniture(text: str) -> str:
+    """``text`` without the page furniture trafilatura kept inside the article's container.
+
+    Gone are lines that are only a label (advertising markers, "continue reading" breaks,
+    share, newsletter and follow prompts), "Read more: <headline>" lines, a related-stories
+    heading with the list items right after it, and notices (newsletter, comments,
+    copyright) after the article's last block, unless they credit a wire agency. A text
+    that is nothing else is kept.
+    """
+    blocks = text.split("\n\n")
+    kept: list[str] = []
+    i = 0
+    while i < len(blocks):
+        block = blocks[i]
+        i += 1
+        if _FURNITURE_LINE.match(block) or (_TEASER_LINE.match(block) and _word_count(block) <= MAX_TEASER_WORDS):
+            if _RELATED_LINE.match(block):
+                while i < len(blocks) and blocks[i].startswith("- ") and _word_count(blocks[i]) <= MAX_TEASER_WORDS:
+                    i += 1
+            continue
+        kept.append(block)
+    # A wire agency's sign-off ("Copyright 2024 The Associated Press") is a notice too, but
+    # it credits the agency: it stays.
+    while len(kept) > 1 and _word_count(kept[-1]) <= MAX_NOTICE_WORDS and _NOTICE.search(kept[-1]):
+        if detect_credit(kept[-1]):
+            break
+        kept.pop()
+    return "\n\n".join(kept) if kept else text
+
+
+def without_author_bio(text: str, author: str | None) -> str:
+    """``text`` without the author's biography at its end: from the last of its final blocks
+    that begins with an author's full name (not an agency's) and is a sentence, not a byline
+    (at least :data:`MIN_BIO_WORDS` words, at most :data:`MAX_BIO_TAIL_WORDS` words after
+    it), with an "About the author" heading or the bare name before it; never the first block."""
+    # An agency as author ("Deutsche Presse-Agentur") bylines the story: its name opens no biography.
+    names = [
+        name for part in _NAMES.split(author or "") if len((name := _norm(part)).split()) >= 2 and not detect_credit(name)
+    ]
+    if not names:
+        return text
+    blocks = text.split("\n\n")
+    for start in range(len(blocks) - 1, max(1, len(blocks) - BIO_LAST_BLOCKS) - 1, -1):
+        if (
+            blocks[start].startswith(tuple(names))
+            and _word_count(blocks[start]) >= MIN_BIO_WORDS  # a sentence about the author, not a byline
+            and _word_count(" ".join(blocks[start + 1 :])) <= MAX_BIO_TAIL_WORDS
+            and not detect_credit(blocks[start])  # "Associated Press writer ... contributed": a credit, not a biography
+        ):
+            while start > 1 and (_ABOUT_AUTHOR.match(blocks[start - 1]) or blocks[start - 1] in names):
+                start -= 1
+            return "\n\n".join(blocks[:start])
+    return text
 
 
 def split_body(tree: lxml.html.HtmlElement, text: str) -> str | None:

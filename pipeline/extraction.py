@@ -47,6 +47,9 @@ from pipeline.candidates import (
     standfirst,
     stated_body,
     with_standfirst,
+    without_author_bio,
+    without_furniture,
+    without_title,
 )
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
@@ -203,7 +206,10 @@ def extract_page(
             text = second_opinion(_parse(source), text, paragraph_size)
         except Exception as exc:  # a second opinion failing leaves trafilatura's text
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
-    text = with_standfirst(by_stated_body(text, body), summary)
+    text = by_stated_body(text, body)
+    if found:
+        text = without_author_bio(without_furniture(without_title(text, found.title)), found.author)
+    text = with_standfirst(text, summary)
     if not text:
         return None
     return ExtractedPage(

@@ -7,6 +7,7 @@ import json
 import lxml.html
 
 from pipeline.candidates import paragraph_chars, second_opinion, stated_body
+from pipeline.extraction import extract_page
 
 
 _STORY = [
@@ -47,3 +48,95 @@ def test_the_stated_article_body_is_found_in_a_graph_and_unescaped() -> None:
     ]
     assert stated_body(scripts) == story.replace("&amp;", "&")
     assert stated_body(scripts[:1] + scripts[2:]) is None
+
+
+_TITLE = "Old bridge to close for two years"
+
+
+def _article_page(
+    before: str = "", between: str = "", after: str = "", author: str = "Jane Miller", title: str = _TITLE
+) -> bytes:
+    """A news page whose article container holds the story with ``before``, ``between`` (after
+    its first paragraph) and ``after`` it."""
+    first, *rest = (f"<p>{p}</p>" for p in _STORY)
+    return (
+        f"<html><head><title>{title}</title><meta name='author' content='{author}'></head><body>"
+        f"<nav><a href='/'>Home</a></nav><article>{before}{first}{between}{''.join(rest)}{after}</article>"
+        "<footer>Contact</footer></body></html>"
+    ).encode()
+
+
+def _text(page: bytes) -> str:
+    found = extract_page(page, "https://gazette.example/news/bridge")
+    assert found is not None
+    return found.text
+
+
+def test_a_first_line_repeating_the_headline_is_left_out() -> None:
+    assert _text(_article_page(before=f"<h2>{_TITLE}</h2>")) == "\n\n".join(_STORY)
+    # a heading that is not the headline stays
+    assert _text(_article_page(before="<h2>Engineers found cracks</h2>")).startswith("Engineers found cracks\n\n")
+
+
+def test_a_first_line_with_the_titles_first_words_is_the_headline() -> None:
+    # the title goes on after the headline ("..., council says"); a two-word start is no headline
+    long_title = f"{_TITLE}, council says"
+    assert _text(_article_page(before=f"<h2>{_TITLE}</h2>", title=long_title)) == "\n\n".join(_STORY)
+    assert _text(_article_page(before="<h2>Old bridge</h2>", title=long_title)).startswith("Old bridge\n\n")
+
+
+def test_page_furniture_inside_the_article_is_left_out() -> None:
+    furniture = (
+        "<p>Advertisement</p><p>Read more: Council raises parking fees in the town centre</p><p>Share this article</p>"
+    )
+    related = "<h3>Related stories</h3><ul><li>New ferry timetable from May</li><li>Station car park to grow</li></ul>"
+    notice = "<p>Sign up for our daily newsletter to get the news of the town first.</p>"
+    assert _text(_article_page(between=furniture, after=related + notice)) == "\n\n".join(_STORY)
+
+
+def test_a_list_or_a_sentence_that_is_article_stays() -> None:
+    # a list after a heading that is not a related-stories label, a sentence that names a label's word
+    listing = "<h3>Closed roads</h3><ul><li>Bridge Street</li><li>Mill Lane</li></ul>"
+    mention = "<p>The council will share the engineers' report with residents.</p>"
+    assert _text(_article_page(after=mention + listing)) == "\n\n".join(
+        [*_STORY, "The council will share the engineers' report with residents.", "Closed roads", "- Bridge Street", "- Mill Lane"]
+    )
+    # an agency's sign-off is a notice that credits the agency
+    sign_off = "Copyright 2024 The Associated Press. All rights reserved."
+    assert _text(_article_page(after=f"<p>{sign_off}</p>")).endswith(sign_off)
+
+
+def test_a_last_sentence_of_reporting_is_no_notice() -> None:
+    # The words of a notice (comment, subscribers, the latest, privacy policy, copyright, cookies) in
+    # the article's own last lines: they stay. A prompt or a rights line after the article goes.
+    endings = [
+        "The company did not respond to a request for comment.",
+        "Officials declined to comment.",
+        "The service now has two million subscribers.",
+        "The company reported a loss for the latest quarter.",
+        "The firm changed its privacy policy last year after the regulator's inquiry.",
+        "The lawsuit accuses the studio of copyright infringement.",
+        "Cookies and coffee were handed out at the rally.",
+        "Readers can sign up for the council's flood alerts on its website.",
+    ]
+    for ending in endings:
+        assert _text(_article_page(after=f"<p>{ending}</p>")).endswith(ending), ending
+    for notice in ["Sign up for our morning newsletter", "Comments (12)", "Follow us on Twitter",
+                   "We use cookies to improve your experience.", "© 2024 The Gazette. All rights reserved."]:
+        assert _text(_article_page(after=f"<p>{notice}</p>")) == "\n\n".join(_STORY), notice
+
+
+def test_the_authors_biography_after_the_article_is_left_out() -> None:
+    bio = "<h4>About the author</h4><p>Jane Miller is the town reporter of the Gazette and has covered its council since 2015.</p>"
+    assert _text(_article_page(after=bio)) == "\n\n".join(_STORY)
+    # a paragraph by another name stays
+    assert _text(_article_page(after=bio, author="Tom Baker")).endswith("covered its council since 2015.")
+
+
+def test_a_byline_is_no_biography() -> None:
+    # an agency as author, its byline before the story's last paragraphs: nothing is cut
+    byline = "<p>Deutsche Presse-Agentur · 01.09.2024, 15:40 Uhr</p>"
+    text = _text(_article_page(between=byline, author="Deutsche Presse-Agentur"))
+    assert text == "\n\n".join([_STORY[0], "Deutsche Presse-Agentur · 01.09.2024, 15:40 Uhr", *_STORY[1:]])
+    short = "<p>Jane Miller · 01.09.2024</p>"
+    assert _text(_article_page(between=short)).endswith(_STORY[-1])
