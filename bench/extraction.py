@@ -125,12 +125,12 @@ def _workers_cpu(besides: set[int]) -> float:
 
 def _same(ours: Any, plain: Any) -> bool:
     """Whether ours is plain trafilatura's output, its text cut by our rules (pipeline.candidates)."""
-    from pipeline.candidates import without_author_bio, without_furniture, without_title
+    from pipeline.candidates import trimmed
     from pipeline.extraction import _clean, _paragraphs
 
     if ours is None or plain is None:
         return ours is None and (plain is None or not _paragraphs(plain.text or ""))
-    text = without_author_bio(without_furniture(without_title(_paragraphs(plain.text or ""), plain.title)), plain.author)
+    text = trimmed(_paragraphs(plain.text or ""), plain.title, plain.author)
     return bool(ours.text == text and ours.title == _clean(plain.title) and ours.author == _clean(plain.author))
 
 

@@ -246,6 +246,12 @@ def _word_count(text: str) -> int:
     return len(_WORDS.findall(text))
 
 
+def trimmed(text: str, title: str | None, author: str | None) -> str:
+    """trafilatura's ``text`` without what it kept around the article in its container: a first
+    line repeating the headline, the page's furniture and the author's biography."""
+    return without_author_bio(without_furniture(without_title(text, title)), author)
+
+
 def without_title(text: str, title: str | None) -> str:
     """``text`` without a first block that repeats the page's ``title``: the headline is
     stored apart, and the sets' bodies leave it out.

@@ -46,10 +46,8 @@ from pipeline.candidates import (
     second_opinion,
     standfirst,
     stated_body,
+    trimmed,
     with_standfirst,
-    without_author_bio,
-    without_furniture,
-    without_title,
 )
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
@@ -208,7 +206,7 @@ def extract_page(
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
     text = by_stated_body(text, body)
     if found:
-        text = without_author_bio(without_furniture(without_title(text, found.title)), found.author)
+        text = trimmed(text, found.title, found.author)
     text = with_standfirst(text, summary)
     if not text:
         return None
