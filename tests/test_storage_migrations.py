@@ -19,6 +19,7 @@ from pipeline.errors import StoreError
 from pipeline.models import FeedSource
 from pipeline.storage import Store, schema_revision, upgrade_schema
 from pipeline.storage.schema import metadata
+from pipeline.storage import migrate
 from pipeline.storage.migrate import VERSION_TABLE, head
 from services import postgres_database
 
@@ -112,6 +113,34 @@ def test_a_new_store_starts_at_the_newest_revision(url: str) -> None:
     finally:
         store.close()
     Store(url).close()  # opening it again is no migration
+
+
+def test_a_new_database_another_process_sets_up_while_this_one_looks_is_not_taken_for_an_old_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Workers starting at once on a new PostgreSQL database: one creates the schema (tables and
+    # revision, one transaction) between the other's two reads of it. Read revision first, tables
+    # second, that looked like tables without a revision: "the store is from before schema revisions".
+    with postgres_database() as url:
+        opening, other = (sa.create_engine(url, poolclass=sa.pool.NullPool) for _ in range(2))
+        read_revision = migrate.current
+        commits: list[str] = []
+
+        def read_while_the_other_commits(conn: sa.Connection) -> str | None:
+            revision = read_revision(conn)
+            if revision is None and not commits:
+                commits.append("other")
+                migrate.upgrade(other)  # the other process's transaction commits now
+            return revision
+
+        monkeypatch.setattr(migrate, "current", read_while_the_other_commits)
+        try:
+            migrate.prepare(opening)
+            with opening.connect() as conn:
+                assert read_revision(conn) == head() and commits == ["other"]
+        finally:
+            opening.dispose()
+            other.dispose()
 
 
 def test_a_store_newer_than_this_newsagg_is_refused(url: str, capsys: pytest.CaptureFixture[str]) -> None:

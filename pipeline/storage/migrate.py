@@ -80,10 +80,13 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 def prepare(engine: Engine) -> None:
     """Make the store ready to use at the newest schema, or say in one line why it is not."""
     with engine.connect() as conn:
+        # Tables first: another process creating the schema commits tables and revision at once,
+        # so a revision read after the tables is never older than they are (the other way round,
+        # its commit between the reads looked like a store from before revisions).
+        empty = not sa.inspect(conn).get_table_names()
         revision = current(conn)
         if revision == head():
             return
-        empty = not sa.inspect(conn).get_table_names()
     _known(revision)
     if engine.dialect.name == "sqlite" or (revision is None and empty):
         upgrade(engine)
