@@ -417,9 +417,7 @@ class Pipeline:
         ] = {}
         parsing: dict[Future[ParsedFeed], tuple[int, FeedState, datetime, Fetched]] = {}
         try:
-            with self._bar(len(sources), "feeds") as bar, ThreadPoolExecutor(
-                concurrency, thread_name_prefix="newsagg-poll"
-            ) as downloads:
+            with self._bar(len(sources), "feeds") as bar, self._downloading("newsagg-poll", concurrency) as downloads:
                 bar.update(len(sources) - len(states))
                 while True:
                     # Bounded: few bodies wait for a parser, and closing early cancels little.
@@ -464,6 +462,28 @@ class Pipeline:
 
     # -- articles ----------------------------------------------------------------------
 
+    @contextmanager
+    def _downloading(self, name: str, threads: int) -> Iterator[ThreadPoolExecutor]:
+        """Threads for a stage's downloads, which end with the requests in flight if the stage fails or is stopped.
+
+        Leaving the block waits for the threads; without the halt they would first make every
+        request queued in them, at one a second per site: minutes, and `docker stop` or
+        Airflow kills the process before it can record the run.
+        """
+        fetcher = self.fetcher
+        try:
+            with ThreadPoolExecutor(threads, thread_name_prefix=name) as pool:
+                try:
+                    yield pool
+                except BaseException:
+                    fetcher.halt()
+                    raise
+        except BaseException:
+            if self._fetcher is fetcher:  # it refuses every request now: the next stage builds another
+                self._fetcher = None
+                fetcher.close()
+            raise
+
     def fetch_articles(self, limit: int | None = None) -> tuple[int, int, int]:
         """Fetch and extract queued entries in batches; returns (added, failed, deferred).
 
@@ -498,7 +518,7 @@ class Pipeline:
             # Three batches at once: the next one downloading, this one with the workers, the
             # last one being stored by this thread, so that the workers never wait for the store.
             extracting: _Extracting | None = None
-            with self._bar(None, "articles") as bar, ThreadPoolExecutor(1, thread_name_prefix="newsagg-pages") as downloads:
+            with self._bar(None, "articles") as bar, self._downloading("newsagg-pages", 1) as downloads:
                 downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
                 while downloading is not None or extracting is not None:
                     started: _Extracting | None = None

@@ -28,7 +28,7 @@ from pipeline.errors import (
     TransientFetchError,
 )
 from pipeline.fetching.decoding import BoundedDecoder, UnsupportedEncoding
-from pipeline.fetching.politeness import DomainLimiter, RobotsRules, interleave_by_domain, registrable_domain
+from pipeline.fetching.politeness import DomainLimiter, Halted, RobotsRules, interleave_by_domain, registrable_domain
 from pipeline.fetching.transport import DEADLINE, GuardedTransport
 from pipeline.models import Fetched, Validators
 from pipeline.settings import FetchSettings
@@ -130,6 +130,11 @@ class Fetcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def halt(self) -> None:
+        """Make no more requests: every fetch waiting for its turn, and every later one, fails at once
+        (a TransientFetchError); those in flight end as they would. For a run that is stopping."""
+        self._limiter.halt()
 
     def close(self) -> None:
         """Close pooled connections; the fetcher cannot be used afterwards."""
@@ -299,7 +304,10 @@ class Fetcher:
     ) -> Fetched | httpx.URL:
         """One request: a Fetched, or the URL a redirect points to."""
         domain = registrable_domain(url.host)
-        self._limiter.acquire(domain)
+        try:
+            self._limiter.acquire(domain)
+        except Halted:
+            raise TransientFetchError(shown, "not requested: the run is stopping") from None
         started = time.monotonic()
         # The budget starts once we may send: waiting for politeness is our choice, not the server's.
         token = DEADLINE.set(started + self._settings.total_timeout)

@@ -59,6 +59,10 @@ class DomainState:
     waiting: int = 0
 
 
+class Halted(Exception):
+    """A request not started because its limiter was halted."""
+
+
 class DomainLimiter:
     """Bounds requests in flight overall and per registrable domain, and spaces their starts.
 
@@ -87,15 +91,31 @@ class DomainLimiter:
         self._total = 0
         self._domains: dict[str, DomainState] = {}
         self._min_delays: dict[str, float] = {}  # per-domain floors (robots.txt Crawl-delay)
+        self._halted = False
 
     def set_min_delay(self, domain: str, seconds: float) -> None:
         """Space ``domain``'s starts at least ``seconds`` apart (the largest floor asked for wins)."""
         with self._lock:
             self._min_delays[domain] = max(seconds, self._min_delays.get(domain, 0.0))
 
+    def halt(self) -> None:
+        """Refuse every request that has not started, from now on: the run is stopping."""
+        with self._lock:
+            self._halted = True
+            for state in self._domains.values():
+                state.turn.notify_all()
+            self._any_slot.notify_all()
+
     def acquire(self, domain: str) -> None:
+        """Wait for a slot and ``domain``'s turn.
+
+        Raises:
+            Halted: ``halt`` was called (before or while waiting).
+        """
         with self._lock:
             while True:
+                if self._halted:
+                    raise Halted(domain)
                 state = self._domains.get(domain)
                 if state is None:
                     state = self._domains[domain] = DomainState(threading.Condition(self._lock))

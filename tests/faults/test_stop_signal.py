@@ -12,9 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from faultkit import Web, article_html, held_page, rss, write_feed_list
+from faultkit import Handler, Web, article_html, held_page, rss, write_feed_list
 
 from pipeline.runner import Pipeline
 from pipeline.settings import load_settings
@@ -59,3 +60,40 @@ def test_a_run_stopped_with_sigterm_says_so_is_recorded_and_resumes(web: Web, tm
         report = pipeline.run(force=True)
         assert report.failed_feeds == [] and pipeline.store.article_count() == 3
         assert pipeline.store.entry_counts() == {"done": 3}
+
+
+def test_a_stop_does_not_wait_for_the_rest_of_a_batch_of_downloads(web: Web, tmp_path: Path) -> None:
+    # Twelve pages of one site, one request a second (the default politeness): downloading the
+    # batch takes twelve seconds. A stop while the first page asked for is being read ends with
+    # that page; the eleven waiting for their turn are not requested. Before, the process went on
+    # downloading the whole batch, and `docker stop` killed it before it could record the run.
+    names = [f"story-{n}" for n in range(12)]
+    asked, release = threading.Event(), threading.Event()
+    for name in names:  # each page answers once released: the stop comes while the first asked is read
+        def held(handler: Handler, page: str = article_html(f"{name} news", name)) -> None:
+            asked.set()
+            release.wait(30)
+            handler.reply(200, page.encode(), "text/html; charset=utf-8")
+
+        web.routes[f"/news/{name}"] = held
+    web.serve("/feed.xml", rss("Ledger", [(f"{n} story", web.url(f"/news/{n}"), None) for n in names]),
+              "application/rss+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+               NEWSAGG_FETCH__ALLOWED_HOSTS=f'["127.0.0.1:{web.port}"]', NEWSAGG_FETCH__POLITENESS_DELAY="1",
+               NEWSAGG_FETCH__PER_DOMAIN_CONCURRENCY="1")
+    child = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--force"], env=env, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert asked.wait(60), "the run never asked for the first page"
+        child.send_signal(signal.SIGTERM)
+        release.set()
+        _, err = child.communicate(timeout=60)
+    finally:
+        release.set()
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 128 + signal.SIGTERM, err
+    requested = sum(web.hits(f"/news/{name}") for name in names)
+    assert requested <= 2, f"{requested} of the batch's 12 pages requested after the stop: {err}"
