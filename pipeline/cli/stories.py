@@ -14,11 +14,13 @@ from pipeline.cli.base import (
     EXIT_OK,
     _count_arg,
     _datetime_arg,
+    _existing,
     _json_default,
     _offset_arg,
     _open_output,
     _print_json,
     _reading,
+    _settings,
     _store,
     _until_arg,
 )
@@ -32,7 +34,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from pipeline.models import SearchQuery
     from pipeline.search import open_index
 
-    settings = _reading(args)
+    settings = _settings(args)
+    if settings.search_backend == "sqlite":  # its index lives beside the embedded store
+        _existing(settings)
     query = SearchQuery(
         text=args.query,
         since=args.since,
