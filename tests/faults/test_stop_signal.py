@@ -24,6 +24,31 @@ from pipeline.storage import Store
 PAGES = ("harbour", "orchard", "tunnel")
 
 
+def run_stopped(
+    web: Web, tmp_path: Path, feeds: Path, asked: threading.Event, release: threading.Event, *, at_once: bool,
+    **fetch: str,
+) -> tuple[int, str]:
+    """`newsagg run --force` in a process of its own, sent SIGTERM once a page is ``asked`` for (released
+    then if ``at_once``, else when the process has ended); its exit code and what it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+               NEWSAGG_FETCH__ALLOWED_HOSTS=f'["127.0.0.1:{web.port}"]')
+    env.update({f"NEWSAGG_FETCH__{name.upper()}": value for name, value in fetch.items()})
+    child = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--force"], env=env, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert asked.wait(60), "the run never asked for the page"
+        child.send_signal(signal.SIGTERM)
+        if at_once:
+            release.set()
+        _, err = child.communicate(timeout=60)
+    finally:
+        release.set()
+        if child.poll() is None:
+            child.kill()
+    return child.returncode, err
+
+
 def test_a_run_stopped_with_sigterm_says_so_is_recorded_and_resumes(web: Web, tmp_path: Path) -> None:
     asked, release = held_page(web, "/news/tunnel", article_html("Tunnel opens", "tunnel"))
     for name in PAGES[:2]:
@@ -31,22 +56,10 @@ def test_a_run_stopped_with_sigterm_says_so_is_recorded_and_resumes(web: Web, tm
     web.serve("/feed.xml", rss("Ledger", [(f"{n} story", web.url(f"/news/{n}"), None) for n in PAGES]),
               "application/rss+xml")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
-    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
-               NEWSAGG_FETCH__ALLOWED_HOSTS=f'["127.0.0.1:{web.port}"]', NEWSAGG_FETCH__POLITENESS_DELAY="0",
-               # The stop waits for the downloads in flight, up to their timeouts.
-               NEWSAGG_FETCH__READ_TIMEOUT="2", NEWSAGG_FETCH__TOTAL_TIMEOUT="3")
-    child = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--force"], env=env, text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        assert asked.wait(60), "the run never asked for the slow page"
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=60)
-    finally:
-        release.set()
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 128 + signal.SIGTERM, err
+    # The stop waits for the downloads in flight, up to their timeouts: the slow page is not released.
+    code, err = run_stopped(web, tmp_path, feeds, asked, release, at_once=False,
+                            politeness_delay="0", read_timeout="2", total_timeout="3")
+    assert code == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "newsagg: stopped (SIGTERM); run again to resume where it stopped"
 
     settings = load_settings(data_dir=tmp_path / "data", feeds_file=feeds, workers=1,
@@ -79,21 +92,8 @@ def test_a_stop_does_not_wait_for_the_rest_of_a_batch_of_downloads(web: Web, tmp
     web.serve("/feed.xml", rss("Ledger", [(f"{n} story", web.url(f"/news/{n}"), None) for n in names]),
               "application/rss+xml")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
-    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
-               NEWSAGG_FETCH__ALLOWED_HOSTS=f'["127.0.0.1:{web.port}"]', NEWSAGG_FETCH__POLITENESS_DELAY="1",
-               NEWSAGG_FETCH__PER_DOMAIN_CONCURRENCY="1")
-    child = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--force"], env=env, text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        assert asked.wait(60), "the run never asked for the first page"
-        child.send_signal(signal.SIGTERM)
-        release.set()
-        _, err = child.communicate(timeout=60)
-    finally:
-        release.set()
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 128 + signal.SIGTERM, err
+    code, err = run_stopped(web, tmp_path, feeds, asked, release, at_once=True,
+                            politeness_delay="1", per_domain_concurrency="1")
+    assert code == 128 + signal.SIGTERM, err
     requested = sum(web.hits(f"/news/{name}") for name in names)
     assert requested <= 2, f"{requested} of the batch's 12 pages requested after the stop: {err}"
