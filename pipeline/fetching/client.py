@@ -318,7 +318,7 @@ class Fetcher:
             request = self._client.build_request(
                 "GET", url.copy_with(userinfo=b"") if auth else url, headers=_request_headers(validators, content_types)
             )
-            # Most fetches carry and get no cookie; the cookie jar's calls cost 17 us even then.
+            # Most fetches carry and get no cookie, and the cookie jar's calls cost as much then.
             if cookies.jar:
                 cookies.set_cookie_header(request)
             logger.debug("GET %s", redact_url(str(url)))
