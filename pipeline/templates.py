@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 import xxhash
@@ -75,12 +74,7 @@ def site_of(url: str, outlet: str) -> Site | None:
     """The site of an article at ``url`` from ``outlet`` (None: a feed entry without a link)."""
     link = link_of(url)
     host = urlsplit(link).hostname if link else None
-    return Site(_domain(host), outlet) if host else None
-
-
-@lru_cache(maxsize=4096)
-def _domain(host: str) -> str:
-    return registrable_domain(host)  # a public-suffix lookup costs more than the rest of the page's learning
+    return Site(registrable_domain(host), outlet) if host else None
 
 
 def blocks(text: str) -> list[str]:

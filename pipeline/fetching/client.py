@@ -321,7 +321,8 @@ class Fetcher:
             # Most fetches carry and get no cookie, and the cookie jar's calls cost as much then.
             if cookies.jar:
                 cookies.set_cookie_header(request)
-            logger.debug("GET %s", redact_url(str(url)))
+            if logger.isEnabledFor(logging.DEBUG):  # the URL is redacted only for a line that is written
+                logger.debug("GET %s", redact_url(str(url)))
             try:
                 response = self._client.send(request, stream=True, auth=auth)
                 try:
@@ -358,7 +359,8 @@ class Fetcher:
     ) -> Fetched | httpx.URL:
         status = response.status_code
         headers = {k: v for k, v in response.headers.items() if k != "set-cookie"}
-        logger.debug("%s: %d", redact_url(str(url)), status)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: %d", redact_url(str(url)), status)
         if status in _REDIRECT_STATUSES:
             location = response.headers.get("location", "").strip()
             if not location:

@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import tldextract
@@ -31,10 +32,13 @@ def _tld_extractor() -> tldextract.TLDExtract:
         return _extractor
 
 
+@lru_cache(maxsize=8192)
 def registrable_domain(host: str) -> str:
     """The registrable domain of ``host`` (``a.b.example.co.uk`` -> ``example.co.uk``).
 
     IP literals, ``localhost`` and names without a public suffix are their own domain.
+    Remembered for the hosts seen last: a run asks about the same few hundred hosts for
+    every request, page and template, and a public-suffix lookup costs more than most of them.
     """
     name = host.strip().strip("[]").rstrip(".").lower()
     if not name or name == "localhost" or name.endswith(".localhost"):
