@@ -206,7 +206,7 @@ class Fetcher:
         window = 2 * self._settings.concurrency  # submit lazily: cancellable, bounded memory
         futures: dict[Future[Fetched], str] = {}
         # Each fetch reports its own end: waiting on all the window's futures at once
-        # (concurrent.futures.wait) locks every one of them per page, most of this loop's CPU.
+        # (concurrent.futures.wait) locked and unlocked every one of them for each page.
         finished: SimpleQueue[Future[Fetched]] = SimpleQueue()
         with ThreadPoolExecutor(self._settings.concurrency, thread_name_prefix="newsagg-fetch") as pool:
             try:
