@@ -80,9 +80,12 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 def prepare(engine: Engine) -> None:
     """Make the store ready to use at the newest schema, or say in one line why it is not."""
     with engine.connect() as conn:
-        # Tables first: another process creating the schema commits tables and revision at once,
-        # so a revision read after the tables is never older than they are (the other way round,
-        # its commit between the reads looked like a store from before revisions).
+        revision = current(conn)
+        if revision == head():
+            return  # the usual case: one query
+        # Another process creating the schema commits tables and revision at once: a revision
+        # read after the tables is never older than they are, where the one read before them
+        # could be (its commit between the two reads looked like a store from before revisions).
         empty = not sa.inspect(conn).get_table_names()
         revision = current(conn)
         if revision == head():
