@@ -479,9 +479,8 @@ class Pipeline:
                     fetcher.halt()
                     raise
         except BaseException:
-            if self._fetcher is fetcher:  # it refuses every request now: the next stage builds another
-                self._fetcher = None
-                fetcher.close()
+            self._fetcher = None  # it refuses every request now: the next stage builds another
+            fetcher.close()
             raise
 
     def fetch_articles(self, limit: int | None = None) -> tuple[int, int, int]:
