@@ -86,13 +86,17 @@ MIN_BIO_WORDS = 8
 MAX_BIO_TAIL_WORDS = 150
 
 _WORDS = re.compile(r"\w+")
-# Labels that make up a whole line of page furniture, in the languages of the sets' publishers.
+# Labels of a "Read more: <headline>" line, in the languages of the sets' publishers ...
+_TEASER = (
+    r"read more|read also|also read|related|lesen sie auch|mehr zum thema|lire aussi|à lire aussi|lee también"
+    r"|leia também|leggi anche|czytaj (?:także|też|również)|lees ook|les også|läs också"
+)
+# ... and, with more, the labels that head a related-stories list, a whole line of page furniture.
 _RELATED = (
-    r"read more|read also|also read|related|related (?:articles?|stories|posts|content|coverage|news|links|reading)"
-    r"|more on this(?: story| topic)?|you (?:may|might) also like|lesen sie (?:auch|mehr)|mehr zum thema|auch interessant"
-    r"|das könnte sie auch interessieren|ähnliche|weitere (?:artikel|themen)|lire aussi|à lire aussi|a lire aussi"
-    r"|sur le même sujet|lee también|te puede interesar|leia também|leggi anche|czytaj (?:także|też|również)"
-    r"|lees ook|läs också|les også|přečtěte si také|čtěte také"
+    _TEASER + r"|related (?:articles?|stories|posts|content|coverage|news|links|reading)"
+    r"|more on this(?: story| topic)?|you (?:may|might) also like|lesen sie mehr|auch interessant"
+    r"|das könnte sie auch interessieren|ähnliche|weitere (?:artikel|themen)|a lire aussi|sur le même sujet"
+    r"|te puede interesar|přečtěte si také|čtěte také"
 )
 _FURNITURE = (
     r"advertisement|advertisment|anzeige|werbung|publicit[ée]|publicidad|pubblicit[àa]|reklama|advertentie"
@@ -107,11 +111,7 @@ _FURNITURE = (
 )
 _FURNITURE_LINE = re.compile(rf"^\W*(?:{_FURNITURE}|{_RELATED})\W*$", re.IGNORECASE)
 _RELATED_LINE = re.compile(rf"^\W*(?:{_RELATED})\W*$", re.IGNORECASE)
-_TEASER_LINE = re.compile(
-    r"^\W*(?:read more|read also|also read|related|more|lesen sie auch|mehr zum thema|lire aussi|à lire aussi"
-    r"|lee también|leia também|leggi anche|czytaj (?:także|też|również)|lees ook|les også|läs också)\s*[:|>»]+\s*\w",
-    re.IGNORECASE,
-)
+_TEASER_LINE = re.compile(rf"^\W*(?:{_TEASER}|more)\s*[:|>»]+\s*\w", re.IGNORECASE)
 # A notice after the article: a prompt, which opens its block, or a rights or cookie line, anywhere
 # in it. The same words in reporting ("did not respond to a request for comment", "two million
 # subscribers", "copyright infringement", "its privacy policy") are the article's.
