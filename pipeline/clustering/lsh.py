@@ -134,18 +134,19 @@ class CompactLSH:
         """Candidate pairs for query keys uint32[m, bands]: (query index, row), with repeats."""
         q_parts: list[I64] = []
         r_parts: list[I64] = []
-        m = keys.shape[0]
         for band in range(self.bands):
             qk = keys[:, band]
             for level in self._levels[band]:
                 lo = np.searchsorted(level.keys, qk, side="left")
-                hi = np.searchsorted(level.keys, qk, side="right")
-                lo = np.maximum(lo, hi - self.max_bucket)
+                # Most keys are in no bucket: the end of a bucket is looked up only for those that are.
+                hit = np.flatnonzero(level.keys[np.minimum(lo, len(level.keys) - 1)] == qk)
+                if len(hit) == 0:
+                    continue
+                hi = np.searchsorted(level.keys, qk[hit], side="right")
+                lo = np.maximum(lo[hit], hi - self.max_bucket)
                 counts = hi - lo
                 total = int(counts.sum())
-                if total == 0:
-                    continue
-                qidx = np.repeat(np.arange(m, dtype=np.int64), counts)
+                qidx = np.repeat(hit, counts)
                 starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
                 pos = np.arange(total, dtype=np.int64) + starts
                 q_parts.append(qidx)

@@ -34,7 +34,6 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
-from itertools import chain
 from typing import TypeVar
 
 import numpy as np
@@ -218,14 +217,21 @@ class _TokenHashes(dict[str, int]):
 _token_cache = _TokenHashes()
 
 
-def _token_hashes(runs: Sequence[Sequence[str]]) -> tuple[U64, I64]:
-    """The hashes of the tokens of several runs laid end to end, and the runs' lengths."""
+def _token_hashes(runs: Iterable[Sequence[str]]) -> tuple[U64, I64]:
+    """The hashes of the tokens of several runs laid end to end, and the runs' lengths.
+
+    Each run is hashed as it comes and can be dropped at once: a batch's token
+    strings all held together (over a million objects) cost more in cache misses
+    and page faults than hashing them did.
+    """
     if len(_token_cache) > _TOKEN_CACHE_MAX:
         _token_cache.clear()
-    lengths = np.fromiter(map(len, runs), np.int64, len(runs))
     # The lookups run at C speed (map over the dict's __getitem__); a word not
     # seen before costs one call of __missing__.
-    hashes = np.fromiter(map(_token_cache.__getitem__, chain.from_iterable(runs)), np.int64, int(lengths.sum()))
+    lookup = _token_cache.__getitem__
+    parts = [np.fromiter(map(lookup, run), np.int64, len(run)) for run in runs]
+    lengths = np.fromiter(map(len, parts), np.int64, len(parts))
+    hashes = np.concatenate(parts) if parts else np.empty(0, np.int64)
     return hashes.view(np.uint64), lengths
 
 
@@ -339,7 +345,7 @@ def _short_sets(titles: Sequence[str], th: U64, lengths: I64, picked: I64, param
     # retitled. The opening's shingles are the lead's first ones again, under
     # their own tag.
     runs = [
-        (_shingle_runs(*_token_hashes([title_tokens(title) for title in titles]), k), TAG_TITLE),
+        (_shingle_runs(*_token_hashes(title_tokens(title) for title in titles), k), TAG_TITLE),
         (_shingle_runs(th[_ranges(starts, lead)], lead, k), np.uint32(0)),
         (_shingle_runs(th[_ranges(starts, opening)], opening, k), TAG_OPENING),
     ]
@@ -443,7 +449,7 @@ class SketchBatch:
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
     """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
     # Only the hashes are kept, not the token strings.
-    th, lengths = _token_hashes([words(body_text(text)) for _, text in items])
+    th, lengths = _token_hashes(words(body_text(text)) for _, text in items)
     in_order, counts = _shingle_runs(th, lengths, params.shingle_size)
     ends = np.cumsum(counts)
     starts = ends - counts

@@ -160,3 +160,26 @@ def test_a_sketch_does_not_depend_on_the_batch_it_is_signed_in() -> None:
     batch = [sketch.to_bytes(params) for sketch in sketch_texts(items, params)]
     alone = [sketch_texts([item], params)[0].to_bytes(params) for item in items]
     assert batch == alone
+
+
+def test_compact_lsh_query_gives_each_buckets_latest_rows_in_order() -> None:
+    # A small key space makes big buckets that span levels; keys above and below
+    # every stored key, and keys in no bucket, test the ends of the search.
+    rng = np.random.default_rng(7)
+    keys = rng.integers(1, 9, size=(60, 3), dtype=np.uint32)
+    lsh = CompactLSH(3, 1, max_bucket=3)
+    for start in range(0, 60, 11):
+        stop = min(60, start + 11)
+        lsh.insert(keys[start:stop], np.arange(start, stop, dtype=np.uint32))
+    queries = np.array([[0, 1, 9], [4, 4, 4], [8, 2, 100], [1, 8, 5]], dtype=np.uint32)
+    expected_q: list[int] = []
+    expected_rows: list[int] = []
+    for band in range(3):
+        for level in lsh._levels[band]:
+            for i, key in enumerate(queries[:, band].tolist()):
+                bucket = [int(r) for k, r in zip(level.keys.tolist(), level.rows.tolist()) if k == key][-3:]
+                expected_q += [i] * len(bucket)
+                expected_rows += bucket
+    q, rows = lsh.query(queries)
+    assert (q.tolist(), rows.tolist()) == (expected_q, expected_rows)
+    assert expected_rows  # the queries do hit buckets
