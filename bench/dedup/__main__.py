@@ -91,7 +91,7 @@ def _byte_compile() -> None:
 
     An editable install has no bytecode; where PYTHONDONTWRITEBYTECODE is set (as on the
     machine these numbers come from) every ``newsagg dedup`` would compile them again,
-    about 50 ms of each run that no installed copy spends. The baseline's libraries are
+    about 20 ms of each run that no installed copy spends. The baseline's libraries are
     installed, and compiled.
     """
     for package in ("pipeline", "bench"):
