@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -82,20 +81,6 @@ _INLINE_CREDIT = re.compile(
     r"|\(\s*" + _AGENCY + r"\s*\)"
 )
 
-
-def _by_first_letter(names: Iterable[str]) -> str:
-    """An alternation of literal names, the longest first, grouped by their first letter.
-
-    At each position ``re`` tries every branch of a flat alternation that its first
-    letters allow; grouped, it tries only the names that begin with the letter there,
-    in the same order, so it finds the same matches.
-    """
-    groups: dict[str, list[str]] = {}
-    for name in sorted(names, key=len, reverse=True):
-        groups.setdefault(name[0], []).append(re.escape(name[1:]))
-    return "|".join(f"{re.escape(first)}(?:{'|'.join(rests)})" for first, rests in groups.items())
-
-
 # A cheap test for the agency names before the costly credit pattern. Each
 # name but "A.P" is a whole word where it matches.
 _CREDIT_WORDS = (
@@ -103,11 +88,13 @@ _CREDIT_WORDS = (
     "Kyodo", "Yonhap", "UPI", "Bloomberg", "TASS", "Interfax", "Ukrinform", "AAP", "CP", "KNA", "epd", "APA", "Belga",
     "Lusa", "NTB", "TT", "RIA", "Associated", "Agence",
 )
-_MAYBE_CREDIT = re.compile(r"\b(?:" + _by_first_letter(_CREDIT_WORDS) + r")\b")
-
+_MAYBE_CREDIT = re.compile(r"\b(?:" + "|".join(map(re.escape, _CREDIT_WORDS)) + r")\b")
+_CREDIT_SET = frozenset(_CREDIT_WORDS)
 # The names that begin with a capital, found anywhere (not only as words: a
 # superset is enough), and the others, looked up as substrings: C-speed scans.
-_CAPITAL_CREDITS = re.compile(_by_first_letter(name for name in _CREDIT_WORDS if name[0].isupper()))
+_CAPITAL_CREDITS = re.compile(
+    "|".join(sorted((re.escape(name) for name in _CREDIT_WORDS if name[0].isupper()), key=len, reverse=True))
+)
 _OTHER_CREDITS = tuple(name for name in _CREDIT_WORDS if not name[0].isupper())
 
 # Whole lines that are never part of the story itself.
@@ -241,12 +228,10 @@ def fold(text: str) -> str:
     # ASCII; replacing only the few kinds of character present is far faster.
     for char in set(_FOLDED.findall(text)):
         text = text.replace(char, _FOLD[char])
-    if text.isascii():  # typographic quotes and dashes were all it had
-        return text
     # Accents are inconsistent between outlets (and lost by some CMSes);
     # decompose and drop the combining marks only.
     decomposed = unicodedata.normalize("NFD", text)
-    if decomposed != text or _RTL_MARK.search(text):
+    if decomposed != text or (not text.isascii() and _RTL_MARK.search(text)):
         text = unicodedata.normalize("NFC", _COMBINING.sub("", decomposed))
     return text
 

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from pipeline.clustering.normalize import (
-    _CREDIT_WORDS,
-    _by_first_letter,
-    canonical,
-    is_boilerplate_line,
-    normalize,
-    strip_dateline,
-)
+from pipeline.clustering.normalize import canonical, is_boilerplate_line, normalize, strip_dateline
 
 BODY = 'The council voted on Tuesday to close the bridge. "We cannot gamble with safety," Calder said.'
 
@@ -91,11 +82,3 @@ def test_title_is_kept_apart_from_body() -> None:
     match = normalize("Bridge closed", BODY)
     assert match.title == ("bridge", "closed")
     assert match.body[:3] == ("the", "council", "voted")
-
-
-def test_names_grouped_by_first_letter_match_what_a_flat_alternation_matches() -> None:
-    # Every name as a word, inside words, repeated, and names that begin one another (AP, APA).
-    text = " ".join(f"{name} x{name}y ({name}) {name}{name}. {name}'s" for name in _CREDIT_WORDS)
-    text += " A.PA APAP AAPA A.P.A Agencies Agenc"
-    flat = re.compile("|".join(sorted(map(re.escape, _CREDIT_WORDS), key=len, reverse=True)))
-    assert re.findall(_by_first_letter(_CREDIT_WORDS), text) == flat.findall(text)
