@@ -30,7 +30,6 @@ development sets (bench/README.md, "Extraction quality").
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections import Counter
 from functools import cache
@@ -41,6 +40,7 @@ import lxml.html
 from trafilatura.external import jt_stoplist_init
 
 from pipeline.agency import detect_credit
+from pipeline.charsets import parse_json
 
 #: trafilatura's text shorter than this share of the page's paragraph text calls for candidates.
 SHORT_OF_PARAGRAPHS = 0.6
@@ -157,7 +157,7 @@ def stated_body(scripts: list[str]) -> str | None:
         if "articleBody" not in script:
             continue
         try:
-            data = json.loads(script)
+            data = parse_json(script)
         except ValueError:
             continue
         stack = [data]

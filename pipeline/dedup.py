@@ -22,6 +22,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from pipeline.charsets import parse_json
 from pipeline.clustering import batch_engine
 from pipeline.clustering.engine import epoch_micros
 from pipeline.clustering.signatures import SketchBatch, SketchParams, sketch_texts
@@ -164,7 +165,7 @@ def _sign_lines(lines: _Lines, *, where: str, now: datetime, params: SketchParam
 
 def _record(line: bytes, where: str) -> dict[str, Any]:
     try:
-        record = json.loads(line)
+        record = parse_json(line)
     except UnicodeDecodeError:
         raise ConfigError(f"{where}: not UTF-8") from None
     except json.JSONDecodeError as exc:

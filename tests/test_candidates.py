@@ -140,3 +140,10 @@ def test_a_byline_is_no_biography() -> None:
     assert text == "\n\n".join([_STORY[0], "Deutsche Presse-Agentur · 01.09.2024, 15:40 Uhr", *_STORY[1:]])
     short = "<p>Jane Miller · 01.09.2024</p>"
     assert _text(_article_page(between=short)).endswith(_STORY[-1])
+
+
+def test_a_stated_body_holding_half_a_character_reads_it_as_a_replacement_character() -> None:
+    # JSON.stringify of a string cut inside an emoji's surrogate pair: "\ud83d" alone.
+    story = " ".join(_STORY)
+    script = json.dumps({"@type": "NewsArticle", "articleBody": story + " \ud83d \U0001f600"})
+    assert stated_body([script]) == story + " \ufffd \U0001f600"

@@ -95,3 +95,14 @@ def test_input_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
     path.write_bytes(b'{"id": "a", "title": "t", "text": "x"}\n{"id": "b", "title": "t", "text": "caf\xe9"}\n')
     with pytest.raises(ConfigError, match=r"in\.jsonl:2: not UTF-8"):
         dedup_jsonl(path, io.StringIO(), ClusteringSettings())
+
+
+def test_half_a_character_in_a_line_is_read_as_a_replacement_character(tmp_path: Path) -> None:
+    # "\ud83d" alone: an emoji's surrogate pair cut in two before JSON.stringify wrote it.
+    path = tmp_path / "in.jsonl"
+    lines = [{"id": f"x{i}", "title": f"Storm {i} \ud83d", "text": f"The storm {i} hit the coast \ud83d", "source": "Wire \udc00"}
+             for i in range(2)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="ascii")
+    out = io.StringIO()
+    assert dedup_jsonl(path, out, ClusteringSettings()) == (2, 2)
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["x0", "x1"]
