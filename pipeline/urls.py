@@ -125,9 +125,11 @@ _STRIP_INSIDE = re.compile(r"[\t\n\r]")
 #: What the keys of feed entries without a link start with (see :func:`feed_entry_key`).
 FEED_ENTRY_URN = "urn:newsagg:"
 
-#: URLs longer than this are refused: no real article link is this long, and the
-#: limit bounds the work done on hostile feed content.
-MAX_URL_LENGTH = 8192
+#: URLs longer than this, as given or once canonical (percent-encoded), are refused:
+#: no real article link is this long (the sitemaps protocol allows under 2,048
+#: characters), the limit bounds the work done on hostile feed content, and a URL is
+#: a key of the store, whose PostgreSQL indexes hold at most 2,704 bytes an entry.
+MAX_URL_LENGTH = 2048
 
 
 def canonicalize(url: str, base: str | None = None, *, tidy_query: bool = True) -> str | None:
@@ -158,10 +160,11 @@ def canonicalize(url: str, base: str | None = None, *, tidy_query: bool = True) 
         elif base:
             base = _STRIP_INSIDE.sub("", base).strip()
             url = urljoin(base, url)
-        return _canonicalize_absolute(url, tidy_query=tidy_query)
+        canonical = _canonicalize_absolute(url, tidy_query=tidy_query)
     except (ValueError, UnicodeError):
         # urlsplit raises on malformed IPv6 literals, idna on invalid labels.
         return None
+    return canonical if canonical is None or len(canonical) <= MAX_URL_LENGTH else None
 
 
 def feed_url_key(url: str) -> str | None:

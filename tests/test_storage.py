@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -30,6 +32,7 @@ from pipeline.models import (
 )
 from pipeline.storage import NewArticle, Store, StoryFilter
 from pipeline.storage.schema import outbox_seq
+from pipeline.urls import MAX_URL_LENGTH, canonicalize
 from services import postgres_database
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -176,6 +179,21 @@ def test_saving_a_batch_counts_new_articles_once_and_closes_every_entry(store: S
     assert [p.entry.url for p in store.pending_entries(10)] == [entry(5).url]
     assert set(store.articles_by_id([f"a{n}" for n in range(1, 6)])) == {"a1", "a2", "a4"}
     assert store.save_articles([]) == 0
+
+
+def test_the_longest_url_canonicalize_lets_through_is_stored_on_every_backend(store: Store) -> None:
+    # PostgreSQL's btree indexes hold at most 2,704 bytes an entry (the entries' and the
+    # articles' URL keys); letters that do not compress, as in a tracking parameter.
+    rng = random.Random(5)
+    base = "https://ledger.example/a?"
+    longest = base + "".join(rng.choice(string.ascii_letters) for _ in range(MAX_URL_LENGTH - len(base)))
+    assert canonicalize(longest) == longest
+    assert canonicalize(longest + "x") is None
+    store.sync_feeds([feed()])
+    long_entry = replace(entry(1), url=longest)
+    assert store.record_feed_fetched("ledger", [long_entry], Validators(), now=T0, next_attempt_at=T0) == 1
+    assert store.save_articles([NewArticle(replace(article(1), url=longest), longest)]) == 1
+    assert store.articles_by_id(["a1"])["a1"].url == longest
 
 
 def test_an_article_keeps_its_dates_and_paywall_mark(store: Store) -> None:

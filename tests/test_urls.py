@@ -119,6 +119,12 @@ def test_unusable_urls_give_none(url: str) -> None:
         assert canonicalize(url, base=BASE) is None
 
 
+def test_a_url_whose_canonical_spelling_is_too_long_gives_none() -> None:
+    # 700 Chinese characters are 700 characters as written and 6,300 percent-encoded.
+    assert canonicalize("https://example.com/" + "新" * 700) is None
+    assert canonicalize("https://example.com/" + "新" * 200) is not None
+
+
 def test_relative_without_base_is_none() -> None:
     assert canonicalize("/story/1") is None
     assert canonicalize("example.com/story") is None
