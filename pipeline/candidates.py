@@ -158,7 +158,7 @@ def stated_body(scripts: list[str]) -> str | None:
             continue
         try:
             data = parse_json(script)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             continue
         stack = [data]
         while stack:

@@ -170,6 +170,8 @@ def _record(line: bytes, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not JSON (nested too deep)") from None
     if not isinstance(record, dict):
         raise ConfigError(f"{where}: expected an object")
     missing = [k for k in ("id", "title", "text") if not isinstance(record.get(k), str | int)]

@@ -312,7 +312,16 @@ def extract_pages(items: Sequence[PageInput], pool: WorkerPool | None = None) ->
 
 def _extract_chunk(items: Sequence[PageInput]) -> list[ExtractedPage | None]:
     """Extract pages in this process (also the unit of work sent to a worker)."""
-    return [extract_page(item[1], item[0], content_type=item[2] if len(item) > 2 else None) for item in items]
+    return [_extract_contained(item[1], item[0], item[2] if len(item) > 2 else None) for item in items]
+
+
+def _extract_contained(html: bytes, url: str, content_type: str | None) -> ExtractedPage | None:
+    """``extract_page``, where a page that makes it raise costs only itself: not its chunk, nor the run."""
+    try:
+        return extract_page(html, url, content_type=content_type)
+    except Exception as exc:  # a hostile page meeting a fault of ours; trafilatura's own are contained inside
+        logger.error("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
+        return None
 
 
 # -- the stage boundary -------------------------------------------------------------------------
@@ -399,9 +408,7 @@ def build_article(
         reason = f"page is not HTML ({page.content_type or 'no content type'})"
     else:
         found = (
-            extract_page(page.body, page.url, content_type=page.content_type)
-            if isinstance(extracted, _Unset)
-            else extracted
+            _extract_contained(page.body, page.url, page.content_type) if isinstance(extracted, _Unset) else extracted
         )
         if found is not None and found.canonical is not None and found.canonical != url:
             if _same_site(found.canonical, page.url) and not _is_home(found.canonical):
@@ -623,7 +630,7 @@ def _paywall_evidence(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | 
         if "isAccessibleForFree" in script:
             try:
                 data = json.loads(script[:100_000])
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
                 continue
             if _not_free(data):
                 return "isAccessibleForFree is false"

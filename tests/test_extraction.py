@@ -461,6 +461,28 @@ def test_a_dying_worker_loses_only_its_pages(pool: WorkerPool, monkeypatch: pyte
     assert extract_pages(items, pool) == serial  # the broken pool was replaced
 
 
+@pytest.mark.parametrize("workers", [False, True])
+def test_a_page_that_makes_extraction_raise_costs_only_itself(
+    workers: bool, pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _batch(24)
+    serial = [extract_page(html, url) for url, html in items]
+    real = extraction._declared_canonical
+
+    def fault_on_one_page(tree: object, url: str) -> str | None:
+        if url.endswith("/s/10"):
+            raise RecursionError("a fault of ours that this page meets")
+        return real(tree, url)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")  # the children inherit the patch
+    monkeypatch.setattr(extraction, "_declared_canonical", fault_on_one_page)
+    batch = PageBatch(items, pool if workers else None)
+    results = batch.result()
+    assert batch.lost == []
+    assert results == [None if i == 10 else want for i, want in enumerate(serial)]
+    assert serial[10] is not None
+
+
 RUSSIAN = "Городской совет проголосовал за закрытие старого моста на два года ремонта. " * 12
 RUSSIAN_PAGE = (
     '<html><head><meta charset="koi8-r"><title>Мост</title></head>'  # the <meta> is wrong
@@ -603,6 +625,16 @@ def test_a_self_closed_html_tag_is_read_as_browsers_read_it() -> None:
         faulty = body.replace(b'<html lang="en-GB">\n<head>', tag, 1)
         assert faulty != body and bare_extraction(faulty, **extraction.TRAFILATURA_OPTIONS) is None
         assert extract_page(faulty, URL) == extract_page(body, URL)
+
+
+@pytest.mark.parametrize("key", ["articleBody", "isAccessibleForFree"])
+def test_json_ld_nested_too_deep_to_read_costs_only_itself(key: str) -> None:
+    """50,000 nested arrays: json.loads gives up with RecursionError, which ended the whole extraction."""
+    body = _DEMO_PAGE.read_bytes()
+    nested = b'<script type="application/ld+json">{"' + key.encode() + b'": ' + b"[" * 50_000 + b"]" * 50_000 + b"}</script>"
+    hostile = body.replace(b"</head>", nested + b"</head>", 1)
+    assert hostile != body
+    assert extract_page(hostile, URL).text == extract_page(body, URL).text
 
 
 # -- dates: the page's, checked against the feed's ----------------------------------------------

@@ -106,3 +106,10 @@ def test_half_a_character_in_a_line_is_read_as_a_replacement_character(tmp_path:
     out = io.StringIO()
     assert dedup_jsonl(path, out, ClusteringSettings()) == (2, 2)
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == ["x0", "x1"]
+
+
+def test_a_line_nested_too_deep_to_read_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "a", "title": "t", "text": "x"}\n{"id": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    with pytest.raises(ConfigError, match=r"in\.jsonl:2: not JSON \(nested too deep\)"):
+        dedup_jsonl(path, io.StringIO(), ClusteringSettings())
