@@ -88,10 +88,20 @@ def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: dat
 
     Raises:
         FeedParseError: the document is not a feed (an HTML page, an empty body, garbage),
-            declares XML entities, or none of its entries has a usable link or any text.
+            declares XML entities, or none of its entries has a usable link or any text;
+            or reading it failed in any other way (logged as an error).
     """
-    now = _aware(now or datetime.now(UTC))
     source = f"feed {feed.id} ({fetched.url})"
+    try:
+        return _parse(feed, fetched, max_entries, _aware(now or datetime.now(UTC)), source)
+    except FeedParseError:
+        raise
+    except Exception as exc:  # a hostile document meeting a fault of ours: it costs this feed's poll, not the run
+        logger.error("reading %s failed: %s: %s", source, type(exc).__name__, exc)
+        raise FeedParseError(source, f"reading the document failed: {type(exc).__name__}: {exc}") from None
+
+
+def _parse(feed: FeedSource, fetched: Fetched, max_entries: int, now: datetime, source: str) -> ParsedFeed:
     if fetched.not_modified:
         raise FeedParseError(source, "304 Not Modified has no document to parse")
     body = strip_bom(fetched.body)

@@ -13,6 +13,7 @@ import logging
 from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from trafilatura import bare_extraction
@@ -20,7 +21,7 @@ from trafilatura import bare_extraction
 from faultkit import Handler, Web, article_html, fault_settings, rss, write_feed_list
 from pipeline import extraction
 from pipeline.candidates import trimmed
-from pipeline.models import SearchQuery, TextSource
+from pipeline.models import FeedSource, SearchQuery, TextSource
 from pipeline.runner import Pipeline
 from pipeline.urls import article_id
 
@@ -249,3 +250,30 @@ def _entries(pipeline: Pipeline) -> dict[str, tuple[str, int, str]]:
             row.url: (row.state, row.attempts, row.last_error or "")
             for row in conn.execute(sa.select(entries.c.url, entries.c.state, entries.c.attempts, entries.c.last_error))
         }
+
+
+def test_a_feed_that_makes_reading_it_fail_costs_that_feed_not_the_run(
+    web: Web, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.feeds import documents
+
+    web.serve("/good/feed.xml", rss("Good Gazette", [("Harbour bridge closed", web.url("/good/bridge.html"), "Closed.")]),
+              "application/rss+xml")
+    web.serve("/good/bridge.html", article_html("Harbour bridge closed", "quaywall"))
+    web.serve("/odd/feed.xml", rss("Odd Observer", [("Odd story", web.url("/odd/story.html"), "Odd.")]),
+              "application/rss+xml")
+    real = documents._clean_entries
+
+    def fault_on_one_feed(feed: FeedSource, *args: Any, **kwargs: Any) -> Any:
+        if feed.id == "odd-observer":
+            raise IndexError("a fault of ours that this document meets")
+        return real(feed, *args, **kwargs)
+
+    monkeypatch.setattr(documents, "_clean_entries", fault_on_one_feed)
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Good Gazette": web.url("/good/feed.xml"), "Odd Observer": web.url("/odd/feed.xml")})
+    with Pipeline(fault_settings(web, tmp_path, feeds)) as pipeline:
+        report = pipeline.run(force=True)
+        assert [f.feed_id for f in report.failed_feeds] == ["odd-observer"] and report.articles_added == 1
+        state = pipeline.store.feed_state("odd-observer")
+        assert state is not None and state.last_error is not None
+        assert "reading the document failed: IndexError" in state.last_error
