@@ -1,5 +1,5 @@
 """Text from bytes: the encoding of text whose bytes declare none (guessed with
-charset-normalizer), and JSON whose strings hold half a character."""
+charset-normalizer), and JSON and XML that hold half a character."""
 
 from __future__ import annotations
 
@@ -30,10 +30,23 @@ def guess_encoding(data: bytes) -> str:
     return encoding
 
 
+# A numeric character reference to a UTF-16 surrogate (U+D800 to U+DFFF, decimal 55296 to 57343): half a character.
+_SURROGATE_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]));"
+)
 # A JSON escape of a UTF-16 surrogate, the half of a character outside the BMP.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogate_references(document: bytes) -> bytes:
+    """An XML document whose character references to half a character (``&#55357;``) are U+FFFD's (``&#xFFFD;``).
+
+    XML forbids them: libxml2 stops reading at the first, and feedparser fails on the
+    whole document when it encodes the half it made of one. HTML reads one as U+FFFD.
+    """
+    return _SURROGATE_REFERENCE.sub(b"&#xFFFD;", document)
 
 
 def parse_json(document: str | bytes) -> Any:

@@ -23,7 +23,7 @@ import feedparser
 import lxml.etree
 import lxml.html
 
-from pipeline.charsets import guess_encoding, parse_json
+from pipeline.charsets import guess_encoding, parse_json, without_surrogate_references
 from pipeline.errors import FeedParseError
 from pipeline.models import FeedEntry, FeedSource, Fetched, ParsedFeed
 from pipeline.urls import canonicalize, feed_entry_key
@@ -38,10 +38,6 @@ FUTURE_TOLERANCE = timedelta(days=1)
 
 _TITLE_FALLBACK_WORDS = 12
 _TITLE_FALLBACK_CHARS = 120
-# A numeric character reference to a UTF-16 surrogate (U+D800 to U+DFFF, decimal 55296 to 57343): half a character.
-_SURROGATE_REFERENCE = re.compile(
-    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]));"
-)
 
 
 # -- feed documents ---------------------------------------------------------------------------
@@ -142,9 +138,7 @@ def _read_xml_feed(
     if not fetched.body.startswith(_BOMS):
         data, content_type, relabelled = _detect_undeclared(data, content_type, relabelled)
     data = _truncate_entries(data, limit)
-    # feedparser turns such a reference into half a character, then fails on the whole
-    # document when it encodes it; HTML reads it as U+FFFD, and so do we.
-    data = _SURROGATE_REFERENCE.sub(b"&#xFFFD;", data)
+    data = without_surrogate_references(data)
     try:
         result = feedparser.parse(
             io.BytesIO(data),

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import lxml.etree
 
+from pipeline.charsets import without_surrogate_references
 from pipeline.dates import parse_moment
 from pipeline.errors import FeedParseError, FetchError
 from pipeline.feeds.documents import EARLIEST_DATE, FUTURE_TOLERANCE, declares_entities, root_name, strip_bom
@@ -94,7 +95,7 @@ def parse_sitemap(body: bytes, source: str, max_bytes: int) -> Sitemap:
             sitemap, or malformed before its first URL.
     """
     data = _inflate(body, source, max_bytes) if body.startswith(_GZIP_MAGIC) else body
-    data = strip_bom(data)
+    data = without_surrogate_references(strip_bom(data))
     if not data.strip():
         raise FeedParseError(source, "empty body")
     if declares_entities(data):

@@ -90,6 +90,18 @@ def test_a_google_news_sitemap_becomes_entries_with_their_titles_and_dates(web: 
     assert (sitemap.publication, sitemap.language) == ("Harbor Ledger", "de")
 
 
+def test_a_title_cut_in_the_middle_of_a_character_is_read_with_a_replacement_character(web: Web, tmp_path: Path) -> None:
+    # A CMS cutting titles in UTF-16 (JavaScript's substring) halves an emoji: "&#55357;" is no character,
+    # and libxml2 stopped at it, losing it and every URL after it.
+    web.serve("/news.xml", news_sitemap([("/a.html", ago(1), "Surfers return &#55357;"), ("/b.html", ago(2), "Mayor resigns")],
+                                        web.base), "application/xml")
+    with pipeline_for(web, tmp_path, {"name": "Ledger", "url": web.url("/news.xml"), "type": "sitemap"}) as pipeline:
+        states = poll(pipeline)
+        assert queued(pipeline) == {web.url("/a.html"): ("Surfers return \ufffd", NOW - timedelta(hours=1)),
+                                    web.url("/b.html"): ("Mayor resigns", NOW - timedelta(hours=2))}
+        assert (states["ledger"].status, states["ledger"].last_error) == ("active", None)
+
+
 def test_a_plain_urlset_is_recognised_without_a_type_and_its_pages_become_articles(web: Web, tmp_path: Path) -> None:
     web.serve("/sitemap.xml", urlset([("/a.html", ago(3)), ("/b.html", ago(1)[:10])], web.base), "text/xml")
     web.serve("/a.html", article_html("Port strike ends", "harbour"))
