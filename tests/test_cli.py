@@ -530,3 +530,12 @@ def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -
     lines = [json.loads(line) for line in rest.splitlines() if line.strip()]
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert access and "GET /healthz" in access[0]["message"] and access[0]["level"] == "INFO"
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_on_a_port_that_cannot_exist_is_a_one_line_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", port])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --port: " in err and "Traceback" not in err

@@ -43,6 +43,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    """A TCP port number, 0 to 65535, as ``--port`` takes it."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     """Add `serve` to the commands."""
     serve = commands.add_parser(
@@ -52,5 +63,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "feeds with one entry per story. Read-only.",
     )
     serve.add_argument("--host", help="address to listen on (default: settings web.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: settings web.port, 8000; 0: any free port)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: settings web.port, 8000; 0: any free port)")
     serve.set_defaults(handler=_cmd_serve)
