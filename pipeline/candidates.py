@@ -13,10 +13,11 @@ from the page itself:
 tree, and only when trafilatura's text falls short of it (:data:`SHORT_OF_PARAGRAPHS`)
 parses the page again and calls :func:`second_opinion`.
 
-*a list dropped*: trafilatura's default mode leaves out lists in and around the article
-  (its recovery of text outside the container it found takes paragraphs only; lists in
-  a "teaser" box go): when prose list items of the article's container are missing from
-  its text (:func:`dropped_list_chars`), its recall mode is asked.
+trafilatura's default mode also leaves lists of the article out (its recovery of text
+beyond the block it chose takes paragraphs and tables, not lists; a list in a "teaser"
+box goes): when the page's prose list items (:func:`list_items`, read before trafilatura)
+are missing from its text, and on a fresh tree they are the article container's
+(:func:`dropped_list_chars`), :func:`extract_page` asks trafilatura's recall mode.
 
 What the page states about its article is read before trafilatura too: the JSON-LD
 ``articleBody`` (:func:`stated_body`) marks where the article ends, or that trafilatura
@@ -408,9 +409,14 @@ def list_items(tree: lxml.html.HtmlElement) -> list[str]:
     return [key for li in _ITEMS(tree) if (key := _prose(li))]
 
 
+def _keys(text: str) -> str:
+    """``text``'s blocks as keys, one a line (so that no key found in it spans two blocks)."""
+    return "\n".join(_key(block) for block in text.split("\n\n"))
+
+
 def missing_chars(keys: list[str], text: str) -> int:
     """The characters of the ``keys`` (from :func:`list_items`) that ``text`` lacks."""
-    known = "\n".join(_key(block) for block in text.split("\n\n"))
+    known = _keys(text)
     return sum(len(key) for key in keys if key[:80] not in known)
 
 
@@ -421,7 +427,7 @@ def dropped_list_chars(tree: lxml.html.HtmlElement, text: str) -> int:
     text blocks that ``text`` has; lists outside it (menus, related stories, another
     story's points) do not count.
     """
-    known = "\n".join(_key(block) for block in text.split("\n\n"))
+    known = _keys(text)
     blocks: list[tuple[lxml.html.HtmlElement, list[lxml.html.HtmlElement], str, bool]] = []
     body = tree.find("body")
     for element in (body if body is not None else tree).iter(_BLOCK_TAGS):
