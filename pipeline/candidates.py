@@ -13,6 +13,12 @@ from the page itself:
 tree, and only when trafilatura's text falls short of it (:data:`SHORT_OF_PARAGRAPHS`)
 parses the page again and calls :func:`second_opinion`.
 
+trafilatura's default mode also leaves lists of the article out (its recovery of text
+beyond the block it chose takes paragraphs and tables, not lists; a list in a "teaser"
+box goes): when the page's prose list items (:func:`list_items`, read before trafilatura)
+are missing from its text, and on a fresh tree they are the article container's
+(:func:`dropped_list_chars`), :func:`extract_page` asks trafilatura's recall mode.
+
 What the page states about its article is read before trafilatura too: the JSON-LD
 ``articleBody`` (:func:`stated_body`) marks where the article ends, or that trafilatura
 took another block (:func:`by_stated_body`); a news page's standfirst
@@ -58,6 +64,16 @@ OTHER_LONGER = 2
 MAX_SHARED_WORDS = 0.3
 #: ... and it has at least this many characters (trafilatura's own minimum for a text).
 MIN_OTHER_CHARS = 250
+
+#: A list item reads as text (a step, a point, an entry) from this many words on ...
+MIN_ITEM_WORDS = 6
+#: ... and with at most this share of its characters in links (else it is a menu or a teaser list).
+MAX_ITEM_LINK_SHARE = 0.3
+#: Prose list items of the article's container missing from trafilatura's text, at least this
+#: share of the text's characters, call for trafilatura's recall mode.
+DROPPED_LIST_SHARE = 0.2
+#: The article's container: the innermost element holding this share of the page's blocks found in the text.
+CONTAINER_SHARE = 0.8
 
 #: A meta description shorter than this many words is a label, not a standfirst.
 MIN_STANDFIRST_WORDS = 8
@@ -137,6 +153,10 @@ _DESCRIPTIONS = lxml.etree.XPath("//meta[@name='description' or @property='og:de
 _BODY_TEXT_WITH = lxml.etree.XPath("//body//text()[contains(., $start)]")
 _NOT_SHOWN = frozenset({"script", "style", "template", "textarea"})
 _P_TEXT = lxml.etree.XPath("//p//text()", smart_strings=False)
+_ITEMS = lxml.etree.XPath("//li[not(.//li)][not(ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside)]")
+# The page's text blocks, for finding the article's container.
+_BLOCK_TAGS = ("p", "li", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption", "summary")
+_OUTSIDE = frozenset({"nav", "header", "footer", "aside", "script", "style", "form", "button", "select"})
 _PART_BLOCKS = lxml.etree.XPath(".//p | .//h2 | .//h3 | .//blockquote[not(.//p)] | .//li[not(.//p)][not(ancestor::nav)]")
 
 
@@ -368,6 +388,69 @@ def split_body(tree: lxml.html.HtmlElement, text: str) -> str | None:
     if not before and not after:
         return None
     return "\n\n".join(before + ours + after)
+
+
+def _key(text: str) -> str:
+    """Words of ``text``, lower-cased and space-joined: markup and punctuation aside, as in both the page and the text."""
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+def _prose(element: lxml.html.HtmlElement) -> str | None:
+    """``element``'s text as a key, when it reads as text: enough words, little of it link text."""
+    key = _key(element.text_content())
+    if len(key.split()) < MIN_ITEM_WORDS:
+        return None
+    links = sum(len(_key(a.text_content())) for a in element.iter("a"))
+    return key if links <= MAX_ITEM_LINK_SHARE * len(key) else None
+
+
+def list_items(tree: lxml.html.HtmlElement) -> list[str]:
+    """The page's prose list items (outside navigation, headers and footers), as keys; read before trafilatura prunes."""
+    return [key for li in _ITEMS(tree) if (key := _prose(li))]
+
+
+def _keys(text: str) -> str:
+    """``text``'s blocks as keys, one a line (so that no key found in it spans two blocks)."""
+    return "\n".join(_key(block) for block in text.split("\n\n"))
+
+
+def missing_chars(keys: list[str], text: str) -> int:
+    """The characters of the ``keys`` (from :func:`list_items`) that ``text`` lacks."""
+    known = _keys(text)
+    return sum(len(key) for key in keys if key[:80] not in known)
+
+
+def dropped_list_chars(tree: lxml.html.HtmlElement, text: str) -> int:
+    """The characters of prose list items inside the article's container that ``text`` lacks.
+
+    The container is the innermost element holding :data:`CONTAINER_SHARE` of the page's
+    text blocks that ``text`` has; lists outside it (menus, related stories, another
+    story's points) do not count.
+    """
+    known = _keys(text)
+    blocks: list[tuple[lxml.html.HtmlElement, list[lxml.html.HtmlElement], str, bool]] = []
+    body = tree.find("body")
+    for element in (body if body is not None else tree).iter(_BLOCK_TAGS):
+        if any(isinstance(d.tag, str) and d.tag in _BLOCK_TAGS for d in element.iterdescendants()):
+            continue  # its inner blocks count
+        ancestors = list(element.iterancestors())
+        if any(a.tag in _OUTSIDE for a in ancestors) or not (key := _key(element.text_content())):
+            continue
+        blocks.append((element, ancestors, key, key[:80] in known))
+    found = [ancestors for _, ancestors, _, kept in blocks if kept]
+    counts: dict[lxml.html.HtmlElement, int] = Counter(a for ancestors in found for a in ancestors)
+    holders = [a for a, count in counts.items() if count >= CONTAINER_SHARE * len(found)]
+    if not holders:
+        return 0
+    container = max(holders, key=lambda a: sum(1 for _ in a.iterancestors()))
+    return sum(
+        len(key)
+        for element, ancestors, key, kept in blocks
+        if not kept
+        and container in ancestors
+        and (element.tag == "li" or any(a.tag == "li" for a in ancestors))
+        and _prose(element)
+    )
 
 
 def second_opinion(tree: lxml.html.HtmlElement, text: str, paragraph_size: int) -> str:

@@ -39,9 +39,13 @@ from pipeline.charsets import guess_encoding
 from pipeline.dates import parse_moment
 from pipeline.agency import detect_credit
 from pipeline.candidates import (
+    DROPPED_LIST_SHARE,
     SHORT_OF_PARAGRAPHS,
     by_stated_body,
+    dropped_list_chars,
     json_ld,
+    list_items,
+    missing_chars,
     paragraph_chars,
     second_opinion,
     standfirst,
@@ -191,6 +195,7 @@ def extract_page(
     paragraph_size = paragraph_chars(tree)
     summary = standfirst(tree, scripts)
     body = stated_body(scripts)
+    items = list_items(tree)
     try:
         document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
@@ -198,6 +203,12 @@ def extract_page(
         return None
     found = document if isinstance(document, Document) else None
     text = _paragraphs(found.text or "") if found else ""
+    # The page's list items missing from the text, a cheap test, then on a fresh tree whether they are the article's.
+    if text and missing_chars(items, text) >= DROPPED_LIST_SHARE * len(text):
+        try:
+            text = _with_lists(source, url, text)
+        except Exception as exc:  # the recall pass failing leaves trafilatura's text
+            logger.warning("recall pass failed on %s: %s: %s", url, type(exc).__name__, exc)
     if len(text) < SHORT_OF_PARAGRAPHS * paragraph_size:
         # The page is parsed again only here: trafilatura has pruned the first tree.
         try:
@@ -221,6 +232,17 @@ def extract_page(
         paywall=paywall,
         canonical=canonical,
     )
+
+
+def _with_lists(source: bytes, url: str, text: str) -> str:
+    """trafilatura's recall-mode text when its default ``text`` dropped prose lists of the article's
+    container and the recall text is longer, else ``text``."""
+    tree = _parse(source)
+    if dropped_list_chars(tree, text) < DROPPED_LIST_SHARE * len(text):
+        return text
+    document = bare_extraction(tree, url=url or None, favor_recall=True, **TRAFILATURA_OPTIONS)
+    other = _paragraphs(document.text or "") if isinstance(document, Document) else ""
+    return other if len(other) > len(text) else text
 
 
 def _parse(source: bytes) -> lxml.html.HtmlElement:

@@ -6,7 +6,7 @@ import json
 
 import lxml.html
 
-from pipeline.candidates import paragraph_chars, second_opinion, stated_body
+from pipeline.candidates import dropped_list_chars, paragraph_chars, second_opinion, stated_body
 from pipeline.extraction import extract_page
 
 
@@ -147,3 +147,41 @@ def test_a_stated_body_holding_half_a_character_reads_it_as_a_replacement_charac
     story = " ".join(_STORY)
     script = json.dumps({"@type": "NewsArticle", "articleBody": story + " \ud83d \U0001f600"})
     assert stated_body([script]) == story + " \ufffd \U0001f600"
+
+
+# -- a list dropped from the article -----------------------------------------------------------
+
+_STEPS = [
+    "Unplug the kettle and let it cool down completely before you start to clean it",
+    "Fill it halfway with equal parts of white vinegar and water from the cold tap",
+    "Bring the mixture to the boil and leave it to stand for about twenty minutes",
+    "Pour it away and rinse the kettle twice and boil a full load of clean water once",
+]
+
+
+def _guide(list_class: str, elsewhere: str = "") -> bytes:
+    steps = "".join(f"<li>{step}.</li>" for step in _STEPS)
+    return (
+        f"<html><head><title>How to descale a kettle</title></head><body>{elsewhere}<article>"
+        f"<p>{_STORY[0]}</p><p>Here is how to descale it in four steps:</p>"
+        f"<ul class='{list_class}'>{steps}</ul><p>{_STORY[1]}</p><p>{_STORY[2]}</p></article></body></html>"
+    ).encode()
+
+
+def test_a_list_of_the_article_dropped_by_trafilatura_is_recovered_by_its_recall_mode() -> None:
+    # trafilatura's default mode drops the list (its class reads as a teaser box); the list's
+    # prose items are a third of the text, inside the article's container: recall mode keeps them.
+    found = extract_page(_guide("teaser-steps"), "https://example.org/guide")
+    assert found is not None
+    assert [block for block in found.text.split("\n\n") if block.startswith("- ")] == [f"- {s}." for s in _STEPS]
+
+
+def test_only_prose_list_items_of_the_articles_container_count_as_dropped() -> None:
+    menu = "".join(f"<li><a href='/{n}'>Section number {n} of this fine website here</a></li>" for n in range(9))
+    others = "".join(f"<li>{step} in another story on the same page.</li>" for step in _STEPS)
+    page = _guide("steps", elsewhere=f"<div class='menu'><ul>{menu}</ul></div><div class='more'><ul>{others}</ul></div>")
+    tree = lxml.html.document_fromstring(page)
+    text = "\n\n".join(_STORY)
+    # the article's four steps only: not the menu (link text), not the list of another container
+    assert dropped_list_chars(tree, text) == sum(len(" ".join(step.lower().split())) for step in _STEPS)
+    assert dropped_list_chars(tree, text + "\n\n" + "\n\n".join(f"- {s}." for s in _STEPS)) == 0
