@@ -38,7 +38,9 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
+from collections.abc import Callable
 from functools import cache
+from itertools import islice
 
 import justext
 import lxml.etree
@@ -74,6 +76,8 @@ MAX_ITEM_LINK_SHARE = 0.3
 DROPPED_LIST_SHARE = 0.2
 #: The article's container: the innermost element holding this share of the page's blocks found in the text.
 CONTAINER_SHARE = 0.8
+#: List items read from a page at most (a listing's page has thousands, each looked for in the text).
+MAX_LIST_ITEMS = 500
 
 #: A meta description shorter than this many words is a label, not a standfirst.
 MIN_STANDFIRST_WORDS = 8
@@ -405,19 +409,29 @@ def _prose(element: lxml.html.HtmlElement) -> str | None:
 
 
 def list_items(tree: lxml.html.HtmlElement) -> list[str]:
-    """The page's prose list items (outside navigation, headers and footers), as keys; read before trafilatura prunes."""
-    return [key for li in _ITEMS(tree) if (key := _prose(li))]
+    """The page's first prose list items (outside navigation, headers and footers), as keys; read before trafilatura prunes.
+
+    At most :data:`MAX_LIST_ITEMS`: each is looked for in the text, and a page of more is a
+    listing, whose first items tell as much.
+    """
+    return list(islice((key for li in _ITEMS(tree) if (key := _prose(li))), MAX_LIST_ITEMS))
 
 
-def _keys(text: str) -> str:
-    """``text``'s blocks as keys, one a line (so that no key found in it spans two blocks)."""
-    return "\n".join(_key(block) for block in text.split("\n\n"))
+def _in_text(text: str) -> Callable[[str], bool]:
+    """Whether a key's first 80 characters are in ``text``, within one of its blocks.
+
+    A key that is a whole block is found in a set: searching the text for each key of a
+    page of thousands of list items, all in the text, took seconds.
+    """
+    known = "\n".join(_key(block) for block in text.split("\n\n"))  # one block a line: no match spans two
+    blocks = set(known.split("\n"))
+    return lambda key: key in blocks or key[:80] in known
 
 
 def missing_chars(keys: list[str], text: str) -> int:
     """The characters of the ``keys`` (from :func:`list_items`) that ``text`` lacks."""
-    known = _keys(text)
-    return sum(len(key) for key in keys if key[:80] not in known)
+    found = _in_text(text)
+    return sum(len(key) for key in keys if not found(key))
 
 
 def dropped_list_chars(tree: lxml.html.HtmlElement, text: str) -> int:
@@ -427,7 +441,7 @@ def dropped_list_chars(tree: lxml.html.HtmlElement, text: str) -> int:
     text blocks that ``text`` has; lists outside it (menus, related stories, another
     story's points) do not count.
     """
-    known = _keys(text)
+    found = _in_text(text)
     blocks: list[tuple[lxml.html.HtmlElement, list[lxml.html.HtmlElement], str, bool]] = []
     body = tree.find("body")
     for element in (body if body is not None else tree).iter(_BLOCK_TAGS):
@@ -436,10 +450,10 @@ def dropped_list_chars(tree: lxml.html.HtmlElement, text: str) -> int:
         ancestors = list(element.iterancestors())
         if any(a.tag in _OUTSIDE for a in ancestors) or not (key := _key(element.text_content())):
             continue
-        blocks.append((element, ancestors, key, key[:80] in known))
-    found = [ancestors for _, ancestors, _, kept in blocks if kept]
-    counts: dict[lxml.html.HtmlElement, int] = Counter(a for ancestors in found for a in ancestors)
-    holders = [a for a, count in counts.items() if count >= CONTAINER_SHARE * len(found)]
+        blocks.append((element, ancestors, key, found(key)))
+    kept_ancestors = [ancestors for _, ancestors, _, kept in blocks if kept]
+    counts: dict[lxml.html.HtmlElement, int] = Counter(a for ancestors in kept_ancestors for a in ancestors)
+    holders = [a for a, count in counts.items() if count >= CONTAINER_SHARE * len(kept_ancestors)]
     if not holders:
         return 0
     container = max(holders, key=lambda a: sum(1 for _ in a.iterancestors()))

@@ -6,7 +6,15 @@ import json
 
 import lxml.html
 
-from pipeline.candidates import dropped_list_chars, paragraph_chars, second_opinion, stated_body
+from pipeline.candidates import (
+    MAX_LIST_ITEMS,
+    dropped_list_chars,
+    list_items,
+    missing_chars,
+    paragraph_chars,
+    second_opinion,
+    stated_body,
+)
 from pipeline.extraction import extract_page
 
 
@@ -185,3 +193,14 @@ def test_only_prose_list_items_of_the_articles_container_count_as_dropped() -> N
     # the article's four steps only: not the menu (link text), not the list of another container
     assert dropped_list_chars(tree, text) == sum(len(" ".join(step.lower().split())) for step in _STEPS)
     assert dropped_list_chars(tree, text + "\n\n" + "\n\n".join(f"- {s}." for s in _STEPS)) == 0
+
+
+def test_a_listings_page_has_its_first_list_items_read_and_found_in_the_text() -> None:
+    # Thousands of items, each looked for in the text: the first ones tell a listing's page.
+    items = [f"Item number {n} of a very long listing on this page" for n in range(2 * MAX_LIST_ITEMS)]
+    page = "<html><body><article><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul></article></body></html>"
+    keys = list_items(lxml.html.document_fromstring(page))
+    assert keys == [item.lower() for item in items[:MAX_LIST_ITEMS]]
+    text = "\n\n".join(f"- {item}." for item in items)
+    assert missing_chars(keys, text) == 0
+    assert missing_chars(keys, text.replace("- Item number 7 of", "- An entry of")) == len(keys[7])
