@@ -220,9 +220,9 @@ _token_cache = _TokenHashes()
 def _token_hashes(runs: Iterable[Sequence[str]]) -> tuple[U64, I64]:
     """The hashes of the tokens of several runs laid end to end, and the runs' lengths.
 
-    Each run is hashed as it comes and can be dropped at once: a batch's token
-    strings all held together (over a million objects) cost more in cache misses
-    and page faults than hashing them did.
+    Each run is hashed as it comes and can be dropped at once, so a batch's token
+    strings (hundreds of thousands) are never all held together: they were most of
+    a signing worker's peak memory.
     """
     if len(_token_cache) > _TOKEN_CACHE_MAX:
         _token_cache.clear()
