@@ -60,6 +60,8 @@ def test_a_reader_goes_from_the_river_to_a_story_and_sees_what_each_outlet_chang
 ) -> None:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -68,6 +70,11 @@ def test_a_reader_goes_from_the_river_to_a_story_and_sees_what_each_outlet_chang
         options.add_argument(argument)
     with serving(demo_web_settings.data_dir) as (url, _):
         driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+
+        def arrive(part: str) -> None:
+            # A submit or a click starts the navigation and may return before it ends.
+            WebDriverWait(driver, 20).until(expected_conditions.url_contains(part))
+
         try:
             driver.get(url + "/")
             assert driver.title == "Stories · newsagg"
@@ -78,13 +85,14 @@ def test_a_reader_goes_from_the_river_to_a_story_and_sees_what_each_outlet_chang
             box = driver.find_element(By.CSS_SELECTOR, "header form.search input[name=q]")
             box.send_keys("desalination plant")
             box.submit()
+            arrive("/search?q=")
             assert driver.current_url.startswith(url + "/search?q=desalination+plant")
             marks = [m.text.lower() for m in driver.find_elements(By.CSS_SELECTOR, "p.snippet mark")]
             assert "desalination" in marks
             driver.save_screenshot(str(tmp_path / "2-search.png"))
 
             driver.find_element(By.CSS_SELECTOR, "li.story h2 a").click()
-            assert "/stories/" in driver.current_url
+            arrive("/stories/")
             ledger = driver.find_element(By.XPATH, "//section[h3='Harbor City Ledger']")
             added = [p.text for p in ledger.find_elements(By.CSS_SELECTOR, "p.added") if p.is_displayed()]
             assert any(text.startswith(LOCAL_INTRO) for text in added)
@@ -101,7 +109,7 @@ def test_a_reader_goes_from_the_river_to_a_story_and_sees_what_each_outlet_chang
             driver.set_window_size(1280, 1000)
 
             ledger.find_element(By.CSS_SELECTOR, "p.copy-head a").click()
-            assert "/articles/" in driver.current_url
+            arrive("/articles/")
             facts = driver.find_element(By.CSS_SELECTOR, "dl.facts").text
             assert "Harbor City Ledger" in facts and "Text source" in facts
             assert LOCAL_INTRO in driver.find_element(By.CSS_SELECTOR, "section.text").text
