@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable
 from functools import cache
 from itertools import islice
+from typing import Any
 
 import justext
 import lxml.etree
@@ -174,17 +175,21 @@ def json_ld(tree: lxml.html.HtmlElement) -> list[str]:
     return [str(script) for script in _JSON_LD(tree)]
 
 
+def json_ld_data(script: str) -> Any:
+    """What a JSON-LD script holds; None when it is not JSON or is nested too deep to read."""
+    try:
+        return parse_json(script)
+    except (ValueError, RecursionError):
+        return None
+
+
 def stated_body(scripts: list[str]) -> str | None:
     """The article text the page's JSON-LD states (the longest ``articleBody``, also in ``@graph``), if long enough."""
     found = ""
     for script in scripts:
         if "articleBody" not in script:
             continue
-        try:
-            data = parse_json(script)
-        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
-            continue
-        stack = [data]
+        stack = [json_ld_data(script)]
         while stack:
             item = stack.pop()
             if isinstance(item, list):
@@ -257,7 +262,7 @@ def standfirst(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | None:
 def with_standfirst(text: str, summary: str | None) -> str:
     """``text`` led by the page's standfirst, unless trafilatura already has it."""
     # Its first words in the text are enough: trafilatura kept it, perhaps reworded at the end.
-    if not text or not summary or " ".join(_WORDS.findall(summary.lower()))[:60] in " ".join(_WORDS.findall(text.lower())):
+    if not text or not summary or _key(summary)[:60] in _key(text):
         return text
     return f"{summary}\n\n{text}"
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import enum
-import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -44,6 +43,7 @@ from pipeline.candidates import (
     by_stated_body,
     dropped_list_chars,
     json_ld,
+    json_ld_data,
     list_items,
     missing_chars,
     paragraph_chars,
@@ -649,13 +649,8 @@ _ID_VALUES = lxml.etree.XPath("//@id", smart_strings=False)
 def _paywall_evidence(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | None:
     """Why the page is paywalled (its JSON-LD or its markup says so), or None."""
     for script in scripts:
-        if "isAccessibleForFree" in script:
-            try:
-                data = json.loads(script[:100_000])
-            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
-                continue
-            if _not_free(data):
-                return "isAccessibleForFree is false"
+        if "isAccessibleForFree" in script and _not_free(json_ld_data(script[:100_000])):
+            return "isAccessibleForFree is false"
     for attribute, values in (("class", _CLASS_VALUES), ("id", _ID_VALUES)):
         for value in values(tree):
             if token := next((t for t in str(value).split() if t in _PAYWALL_TOKENS), None):
