@@ -417,6 +417,26 @@ def test_a_value_postgresql_refuses_is_one_line_naming_the_feed_or_article() -> 
             store.close()
 
 
+def test_a_read_postgresql_gives_up_on_is_one_line_naming_the_store() -> None:
+    """A table locked longer than the session waits (a migration or a vacuum full elsewhere): the read fails in one line."""
+    with postgres_database() as url:
+        impatient = sa.make_url(url).update_query_dict({"options": "-c lock_timeout=200"})
+        store = Store(impatient.render_as_string(hide_password=False))
+        other = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            store.sync_feeds([feed()])
+            with other.connect() as conn, conn.begin():
+                conn.exec_driver_sql("LOCK TABLE articles, feeds IN ACCESS EXCLUSIVE MODE")
+                for read in (lambda: store.articles_by_id(["a1"]), store.article_count, store.feed_states):
+                    with pytest.raises(StoreError, match=r"^cannot read the store \(postgresql\+psycopg://.*lock timeout") as caught:
+                        read()
+                    assert "\n" not in str(caught.value)
+            assert store.article_count() == 0
+        finally:
+            store.close()
+            other.dispose()
+
+
 def test_newsagg_run_refuses_a_bad_language_tag_in_the_feed_list_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -275,7 +275,7 @@ class ArticleStore(TemplateStore):
 
     def stripped_blocks(self, article_id: str) -> list[StrippedBlock]:
         """The template blocks taken out of an article's text, with on how many articles each recurred."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(sa.select(articles.c.template_stripped).where(articles.c.id == article_id)).scalar()
         return [StrippedBlock(text=b["text"], articles=b["articles"]) for b in value or ()]
 
@@ -286,7 +286,7 @@ class ArticleStore(TemplateStore):
             .where(article_revisions.c.article_id == article_id)
             .order_by(article_revisions.c.revision)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 Revision(row.revision, row.title, row.text, row.fetched_at, row.reason) for row in conn.execute(query)
             ]
@@ -314,7 +314,7 @@ class ArticleStore(TemplateStore):
         site = site_of(article.url, article.outlet) if templates.template_min_articles > 0 else None
         if site is None:
             return article
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             known = self._known_blocks(conn, site, {fingerprint(b) for b in blocks(article.text)})
         return replace(article, text=_stripped(article, site, known, templates)[0])
 
@@ -364,7 +364,7 @@ class ArticleStore(TemplateStore):
 
     def archive_record(self, article_id: str) -> ArchiveRecord | None:
         """Where the article's page is in the WARC archive, if it is."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(articles.c.warc_file, articles.c.warc_offset, articles.c.warc_length)
                 .where(articles.c.id == article_id, articles.c.warc_file.is_not(None))
@@ -377,7 +377,7 @@ class ArticleStore(TemplateStore):
             .outerjoin(memberships, memberships.c.article_id == articles.c.id)
             .where(memberships.c.article_id.is_(None))
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(query).scalar()
         # Aggregates bypass the column type on SQLite, so the value may come back naive.
         return None if value is None else UTCDateTime().process_result_value(value, self.engine.dialect)
@@ -391,7 +391,7 @@ class ArticleStore(TemplateStore):
             .order_by(articles.c.arrived_at, articles.c.id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_article(row) for row in conn.execute(query).mappings()]
 
     def articles_by_id(self, ids: Iterable[str]) -> dict[str, Article]:
@@ -408,14 +408,14 @@ class ArticleStore(TemplateStore):
             yield _article(row), row["arrived_at"], row["cluster_id"]
 
     def article_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one())
 
     def clustering_state(
         self, since: datetime
     ) -> tuple[list[Signature], list[Membership], dict[str, str]]:
         """What the clustering engine needs to resume: the window's signatures and memberships, and aliases."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             sigs = [
                 Signature(article_id=row.article_id, data=row.data, at=row.at)
                 for row in conn.execute(
@@ -498,7 +498,7 @@ class ArticleStore(TemplateStore):
         self._enqueue_many(conn, seq, "article", moved, deleted=False)
 
     def resolve_cluster(self, cluster_id: str) -> str:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             survivor = conn.execute(
                 sa.select(cluster_aliases.c.survivor_id).where(cluster_aliases.c.absorbed_id == cluster_id)
             ).scalar()
@@ -510,7 +510,7 @@ class ArticleStore(TemplateStore):
     def members_of_clusters(self, cluster_ids: Sequence[str]) -> dict[str, list[Membership]]:
         """The memberships of each of these clusters (those with members), in arrival order."""
         found: dict[str, list[Membership]] = {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(cluster_ids, 500):
                 query = (
                     sa.select(memberships)
@@ -523,7 +523,7 @@ class ArticleStore(TemplateStore):
         return found
 
     def membership(self, article_id: str) -> Membership | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(memberships).where(memberships.c.article_id == article_id)).mappings().first()
         return None if row is None else _membership(row)
 
@@ -532,7 +532,7 @@ class ArticleStore(TemplateStore):
         return self._rows_by(memberships, memberships.c.article_id, ids, _membership)
 
     def cluster_ids(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return list(conn.execute(sa.select(memberships.c.cluster_id).distinct().order_by(memberships.c.cluster_id)).scalars())
 
     def drop_signatures_before(self, cutoff: datetime) -> int:

@@ -121,6 +121,20 @@ class StoreBase:
             raise StoreError(f"the store does not answer ({redact_url(self.url)}): {_reason(exc)}") from None
 
     @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection to read with; the database failing under the reads is a one-line StoreError.
+
+        A read refuses no value of ours, so an error here is the store's: unreachable, damaged
+        (a file cut short, bytes that are not UTF-8), or a lock held longer than the session waits.
+        """
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            log.debug("reading the store failed", exc_info=True)  # -v shows where, for a bug report
+            raise StoreError(f"cannot read the store ({redact_url(self.url)}): {_reason(exc)}") from None
+
+    @contextmanager
     def _tx(self, what: str = "a write") -> Iterator[Connection]:
         """One write transaction, atomic with the reads it makes (SQLite: BEGIN IMMEDIATE).
 
@@ -228,7 +242,7 @@ class StoreBase:
     ) -> dict[str, _Row]:
         """The rows whose ``key`` is one of ``ids``, built, by key (ids in chunks any database accepts)."""
         found: dict[str, _Row] = {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(list(ids), 500):
                 for row in conn.execute(sa.select(table).where(key.in_(chunk))).mappings():
                     found[row[key.name]] = build(row)
@@ -248,7 +262,7 @@ class StoreBase:
                 page = page.where(
                     sa.tuple_(*keys) > sa.tuple_(*(sa.literal(v, type_=k.type) for k, v in zip(keys, after, strict=True)))
                 )
-            with self.engine.connect() as conn:
+            with self._read() as conn:
                 rows = list(conn.execute(page).mappings())
             yield from rows
             if len(rows) < chunk:

@@ -33,7 +33,7 @@ class CountStore(StoreBase):
 
     def counts(self) -> StoreCounts:
         """Every count, read on one connection."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return StoreCounts(
                 articles=_grouped(conn, articles.c.text_source),
                 stories=_count(conn, stories),

@@ -155,7 +155,7 @@ class FeedStore(StoreBase):
         """The stored feed with this URL (as ``feed_url_key`` spells it), else with this id."""
         key = feed_url_key(url_or_id)
         query = sa.select(feeds).where(feeds.c.url_key == key if key is not None else feeds.c.id == url_or_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).mappings().first()
         return _feed_state(row) if row is not None else None
 
@@ -187,7 +187,7 @@ class FeedStore(StoreBase):
         if ids is not None:  # in chunks: a feed list may have more feeds than a statement takes parameters
             found = self._rows_by(feeds, feeds.c.id, ids, _feed_state)
             return [found[feed_id] for feed_id in sorted(found)]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_feed_state(row) for row in conn.execute(sa.select(feeds).order_by(feeds.c.id)).mappings()]
 
     def feed_state(self, feed_id: str) -> FeedState | None:
@@ -334,7 +334,7 @@ class FeedStore(StoreBase):
     def unalerted_feed_states(self) -> list[FeedState]:
         """The feeds whose status is not the one the last alert reported (never alerted: active)."""
         reported = sa.func.coalesce(feeds.c.alerted_status, "active")
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(feeds).where(feeds.c.status != reported).order_by(feeds.c.id))
             return [_feed_state(row) for row in rows.mappings()]
 
@@ -352,7 +352,7 @@ class FeedStore(StoreBase):
 
     def alert_digest_sent_at(self, destination: str) -> datetime | None:
         """When the last alert digest went to ``destination``, if ever."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             query = sa.select(alert_digests.c.sent_at).where(alert_digests.c.destination == destination)
             sent_at: datetime | None = conn.execute(query).scalar()
             return sent_at
@@ -361,7 +361,7 @@ class FeedStore(StoreBase):
         """How many of these entry URLs were never queued before."""
         wanted = set(urls)
         seen = 0
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(sorted(wanted), 500):
                 seen += int(
                     conn.execute(
@@ -386,13 +386,13 @@ class FeedStore(StoreBase):
             .order_by(entries.c.discovered_at, entries.c.url)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_pending_entry(row) for row in conn.execute(query).mappings()]
 
     def entries_by_url(self, urls: Iterable[str]) -> dict[str, PendingEntry]:
         """The feed entries with these URLs, whatever their state, with their feeds' outlet, language and tags."""
         found: dict[str, PendingEntry] = {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(list(urls), 500):
                 query = (
                     sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
@@ -451,7 +451,7 @@ class FeedStore(StoreBase):
     def release_dead_claims(self) -> None:
         """Free at once the entries held by workers of this host whose process ended (killed, failed)."""
         holders = sa.select(entries.c.claimed_by).distinct()
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             query = holders.where(entries.c.state == "pending", entries.c.lease_until.is_not(None))
             workers: list[str | None] = list(conn.execute(query).scalars())
         for worker in filter(None, workers):
@@ -500,13 +500,13 @@ class FeedStore(StoreBase):
 
     def feed_entry(self, url: str) -> FeedEntry | None:
         """The feed entry stored under ``url`` (an article's page or entry key), if any."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(entries).where(entries.c.url == url)).mappings().first()
         return None if row is None else _feed_entry(row)
 
     def entry_counts(self) -> dict[str, int]:
         query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows: list[Any] = list(conn.execute(query))
         return {row[0]: row[1] for row in rows}
 

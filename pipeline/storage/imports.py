@@ -13,7 +13,7 @@ class WarcImportStore(StoreBase):
 
     def warc_import_progress(self, file_key: str) -> tuple[int, bool]:
         """(the offset to go on from, whether the file was imported to its end); (0, False) for a new file."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(warc_imports.c.next_offset, warc_imports.c.done).where(warc_imports.c.file_key == file_key)
             ).first()

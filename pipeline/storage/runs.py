@@ -87,7 +87,7 @@ class RunStore(StoreBase):
         """
         now = now or utc_now()
         query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = list(conn.execute(query).mappings())
         return [_record(row, "abandoned" if row["status"] == "running" and _dead(row, now) else row["status"])
                 for row in rows]
@@ -97,7 +97,7 @@ class RunStore(StoreBase):
         query = sa.select(runs).where(runs.c.status != "running").order_by(runs.c.id.desc()).limit(1)
         if status is not None:
             query = query.where(runs.c.status == status)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else _record(row, row["status"])
 

@@ -131,7 +131,7 @@ class StoryStore(StoreBase):
     """Stories and the search-index outbox."""
 
     def dirty_cluster_ids(self, limit: int) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return list(
                 conn.execute(sa.select(dirty_clusters.c.cluster_id).order_by(dirty_clusters.c.cluster_id).limit(limit)).scalars()
             )
@@ -159,7 +159,7 @@ class StoryStore(StoreBase):
                 conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(chunk)))
 
     def story(self, story_id: str) -> Story | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(stories).where(stories.c.id == story_id)).mappings().first()
         return None if row is None else _story(row)
 
@@ -201,7 +201,7 @@ class StoryStore(StoreBase):
             query = query.where(
                 sa.or_(stories.c.last_seen < seen, sa.and_(stories.c.last_seen == seen, stories.c.id < key))
             )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             found = [_story(row) for row in conn.execute(query).mappings()]
         page = found[:limit]
         return StoryPage(page, river_cursor(page[-1]) if len(found) > limit else None)
@@ -232,7 +232,7 @@ class StoryStore(StoreBase):
                     sa.and_(same_count, stories.c.last_seen == seen, stories.c.id > key),
                 )
             )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 ClusterSummary(
                     id=row["id"],
@@ -269,14 +269,14 @@ class StoryStore(StoreBase):
         query = sa.select(outbox).order_by(outbox.c.kind, outbox.c.doc_id).limit(limit)
         if after is not None:
             query = query.where(sa.tuple_(outbox.c.kind, outbox.c.doc_id) > sa.tuple_(*after))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [
                 OutboxItem(kind=row["kind"], doc_id=row["doc_id"], seq=row["seq"], deleted=row["deleted"])
                 for row in conn.execute(query).mappings()
             ]
 
     def outbox_size(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
 
     def outbox_done(self, items: Sequence[OutboxItem]) -> None:
@@ -333,7 +333,7 @@ class StoryStore(StoreBase):
 
     def outbox_status(self) -> OutboxStatus:
         """How many items wait for the search index, how many of them were refused before, and the dead letters."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             waiting, retrying = conn.execute(
                 sa.select(sa.func.count(), sa.func.count().filter(outbox.c.attempts > 0)).select_from(outbox)
             ).one()
@@ -382,7 +382,7 @@ class StoryStore(StoreBase):
         story_ids = [doc_id for kind, doc_id in keys if kind == "story"]
         article_ids = [doc_id for kind, doc_id in keys if kind == "article"]
         held: set[tuple[str, str]] = set()
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in chunks(story_ids, 500):
                 found: list[str] = list(conn.execute(sa.select(stories.c.id).where(stories.c.id.in_(chunk))).scalars())
                 held.update(("story", doc_id) for doc_id in found)

@@ -1,4 +1,4 @@
-"""Storage faults, made for real: an unwritable search index, a read-only data directory, a full disk.
+"""Storage faults, made for real: an unwritable search index, a read-only data directory, a full disk, a damaged store.
 
 Each ends the same way: one clear line from the CLI naming the path, a non-zero exit, no
 traceback, and once the fault is gone an intact store (``PRAGMA integrity_check``) and a
@@ -128,6 +128,40 @@ def test_a_read_only_data_directory_is_one_clear_error_and_harms_nothing(
         capsys.readouterr()
     intact(data)
     complete(data, corpus)
+
+
+def test_a_damaged_store_is_one_clear_error_naming_it(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What another program or a failing disk leaves: reading the store fails, in one line naming it."""
+    data = tmp_path / "data"
+    assert main(["run", "--feeds", str(corpus), "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    store = data / "store.sqlite3"
+
+    def write(*statements: str) -> None:
+        with sqlite3.connect(store) as db:
+            for statement in statements:
+                db.execute(statement)
+        with sqlite3.connect(store) as db:  # all of it in the file, nothing left in the write-ahead log
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    write()
+    whole = store.read_bytes()
+    commands = [["clusters", "list"], ["export", "stories"], ["export", "articles"]]
+
+    # Text that is not UTF-8, as a tool writing Latin-1 into the file leaves it.
+    write(*(f"UPDATE {table} SET title = CAST(x'4e61ef7665' AS TEXT), text = title" for table in ("articles", "stories")))
+    for command in commands:
+        assert main([*command, "--data-dir", str(data)]) == 1, command
+        one_error_line(capsys.readouterr().err, "newsagg: error: cannot read the store", str(store), "UTF-8")
+
+    # The pages of the file's second half read as zeros, as a failing disk returns them.
+    half = len(whole) // 2 // 4096 * 4096
+    store.write_bytes(whole[:half] + bytes(len(whole) - half))
+    for command in commands:
+        assert main([*command, "--data-dir", str(data)]) == 1, command
+        one_error_line(capsys.readouterr().err, "newsagg: error: cannot read the store", str(store), "malformed")
 
 
 def run_cli(data: Path, feeds: Path, base_url: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess[str]:
