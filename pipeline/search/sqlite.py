@@ -123,7 +123,9 @@ class SqliteSearchIndex:
                 self._upgrade()
                 self._db.executescript(_SCHEMA)
                 self._fill_story_keys()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
+            if not _file_failed(exc):
+                raise
             raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
 
     def _upgrade(self) -> None:
@@ -180,9 +182,9 @@ class SqliteSearchIndex:
                 try:
                     if self._claim(change):  # else a newer version is here already
                         self._apply(change)
-                except sqlite3.OperationalError:
-                    raise
                 except sqlite3.Error as exc:
+                    if _file_failed(exc):
+                        raise
                     self._db.execute("ROLLBACK TO change")
                     failures.append(IndexFailure(change.kind, change.id, str(exc), transient=False))
                 self._db.execute("RELEASE change")
@@ -190,8 +192,7 @@ class SqliteSearchIndex:
         except BaseException as exc:
             if self._db.in_transaction:
                 self._db.rollback()  # nothing of the batch is kept; the caller keeps it in its outbox
-            if isinstance(exc, sqlite3.OperationalError):
-                # Read-only, disk full, I/O error, locked: the file, not a document, is the problem.
+            if isinstance(exc, sqlite3.Error) and _file_failed(exc):
                 raise SearchUnavailable(f"search index {self.path} cannot be written: {exc}") from None
             raise
         return failures
@@ -336,8 +337,8 @@ class SqliteSearchIndex:
                 " UNION ALL SELECT 'language', language, count(*) FROM m WHERE language IS NOT NULL GROUP BY language",
                 params,
             ).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise SearchBackendError(f"search failed: {exc}") from None
+        except sqlite3.Error as exc:
+            raise SearchBackendError(f"search failed ({self.path}): {exc}") from None
         total = 0
         counts: dict[str, dict[str, int]] = {facet: {} for facet in ("outlet", "agency", "day", "language")}
         for facet, value, count in counted:
@@ -367,8 +368,8 @@ class SqliteSearchIndex:
     def _languages(self) -> list[str | None]:
         try:
             return [row[0] for row in self._db.execute("SELECT DISTINCT language FROM story_keys")]
-        except sqlite3.OperationalError as exc:
-            raise SearchBackendError(f"search failed: {exc}") from None
+        except sqlite3.Error as exc:
+            raise SearchBackendError(f"search failed ({self.path}): {exc}") from None
 
     def document_counts(self) -> dict[str, int]:
         """How many stories and articles the index holds."""
@@ -409,3 +410,8 @@ def _snippet(text: str, language: str | None, terms: set[str]) -> str:
         at = right
     pieces += [text[at:end], "…" if end < len(text) else ""]
     return "".join(pieces).strip()
+
+
+def _file_failed(exc: sqlite3.Error) -> bool:
+    """Whether the index file failed (read-only, full, locked, an I/O error, damaged), not one document."""
+    return isinstance(exc, sqlite3.OperationalError) or exc.sqlite_errorname in ("SQLITE_CORRUPT", "SQLITE_NOTADB")

@@ -164,6 +164,33 @@ def test_a_damaged_store_is_one_clear_error_naming_it(
         one_error_line(capsys.readouterr().err, "newsagg: error: cannot read the store", str(store), "malformed")
 
 
+def test_a_damaged_search_index_is_one_clear_error_and_the_outbox_keeps_its_documents(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert main(["run", "--feeds", str(corpus), "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    index = data / "search.sqlite3"
+    with sqlite3.connect(index) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the file
+    whole = index.read_bytes()
+    half = len(whole) // 2 // 4096 * 4096
+    index.write_bytes(whole[:half] + bytes(len(whole) - half))  # pages a failing disk returns as zeros
+
+    assert main(["search", "desalination", "--data-dir", str(data)]) == 1
+    one_error_line(capsys.readouterr().err, "newsagg: error:", str(index), "malformed")
+    assert main(["outbox", "fill", "--data-dir", str(data)]) == 1
+    one_error_line(capsys.readouterr().err, "newsagg: error:", str(index), "malformed")
+    assert main(["outbox", "list", "--data-dir", str(data)]) == 0
+    assert "75 documents wait" in capsys.readouterr().out  # none refused, none lost
+
+    index.unlink()  # the remedy: a new index, filled from the store
+    assert main(["outbox", "fill", "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    intact(data)
+    complete(data, corpus)
+
+
 def run_cli(data: Path, feeds: Path, base_url: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess[str]:
     """`newsagg run` as a process of its own (optionally under RLIMIT_FSIZE)."""
 
