@@ -138,27 +138,17 @@ def test_a_damaged_store_is_one_clear_error_naming_it(
     assert main(["run", "--feeds", str(corpus), "--data-dir", str(data)]) == 0
     capsys.readouterr()
     store = data / "store.sqlite3"
-
-    def write(*statements: str) -> None:
-        with sqlite3.connect(store) as db:
-            for statement in statements:
-                db.execute(statement)
-        with sqlite3.connect(store) as db:  # all of it in the file, nothing left in the write-ahead log
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    write()
-    whole = store.read_bytes()
+    whole = in_one_file(store)
     commands = [["clusters", "list"], ["export", "stories"], ["export", "articles"]]
 
     # Text that is not UTF-8, as a tool writing Latin-1 into the file leaves it.
-    write(*(f"UPDATE {table} SET title = CAST(x'4e61ef7665' AS TEXT), text = title" for table in ("articles", "stories")))
+    in_one_file(store, *(f"UPDATE {table} SET title = CAST(x'4e61ef7665' AS TEXT), text = title"
+                         for table in ("articles", "stories")))
     for command in commands:
         assert main([*command, "--data-dir", str(data)]) == 1, command
         one_error_line(capsys.readouterr().err, "newsagg: error: cannot read the store", str(store), "UTF-8")
 
-    # The pages of the file's second half read as zeros, as a failing disk returns them.
-    half = len(whole) // 2 // 4096 * 4096
-    store.write_bytes(whole[:half] + bytes(len(whole) - half))
+    zero_second_half(store, whole)
     for command in commands:
         assert main([*command, "--data-dir", str(data)]) == 1, command
         one_error_line(capsys.readouterr().err, "newsagg: error: cannot read the store", str(store), "malformed")
@@ -171,11 +161,7 @@ def test_a_damaged_search_index_is_one_clear_error_and_the_outbox_keeps_its_docu
     assert main(["run", "--feeds", str(corpus), "--data-dir", str(data)]) == 0
     capsys.readouterr()
     index = data / "search.sqlite3"
-    with sqlite3.connect(index) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the file
-    whole = index.read_bytes()
-    half = len(whole) // 2 // 4096 * 4096
-    index.write_bytes(whole[:half] + bytes(len(whole) - half))  # pages a failing disk returns as zeros
+    zero_second_half(index, in_one_file(index))
 
     assert main(["search", "desalination", "--data-dir", str(data)]) == 1
     one_error_line(capsys.readouterr().err, "newsagg: error:", str(index), "malformed")
@@ -189,6 +175,22 @@ def test_a_damaged_search_index_is_one_clear_error_and_the_outbox_keeps_its_docu
     capsys.readouterr()
     intact(data)
     complete(data, corpus)
+
+
+def in_one_file(database: Path, *statements: str) -> bytes:
+    """Run ``statements`` on a SQLite database and move all of it into its file (nothing left in the log); its bytes."""
+    with sqlite3.connect(database) as db:
+        for statement in statements:
+            db.execute(statement)
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return database.read_bytes()
+
+
+def zero_second_half(database: Path, whole: bytes) -> None:
+    """The pages of the file's second half read as zeros, as a failing disk returns them."""
+    half = len(whole) // 2 // 4096 * 4096
+    database.write_bytes(whole[:half] + bytes(len(whole) - half))
 
 
 def run_cli(data: Path, feeds: Path, base_url: str, file_size_limit: int | None = None) -> subprocess.CompletedProcess[str]:

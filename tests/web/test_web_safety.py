@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from lxml import html
+from sqlalchemy import Connection
 
 from pipeline.models import Article, Assignment, IndexChange, Membership, Signature, TextSource
 from pipeline.search import open_index
@@ -112,20 +114,25 @@ def test_security_headers_on_every_response(hostile: TestClient, path: str) -> N
     assert headers["x-frame-options"] == "DENY"
 
 
-def test_a_failure_shows_a_generic_page_and_logs_the_traceback(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def pages_after(tmp_path: Path, change: Callable[[Connection], object]) -> tuple[Response, Response]:
+    """The home page and the API's stories, asked of a running server after ``change`` hit its store."""
     settings = load_settings(data_dir=tmp_path / "data", search_backend="sqlite", store_url=None)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         store = Store(settings.resolved_store_url)
-        with store.engine.begin() as conn:  # a row this code cannot read (a bug, or a newer release's row)
-            conn.execute(stories.insert().values(
-                id="s1", title="t", text="x", summary="x", sources=[{"outlet": "ledger"}], article_count=1,
-                outlet_count=1, first_seen=datetime(2026, 11, 1, tzinfo=UTC), last_seen=datetime(2026, 11, 1, tzinfo=UTC),
-            ))
+        with store.engine.begin() as conn:
+            change(conn)
         store.close()
-        page = client.get("/")
-        api = client.get("/api/stories")
+        return client.get("/"), client.get("/api/stories")
+
+
+def test_a_failure_shows_a_generic_page_and_logs_the_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A row this code cannot read (its sources lack the article ids): a bug, or a newer release's row.
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    unreadable = stories.insert().values(id="s1", title="t", text="x", summary="x", sources=[{"outlet": "ledger"}],
+                                         article_count=1, outlet_count=1, first_seen=at, last_seen=at)
+    page, api = pages_after(tmp_path, lambda conn: conn.execute(unreadable))
     assert page.status_code == api.status_code == 500
     assert "internal error" in page.text and "Traceback" not in page.text and "article_id" not in page.text
     assert api.json() == {"error": "internal error: the server could not answer this request (see its log)",
@@ -137,14 +144,8 @@ def test_a_failure_shows_a_generic_page_and_logs_the_traceback(
 def test_a_store_that_fails_under_the_server_is_a_503_logged_in_one_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = load_settings(data_dir=tmp_path / "data", search_backend="sqlite", store_url=None)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        store = Store(settings.resolved_store_url)
-        with store.engine.begin() as conn:  # what a damaged file or a half-restored backup shows
-            conn.exec_driver_sql("DROP TABLE stories")
-        store.close()
-        page = client.get("/")
-        api = client.get("/api/stories")
+    # What a damaged file or a half-restored backup shows.
+    page, api = pages_after(tmp_path, lambda conn: conn.exec_driver_sql("DROP TABLE stories"))
     assert page.status_code == api.status_code == 503
     assert "unavailable" in page.text and "no such table" not in page.text and "Traceback" not in caplog.text
     assert "GET /api/stories: cannot read the store (sqlite:///" in caplog.text and "no such table: stories" in caplog.text
