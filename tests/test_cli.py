@@ -356,6 +356,8 @@ def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
         (("feeds", "remove", "nope"), f"no feed 'nope' in {feeds} or the store"),
         (("feeds", "reactivate", "https://nope.example/"), "no feed 'https://nope.example/' in the store"),
         (("feeds", "add", "ftp://ledger.example/feed"), "'ftp://ledger.example/feed' is not an absolute http(s) URL"),
+        (("feeds", "add", "https://ledger.example/feed?" + "q=1&" * 600), "…' is 2428 characters long, over the 2048"),
+        (("feeds", "add", "https://ledger.example/" + "é" * 400), "…' is 2423 characters long once percent-encoded"),
     ]:
         code, _, err = run_cli(capsys, *argv)
         assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import lxml.etree
 import lxml.html
 
-from pipeline.errors import ConfigError, FeedParseError, FetchError
+from pipeline.errors import FeedParseError, FetchError
 from pipeline.feeds.documents import parse_feed
-from pipeline.feeds.lists import feed_url, language_tag
+from pipeline.feeds.lists import language_tag, polled_url
 from pipeline.feeds.sitemaps import is_sitemap, parse_sitemap
 from pipeline.fetching import Fetcher
 from pipeline.models import FeedSource, Fetched
@@ -60,12 +60,10 @@ def discover(fetcher: Fetcher, url: str, *, max_bytes: int) -> list[Found]:
         robots.txt (news sitemaps first); empty when nothing was found.
 
     Raises:
-        ConfigError: ``url`` is not an absolute http(s) URL.
+        ConfigError: ``url`` is not an absolute http(s) URL, or too long.
         FetchError: ``url`` itself cannot be fetched.
     """
-    page_url = feed_url(url)
-    if page_url is None:
-        raise ConfigError(f"{url!r} is not an absolute http(s) URL")
+    page_url = polled_url(url)
     page = fetcher.fetch(page_url)
     itself = _check(page, "the URL itself", max_bytes)
     if itself is not None:

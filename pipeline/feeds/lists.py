@@ -14,6 +14,7 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Literal
 from xml.parsers import expat
 
@@ -22,7 +23,7 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.feeds.documents import strip_bom
 from pipeline.models import FeedSource
-from pipeline.urls import feed_url_key, unused_id
+from pipeline.urls import MAX_URL_LENGTH, feed_url_key, unused_id
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: feed #{index}: expected a mapping with name and url, not {_type_name(raw)}")
     label = raw.get("name") if isinstance(raw.get("name"), str) else raw.get("url")
-    where = f"{source}: feed #{index}" + (f" ({label!r})" if isinstance(label, str) else "")
+    where = f"{source}: feed #{index}" + (f" ({quoted(label)})" if isinstance(label, str) else "")
     unknown = sorted(str(key) for key in raw if key not in _YAML_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_YAML_KEYS))})")
@@ -282,9 +283,10 @@ def _yaml_entry(raw: object, index: int, source: str, ids: set[str]) -> FeedSour
         raise ConfigError(f"{where}: missing 'url'")
     if not isinstance(url, str):
         raise ConfigError(f"{where}: 'url' must be a string, not {_type_name(url)}")
-    url_to_poll = feed_url(url)
-    if url_to_poll is None:
-        raise ConfigError(f"{where}: 'url' {url!r} is not an absolute http(s) URL")
+    try:
+        url_to_poll = polled_url(url)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: 'url' {exc}") from None
     if name is None:
         raise ConfigError(f"{where}: missing 'name'")
     if not isinstance(name, str) or not name.strip():
@@ -333,6 +335,27 @@ def feed_url(raw: str) -> str | None:
         rest = url[5:]
         url = rest if rest.lower().startswith(("http://", "https://")) else "http:" + rest
     return url if feed_url_key(url) is not None else None
+
+
+_PRINTABLE_ASCII = "".join(map(chr, range(33, 127)))
+
+
+def polled_url(raw: str) -> str:
+    """``feed_url``, or a ConfigError saying why ``raw`` cannot be polled."""
+    url = feed_url(raw)
+    if url is not None:
+        return url
+    written = raw.strip()
+    length = len(quote(written, safe=_PRINTABLE_ASCII))  # the URL kept has its other characters percent-encoded
+    if length > MAX_URL_LENGTH:
+        encoded = " once percent-encoded" if length != len(written) else ""
+        raise ConfigError(f"{quoted(written)} is {length} characters long{encoded}, over the {MAX_URL_LENGTH} a URL may have")
+    raise ConfigError(f"{quoted(written)} is not an absolute http(s) URL")
+
+
+def quoted(value: str, limit: int = 100) -> str:
+    """``value`` quoted for an error line, cut short when it is long."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 def language_tag(value: str) -> str | None:

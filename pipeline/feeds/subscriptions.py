@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import ConfigError
-from pipeline.feeds.lists import feed_url, host_name, is_opml, load_feed_list, merge_feed_lists, write_feed_list
+from pipeline.feeds.lists import host_name, is_opml, load_feed_list, merge_feed_lists, polled_url, write_feed_list
 from pipeline.models import FeedSource
 from pipeline.storage import FeedState, Store
 from pipeline.urls import feed_url_key
@@ -41,7 +41,7 @@ def add_feed(
     Returns:
         The feed as registered (with the store's id), and whether it was new to the list.
     """
-    to_poll = _feed_url(url)
+    to_poll = polled_url(url)
     feeds = _editable(path)
     listed = _find(feeds, to_poll)
     if listed is not None:
@@ -115,7 +115,7 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
     Raises:
         ConfigError: the old URL is not in the list, or the new one names a feed already.
     """
-    to_poll = _feed_url(new_url)
+    to_poll = polled_url(new_url)
     feeds = _editable(path)
     listed = _find(feeds, old_url)
     if listed is None:
@@ -134,12 +134,6 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
     write_feed_list(path, [replace(feed, url=to_poll) if feed is listed else feed for feed in feeds])
     return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
 
-
-def _feed_url(url: str) -> str:
-    to_poll = feed_url(url)
-    if to_poll is None:
-        raise ConfigError(f"{url!r} is not an absolute http(s) URL")
-    return to_poll
 
 
 def _editable(path: Path) -> list[FeedSource]:
