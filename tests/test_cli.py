@@ -243,6 +243,22 @@ def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0 and out.startswith("0 feeds added")
 
 
+def test_import_opml_into_an_opml_feed_list_is_an_error_that_leaves_it_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The feed list may be OPML (it is read, not edited): importing into it must not rewrite it as YAML.
+    listed = tmp_path / "mine.opml"
+    listed.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
+                      '<outline text="Example" type="rss" xmlUrl="https://example.com/rss.xml"/></body></opml>')
+    before = listed.read_bytes()
+    more = tmp_path / "more.opml"
+    more.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
+                    '<outline text="Other" type="rss" xmlUrl="https://other.example/atom"/></body></opml>')
+    code, _, err = run_cli(capsys, "feeds", "import-opml", str(more), "--feeds", str(listed))
+    assert code == 2 and err.count("\n") == 1 and "is an OPML file" in err
+    assert listed.read_bytes() == before
+
+
 def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "run", "--feeds", str(tmp_path / "none.yaml"))

@@ -1,4 +1,4 @@
-"""Subscribing and unsubscribing: ``newsagg feeds add|remove|reactivate|move``.
+"""Subscribing and unsubscribing: ``newsagg feeds import-opml|add|remove|reactivate|move``.
 
 Each edits the YAML feed list (the one ``newsagg run`` reads) and the store together, so
 a feed's history follows it: the store knows a feed by its URL (``urls.feed_url_key``),
@@ -8,6 +8,7 @@ history over to its new URL, where editing the URL in the list would start a new
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -140,6 +141,14 @@ def _feed_url(url: str) -> str:
     if to_poll is None:
         raise ConfigError(f"{url!r} is not an absolute http(s) URL")
     return to_poll
+
+
+def import_subscriptions(path: Path, imported: Sequence[FeedSource]) -> int:
+    """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it."""
+    feeds = _editable(path)
+    merged = merge_feed_lists(feeds, imported)
+    write_feed_list(path, merged)
+    return len(merged) - len(feeds)
 
 
 def _editable(path: Path) -> list[FeedSource]:
