@@ -259,6 +259,14 @@ def test_import_opml_into_an_opml_feed_list_is_an_error_that_leaves_it_whole(
     assert listed.read_bytes() == before
 
 
+def test_search_limit_must_be_a_positive_whole_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # -1 was every hit on SQLite and none on Elasticsearch; 0 an empty page.
+    for limit in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            main(["--data-dir", str(tmp_path), "search", "anything", "--limit", limit])
+        assert "not a positive whole number" in capsys.readouterr().err
+
+
 def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "run", "--feeds", str(tmp_path / "none.yaml"))

@@ -231,7 +231,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     )
     search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
     search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
-    search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
+    search.add_argument("--limit", type=_count_arg, default=10, help="hits to show (default 10)")
     search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
     search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
     search.set_defaults(handler=_cmd_search)
