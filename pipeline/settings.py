@@ -359,7 +359,7 @@ class ElasticsearchSettings(_Section):
     ca_certs: Path | None = Field(None, description="CA bundle used to verify the cluster's certificate.")
     verify_certs: bool = Field(True, description="Verify the cluster's TLS certificate.")
     request_timeout: float = Field(30.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(3, ge=0, description="Retries on connection errors, 429 and 5xx.")
+    max_retries: int = Field(3, ge=0, description="Retries on connection errors, timeouts, 429, 502, 503 and 504.")
     index_prefix: str = Field("newsagg", description="Prefix of index names and aliases.")
     templates_dir: Path | None = Field(
         None,
