@@ -507,6 +507,10 @@ def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: P
                                          ["serve"]]
     code, out, _ = run_cli(capsys, *commands[1][1:])
     assert code == 0 and out.startswith("1 story")
+    # Again into the same directory: its corpus is served on another port, so every article would be stored twice.
+    code, _, err = run_cli(capsys, "demo", "--data-dir", str(tmp_path / "kept"))
+    assert code == 2 and err.count("\n") == 1 and "already holds" in err
+    assert run_cli(capsys, *commands[1][1:])[1].startswith("1 story")
 
 
 def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.errors import ConfigError
 from pipeline.models import SearchQuery, SearchResults, Story
 from pipeline.runner import Pipeline, RunReport
 from pipeline.settings import Settings, load_settings
@@ -50,10 +51,17 @@ class DemoResult:
 
 
 def run_demo(data_dir: Path | None, *, progress: bool = False) -> DemoResult:
-    """Serve the corpus, run one pass into ``data_dir`` (a temporary one if None), search it."""
+    """Serve the corpus, run one pass into ``data_dir`` (a temporary one if None), search it.
+
+    Raises:
+        ConfigError: ``data_dir`` holds a store already (the corpus, served on another port,
+            would be stored a second time under new URLs).
+    """
     with tempfile.TemporaryDirectory(prefix="newsagg-demo-") as scratch, CorpusServer() as server:
         feeds_file = write_demo_feeds(server.base_url, Path(scratch) / "feeds.yaml")
         settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file)
+        if settings.embedded_store is not None and settings.embedded_store.exists():
+            raise ConfigError(f"{data_dir} already holds a store: the demo runs into a new or empty directory")
         with Pipeline(settings, progress=progress) as pipeline:
             return demo_result(pipeline, pipeline.run(force=True, trigger="demo"))
 
