@@ -550,7 +550,8 @@ class _YamlFileSettings(YamlConfigSettingsSource):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings from the environment, an optional YAML file and explicit overrides.
+    """Build the settings from the environment, an optional YAML file (``config_file``, else
+    ``NEWSAGG_CONFIG``) and explicit overrides.
 
     Raises:
         ConfigError: the file is missing or a value is invalid, with the field named.
@@ -560,6 +561,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     from pipeline.errors import ConfigError
 
     settings_cls = Settings
+    if config_file is None and os.environ.get("NEWSAGG_CONFIG"):  # checked as --config: a typo must not mean defaults
+        config_file = Path(os.environ["NEWSAGG_CONFIG"])
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")

@@ -276,6 +276,15 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     assert code == 2 and "fetch.read_timeout" in err
 
 
+def test_a_settings_file_named_by_newsagg_config_that_is_missing_is_an_error_as_with_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mistyped or unmounted NEWSAGG_CONFIG (an Airflow worker's) must not run on the defaults instead.
+    monkeypatch.setenv("NEWSAGG_CONFIG", str(tmp_path / "missing.yaml"))
+    code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "feeds", "import-opml", str(tmp_path / "x.opml"))
+    assert code == 2 and err.count("\n") == 1 and f"config file not found: {tmp_path / 'missing.yaml'}" in err
+
+
 def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ignored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
