@@ -26,6 +26,18 @@ def test_every_setting_named_in_readme_exists() -> None:
         assert name in known or any(k.startswith(name + "__") for k in known), name
 
 
+def test_every_other_variable_named_in_the_docs_is_read_somewhere() -> None:
+    # Not a setting: then a DAG, a script, the compose file or the test services read it.
+    known = set(re.findall(r"`(NEWSAGG_[A-Z_]+)`", settings_reference()))
+    readers = [*(ROOT / "dags").glob("*.py"), *(ROOT / "scripts").iterdir(), *(ROOT / "pipeline").rglob("*.py"),
+               ROOT / "docker-compose.yml", ROOT / ".env.example", ROOT / "tests" / "services.py"]
+    code = "\n".join(path.read_text(encoding="utf-8") for path in readers if path.is_file())
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        for name in set(re.findall(r"NEWSAGG_[A-Z_]*[A-Z]", doc.read_text(encoding="utf-8"))):
+            if not (name in known or any(k.startswith(name + "__") for k in known)):
+                assert re.search(rf"\b{name}\b", code), f"{doc.name}: {name}"
+
+
 def test_every_command_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     parser = _parser()
