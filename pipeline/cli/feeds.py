@@ -139,7 +139,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
     opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
     opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
-    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
+    opml.add_argument("--feeds", type=Path, help="YAML feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
     add = feed_commands.add_parser(
