@@ -228,7 +228,8 @@ class ClusteringSettings(_Section):
     """Near-duplicate detection (MinHash + LSH)."""
 
     window_days: int = Field(
-        7, ge=1, le=365, description="New articles are matched against articles that arrived this many days before."
+        7, ge=1, le=365, description="New articles are matched against articles published (else fetched) within this "
+        "many days of theirs."
     )
     num_perm: int = Field(
         128, ge=16, le=1024, description="MinHash permutations per signature. Changing it requires re-clustering."
