@@ -522,6 +522,13 @@ def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: P
     assert run_cli(capsys, *commands[1][1:])[1].startswith("1 story")
 
 
+def test_demo_reads_the_settings_file_given_by_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("workerz: 1\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(config), "demo")
+    assert code == 2 and err.count("\n") == 1 and "workerz" in err
+
+
 def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Path) -> None:
     # A feed on a port nothing listens on: its failure is logged as a warning, the run goes on.
     feeds = tmp_path / "feeds.yaml"
