@@ -228,7 +228,8 @@ class ClusteringSettings(_Section):
     """Near-duplicate detection (MinHash + LSH)."""
 
     window_days: int = Field(
-        7, ge=1, le=365, description="New articles are matched against articles that arrived this many days before."
+        7, ge=1, le=365, description="New articles are matched against articles published (else fetched) within this "
+        "many days of theirs."
     )
     num_perm: int = Field(
         128, ge=16, le=1024, description="MinHash permutations per signature. Changing it requires re-clustering."
@@ -359,7 +360,7 @@ class ElasticsearchSettings(_Section):
     ca_certs: Path | None = Field(None, description="CA bundle used to verify the cluster's certificate.")
     verify_certs: bool = Field(True, description="Verify the cluster's TLS certificate.")
     request_timeout: float = Field(30.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(3, ge=0, description="Retries on connection errors, 429 and 5xx.")
+    max_retries: int = Field(3, ge=0, description="Retries on connection errors, timeouts, 429, 502, 503 and 504.")
     index_prefix: str = Field("newsagg", description="Prefix of index names and aliases.")
     templates_dir: Path | None = Field(
         None,
@@ -550,7 +551,8 @@ class _YamlFileSettings(YamlConfigSettingsSource):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings from the environment, an optional YAML file and explicit overrides.
+    """Build the settings from the environment, an optional YAML file (``config_file``, else
+    ``NEWSAGG_CONFIG``) and explicit overrides.
 
     Raises:
         ConfigError: the file is missing or a value is invalid, with the field named.
@@ -560,6 +562,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     from pipeline.errors import ConfigError
 
     settings_cls = Settings
+    if config_file is None and os.environ.get("NEWSAGG_CONFIG"):  # checked as --config: a typo must not mean defaults
+        config_file = Path(os.environ["NEWSAGG_CONFIG"])
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
@@ -583,7 +587,9 @@ def settings_reference() -> str:
         "Generated from `pipeline/settings.py` by `scripts/settings-reference`; a test keeps it current.",
         "Set them as environment variables, or as the same nested keys (lower case) in the YAML file",
         "named by `--config` / `NEWSAGG_CONFIG`. A name not in this table (a typo, or a setting since",
-        "retired) is an error that names it, never silently ignored.",
+        "retired) is an error that names it when it is in the settings file or in a group of this table",
+        "(`NEWSAGG_FETCH__…`); other `NEWSAGG_*` variables are ignored (scripts and docker-compose.yml",
+        "use the prefix too).",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",

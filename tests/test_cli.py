@@ -243,6 +243,30 @@ def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0 and out.startswith("0 feeds added")
 
 
+def test_import_opml_into_an_opml_feed_list_is_an_error_that_leaves_it_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The feed list may be OPML (it is read, not edited): importing into it must not rewrite it as YAML.
+    listed = tmp_path / "mine.opml"
+    listed.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
+                      '<outline text="Example" type="rss" xmlUrl="https://example.com/rss.xml"/></body></opml>')
+    before = listed.read_bytes()
+    more = tmp_path / "more.opml"
+    more.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
+                    '<outline text="Other" type="rss" xmlUrl="https://other.example/atom"/></body></opml>')
+    code, _, err = run_cli(capsys, "feeds", "import-opml", str(more), "--feeds", str(listed))
+    assert code == 2 and err.count("\n") == 1 and "is an OPML file" in err
+    assert listed.read_bytes() == before
+
+
+def test_search_limit_must_be_a_positive_whole_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # -1 was every hit on SQLite and none on Elasticsearch; 0 an empty page.
+    for limit in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            main(["--data-dir", str(tmp_path), "search", "anything", "--limit", limit])
+        assert "not a positive whole number" in capsys.readouterr().err
+
+
 def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "run", "--feeds", str(tmp_path / "none.yaml"))
@@ -250,6 +274,15 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     monkeypatch.setenv("NEWSAGG_FETCH__READ_TIMEOUT", "soon")
     code, _, err = run_cli(capsys, "search", "x")
     assert code == 2 and "fetch.read_timeout" in err
+
+
+def test_a_settings_file_named_by_newsagg_config_that_is_missing_is_an_error_as_with_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mistyped or unmounted NEWSAGG_CONFIG (an Airflow worker's) must not run on the defaults instead.
+    monkeypatch.setenv("NEWSAGG_CONFIG", str(tmp_path / "missing.yaml"))
+    code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "feeds", "import-opml", str(tmp_path / "x.opml"))
+    assert code == 2 and err.count("\n") == 1 and f"config file not found: {tmp_path / 'missing.yaml'}" in err
 
 
 def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ignored(
@@ -485,6 +518,17 @@ def test_demo_with_a_data_dir_ends_with_the_commands_that_look_at_it(tmp_path: P
                                          ["serve"]]
     code, out, _ = run_cli(capsys, *commands[1][1:])
     assert code == 0 and out.startswith("1 story")
+    # Again into the same directory: its corpus is served on another port, so every article would be stored twice.
+    code, _, err = run_cli(capsys, "demo", "--data-dir", str(tmp_path / "kept"))
+    assert code == 2 and err.count("\n") == 1 and "already holds" in err
+    assert run_cli(capsys, *commands[1][1:])[1].startswith("1 story")
+
+
+def test_demo_reads_the_settings_file_given_by_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("workerz: 1\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "--config", str(config), "demo")
+    assert code == 2 and err.count("\n") == 1 and "workerz" in err
 
 
 def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "settings), stores the articles whose text changed, clusters, builds stories and indexes them again. "
         "Safe to kill and repeat: a second pass changes nothing.",
     )
-    reextract.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only articles that arrived since then")
+    reextract.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only articles published (else fetched) since then")
     reextract.add_argument("--outlet", help="only this outlet's articles (its name in the feed list)")
     reextract.add_argument("--json", action="store_true", help="print the report as JSON")
     reextract.set_defaults(handler=_cmd_reextract)

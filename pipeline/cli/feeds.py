@@ -19,7 +19,8 @@ def _feed_list(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
-    from pipeline.feeds import load_feed_list, merge_feed_lists, read_opml, write_feed_list
+    from pipeline.feeds import read_opml
+    from pipeline.feeds.subscriptions import import_subscriptions
 
     settings = _settings(args)
     target = _feed_list(args, settings)
@@ -27,10 +28,8 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
         imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
-    existing = load_feed_list(target) if target.exists() else []
-    merged = merge_feed_lists(existing, imported)
-    write_feed_list(target, merged)
-    print(f"{len(merged) - len(existing)} feeds added to {target} ({len(imported)} in the OPML file)")
+    added = import_subscriptions(target, imported)
+    print(f"{added} feeds added to {target} ({len(imported)} in the OPML file)")
     return EXIT_OK
 
 
@@ -140,7 +139,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
     opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
     opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
-    opml.add_argument("--feeds", type=Path, help="feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
+    opml.add_argument("--feeds", type=Path, help="YAML feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
     add = feed_commands.add_parser(

@@ -41,7 +41,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo.run import run_demo
 
-    demo = run_demo(args.data_dir, progress=_progress())
+    demo = run_demo(args.data_dir, config_file=args.config, progress=_progress())
     if args.json:
         _print_json({"report": demo.report.as_dict(), "stories": demo.stories, "query": demo.query,
                      "search": demo.results})

@@ -231,7 +231,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     )
     search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
     search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
-    search.add_argument("--limit", type=int, default=10, help="hits to show (default 10)")
+    search.add_argument("--limit", type=_count_arg, default=10, help="hits to show (default 10)")
     search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
     search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
     search.set_defaults(handler=_cmd_search)
@@ -269,7 +269,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 
     export = commands.add_parser(
         "export", parents=[common], help="stories or articles from the store as JSON lines or CSV (streamed)",
-        description="Write every story (least recently seen first) or article (in arrival order) as one JSON "
+        description="Write every story (least recently seen first) or article (in arrival order: by publication, else fetch time) as one JSON "
         "object a line, or CSV with a header row (lists and objects as JSON in a cell), read from the store a "
         "chunk at a time. Articles: text, metadata, text source and why, the agency credit, arrival time, cluster "
         "id. Stories: their sources, counts, tags.",
@@ -277,7 +277,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     export.add_argument("kind", choices=["stories", "articles"])
     export.add_argument(
         "--since", type=_datetime_arg,
-        help="stories last seen / articles arrived on or after (ISO date: from its start; or datetime, UTC if no offset)",
+        help="stories last seen / articles published (else fetched) on or after (ISO date: from its start; or datetime, UTC if no offset)",
     )
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")

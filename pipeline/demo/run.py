@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
+from pipeline.errors import ConfigError
 from pipeline.models import SearchQuery, SearchResults, Story
 from pipeline.runner import Pipeline, RunReport
 from pipeline.settings import Settings, load_settings
@@ -17,15 +18,17 @@ from pipeline.settings import Settings, load_settings
 DEMO_QUERY_FALLBACK = "port strike"
 
 
-def demo_settings(base_url: str, data_dir: Path, feeds_file: Path, **overrides: Any) -> Settings:
+def demo_settings(
+    base_url: str, data_dir: Path, feeds_file: Path, config_file: Path | None = None, **overrides: Any
+) -> Settings:
     """Embedded defaults, allowed to reach only the loopback server at ``base_url``.
 
-    ``overrides`` are settings fields as for `load_settings`; a ``fetch`` dict is merged
+    ``config_file`` and ``overrides`` are as for `load_settings`; a ``fetch`` dict is merged
     into the loopback allowance rather than replacing it.
     """
     fetch = {"allowed_hosts": [urlsplit(base_url).netloc], "politeness_delay": 0.0, **overrides.pop("fetch", {})}
     fields = {"search_backend": "sqlite", "store_url": None, **overrides}
-    return load_settings(data_dir=data_dir, feeds_file=feeds_file, fetch=fetch, **fields)
+    return load_settings(config_file, data_dir=data_dir, feeds_file=feeds_file, fetch=fetch, **fields)
 
 
 def write_demo_feeds(base_url: str, target: Path) -> Path:
@@ -49,11 +52,20 @@ class DemoResult:
     results: SearchResults
 
 
-def run_demo(data_dir: Path | None, *, progress: bool = False) -> DemoResult:
-    """Serve the corpus, run one pass into ``data_dir`` (a temporary one if None), search it."""
+def run_demo(data_dir: Path | None, *, config_file: Path | None = None, progress: bool = False) -> DemoResult:
+    """Serve the corpus, run one pass into ``data_dir`` (a temporary one if None), search it.
+
+    ``config_file``: a settings file (its store, search backend and feed list are the demo's own).
+
+    Raises:
+        ConfigError: ``data_dir`` holds a store already (the corpus, served on another port,
+            would be stored a second time under new URLs).
+    """
     with tempfile.TemporaryDirectory(prefix="newsagg-demo-") as scratch, CorpusServer() as server:
         feeds_file = write_demo_feeds(server.base_url, Path(scratch) / "feeds.yaml")
-        settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file)
+        settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file, config_file)
+        if settings.embedded_store is not None and settings.embedded_store.exists():
+            raise ConfigError(f"{data_dir} already holds a store: the demo runs into a new or empty directory")
         with Pipeline(settings, progress=progress) as pipeline:
             return demo_result(pipeline, pipeline.run(force=True, trigger="demo"))
 

@@ -1,4 +1,4 @@
-"""Subscribing and unsubscribing: ``newsagg feeds add|remove|reactivate|move``.
+"""Subscribing and unsubscribing: ``newsagg feeds import-opml|add|remove|reactivate|move``.
 
 Each edits the YAML feed list (the one ``newsagg run`` reads) and the store together, so
 a feed's history follows it: the store knows a feed by its URL (``urls.feed_url_key``),
@@ -8,6 +8,7 @@ history over to its new URL, where editing the URL in the list would start a new
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -134,6 +135,14 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
     write_feed_list(path, [replace(feed, url=to_poll) if feed is listed else feed for feed in feeds])
     return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
 
+
+
+def import_subscriptions(path: Path, imported: Sequence[FeedSource]) -> int:
+    """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it."""
+    feeds = _editable(path)
+    merged = merge_feed_lists(feeds, imported)
+    write_feed_list(path, merged)
+    return len(merged) - len(feeds)
 
 
 def _editable(path: Path) -> list[FeedSource]:
