@@ -59,12 +59,10 @@ def apply_retention() -> dict[str, Any]:
     last written before them) and deliver the deletions to the search index; forget the politeness
     clocks of domains not contacted for a day."""
     from pipeline import Pipeline
-    from pipeline.maintenance import apply_retention
+    from pipeline.maintenance import maintain
 
     with Pipeline(_settings()) as pipeline:
-        result = apply_retention(pipeline.store, pipeline.settings)
-        if pipeline.settings.story_retention_days is not None:
-            pipeline.index_outbox()  # also on a retry, when there is nothing left to prune
+        result = maintain(pipeline)
     return {
         "signatures_dropped": result.signatures_dropped,
         "stories_pruned": result.stories_pruned,

@@ -1,7 +1,8 @@
 """Keeping the store and the search index in shape: retention, feed health, the search backend's setup.
 
-What the daily maintenance DAG (``dags/news_maintenance.py``) calls. Every function is
-safe to repeat; compaction is ``Store.compact`` itself.
+What the daily maintenance DAG (``dags/news_maintenance.py``) and ``newsagg maintenance``
+(a deployment that runs ``newsagg run`` from cron) call. Every function is safe to repeat;
+compaction is ``Store.compact`` itself.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.archive import WARC_SUFFIX
 from pipeline.settings import Settings
 from pipeline.storage import FeedState, Store
+
+if TYPE_CHECKING:
+    from pipeline.runner import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,14 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
     log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
     files = _prune_archive(store, settings.resolved_archive_dir, story_cutoff)
     return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks, files, forgotten)
+
+
+def maintain(pipeline: Pipeline) -> RetentionResult:
+    """``apply_retention``, then the deletions it queued delivered to the search index."""
+    result = apply_retention(pipeline.store, pipeline.settings)
+    if pipeline.settings.story_retention_days is not None:
+        pipeline.index_outbox()  # also on a retry, when there is nothing left to prune
+    return result
 
 
 def _prune_archive(store: Store, directory: Path, cutoff: datetime) -> int:

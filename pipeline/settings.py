@@ -450,7 +450,8 @@ class Settings(_MasksCredentials, BaseSettings):
         None,
         ge=1,
         description="Stories last seen this many days ago are deleted with their articles (store and search "
-        "index) by maintenance; never less than clustering.window_days. None keeps every story.",
+        "index) by maintenance (the news_maintenance DAG, `newsagg maintenance`); never less than "
+        "clustering.window_days. None keeps every story.",
     )
     alert_webhook_url: SecretStr | None = Field(
         None,

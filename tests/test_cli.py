@@ -396,6 +396,27 @@ def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
         assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
 
 
+def test_maintenance_from_cron_applies_retention_delivers_it_and_compacts(
+    demo_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the news_maintenance DAG does, for a deployment that runs `newsagg run` from cron."""
+    assert run_cli(capsys, "maintenance")[0] == 2  # no store yet: nothing is made
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    # The demo corpus was published in November 2026, more than a matching window (7 days) ago.
+    code, out, _ = run_cli(capsys, "maintenance", "--json")
+    kept = json.loads(out)
+    assert code == 0 and kept["signatures_dropped"] == 49 and kept["stories_pruned"] == kept["articles_pruned"] == 0
+    assert run_cli(capsys, "search", "desalination plant")[1].startswith("1 story")  # stories stay without retention
+
+    monkeypatch.setenv("NEWSAGG_STORY_RETENTION_DAYS", "7")
+    code, out, _ = run_cli(capsys, "maintenance")
+    assert code == 0 and "0 signatures" in out and "26 stories (49 articles) last seen before" in out, out
+    assert "store compacted" in out
+    assert run_cli(capsys, "search", "desalination plant")[1].startswith("0 stories")  # deletions delivered
+    code, out, _ = run_cli(capsys, "maintenance", "--json")
+    assert code == 0 and json.loads(out)["stories_pruned"] == 0  # safe to repeat
+
+
 def test_runs_list_shows_recent_runs_newest_first_with_status_and_counts(
     demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

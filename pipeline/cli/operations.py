@@ -62,6 +62,30 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- maintenance -----------------------------------------------------------------------------
+
+
+def _cmd_maintenance(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from pipeline.maintenance import maintain
+    from pipeline.runner import Pipeline
+
+    with Pipeline(_reading(args)) as pipeline:
+        result = maintain(pipeline)
+        pipeline.store.compact()
+    if args.json:
+        _print_json(asdict(result))
+        return EXIT_OK
+    print(f"{result.signatures_dropped} signatures older than {_when(result.signature_cutoff)} left the matching window")
+    if result.story_cutoff is not None:
+        print(f"{result.stories_pruned} stories ({result.articles_pruned} articles) last seen before "
+              f"{_when(result.story_cutoff)} deleted, {result.archive_files_deleted} archive files with them")
+    print(f"{result.template_blocks_forgotten} outlet template blocks and {result.domain_clocks_pruned} domains' "
+          "politeness clocks forgotten; store compacted")
+    return EXIT_OK
+
+
 # -- store schema ----------------------------------------------------------------------------
 
 
@@ -254,6 +278,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     )
     metrics.set_defaults(handler=_cmd_metrics)
 
+    maintenance = commands.add_parser(
+        "maintenance", parents=[common], help="retention and compaction, as the news_maintenance DAG runs them",
+        description="Drop the signatures of articles older than the matching window (they stay stored and "
+        "searchable), forget outlet template blocks not seen again and the politeness clocks of domains not "
+        "contacted for a day; with story_retention_days, delete older stories with their articles and archive "
+        "files and deliver the deletions to the search index; then compact the store (SQLite VACUUM). For a "
+        "deployment that runs `newsagg run` from cron; safe to repeat.",
+    )
+    maintenance.add_argument("--json", action="store_true", help="what was removed, as JSON")
+    maintenance.set_defaults(handler=_cmd_maintenance)
+
     db = commands.add_parser(
         "db", parents=[common], help="the store's schema: show its revision, upgrade it; copy the embedded store",
         description="The store's schema is versioned (Alembic revisions shipped with newsagg). The embedded "
@@ -349,6 +384,3 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     )
     kibana_export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: standard output")
     kibana_export.set_defaults(handler=_cmd_kibana_export)
-
-
-# -- runs ------------------------------------------------------------------------------------
