@@ -12,7 +12,8 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
 ARG AIRFLOW_VERSION
 
 USER root
-RUN mkdir -p /opt/newsagg && chown airflow:0 /opt/newsagg
+# archive/: the mount point of the shared page archive volume, which takes this owner when new.
+RUN mkdir -p /opt/newsagg/archive && chown -R airflow:0 /opt/newsagg
 USER airflow
 WORKDIR /opt/newsagg
 

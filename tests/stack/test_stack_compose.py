@@ -168,6 +168,9 @@ def test_named_volumes_and_memory_limits(compose: dict[str, Any]) -> None:
     assert "/usr/share/elasticsearch/data" in mounts["elasticsearch"]
     assert "/var/lib/postgresql/data" in mounts["postgres"]
     assert "/data" in mounts["redis"]
+    # The page archive outlives a worker's container and is one for all of them (reextract reads any page).
+    archive = compose["x-newsagg-env"]["NEWSAGG_ARCHIVE__DIRECTORY"]
+    assert archive in mounts["airflow-worker"]
     limits = [_bytes(s["mem_limit"]) for name, s in services.items() if name not in ONE_SHOT]
     assert sum(limits) + 2 * _bytes(services["airflow-worker"]["mem_limit"]) <= 12 * 2**30  # 3 workers, a laptop
 
