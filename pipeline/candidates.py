@@ -63,7 +63,7 @@ MIN_PART_CHARS = 200
 MAX_PART_LINK_SHARE = 0.3
 
 #: readability is asked only when trafilatura's text is shorter than this share of the paragraph text.
-FAR_SHORT_OF_PARAGRAPHS = 0.35
+FAR_SHORT_OF_PARAGRAPHS = 0.4
 #: readability's text replaces trafilatura's when it is this many times longer ...
 OTHER_LONGER = 2
 #: ... and fewer than this share of trafilatura's words are in it (a different block, not more of the same) ...
@@ -536,7 +536,7 @@ def _block_pieces(element: lxml.html.HtmlElement, pieces: list[str]) -> None:
 
 
 def with_missing_blocks(text: str, other: str) -> str:
-    """``text`` with the blocks of ``other`` it lacks, when long and together as long as it.
+    """``text`` with the long blocks of ``other`` it lacks, when together they are nearly as long as it.
 
     Each missing block of :data:`MIN_MISSING_BLOCK_WORDS` words or more goes after the
     block of ``text`` it follows in ``other``; shorter ones (labels, captions, teaser
