@@ -6,12 +6,17 @@ from the page itself:
 * *a body split into parts*: publishers cut long articles into sibling containers of one
   class (between ads or "chunks"), and trafilatura keeps the first part;
 * *the wrong block*: its text is far shorter than the page's paragraph text and shares few
-  of its words with what jusText (the paragraph classifier trafilatura itself falls back
-  on) finds, which is much longer: trafilatura took a side block for the article.
+  of its words with what readability (readability-lxml, the port of Arc90's Readability)
+  finds, which is much longer: trafilatura took a side block for the article;
+* *a part of the article*: its text is far shorter than the page's paragraph text and
+  readability's has long blocks it lacks, together as long as it at least: trafilatura
+  took one section of an article laid out in several (a guide's sibling sections, cards),
+  and readability's missing blocks are put in where readability has them.
 
 :func:`extract_page` measures the page's paragraph text before trafilatura prunes the
 tree, and only when trafilatura's text falls short of it (:data:`SHORT_OF_PARAGRAPHS`)
-parses the page again and calls :func:`second_opinion`.
+parses the page again and calls :func:`second_opinion`; readability runs only further
+below (:data:`FAR_SHORT_OF_PARAGRAPHS`).
 
 trafilatura's default mode also leaves lists of the article out (its recovery of text
 beyond the block it chose takes paragraphs and tables, not lists; a list in a "teaser"
@@ -39,14 +44,12 @@ import html
 import re
 from collections import Counter
 from collections.abc import Callable
-from functools import cache
 from itertools import islice
 from typing import Any
 
-import justext
 import lxml.etree
 import lxml.html
-from trafilatura.external import jt_stoplist_init
+from readability import Document
 
 from pipeline.agency import detect_credit
 from pipeline.charsets import parse_json
@@ -59,14 +62,18 @@ MIN_PART_CHARS = 200
 #: Text in links above this share of a part's text makes it a list of teasers, not a part.
 MAX_PART_LINK_SHARE = 0.3
 
-#: jusText is asked only when trafilatura's text is shorter than this share of the paragraph text.
-FAR_SHORT_OF_PARAGRAPHS = 0.35
-#: jusText's text replaces trafilatura's when it is this many times longer ...
+#: readability is asked only when trafilatura's text is shorter than this share of the paragraph text.
+FAR_SHORT_OF_PARAGRAPHS = 0.4
+#: readability's text replaces trafilatura's when it is this many times longer ...
 OTHER_LONGER = 2
 #: ... and fewer than this share of trafilatura's words are in it (a different block, not more of the same) ...
 MAX_SHARED_WORDS = 0.3
 #: ... and it has at least this many characters (trafilatura's own minimum for a text).
 MIN_OTHER_CHARS = 250
+#: Otherwise readability's blocks of at least this many words that trafilatura's text lacks ...
+MIN_MISSING_BLOCK_WORDS = 12
+#: ... together at least this share of its characters, are put into it.
+MISSING_BLOCKS_SHARE = 0.8
 
 #: A list item reads as text (a step, a point, an entry) from this many words on ...
 MIN_ITEM_WORDS = 6
@@ -162,6 +169,12 @@ _ITEMS = lxml.etree.XPath("//li[not(.//li)][not(ancestor::nav or ancestor::heade
 # The page's text blocks, for finding the article's container.
 _BLOCK_TAGS = ("p", "li", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption", "summary")
 _OUTSIDE = frozenset({"nav", "header", "footer", "aside", "script", "style", "form", "button", "select"})
+# What readability's article HTML breaks into lines: blocks, containers and <br>.
+_READABILITY_BLOCKS = frozenset({
+    "p", "li", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "figcaption", "summary",
+    "div", "section", "article", "pre", "ul", "ol", "table", "tr", "br", "header", "footer", "main", "aside", "nav",
+    "form", "dl", "figure", "hr",
+})
 _PART_BLOCKS = lxml.etree.XPath(".//p | .//h2 | .//h3 | .//blockquote[not(.//p)] | .//li[not(.//p)][not(ancestor::nav)]")
 
 
@@ -476,18 +489,79 @@ def second_opinion(tree: lxml.html.HtmlElement, text: str, paragraph_size: int) 
     """The better of trafilatura's ``text`` and its candidates, on a fresh tree of the page.
 
     A split body wins whenever one is found. Otherwise, when ``text`` is far short of the
-    page's ``paragraph_size``, jusText's text wins if it is much longer and mostly other words.
+    page's ``paragraph_size``, readability's text wins if it is much longer and mostly other
+    words; else readability's long blocks missing from ``text`` are put in, when together
+    they are about as long as ``text``.
     """
     if text and (whole := split_body(tree, text)):
         return whole
     if len(text) >= FAR_SHORT_OF_PARAGRAPHS * paragraph_size:
         return text
-    other = "\n\n".join(
-        _norm(p.text) for p in justext.justext(lxml.html.tostring(tree), _stoplist()) if not p.is_boilerplate and p.text.strip()
-    )
+    other = readability_text(lxml.html.tostring(tree, encoding="unicode"))
     if len(other) >= max(MIN_OTHER_CHARS, OTHER_LONGER * len(text)) and shared_words(text, other) < MAX_SHARED_WORDS:
         return other
-    return text
+    return with_missing_blocks(text, other) if text else text
+
+
+def readability_text(page: str | bytes) -> str:
+    """readability's article text of the ``page``, a block a paragraph (blocks separated by a blank line).
+
+    A page in bytes is decoded by readability itself (its ``<meta>`` charset, else chardet's guess).
+    """
+    summary = Document(page).summary(html_partial=True)
+    if not summary.strip():
+        return ""
+    pieces: list[str] = []
+    _block_pieces(lxml.html.fromstring(summary), pieces)
+    lines = (" ".join(line.split()) for line in "".join(pieces).replace("\r", "\n").split("\n"))
+    return "\n\n".join(line for line in lines if line)
+
+
+def _block_pieces(element: lxml.html.HtmlElement, pieces: list[str]) -> None:
+    """``element``'s text into ``pieces``, a line break around each block element."""
+    tag = element.tag if isinstance(element.tag, str) else ""
+    if tag in ("script", "style"):
+        return
+    block = tag in _READABILITY_BLOCKS
+    if block:
+        pieces.append("\n")
+    if element.text and tag:
+        pieces.append(element.text)
+    for child in element:
+        _block_pieces(child, pieces)
+        if child.tail:
+            pieces.append(child.tail)
+    if block:
+        pieces.append("\n")
+
+
+def with_missing_blocks(text: str, other: str) -> str:
+    """``text`` with the long blocks of ``other`` it lacks, when together they are nearly as long as it.
+
+    Each missing block of :data:`MIN_MISSING_BLOCK_WORDS` words or more goes after the
+    block of ``text`` it follows in ``other``; shorter ones (labels, captions, teaser
+    titles) stay out. Unless those blocks have :data:`MISSING_BLOCKS_SHARE` of ``text``'s
+    length, ``text`` is kept: a few paragraphs more are more often boilerplate than article.
+    """
+    found = _in_text(text)
+    blocks = text.split("\n\n")
+    index = {_key(block): i for i, block in enumerate(blocks)}
+    after: dict[int, list[str]] = {}
+    missing = 0
+    last = -1
+    for block in other.split("\n\n"):
+        key = _key(block)
+        if key in index:
+            last = index[key]
+        elif len(key.split()) >= MIN_MISSING_BLOCK_WORDS and not found(key):
+            after.setdefault(last, []).append(block)
+            missing += len(key)
+    if missing < MISSING_BLOCKS_SHARE * len(text):
+        return text
+    merged = after.get(-1, [])
+    for i, block in enumerate(blocks):
+        merged += [block, *after.get(i, [])]
+    return "\n\n".join(merged)
 
 
 def shared_words(text: str, other: str) -> float:
@@ -497,9 +571,3 @@ def shared_words(text: str, other: str) -> float:
     if not total:
         return 0.0
     return sum((ours & Counter(_WORDS.findall(other.lower()))).values()) / total
-
-
-@cache
-def _stoplist() -> frozenset[str]:
-    """Every language's stop words, as trafilatura's own fallback uses them: the page's language is not known yet."""
-    return frozenset(jt_stoplist_init())

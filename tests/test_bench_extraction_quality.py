@@ -68,7 +68,7 @@ def test_every_set_scored_for_every_extractor(tmp_path: Path, monkeypatch: pytes
     for name in ("trafilatura", "fundus", "wcxb"):
         data = json.loads((tmp_path / f"extraction-quality-{name}.json").read_text())
         for line in data["lines"]:
-            assert set(line["scores"]) == {"ours", "trafilatura", "justext"}
+            assert set(line["scores"]) == {"ours", "trafilatura", "justext", "readability"}
             # a clean article page: every extractor finds its body
             assert line["scores"]["ours"] > 0.9, (name, line)
     assert json.loads((tmp_path / "extraction-quality-wcxb.json").read_text())["by_kind"]["forum"]["pages"] == 1

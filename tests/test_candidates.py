@@ -1,4 +1,4 @@
-"""Second opinions on trafilatura's text: jusText where trafilatura took the wrong block."""
+"""Second opinions on trafilatura's text: readability where trafilatura took the wrong block or a part of the article."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import lxml.html
 
 from pipeline.candidates import (
+    FAR_SHORT_OF_PARAGRAPHS,
     MAX_LIST_ITEMS,
     dropped_list_chars,
     list_items,
@@ -36,15 +37,26 @@ def _tree(paragraphs: list[str]) -> lxml.html.HtmlElement:
     )
 
 
-def test_jusText_replaces_a_text_from_the_wrong_block() -> None:
+def test_readability_replaces_a_text_from_the_wrong_block() -> None:
     tree = _tree(_STORY)
     assert second_opinion(tree, _SIDEBAR, paragraph_chars(tree)) == "\n\n".join(_STORY)
 
 
-def test_a_short_text_from_the_article_itself_is_kept() -> None:
+def test_the_paragraphs_trafilatura_left_out_of_the_article_are_put_in_where_they_are() -> None:
     tree = _tree(_STORY)
-    # trafilatura kept only the first paragraph: the same words as jusText's, so no other block
-    assert second_opinion(tree, _STORY[0], paragraph_chars(tree)) == _STORY[0]
+    # trafilatura kept only the middle paragraph, far short of the page's paragraph text:
+    # the same words as readability's (no other block), whose two other paragraphs, longer
+    # together than it, go before and after it
+    assert second_opinion(tree, _STORY[1], paragraph_chars(tree)) == "\n\n".join(_STORY)
+
+
+def test_a_text_missing_less_than_its_length_is_kept() -> None:
+    # two of three paragraphs: the one readability adds is shorter than the text (a few
+    # paragraphs more are more often boilerplate than article)
+    text = "\n\n".join(_STORY[:2])
+    tree = _tree(_STORY + [_SIDEBAR] * 16)  # more paragraph text, so that the text is far short of it
+    assert len(text) < FAR_SHORT_OF_PARAGRAPHS * paragraph_chars(tree)
+    assert second_opinion(tree, text, paragraph_chars(tree)) == text
 
 
 def test_the_stated_article_body_is_found_in_a_graph_and_unescaped() -> None:

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
         lines += found
         details: dict[str, Any] = {"set": name, "limit": args.limit, "seconds": round(time.time() - started, 1),
-                                   "lines": found, "machine": machine(), "versions": versions("trafilatura", "justext", "lxml"),
+                                   "lines": found, "machine": machine(), "versions": versions("trafilatura", "justext", "readability-lxml", "lxml"),
                                    "pages": rows}
         if name == "wcxb":
             details["by_kind"] = by_kind(rows, names)

@@ -1,4 +1,4 @@
-"""The extractors compared: ours, plain trafilatura, and jusText (a second maintained extractor)."""
+"""The extractors compared: ours, plain trafilatura, jusText and readability (maintained single extractors)."""
 
 from __future__ import annotations
 
@@ -39,4 +39,12 @@ def justext(html: bytes, url: str) -> str | None:
     return "\n".join(p.text for p in paragraphs if not p.is_boilerplate) or None
 
 
-EXTRACTORS: dict[str, Extractor] = {"ours": ours, "trafilatura": trafilatura, "justext": justext}
+def readability(html: bytes, url: str) -> str | None:
+    """readability-lxml (the port of Arc90's Readability) on the page as fetched, its article HTML
+    a block a line: what ``extract_page`` asks where trafilatura's text is far short of the page's."""
+    from pipeline.candidates import readability_text
+
+    return readability_text(html) or None
+
+
+EXTRACTORS: dict[str, Extractor] = {"ours": ours, "trafilatura": trafilatura, "justext": justext, "readability": readability}
