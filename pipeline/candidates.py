@@ -41,6 +41,7 @@ development sets (bench/README.md, "Extraction quality").
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -53,6 +54,10 @@ from readability import Document
 
 from pipeline.agency import detect_credit
 from pipeline.charsets import parse_json
+
+# readability logs a failure with its traceback at ERROR before raising it; extract_page
+# reports it in one warning line, naming the page, and keeps trafilatura's text.
+logging.getLogger("readability.readability").setLevel(logging.CRITICAL)
 
 #: trafilatura's text shorter than this share of the page's paragraph text calls for candidates.
 SHORT_OF_PARAGRAPHS = 0.6

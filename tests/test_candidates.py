@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import lxml.html
+import pytest
 
 from pipeline.candidates import (
     FAR_SHORT_OF_PARAGRAPHS,
@@ -13,6 +15,7 @@ from pipeline.candidates import (
     list_items,
     missing_chars,
     paragraph_chars,
+    readability_text,
     second_opinion,
     stated_body,
 )
@@ -48,6 +51,13 @@ def test_the_paragraphs_trafilatura_left_out_of_the_article_are_put_in_where_the
     # the same words as readability's (no other block), whose two other paragraphs, longer
     # together than it, go before and after it
     assert second_opinion(tree, _STORY[1], paragraph_chars(tree)) == "\n\n".join(_STORY)
+
+
+def test_a_page_readability_cannot_read_raises_without_a_traceback_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    # extract_page reports a failed second opinion in one warning line and keeps trafilatura's text.
+    with pytest.raises(Exception, match="Document is empty"):
+        readability_text("")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_a_text_missing_less_than_its_length_is_kept() -> None:
