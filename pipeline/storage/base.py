@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import LockLost, StoreError
@@ -103,7 +103,9 @@ class StoreBase:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("newsagg_write") else "BEGIN")
 
             return engine
-        return sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT)
+        engine = sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT)
+        sa.event.listen(engine, "handle_error", _interrupt_first)
+        return engine
 
     def close(self) -> None:
         self.engine.dispose()
@@ -323,6 +325,22 @@ def queued_again(insert: Any) -> Any:
 
 def _lock_lost(url: str, when: str) -> LockLost:
     return LockLost(f"lost the store's lock ({redact_url(url)}): its connection ended {when}; nothing was written without it, run the stage again")
+
+
+def _interrupt_first(context: ExceptionContext) -> BaseException | None:
+    """The interrupt (SIGTERM, Ctrl-C) a database error followed, if any: that is what happened.
+
+    Interrupted in the middle of a statement, psycopg may leave its connection busy, and the
+    cleanup around the statement then fails on it: the pool's pre-ping, for one, restores
+    autocommit in a ``finally`` and raises "can't change 'autocommit' now", which replaced
+    the interrupt, so that a run stopped with SIGTERM ended in a traceback instead of stopping.
+    """
+    seen = context.original_exception.__context__
+    while seen is not None:
+        if isinstance(seen, (KeyboardInterrupt, SystemExit)):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def _unlock(conn: Connection, key: int) -> bool:

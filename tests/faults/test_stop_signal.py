@@ -14,8 +14,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
+import pytest
 from faultkit import Handler, Web, article_html, held_page, rss, write_feed_list
+from psycopg.pq import TransactionStatus
+from services import postgres_database
 
 from pipeline.runner import Pipeline
 from pipeline.settings import load_settings
@@ -97,3 +102,38 @@ def test_a_stop_does_not_wait_for_the_rest_of_a_batch_of_downloads(web: Web, tmp
     assert code == 128 + signal.SIGTERM, err
     requested = sum(web.hits(f"/news/{name}") for name in names)
     assert requested <= 2, f"{requested} of the batch's 12 pages requested after the stop: {err}"
+
+
+def test_a_stop_while_the_store_pings_a_postgresql_connection_is_still_a_stop() -> None:
+    # Before a pooled connection is used, the pool pings it ("SELECT 1" in autocommit) and
+    # restores autocommit in a `finally`. A stop (SIGTERM's exception in `newsagg`, Ctrl-C) that
+    # lands while the ping is in flight leaves psycopg's connection busy, and that `finally`
+    # failed on it: "can't change 'autocommit' now" replaced the stop, and a run stopped with
+    # SIGTERM ended in a traceback and exit status 1. Python runs a signal's handler between two
+    # lines of whatever code runs, so the stop is raised here the same way, at the first line
+    # psycopg runs with the ping in flight.
+    with postgres_database() as url:
+        store = Store(url)
+        try:
+            pooled = store.engine.raw_connection()
+            connection = pooled.dbapi_connection
+            pooled.close()  # back in the pool: the next use pings it
+            assert connection is not None
+            stops: list[str] = []
+
+            def stop_once(frame: FrameType, event: str, arg: object) -> Any:
+                if not stops and connection.pgconn.transaction_status == TransactionStatus.ACTIVE:
+                    stops.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
+                    raise KeyboardInterrupt
+                return stop_once
+
+            sys.settrace(stop_once)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    store.outbox_size()
+            finally:
+                sys.settrace(None)
+            assert stops, "the ping was never in flight"
+            assert store.outbox_size() == 0  # the store still answers
+        finally:
+            store.close()
