@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -51,11 +52,16 @@ def start_method() -> str:
 
 
 def _end_with_parent(parent: int) -> None:
-    """A worker's start: it ends once the process that started it is gone.
+    """A worker's start: it ends once the process that started it is gone, and quietly when stopped.
 
     A run killed with SIGKILL cannot tell its workers, and they do not notice: the pipe they
     wait on is held open by the other workers too. Left alone, each stayed idle for good.
+    A stop sent to the whole process group (Ctrl-C, `systemctl stop`) reaches the workers
+    too: forked, they had the command's handlers, which raised the stop in the middle of
+    waiting for work, and each printed a traceback. The run's own process reports the stop.
     """
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.SIG_DFL)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -31,19 +31,27 @@ PAGES = ("harbour", "orchard", "tunnel")
 
 def run_stopped(
     web: Web, tmp_path: Path, feeds: Path, asked: threading.Event, release: threading.Event, *, at_once: bool,
-    **fetch: str,
+    workers: int = 1, group: bool = False, **fetch: str,
 ) -> tuple[int, str]:
     """`newsagg run --force` in a process of its own, sent SIGTERM once a page is ``asked`` for (released
-    then if ``at_once``, else when the process has ended); its exit code and what it printed."""
+    then if ``at_once``, else when the process has ended); its exit code and what it printed.
+
+    ``group``: the signal goes to the run's whole process group, its workers too, as a
+    terminal's Ctrl-C or `systemctl stop` sends it.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
-    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS=str(workers),
                NEWSAGG_FETCH__ALLOWED_HOSTS=f'["127.0.0.1:{web.port}"]')
     env.update({f"NEWSAGG_FETCH__{name.upper()}": value for name, value in fetch.items()})
     child = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--force"], env=env, text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             start_new_session=group)
     try:
         assert asked.wait(60), "the run never asked for the page"
-        child.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(child.pid, signal.SIGTERM)
+        else:
+            child.send_signal(signal.SIGTERM)
         if at_once:
             release.set()
         _, err = child.communicate(timeout=60)
@@ -78,6 +86,16 @@ def test_a_run_stopped_with_sigterm_says_so_is_recorded_and_resumes(web: Web, tm
         report = pipeline.run(force=True)
         assert report.failed_feeds == [] and pipeline.store.article_count() == 3
         assert pipeline.store.entry_counts() == {"done": 3}
+
+
+def test_a_stop_sent_to_the_whole_process_group_ends_the_workers_without_a_traceback(web: Web, tmp_path: Path) -> None:
+    asked, release = held_page(web, "/news/tunnel", article_html("Tunnel opens", "tunnel"))
+    web.serve("/feed.xml", rss("Ledger", [("tunnel story", web.url("/news/tunnel"), None)]), "application/rss+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    code, err = run_stopped(web, tmp_path, feeds, asked, release, at_once=True, workers=2, group=True,
+                            politeness_delay="0")
+    assert code == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["newsagg: stopped (SIGTERM); run again to resume where it stopped"]
 
 
 def test_a_stop_does_not_wait_for_the_rest_of_a_batch_of_downloads(web: Web, tmp_path: Path) -> None:
