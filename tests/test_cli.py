@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -415,6 +416,27 @@ def test_maintenance_from_cron_applies_retention_delivers_it_and_compacts(
     assert run_cli(capsys, "search", "desalination plant")[1].startswith("0 stories")  # deletions delivered
     code, out, _ = run_cli(capsys, "maintenance", "--json")
     assert code == 0 and json.loads(out)["stories_pruned"] == 0  # safe to repeat
+
+
+def test_a_stop_that_cleanup_fails_after_is_still_reported_as_a_stop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the interrupted code does on its way out can fail in turn (a database driver left
+    # mid-statement): the stop still ends the command as a stop, for docker stop or systemd.
+    import pipeline.cli.run
+
+    def run_then_fail_to_clean_up(_args: object) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        finally:
+            raise RuntimeError("connection in transaction status ACTIVE")
+        return 0
+
+    monkeypatch.setattr(pipeline.cli.run, "_cmd_run", run_then_fail_to_clean_up)
+    code, _, err = run_cli(capsys, "run", "--data-dir", str(tmp_path))
+    assert code == 128 + signal.SIGTERM
+    assert err.splitlines() == ["newsagg: stopped (SIGTERM); run again to resume where it stopped"]
 
 
 def test_runs_list_shows_recent_runs_newest_first_with_status_and_counts(

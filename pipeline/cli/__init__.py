@@ -32,7 +32,12 @@ class _Stopped(KeyboardInterrupt):
     """SIGTERM (docker stop, systemd, kill): stop as an interrupt does, with the stores left consistent."""
 
 
+#: Set once SIGTERM arrived: whatever then ends the command, it ends as a stop.
+_stop_signalled = threading.Event()
+
+
 def _stop(_signum: int, _frame: Any) -> None:
+    _stop_signalled.set()
     raise _Stopped
 
 
@@ -41,29 +46,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(logging.DEBUG if args.verbose else logging.WARNING, json_lines=False)  # until the settings are read
     stopping = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
+    _stop_signalled.clear()
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except ConfigError as exc:
-        print(f"newsagg: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except NewsaggError as exc:
-        print(f"newsagg: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    except Exception as exc:
+        # What the stop interrupted may fail on its way out (a database driver left in the middle
+        # of a statement): that error follows from the stop, which is what ended the command.
+        if _stop_signalled.is_set():
+            return _stopped()
+        if isinstance(exc, ConfigError):
+            print(f"newsagg: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, NewsaggError):
+            print(f"newsagg: error: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        if isinstance(exc, BrokenPipeError):
+            # The reader went away (`newsagg export articles | head`): stop quietly, and keep Python
+            # from failing again on flushing standard output at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILURE
+        raise
     except _Stopped:
-        print("newsagg: stopped (SIGTERM); run again to resume where it stopped", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return _stopped()
     except KeyboardInterrupt:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # The reader went away (`newsagg export articles | head`): stop quietly, and keep Python
-        # from failing again on flushing standard output at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILURE
     finally:
         if stopping is not None:
             signal.signal(signal.SIGTERM, stopping)
+
+
+def _stopped() -> int:
+    print("newsagg: stopped (SIGTERM); run again to resume where it stopped", file=sys.stderr)
+    return 128 + signal.SIGTERM
 
 
 def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argparse.ArgumentParser:
