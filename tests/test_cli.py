@@ -272,6 +272,10 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "run", "--feeds", str(tmp_path / "none.yaml"))
     assert code == 2 and err.count("\n") == 1 and "feed list not found" in err
+    # Nothing was made in the data dir (a mistyped one would then look like an empty store).
+    assert list(tmp_path.iterdir()) == []
+    code, _, err = run_cli(capsys, "--data-dir", str(tmp_path / "typo"), "run")
+    assert code == 2 and "typo/feeds.yaml: feed list not found" in err and not (tmp_path / "typo").exists()
     monkeypatch.setenv("NEWSAGG_FETCH__READ_TIMEOUT", "soon")
     code, _, err = run_cli(capsys, "search", "x")
     assert code == 2 and "fetch.read_timeout" in err

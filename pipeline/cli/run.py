@@ -17,9 +17,15 @@ if TYPE_CHECKING:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.feeds import load_feed_list
     from pipeline.runner import Pipeline
 
     settings = _settings(args)
+    if settings.embedded_store is not None and not settings.embedded_store.exists():
+        # A first run: a missing or broken feed list is an error before the store is made, or a
+        # mistyped data dir would keep an empty store that later commands read as one. (In a
+        # store that exists, the failed run is recorded.)
+        load_feed_list(args.feeds or settings.resolved_feeds_file)
     with Pipeline(settings, progress=_progress()) as pipeline:
         report = pipeline.run(args.feeds, force=args.force)
     if args.json:
