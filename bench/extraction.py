@@ -125,20 +125,20 @@ def _workers_cpu(besides: set[int]) -> float:
 
 def _same(ours: Any, plain: Any) -> bool:
     """Whether ours is plain trafilatura's output, its text cut by our rules (pipeline.candidates)."""
-    from pipeline.candidates import trimmed
-    from pipeline.extraction import _clean, _paragraphs
+    from pipeline.candidates import paragraphs, trimmed
+    from pipeline.extraction import _clean
 
     if ours is None or plain is None:
-        return ours is None and (plain is None or not _paragraphs(plain.text or ""))
-    text = trimmed(_paragraphs(plain.text or ""), plain.title, plain.author)
+        return ours is None and (plain is None or not paragraphs(plain.text or ""))
+    text = trimmed(paragraphs(plain.text or ""), plain.title, plain.author)
     return bool(ours.text == text and ours.title == _clean(plain.title) and ours.author == _clean(plain.author))
 
 
 def _cut(ours: Any, plain: Any) -> bool:
     """Whether our rules cut something from plain trafilatura's text."""
-    from pipeline.extraction import _paragraphs
+    from pipeline.candidates import paragraphs
 
-    return ours is not None and plain is not None and ours.text != _paragraphs(plain.text or "")
+    return ours is not None and plain is not None and ours.text != paragraphs(plain.text or "")
 
 
 def run(size: str = "quick", repeats: int = 5) -> Result:

@@ -47,6 +47,7 @@ from pipeline.candidates import (
     list_items,
     missing_chars,
     paragraph_chars,
+    paragraphs,
     second_opinion,
     standfirst,
     stated_body,
@@ -202,7 +203,7 @@ def extract_page(
         logger.warning("extraction failed on %s: %s: %s", url, type(exc).__name__, exc)
         return None
     found = document if isinstance(document, Document) else None
-    text = _paragraphs(found.text or "") if found else ""
+    text = paragraphs(found.text or "") if found else ""
     # The page's list items missing from the text, a cheap test, then on a fresh tree whether they are the article's.
     if text and missing_chars(items, text) >= DROPPED_LIST_SHARE * len(text):
         try:
@@ -241,7 +242,7 @@ def _with_lists(source: bytes, url: str, text: str) -> str:
     if dropped_list_chars(tree, text) < DROPPED_LIST_SHARE * len(text):
         return text
     document = bare_extraction(tree, url=url or None, favor_recall=True, **TRAFILATURA_OPTIONS)
-    other = _paragraphs(document.text or "") if isinstance(document, Document) else ""
+    other = paragraphs(document.text or "") if isinstance(document, Document) else ""
     return other if len(other) > len(text) else text
 
 
@@ -693,13 +694,6 @@ def _with_time(day: datetime | None, stated: list[datetime]) -> datetime | None:
         if local == wall or (day_only and wall.date() in (local.date(), moment.astimezone(UTC).date())):
             return moment.astimezone(UTC)
     return day
-
-
-def _paragraphs(text: str) -> str:
-    """trafilatura puts one block per line; we separate paragraphs by a blank line, as feed text does."""
-    # str.split() splits on the runs of whitespace a regular expression would find, many times faster.
-    lines = (" ".join(line.split()) for line in text.replace("\r", "\n").split("\n"))
-    return "\n\n".join(line for line in lines if line)
 
 
 def _clean(value: str | None) -> str | None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import pipeline.extraction as extraction
 import pipeline.pool
-from pipeline.candidates import trimmed
+from pipeline.candidates import paragraphs, trimmed
 from pipeline.demo.server import bundled_corpus_dir
 from pipeline.errors import ExtractionError
 from pipeline.extraction import ExtractedPage, PageBatch, build_article, extract_page, extract_pages
@@ -561,7 +561,7 @@ def _assert_as_trafilatura(body: bytes, url: str) -> None:
     ours = extract_page(body, url)
     theirs = bare_extraction(body, url=url, **extraction.TRAFILATURA_OPTIONS)
     assert ours is not None and theirs is not None
-    text = extraction._paragraphs(theirs.text or "")
+    text = paragraphs(theirs.text or "")
     text = trimmed(text, theirs.title, theirs.author)
     if ours.text != text:  # only a news page's standfirst, its description, may lead ours
         lead, _, rest = ours.text.partition("\n\n")

@@ -14,8 +14,8 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any, Literal
+from urllib.parse import quote
 from xml.parsers import expat
 
 import yaml

@@ -136,7 +136,6 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
     return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
 
 
-
 def import_subscriptions(path: Path, imported: Sequence[FeedSource]) -> int:
     """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it."""
     feeds = _editable(path)

@@ -20,7 +20,7 @@ from trafilatura import bare_extraction
 
 from faultkit import Handler, Web, article_html, fault_settings, rss, write_feed_list
 from pipeline import extraction
-from pipeline.candidates import trimmed
+from pipeline.candidates import paragraphs, trimmed
 from pipeline.models import FeedSource, SearchQuery, TextSource
 from pipeline.runner import Pipeline
 from pipeline.urls import article_id
@@ -193,7 +193,7 @@ def test_a_hostile_web_never_crashes_the_run_and_every_bad_item_has_its_outcome(
             assert (article.text_source, article.text_source_reason) == (TextSource.PAGE, None), path
             plain = bare_extraction(QUIRKS[path][2].encode(), url=article.url, **extraction.TRAFILATURA_OPTIONS)
             assert plain is not None, path
-            assert article.text == trimmed(extraction._paragraphs(plain.text or ""), plain.title, plain.author), path
+            assert article.text == trimmed(paragraphs(plain.text or ""), plain.title, plain.author), path
 
         # -- entries: a page with no text anywhere fails for good, a busy page waits for a retry ---
         entries = _entries(pipeline)
