@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import string
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -533,3 +536,25 @@ def test_an_entry_twice_in_one_feed_is_queued_once_with_its_later_update(store: 
         (entry(1).url, "Title 1, updated", T0 + timedelta(hours=1), False),
         (entry(2).url, "Title 2", None, False),
     ]
+
+
+def test_a_process_forked_inside_the_clusters_lock_does_not_keep_it(tmp_path: Path) -> None:
+    # A stage run alone (an Airflow task, `cluster` then `build_stories` in one process) starts its
+    # worker pool inside the lock: the workers outlive the locked work and must not hold the lock.
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    try:
+        with store.exclusive("clusters"):
+            worker.start()
+        taken = threading.Event()
+
+        def take_it_again() -> None:
+            with store.exclusive("clusters"):
+                taken.set()
+
+        threading.Thread(target=take_it_again, daemon=True).start()
+        assert taken.wait(5), "the forked worker kept the lock"
+    finally:
+        worker.kill()
+        worker.join()
+        store.close()

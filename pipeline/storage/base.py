@@ -35,6 +35,8 @@ _SQLITE_WAIT = 30.0
 # PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work
 # (01 is the schema's, in migrate.py).
 _LOCKS = {"clusters": 0x6E6577736167_02}
+#: The threads of this process wanting an embedded store's lock file, one lock per file.
+_FILE_LOCK_TURNS: dict[str, threading.Lock] = {}
 
 
 def utc_now() -> datetime:
@@ -216,8 +218,13 @@ class StoreBase:
             return
         import fcntl
 
-        with open(f"{database}.{name}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        # A POSIX record lock, not flock: a worker pool started inside the locked work (a stage
+        # run alone) forks children that share the open file, and with flock they kept the lock
+        # for as long as they lived. A record lock is this process's alone, so threads of this
+        # process take turns on a lock of their own first.
+        path = f"{database}.{name}.lock"
+        with _FILE_LOCK_TURNS.setdefault(path, threading.Lock()), open(path, "a") as handle:
+            fcntl.lockf(handle, fcntl.LOCK_EX)
             yield
 
     @contextmanager

@@ -139,8 +139,8 @@ class Embedded:
         except FileNotFoundError:
             return [*counts, 0]
         try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the store's own lock is a POSIX record lock
+        except (BlockingIOError, PermissionError):
             return [*counts, 1]
         finally:
             os.close(lock)  # and with it the shared lock taken, if it was free
