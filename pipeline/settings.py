@@ -7,12 +7,15 @@ Nested groups use a double underscore: ``NEWSAGG_FETCH__READ_TIMEOUT=30``,
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -562,6 +565,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     from pipeline.errors import ConfigError
 
+    misspelt = _misspelt_variables(os.environ)
+    if misspelt:
+        raise ConfigError(f"invalid settings: {'; '.join(misspelt)}")
     settings_cls = Settings
     if config_file is None and os.environ.get("NEWSAGG_CONFIG"):  # checked as --config: a typo must not mean defaults
         config_file = Path(os.environ["NEWSAGG_CONFIG"])
@@ -589,34 +595,72 @@ def settings_reference() -> str:
         "Set them as environment variables, or as the same nested keys (lower case) in the YAML file",
         "named by `--config` / `NEWSAGG_CONFIG`. A name not in this table (a typo, or a setting since",
         "retired) is an error that names it when it is in the settings file or in a group of this table",
-        "(`NEWSAGG_FETCH__…`); other `NEWSAGG_*` variables are ignored (scripts and docker-compose.yml",
-        "use the prefix too).",
+        "(`NEWSAGG_FETCH__…`), as is a `NEWSAGG_*` variable whose name is close to one of this table's",
+        "(`NEWSAGG_STORE__URL`: did you mean `NEWSAGG_STORE_URL`?). Other `NEWSAGG_*` variables are",
+        "ignored: docker-compose.yml, the DAGs and the scripts use the prefix too.",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",
     ]
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            kind = field.annotation
-            if isinstance(kind, type) and issubclass(kind, BaseModel):
-                walk(kind, f"{prefix}{name.upper()}__")
-                continue
-            if name == "data_dir":
-                default = "`$XDG_DATA_HOME/newsagg` or `~/.local/share/newsagg`"
-            elif field.default_factory is not None:
-                default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
-            elif field.default is None:
-                default = "unset"
-            elif field.default == "":
-                default = "empty"
-            else:
-                default = f"`{field.default}`"
-            meaning = (field.description or "").replace("|", "\\|")
-            lines.append(f"| `{prefix}{name.upper()}` | {default} | {meaning} |")
-
-    walk(Settings, "NEWSAGG_")
+    for variable, name, field in _variables():
+        if name == "data_dir":
+            default = "`$XDG_DATA_HOME/newsagg` or `~/.local/share/newsagg`"
+        elif field.default_factory is not None:
+            default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
+        elif field.default is None:
+            default = "unset"
+        elif field.default == "":
+            default = "empty"
+        else:
+            default = f"`{field.default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `{variable}` | {default} | {meaning} |")
     return "\n".join(lines) + "\n"
+
+
+def _variables(model: type[BaseModel] = Settings, prefix: str = "NEWSAGG_") -> Iterator[tuple[str, str, FieldInfo]]:
+    """Each setting's environment variable, field name and field, groups walked in order."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _variables(kind, f"{prefix}{name.upper()}__")
+        else:
+            yield f"{prefix}{name.upper()}", name, field
+
+
+#: The ``NEWSAGG_*`` variables this project's own files use that are not settings: the settings
+#: file, the DAGs' schedules, docker-compose.yml's and .env.example's, and the scripts', tests' and
+#: benchmarks'. Several are close to a setting's name on purpose (``NEWSAGG_WEB_PORT`` is published
+#: as the container's ``NEWSAGG_WEB__PORT``); tests/test_docs.py keeps this list whole.
+OTHER_VARIABLES = frozenset({
+    "NEWSAGG_CONFIG", "NEWSAGG_SCHEDULE", "NEWSAGG_MAINTENANCE_SCHEDULE", "NEWSAGG_FETCH_POOL_SLOTS",
+    "NEWSAGG_DB_NAME", "NEWSAGG_DB_PASSWORD", "NEWSAGG_ES_PASSWORD", "NEWSAGG_IMAGE_TAG", "NEWSAGG_WEB_PORT",
+    "NEWSAGG_WEB_MEM_LIMIT", "NEWSAGG_WEB_ROOT_PATH", "NEWSAGG_WEB_TRUSTED_PROXIES",
+    "NEWSAGG_ES_URL", "NEWSAGG_ES_CACHE", "NEWSAGG_PG_URL", "NEWSAGG_PG_CACHE", "NEWSAGG_PG_BINDIR",
+    "NEWSAGG_EVAL_TRAFILATURA", "NEWSAGG_EVAL_FUNDUS", "NEWSAGG_EVAL_WCXB",
+})
+
+
+def _misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """A problem for each ``NEWSAGG_*`` variable that is no setting but is named like one.
+
+    pydantic-settings ignores a variable that is neither a setting nor in a group (it checks the
+    names within a group), so a typo left the default in force without a word.
+    """
+    settings = {variable for variable, _, _ in _variables()}
+    groups = {variable.split("__")[0] for variable in settings if "__" in variable}
+    bare = {variable.removeprefix("NEWSAGG_"): variable for variable in settings}
+    problems = []
+    for key in environ:
+        name = key.upper()  # as pydantic-settings reads them
+        if not name.startswith("NEWSAGG_") or name in settings or name in OTHER_VARIABLES:
+            continue
+        if "__" in name and name.split("__")[0] in groups:
+            continue  # checked by the group
+        close = difflib.get_close_matches(name.removeprefix("NEWSAGG_"), bare, n=1, cutoff=0.8)
+        if close:
+            problems.append(f"{name} is not a setting (did you mean {bare[close[0]]}?)")
+    return sorted(problems)
 
 
 def _problem(err: ErrorDetails) -> str:

@@ -305,6 +305,27 @@ def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ign
     assert "extraction.workers" in err and "`workers`" in err
 
 
+def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_meant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NEWSAGG_STORE__URL (store_url is no section) was ignored: each worker then ran on its own
+    # embedded store in its data dir instead of the shared PostgreSQL.
+    for typo, meant in (("NEWSAGG_STORE__URL", "NEWSAGG_STORE_URL"),
+                        ("newsagg_search_backen", "NEWSAGG_SEARCH_BACKEND"),
+                        ("NEWSAGG_FEED__DEFAULT_POLL_INTERVAL", "NEWSAGG_FEEDS__DEFAULT_POLL_INTERVAL")):
+        monkeypatch.setenv(typo, "postgresql+psycopg://newsagg@db/newsagg")
+        code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "runs", "list")
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{typo.upper()} is not a setting (did you mean {meant}?)" in err
+        monkeypatch.delenv(typo)
+    # What docker-compose.yml and the test services name close to a setting, and names like
+    # no setting's, are not settings and are left alone.
+    for own in ("NEWSAGG_WEB_PORT", "NEWSAGG_ES_PASSWORD", "NEWSAGG_ES_URL", "NEWSAGG_HOME"):
+        monkeypatch.setenv(own, "x")
+    code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "runs", "list")
+    assert code == 2 and "no store in" in err and "not a setting" not in err
+
+
 def test_the_feed_list_is_found_from_the_data_dir_or_the_settings_file_not_the_current_directory(
     demo_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.cli import _parser
-from pipeline.settings import settings_reference
+from pipeline.settings import _misspelt_variables, settings_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,3 +91,18 @@ def test_every_command_line_in_the_docs_parses() -> None:
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for line in _command_lines(doc.read_text(encoding="utf-8")):
             assert not _problems(line, parser), f"{doc.name}: newsagg {line}: {_problems(line, parser)}"
+
+
+def test_no_newsagg_variable_the_project_uses_is_refused_as_a_misspelt_setting() -> None:
+    # docker-compose.yml, the DAGs, the scripts and the tests name variables close to settings'
+    # (NEWSAGG_WEB_PORT, NEWSAGG_ES_URL): each must be a setting or in OTHER_VARIABLES. The
+    # files that show the refusal itself name a misspelling on purpose.
+    shows_the_refusal = {"tests/test_cli.py", "docs/settings.md", "pipeline/settings.py"}
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in sorted(set(files) - shows_the_refusal):
+        try:
+            text = (ROOT / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # binary, or a file deleted in the work tree
+        variables = set(re.findall(r"NEWSAGG_[A-Z0-9_]*[A-Z0-9]", text))
+        assert _misspelt_variables(dict.fromkeys(variables, "")) == [], name
