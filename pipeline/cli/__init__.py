@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,30 @@ def _stop(_signum: int, _frame: Any) -> None:
     raise _Stopped
 
 
+def _stop_again(otherwise: Callable[[Any], object], unraisable: Any) -> None:
+    """``sys.unraisablehook``: a stop that a finaliser swallowed is sent again; anything else goes to ``otherwise``.
+
+    Python cannot raise out of a ``__del__`` (psycopg closes connections in one), so the
+    stop raised there was dropped and the command carried on. Raised in this hook, it would
+    be dropped again: the signal is sent once this has returned, from another thread.
+    """
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        stop = signal.SIGTERM if issubclass(unraisable.exc_type, _Stopped) else signal.SIGINT
+        again = threading.Timer(0.001, signal.pthread_kill, (threading.main_thread().ident, stop))
+        again.daemon = True
+        again.start()
+        return
+    otherwise(unraisable)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logs.configure(logging.DEBUG if args.verbose else logging.WARNING, json_lines=False)  # until the settings are read
     stopping = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
+    unraisable_hook = sys.unraisablehook
+    if stopping is not None:
+        sys.unraisablehook = partial(_stop_again, unraisable_hook)
     _stop_signalled.clear()
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
@@ -73,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
     finally:
+        sys.unraisablehook = unraisable_hook
         if stopping is not None:
             signal.signal(signal.SIGTERM, stopping)
 
