@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -602,8 +603,8 @@ def settings_reference() -> str:
         "| variable | default | meaning |",
         "|---|---|---|",
     ]
-    for variable, name, field in _variables():
-        if name == "data_dir":
+    for variable, path, field in _variables():
+        if path == ("data_dir",):
             default = "`$XDG_DATA_HOME/newsagg` or `~/.local/share/newsagg`"
         elif field.default_factory is not None:
             default = f"`{field.default_factory()}`"  # type: ignore[call-arg]
@@ -618,14 +619,90 @@ def settings_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _variables(model: type[BaseModel] = Settings, prefix: str = "NEWSAGG_") -> Iterator[tuple[str, str, FieldInfo]]:
-    """Each setting's environment variable, field name and field, groups walked in order."""
+def _variables(
+    model: type[BaseModel] = Settings, prefix: str = "NEWSAGG_", within: tuple[str, ...] = ()
+) -> Iterator[tuple[str, tuple[str, ...], FieldInfo]]:
+    """Each setting's environment variable, path of field names (``("fetch", "read_timeout")``) and field."""
     for name, field in model.model_fields.items():
         kind = field.annotation
         if isinstance(kind, type) and issubclass(kind, BaseModel):
-            yield from _variables(kind, f"{prefix}{name.upper()}__")
+            yield from _variables(kind, f"{prefix}{name.upper()}__", (*within, name))
         else:
-            yield f"{prefix}{name.upper()}", name, field
+            yield f"{prefix}{name.upper()}", (*within, name), field
+
+
+@dataclass(frozen=True, slots=True)
+class SettingInForce:
+    """One setting as a command sees it: value (secrets and URL passwords masked) and where it came from."""
+
+    variable: str
+    value: Any
+    origin: Literal["option", "environment", "file", "default"]
+
+
+def settings_in_force(
+    settings: Settings, *, config_file: Path | None = None, options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[SettingInForce]:
+    """Every setting of ``settings`` in the reference's order, and where its value came from.
+
+    ``config_file``, ``options`` and ``environ`` are what ``load_settings`` was given (the
+    file, else ``NEWSAGG_CONFIG``; the command line's overrides; the environment), in its
+    order of precedence: an option, then the environment, then the file, else the default.
+    """
+    environ = os.environ if environ is None else environ
+    env = {key.upper(): value for key, value in environ.items()}
+    if config_file is None and env.get("NEWSAGG_CONFIG"):
+        config_file = Path(env["NEWSAGG_CONFIG"])
+    in_file = _yaml_mapping(config_file.read_text(encoding="utf-8")) if config_file is not None else {}
+    shown = []
+    for variable, path, _ in _variables():
+        value: Any = settings
+        for name in path:
+            value = getattr(value, name)
+        origin: Literal["option", "environment", "file", "default"] = "default"
+        if path[0] in (options or {}):
+            origin = "option"
+        elif variable in env or (len(path) == 2 and path[1] in _json_mapping(env.get(f"NEWSAGG_{path[0].upper()}"))):
+            origin = "environment"
+        elif _has_path(in_file, path):
+            origin = "file"
+        shown.append(SettingInForce(variable, _shown(value), origin))
+    return shown
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********" if value.get_secret_value() else ""
+    if isinstance(value, Path):
+        return str(value)
+    return _masked(value)
+
+
+def _yaml_mapping(text: str) -> dict[str, Any]:
+    import yaml
+
+    loaded = yaml.safe_load(text)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _json_mapping(text: str | None) -> dict[str, Any]:
+    """A group given whole as one JSON variable (``NEWSAGG_FETCH='{"read_timeout": 30}'``)."""
+    import json
+
+    try:
+        loaded = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _has_path(mapping: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    for name in path:
+        if not isinstance(mapping, Mapping) or name not in mapping:
+            return False
+        mapping = mapping[name]
+    return True
 
 
 #: The ``NEWSAGG_*`` variables this project's own files use that are not settings: the settings

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -324,6 +325,37 @@ def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_me
         monkeypatch.setenv(own, "x")
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "runs", "list")
     assert code == 2 and "no store in" in err and "not a setting" not in err
+
+
+def test_settings_shows_each_value_in_force_where_it_came_from_and_no_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [k for k in os.environ if k.upper().startswith("NEWSAGG_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "settings.yaml"
+    config.write_text("workers: 3\nfetch:\n  read_timeout: 12\n  connect_timeout: 4\n", encoding="utf-8")
+    monkeypatch.setenv("NEWSAGG_CONFIG", str(config))
+    monkeypatch.setenv("NEWSAGG_STORE_URL", "postgresql+psycopg://newsagg:s3cret-db@db:5432/newsagg")
+    monkeypatch.setenv("NEWSAGG_ES__PASSWORD", "s3cret-es")
+    monkeypatch.setenv("newsagg_fetch__connect_timeout", "7")  # the environment wins over the file
+    code, out, _ = run_cli(capsys, "--data-dir", str(tmp_path / "data"), "settings", "--json")
+    assert code == 0 and "s3cret" not in out
+    shown = json.loads(out)
+    assert shown["settings_file"] == str(config)
+    by_name = {s["variable"]: (s["value"], s["origin"]) for s in shown["settings"]}
+    assert by_name["NEWSAGG_DATA_DIR"] == (str(tmp_path / "data"), "option")
+    assert by_name["NEWSAGG_WORKERS"] == (3, "file")
+    assert by_name["NEWSAGG_FETCH__READ_TIMEOUT"] == (12.0, "file")
+    assert by_name["NEWSAGG_FETCH__CONNECT_TIMEOUT"] == (7.0, "environment")
+    assert by_name["NEWSAGG_STORE_URL"][1] == "environment" and "db:5432/newsagg" in by_name["NEWSAGG_STORE_URL"][0]
+    assert by_name["NEWSAGG_ES__PASSWORD"] == ("**********", "environment")
+    assert by_name["NEWSAGG_ES__USERNAME"] == (None, "default")
+    assert by_name["NEWSAGG_SEARCH_BACKEND"] == ("sqlite", "default")
+    code, out, _ = run_cli(capsys, "settings")
+    assert code == 0 and "s3cret" not in out and out.startswith(f"settings file: {config}\n")
+    assert re.search(r"^NEWSAGG_FETCH__READ_TIMEOUT +12\.0  \(file\)$", out, re.M)
+    assert re.search(r"^NEWSAGG_ES__USERNAME +unset  \(default\)$", out, re.M)
+    assert not (tmp_path / "data").exists()  # it opens no store
 
 
 def test_the_feed_list_is_found_from_the_data_dir_or_the_settings_file_not_the_current_directory(

@@ -2,8 +2,8 @@
 
 One module per group of commands, each with its handlers and its own part of the parser:
 ``run`` (run, demo), ``stories`` (search, clusters, articles, export), ``corpus`` (extract, dedup,
-reextract, import-warc), ``feeds``, ``serve``, ``operations`` (runs, metrics, db, outbox, es,
-kibana); ``base`` holds what they share. Heavy modules are imported inside the handlers, so
+reextract, import-warc), ``feeds``, ``serve``, ``operations`` (runs, metrics, maintenance,
+settings, db, outbox, es, kibana); ``base`` holds what they share. Heavy modules are imported inside the handlers, so
 ``newsagg --help`` stays fast.
 """
 

@@ -86,6 +86,28 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_settings(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from pipeline.settings import settings_in_force
+
+    options = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    config_file = args.config or (Path(os.environ["NEWSAGG_CONFIG"]) if os.environ.get("NEWSAGG_CONFIG") else None)
+    shown = settings_in_force(_settings(args), config_file=config_file, options=options)
+    if args.json:
+        _print_json({"settings_file": None if config_file is None else str(config_file),
+                     "settings": [{"variable": s.variable, "value": s.value, "origin": s.origin} for s in shown]})
+        return EXIT_OK
+    print(f"settings file: {config_file or 'none'}")
+    width = max(len(s.variable) for s in shown)
+    for setting in shown:
+        value = setting.value
+        text = "unset" if value is None else value if isinstance(value, str) else json.dumps(value)
+        print(f"{setting.variable:<{width}}  {text}  ({setting.origin})")
+    return EXIT_OK
+
+
 # -- store schema ----------------------------------------------------------------------------
 
 
@@ -255,7 +277,7 @@ def _cmd_kibana_export(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Add `runs`, `metrics`, `db`, `outbox`, `es` and `kibana` to the commands."""
+    """Add `runs`, `metrics`, `maintenance`, `settings`, `db`, `outbox`, `es` and `kibana` to the commands."""
     runs = commands.add_parser("runs", parents=[common], help="the record of pipeline runs")
     run_commands = runs.add_subparsers(required=True, metavar="SUBCOMMAND")
     runs_list = run_commands.add_parser(
@@ -288,6 +310,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     )
     maintenance.add_argument("--json", action="store_true", help="what was removed, as JSON")
     maintenance.set_defaults(handler=_cmd_maintenance)
+
+    settings = commands.add_parser(
+        "settings", parents=[common], help="every setting in force and where it came from (secrets masked)",
+        description="Each setting's NEWSAGG_* variable, its value as this command reads it (secrets and the "
+        "passwords in URLs masked) and its origin: option (--data-dir), environment, file (--config or "
+        "NEWSAGG_CONFIG) or default, in that order of precedence. Opens no store.",
+    )
+    settings.add_argument("--json", action="store_true", help="the settings file and every setting as JSON")
+    settings.set_defaults(handler=_cmd_settings)
 
     db = commands.add_parser(
         "db", parents=[common], help="the store's schema: show its revision, upgrade it; copy the embedded store",
