@@ -464,11 +464,12 @@ class Pipeline:
 
     @contextmanager
     def _downloading(self, name: str, threads: int) -> Iterator[ThreadPoolExecutor]:
-        """Threads for a stage's downloads, which end with the requests in flight if the stage fails or is stopped.
+        """Threads for a stage's downloads, which end at once if the stage fails or is stopped.
 
         Leaving the block waits for the threads; without the halt they would first make every
-        request queued in them, at one a second per site: minutes, and `docker stop` or
-        Airflow kills the process before it can record the run.
+        request queued in them, at one a second per site, and wait for a slow publisher's
+        answers up to their timeouts: minutes, and `docker stop` or Airflow kills the process
+        before it can record the run. The halt cuts the requests in flight and refuses the rest.
         """
         fetcher = self.fetcher
         try:

@@ -95,8 +95,9 @@ class Fetcher:
         """
         self._settings = settings
         policy = AddressPolicy(settings.allowed_hosts, resolver)
+        self._transport = GuardedTransport(policy, verify_tls=settings.verify_tls)
         self._client = httpx.Client(
-            transport=GuardedTransport(policy, verify_tls=settings.verify_tls),
+            transport=self._transport,
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(
                 connect=settings.connect_timeout,
@@ -132,9 +133,10 @@ class Fetcher:
         self.close()
 
     def halt(self) -> None:
-        """Make no more requests: every fetch waiting for its turn, and every later one, fails at once
-        (a TransientFetchError); those in flight end as they would. For a run that is stopping."""
+        """Make no more requests: every fetch in flight, waiting for its turn or later fails at once
+        (a TransientFetchError). For a run that is stopping."""
         self._limiter.halt()
+        self._transport.halt()
 
     def close(self) -> None:
         """Close pooled connections; the fetcher cannot be used afterwards."""

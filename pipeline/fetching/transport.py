@@ -3,13 +3,17 @@
 Every hop's host is resolved and checked by ``pipeline.addresses`` inside the connection
 layer (``_GuardedBackend``), and the socket is opened to exactly the checked address, so
 DNS rebinding between check and connect is impossible. ``DEADLINE`` bounds every socket
-operation of a response, so header bytes trickled one by one are cut off too.
+operation of a response, so header bytes trickled one by one are cut off too. A halt
+(``GuardedTransport.halt``, for a run that is stopping) cuts every open connection, so
+a read in flight ends at once, and refuses new ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -37,10 +41,11 @@ def _remaining(timeout: float | None, on_expiry: type[httpcore.TimeoutException]
 
 
 class _GuardedStream(httpcore.NetworkStream):
-    """A socket stream whose every operation also respects the response budget."""
+    """A socket stream whose every operation also respects the response budget, and that its backend can cut."""
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, backend: _GuardedBackend) -> None:
         self._inner = inner
+        self._backend = backend
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._inner.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
@@ -49,6 +54,7 @@ class _GuardedStream(httpcore.NetworkStream):
         self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
+        self._backend.forget(self)
         self._inner.close()
 
     def start_tls(
@@ -57,10 +63,20 @@ class _GuardedStream(httpcore.NetworkStream):
         # server_hostname is the URL's host (httpcore passes it), so certificates are
         # verified against the name even though we connected to a checked IP.
         inner = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout))
-        return _GuardedStream(inner)
+        self._backend.forget(self)  # the TLS stream takes over the socket
+        return self._backend.track(_GuardedStream(inner, self._backend))
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
+
+    def cut(self) -> None:
+        """Shut the socket down under whoever is reading or writing it: they fail at once."""
+        sock = self._inner.get_extra_info("socket")
+        if sock is not None:
+            # socket.socket's own shutdown, also for a TLS socket: ssl.SSLSocket.shutdown
+            # unwraps TLS first, and the thread reading it would fail with a ValueError.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _GuardedBackend(httpcore.NetworkBackend):
@@ -69,6 +85,32 @@ class _GuardedBackend(httpcore.NetworkBackend):
     def __init__(self, policy: AddressPolicy) -> None:
         self._policy = policy
         self._inner = httpcore.SyncBackend()
+        self._lock = threading.Lock()
+        self._open: set[_GuardedStream] = set()
+        self._halted = False
+
+    def track(self, stream: _GuardedStream) -> _GuardedStream:
+        """``stream``, to be cut by a halt; cut at once if the halt came while it connected."""
+        with self._lock:
+            halted = self._halted
+            if not halted:
+                self._open.add(stream)
+        if halted:
+            stream.close()
+            raise httpcore.ConnectError("the fetcher is halted")
+        return stream
+
+    def forget(self, stream: _GuardedStream) -> None:
+        with self._lock:
+            self._open.discard(stream)
+
+    def halt(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        with self._lock:
+            self._halted = True
+            streams = list(self._open)
+        for stream in streams:
+            stream.cut()
 
     def connect_tcp(
         self,
@@ -78,6 +120,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
+        if self._halted:
+            raise httpcore.ConnectError("the fetcher is halted")
         # DNS is outside the response budget: getaddrinfo cannot be interrupted, so the
         # system resolver's own timeouts bound it.
         try:
@@ -97,7 +141,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
                 continue
-            return _GuardedStream(stream)
+            return self.track(_GuardedStream(stream, self))
         assert failure is not None
         raise failure
 
@@ -162,6 +206,7 @@ class GuardedTransport(httpx.BaseTransport):
     """
 
     def __init__(self, policy: AddressPolicy, *, verify_tls: bool) -> None:
+        self._backend = _GuardedBackend(policy)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify_tls),
             max_connections=None,  # DomainLimiter bounds what is in flight
@@ -170,7 +215,7 @@ class GuardedTransport(httpx.BaseTransport):
             http1=True,
             http2=False,
             retries=0,
-            network_backend=_GuardedBackend(policy),
+            network_backend=self._backend,
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -196,6 +241,10 @@ class GuardedTransport(httpx.BaseTransport):
             stream=_ResponseStream(response.stream),
             extensions=response.extensions,
         )
+
+    def halt(self) -> None:
+        """End every request in flight at once (a ``httpx.TransportError``) and refuse new connections."""
+        self._backend.halt()
 
     def close(self) -> None:
         self._pool.close()

@@ -1,8 +1,8 @@
 """`newsagg run` stopped with SIGTERM (docker stop, systemd, kill) ends as an interrupt does.
 
 Before, SIGTERM ended the process where it stood: exit -15, no word, the run shown
-running until a later run found its process gone. Now it is one line, exit 143 once the
-downloads in flight end, the run recorded as failed, and the next run finishes the work
+running until a later run found its process gone. Now it is one line, exit 143 with the
+downloads in flight cut off, the run recorded as failed, and the next run finishes the work
 with nothing stored twice.
 """
 
@@ -19,12 +19,14 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from faultkit import Handler, Web, article_html, held_page, rss, write_feed_list
+from faultkit import Handler, Web, article_html, held_page, rss, serving, write_feed_list
 from psycopg.pq import TransactionStatus
 from services import postgres_database
 
+from pipeline.errors import FetchError, TransientFetchError
+from pipeline.fetching import Fetcher
 from pipeline.runner import Pipeline
-from pipeline.settings import load_settings
+from pipeline.settings import FetchSettings, load_settings
 from pipeline.storage import Store
 
 PAGES = ("harbour", "orchard", "tunnel")
@@ -70,7 +72,7 @@ def test_a_run_stopped_with_sigterm_says_so_is_recorded_and_resumes(web: Web, tm
     web.serve("/feed.xml", rss("Ledger", [(f"{n} story", web.url(f"/news/{n}"), None) for n in PAGES]),
               "application/rss+xml")
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
-    # The stop waits for the downloads in flight, up to their timeouts: the slow page is not released.
+    # The slow page is never released: the stop cuts it off.
     code, err = run_stopped(web, tmp_path, feeds, asked, release, at_once=False,
                             politeness_delay="0", read_timeout="2", total_timeout="3")
     assert code == 128 + signal.SIGTERM, err
@@ -196,3 +198,53 @@ def test_a_stop_whose_exception_a_finaliser_swallowed_still_stops_the_command(tm
     # Other errors in finalisers are still printed as Python prints them; the stop is one line.
     assert "ValueError: a finaliser's own error" in done.stderr and "_Stopped" not in done.stderr
     assert done.stderr.endswith("\nnewsagg: stopped (SIGTERM); run again to resume where it stopped\n")
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_halt_ends_the_downloads_in_flight_at_once(scheme: str, request: pytest.FixtureRequest) -> None:
+    # A stopping run halts its fetcher. Requests waiting for their turn failed at once, but one in
+    # flight went on until the publisher answered or the read timeout (20 s; 60 s in all), and the
+    # stop waited for it: `docker stop` gives 10 s before it kills.
+    tls = request.getfixturevalue("self_signed") if scheme == "https" else None
+    with serving(tls=tls) as web:
+        asked, release = held_page(web, "/news/slow", article_html("Slow news", "slow"))
+        settings = FetchSettings(allowed_hosts=[f"127.0.0.1:{web.port}"], politeness_delay=0.0, verify_tls=False)
+        outcome: list[object] = []
+        with Fetcher(settings) as fetcher:
+            def fetch() -> None:
+                try:
+                    outcome.append(fetcher.fetch(f"{scheme}://127.0.0.1:{web.port}/news/slow"))
+                except FetchError as exc:
+                    outcome.append(exc)
+
+            downloading = threading.Thread(target=fetch)
+            downloading.start()
+            assert asked.wait(10), "the page was never asked for"
+            fetcher.halt()
+            downloading.join(5)
+            went_on = downloading.is_alive()
+            release.set()
+            downloading.join(30)
+    assert not went_on, "the download in flight went on after the halt"
+    assert isinstance(outcome[0], TransientFetchError), outcome
+
+
+def test_a_stop_does_not_wait_for_a_publisher_slow_to_answer(web: Web, tmp_path: Path) -> None:
+    timed_out: list[bool] = []
+    answered = threading.Event()
+
+    def held(handler: Handler) -> None:
+        asked.set()
+        timed_out.append(not release.wait(25))  # released once the run has ended
+        answered.set()
+        handler.reply(200, article_html("Tunnel opens", "tunnel").encode(), "text/html; charset=utf-8")
+
+    asked, release = threading.Event(), threading.Event()
+    web.routes["/news/tunnel"] = held
+    web.serve("/feed.xml", rss("Ledger", [("tunnel story", web.url("/news/tunnel"), None)]), "application/rss+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    code, err = run_stopped(web, tmp_path, feeds, asked, release, at_once=False, politeness_delay="0",
+                            read_timeout="40", total_timeout="60")
+    assert code == 128 + signal.SIGTERM, err
+    assert answered.wait(30)
+    assert timed_out == [False], "the stopped run waited for the page in flight"
