@@ -10,6 +10,7 @@ settings, db, outbox, es, kibana); ``base`` holds what they share. Heavy modules
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -96,6 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = unraisable_hook
         if stopping is not None:
             signal.signal(signal.SIGTERM, stopping)
+
+
+def console() -> int:
+    """The ``newsagg`` program (and ``python -m pipeline``): ``main`` on the command line, then the process ends.
+
+    The objects made so far are frozen first, so the garbage collector's passes at interpreter
+    exit skip them: walking every object the imports made (pydantic's schemas, numpy,
+    SQLAlchemy) was a measurable share of a short command's time (bench/README.md). Only
+    here, where the process ends: ``main`` called in a longer-lived process must not freeze.
+    """
+    code = main()
+    gc.freeze()
+    return code
 
 
 def _stopped() -> int:
