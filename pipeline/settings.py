@@ -514,6 +514,11 @@ class Settings(_MasksCredentials, BaseSettings):
         return self.data_dir / "store.sqlite3" if self.store_url is None else None
 
     @property
+    def embedded_index(self) -> Path | None:
+        """The embedded search index's file in ``data_dir``; None when ``search_backend`` is Elasticsearch."""
+        return self.data_dir / "search.sqlite3" if self.search_backend == "sqlite" else None
+
+    @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.embedded_store}"
 

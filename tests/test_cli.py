@@ -351,10 +351,21 @@ def test_settings_shows_each_value_in_force_where_it_came_from_and_no_secret(
     assert by_name["NEWSAGG_ES__PASSWORD"] == ("**********", "environment")
     assert by_name["NEWSAGG_ES__USERNAME"] == (None, "default")
     assert by_name["NEWSAGG_SEARCH_BACKEND"] == ("sqlite", "default")
+    assert shown["in_use"] == {"store": "postgresql+psycopg://newsagg:***@db:5432/newsagg",
+                               "search_index": str(tmp_path / "data" / "search.sqlite3"),
+                               "feed_list": str(tmp_path / "data" / "feeds.yaml"),
+                               "archive": str(tmp_path / "data" / "archive")}
     code, out, _ = run_cli(capsys, "settings")
     assert code == 0 and "s3cret" not in out and out.startswith(f"settings file: {config}\n")
     assert re.search(r"^NEWSAGG_FETCH__READ_TIMEOUT +12\.0  \(file\)$", out, re.M)
     assert re.search(r"^NEWSAGG_ES__USERNAME +unset  \(default\)$", out, re.M)
+    monkeypatch.setenv("NEWSAGG_SEARCH_BACKEND", "elasticsearch")
+    monkeypatch.setenv("NEWSAGG_ES__URLS", '["https://reader:s3cret-url@es1:9200"]')
+    monkeypatch.setenv("NEWSAGG_ARCHIVE__ENABLED", "false")
+    code, out, _ = run_cli(capsys, "--data-dir", str(tmp_path / "data"), "settings")
+    assert code == 0 and "s3cret" not in out
+    assert out.endswith("  search index  Elasticsearch https://reader:***@es1:9200, aliases newsagg-stories and "
+                        "newsagg-articles\n  feed list     " + str(tmp_path / "data" / "feeds.yaml") + "\n  archive       off\n")
     assert not (tmp_path / "data").exists()  # it opens no store
 
 

@@ -91,13 +91,26 @@ def _cmd_settings(args: argparse.Namespace) -> int:
     import os
 
     from pipeline.settings import settings_in_force
+    from pipeline.urls import redact_url
 
     options = {} if args.data_dir is None else {"data_dir": args.data_dir}
     config_file = args.config or (Path(os.environ["NEWSAGG_CONFIG"]) if os.environ.get("NEWSAGG_CONFIG") else None)
-    shown = settings_in_force(_settings(args), config_file=config_file, options=options)
+    settings = _settings(args)
+    shown = settings_in_force(settings, config_file=config_file, options=options)
+    # What the values come to: the paths the defaults make in data_dir, the password masked.
+    index = settings.embedded_index
+    in_use = {
+        "store": redact_url(settings.resolved_store_url),
+        "search_index": str(index) if index is not None else
+        f"Elasticsearch {', '.join(map(redact_url, settings.es.urls))}, aliases {settings.es.index_prefix}-stories "
+        f"and {settings.es.index_prefix}-articles",
+        "feed_list": str(settings.resolved_feeds_file),
+        "archive": str(settings.resolved_archive_dir) if settings.archive.enabled else None,
+    }
     if args.json:
         _print_json({"settings_file": None if config_file is None else str(config_file),
-                     "settings": [{"variable": s.variable, "value": s.value, "origin": s.origin} for s in shown]})
+                     "settings": [{"variable": s.variable, "value": s.value, "origin": s.origin} for s in shown],
+                     "in_use": in_use})
         return EXIT_OK
     print(f"settings file: {config_file or 'none'}")
     width = max(len(s.variable) for s in shown)
@@ -105,6 +118,9 @@ def _cmd_settings(args: argparse.Namespace) -> int:
         value = setting.value
         text = "unset" if value is None else value if isinstance(value, str) else json.dumps(value)
         print(f"{setting.variable:<{width}}  {text}  ({setting.origin})")
+    print("in use:")
+    for name, where in in_use.items():
+        print(f"  {name.replace('_', ' '):<12}  {where or 'off'}")
     return EXIT_OK
 
 
@@ -315,7 +331,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "settings", parents=[common], help="every setting in force and where it came from (secrets masked)",
         description="Each setting's NEWSAGG_* variable, its value as this command reads it (secrets and the "
         "passwords in URLs masked) and its origin: option (--data-dir), environment, file (--config or "
-        "NEWSAGG_CONFIG) or default, in that order of precedence. Opens no store.",
+        "NEWSAGG_CONFIG) or default, in that order of precedence; then the store, search index, feed list and "
+        "archive they come to. Opens no store.",
     )
     settings.add_argument("--json", action="store_true", help="the settings file and every setting as JSON")
     settings.set_defaults(handler=_cmd_settings)

@@ -17,4 +17,5 @@ def open_index(settings: Settings) -> SearchIndex:
         return elastic
     from pipeline.search.sqlite import SqliteSearchIndex
 
-    return SqliteSearchIndex(settings.data_dir / "search.sqlite3")
+    assert settings.embedded_index is not None  # the search backend is SQLite
+    return SqliteSearchIndex(settings.embedded_index)
