@@ -62,8 +62,10 @@ class _GuardedStream(httpcore.NetworkStream):
     ) -> httpcore.NetworkStream:
         # server_hostname is the URL's host (httpcore passes it), so certificates are
         # verified against the name even though we connected to a checked IP.
-        inner = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout))
-        self._backend.forget(self)  # the TLS stream takes over the socket
+        try:
+            inner = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout))
+        finally:
+            self._backend.forget(self)  # the TLS stream takes over the socket, or the handshake closed it
         return self._backend.track(_GuardedStream(inner, self._backend))
 
     def get_extra_info(self, info: str) -> Any:
