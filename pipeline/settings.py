@@ -731,12 +731,12 @@ def _misspelt_variables(environ: Mapping[str, str]) -> list[str]:
     """
     settings = {variable for variable, _, _ in _variables()}
     groups = {variable.split("__")[0] for variable in settings if "__" in variable}
-    bare = {variable.removeprefix("NEWSAGG_"): variable for variable in settings}
+    bare = {variable.removeprefix("NEWSAGG_"): variable for variable in settings | groups}
     problems = []
     for key in environ:
         name = key.upper()  # as pydantic-settings reads them
-        if not name.startswith("NEWSAGG_") or name in settings or name in OTHER_VARIABLES:
-            continue
+        if not name.startswith("NEWSAGG_") or name in settings or name in groups or name in OTHER_VARIABLES:
+            continue  # a group may be given whole, as JSON
         if "__" in name and name.split("__")[0] in groups:
             continue  # checked by the group
         close = difflib.get_close_matches(name.removeprefix("NEWSAGG_"), bare, n=1, cutoff=0.8)

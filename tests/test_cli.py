@@ -313,7 +313,8 @@ def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_me
     # embedded store in its data dir instead of the shared PostgreSQL.
     for typo, meant in (("NEWSAGG_STORE__URL", "NEWSAGG_STORE_URL"),
                         ("newsagg_search_backen", "NEWSAGG_SEARCH_BACKEND"),
-                        ("NEWSAGG_FEED__DEFAULT_POLL_INTERVAL", "NEWSAGG_FEEDS__DEFAULT_POLL_INTERVAL")):
+                        ("NEWSAGG_FEED__DEFAULT_POLL_INTERVAL", "NEWSAGG_FEEDS__DEFAULT_POLL_INTERVAL"),
+                        ("NEWSAGG_FETCHH", "NEWSAGG_FETCH")):
         monkeypatch.setenv(typo, "postgresql+psycopg://newsagg@db/newsagg")
         code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "runs", "list")
         assert code == 2 and err.count("\n") == 1, err
@@ -323,6 +324,7 @@ def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_me
     # no setting's, are not settings and are left alone.
     for own in ("NEWSAGG_WEB_PORT", "NEWSAGG_ES_PASSWORD", "NEWSAGG_ES_URL", "NEWSAGG_HOME"):
         monkeypatch.setenv(own, "x")
+    monkeypatch.setenv("NEWSAGG_FETCH", '{"read_timeout": 12}')  # a group given whole
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "runs", "list")
     assert code == 2 and "no store in" in err and "not a setting" not in err
 
@@ -338,6 +340,7 @@ def test_settings_shows_each_value_in_force_where_it_came_from_and_no_secret(
     monkeypatch.setenv("NEWSAGG_STORE_URL", "postgresql+psycopg://newsagg:s3cret-db@db:5432/newsagg")
     monkeypatch.setenv("NEWSAGG_ES__PASSWORD", "s3cret-es")
     monkeypatch.setenv("newsagg_fetch__connect_timeout", "7")  # the environment wins over the file
+    monkeypatch.setenv("NEWSAGG_KIBANA", '{"space": "newsroom"}')  # a group given whole, as JSON
     code, out, _ = run_cli(capsys, "--data-dir", str(tmp_path / "data"), "settings", "--json")
     assert code == 0 and "s3cret" not in out
     shown = json.loads(out)
@@ -350,6 +353,7 @@ def test_settings_shows_each_value_in_force_where_it_came_from_and_no_secret(
     assert by_name["NEWSAGG_STORE_URL"][1] == "environment" and "db:5432/newsagg" in by_name["NEWSAGG_STORE_URL"][0]
     assert by_name["NEWSAGG_ES__PASSWORD"] == ("**********", "environment")
     assert by_name["NEWSAGG_ES__USERNAME"] == (None, "default")
+    assert by_name["NEWSAGG_KIBANA__SPACE"] == ("newsroom", "environment")
     assert by_name["NEWSAGG_SEARCH_BACKEND"] == ("sqlite", "default")
     assert shown["in_use"] == {"store": "postgresql+psycopg://newsagg:***@db:5432/newsagg",
                                "search_index": str(tmp_path / "data" / "search.sqlite3"),
