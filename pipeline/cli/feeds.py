@@ -34,7 +34,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
 
 
 def _cmd_feeds_add(args: argparse.Namespace) -> int:
-    from pipeline.errors import FetchError
+    from pipeline.errors import BlockedAddressError, FetchError, PermanentFetchError
     from pipeline.feeds.discovery import COMMON_PATHS, Found, discover
     from pipeline.feeds.subscriptions import add_feed
     from pipeline.fetching import Fetcher
@@ -45,6 +45,11 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
     with Fetcher(settings.fetch) as fetcher:
         try:
             found = discover(fetcher, args.url, max_bytes=settings.fetch.max_body_bytes)
+        except PermanentFetchError as exc:
+            # The publisher answered (404, 410, 403), or the URL is one the fetcher never requests
+            # (a private address): every poll would fail the same way.
+            hint = "fetch.allowed_hosts lets it through" if isinstance(exc, BlockedAddressError) else "check the URL"
+            raise ConfigError(f"cannot add {args.url}: {exc.reason} ({hint}; nothing was added)") from None
         except FetchError as exc:
             # Offline, or the site is down: the user named the feed, so it is added as named.
             found = [Found(args.url, "feed", "the URL itself")]

@@ -116,10 +116,29 @@ def test_a_page_leading_nowhere_says_so_in_one_line_and_adds_nothing(
     assert not (tmp_path / "data" / "feeds.yaml").exists()
 
 
-def test_a_url_that_cannot_be_fetched_is_added_as_given(
+def test_a_url_that_cannot_be_checked_now_is_added_as_given(
     web: Web, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = add(web, tmp_path, capsys, web.url("/missing.xml"))
+    # Offline, or the site is down: the user named the feed, and the next polls will tell.
+    web.routes["/busy.xml"] = lambda handler: handler.reply(503, b"busy", "text/plain")
+    code, out, err = add(web, tmp_path, capsys, web.url("/busy.xml"))
     assert code == 0 and "added to" in out
-    assert err == f"newsagg: could not check {web.url('/missing.xml')} (HTTP 404 Not Found); added as given\n"
-    assert listed(tmp_path) == [(web.url("/missing.xml"), "feed", f"127.0.0.1:{web.port}")]
+    assert err == f"newsagg: could not check {web.url('/busy.xml')} (HTTP 503 Service Unavailable); added as given\n"
+    assert listed(tmp_path) == [(web.url("/busy.xml"), "feed", f"127.0.0.1:{web.port}")]
+
+
+def test_a_url_the_publisher_says_is_not_there_is_refused_not_added(
+    web: Web, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A 404 was added "as given", and the feed then failed every poll until it was retired.
+    code, out, err = add(web, tmp_path, capsys, web.url("/missing.xml"))
+    assert (code, out) == (2, "")
+    assert err == (f"newsagg: error: cannot add {web.url('/missing.xml')}: HTTP 404 Not Found "
+                   "(check the URL; nothing was added)\n")
+    assert not (tmp_path / "data" / "feeds.yaml").exists()
+    code, out, err = add(web, tmp_path, capsys, "http://10.1.2.3/feed.xml")  # not in fetch.allowed_hosts
+    assert (code, out) == (2, "")
+    assert err.endswith("(fetch.allowed_hosts lets it through; nothing was added)\n") and err.count("\n") == 1
+    assert not (tmp_path / "data" / "feeds.yaml").exists()
+
+
