@@ -155,7 +155,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "A URL that is a feed or a sitemap is added as is; a web page is searched for the outlet's sources: the "
         "feeds its <link rel=\"alternate\"> tags name (else those at a few common paths), then the sitemaps "
         "listed in its robots.txt (news sitemaps first). What was found is shown, and the best one added "
-        "(--all: every one). A URL that cannot be fetched is added as given.",
+        "(--all: every one). A URL the publisher answers with an error (404, 410, 403) or that the fetcher "
+        "never requests (a private address) is refused; one that cannot be checked now (offline, a timeout, "
+        "a 5xx) is added as given.",
     )
     add.add_argument("url", metavar="URL", help="the feed's or sitemap's URL, or a page of the outlet (its home page)")
     add.add_argument("--all", action="store_true", help="add every source found, not only the best")
