@@ -153,7 +153,13 @@ def send_digest(store: Store, settings: Settings, now: datetime | None = None) -
         could not take it (logged; never raised). What was held back stays unreported and
         goes out with the next digest.
     """
-    now = now or datetime.now(UTC)
+    # Two runs finishing their polls at once (cron and Airflow, two workers) would both read the
+    # changes not reported yet and both send them: one reads, sends and records at a time.
+    with store.exclusive("alerts"):
+        return _send_digest(store, settings, now or datetime.now(UTC))
+
+
+def _send_digest(store: Store, settings: Settings, now: datetime) -> Digest | None:
     found = (alert_for(state, now) for state in store.unalerted_feed_states())
     digest = Digest(tuple(a for a in found if a is not None), now)
     if not digest.alerts:

@@ -33,8 +33,8 @@ _ROWCOUNT = {"preserve_rowcount": True}
 _SQLITE_WAIT = 30.0
 
 # PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work
-# (01 is the schema's, in migrate.py).
-_LOCKS = {"clusters": 0x6E6577736167_02}
+# (01 is the schema's, in migrate.py; 03 the feed list's registration, in feeds.py).
+_LOCKS = {"clusters": 0x6E6577736167_02, "alerts": 0x6E6577736167_04}
 #: The threads of this process wanting an embedded store's lock file, one lock per file.
 _FILE_LOCK_TURNS: dict[str, threading.Lock] = {}
 
@@ -169,7 +169,7 @@ class StoreBase:
             raise StoreError(f"the store refused {what} ({redact_url(self.url)}): {_reason(exc)}") from None
 
     @contextmanager
-    def exclusive(self, name: Literal["clusters"]) -> Iterator[None]:
+    def exclusive(self, name: Literal["clusters", "alerts"]) -> Iterator[None]:
         """Hold a lock shared by every process using this store, around work that must not run twice at once.
 
         Clustering decides memberships from the state it restored, and building stories reads

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from faultkit import Web, fault_settings, rss, write_feed_list
+from faultkit import Handler, Web, fault_settings, rss, write_feed_list
+from services import postgres_database
+
+from pipeline import alerts
 from pipeline.errors import ConfigError
 from pipeline.runner import Pipeline
 from pipeline.settings import load_settings
@@ -222,3 +227,47 @@ def test_a_first_run_over_a_thousand_broken_feeds_sends_one_digest_and_logs_a_li
     finally:
         store.close()
     assert errors["404-000"] == "HTTP 404 Not Found"  # without the feed or its URL: every reader names the feed
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgresql"])
+def test_two_runs_sending_alerts_at_once_send_one_digest(backend: str, web: Web, tmp_path: Path) -> None:
+    # A `newsagg run` from cron and an Airflow run (or two workers) finishing their polls together
+    # both read the changes not reported yet, and both posted them: the chat got every alert twice.
+    first_arrived, release = threading.Event(), threading.Event()
+
+    def hook(handler: Handler) -> None:
+        if not first_arrived.is_set():
+            first_arrived.set()
+            release.wait(10)  # the first digest is on its way while the second run sends
+        handler.reply(200, b"ok", "text/plain")
+
+    web.routes["/hook"] = hook
+    web.routes["/feed.xml"] = lambda h: h.reply(503, b"no", "text/plain")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"flaky": web.url("/feed.xml")})
+    with contextlib.ExitStack() as stack:
+        store_url = {} if backend == "embedded" else {"store_url": stack.enter_context(postgres_database())}
+        settings = fault_settings(web, tmp_path, feeds, alert_webhook_url=web.url("/hook"), alert_digest_interval=0,
+                                  **store_url)
+        with Pipeline(settings) as pipeline:
+            pipeline.load_feeds()
+            assert pipeline.poll_feed("flaky", now=T0).status == "failed"
+        sent: list[object] = []
+
+        def send() -> None:
+            store = Store(settings.resolved_store_url)  # each run has its own
+            try:
+                sent.append(alerts.send_digest(store, settings, T0))
+            finally:
+                store.close()
+
+        first = threading.Thread(target=send)
+        first.start()
+        assert first_arrived.wait(10)
+        second = threading.Thread(target=send)
+        second.start()
+        second.join(2)  # before the fix, its own digest went out meanwhile
+        release.set()
+        first.join(10)
+        second.join(10)
+    assert len(digests(web)) == 1, changes(web)
+    assert sum(digest is not None for digest in sent) == 1
