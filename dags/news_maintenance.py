@@ -7,8 +7,9 @@ runs only):
 - `apply_retention`: articles older than the matching window (`clustering.window_days`)
   leave the LSH state (they stay stored and searchable); with `story_retention_days`
   set, older stories are deleted with their articles, from the store and the search index,
-  and so are the page archive's WARC files last written before them; the politeness clocks
-  of domains not contacted for a day are forgotten.
+  and so are the page archive's WARC files last written before them (with
+  `archive.retention_days`, those older than that too); the politeness clocks of domains not
+  contacted for a day are forgotten.
 - `compact_store`: reclaims the space retention freed (SQLite `VACUUM`; PostgreSQL
   does this itself).
 - `feed_health`: feeds failing `min_failures` polls in a row or more, retired feeds and
@@ -56,8 +57,9 @@ def _settings() -> Any:
 def apply_retention() -> dict[str, Any]:
     """Drop signatures older than the matching window and forgotten outlet template blocks; with
     `story_retention_days`, delete older stories with their articles (and the archive's WARC files
-    last written before them) and deliver the deletions to the search index; forget the politeness
-    clocks of domains not contacted for a day."""
+    last written before them) and deliver the deletions to the search index; with
+    `archive.retention_days`, delete older WARC files; forget the politeness clocks of domains not
+    contacted for a day."""
     from pipeline import Pipeline
     from pipeline.maintenance import maintain
 

@@ -35,6 +35,7 @@ class RetentionResult:
     domain_clocks_pruned: int = 0
     archive_files_deleted: int = 0
     template_blocks_forgotten: int = 0
+    archive_cutoff: datetime | None = None  # WARC files last written before it were deleted
 
 
 #: A domain's politeness clock is forgotten this long after its last request slot.
@@ -42,19 +43,20 @@ DOMAIN_CLOCK_RETENTION = timedelta(days=1)
 
 
 def apply_retention(store: Store, settings: Settings, now: datetime | None = None) -> RetentionResult:
-    """Drop signatures older than the matching window and forgotten template blocks; prune stories and archived pages past
-    ``story_retention_days``; forget the politeness clocks of domains not contacted for a day.
+    """Drop signatures older than the matching window and forgotten template blocks; prune stories past
+    ``story_retention_days`` and archived pages past it or ``archive.retention_days``; forget the
+    politeness clocks of domains not contacted for a day.
 
     Articles that left the window stay stored and searchable: they only stop being
     candidates for new matches. Stories (with their articles) are deleted only when
     ``story_retention_days`` is set, and never before they left the matching window;
-    so are the WARC files of the archive last written before that time (whole files:
-    a file's records are all older than its last change), and the articles forget
-    their pages there.
+    so are the WARC files of the archive last written before that time, or before
+    ``archive.retention_days`` when that comes sooner (whole files: a file's records
+    are all older than its last change), and the articles forget their pages there.
 
     Args:
         store: the store to clean.
-        settings: ``clustering.window_days`` and ``story_retention_days`` are read.
+        settings: ``clustering.window_days``, ``story_retention_days`` and ``archive.retention_days`` are read.
         now: the reference time (default: the current time).
     """
     now = now or datetime.now(UTC)
@@ -66,18 +68,22 @@ def apply_retention(store: Store, settings: Settings, now: datetime | None = Non
     log.info("%d signatures older than %s left the matching window", dropped, signature_cutoff.isoformat())
     forgotten = store.forget_template_blocks(now, settings.extraction.template_half_life_days)
     log.info("%d outlet template blocks not seen again were forgotten", forgotten)
-    if settings.story_retention_days is None:
-        return RetentionResult(dropped, signature_cutoff, domain_clocks_pruned=clocks, template_blocks_forgotten=forgotten)
-    story_cutoff = now - timedelta(days=max(settings.story_retention_days, window_days))
+    story_cutoff: datetime | None = None
     stories = articles = 0
-    while True:
-        pruned_stories, pruned_articles = store.prune_stories_before(story_cutoff)
-        if not pruned_stories:
-            break
-        stories, articles = stories + pruned_stories, articles + pruned_articles
-    log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
-    files = _prune_archive(store, settings.resolved_archive_dir, story_cutoff)
-    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks, files, forgotten)
+    if settings.story_retention_days is not None:
+        story_cutoff = now - timedelta(days=max(settings.story_retention_days, window_days))
+        while True:
+            pruned_stories, pruned_articles = store.prune_stories_before(story_cutoff)
+            if not pruned_stories:
+                break
+            stories, articles = stories + pruned_stories, articles + pruned_articles
+        log.info("%d stories (%d articles) last seen before %s deleted", stories, articles, story_cutoff.isoformat())
+    days = settings.archive.retention_days
+    cutoffs = [c for c in (story_cutoff, None if days is None else now - timedelta(days=days)) if c is not None]
+    archive_cutoff = max(cutoffs, default=None)  # the sooner of the two deletes more
+    files = 0 if archive_cutoff is None else _prune_archive(store, settings.resolved_archive_dir, archive_cutoff)
+    return RetentionResult(dropped, signature_cutoff, stories, articles, story_cutoff, clocks, files, forgotten,
+                           archive_cutoff)
 
 
 def maintain(pipeline: Pipeline) -> RetentionResult:

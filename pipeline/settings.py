@@ -226,6 +226,13 @@ class ArchiveSettings(_Section):
         ge=1024,
         description="A WARC file is closed, and the next one started, once it holds this many (compressed) bytes.",
     )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="WARC files last written this many days ago are deleted by maintenance (the news_maintenance "
+        "DAG, `newsagg maintenance`), and their articles forget their pages (`newsagg reextract` skips them); the "
+        "stories stay. None keeps the pages as long as their stories (story_retention_days).",
+    )
 
 
 class ClusteringSettings(_Section):

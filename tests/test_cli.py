@@ -484,6 +484,7 @@ def test_maintenance_from_cron_applies_retention_delivers_it_and_compacts(
     monkeypatch.setenv("NEWSAGG_STORY_RETENTION_DAYS", "7")
     code, out, _ = run_cli(capsys, "maintenance")
     assert code == 0 and "0 signatures" in out and "26 stories (49 articles) last seen before" in out, out
+    assert "archive files last written before" in out
     assert "store compacted" in out
     assert run_cli(capsys, "search", "desalination plant")[1].startswith("0 stories")  # deletions delivered
     code, out, _ = run_cli(capsys, "maintenance", "--json")

@@ -80,7 +80,10 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
     print(f"{result.signatures_dropped} signatures older than {_when(result.signature_cutoff)} left the matching window")
     if result.story_cutoff is not None:
         print(f"{result.stories_pruned} stories ({result.articles_pruned} articles) last seen before "
-              f"{_when(result.story_cutoff)} deleted, {result.archive_files_deleted} archive files with them")
+              f"{_when(result.story_cutoff)} deleted")
+    if result.archive_cutoff is not None:
+        print(f"{result.archive_files_deleted} archive files last written before {_when(result.archive_cutoff)} "
+              "deleted (their articles keep their text)")
     print(f"{result.template_blocks_forgotten} outlet template blocks and {result.domain_clocks_pruned} domains' "
           "politeness clocks forgotten; store compacted")
     return EXIT_OK
@@ -321,8 +324,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         description="Drop the signatures of articles older than the matching window (they stay stored and "
         "searchable), forget outlet template blocks not seen again and the politeness clocks of domains not "
         "contacted for a day; with story_retention_days, delete older stories with their articles and archive "
-        "files and deliver the deletions to the search index; then compact the store (SQLite VACUUM). For a "
-        "deployment that runs `newsagg run` from cron; safe to repeat.",
+        "files and deliver the deletions to the search index; with archive.retention_days, delete older archive "
+        "files (the stories stay); then compact the store (SQLite VACUUM). For a deployment that runs "
+        "`newsagg run` from cron; safe to repeat.",
     )
     maintenance.add_argument("--json", action="store_true", help="what was removed, as JSON")
     maintenance.set_defaults(handler=_cmd_maintenance)

@@ -179,6 +179,31 @@ def test_retention_deletes_old_warc_files_and_the_pointers_into_them(web: Web, t
     assert after[web.url("/news/orchard-frost")] == pointers[web.url("/news/orchard-frost")]
 
 
+def test_archive_retention_deletes_old_warc_files_while_every_story_stays(web: Web, tmp_path: Path) -> None:
+    # Without story retention the archive grew for good: a deployment keeping its stories for
+    # years could keep their pages for a month, and the disk did not fill.
+    settings = _site(web, tmp_path, archive={"max_file_bytes": 1024, "retention_days": 30})
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+    directory = settings.data_dir / "archive"
+    pointers = _pointers(settings)
+    old_page = pointers[web.url("/news/harbour-cranes")]
+    assert old_page is not None
+    for path in directory.glob("*.warc.gz"):
+        day = datetime(2026, 10, 1, tzinfo=UTC) if path.name == old_page.file else datetime(2026, 11, 29, tzinfo=UTC)
+        os.utime(path, (day.timestamp(), day.timestamp()))
+
+    with Pipeline(settings) as pipeline:
+        stories = pipeline.store.counts().stories
+        result = apply_retention(pipeline.store, settings, now=datetime(2026, 11, 30, tzinfo=UTC))
+        assert (result.stories_pruned, pipeline.store.counts().stories) == (0, stories)
+    assert result.archive_files_deleted == 1 and result.archive_cutoff == datetime(2026, 10, 31, tzinfo=UTC)
+    assert not (directory / old_page.file).exists() and len(list(directory.glob("*.warc.gz"))) == 3
+    after = _pointers(settings)
+    assert after[web.url("/news/harbour-cranes")] is None  # the article stays, without its page
+    assert after[web.url("/news/orchard-frost")] == pointers[web.url("/news/orchard-frost")]
+
+
 def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_articles(
     web: Web, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
