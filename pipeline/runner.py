@@ -583,7 +583,7 @@ class Pipeline:
         for url, pending in {p.entry.url: p for p in done.batch}.items():
             page = done.fetched.get(url)
             if page is not None and page.not_modified:
-                self.store.close_entry(url)
+                self.store.close_entry(url, pending.entry.updated)
                 log.info("article page %s not modified since the last fetch", redact_url(url))
                 continue
             error = done.errors.get(url)
@@ -617,12 +617,12 @@ class Pipeline:
                 continue
             validators = page.validators if page is not None else None
             if not pending.revisit:
-                built.append(NewArticle(article, url, validators, done.archived.get(url)))
+                built.append(NewArticle(article, url, validators, done.archived.get(url), pending.entry.updated))
                 continue
             updated = pending.entry.updated.isoformat() if pending.entry.updated else "unknown"
             if self.store.revise_article(
                 article, url, reason=f"feed entry updated {updated}", templates=self.settings.extraction,
-                validators=validators,
+                validators=validators, updated=pending.entry.updated,
             ):
                 log.info("article %s: its text changed, stored as a new revision", article.url)
         return self.store.save_articles(built, self.settings.extraction), failed, deferred

@@ -52,12 +52,16 @@ from pipeline.templates import (
 
 @dataclass(frozen=True, slots=True)
 class NewArticle:
-    """An article to store, the feed entry it closes, and what is kept of its page: validators, archive record."""
+    """An article to store, the feed entry it closes, and what is kept of its page: validators, archive record.
+
+    ``updated`` is the entry's feed update time when its page was fetched (see ``_closed``).
+    """
 
     article: Article
     entry_url: str
     validators: Validators | None = None
     archived: ArchiveRecord | None = None
+    updated: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,7 @@ class ArticleStore(TemplateStore):
         reason: str,
         templates: ExtractionSettings | None = None,
         validators: Validators | None = None,
+        updated: datetime | None = None,
     ) -> bool:
         """Store a fetched-again article's text as its new revision, if it changed; returns whether it did.
 
@@ -191,7 +196,7 @@ class ArticleStore(TemplateStore):
         signature and membership go, and its cluster is marked for rebuilding, so the
         next clustering signs the new text and the story shows it. A text that differs
         only in its outlet's template blocks is no revision. An article no longer
-        stored is stored anew (``save_article``).
+        stored is stored anew (``save_article``). ``updated``: as for ``NewArticle``.
         """
         with self._tx(f"article {article.url}") as conn:
             stored = conn.execute(
@@ -203,7 +208,7 @@ class ArticleStore(TemplateStore):
                 revised = self._insert_articles(conn, [NewArticle(article, entry_url)], templates) > 0
             else:
                 revised = self._revise(conn, article, stored, reason, templates)
-            self._close_entry(conn, entry_url, validators)
+            self._close_entry(conn, entry_url, validators, updated)
         return revised
 
     def _revise(
@@ -233,31 +238,41 @@ class ArticleStore(TemplateStore):
             conn.execute(self._insert(dirty_clusters).values(cluster_id=cluster_id).on_conflict_do_nothing())
         return True
 
-    def close_entry(self, entry_url: str) -> None:
-        """Mark an entry done with nothing to store (its page was not modified since the last fetch)."""
+    def close_entry(self, entry_url: str, updated: datetime | None = None) -> None:
+        """Mark an entry done with nothing to store (its page was not modified since the last fetch).
+
+        ``updated``: as for ``NewArticle``.
+        """
         with self._tx(f"entry {entry_url}") as conn:
-            self._close_entry(conn, entry_url, None)
+            self._close_entry(conn, entry_url, None, updated)
 
     @staticmethod
-    def _close_entry(conn: Connection, entry_url: str, validators: Validators | None) -> None:
-        done: dict[str, Any] = {"state": "done", "revisit": False, "lease_until": None}
+    def _close_entry(
+        conn: Connection, entry_url: str, validators: Validators | None, updated: datetime | None = None
+    ) -> None:
+        done = _closed(updated)
         if validators is not None:
             done |= {"etag": validators.etag, "last_modified": validators.last_modified}
         conn.execute(entries.update().where(entries.c.url == entry_url).values(**done))
 
     @staticmethod
     def _close_entries(conn: Connection, saved: Sequence[NewArticle]) -> None:
-        """``_close_entry`` for each, in two statements: one for the entries without validators, one executed many times."""
-        done = {"state": "done", "revisit": False, "lease_until": None}
-        bare = sorted({one.entry_url for one in saved if one.validators is None})
+        """``_close_entry`` for each: one statement for the entries with neither validators nor an update time
+        (a backfill's), one executed many times for each of the other two kinds."""
+        bare = sorted({one.entry_url for one in saved if one.validators is None and one.updated is None})
         for chunk in chunks(bare, 500):
-            conn.execute(entries.update().where(entries.c.url.in_(chunk)).values(**done))
-        kept = [{"entry": one.entry_url, "etag": one.validators.etag, "modified": one.validators.last_modified}
-                for one in saved if one.validators is not None]
+            conn.execute(entries.update().where(entries.c.url.in_(chunk)).values(**_closed(None)))
+        seen = sa.bindparam("seen", type_=UTCDateTime())
+        dated = [{"entry": one.entry_url, "seen": one.updated}
+                 for one in saved if one.validators is None and one.updated is not None]
+        if dated:
+            conn.execute(entries.update().where(entries.c.url == sa.bindparam("entry")).values(**_closed(seen)), dated)
+        kept = [{"entry": one.entry_url, "seen": one.updated, "etag": one.validators.etag,
+                 "modified": one.validators.last_modified} for one in saved if one.validators is not None]
         if kept:
             conn.execute(
                 entries.update().where(entries.c.url == sa.bindparam("entry"))
-                .values(**done, etag=sa.bindparam("etag"), last_modified=sa.bindparam("modified")),
+                .values(**_closed(seen), etag=sa.bindparam("etag"), last_modified=sa.bindparam("modified")),
                 kept,
             )
 
@@ -616,3 +631,15 @@ def _membership(row: Any) -> Membership:
     )
 
 
+def _closed(seen: datetime | sa.BindParameter[datetime] | None) -> dict[str, Any]:
+    """The values that close an entry whose page was fetched when its feed update time was ``seen``.
+
+    A poll by another worker may have noted a later update time (a correction) while the
+    page was being fetched and stored: that entry stays queued, as a revisit, so the
+    corrected page is fetched too; the poll did not queue it, since it was not done yet.
+    """
+    if seen is None:
+        return {"state": "done", "revisit": False, "lease_until": None}
+    newer = sa.and_(entries.c.updated.is_not(None), entries.c.updated > seen)
+    return {"state": sa.case((newer, "pending"), else_="done"), "revisit": sa.case((newer, True), else_=False),
+            "lease_until": None}

@@ -4,7 +4,9 @@ shows and `articles show` lists; a 304, or the same text, makes none."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,50 @@ def test_a_feed_that_stamps_every_entry_with_its_build_time_queues_no_page_again
             web.serve("/feed.xml", stamped(at), "application/atom+xml")
             pipeline.run(force=True)
         assert {name: page.requests for name, page in pages.items()} == {name: [None] for name in pages}
+
+
+def test_an_update_noted_while_the_page_is_being_fetched_is_not_lost(
+    web: Web, tmp_path: Path, store_url: str | None
+) -> None:
+    # Two workers: one has the page's first version in hand, not yet stored, when the other
+    # polls the feed and notes the entry's new update time. Storing the first version must not
+    # close the entry as if it were the corrected one (found by bench/soak.py).
+    page = Page(web, "/news/bridge")
+    original = article_html("Bridge opens", "bridge")
+    page.html, page.etag = original, '"v1"'
+    asked, release = threading.Event(), threading.Event()
+
+    def held_once(handler: Handler) -> None:
+        html, etag = page.html, page.etag  # the version of the moment it was asked for
+        if not asked.is_set():
+            asked.set()
+            release.wait(30)
+        page.requests.append(handler.headers.get("If-None-Match"))
+        handler.reply(200, html.encode(), ETag=etag)
+
+    web.routes["/news/bridge"] = held_once
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    settings = fault_settings(web, tmp_path, feeds, store_url=store_url, fetch={"read_timeout": 30, "total_timeout": 60})
+
+    def first_run() -> None:
+        with Pipeline(settings) as pipeline:
+            pipeline.run()
+
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(first_run)
+        assert asked.wait(30)
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        page.html, page.etag = original.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1), '"v2"'
+        with Pipeline(settings) as other:  # the other worker polls the feed meanwhile
+            other.poll_feeds(other.load_feeds())
+        release.set()
+        first.result()
+
+    with Pipeline(settings) as pipeline:
+        pipeline.run(force=True)
+        key = article_id(link)
+        assert page.requests == [None, '"v1"']  # fetched again, with the first version's validators
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+        assert [r.revision for r in pipeline.store.article_revisions(key)] == [1, 2]
