@@ -622,7 +622,7 @@ class Pipeline:
             updated = pending.entry.updated.isoformat() if pending.entry.updated else "unknown"
             if self.store.revise_article(
                 article, url, reason=f"feed entry updated {updated}", templates=self.settings.extraction,
-                validators=validators, updated=pending.entry.updated,
+                validators=validators, updated=pending.entry.updated, archived=done.archived.get(url),
             ):
                 log.info("article %s: its text changed, stored as a new revision", article.url)
         return self.store.save_articles(built, self.settings.extraction), failed, deferred

@@ -163,9 +163,7 @@ class ArticleStore(TemplateStore):
                 "outlet": article.outlet,
                 "arrived_at": article.arrival_key[0],
                 "published": article.published,
-                "warc_file": archived.file if archived else None,
-                "warc_offset": archived.offset if archived else None,
-                "warc_length": archived.length if archived else None,
+                **_archived_at(archived),
                 **_content(article, text, stripped),
             })
             if site is not None and templates is not None and article.id not in stored:
@@ -187,11 +185,13 @@ class ArticleStore(TemplateStore):
         templates: ExtractionSettings | None = None,
         validators: Validators | None = None,
         updated: datetime | None = None,
+        archived: ArchiveRecord | None = None,
     ) -> bool:
         """Store a fetched-again article's text as its new revision, if it changed; returns whether it did.
 
-        The article row takes the new text, title and page metadata (its arrival and
-        publication time stay); every revision is kept in ``article_revisions`` (the
+        The article row takes the new text, title and page metadata, and where the new page
+        is archived (``archived``: `newsagg reextract` reads the page its text came from); its
+        arrival and publication time stay. Every revision is kept in ``article_revisions`` (the
         first correction also records the text it replaces as revision 1). Its
         signature and membership go, and its cluster is marked for rebuilding, so the
         next clustering signs the new text and the story shows it. A text that differs
@@ -205,14 +205,16 @@ class ArticleStore(TemplateStore):
                 .with_for_update()
             ).first()
             if stored is None:
-                revised = self._insert_articles(conn, [NewArticle(article, entry_url)], templates) > 0
+                anew = NewArticle(article, entry_url, archived=archived)
+                revised = self._insert_articles(conn, [anew], templates) > 0
             else:
-                revised = self._revise(conn, article, stored, reason, templates)
+                revised = self._revise(conn, article, stored, reason, templates, archived)
             self._close_entry(conn, entry_url, validators, updated)
         return revised
 
     def _revise(
-        self, conn: Connection, article: Article, stored: Any, reason: str, templates: ExtractionSettings | None
+        self, conn: Connection, article: Article, stored: Any, reason: str, templates: ExtractionSettings | None,
+        archived: ArchiveRecord | None,
     ) -> bool:
         site, known = self._template_of(conn, article, templates, blocks(stored.text))
         template = template_fingerprints(known, article.fetched_at, templates) if templates and site else set()
@@ -227,7 +229,8 @@ class ArticleStore(TemplateStore):
         rows.append({"revision": max(latest, 1) + 1, "title": article.title, "text": text,
                      "fetched_at": article.fetched_at, "reason": reason})
         conn.execute(article_revisions.insert(), [{"article_id": article.id, **row} for row in rows])
-        conn.execute(articles.update().where(articles.c.id == article.id).values(**_content(article, text, stripped)))
+        conn.execute(articles.update().where(articles.c.id == article.id)
+                     .values(**_content(article, text, stripped), **_archived_at(archived)))
         # Clustered again from the new text: the story it joins (or leaves) is rebuilt.
         cluster_id = conn.execute(
             sa.select(memberships.c.cluster_id).where(memberships.c.article_id == article.id)
@@ -566,6 +569,15 @@ def _stripped(
     if templates is None or site is None:
         return article.text, []
     return strip(article.text, known, article.fetched_at, templates, parts)
+
+
+def _archived_at(archived: ArchiveRecord | None) -> dict[str, Any]:
+    """The article's columns that say where its page is in the archive (None: not archived)."""
+    return {
+        "warc_file": archived.file if archived else None,
+        "warc_offset": archived.offset if archived else None,
+        "warc_length": archived.length if archived else None,
+    }
 
 
 def _content(article: Article, text: str, stripped: Sequence[StrippedBlock]) -> dict[str, Any]:

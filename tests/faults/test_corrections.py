@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from faultkit import Handler, Web, article_html, fault_settings, write_feed_list
+from pipeline.backfill import reextract
 from pipeline.cli import main
 from pipeline.runner import Pipeline
 from pipeline.storage.schema import article_revisions, stories
@@ -219,4 +220,26 @@ def test_the_first_correction_of_entries_published_in_one_second_is_fetched(web:
         pipeline.run(force=True)
         assert {name: page.requests for name, page in pages.items()} == {"bridge": [None, '"bridge-1"'], "harbour": [None]}
         key = article_id(web.url("/news/bridge"))
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+
+
+def test_reextracting_a_corrected_article_reads_its_latest_page(web: Web, tmp_path: Path) -> None:
+    # The archive keeps every version of the page; the article must point at the one its text
+    # came from, or `newsagg reextract` puts the first version back (found with bench/soak.py).
+    page = Page(web, "/news/bridge")
+    original = article_html("Bridge opens", "bridge")
+    page.html, page.etag = original, '"v1"'
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    key = article_id(link)
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        page.html, page.etag = original.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1), '"v2"'
+        pipeline.run(force=True)
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+
+        report = reextract(pipeline)
+        assert (report.examined, report.changed, report.unreadable) == (1, 0, 0)
         assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
