@@ -450,7 +450,10 @@ def settle(store_url: str, runner: Runner, limit: int = 8) -> None:
 
 
 def check(world: World, store_url: str, es_settings: dict[str, Any], config: Path, tally: Tally) -> dict[str, int]:
-    """Check the store and the index after quiescence; every violation goes to ``tally``. Returns counts."""
+    """Check the store, the index, the archive and the runs after quiescence; every violation goes to ``tally``.
+
+    Returns counts of what there is.
+    """
     bad = tally.violation
     store = Store(store_url)
     try:
@@ -463,6 +466,7 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
             counts = {name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
                       for name, t in (("outbox", outbox), ("dead_letters", dead_letters), ("dirty", dirty_clusters))}
             revisions = Counter(conn.execute(sa.select(article_revisions.c.article_id)).scalars())
+            archived = conn.execute(sa.select(sa.func.count()).where(articles.c.warc_file.is_not(None))).scalar_one()
             feed_rows = list(conn.execute(sa.select(feeds.c.name, feeds.c.status, feeds.c.last_error)))
 
         # Every source is back (the outages ended) and was read without an error at the end.
@@ -562,12 +566,21 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
             index.close()
     finally:
         store.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
-    listed = subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), "runs", "list", "--json",
-                             "--limit", "1000"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
-    states = Counter(r["status"] for r in json.loads(listed.stdout))
+    def newsagg(*args: str) -> Any:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+        done = subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), *args, "--json"], env=env,
+                              capture_output=True, text=True, cwd=ROOT, timeout=600)
+        if done.returncode != 0:
+            bad(f"newsagg {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+        return json.loads(done.stdout or "null")
+
+    states = Counter(r["status"] for r in newsagg("runs", "list", "--limit", "1000") or [])
     if states.get("running"):
         bad(f"runs left running: {states}")
+    # The archive holds the page each article's text came from: extracting it again changes nothing.
+    again = newsagg("reextract") or {}
+    if again.get("changed") or again.get("unreadable") or again.get("failed") or again.get("examined") != archived:
+        bad(f"newsagg reextract over {archived} archived articles: {again}")
     return {"articles": len(arts), "entries": len(ents), "stories": len(story_rows), "clusters": len(clusters),
             "multi_article_stories": sum(1 for ids in clusters.values() if len(ids) > 1),
             "revisions": sum(revisions.values()), **{f"runs_{k}": v for k, v in states.items()}}
