@@ -598,6 +598,12 @@ class Pipeline:
                 self.store.record_entry_failure(url, "the extraction worker died", final=False)
                 deferred += 1
                 continue
+            if pending.revisit and (error is not None or url in lost):
+                # The article has its page's text: the feed's summary is no correction of it.
+                reason = f"page fetch failed: {error.reason}" if error is not None else "the extraction worker died"
+                self.store.record_entry_failure(url, reason, final=True)
+                log.info("article page %s not fetched again (%s); the article stays as it was", redact_url(url), reason)
+                continue
             try:
                 article = build_article(
                     pending.entry,

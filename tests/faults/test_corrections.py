@@ -243,3 +243,26 @@ def test_reextracting_a_corrected_article_reads_its_latest_page(web: Web, tmp_pa
         report = reextract(pipeline)
         assert (report.examined, report.changed, report.unreadable) == (1, 0, 0)
         assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+
+
+@pytest.mark.parametrize("status", [404, 503])
+def test_a_revisit_whose_page_cannot_be_fetched_leaves_the_article_as_it_was(
+    web: Web, tmp_path: Path, status: int
+) -> None:
+    page = Page(web, "/news/bridge")
+    page.html, page.etag = article_html("Bridge opens", "bridge"), '"v1"'
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    key = article_id(link)
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+        text = pipeline.store.articles_by_id([key])[key].text
+        # Updated in the feed, but the page is gone or failing on every attempt.
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        web.serve("/news/bridge", "unavailable", "text/plain", status=status)
+        for _ in range(3):
+            pipeline.run(force=True)
+        article = pipeline.store.articles_by_id([key])[key]
+        assert (article.text, article.text_source.value) == (text, "page")
+        assert pipeline.store.article_revisions(key) == []
