@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +73,8 @@ ROUNDUP = 9  # an RSS feed that also lists other feeds' stories, linking copies 
 OUTAGES = {3: (503, 0.30, 0.55), 12: (404, 0.40, 0.65)}  # source -> (status, from, to) as shares of the change
 STOP_LINE = re.compile(r"^newsagg: stopped \((SIGTERM|SIGINT)\); run again to resume where it stopped$")
 BAD_LINE = re.compile(r"ERROR|CRITICAL|Traceback|newsagg: error|Exception")
+ARTICLE_ROWS = sa.select(articles.c.id, articles.c.url, articles.c.text, articles.c.text_source,
+                         articles.c.text_source_reason)
 DOC_IN_URL = re.compile(r"/(?:a|go|amp)/([0-9a-f]{16})")
 
 
@@ -178,7 +180,8 @@ class World:
                     f' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">{rows}</urlset>', "application/xml")
         if kind == ATOM:
             rows = "".join(
-                f"<entry><title>{escape(d.title)}</title><id>urn:soak:{d.id}</id><link href=\"{escape(self.link(d))}\"/>"
+                f"<entry><title>{escape(d.title)}</title><id>urn:soak:{d.id}</id>"
+                f'<link href="{escape(self.link(d))}"/>'
                 f"<published>{d.published.isoformat()}</published><updated>{self.updated(d, at).isoformat()}</updated>"
                 f"<summary>{escape(d.paragraphs[0])}</summary></entry>" for d, _ in listed)
             return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
@@ -193,7 +196,8 @@ class World:
             + f"<pubDate>{format_datetime(d.published, usegmt=True)}</pubDate></item>" for d, roundup in listed)
         return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
                 'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
-                f"<title>{name}</title><link>{self.base}/</link><description>{name}</description>{rows}</channel></rss>",
+                f"<title>{name}</title><link>{self.base}/</link><description>{name}</description>{rows}"
+                "</channel></rss>",
                 "application/rss+xml")
 
     def answer(self, path: str, if_none_match: str | None) -> tuple[int, bytes, str, dict[str, str], float]:
@@ -344,6 +348,18 @@ class Runner:
 
     def finish(self, batch: list[Run], timeout: float = 300) -> None:
         """Wait for ``batch``, signalling each as planned; check how each ended."""
+        try:
+            self._wait(batch, timeout)
+        except BaseException:  # the soak itself interrupted: no run outlives it
+            for run in batch:
+                if run.process.poll() is None:
+                    _signal(run, signal.SIGKILL)
+                    run.process.wait()
+            raise
+        for run in batch:
+            self.judge(run)
+
+    def _wait(self, batch: list[Run], timeout: float) -> None:
         while any(r.process.poll() is None for r in batch):
             for run in batch:
                 age = time.monotonic() - run.started
@@ -366,8 +382,6 @@ class Runner:
                     _signal(run, signal.SIGKILL)
                     run.action = "kill"
             time.sleep(0.05)
-        for run in batch:
-            self.judge(run)
 
     def judge(self, run: Run) -> None:
         code = run.process.returncode
@@ -383,7 +397,8 @@ class Runner:
         stopped = [line for line in lines if STOP_LINE.match(line)]
         bad = [line for line in lines if BAD_LINE.search(line) and not STOP_LINE.match(line)]
         if bad:
-            self.tally.violation(f"run {run.number} (exit {code}, {run.action}): stderr:\n  " + "\n  ".join(lines[-40:]))
+            shown = "\n  ".join(lines[-40:])
+            self.tally.violation(f"run {run.number} (exit {code}, {run.action}): stderr:\n  {shown}")
         signalled = run.signalled is not None
         if code == 0 or (signalled and run.action == "kill" and code == -signal.SIGKILL):
             pass
@@ -449,6 +464,21 @@ def settle(store_url: str, runner: Runner, limit: int = 8) -> None:
 # -- invariants -----------------------------------------------------------------------------
 
 
+def corrections(world: World, arts: dict[str, Any], revisions: Counter[str], bad: Callable[[str], None]) -> None:
+    """The latest revision of each corrected page is what its article says."""
+    for doc in world.docs.values():
+        if not doc.corrections:
+            continue
+        rev = world.revision(doc, world.change)
+        found = [a for a in arts.values() if doc.id in a.url]
+        if not found:
+            bad(f"corrected page {doc.id} has no article")
+        elif f"Correction {rev} to story {doc.id}" not in found[0].text or \
+                f"Correction {rev + 1} to story" in found[0].text:
+            bad(f"corrected page {doc.id} (revision {rev}) shows another text; revisions stored: "
+                f"{revisions.get(found[0].id, 0)}")
+
+
 def check(world: World, store_url: str, es_settings: dict[str, Any], config: Path, tally: Tally) -> dict[str, int]:
     """Check the store, the index, the archive and the runs after quiescence; every violation goes to ``tally``.
 
@@ -458,7 +488,7 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
     store = Store(store_url)
     try:
         with store.engine.connect() as conn:
-            arts = {r.id: r for r in conn.execute(sa.select(articles.c.id, articles.c.url, articles.c.text))}
+            arts = {r.id: r for r in conn.execute(ARTICLE_ROWS)}
             ents = list(conn.execute(sa.select(entries)).mappings())
             members = {r.article_id: r.cluster_id for r in conn.execute(sa.select(memberships))}
             story_rows = {r.id: r for r in conn.execute(sa.select(stories.c.id, stories.c.sources))}
@@ -474,17 +504,20 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
             if source.status != "active" or source.last_error:
                 bad(f"source {source.name!r} ended {source.status}: {source.last_error}")
 
-        # No article stored twice: one per story page of the web.
-        by_doc: dict[str, list[str]] = defaultdict(list)
+        # No article stored twice: one per story page of the web, whatever link led to it. Only
+        # a page never fetched (404, or failing at each attempt) cannot name its canonical URL:
+        # its links' feed texts are articles of their own.
+        by_doc: dict[str, list[Any]] = defaultdict(list)
         for a in arts.values():
             m = DOC_IN_URL.search(a.url)
             if m is None:
                 bad(f"article {a.id} has an URL of no page of the web: {a.url}")
             else:
-                by_doc[m[1]].append(a.url)
-        for doc_id, urls in by_doc.items():
-            if len(urls) > 1:
-                bad(f"page {doc_id} stored as {len(urls)} articles: {urls}")
+                by_doc[m[1]].append(a)
+        for doc_id, found in by_doc.items():
+            fetched = [a for a in found if not (a.text_source_reason or "").startswith("page fetch failed")]
+            if len(fetched) > 1:
+                bad(f"page {doc_id} stored as {len(fetched)} articles: {[a.url for a in found]}")
         # Every entry done or failed with a reason, none claimed.
         for e in ents:
             if e["state"] not in ("done", "failed") or (e["state"] == "failed" and not e["last_error"]):
@@ -523,18 +556,7 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
         for name, n in counts.items():
             if n:
                 bad(f"{n} rows left in {name}")
-        # Corrections: the latest revision is what the article says.
-        for doc in world.docs.values():
-            if not doc.corrections:
-                continue
-            rev = world.revision(doc, world.change)
-            found = [a for a in arts.values() if doc.id in a.url]
-            if not found:
-                bad(f"corrected page {doc.id} has no article")
-            elif f"Correction {rev} to story {doc.id}" not in found[0].text or \
-                    f"Correction {rev + 1} to story" in found[0].text:
-                bad(f"corrected page {doc.id} (revision {rev}) shows another text; revisions stored: "
-                    f"{revisions.get(found[0].id, 0)}")
+        corrections(world, arts, revisions, bad)
         # The search index holds the store's documents.
         settings = load_settings(None, search_backend="elasticsearch", es=es_settings)
         index = ElasticsearchIndex(settings.es)
@@ -566,6 +588,7 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
             index.close()
     finally:
         store.close()
+
     def newsagg(*args: str) -> Any:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
         done = subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), *args, "--json"], env=env,
@@ -578,9 +601,19 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
     if states.get("running"):
         bad(f"runs left running: {states}")
     # The archive holds the page each article's text came from: extracting it again changes nothing.
+    # It may strip paragraphs its outlet was found to repeat since (template learning), nothing else.
     again = newsagg("reextract") or {}
-    if again.get("changed") or again.get("unreadable") or again.get("failed") or again.get("examined") != archived:
+    if again.get("unreadable") or again.get("failed") or again.get("examined") != archived:
         bad(f"newsagg reextract over {archived} archived articles: {again}")
+    engine = sa.create_engine(store_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        after = {r.id: r for r in conn.execute(ARTICLE_ROWS)}
+    engine.dispose()
+    for i, a in arts.items():
+        if i in after and after[i].text != a.text and not set(after[i].text.split("\n\n")) < set(a.text.split("\n\n")):
+            bad(f"newsagg reextract changed article {a.url} ({a.text_source}, {a.text_source_reason}) otherwise than "
+                f"by dropping paragraphs: {len(a.text)} -> {len(after[i].text)} characters ({after[i].text_source})")
+    corrections(world, after, revisions, bad)
     return {"articles": len(arts), "entries": len(ents), "stories": len(story_rows), "clusters": len(clusters),
             "multi_article_stories": sum(1 for ids in clusters.values() if len(ids) > 1),
             "revisions": sum(revisions.values()), **{f"runs_{k}": v for k, v in states.items()}}
@@ -601,9 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="newsagg-soak-"))
     print(f"soak: seed {args.seed}, {len(world.docs)} articles, {args.minutes} min, logs in {scratch}", flush=True)
     with postgres_database() as store_url, serving(world) as base:
-        feeds = [{"name": f"Soak source {i:02d}", "url": f"{base}/feeds/{i}.xml"} | ({"type": "sitemap"} if k == SITEMAP
-                                                                                     else {})
-                 for i, k in enumerate(KINDS)]
+        feeds = [{"name": f"Soak source {i:02d}", "url": f"{base}/feeds/{i}.xml",
+                  "type": "sitemap" if kind == SITEMAP else "feed"} for i, kind in enumerate(KINDS)]
         (scratch / "feeds.yaml").write_text(yaml.safe_dump({"feeds": feeds}))
         config = scratch / "soak.yaml"
         config.write_text(yaml.safe_dump({
