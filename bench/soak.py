@@ -154,8 +154,11 @@ class World:
     def page(self, doc: Doc, rev: int) -> str:
         paragraphs = list(doc.paragraphs)
         for n in range(1, rev + 1):
+            # Long enough that even the shortest story's corrected page is text enough to be used.
             paragraphs.append(f"Correction {n} to story {doc.id}: an earlier version of this article misstated "
-                              f"the figures given by the council, revised as number {n} of the record.")
+                              f"the figures given by the council, revised as number {n} of the record. The budget "
+                              "is forty-two million, not twenty-four million, and the vote on it is set for "
+                              "Thursday evening rather than Tuesday morning, as the article said at first.")
         body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
         return (f"<!doctype html><html lang=en><head><title>{escape(doc.title)}</title>"
                 f'<link rel="canonical" href="/a/{doc.id}"><meta name="author" content="Staff">'
