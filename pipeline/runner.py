@@ -583,7 +583,7 @@ class Pipeline:
         for url, pending in {p.entry.url: p for p in done.batch}.items():
             page = done.fetched.get(url)
             if page is not None and page.not_modified:
-                self.store.close_entry(url)
+                self.store.close_entry(url, pending.entry.updated)
                 log.info("article page %s not modified since the last fetch", redact_url(url))
                 continue
             error = done.errors.get(url)
@@ -597,6 +597,12 @@ class Pipeline:
                 # Its worker died with it (out of memory?): the next pass extracts it again.
                 self.store.record_entry_failure(url, "the extraction worker died", final=False)
                 deferred += 1
+                continue
+            if pending.revisit and (error is not None or url in lost):
+                # The article has its page's text: the feed's summary is no correction of it.
+                reason = f"page fetch failed: {error.reason}" if error is not None else "the extraction worker died"
+                self.store.record_entry_failure(url, reason, final=True)
+                log.info("article page %s not fetched again (%s); the article stays as it was", redact_url(url), reason)
                 continue
             try:
                 article = build_article(
@@ -617,12 +623,12 @@ class Pipeline:
                 continue
             validators = page.validators if page is not None else None
             if not pending.revisit:
-                built.append(NewArticle(article, url, validators, done.archived.get(url)))
+                built.append(NewArticle(article, url, validators, done.archived.get(url), pending.entry.updated))
                 continue
             updated = pending.entry.updated.isoformat() if pending.entry.updated else "unknown"
             if self.store.revise_article(
                 article, url, reason=f"feed entry updated {updated}", templates=self.settings.extraction,
-                validators=validators,
+                validators=validators, updated=pending.entry.updated, archived=done.archived.get(url),
             ):
                 log.info("article %s: its text changed, stored as a new revision", article.url)
         return self.store.save_articles(built, self.settings.extraction), failed, deferred

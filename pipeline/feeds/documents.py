@@ -55,6 +55,7 @@ class _RawEntry:
     author: str | None
     published: datetime | None
     updated: datetime | None = None  # when the publisher last changed the entry (a correction)
+    dated_by_update: bool = False  # ``published`` is ``updated``: the entry gave no date of publication
 
 
 def parse_feed(feed: FeedSource, fetched: Fetched, *, max_entries: int, now: datetime | None = None) -> ParsedFeed:
@@ -209,6 +210,7 @@ def _raw_from_feedparser(entry: object) -> _RawEntry:
         author=_one_line(author) if isinstance(author, str) and author.strip() else None,
         published=published,
         updated=_from_struct_time(_field(entry, "updated_parsed")),
+        dated_by_update=published is not None and key == "updated_parsed",
     )
 
 
@@ -283,9 +285,13 @@ def _stamped(raw_entries: Sequence[_RawEntry]) -> bool:
 
     Two entries or more corrected in the same second are far less likely than a CMS that
     writes its build time into every entry, which would have every page fetched again at every poll.
+    An entry whose update time is the publication time it states was not changed since: it is
+    no stamp (entries published in one second would otherwise have their update times dropped,
+    and the first correction of each would not be fetched).
     """
-    times = {raw.updated for raw in raw_entries if raw.updated is not None}
-    return len(times) == 1 and sum(raw.updated is not None for raw in raw_entries) >= 2
+    stamps = [raw.updated for raw in raw_entries
+              if raw.updated is not None and (raw.dated_by_update or raw.updated != raw.published)]
+    return len(set(stamps)) == 1 and len(stamps) >= 2
 
 
 def _clean_entries(

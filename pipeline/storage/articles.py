@@ -52,12 +52,16 @@ from pipeline.templates import (
 
 @dataclass(frozen=True, slots=True)
 class NewArticle:
-    """An article to store, the feed entry it closes, and what is kept of its page: validators, archive record."""
+    """An article to store, the feed entry it closes, and what is kept of its page: validators, archive record.
+
+    ``updated`` is the entry's feed update time when its page was fetched (see ``_closed``).
+    """
 
     article: Article
     entry_url: str
     validators: Validators | None = None
     archived: ArchiveRecord | None = None
+    updated: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +163,7 @@ class ArticleStore(TemplateStore):
                 "outlet": article.outlet,
                 "arrived_at": article.arrival_key[0],
                 "published": article.published,
-                "warc_file": archived.file if archived else None,
-                "warc_offset": archived.offset if archived else None,
-                "warc_length": archived.length if archived else None,
+                **_archived_at(archived),
                 **_content(article, text, stripped),
             })
             if site is not None and templates is not None and article.id not in stored:
@@ -182,16 +184,19 @@ class ArticleStore(TemplateStore):
         reason: str,
         templates: ExtractionSettings | None = None,
         validators: Validators | None = None,
+        updated: datetime | None = None,
+        archived: ArchiveRecord | None = None,
     ) -> bool:
         """Store a fetched-again article's text as its new revision, if it changed; returns whether it did.
 
-        The article row takes the new text, title and page metadata (its arrival and
-        publication time stay); every revision is kept in ``article_revisions`` (the
+        The article row takes the new text, title and page metadata, and where the new page
+        is archived (``archived``: `newsagg reextract` reads the page its text came from); its
+        arrival and publication time stay. Every revision is kept in ``article_revisions`` (the
         first correction also records the text it replaces as revision 1). Its
         signature and membership go, and its cluster is marked for rebuilding, so the
         next clustering signs the new text and the story shows it. A text that differs
         only in its outlet's template blocks is no revision. An article no longer
-        stored is stored anew (``save_article``).
+        stored is stored anew (``save_article``). ``updated``: as for ``NewArticle``.
         """
         with self._tx(f"article {article.url}") as conn:
             stored = conn.execute(
@@ -200,14 +205,16 @@ class ArticleStore(TemplateStore):
                 .with_for_update()
             ).first()
             if stored is None:
-                revised = self._insert_articles(conn, [NewArticle(article, entry_url)], templates) > 0
+                anew = NewArticle(article, entry_url, archived=archived)
+                revised = self._insert_articles(conn, [anew], templates) > 0
             else:
-                revised = self._revise(conn, article, stored, reason, templates)
-            self._close_entry(conn, entry_url, validators)
+                revised = self._revise(conn, article, stored, reason, templates, archived)
+            self._close_entry(conn, entry_url, validators, updated)
         return revised
 
     def _revise(
-        self, conn: Connection, article: Article, stored: Any, reason: str, templates: ExtractionSettings | None
+        self, conn: Connection, article: Article, stored: Any, reason: str, templates: ExtractionSettings | None,
+        archived: ArchiveRecord | None,
     ) -> bool:
         site, known = self._template_of(conn, article, templates, blocks(stored.text))
         template = template_fingerprints(known, article.fetched_at, templates) if templates and site else set()
@@ -222,7 +229,8 @@ class ArticleStore(TemplateStore):
         rows.append({"revision": max(latest, 1) + 1, "title": article.title, "text": text,
                      "fetched_at": article.fetched_at, "reason": reason})
         conn.execute(article_revisions.insert(), [{"article_id": article.id, **row} for row in rows])
-        conn.execute(articles.update().where(articles.c.id == article.id).values(**_content(article, text, stripped)))
+        conn.execute(articles.update().where(articles.c.id == article.id)
+                     .values(**_content(article, text, stripped), **_archived_at(archived)))
         # Clustered again from the new text: the story it joins (or leaves) is rebuilt.
         cluster_id = conn.execute(
             sa.select(memberships.c.cluster_id).where(memberships.c.article_id == article.id)
@@ -233,31 +241,41 @@ class ArticleStore(TemplateStore):
             conn.execute(self._insert(dirty_clusters).values(cluster_id=cluster_id).on_conflict_do_nothing())
         return True
 
-    def close_entry(self, entry_url: str) -> None:
-        """Mark an entry done with nothing to store (its page was not modified since the last fetch)."""
+    def close_entry(self, entry_url: str, updated: datetime | None = None) -> None:
+        """Mark an entry done with nothing to store (its page was not modified since the last fetch).
+
+        ``updated``: as for ``NewArticle``.
+        """
         with self._tx(f"entry {entry_url}") as conn:
-            self._close_entry(conn, entry_url, None)
+            self._close_entry(conn, entry_url, None, updated)
 
     @staticmethod
-    def _close_entry(conn: Connection, entry_url: str, validators: Validators | None) -> None:
-        done: dict[str, Any] = {"state": "done", "revisit": False, "lease_until": None}
+    def _close_entry(
+        conn: Connection, entry_url: str, validators: Validators | None, updated: datetime | None = None
+    ) -> None:
+        done = _closed(updated)
         if validators is not None:
             done |= {"etag": validators.etag, "last_modified": validators.last_modified}
         conn.execute(entries.update().where(entries.c.url == entry_url).values(**done))
 
     @staticmethod
     def _close_entries(conn: Connection, saved: Sequence[NewArticle]) -> None:
-        """``_close_entry`` for each, in two statements: one for the entries without validators, one executed many times."""
-        done = {"state": "done", "revisit": False, "lease_until": None}
-        bare = sorted({one.entry_url for one in saved if one.validators is None})
+        """``_close_entry`` for each: one statement for the entries with neither validators nor an update time
+        (a backfill's), one executed many times for each of the other two kinds."""
+        bare = sorted({one.entry_url for one in saved if one.validators is None and one.updated is None})
         for chunk in chunks(bare, 500):
-            conn.execute(entries.update().where(entries.c.url.in_(chunk)).values(**done))
-        kept = [{"entry": one.entry_url, "etag": one.validators.etag, "modified": one.validators.last_modified}
-                for one in saved if one.validators is not None]
+            conn.execute(entries.update().where(entries.c.url.in_(chunk)).values(**_closed(None)))
+        seen = sa.bindparam("seen", type_=UTCDateTime())
+        dated = [{"entry": one.entry_url, "seen": one.updated}
+                 for one in saved if one.validators is None and one.updated is not None]
+        if dated:
+            conn.execute(entries.update().where(entries.c.url == sa.bindparam("entry")).values(**_closed(seen)), dated)
+        kept = [{"entry": one.entry_url, "seen": one.updated, "etag": one.validators.etag,
+                 "modified": one.validators.last_modified} for one in saved if one.validators is not None]
         if kept:
             conn.execute(
                 entries.update().where(entries.c.url == sa.bindparam("entry"))
-                .values(**done, etag=sa.bindparam("etag"), last_modified=sa.bindparam("modified")),
+                .values(**_closed(seen), etag=sa.bindparam("etag"), last_modified=sa.bindparam("modified")),
                 kept,
             )
 
@@ -553,6 +571,15 @@ def _stripped(
     return strip(article.text, known, article.fetched_at, templates, parts)
 
 
+def _archived_at(archived: ArchiveRecord | None) -> dict[str, Any]:
+    """The article's columns that say where its page is in the archive (None: not archived)."""
+    return {
+        "warc_file": archived.file if archived else None,
+        "warc_offset": archived.offset if archived else None,
+        "warc_length": archived.length if archived else None,
+    }
+
+
 def _content(article: Article, text: str, stripped: Sequence[StrippedBlock]) -> dict[str, Any]:
     """The article's columns that a revision replaces, with ``text`` as its text."""
     return {
@@ -616,3 +643,15 @@ def _membership(row: Any) -> Membership:
     )
 
 
+def _closed(seen: datetime | sa.BindParameter[datetime] | None) -> dict[str, Any]:
+    """The values that close an entry whose page was fetched when its feed update time was ``seen``.
+
+    A poll by another worker may have noted a later update time (a correction) while the
+    page was being fetched and stored: that entry stays queued, as a revisit, so the
+    corrected page is fetched too; the poll did not queue it, since it was not done yet.
+    """
+    if seen is None:
+        return {"state": "done", "revisit": False, "lease_until": None}
+    newer = sa.and_(entries.c.updated.is_not(None), entries.c.updated > seen)
+    return {"state": sa.case((newer, "pending"), else_="done"), "revisit": sa.case((newer, True), else_=False),
+            "lease_until": None}

@@ -4,13 +4,16 @@ shows and `articles show` lists; a 304, or the same text, makes none."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from faultkit import Handler, Web, article_html, fault_settings, write_feed_list
+from pipeline.backfill import reextract
 from pipeline.cli import main
 from pipeline.runner import Pipeline
 from pipeline.storage.schema import article_revisions, stories
@@ -139,3 +142,127 @@ def test_a_feed_that_stamps_every_entry_with_its_build_time_queues_no_page_again
             web.serve("/feed.xml", stamped(at), "application/atom+xml")
             pipeline.run(force=True)
         assert {name: page.requests for name, page in pages.items()} == {name: [None] for name in pages}
+
+
+def test_an_update_noted_while_the_page_is_being_fetched_is_not_lost(
+    web: Web, tmp_path: Path, store_url: str | None
+) -> None:
+    # Two workers: one has the page's first version in hand, not yet stored, when the other
+    # polls the feed and notes the entry's new update time. Storing the first version must not
+    # close the entry as if it were the corrected one (found by bench/soak.py).
+    page = Page(web, "/news/bridge")
+    original = article_html("Bridge opens", "bridge")
+    page.html, page.etag = original, '"v1"'
+    asked, release = threading.Event(), threading.Event()
+
+    def held_once(handler: Handler) -> None:
+        html, etag = page.html, page.etag  # the version of the moment it was asked for
+        if not asked.is_set():
+            asked.set()
+            release.wait(30)
+        page.requests.append(handler.headers.get("If-None-Match"))
+        handler.reply(200, html.encode(), ETag=etag)
+
+    web.routes["/news/bridge"] = held_once
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    settings = fault_settings(web, tmp_path, feeds, store_url=store_url, fetch={"read_timeout": 30, "total_timeout": 60})
+
+    def first_run() -> None:
+        with Pipeline(settings) as pipeline:
+            pipeline.run()
+
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(first_run)
+        assert asked.wait(30)
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        page.html, page.etag = original.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1), '"v2"'
+        with Pipeline(settings) as other:  # the other worker polls the feed meanwhile
+            other.poll_feeds(other.load_feeds())
+        release.set()
+        first.result()
+
+    with Pipeline(settings) as pipeline:
+        pipeline.run(force=True)
+        key = article_id(link)
+        assert page.requests == [None, '"v1"']  # fetched again, with the first version's validators
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+        assert [r.revision for r in pipeline.store.article_revisions(key)] == [1, 2]
+
+
+def test_the_first_correction_of_entries_published_in_one_second_is_fetched(web: Web, tmp_path: Path) -> None:
+    # Two entries published in the same second, never updated since: their update times are
+    # one time, but not a feed's build time stamped on every entry (found by bench/soak.py).
+    pages = {n: Page(web, f"/news/{n}") for n in ("bridge", "harbour")}
+    for name, page in pages.items():
+        page.html, page.etag = article_html(f"{name.title()} opens", name), f'"{name}-1"'
+
+    def feed(bridge_updated: str) -> str:
+        items = "".join(
+            f'<entry><title>{name.title()} opens</title><id>urn:ledger:{name}</id><link href="{web.url(f"/news/{name}")}"/>'
+            f"<published>2026-11-02T08:00:00Z</published>"
+            f"<updated>{bridge_updated if name == 'bridge' else '2026-11-02T08:00:00Z'}</updated>"
+            "<summary>It opens.</summary></entry>"
+            for name in pages
+        )
+        return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+                f"<title>Ledger</title><id>urn:ledger</id><updated>2026-11-02T08:00:00Z</updated>{items}</feed>")
+
+    web.serve("/feed.xml", feed("2026-11-02T08:00:00Z"), "application/atom+xml")
+    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    with Pipeline(settings) as pipeline:
+        assert pipeline.run().articles_added == 2
+        bridge = pages["bridge"]
+        bridge.html = bridge.html.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1)
+        bridge.etag = '"bridge-2"'
+        web.serve("/feed.xml", feed("2026-11-02T10:30:00Z"), "application/atom+xml")
+        pipeline.run(force=True)
+        assert {name: page.requests for name, page in pages.items()} == {"bridge": [None, '"bridge-1"'], "harbour": [None]}
+        key = article_id(web.url("/news/bridge"))
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+
+
+def test_reextracting_a_corrected_article_reads_its_latest_page(web: Web, tmp_path: Path) -> None:
+    # The archive keeps every version of the page; the article must point at the one its text
+    # came from, or `newsagg reextract` puts the first version back (found with bench/soak.py).
+    page = Page(web, "/news/bridge")
+    original = article_html("Bridge opens", "bridge")
+    page.html, page.etag = original, '"v1"'
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    key = article_id(link)
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        page.html, page.etag = original.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1), '"v2"'
+        pipeline.run(force=True)
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+
+        report = reextract(pipeline)
+        assert (report.examined, report.changed, report.unreadable) == (1, 0, 0)
+        assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+
+
+@pytest.mark.parametrize("status", [404, 503])
+def test_a_revisit_whose_page_cannot_be_fetched_leaves_the_article_as_it_was(
+    web: Web, tmp_path: Path, status: int
+) -> None:
+    page = Page(web, "/news/bridge")
+    page.html, page.etag = article_html("Bridge opens", "bridge"), '"v1"'
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    key = article_id(link)
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+        text = pipeline.store.articles_by_id([key])[key].text
+        # Updated in the feed, but the page is gone or failing on every attempt.
+        web.serve("/feed.xml", atom(link, "2026-11-02T10:30:00Z"), "application/atom+xml")
+        web.serve("/news/bridge", "unavailable", "text/plain", status=status)
+        for _ in range(3):
+            pipeline.run(force=True)
+        article = pipeline.store.articles_by_id([key])[key]
+        assert (article.text, article.text_source.value) == (text, "page")
+        assert pipeline.store.article_revisions(key) == []
