@@ -17,7 +17,8 @@ from pipeline.web import create_app
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 BOX = "Sign up to the Ledger Morning briefing, in your inbox every weekday at 7am."
-ARCHIVED = ArchiveRecord("newsagg-20261102-0001.warc.gz", 4096, 2345)
+FIRST_PAGE = ArchiveRecord("newsagg-20261102-0001.warc.gz", 4096, 2345)
+ARCHIVED = ArchiveRecord("newsagg-20261102-0002.warc.gz", 512, 2401)  # the corrected page, its latest
 
 
 def article(n: int, topic: str, *, title: str = "", hours: float = 0) -> Article:
@@ -41,10 +42,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     for n, topic in enumerate(["harbour", "rail", "school", "water", "market"]):
         store.save_article(article(n, topic), templates=templates)
     first = article(9, "bridge", title="Bridge costs to be published")
-    store.save_article(first, templates=templates, archived=ARCHIVED)
+    store.save_article(first, templates=templates, archived=FIRST_PAGE)
     corrected = replace(first, title="Bridge costs to be published in spring", fetched_at=T0 + timedelta(hours=5),
                         text=first.text.replace("Tuesday", "Wednesday"))
-    assert store.revise_article(corrected, corrected.url, reason="page changed", templates=templates)
+    assert store.revise_article(corrected, corrected.url, reason="page changed", templates=templates,
+                                archived=ARCHIVED)
     store.close()
     with TestClient(create_app(settings)) as test_client:
         yield test_client
