@@ -65,7 +65,7 @@ from pipeline.storage.schema import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from services import ensure_elasticsearch, postgres_database  # noqa: E402  (the tests' servers)
+from services import ensure_elasticsearch, group_members, postgres_database  # noqa: E402  (the tests' servers)
 
 RSS, RSS_FULL, ATOM, SITEMAP = "rss", "rss-full", "atom", "sitemap"
 KINDS = [RSS_FULL] * 5 + [RSS] * 5 + [ATOM] * 8 + [SITEMAP] * 2
@@ -310,18 +310,6 @@ class Tally:
     def violation(self, text: str) -> None:
         self.violations.append(text)
         print(f"VIOLATION {text}", flush=True)
-
-
-def group_members(group: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(pgrp) == group and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 def _signal(run: Run, sig: signal.Signals, group: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""The real servers the tests run against: Elasticsearch, PostgreSQL.
+"""The real servers the tests run against: Elasticsearch, PostgreSQL; and the processes they start.
 
 `ensure_elasticsearch()` / `ensure_postgres()` return NEWSAGG_ES_URL /
 NEWSAGG_PG_URL when set (an existing server), else the URL of the server started
@@ -97,3 +97,16 @@ def postgres_database() -> Iterator[str]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+def group_members(group: int) -> list[int]:
+    """The live processes of process group ``group`` (a run and its workers)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(pgrp) == group and state != "Z":
+            members.append(int(stat.parent.name))
+    return members

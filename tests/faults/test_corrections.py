@@ -115,6 +115,17 @@ def test_an_updated_entry_with_a_changed_page_is_a_new_revision(
     assert "2. 2026-" in shown and "feed entry updated 2026-11-02T10:30:00+00:00" in shown
 
 
+def atom_feed(web: Web, updated: dict[str, str], feed_updated: str) -> str:
+    """An Atom feed of one entry per name, each published at 08:00 on 2 November and updated as given."""
+    items = "".join(
+        f'<entry><title>{name.title()} opens</title><id>urn:ledger:{name}</id><link href="{web.url(f"/news/{name}")}"/>'
+        f"<published>2026-11-02T08:00:00Z</published><updated>{at}</updated><summary>It opens.</summary></entry>"
+        for name, at in updated.items()
+    )
+    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<title>Ledger</title><id>urn:ledger</id><updated>{feed_updated}</updated>{items}</feed>")
+
+
 def test_a_feed_that_stamps_every_entry_with_its_build_time_queues_no_page_again(web: Web, tmp_path: Path) -> None:
     # Many CMS feeds give every entry the time the feed was generated as its update time: it
     # moves on at every poll for every entry and says nothing of a correction. Taken as one,
@@ -124,15 +135,7 @@ def test_a_feed_that_stamps_every_entry_with_its_build_time_queues_no_page_again
         page.html, page.etag = article_html(f"{name.title()} opens", name), f'"{name}"'
 
     def stamped(at: str) -> str:
-        items = "".join(
-            f'<entry><title>{name.title()} opens</title><id>urn:ledger:{name}</id><link href="{web.url(f"/news/{name}")}"/>'
-            f"<published>2026-11-02T08:00:00Z</published><updated>{at}</updated><summary>It opens.</summary></entry>"
-            for name in pages
-        )
-        return (
-            '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-            f"<title>Ledger</title><id>urn:ledger</id><updated>{at}</updated>{items}</feed>"
-        )
+        return atom_feed(web, {name: at for name in pages}, at)
 
     web.serve("/feed.xml", stamped("2026-11-02T09:00:00Z"), "application/atom+xml")
     settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
@@ -199,15 +202,7 @@ def test_the_first_correction_of_entries_published_in_one_second_is_fetched(web:
         page.html, page.etag = article_html(f"{name.title()} opens", name), f'"{name}-1"'
 
     def feed(bridge_updated: str) -> str:
-        items = "".join(
-            f'<entry><title>{name.title()} opens</title><id>urn:ledger:{name}</id><link href="{web.url(f"/news/{name}")}"/>'
-            f"<published>2026-11-02T08:00:00Z</published>"
-            f"<updated>{bridge_updated if name == 'bridge' else '2026-11-02T08:00:00Z'}</updated>"
-            "<summary>It opens.</summary></entry>"
-            for name in pages
-        )
-        return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-                f"<title>Ledger</title><id>urn:ledger</id><updated>2026-11-02T08:00:00Z</updated>{items}</feed>")
+        return atom_feed(web, {"bridge": bridge_updated, "harbour": "2026-11-02T08:00:00Z"}, "2026-11-02T08:00:00Z")
 
     web.serve("/feed.xml", feed("2026-11-02T08:00:00Z"), "application/atom+xml")
     settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import pytest
 import sqlalchemy as sa
 import yaml
-from services import ensure_elasticsearch, postgres_database
+from services import ensure_elasticsearch, group_members, postgres_database
 
 from pipeline.demo.run import demo_settings, write_demo_feeds
 from pipeline.demo.server import CorpusServer
@@ -277,19 +277,6 @@ def wait_stopped(pid: int) -> None:
             return
         time.sleep(0.0005)
     raise AssertionError(f"process {pid} did not stop")
-
-
-def group_members(group: int) -> list[int]:
-    """The live processes of process group ``group``."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(pgrp) == group and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 class Missed(AssertionError):
