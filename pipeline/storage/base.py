@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from pipeline.errors import LockLost, StoreError
 from pipeline.sqlite_wal import use_wal
 from pipeline.storage import migrate
-from pipeline.storage.schema import outbox, outbox_seq
+from pipeline.storage.schema import ADVISORY_LOCKS, outbox, outbox_seq
 from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,6 @@ _ROWCOUNT = {"preserve_rowcount": True}
 # Seconds a SQLite connection waits for another process's lock before "database is locked".
 _SQLITE_WAIT = 30.0
 
-# PostgreSQL advisory lock keys ("newsag" + a number), one per kind of exclusive work
-# (01 is the schema's, in migrate.py; 03 the feed list's registration, in feeds.py).
-_LOCKS = {"clusters": 0x6E6577736167_02, "alerts": 0x6E6577736167_04}
 #: The threads of this process wanting an embedded store's lock file, one lock per file.
 _FILE_LOCK_TURNS: dict[str, threading.Lock] = {}
 
@@ -186,7 +183,7 @@ class StoreBase:
             LockLost: the lock's connection ended while the work ran (transient: run it again).
         """
         if self.engine.dialect.name == "postgresql":
-            key = _LOCKS[name]
+            key = ADVISORY_LOCKS[name]
             try:
                 conn = self.engine.connect()
                 try:

@@ -16,11 +16,9 @@ from sqlalchemy.exc import DBAPIError
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.runs import HOST, process_gone
-from pipeline.storage.schema import UTCDateTime, alert_digests, entries, feeds
+from pipeline.storage.schema import ADVISORY_LOCKS, UTCDateTime, alert_digests, entries, feeds
 from pipeline.urls import feed_url_key, unused_id
 
-# PostgreSQL advisory lock key ("newsag" + a number, see base._LOCKS) of the feed list's registration.
-_FEED_LIST_LOCK = 0x6E6577736167_03
 # The columns the feed list sets; the rest is the feed's polling state.
 _CONFIGURED = ("name", "url", "language", "tags", "poll_interval", "kind", "cross_host")
 # A feed brought back by the user (reactivated, listed again, moved): its failures are forgotten, it
@@ -99,7 +97,7 @@ class FeedStore(StoreBase):
         with self._tx("the feed list") as conn:
             if self.engine.dialect.name == "postgresql":
                 # Two processes registering the same new feed at once would both insert it.
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_FEED_LIST_LOCK)))
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCKS["feed_list"])))
             rows = list(conn.execute(sa.select(feeds.c.id, feeds.c.url_key, feeds.c.status)))
             stored = {row.url_key: (row.id, row.status) for row in rows if row.url_key is not None}
             taken = {row.id for row in rows}

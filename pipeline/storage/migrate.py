@@ -20,12 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipeline.errors import StoreError
 from pipeline.storage.backup import copy_store
+from pipeline.storage.schema import ADVISORY_LOCKS
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "schema_version"
-# PostgreSQL advisory lock key ("newsag" + 1): processes starting at once on a new database
-# must not both create the tables.
-SCHEMA_LOCK = 0x6E6577736167_01
 
 
 def config(conn: Connection | None = None) -> Config:
@@ -64,7 +62,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         conn.execution_options(newsagg_write=True)  # SQLite: BEGIN IMMEDIATE, one process at a time
         with conn.begin():
             if conn.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCKS["schema"])))
             before = current(conn)
             _known(before)
             database = engine.url.database

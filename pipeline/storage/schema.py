@@ -6,6 +6,19 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+#: PostgreSQL advisory lock keys ("newsag" and a number), all here so that no two kinds of
+#: exclusive work share one: creating the schema (migrate.py), clustering and building stories
+#: and sending the alert digest (``Store.exclusive``), registering the feed list (feeds.py).
+ADVISORY_LOCKS = {
+    "schema": 0x6E6577736167_01,
+    "clusters": 0x6E6577736167_02,
+    "feed_list": 0x6E6577736167_03,
+    "alerts": 0x6E6577736167_04,
+}
+#: The advisory lock class of an outlet's template counts (templates.py), whose second key is
+#: the hash of the outlet: two 32-bit keys, a key space apart from the 64-bit ones above.
+TEMPLATE_LOCK_CLASS = 0x6E650004
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""

@@ -12,12 +12,8 @@ import xxhash
 from sqlalchemy.engine import Connection
 
 from pipeline.storage.base import StoreBase
-from pipeline.storage.schema import template_blocks
+from pipeline.storage.schema import TEMPLATE_LOCK_CLASS, template_blocks
 from pipeline.templates import KnownBlock, Site
-
-# PostgreSQL advisory lock class of an outlet's template counts ("newsag" 04, see base._LOCKS);
-# the hash of its key is the object id.
-_SITE_LOCK_CLASS = 0x6E650004
 
 
 class TemplateStore(StoreBase):
@@ -31,7 +27,7 @@ class TemplateStore(StoreBase):
         """
         if self.engine.dialect.name == "postgresql":
             key = xxhash.xxh32_intdigest(f"{site.domain}\n{site.outlet}".encode()) - (1 << 31)
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SITE_LOCK_CLASS, key)))
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(TEMPLATE_LOCK_CLASS, key)))
 
     # Statements built once per store: building them cost more than running them.
     @cached_property

@@ -45,7 +45,7 @@ from pipeline.models import IndexedArticle
 from pipeline.runner import Pipeline
 from pipeline.search.elastic import FAMILIES, ElasticsearchIndex, article_document, story_document
 from pipeline.settings import Settings
-from pipeline.storage.base import _LOCKS
+from pipeline.storage.schema import ADVISORY_LOCKS
 from pipeline.storage.schema import articles
 
 # Small batches so fetching has intermediate states.
@@ -164,7 +164,7 @@ CLUSTERS_LOCKED = sa.text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND (classid::bigint << 32) | objid::bigint = :key"
-).bindparams(key=_LOCKS["clusters"])
+).bindparams(key=ADVISORY_LOCKS["clusters"])
 
 
 class Production:
