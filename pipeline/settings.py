@@ -547,7 +547,7 @@ class Settings(_MasksCredentials, BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = settings_cls.model_config.get("yaml_file") or os.environ.get("NEWSAGG_CONFIG")
+        config_file = settings_cls.model_config.get("yaml_file") or settings_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
         if config_file:
             sources.append(_YamlFileSettings(settings_cls, yaml_file=config_file))
@@ -582,9 +582,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if misspelt:
         raise ConfigError(f"invalid settings: {'; '.join(misspelt)}")
     settings_cls = Settings
-    if config_file is None and os.environ.get("NEWSAGG_CONFIG"):  # checked as --config: a typo must not mean defaults
-        config_file = Path(os.environ["NEWSAGG_CONFIG"])
-    if config_file is not None:
+    config_file = settings_file(config_file)
+    if config_file is not None:  # NEWSAGG_CONFIG's too: a typo must not mean the defaults
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
 
@@ -597,6 +596,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def settings_file(given: Path | None = None) -> Path | None:
+    """The settings file a command reads: ``given`` (``--config``), else the one ``NEWSAGG_CONFIG`` names, else none."""
+    if given is None and os.environ.get("NEWSAGG_CONFIG"):
+        return Path(os.environ["NEWSAGG_CONFIG"])
+    return given
 
 
 def settings_reference() -> str:
@@ -658,14 +664,12 @@ def settings_in_force(
 ) -> list[SettingInForce]:
     """Every setting of ``settings`` in the reference's order, and where its value came from.
 
-    ``config_file``, ``options`` and ``environ`` are what ``load_settings`` was given (the
-    file, else ``NEWSAGG_CONFIG``; the command line's overrides; the environment), in its
-    order of precedence: an option, then the environment, then the file, else the default.
+    ``config_file`` (``settings_file``), ``options`` and ``environ`` are what ``settings`` were
+    read from (the settings file; the command line's overrides; the environment), in order of
+    precedence: an option, then the environment, then the file, else the default.
     """
     environ = os.environ if environ is None else environ
     env = {key.upper(): value for key, value in environ.items()}
-    if config_file is None and env.get("NEWSAGG_CONFIG"):
-        config_file = Path(env["NEWSAGG_CONFIG"])
     in_file = _yaml_mapping(config_file.read_text(encoding="utf-8")) if config_file is not None else {}
     shown = []
     for variable, path, _ in _variables():

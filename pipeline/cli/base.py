@@ -29,10 +29,13 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # -- settings and store -----------------------------------------------------------------------
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gives (``--data-dir``)."""
+    return {} if args.data_dir is None else {"data_dir": args.data_dir}
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    settings = load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **{**overrides, **_options(args)})
     level = logging.DEBUG if args.verbose else logging.getLevelNamesMapping()[settings.log_level.upper()]
     logs.configure(level, json_lines=settings.log_format == "json")
     return settings

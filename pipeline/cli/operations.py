@@ -13,6 +13,7 @@ from pipeline.cli.base import (
     EXIT_OK,
     _count_arg,
     _open_output,
+    _options,
     _print_json,
     _progress,
     _reading,
@@ -91,15 +92,13 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
 
 def _cmd_settings(args: argparse.Namespace) -> int:
     import json
-    import os
 
-    from pipeline.settings import settings_in_force
+    from pipeline.settings import settings_file, settings_in_force
     from pipeline.urls import redact_url
 
-    options = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    config_file = args.config or (Path(os.environ["NEWSAGG_CONFIG"]) if os.environ.get("NEWSAGG_CONFIG") else None)
+    config_file = settings_file(args.config)
     settings = _settings(args)
-    shown = settings_in_force(settings, config_file=config_file, options=options)
+    shown = settings_in_force(settings, config_file=config_file, options=_options(args))
     # What the values come to: the paths the defaults make in data_dir, the password masked.
     index = settings.embedded_index
     in_use = {
