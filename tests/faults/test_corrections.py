@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from faultkit import Handler, Web, article_html, fault_settings, write_feed_list
 from pipeline.backfill import reextract
 from pipeline.cli import main
 from pipeline.runner import Pipeline
+from pipeline.settings import Settings
 from pipeline.storage.schema import article_revisions, stories
 from pipeline.urls import article_id
 from services import postgres_database
@@ -49,6 +51,16 @@ class Page:
             handler.reply(200, self.html.encode(), ETag=self.etag)
 
 
+def bridge_site(web: Web, tmp_path: Path, **overrides: Any) -> tuple[Page, str, Settings]:
+    """The Ledger's feed of one entry, the bridge story's page (ETag "v1"), and settings to run on it."""
+    page = Page(web, "/news/bridge")
+    page.html, page.etag = article_html("Bridge opens", "bridge"), '"v1"'
+    link = web.url("/news/bridge")
+    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    return page, link, fault_settings(web, tmp_path, feeds, **overrides)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "postgresql":
@@ -62,13 +74,8 @@ def test_an_updated_entry_with_a_changed_page_is_a_new_revision(
     web: Web, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     store_url: str | None,
 ) -> None:
-    page = Page(web, "/news/bridge")
-    original = article_html("Bridge opens", "bridge")
-    page.html, page.etag = original, '"v1"'
-    link = web.url("/news/bridge")
-    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
-    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
-    settings = fault_settings(web, tmp_path, feeds, store_url=store_url)
+    page, link, settings = bridge_site(web, tmp_path, store_url=store_url)
+    original = page.html
     show = ["--data-dir", str(settings.data_dir), "articles", "show", link]
     key = article_id(link)
 
@@ -221,12 +228,8 @@ def test_the_first_correction_of_entries_published_in_one_second_is_fetched(web:
 def test_reextracting_a_corrected_article_reads_its_latest_page(web: Web, tmp_path: Path) -> None:
     # The archive keeps every version of the page; the article must point at the one its text
     # came from, or `newsagg reextract` puts the first version back (found with bench/soak.py).
-    page = Page(web, "/news/bridge")
-    original = article_html("Bridge opens", "bridge")
-    page.html, page.etag = original, '"v1"'
-    link = web.url("/news/bridge")
-    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
-    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    page, link, settings = bridge_site(web, tmp_path)
+    original = page.html
     key = article_id(link)
     with Pipeline(settings) as pipeline:
         pipeline.run()
@@ -244,11 +247,7 @@ def test_reextracting_a_corrected_article_reads_its_latest_page(web: Web, tmp_pa
 def test_a_revisit_whose_page_cannot_be_fetched_leaves_the_article_as_it_was(
     web: Web, tmp_path: Path, status: int
 ) -> None:
-    page = Page(web, "/news/bridge")
-    page.html, page.etag = article_html("Bridge opens", "bridge"), '"v1"'
-    link = web.url("/news/bridge")
-    web.serve("/feed.xml", atom(link, "2026-11-02T08:00:00Z"), "application/atom+xml")
-    settings = fault_settings(web, tmp_path, write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")}))
+    _, link, settings = bridge_site(web, tmp_path)
     key = article_id(link)
     with Pipeline(settings) as pipeline:
         pipeline.run()
