@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,9 @@ from pipeline.storage.schema import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "faults")]
+from faultkit import Handler  # noqa: E402  (the fault tests' web server)
+from faultkit import serving as serving_web  # noqa: E402
 from services import ensure_elasticsearch, group_members, postgres_database  # noqa: E402  (the tests' servers)
 
 RSS, RSS_FULL, ATOM, SITEMAP = "rss", "rss-full", "atom", "sitemap"
@@ -101,7 +102,6 @@ class World:
         self.wall = datetime.now(UTC).replace(microsecond=0)
         self.lock = threading.Lock()
         self.requests: Counter[str] = Counter()
-        self.stopping = threading.Event()
         corpus = generate(articles, seed=seed)
         outlets = sorted({d.outlet for d in corpus.docs})
         rng.shuffle(outlets)
@@ -238,50 +238,21 @@ class World:
         return 200, self.page(doc, rev).encode(), "text/html; charset=utf-8", {"ETag": etag}, wait
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        world = self.server.world
-        status, body, kind, headers, wait = world.answer(self.path, self.headers.get("If-None-Match"))
-        if wait and world.stopping.wait(wait):
-            return
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    world: World
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # runs killed or stopped cut their connections
-
-
 @contextmanager
 def serving(world: World) -> Iterator[str]:
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.world = world
-    world.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    world.start = time.monotonic()  # the web starts changing now
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    """The world's web on a loopback port (the fault tests' server), changing from now on."""
+    with serving_web() as web:
+
+        def answer(handler: Handler) -> None:
+            status, body, kind, headers, wait = world.answer(handler.path, handler.headers.get("If-None-Match"))
+            if wait and web.stopping.wait(wait):
+                return
+            handler.reply(status, body, kind, **headers)
+
+        web.fallback = answer
+        world.base = web.base
+        world.start = time.monotonic()
         yield world.base
-    finally:
-        world.stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -486,7 +457,7 @@ def check(world: World, store_url: str, es_settings: dict[str, Any], config: Pat
             aliases = {r.absorbed_id: r.survivor_id for r in conn.execute(sa.select(cluster_aliases))}
             counts = {name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
                       for name, t in (("outbox", outbox), ("dead_letters", dead_letters), ("dirty", dirty_clusters))}
-            revisions = Counter(conn.execute(sa.select(article_revisions.c.article_id)).scalars())
+            revisions: Counter[str] = Counter(conn.execute(sa.select(article_revisions.c.article_id)).scalars())
             archived = conn.execute(sa.select(sa.func.count()).where(articles.c.warc_file.is_not(None))).scalar_one()
             feed_rows = list(conn.execute(sa.select(feeds.c.name, feeds.c.status, feeds.c.last_error)))
 

@@ -35,7 +35,7 @@ Route = Callable[["Handler"], None]
 
 @dataclass
 class Web:
-    """Scriptable server state: routes by path, and every request seen."""
+    """Scriptable server state: routes by path (``fallback`` for any other), and every request seen."""
 
     port: int = 0
     host: str = "127.0.0.1"
@@ -44,6 +44,7 @@ class Web:
     posts: list[tuple[str, bytes]] = field(default_factory=list)  # (path, body)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
+    fallback: Route | None = None
 
     @property
     def base(self) -> str:
@@ -82,7 +83,7 @@ class Handler(BaseHTTPRequestHandler):
         web = self.server.web
         with web.lock:
             web.seen.append((self.command, self.path))
-        route = web.routes.get(self.path.split("?", 1)[0])
+        route = web.routes.get(self.path.split("?", 1)[0], web.fallback)
         if route is None:
             self.reply(404, b"not found\n", "text/plain")
         else:
