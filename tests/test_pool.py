@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Callable
@@ -140,3 +141,30 @@ def test_imap_keeps_order_and_redoes_a_dead_workers_call_here(tmp_path: Path) ->
         results = list(pool.imap(_square_or_die_once, [(n, str(marker)) for n in range(8)], ahead=4))
     assert results == [n * n for n in range(8)]
     assert (tmp_path / "parent.died").exists()
+
+
+def _page_faults_of_rounds(rounds: int) -> list[int]:
+    """The minor page faults of each round of filling ten 3 MiB arrays and freeing them together, as a batch does."""
+    import resource
+
+    import numpy as np
+
+    faults = []
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        arrays = [np.ones(3 << 17) for _ in range(10)]
+        del arrays
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return faults
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tuning is glibc's mallopt")
+def test_a_worker_keeps_the_memory_a_batch_freed_for_the_next_one() -> None:
+    """glibc gave a freed batch's memory back to the system, and the next batch faulted every page in again."""
+    with WorkerPool(2) as pool:
+        executor = pool.executor()
+        if executor is None:
+            pytest.skip("one CPU: no worker processes")
+        first, *later = executor.submit(_page_faults_of_rounds, 4).result(timeout=60)
+    assert first > 5000  # 30 MiB of pages touched
+    assert max(later) < first / 10, (first, later)
