@@ -3,11 +3,13 @@
 Only what clustering needs is imported (no extraction, no fetching): the
 command's start-up is part of every run's time.
 
-The input is read as raw lines, ``_CHUNK`` articles at a time; each chunk is
+The input is read as raw lines, ``_PIECE`` articles at a time; each piece is
 parsed and signed by a worker (or by this process without one), which sends
 back only ids, arrival times and signatures. This process reads bytes and
 clusters, so it keeps up with the workers: decoding the JSON and handing
-texts to the workers here would cost about as much as signing them.
+texts to the workers here would cost about as much as signing them. It
+clusters ``_PIECES`` pieces together, one batch: the workers sign the last
+batch together, and only it is left to cluster once they are done.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, BinaryIO, TextIO
 
 from pipeline.charsets import parse_json
 from pipeline.clustering import batch_engine
-from pipeline.clustering.engine import epoch_micros
+from pipeline.clustering.engine import ClusterEngine, epoch_micros
 from pipeline.clustering.signatures import SketchBatch, SketchParams, sketch_texts
 from pipeline.dates import parse_moment
 from pipeline.errors import ConfigError
@@ -33,7 +35,8 @@ from pipeline.progress import ProgressBar
 from pipeline.settings import ClusteringSettings
 
 _quoted = json.encoder.encode_basestring_ascii
-_CHUNK = 1000  # articles per chunk: parsed and signed (by a worker, if any), then clustered
+_PIECE = 500  # articles parsed and signed together (by a worker, if any)
+_PIECES = 2  # pieces clustered together: a batch's articles are clustered in the order they arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ class _Lines:
 
 @dataclass(frozen=True, slots=True)
 class _Signed:
-    """What a chunk of input lines comes back as: its articles' ids, line numbers, arrival times and sketches."""
+    """What a piece of input lines comes back as: its articles' ids, line numbers, arrival times and sketches."""
 
     ids: list[str]
     lines: list[int]
@@ -78,29 +81,36 @@ def dedup_jsonl(
     with _open(path) as handle, ProgressBar(
         desc="clustering", unit=" docs", disable=not progress, leave=False
     ) as bar:
-        chunks = _line_chunks(handle)
+        pieces = _line_pieces(handle)
         # Small inputs are signed here: starting the workers would cost more.
         first: list[_Lines] = []
         read = 0
-        for lines in chunks:
+        for lines in pieces:
             first.append(lines)
             read += lines.articles
             if read >= settings.pool_min_batch:
                 break
-        signing = chain(first, chunks)
+        signing = chain(first, pieces)
         if pool is None or read < settings.pool_min_batch:
             signed: Iterator[_Signed] = map(sign, signing)
         else:
-            signed = pool.imap(sign, signing, ahead=2 * pool.workers)
-        for chunk in signed:
-            for doc_id, number in zip(chunk.ids, chunk.lines):
+            signed = pool.imap(sign, signing, ahead=2 * _PIECES * pool.workers)
+        batch: list[_Signed] = []
+        for piece in signed:
+            for doc_id, number in zip(piece.ids, piece.lines):
                 if doc_id in order:
                     raise ConfigError(f"{path}:{number}: duplicate id {doc_id!r}")
                 order[doc_id] = None
-            if chunk.error is not None:
-                raise ConfigError(chunk.error)
-            engine.add_signed(chunk.ids, chunk.at, chunk.sketches)
-            bar.update(len(chunk.ids))
+            if piece.error is not None:
+                raise ConfigError(piece.error)
+            batch.append(piece)
+            if len(batch) == _PIECES:
+                _cluster(engine, batch)
+                bar.update(sum(len(piece.ids) for piece in batch))
+                batch = []
+        if batch:
+            _cluster(engine, batch)
+            bar.update(sum(len(piece.ids) for piece in batch))
     clusters: set[str] = set()
     for doc_id in order:
         cluster_id = engine.cluster_of(doc_id)
@@ -112,6 +122,14 @@ def dedup_jsonl(
     return len(order), len(clusters)
 
 
+def _cluster(engine: ClusterEngine, pieces: list[_Signed]) -> None:
+    engine.add_signed(
+        [doc_id for piece in pieces for doc_id in piece.ids],
+        [at for piece in pieces for at in piece.at],
+        SketchBatch.joined([piece.sketches for piece in pieces]),
+    )
+
+
 def _open(path: Path) -> BinaryIO:
     try:
         return sys.stdin.buffer if str(path) == "-" else path.open("rb")
@@ -119,14 +137,14 @@ def _open(path: Path) -> BinaryIO:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _line_chunks(handle: BinaryIO) -> Iterator[_Lines]:
-    """The input's lines in chunks of ``_CHUNK`` articles (non-blank lines), as they are read."""
+def _line_pieces(handle: BinaryIO) -> Iterator[_Lines]:
+    """The input's lines in pieces of ``_PIECE`` articles (non-blank lines), as they are read."""
     first, lines, articles = 1, list[bytes](), 0
     for line in handle:
         lines.append(line)
         if not line.isspace():
             articles += 1
-            if articles == _CHUNK:
+            if articles == _PIECE:
                 yield _Lines(first, b"".join(lines), articles)
                 first, lines, articles = first + len(lines), [], 0
     if lines:
@@ -134,7 +152,7 @@ def _line_chunks(handle: BinaryIO) -> Iterator[_Lines]:
 
 
 def _sign_lines(lines: _Lines, *, where: str, now: datetime, params: SketchParams) -> _Signed:
-    """Parse a chunk of input lines and sign its articles (in a worker, or here)."""
+    """Parse a piece of input lines and sign its articles (in a worker, or here)."""
     ids: list[str] = []
     numbers: list[int] = []
     at: list[int] = []
@@ -149,7 +167,7 @@ def _sign_lines(lines: _Lines, *, where: str, now: datetime, params: SketchParam
             place = f"{where}:{number}"
             record = _record(line, place)
             doc_id = str(record["id"])
-            if doc_id in seen:  # within the chunk; the caller checks across chunks
+            if doc_id in seen:  # within the piece; the caller checks across pieces
                 raise ConfigError(f"{place}: duplicate id {doc_id!r}")
             seen.add(doc_id)
             published = _published(record.get("published"), place)

@@ -416,6 +416,22 @@ class SketchBatch:
             opening_size=self.opening_size[index],
         )
 
+    @classmethod
+    def joined(cls, batches: Sequence[SketchBatch]) -> SketchBatch:
+        """The rows of these batches, one batch after the other."""
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            hashvalues=np.concatenate([batch.hashvalues for batch in batches]),
+            size=np.concatenate([batch.size for batch in batches]),
+            short=np.concatenate([batch.short for batch in batches]),
+            short_sets=[row for batch in batches for row in batch.short_sets],
+            outlet=np.concatenate([batch.outlet for batch in batches]),
+            lead=np.concatenate([batch.lead for batch in batches]),
+            lead_size=np.concatenate([batch.lead_size for batch in batches]),
+            opening_size=np.concatenate([batch.opening_size for batch in batches]),
+        )
+
     def with_outlets(self, outlets: Iterable[str]) -> SketchBatch:
         """The same sketches with the hashes of these outlet names, one per row."""
         hashes = np.fromiter(map(outlet_hash, outlets), np.uint32, len(self))

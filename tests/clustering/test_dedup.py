@@ -50,7 +50,7 @@ def test_workers_parse_and_sign_their_own_chunks_into_the_clusters_of_one_proces
 ) -> None:
     path, expected = corpus
     monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")  # the workers inherit the patches
-    monkeypatch.setattr(pipeline.dedup, "_CHUNK", 25)
+    monkeypatch.setattr(pipeline.dedup, "_PIECE", 25)
     log = tmp_path / "parsed.log"
     real = pipeline.dedup._record
 
@@ -77,10 +77,10 @@ def test_a_bad_line_read_by_a_worker_is_named_with_its_line_number(
 ) -> None:
     path, _ = corpus
     monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")
-    monkeypatch.setattr(pipeline.dedup, "_CHUNK", 25)
+    monkeypatch.setattr(pipeline.dedup, "_PIECE", 25)
     lines = path.read_bytes().split(b"\n")
-    lines[60] = b'{"id": "x", "title": "t"}'  # line 61, in the third chunk
-    lines[40] = lines[30]  # line 41 repeats line 31's id, in the next chunk
+    lines[60] = b'{"id": "x", "title": "t"}'  # line 61, in the third piece
+    lines[40] = lines[30]  # line 41 repeats line 31's id, in the next piece
     path.write_bytes(b"\n".join(lines))
     with WorkerPool(workers) as pool, pytest.raises(ConfigError, match=r"in\.jsonl:41: duplicate id"):
         dedup_jsonl(path, io.StringIO(), ClusteringSettings(pool_min_batch=10), pool=pool)
