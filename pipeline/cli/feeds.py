@@ -143,7 +143,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     feeds = commands.add_parser("feeds", parents=[common], help="manage and inspect feeds")
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
     opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
-    opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
+    opml.add_argument("file", type=Path, metavar="FILE", help="OPML file exported from a feed reader")
     opml.add_argument("--feeds", type=Path, help="YAML feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
@@ -189,5 +189,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     move.add_argument("--feeds", type=Path, help=feeds_option)
     move.set_defaults(handler=_cmd_feeds_move)
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="every feed's source, validators and health as JSON")
     status.set_defaults(handler=_cmd_feeds_status)

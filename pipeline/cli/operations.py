@@ -373,7 +373,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     outbox_list = outbox_commands.add_parser(
         "list", parents=[common], help="how many documents wait, and every dead letter with its last error"
     )
-    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.add_argument("--json", action="store_true", help="waiting, retrying and dead_letters as JSON")
     outbox_list.set_defaults(handler=_cmd_outbox_list)
     outbox_retry = outbox_commands.add_parser(
         "retry", parents=[common], help="queue dead letters for the search index again (with fresh attempts)"
@@ -403,7 +403,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "reindex", parents=[common],
         help="copy into a new index generation from the current template, then swap the alias atomically",
     )
-    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all")
+    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all",
+                            help="the indices to roll over (default: all)")
     es_reindex.set_defaults(handler=_cmd_es_reindex)
     es_check = es_commands.add_parser(
         "check", parents=[common], help="each alias points at one index whose mapping matches the template (exit 1 if not)"

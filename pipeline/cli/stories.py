@@ -230,7 +230,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, EFE, Xinhua, ...; agencies)"
     )
     search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
-    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
+    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance",
+                        help="best match first (default), or most recently seen first")
     search.add_argument("--limit", type=_count_arg, default=10, help="hits to show (default 10)")
     search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
     search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
@@ -252,7 +253,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     listing.set_defaults(handler=_cmd_clusters_list)
     show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
     show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="the cluster, its story and its members as JSON")
     show.set_defaults(handler=_cmd_clusters_show)
 
     articles = commands.add_parser("articles", parents=[common], help="inspect stored articles")
@@ -264,7 +265,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "stripped from it, its revisions",
     )
     article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
-    article_show.add_argument("--json", action="store_true")
+    article_show.add_argument("--json", action="store_true", help="the article, its cluster, the template blocks stripped from it and its revisions as JSON")
     article_show.set_defaults(handler=_cmd_articles_show)
 
     export = commands.add_parser(
