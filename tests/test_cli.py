@@ -184,8 +184,10 @@ def test_dedup_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     ["search", "harbour"], ["clusters", "list"], ["clusters", "show", "x"], ["articles", "show", "x"],
     ["export", "stories"], ["serve", "--port", "0"], ["runs", "list"], ["metrics"], ["feeds", "status"],
     ["outbox", "list"], ["db", "current"], ["db", "backup", "copy.sqlite3"],
+    # and those that only work on what is stored
+    ["maintenance"], ["reextract"], ["outbox", "retry", "--all"], ["outbox", "fill"], ["feeds", "reactivate", "x"],
 ])
-def test_a_command_that_only_reads_says_there_is_no_store_instead_of_making_an_empty_one(
+def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an_empty_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     # A mistyped --data-dir must not look like an empty store.

@@ -15,6 +15,7 @@ from pipeline.cli.base import (
     _open_output,
     _print_json,
     _progress,
+    _reading,
     _settings,
     _until_arg,
 )
@@ -55,7 +56,7 @@ def _cmd_reextract(args: argparse.Namespace) -> int:
     from pipeline.backfill import reextract
     from pipeline.runner import Pipeline
 
-    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+    with Pipeline(_reading(args), progress=_progress()) as pipeline:
         report = reextract(pipeline, since=args.since, outlet=args.outlet, progress=_progress())
     if args.json:
         _print_json(report.as_dict())

@@ -89,7 +89,7 @@ def _cmd_feeds_remove(args: argparse.Namespace) -> int:
 def _cmd_feeds_reactivate(args: argparse.Namespace) -> int:
     from pipeline.feeds.subscriptions import reactivate_feed
 
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         state = reactivate_feed(store, args.feed)
     print(f"feed {state.source.id} ({state.source.url}) active again, failures cleared; polled on the next run")
     return EXIT_OK

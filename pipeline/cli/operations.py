@@ -193,7 +193,7 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
     if bool(args.documents) == args.all:
         raise ConfigError("name the dead letters to retry as KIND:ID, or give --all")
     keys = None if args.all else [_outbox_key(text) for text in args.documents]
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         queued = store.retry_dead_letters(keys)
     missing = [key for key in keys or [] if key not in queued]
     print(f"{len(queued)} documents queued again for the search index")
@@ -205,7 +205,7 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
 def _cmd_outbox_fill(args: argparse.Namespace) -> int:
     from pipeline.runner import Pipeline
 
-    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+    with Pipeline(_reading(args), progress=_progress()) as pipeline:
         stories, articles = pipeline.store.queue_everything()
         print(f"{stories} stories and {articles} articles queued for the search index")
         indexed, failed = pipeline.index_outbox()
