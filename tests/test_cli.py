@@ -308,6 +308,34 @@ def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ign
     assert "extraction.workers" in err and "`workers`" in err
 
 
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("NEWSAGG_FETCH__ALLOWED_HOSTS", "127.0.0.1:8000"),  # a list, given as its one item
+    ("NEWSAGG_ES__URLS", "http://es1:9200,http://es2:9200"),
+    ("NEWSAGG_FETCH", "{read_timeout: 12"),  # a group given whole
+])
+def test_a_list_or_group_that_is_not_json_in_the_environment_is_one_line_naming_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"newsagg: error: invalid settings: {variable} is not JSON") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("fetch: {read_timeout: [\n", "is not YAML"),
+    ("- fetch\n- feeds\n", "is not a mapping of settings"),
+])
+def test_a_settings_file_that_cannot_be_read_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, problem: str
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text(content, encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"newsagg: error: settings file {config} {problem}") and "Traceback" not in err
+
 def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_meant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
