@@ -76,10 +76,10 @@ def _cmd_import_warc(args: argparse.Namespace) -> int:
 
     paths: list[Path] = []
     for pattern in args.files:
-        found = sorted(glob.glob(pattern)) or ([pattern] if Path(pattern).is_file() else [])
-        if not found:
+        found = [Path(p) for p in sorted(glob.glob(pattern)) or [pattern] if Path(p).is_file()]
+        if not found:  # a directory is no WARC file either
             raise ConfigError(f"no WARC file matches {pattern}")
-        paths.extend(Path(p) for p in found if Path(p).is_file())
+        paths.extend(found)
     with Pipeline(_settings(args), progress=_progress()) as pipeline:
         try:
             report = import_warc(pipeline, list(dict.fromkeys(paths)), since=args.since, until=args.until,
