@@ -102,6 +102,15 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     code, _, err = run_cli(capsys, "articles", "show", "nope")
     assert code == 1 and "no article 'nope'" in err
 
+    # A story one outlet ran once reads "1 article", not "1 articles".
+    code, out, _ = run_cli(capsys, "clusters", "list", "--all")
+    single = [line.split()[0] for line in out.splitlines() if "   1 article    1 outlet " in line]
+    assert code == 0 and len(single) == 18 and " 1 articles" not in out and " 1 outlets" not in out
+    code, out, _ = run_cli(capsys, "clusters", "show", single[0])
+    assert code == 0 and "\n1 article from 1 outlet" in out
+    code, out, _ = run_cli(capsys, "search", "robotics")
+    assert code == 0 and "\n  1 article · " in out
+
     code, out, _ = run_cli(capsys, "feeds", "status", "--json")
     states = json.loads(out)
     assert code == 0 and len(states) == 10 and {s["status"] for s in states} == {"active"}

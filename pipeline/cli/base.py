@@ -111,6 +111,11 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
         raise
 
 
+def _counted(count: int, noun: str) -> str:
+    """``1 article``, ``2 articles``."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
+
+
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
 

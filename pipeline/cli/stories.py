@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pipeline.cli.base import (
     EXIT_OK,
     _count_arg,
+    _counted,
     _datetime_arg,
     _existing,
     _json_default,
@@ -65,7 +66,7 @@ def print_search_results(results: Any, out: TextIO) -> None:
         outlets = ", ".join(hit.outlets)
         print(f"\n{hit.title}  [{hit.story_id}]", file=out)
         tags = f" · tags: {', '.join(hit.tags)}" if hit.tags else ""
-        print(f"  {hit.article_count} articles · {outlets} · {hit.first_seen:%Y-%m-%d}{tags}", file=out)
+        print(f"  {_counted(hit.article_count, 'article')} · {outlets} · {hit.first_seen:%Y-%m-%d}{tags}", file=out)
         print(f"  {_terminal_highlight(' '.join(hit.snippet.split()), out)}", file=out)
 
 
@@ -94,7 +95,8 @@ def _cmd_clusters_list(args: argparse.Namespace) -> int:
             return EXIT_OK
         for c in clusters:
             agency = f" · {c.agency}" if c.agency else ""
-            print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+            articles, outlets = _counted(c.article_count, "article"), _counted(c.outlet_count, "outlet")
+            print(f"{c.id}  {articles:>12} {outlets:>11}{agency}  {c.title}")
     if next_cursor is not None:
         print(f"(more: --after {next_cursor}, or --all)")
     return EXIT_OK
@@ -141,7 +143,7 @@ def _cmd_clusters_show(args: argparse.Namespace) -> int:
     if cluster_id != args.id:
         print(f"({args.id} was merged into {cluster_id})")
     print(f"{story.title}  [{cluster_id}]")
-    print(f"{story.article_count} articles from {story.outlet_count} outlets"
+    print(f"{_counted(story.article_count, 'article')} from {_counted(story.outlet_count, 'outlet')}"
           f"{' · wire: ' + story.agency if story.agency else ''}"
           f" · {story.first_seen:%Y-%m-%d %H:%M} – {story.last_seen:%Y-%m-%d %H:%M}")
     for row in rows:
