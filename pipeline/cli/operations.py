@@ -378,7 +378,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     outbox_retry = outbox_commands.add_parser(
         "retry", parents=[common], help="queue dead letters for the search index again (with fresh attempts)"
     )
-    outbox_retry.add_argument("documents", nargs="*", metavar="KIND:ID", help="e.g. story:3f2a..., article:9c1e...")
+    outbox_retry.add_argument(
+        "documents", nargs="*", metavar="KIND:ID",
+        help="as `outbox list` shows them: article:9c1e4b7a0d2f5e83, story:00001793883900000000-1dcf3c70eec450ba",
+    )
     outbox_retry.add_argument("--all", action="store_true", help="every dead letter")
     outbox_retry.set_defaults(handler=_cmd_outbox_retry)
     outbox_fill = outbox_commands.add_parser(
