@@ -425,14 +425,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "import", parents=[common],
         help="check the saved objects against the mappings and import them (overwriting: safe to repeat)",
     )
-    kibana_import.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
-    kibana_import.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                               help="keep trying this long while Kibana is unreachable or not ready")
+    objects_dir = "directory of *.ndjson files (default: the config/kibana newsagg ships)"
+    kibana_import.add_argument("--dir", type=Path, help=objects_dir)
+    kibana_import.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="keep trying this long while Kibana is unreachable or not ready (default 0: one try)",
+    )
     kibana_import.set_defaults(handler=_cmd_kibana_import)
     kibana_check = kibana_commands.add_parser(
         "check", parents=[common], help="every field the saved objects use exists in the index mappings (exit 1 if not)"
     )
-    kibana_check.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
+    kibana_check.add_argument("--dir", type=Path, help=objects_dir)
     kibana_check.set_defaults(handler=_cmd_kibana_check)
     kibana_export = kibana_commands.add_parser(
         "export", parents=[common], help="write the generated saved objects as NDJSON (for es.index_prefix)"
