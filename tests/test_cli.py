@@ -740,3 +740,16 @@ def test_serve_on_a_port_that_cannot_exist_is_a_one_line_error(port: str, capsys
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "argument --port: " in err and "Traceback" not in err
+
+
+def test_a_listed_feed_that_cannot_be_checked_now_is_not_said_to_be_added_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text('fetch: {allowed_hosts: ["127.0.0.1:9"]}\n', encoding="utf-8")  # nothing listens on port 9
+    url = "http://127.0.0.1:9/feed.xml"
+    common = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
+    code, out, err = run_cli(capsys, *common, "feeds", "add", url)
+    assert code == 0 and "added to" in out and f"could not check {url}" in err and "added as given" in err
+    code, out, err = run_cli(capsys, *common, "feeds", "add", url)
+    assert code == 0 and "already in" in out and f"could not check {url}" in err and "added" not in err

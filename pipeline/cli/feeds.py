@@ -53,7 +53,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
         except FetchError as exc:
             # Offline, or the site is down: the user named the feed, so it is added as named.
             found = [Found(args.url, "feed", "the URL itself")]
-            note = f"newsagg: could not check {args.url} ({exc.reason}); added as given"
+            note = f"newsagg: could not check {args.url} ({exc.reason})"
     if not found:
         raise ConfigError(f"found no feed or sitemap at {args.url}: no <link rel=\"alternate\"> feed on the page, "
                           f"none at {', '.join(COMMON_PATHS)}, no Sitemap: line in its robots.txt; "
@@ -63,6 +63,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
         for candidate in found:
             title = f" ({candidate.title})" if candidate.title else ""
             print(f"  {candidate.kind:7}  {candidate.url}{title}  via {candidate.via}")
+    added = False
     with _store(settings) as store:
         for candidate in found if args.all else found[:1]:
             feed, added = add_feed(store, target, candidate.url, name=args.name or candidate.title,
@@ -70,7 +71,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
             kind = "sitemap" if feed.kind == "sitemap" else "feed"
             print(f"{kind} {feed.id} ({feed.name}, {feed.url}) {'added to' if added else 'already in'} {target}")
     if note:
-        print(note, file=sys.stderr)
+        print(f"{note}; added as given" if added else note, file=sys.stderr)
     return EXIT_OK
 
 
