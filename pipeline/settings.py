@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -572,9 +573,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     ``NEWSAGG_CONFIG``) and explicit overrides.
 
     Raises:
-        ConfigError: the file is missing or a value is invalid, with the field named.
+        ConfigError: the file is missing or not YAML, or a value is invalid, with the field named.
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from pipeline.errors import ConfigError
 
@@ -586,6 +588,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None:  # NEWSAGG_CONFIG's too: a typo must not mean the defaults
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
+        _check_settings_file(config_file)
 
         class FileSettings(Settings):
             model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
@@ -596,6 +599,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
+    except SettingsError as exc:  # a variable pydantic-settings reads as JSON (a list, a group given whole) is not
+        field = re.search(r'field "(\w+)"', str(exc))
+        group = field[1] if field else ""
+        names = ", ".join(_not_json(group, os.environ)) or f"NEWSAGG_{group.upper()}…"
+        raise ConfigError(f"invalid settings: {names} is not JSON, as a list or a group of settings must be "
+                          """(e.g. NEWSAGG_ES__URLS='["https://es1:9200"]')""") from None
 
 
 def settings_file(given: Path | None = None) -> Path | None:
@@ -754,6 +763,49 @@ def _misspelt_variables(environ: Mapping[str, str]) -> list[str]:
         if close:
             problems.append(f"{name} is not a setting (did you mean {bare[close[0]]}?)")
     return sorted(problems)
+
+
+def _check_settings_file(path: Path) -> None:
+    """Raise ``ConfigError`` unless ``path`` is YAML mapping names to settings (pydantic-settings would raise
+    whatever YAML or its own merging raised)."""
+    import yaml
+
+    from pipeline.errors import ConfigError
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        raise ConfigError(f"settings file {path} is not YAML: {exc.problem}{where}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"settings file {path} is not YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"settings file {path} is not a mapping of settings (`name: value` lines, "
+                          "a group's settings indented under its name)")
+
+
+def _not_json(group: str, environ: Mapping[str, str]) -> list[str]:
+    """The variables of the setting or group ``group`` that pydantic-settings reads as JSON (the group
+    given whole, a list) and whose value is not JSON."""
+    import json
+
+    env = {key.upper(): value for key, value in environ.items()}
+    names = [f"NEWSAGG_{group.upper()}"] + [
+        variable for variable, path, field in _variables() if path[0] == group and _holds_json(field.annotation)]
+    unreadable = []
+    for name in names:
+        try:
+            if name in env:
+                json.loads(env[name])
+        except ValueError:
+            unreadable.append(name)
+    return unreadable
+
+
+def _holds_json(annotation: Any) -> bool:
+    """Whether a field of this type is read from the environment as JSON: a list or a mapping."""
+    kinds = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    return any(get_origin(kind) in (list, dict, set, tuple) for kind in kinds)
 
 
 def _problem(err: ErrorDetails) -> str:

@@ -102,6 +102,15 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     code, _, err = run_cli(capsys, "articles", "show", "nope")
     assert code == 1 and "no article 'nope'" in err
 
+    # A story one outlet ran once reads "1 article", not "1 articles".
+    code, out, _ = run_cli(capsys, "clusters", "list", "--all")
+    single = [line.split()[0] for line in out.splitlines() if "   1 article    1 outlet " in line]
+    assert code == 0 and len(single) == 18 and " 1 articles" not in out and " 1 outlets" not in out
+    code, out, _ = run_cli(capsys, "clusters", "show", single[0])
+    assert code == 0 and "\n1 article from 1 outlet" in out
+    code, out, _ = run_cli(capsys, "search", "robotics")
+    assert code == 0 and "\n  1 article · " in out
+
     code, out, _ = run_cli(capsys, "feeds", "status", "--json")
     states = json.loads(out)
     assert code == 0 and len(states) == 10 and {s["status"] for s in states} == {"active"}
@@ -184,8 +193,10 @@ def test_dedup_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     ["search", "harbour"], ["clusters", "list"], ["clusters", "show", "x"], ["articles", "show", "x"],
     ["export", "stories"], ["serve", "--port", "0"], ["runs", "list"], ["metrics"], ["feeds", "status"],
     ["outbox", "list"], ["db", "current"], ["db", "backup", "copy.sqlite3"],
+    # and those that only work on what is stored
+    ["maintenance"], ["reextract"], ["outbox", "retry", "--all"], ["outbox", "fill"], ["feeds", "reactivate", "x"],
 ])
-def test_a_command_that_only_reads_says_there_is_no_store_instead_of_making_an_empty_one(
+def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an_empty_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     # A mistyped --data-dir must not look like an empty store.
@@ -305,6 +316,34 @@ def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ign
     assert code == 2 and err.count("\n") == 1
     assert "extraction.workers" in err and "`workers`" in err
 
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("NEWSAGG_FETCH__ALLOWED_HOSTS", "127.0.0.1:8000"),  # a list, given as its one item
+    ("NEWSAGG_ES__URLS", "http://es1:9200,http://es2:9200"),
+    ("NEWSAGG_FETCH", "{read_timeout: 12"),  # a group given whole
+])
+def test_a_list_or_group_that_is_not_json_in_the_environment_is_one_line_naming_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"newsagg: error: invalid settings: {variable} is not JSON") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("fetch: {read_timeout: [\n", "is not YAML"),
+    ("- fetch\n- feeds\n", "is not a mapping of settings"),
+])
+def test_a_settings_file_that_cannot_be_read_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, problem: str
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text(content, encoding="utf-8")
+    code, out, err = run_cli(capsys, "--config", str(config), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"newsagg: error: settings file {config} {problem}") and "Traceback" not in err
 
 def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_meant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -701,3 +740,16 @@ def test_serve_on_a_port_that_cannot_exist_is_a_one_line_error(port: str, capsys
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "argument --port: " in err and "Traceback" not in err
+
+
+def test_a_listed_feed_that_cannot_be_checked_now_is_not_said_to_be_added_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text('fetch: {allowed_hosts: ["127.0.0.1:9"]}\n', encoding="utf-8")  # nothing listens on port 9
+    url = "http://127.0.0.1:9/feed.xml"
+    common = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
+    code, out, err = run_cli(capsys, *common, "feeds", "add", url)
+    assert code == 0 and "added to" in out and f"could not check {url}" in err and "added as given" in err
+    code, out, err = run_cli(capsys, *common, "feeds", "add", url)
+    assert code == 0 and "already in" in out and f"could not check {url}" in err and "added" not in err

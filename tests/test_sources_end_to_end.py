@@ -87,3 +87,21 @@ def test_feeds_add_finds_an_outlet_from_its_home_page_and_run_brings_its_stories
     assert stored == ids_of(base, pages) and len(stored) == 6
     assert main(["--config", str(config), "search", "mortgage", "--json"]) == 0  # its stories are searchable
     assert json.loads(capsys.readouterr().out)["total"] >= 1
+
+
+def test_feeds_add_on_an_article_page_finds_the_sitemap_of_its_own_outlet(
+    corpus_server: CorpusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The help says "or a page of the outlet": an article's page sits deeper than the outlet's
+    # sitemap, and the host's robots.txt lists every outlet's.
+    base = corpus_server.base_url
+    config = tmp_path / "newsagg.yaml"
+    config.write_text(yaml.safe_dump({
+        "data_dir": str(tmp_path / "data"),
+        "fetch": {"allowed_hosts": [base.removeprefix("http://")], "politeness_delay": 0.0},
+    }), encoding="utf-8")
+    article = next((bundled_corpus_dir() / NO_FEED_LINK / "articles").glob("*.html")).name
+
+    assert main(["--config", str(config), "feeds", "add", f"{base}/{NO_FEED_LINK}/articles/{article}"]) == 0
+    assert [(f.url, f.name) for f in load_feed_list(tmp_path / "data" / "feeds.yaml")] == [
+        (f"{base}/{NO_FEED_LINK}/{NEWS_SITEMAP}", "Coastline Daily")]

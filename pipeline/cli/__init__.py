@@ -124,7 +124,7 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argpa
     parser.add_argument("--config", type=Path, default=default(None), help="YAML settings file (also NEWSAGG_CONFIG)")
     parser.add_argument(
         "--data-dir", type=Path, default=default(None),
-        help="where the embedded store and index live (NEWSAGG_DATA_DIR)",
+        help="where the embedded store, search index, feed list and archive live by default (NEWSAGG_DATA_DIR)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what each stage does")
     return parser

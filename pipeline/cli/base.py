@@ -42,13 +42,14 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def _reading(args: argparse.Namespace) -> Settings:
-    """The settings of a command that only reads the store, which must exist (see ``_existing``)."""
+    """The settings of a command that reads the store or works only on what it holds, which must exist (see ``_existing``)."""
     return _existing(_settings(args))
 
 
 def _existing(settings: Settings) -> Settings:
-    """``settings``, once the embedded store they name is there: a command that only reads must
-    not make an empty one in a mistyped data dir, which would then look like an empty store."""
+    """``settings``, once the embedded store they name is there: a command that only reads or works
+    on what is stored must not make an empty one in a mistyped data dir, which would then look like
+    an empty store."""
     if settings.embedded_store is not None and not settings.embedded_store.exists():
         raise ConfigError(f"no store in {settings.data_dir}: nothing has run there (check --data-dir, "
                           "NEWSAGG_DATA_DIR or the settings file; `newsagg run` makes one)")
@@ -108,6 +109,11 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
     except BaseException:
         written.unlink(missing_ok=True)
         raise
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 article``, ``2 articles``."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 def _when(value: datetime | None) -> str:

@@ -15,6 +15,7 @@ from pipeline.cli.base import (
     _open_output,
     _print_json,
     _progress,
+    _reading,
     _settings,
     _until_arg,
 )
@@ -55,7 +56,7 @@ def _cmd_reextract(args: argparse.Namespace) -> int:
     from pipeline.backfill import reextract
     from pipeline.runner import Pipeline
 
-    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+    with Pipeline(_reading(args), progress=_progress()) as pipeline:
         report = reextract(pipeline, since=args.since, outlet=args.outlet, progress=_progress())
     if args.json:
         _print_json(report.as_dict())
@@ -75,10 +76,10 @@ def _cmd_import_warc(args: argparse.Namespace) -> int:
 
     paths: list[Path] = []
     for pattern in args.files:
-        found = sorted(glob.glob(pattern)) or ([pattern] if Path(pattern).is_file() else [])
-        if not found:
+        found = [Path(p) for p in sorted(glob.glob(pattern)) or [pattern] if Path(p).is_file()]
+        if not found:  # a directory is no WARC file either
             raise ConfigError(f"no WARC file matches {pattern}")
-        paths.extend(Path(p) for p in found if Path(p).is_file())
+        paths.extend(found)
     with Pipeline(_settings(args), progress=_progress()) as pipeline:
         try:
             report = import_warc(pipeline, list(dict.fromkeys(paths)), since=args.since, until=args.until,

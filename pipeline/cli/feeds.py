@@ -53,7 +53,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
         except FetchError as exc:
             # Offline, or the site is down: the user named the feed, so it is added as named.
             found = [Found(args.url, "feed", "the URL itself")]
-            note = f"newsagg: could not check {args.url} ({exc.reason}); added as given"
+            note = f"newsagg: could not check {args.url} ({exc.reason})"
     if not found:
         raise ConfigError(f"found no feed or sitemap at {args.url}: no <link rel=\"alternate\"> feed on the page, "
                           f"none at {', '.join(COMMON_PATHS)}, no Sitemap: line in its robots.txt; "
@@ -63,6 +63,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
         for candidate in found:
             title = f" ({candidate.title})" if candidate.title else ""
             print(f"  {candidate.kind:7}  {candidate.url}{title}  via {candidate.via}")
+    added = False
     with _store(settings) as store:
         for candidate in found if args.all else found[:1]:
             feed, added = add_feed(store, target, candidate.url, name=args.name or candidate.title,
@@ -70,7 +71,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
             kind = "sitemap" if feed.kind == "sitemap" else "feed"
             print(f"{kind} {feed.id} ({feed.name}, {feed.url}) {'added to' if added else 'already in'} {target}")
     if note:
-        print(note, file=sys.stderr)
+        print(f"{note}; added as given" if added else note, file=sys.stderr)
     return EXIT_OK
 
 
@@ -89,7 +90,7 @@ def _cmd_feeds_remove(args: argparse.Namespace) -> int:
 def _cmd_feeds_reactivate(args: argparse.Namespace) -> int:
     from pipeline.feeds.subscriptions import reactivate_feed
 
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         state = reactivate_feed(store, args.feed)
     print(f"feed {state.source.id} ({state.source.url}) active again, failures cleared; polled on the next run")
     return EXIT_OK
@@ -143,7 +144,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     feeds = commands.add_parser("feeds", parents=[common], help="manage and inspect feeds")
     feed_commands = feeds.add_subparsers(required=True, metavar="SUBCOMMAND")
     opml = feed_commands.add_parser("import-opml", parents=[common], help="add the subscriptions of an OPML export")
-    opml.add_argument("file", type=Path, help="OPML file exported from a feed reader")
+    opml.add_argument("file", type=Path, metavar="FILE", help="OPML file exported from a feed reader")
     opml.add_argument("--feeds", type=Path, help="YAML feed list to add them to (default: settings feeds_file, else feeds.yaml in the data dir; created if missing)")
     opml.set_defaults(handler=_cmd_feeds_import_opml)
     feeds_option = "feed list to edit (default: settings feeds_file, else feeds.yaml in the data dir)"
@@ -189,5 +190,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     move.add_argument("--feeds", type=Path, help=feeds_option)
     move.set_defaults(handler=_cmd_feeds_move)
     status = feed_commands.add_parser("status", parents=[common], help="health and polling state of every feed")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="every feed's source, validators and health as JSON")
     status.set_defaults(handler=_cmd_feeds_status)

@@ -193,7 +193,7 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
     if bool(args.documents) == args.all:
         raise ConfigError("name the dead letters to retry as KIND:ID, or give --all")
     keys = None if args.all else [_outbox_key(text) for text in args.documents]
-    with _store(_settings(args)) as store:
+    with _store(_reading(args)) as store:
         queued = store.retry_dead_letters(keys)
     missing = [key for key in keys or [] if key not in queued]
     print(f"{len(queued)} documents queued again for the search index")
@@ -205,7 +205,7 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
 def _cmd_outbox_fill(args: argparse.Namespace) -> int:
     from pipeline.runner import Pipeline
 
-    with Pipeline(_settings(args), progress=_progress()) as pipeline:
+    with Pipeline(_reading(args), progress=_progress()) as pipeline:
         stories, articles = pipeline.store.queue_everything()
         print(f"{stories} stories and {articles} articles queued for the search index")
         indexed, failed = pipeline.index_outbox()
@@ -373,12 +373,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     outbox_list = outbox_commands.add_parser(
         "list", parents=[common], help="how many documents wait, and every dead letter with its last error"
     )
-    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.add_argument("--json", action="store_true", help="waiting, retrying and dead_letters as JSON")
     outbox_list.set_defaults(handler=_cmd_outbox_list)
     outbox_retry = outbox_commands.add_parser(
         "retry", parents=[common], help="queue dead letters for the search index again (with fresh attempts)"
     )
-    outbox_retry.add_argument("documents", nargs="*", metavar="KIND:ID", help="e.g. story:3f2a..., article:9c1e...")
+    outbox_retry.add_argument(
+        "documents", nargs="*", metavar="KIND:ID",
+        help="as `outbox list` shows them: article:9c1e4b7a0d2f5e83, story:00001793883900000000-1dcf3c70eec450ba",
+    )
     outbox_retry.add_argument("--all", action="store_true", help="every dead letter")
     outbox_retry.set_defaults(handler=_cmd_outbox_retry)
     outbox_fill = outbox_commands.add_parser(
@@ -403,7 +406,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "reindex", parents=[common],
         help="copy into a new index generation from the current template, then swap the alias atomically",
     )
-    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all")
+    es_reindex.add_argument("--kind", choices=["stories", "articles", "all"], default="all",
+                            help="the indices to roll over (default: all)")
     es_reindex.set_defaults(handler=_cmd_es_reindex)
     es_check = es_commands.add_parser(
         "check", parents=[common], help="each alias points at one index whose mapping matches the template (exit 1 if not)"
@@ -421,14 +425,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "import", parents=[common],
         help="check the saved objects against the mappings and import them (overwriting: safe to repeat)",
     )
-    kibana_import.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
-    kibana_import.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                               help="keep trying this long while Kibana is unreachable or not ready")
+    objects_dir = "directory of *.ndjson files (default: the config/kibana newsagg ships)"
+    kibana_import.add_argument("--dir", type=Path, help=objects_dir)
+    kibana_import.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS",
+        help="keep trying this long while Kibana is unreachable or not ready (default 0: one try)",
+    )
     kibana_import.set_defaults(handler=_cmd_kibana_import)
     kibana_check = kibana_commands.add_parser(
         "check", parents=[common], help="every field the saved objects use exists in the index mappings (exit 1 if not)"
     )
-    kibana_check.add_argument("--dir", type=Path, help="directory of *.ndjson files (default: config/kibana)")
+    kibana_check.add_argument("--dir", type=Path, help=objects_dir)
     kibana_check.set_defaults(handler=_cmd_kibana_check)
     kibana_export = kibana_commands.add_parser(
         "export", parents=[common], help="write the generated saved objects as NDJSON (for es.index_prefix)"

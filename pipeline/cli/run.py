@@ -102,8 +102,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     demo.add_argument("--json", action="store_true", help="machine-readable output")
     demo.set_defaults(handler=_cmd_demo)
 
-    run = commands.add_parser("run", parents=[common], help="one pass of the pipeline over the configured feeds")
+    run = commands.add_parser(
+        "run", parents=[common], help="one pass of the pipeline over the configured feeds",
+        description="Poll the feeds of the feed list that are due, fetch and extract their new articles, "
+        "cluster them, build the stories and index them; then print the run's counts. A feed that fails "
+        "is recorded against it (`newsagg feeds status`) and the run goes on. Exit status 1 when the "
+        "search index could not be written (its documents wait in the outbox for the next run).",
+    )
     run.add_argument("--feeds", type=Path, help="feed list, YAML or OPML (default: settings feeds_file, else feeds.yaml in the data dir)")
-    run.add_argument("--force", action="store_true", help="poll every feed now, even if its next poll is not due")
+    run.add_argument("--force", action="store_true", help="poll every feed now, retired ones too, even if its next poll is not due")
     run.add_argument("--json", action="store_true", help="print the run report as JSON")
     run.set_defaults(handler=_cmd_run)

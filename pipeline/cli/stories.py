@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pipeline.cli.base import (
     EXIT_OK,
     _count_arg,
+    _counted,
     _datetime_arg,
     _existing,
     _json_default,
@@ -65,7 +66,7 @@ def print_search_results(results: Any, out: TextIO) -> None:
         outlets = ", ".join(hit.outlets)
         print(f"\n{hit.title}  [{hit.story_id}]", file=out)
         tags = f" · tags: {', '.join(hit.tags)}" if hit.tags else ""
-        print(f"  {hit.article_count} articles · {outlets} · {hit.first_seen:%Y-%m-%d}{tags}", file=out)
+        print(f"  {_counted(hit.article_count, 'article')} · {outlets} · {hit.first_seen:%Y-%m-%d}{tags}", file=out)
         print(f"  {_terminal_highlight(' '.join(hit.snippet.split()), out)}", file=out)
 
 
@@ -94,7 +95,8 @@ def _cmd_clusters_list(args: argparse.Namespace) -> int:
             return EXIT_OK
         for c in clusters:
             agency = f" · {c.agency}" if c.agency else ""
-            print(f"{c.id}  {c.article_count:>3} articles {c.outlet_count:>3} outlets{agency}  {c.title}")
+            articles, outlets = _counted(c.article_count, "article"), _counted(c.outlet_count, "outlet")
+            print(f"{c.id}  {articles:>12} {outlets:>11}{agency}  {c.title}")
     if next_cursor is not None:
         print(f"(more: --after {next_cursor}, or --all)")
     return EXIT_OK
@@ -141,7 +143,7 @@ def _cmd_clusters_show(args: argparse.Namespace) -> int:
     if cluster_id != args.id:
         print(f"({args.id} was merged into {cluster_id})")
     print(f"{story.title}  [{cluster_id}]")
-    print(f"{story.article_count} articles from {story.outlet_count} outlets"
+    print(f"{_counted(story.article_count, 'article')} from {_counted(story.outlet_count, 'outlet')}"
           f"{' · wire: ' + story.agency if story.agency else ''}"
           f" · {story.first_seen:%Y-%m-%d %H:%M} – {story.last_seen:%Y-%m-%d %H:%M}")
     for row in rows:
@@ -230,7 +232,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "--agency", help="only stories credited to this wire agency (AP, AFP, Reuters, dpa, EFE, Xinhua, ...; agencies)"
     )
     search.add_argument("--tag", help="only stories with an article from a feed tagged so in the feed list")
-    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance")
+    search.add_argument("--sort", choices=["relevance", "recency"], default="relevance",
+                        help="best match first (default), or most recently seen first")
     search.add_argument("--limit", type=_count_arg, default=10, help="hits to show (default 10)")
     search.add_argument("--offset", type=_offset_arg, default=0, help="hits to skip: the next page is --offset LIMIT (default 0)")
     search.add_argument("--json", action="store_true", help="hits and facet counts as JSON")
@@ -252,7 +255,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     listing.set_defaults(handler=_cmd_clusters_list)
     show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")
     show.add_argument("id", help="cluster id (an absorbed id resolves to its survivor)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="the cluster, its story and its members as JSON")
     show.set_defaults(handler=_cmd_clusters_show)
 
     articles = commands.add_parser("articles", parents=[common], help="inspect stored articles")
@@ -264,7 +267,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "stripped from it, its revisions",
     )
     article_show.add_argument("key", metavar="ID|URL", help="the article's id or its URL")
-    article_show.add_argument("--json", action="store_true")
+    article_show.add_argument("--json", action="store_true", help="the article, its cluster, the template blocks stripped from it and its revisions as JSON")
     article_show.set_defaults(handler=_cmd_articles_show)
 
     export = commands.add_parser(

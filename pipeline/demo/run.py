@@ -65,7 +65,7 @@ def run_demo(data_dir: Path | None, *, config_file: Path | None = None, progress
         feeds_file = write_demo_feeds(server.base_url, Path(scratch) / "feeds.yaml")
         settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file, config_file)
         if settings.embedded_store is not None and settings.embedded_store.exists():
-            raise ConfigError(f"{data_dir} already holds a store: the demo runs into a new or empty directory")
+            raise ConfigError(f"{data_dir} already holds a store: the demo runs into a directory with no store yet")
         with Pipeline(settings, progress=progress) as pipeline:
             return demo_result(pipeline, pipeline.run(force=True, trigger="demo"))
 

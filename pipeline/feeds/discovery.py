@@ -134,11 +134,16 @@ def _alternate_links(page: Fetched) -> list[str]:
 
 
 def _robots_sitemaps(fetcher: Fetcher, page_url: str) -> list[str]:
-    """robots.txt's sitemaps; those under the page's path when some are (an outlet below a shared host)."""
+    """robots.txt's sitemaps; those under the deepest directory of the page's path that holds some
+    (an outlet below a shared host: its home page or one of its articles), else all of them."""
     listed = fetcher.robots_sitemaps(page_url)[:MAX_ROBOTS_SITEMAPS]
-    directory = urlsplit(page_url).path.rpartition("/")[0] + "/"
-    below = [url for url in listed if urlsplit(url).path.startswith(directory)]
-    return below or listed
+    directory = urlsplit(page_url).path.rpartition("/")[0]
+    while directory:
+        below = [url for url in listed if urlsplit(url).path.startswith(directory + "/")]
+        if below:
+            return below
+        directory = directory.rpartition("/")[0]
+    return listed
 
 
 def _root(url: str) -> str:

@@ -120,6 +120,10 @@ def test_non_http_records_filters_and_the_cli(tmp_path: Path, capsys: pytest.Cap
 
     assert main(["import-warc", *common, str(tmp_path / "missing-*.warc.gz")]) == 2
     assert "no WARC file matches" in capsys.readouterr().err
+    (tmp_path / "crawl.warc").mkdir()  # a directory, named or matched, is no WARC file
+    for pattern in (tmp_path / "crawl.warc", tmp_path / "*.warc"):
+        assert main(["import-warc", *common, str(pattern)]) == 2
+        assert f"no WARC file matches {pattern}" in capsys.readouterr().err
 
 
 def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
