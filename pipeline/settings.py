@@ -586,6 +586,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     settings_cls = Settings
     config_file = settings_file(config_file)
     if config_file is not None:  # NEWSAGG_CONFIG's too: a typo must not mean the defaults
+        if config_file.is_dir():
+            raise ConfigError(f"config file {config_file} is a directory, not a settings file")
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
         _check_settings_file(config_file)

@@ -300,6 +300,9 @@ def test_a_settings_file_named_by_newsagg_config_that_is_missing_is_an_error_as_
     monkeypatch.setenv("NEWSAGG_CONFIG", str(tmp_path / "missing.yaml"))
     code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "feeds", "import-opml", str(tmp_path / "x.opml"))
     assert code == 2 and err.count("\n") == 1 and f"config file not found: {tmp_path / 'missing.yaml'}" in err
+    monkeypatch.setenv("NEWSAGG_CONFIG", str(tmp_path))  # the directory that holds it, named instead
+    code, _, err = run_cli(capsys, "--data-dir", str(tmp_path), "feeds", "import-opml", str(tmp_path / "x.opml"))
+    assert code == 2 and err.count("\n") == 1 and f"config file {tmp_path} is a directory, not a settings file" in err
 
 
 def test_an_unknown_or_retired_setting_in_a_section_is_an_error_not_silently_ignored(
@@ -499,6 +502,8 @@ def test_feeds_add_remove_reactivate_and_move_keep_a_feeds_history(
          "https://other.example/feed.xml is already feed other-example in the store"),
         (("feeds", "add", url, "--feeds", str(opml)), f"{opml} is an OPML file, which newsagg reads but does not edit"),
         (("feeds", "remove", "nope"), f"no feed 'nope' in {feeds} or the store"),
+        (("feeds", "remove", "https://other.example/feed.xml"),
+         f"feed other-example (https://other.example/feed.xml) is not in {feeds}: it was removed before"),
         (("feeds", "reactivate", "https://nope.example/"), "no feed 'https://nope.example/' in the store"),
         (("feeds", "add", "ftp://ledger.example/feed"), "'ftp://ledger.example/feed' is not an absolute http(s) URL"),
         (("feeds", "add", "https://ledger.example/feed?" + "q=1&" * 600), "…' is 2428 characters long, over the 2048"),

@@ -71,13 +71,15 @@ def remove_feed(store: Store, path: Path, url_or_id: str) -> FeedSource:
         The feed removed.
 
     Raises:
-        ConfigError: no such feed in the list or the store.
+        ConfigError: no such feed in the list or the store, or one removed before.
     """
     feeds = _editable(path)
     known = store.find_feed(url_or_id)
     listed = _find(feeds, known.source.url if known else url_or_id)
     if listed is None and known is None:
         raise ConfigError(f"no feed {url_or_id!r} in {path} or the store (see `newsagg feeds status`)")
+    if listed is None and known is not None and known.status == "removed":
+        raise ConfigError(f"feed {known.source.id} ({known.source.url}) is not in {path}: it was removed before")
     if listed is not None:
         write_feed_list(path, [feed for feed in feeds if feed is not listed])
     if known is not None:
