@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pipeline import logs
@@ -36,38 +37,82 @@ class _Stopped(KeyboardInterrupt):
 
 #: Set once SIGTERM arrived: whatever then ends the command, it ends as a stop.
 _stop_signalled = threading.Event()
+#: Set once a stop is raised in the command; a stop being sent again (``_send_again``) is sent until then.
+_stop_raised = threading.Event()
+_sending_again = threading.Lock()
 
 
-def _stop(_signum: int, _frame: Any) -> None:
-    _stop_signalled.set()
-    raise _Stopped
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (docker stop, systemd, kill) and SIGINT (Ctrl-C): raise the stop where the command is.
+
+    Not inside ``sys.unraisablehook`` (``_stop_again``): raised there, it would be dropped like
+    the exception the hook reports. It is sent again instead, to land once the hook is done.
+    """
+    if signum == signal.SIGTERM:
+        _stop_signalled.set()
+    if _in_unraisable_hook(frame):
+        _send_again(signal.Signals(signum))
+        return
+    _stop_raised.set()
+    raise _Stopped if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _in_unraisable_hook(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code is _stop_again.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _stop_again(otherwise: Callable[[Any], object], unraisable: Any) -> None:
     """``sys.unraisablehook``: a stop that a finaliser swallowed is sent again; anything else goes to ``otherwise``.
 
     Python cannot raise out of a ``__del__`` (psycopg closes connections in one), so the
-    stop raised there was dropped and the command carried on. Raised in this hook, it would
-    be dropped again: the signal is sent once this has returned, from another thread.
+    stop raised there was dropped and the command carried on.
     """
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        stop = signal.SIGTERM if issubclass(unraisable.exc_type, _Stopped) else signal.SIGINT
-        again = threading.Timer(0.001, signal.pthread_kill, (threading.main_thread().ident, stop))
-        again.daemon = True
-        again.start()
+        _send_again(signal.SIGTERM if issubclass(unraisable.exc_type, _Stopped) else signal.SIGINT)
         return
     otherwise(unraisable)
+
+
+def _send_again(stop: signal.Signals) -> None:
+    """Send ``stop`` to the main thread from another thread, every 10 ms until its handler has raised it.
+
+    Once is not enough: the main thread may still be in the hook when it arrives (``_stop``
+    leaves it for the next one), however long the first is delayed.
+    """
+    if not _sending_again.acquire(blocking=False):
+        return  # being sent already
+    _stop_raised.clear()
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+
+    def send() -> None:
+        try:
+            while not _stop_raised.is_set():
+                signal.pthread_kill(main_thread, stop)
+                _stop_raised.wait(0.01)
+        finally:
+            _sending_again.release()
+
+    threading.Thread(target=send, name="newsagg-stop-again", daemon=True).start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logs.configure(logging.DEBUG if args.verbose else logging.WARNING, json_lines=False)  # until the settings are read
-    stopping = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
+    handlers = (
+        {stop: signal.signal(stop, _stop) for stop in (signal.SIGTERM, signal.SIGINT)}
+        if threading.current_thread() is threading.main_thread() else {}
+    )
     unraisable_hook = sys.unraisablehook
-    if stopping is not None:
+    if handlers:
         sys.unraisablehook = partial(_stop_again, unraisable_hook)
     _stop_signalled.clear()
+    _stop_raised.clear()
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
@@ -94,9 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
     finally:
+        _stop_raised.set()  # the command is over: nothing is sent again now
         sys.unraisablehook = unraisable_hook
-        if stopping is not None:
-            signal.signal(signal.SIGTERM, stopping)
+        for stop, previous in handlers.items():
+            signal.signal(stop, previous)
 
 
 def console() -> int:

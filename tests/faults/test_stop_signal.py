@@ -160,16 +160,28 @@ def test_a_stop_while_the_store_pings_a_postgresql_connection_is_still_a_stop() 
             store.close()
 
 
-def test_a_stop_whose_exception_a_finaliser_swallowed_still_stops_the_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheduling", ["prompt", "late"])
+def test_a_stop_whose_exception_a_finaliser_swallowed_still_stops_the_command(tmp_path: Path, scheduling: str) -> None:
     # Python cannot raise out of a finaliser (`__del__`): the exception is printed as "Exception
     # ignored in" and dropped. A SIGTERM whose handler ran while psycopg finalised a connection was
     # lost that way (about 0.7% of the stops fuzzed across store calls), and the run carried on to
     # its end. Here the stop lands in a finaliser the same way, then the command has 20 s of work.
+    # "late": the main thread is slow to leave the hook that sends the stop again (a loaded
+    # machine), so the stop sent again arrives while the hook still runs, where it is dropped too.
     script = tmp_path / "finalised.py"
     script.write_text(textwrap.dedent("""
-        import os, signal, sys, time
+        import os, signal, sys, threading, time
         import pipeline.cli.corpus
         from pipeline.cli import main
+
+        if sys.argv[1] == "late":
+            started = threading.Thread.start
+
+            def start_then_linger(self):
+                started(self)
+                time.sleep(0.05)
+
+            threading.Thread.start = start_then_linger
 
         class Connection:
             def __del__(self):
@@ -193,7 +205,7 @@ def test_a_stop_whose_exception_a_finaliser_swallowed_still_stops_the_command(tm
         sys.exit(main(["dedup", os.devnull]))
     """), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, str(script), scheduling], env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (128 + signal.SIGTERM, ""), done.stderr
     # Other errors in finalisers are still printed as Python prints them; the stop is one line.
     assert "ValueError: a finaliser's own error" in done.stderr and "_Stopped" not in done.stderr
