@@ -466,11 +466,11 @@ def disturb(world: World, proxy: Proxy, store_url: str, tally: Tally, rng: rando
             tally.faults[kind] += 1
             lasting, delay = rng.uniform(2, 8), rng.uniform(1, 8)
             if kind == "pg-terminate":  # a burst, as in a failover: one kill would mostly find idle connections
+                tally.windows.append((start, start + lasting + 2, kind))  # known before the runs it ends are judged
                 while time.monotonic() < start + lasting:
                     with engine.connect() as conn:
                         tally.terminated += conn.execute(terminate).scalar_one()
                     time.sleep(rng.uniform(0.05, 1))
-                tally.windows.append((start, time.monotonic() + 1, kind))
                 continue
             {"es-refuse": proxy.refuse, "es-cut": proxy.cut, "es-slow": lambda: proxy.slow(delay)}[kind]()
             tally.windows.append((start, start + lasting + delay, kind))  # an answer held when it heals comes later
