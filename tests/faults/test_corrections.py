@@ -268,7 +268,7 @@ def test_a_correction_stored_while_reextract_works_is_not_undone(web: Web, tmp_p
     # `newsagg reextract` beside the runs (an operator, cron): it reads a batch of articles and
     # their archived pages, extracts them again, then waits for the clusters lock to store what
     # changed. A correction a run stores meanwhile must not be replaced by the page reextract
-    # read before it (found by bench/soak.py's operator commands).
+    # read before it (seen while making reextract one of bench/soak.py's operator commands).
     desk_note = ("The Ledger's city desk covers the council, the port and the courts of the city and its "
                   "suburbs, with reporters in each of its twelve districts and on the river.")
     names = ["bridge", "harbour", "tunnel", "station", "library", "market"]
