@@ -49,9 +49,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,8 @@ OUTAGES = {3: (503, 0.30, 0.55), 12: (404, 0.40, 0.65)}  # source -> (status, fr
 STOP_LINE = re.compile(r"^newsagg: stopped \((SIGTERM|SIGINT)\); run again to resume where it stopped$")
 BAD_LINE = re.compile(r"ERROR|CRITICAL|Traceback|newsagg: error|Exception")
 # How a command may end while a backend fails under it: one line saying so.
-FAULT_LINE = re.compile(r"^(ERROR pipeline\.(runner|backfill): search index unavailable, \d+ documents wait in the outbox: "
-                        r"|newsagg: error: )\S")
+FAULT_LINE = re.compile(r"^(ERROR pipeline\.(runner|backfill): search index unavailable, \d+ documents wait in the "
+                        r"outbox: |newsagg: error: )\S")
 BACKEND_FAULTS = ("es-refuse", "es-cut", "es-slow", "pg-terminate", "pg-terminate")
 ARTICLE_ROWS = sa.select(articles.c.id, articles.c.url, articles.c.text, articles.c.text_source,
                          articles.c.text_source_reason)
@@ -277,7 +277,7 @@ class Run:
     stdout: Path
     started: float
     action: str = "none"  # "kill", "term", "term-group", "none"
-    at: float = 0.0  # seconds after its start to signal it
+    at: float = 0.0  # seconds after the start the action is due
     signalled: float | None = None
     name: str = "run"  # "run", or the operator command it is
 
@@ -432,8 +432,8 @@ class Runner:
         elif failed:
             summary = failed[0][:160]
         when = f" at {run.signalled:.1f} s" if signalled else ""
-        print(f"{run.name} {run.number}: exit {code} ({run.action}{when}{', faults ' + ','.join(faults) if faults else ''}) "
-              f"{summary}", flush=True)
+        under = f", faults {','.join(faults)}" if faults else ""
+        print(f"{run.name} {run.number}: exit {code} ({run.action}{when}{under}) {summary}", flush=True)
 
 
 def soak(world: World, runner: Runner, rng: random.Random) -> None:

@@ -357,9 +357,10 @@ class ArticleStore(TemplateStore):
             for article, page in changed:
                 site, known = self._template_of(conn, article, templates, [])
                 text, stripped = _stripped(article, site, known, templates)
-                updated = conn.execute(articles.update().where(
-                    articles.c.id == article.id, articles.c.warc_file == page.file, articles.c.warc_offset == page.offset,
-                ).values(published=article.published, **_content(article, text, stripped)))
+                read_from = (articles.c.warc_file == page.file, articles.c.warc_offset == page.offset)
+                updated = conn.execute(articles.update().where(articles.c.id == article.id, *read_from).values(
+                    published=article.published, **_content(article, text, stripped)
+                ))
                 if updated.rowcount:
                     replaced.append(article.id)
             clusters: set[str] = set()
