@@ -490,14 +490,15 @@ def operate(world: World, runner: Runner, rng: random.Random) -> None:
     def feed_url(source: int) -> str:
         return f"{world.base}/feeds/{source}.xml"
 
+    def put_back(source: int) -> list[str]:
+        return ["feeds", "add", feed_url(source), "--name", f"Soak source {source:02d}"]
+
     while world.changing():
         time.sleep(rng.uniform(2, 12))
         if removed is not None and rng.random() < 0.5:
-            command = ["feeds", "add", feed_url(removed), "--name", f"Soak source {removed:02d}"]
-            removed = None
+            command, removed = put_back(removed), None
         else:
-            choice = rng.choice(("maintenance", "reextract", "outbox", "feeds remove") if removed is None else
-                                ("maintenance", "reextract", "outbox"))
+            choice = rng.choice(("maintenance", "reextract", "outbox") + (("feeds remove",) if removed is None else ()))
             if choice == "feeds remove":
                 removed = rng.choice(sources)
             command = {"maintenance": ["maintenance", "--json"], "reextract": ["reextract", "--json"],
@@ -505,7 +506,7 @@ def operate(world: World, runner: Runner, rng: random.Random) -> None:
                        "feeds remove": ["feeds", "remove", feed_url(removed or 0)]}[choice]
         runner.finish([runner.command(*command)], timeout=180)
     if removed is not None:
-        runner.finish([runner.command("feeds", "add", feed_url(removed), "--name", f"Soak source {removed:02d}")])
+        runner.finish([runner.command(*put_back(removed))], timeout=180)
 
 
 @contextmanager
