@@ -472,7 +472,12 @@ def disturb(world: World, proxy: Proxy, store_url: str, tally: Tally, rng: rando
                         tally.terminated += conn.execute(terminate).scalar_one()
                     time.sleep(rng.uniform(0.05, 1))
                 continue
-            {"es-refuse": proxy.refuse, "es-cut": proxy.cut, "es-slow": lambda: proxy.slow(delay)}[kind]()
+            if kind == "es-refuse":
+                proxy.refuse()
+            elif kind == "es-cut":
+                proxy.cut()
+            else:
+                proxy.slow(delay)
             tally.windows.append((start, start + lasting + delay, kind))  # an answer held when it heals comes later
             time.sleep(lasting)
             proxy.heal()
