@@ -11,12 +11,18 @@ URL), and two feeds go away for a while and come back. Meanwhile `newsagg run` r
 again and again in child processes on a fresh PostgreSQL database and a fresh
 Elasticsearch index prefix, two at a time part of the time, some killed (SIGKILL to the
 process group) or stopped (SIGTERM, to the command or its group) at a random moment.
+Beside them, what a deployment meets (see ``disturb`` and ``operate``): Elasticsearch,
+reached through a loopback proxy, refuses connections, cuts them mid-request or answers
+slowly for a few seconds at a time; the database's connections are terminated
+(``pg_terminate_backend``, the soak's database only); and an operator or cron runs
+`newsagg maintenance`, `reextract`, `outbox fill` and `feeds remove`/`add` of a soak source.
 Once the web stops changing, runs go on until nothing is left to do, and the store and
 the index are checked (see ``check``): each violation is printed; the exit status is 1
 if there was any.
 
     nice -n 19 python -m bench.soak                        # about 8 minutes
     nice -n 19 python -m bench.soak --minutes 30 --seed 7  # longer, another web
+    nice -n 19 python -m bench.soak --calm                 # the runs alone: no backend faults, no operator
 
 The servers are those of the tests (``NEWSAGG_PG_URL``, ``NEWSAGG_ES_URL``, else
 ``scripts/pg-node`` / ``scripts/es-node``); the soak's database is dropped at the end,
@@ -45,6 +51,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -64,7 +71,7 @@ from pipeline.storage.schema import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "faults")]
-from faultkit import Handler  # noqa: E402  (the fault tests' web server)
+from faultkit import Handler, Proxy, proxying  # noqa: E402  (the fault tests' web server and TCP proxy)
 from faultkit import serving as serving_web  # noqa: E402
 from services import ensure_elasticsearch, group_members, postgres_database  # noqa: E402  (the tests' servers)
 
@@ -74,6 +81,10 @@ ROUNDUP = 9  # an RSS feed that also lists other feeds' stories, linking copies 
 OUTAGES = {3: (503, 0.30, 0.55), 12: (404, 0.40, 0.65)}  # source -> (status, from, to) as shares of the change
 STOP_LINE = re.compile(r"^newsagg: stopped \((SIGTERM|SIGINT)\); run again to resume where it stopped$")
 BAD_LINE = re.compile(r"ERROR|CRITICAL|Traceback|newsagg: error|Exception")
+# How a command may end while a backend fails under it: one line saying so.
+FAULT_LINE = re.compile(r"^(ERROR pipeline\.(runner|backfill): search index unavailable, \d+ documents wait in the "
+                        r"outbox: |newsagg: error: )\S")
+BACKEND_FAULTS = ("es-refuse", "es-cut", "es-slow", "pg-terminate", "pg-terminate")
 ARTICLE_ROWS = sa.select(articles.c.id, articles.c.url, articles.c.text, articles.c.text_source,
                          articles.c.text_source_reason)
 DOC_IN_URL = re.compile(r"/(?:a|go|amp)/([0-9a-f]{16})")
@@ -268,6 +279,7 @@ class Run:
     action: str = "none"  # "kill", "term", "term-group", "none"
     at: float = 0.0  # seconds after the start the action is due
     signalled: float | None = None
+    name: str = "run"  # "run", or the operator command it is
 
 
 @dataclass
@@ -276,11 +288,19 @@ class Tally:
     kills: int = 0
     stops: int = 0
     pairs: int = 0
+    commands: Counter[str] = field(default_factory=Counter)  # operator commands by name
+    faults: Counter[str] = field(default_factory=Counter)  # backend faults by kind
+    terminated: int = 0  # database connections terminated
+    windows: list[tuple[float, float, str]] = field(default_factory=list)  # (from, to, kind) of each backend fault
     violations: list[str] = field(default_factory=list)
 
     def violation(self, text: str) -> None:
         self.violations.append(text)
         print(f"VIOLATION {text}", flush=True)
+
+    def faulted(self, since: float, until: float) -> list[str]:
+        """The backend faults that overlapped ``since``..``until`` (monotonic seconds)."""
+        return [kind for start, end, kind in list(self.windows) if start <= until and since <= end]
 
 
 def _signal(run: Run, sig: signal.Signals, group: bool = True) -> None:
@@ -293,20 +313,35 @@ class Runner:
     def __init__(self, config: Path, logs: Path, tally: Tally, rng: random.Random) -> None:
         self.config, self.logs, self.tally, self.rng = config, logs, tally, rng
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+        self.lock = threading.Lock()  # the runs' and the operator's threads number their commands
 
     def start(self, *, force: bool, action: str = "none", workers: int = 2) -> Run:
-        self.tally.runs += 1
-        n = self.tally.runs
-        out, err = self.logs / f"run-{n:03d}.out", self.logs / f"run-{n:03d}.err"
-        command = [sys.executable, "-m", "pipeline", "--config", str(self.config), "run", "--json"]
-        command += ["--force"] if force else []
-        env = {**self.env, "NEWSAGG_WORKERS": str(workers)}
-        with out.open("w") as o, err.open("w") as e:
-            process = subprocess.Popen(command, env=env, text=True, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                                       start_new_session=True, cwd=ROOT)
-        run = Run(n, process, err, out, time.monotonic(), action, self.rng.uniform(0.3, 5.0))
-        print(f"run {n}: pid {process.pid} workers {workers}{' --force' if force else ''} {action}", flush=True)
+        with self.lock:
+            self.tally.runs += 1
+            n = self.tally.runs
+        run = self._spawn(f"run-{n:03d}", ["run", "--json", *(["--force"] if force else [])],
+                          {"NEWSAGG_WORKERS": str(workers)})
+        run.number, run.action, run.at = n, action, self.rng.uniform(0.3, 5.0)
+        print(f"run {n}: pid {run.process.pid} workers {workers}{' --force' if force else ''} {action}", flush=True)
         return run
+
+    def command(self, *args: str) -> Run:
+        """An operator's `newsagg ARGS...` beside the runs."""
+        with self.lock:
+            self.tally.commands[args[0]] += 1
+            n = sum(self.tally.commands.values())
+        run = self._spawn(f"op-{n:03d}", list(args), {})
+        run.number, run.name = n, " ".join(args)
+        print(f"operator {n}: pid {run.process.pid} newsagg {run.name}", flush=True)
+        return run
+
+    def _spawn(self, log_name: str, args: list[str], env: dict[str, str]) -> Run:
+        out, err = self.logs / f"{log_name}.out", self.logs / f"{log_name}.err"
+        command = [sys.executable, "-m", "pipeline", "--config", str(self.config), *args]
+        with out.open("w") as o, err.open("w") as e:
+            process = subprocess.Popen(command, env={**self.env, **env}, text=True, stdin=subprocess.DEVNULL,
+                                       stdout=o, stderr=e, start_new_session=True, cwd=ROOT)
+        return Run(0, process, err, out, time.monotonic())
 
     def finish(self, batch: list[Run], timeout: float = 300) -> None:
         """Wait for ``batch``, signalling each as planned; check how each ended."""
@@ -336,33 +371,42 @@ class Runner:
                         self.tally.stops += 1
                         _signal(run, signal.SIGTERM, group=run.action == "term-group")
                 if run.signalled is not None and run.action != "kill" and age - run.signalled > 15:
-                    self.tally.violation(f"run {run.number}: still running 15 s after SIGTERM; killed")
+                    self.tally.violation(f"{run.name} {run.number}: still running 15 s after SIGTERM; killed")
                     _signal(run, signal.SIGKILL)
                     run.action = "kill"
                 if age > timeout:
-                    self.tally.violation(f"run {run.number}: still running after {timeout:.0f} s; killed")
+                    self.tally.violation(f"{run.name} {run.number}: still running after {timeout:.0f} s "
+                                         "(waiting without a word?); killed")
                     _signal(run, signal.SIGKILL)
                     run.action = "kill"
             time.sleep(0.05)
 
     def judge(self, run: Run) -> None:
         code = run.process.returncode
+        # A backend fault under the command may end it with one line saying so (and exit 1).
+        faults = self.tally.faulted(run.started, time.monotonic())
         deadline = time.monotonic() + 5
         while (left := group_members(run.process.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         if left:
-            self.tally.violation(f"run {run.number}: worker processes {left} outlived their run by 5 s; killed")
+            self.tally.violation(f"{run.name} {run.number}: worker processes {left} outlived it by 5 s; killed")
             for pid in left:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         lines = run.stderr.read_text(errors="replace").splitlines()
         stopped = [line for line in lines if STOP_LINE.match(line)]
-        bad = [line for line in lines if BAD_LINE.search(line) and not STOP_LINE.match(line)]
+        failed = [line for line in lines if faults and FAULT_LINE.match(line)]
+        bad = [line for line in lines if BAD_LINE.search(line) and not STOP_LINE.match(line) and line not in failed]
+        if len(failed) > 1:
+            bad += failed
         if bad:
             shown = "\n  ".join(lines[-40:])
-            self.tally.violation(f"run {run.number} (exit {code}, {run.action}): stderr:\n  {shown}")
+            self.tally.violation(f"{run.name} {run.number} (exit {code}, {run.action}, faults {faults}): stderr:\n  "
+                                 f"{shown}")
         signalled = run.signalled is not None
         if code == 0 or (signalled and run.action == "kill" and code == -signal.SIGKILL):
+            pass
+        elif code == 1 and len(failed) == 1:
             pass
         elif signalled and run.action.startswith("term") and code == 143 and len(stopped) == 1:
             pass
@@ -372,10 +416,11 @@ class Runner:
             # it back (its report printed): the default action, with nothing begun or all done.
             pass
         elif not bad:
-            self.tally.violation(f"run {run.number}: exit {code} after {run.action}"
-                                 f"{f' at {run.signalled:.1f} s' if signalled else ''}; stderr: {lines[-10:]}")
+            self.tally.violation(f"{run.name} {run.number}: exit {code} after {run.action}"
+                                 f"{f' at {run.signalled:.1f} s' if signalled else ''} (faults {faults}); "
+                                 f"stderr: {lines[-10:]}")
         summary = ""
-        if code == 0:
+        if code == 0 and run.name == "run":
             try:
                 report = json.loads(run.stdout.read_text())
                 summary = (f"+{report['articles_added']} articles, {report['clustered']} clustered, "
@@ -384,8 +429,11 @@ class Runner:
                     self.tally.violation(f"run {run.number}: index error {report['index_error']}")
             except (ValueError, KeyError) as exc:
                 self.tally.violation(f"run {run.number}: unreadable report ({exc})")
+        elif failed:
+            summary = failed[0][:160]
         when = f" at {run.signalled:.1f} s" if signalled else ""
-        print(f"run {run.number}: exit {code} ({run.action}{when}) {summary}", flush=True)
+        under = f", faults {','.join(faults)}" if faults else ""
+        print(f"{run.name} {run.number}: exit {code} ({run.action}{when}{under}) {summary}", flush=True)
 
 
 def soak(world: World, runner: Runner, rng: random.Random) -> None:
@@ -402,6 +450,79 @@ def soak(world: World, runner: Runner, rng: random.Random) -> None:
                 time.sleep(rng.uniform(0, 1))
         runner.finish(batch)
         time.sleep(rng.uniform(0, 2))
+
+
+def disturb(world: World, proxy: Proxy, store_url: str, tally: Tally, rng: random.Random) -> None:
+    """While the web changes, every few seconds a backend fault for a few seconds: Elasticsearch (through
+    ``proxy``) refusing connections, cutting them mid-request or answering slowly; or the server terminating
+    every connection to the soak's database, again and again."""
+    engine = sa.create_engine(store_url, poolclass=sa.pool.NullPool)
+    terminate = sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    try:
+        while world.changing():
+            time.sleep(rng.uniform(4, 16))
+            kind, start = rng.choice(BACKEND_FAULTS), time.monotonic()
+            tally.faults[kind] += 1
+            lasting, delay = rng.uniform(2, 8), rng.uniform(1, 8)
+            if kind == "pg-terminate":  # a burst, as in a failover: one kill would mostly find idle connections
+                tally.windows.append((start, start + lasting + 2, kind))  # known before the runs it ends are judged
+                while time.monotonic() < start + lasting:
+                    with engine.connect() as conn:
+                        tally.terminated += conn.execute(terminate).scalar_one()
+                    time.sleep(rng.uniform(0.05, 1))
+                continue
+            if kind == "es-refuse":
+                proxy.refuse()
+            elif kind == "es-cut":
+                proxy.cut()
+            else:
+                proxy.slow(delay)
+            tally.windows.append((start, start + lasting + delay, kind))  # an answer held when it heals comes later
+            time.sleep(lasting)
+            proxy.heal()
+    finally:
+        proxy.heal()
+        engine.dispose()
+
+
+def operate(world: World, runner: Runner, rng: random.Random) -> None:
+    """While the web changes, an operator's (or cron's) commands beside the runs, one at a time; a feed taken
+    out of the list is put back before the end."""
+    sources = [i for i, kind in enumerate(KINDS) if kind != SITEMAP and i not in OUTAGES]
+    removed: int | None = None
+
+    def feed_url(source: int) -> str:
+        return f"{world.base}/feeds/{source}.xml"
+
+    def put_back(source: int) -> list[str]:
+        return ["feeds", "add", feed_url(source), "--name", f"Soak source {source:02d}"]
+
+    while world.changing():
+        time.sleep(rng.uniform(2, 12))
+        if removed is not None and rng.random() < 0.5:
+            command, removed = put_back(removed), None
+        else:
+            choice = rng.choice(("maintenance", "reextract", "outbox") + (("feeds remove",) if removed is None else ()))
+            if choice == "feeds remove":
+                removed = rng.choice(sources)
+            command = {"maintenance": ["maintenance", "--json"], "reextract": ["reextract", "--json"],
+                       "outbox": ["outbox", "fill"],
+                       "feeds remove": ["feeds", "remove", feed_url(removed or 0)]}[choice]
+        runner.finish([runner.command(*command)], timeout=180)
+    if removed is not None:
+        runner.finish([runner.command(*put_back(removed))], timeout=180)
+
+
+@contextmanager
+def beside(*work: Callable[[], None]) -> Iterator[None]:
+    """Run each of ``work`` in a thread while the block runs; wait for them after it (they end with the change)."""
+    threads = [threading.Thread(target=w, daemon=True) for w in work]
+    for thread in threads:
+        thread.start()
+    yield  # (the soak interrupted, they are left to end with the process)
+    for thread in threads:
+        thread.join()
 
 
 def settle(store_url: str, runner: Runner, limit: int = 8) -> None:
@@ -587,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--articles", type=int, default=0, help="articles published (default 40 a minute)")
     parser.add_argument("--keep", action="store_true", help="keep the Elasticsearch index (the logs are kept)")
+    parser.add_argument("--calm", action="store_true",
+                        help="no backend faults and no operator commands beside the runs")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     world = World(args.seed, args.articles or int(40 * args.minutes) + 60, args.minutes * 60)
@@ -595,14 +718,16 @@ def main(argv: list[str] | None = None) -> int:
     tally = Tally()
     scratch = Path(tempfile.mkdtemp(prefix="newsagg-soak-"))
     print(f"soak: seed {args.seed}, {len(world.docs)} articles, {args.minutes} min, logs in {scratch}", flush=True)
-    with postgres_database() as store_url, serving(world) as base:
+    with postgres_database() as store_url, serving(world) as base, proxying(es_url) as proxy:
         feeds = [{"name": f"Soak source {i:02d}", "url": f"{base}/feeds/{i}.xml",
                   "type": "sitemap" if kind == SITEMAP else "feed"} for i, kind in enumerate(KINDS)]
         (scratch / "feeds.yaml").write_text(yaml.safe_dump({"feeds": feeds}))
         config = scratch / "soak.yaml"
         config.write_text(yaml.safe_dump({
             "data_dir": str(scratch / "data"), "feeds_file": str(scratch / "feeds.yaml"), "store_url": store_url,
-            "search_backend": "elasticsearch", "es": es_settings,
+            # The runs reach Elasticsearch through the proxy, and give up on a request held
+            # longer than its slowest answers (else an answer held is only a wait).
+            "search_backend": "elasticsearch", "es": {**es_settings, "urls": [proxy.url], "request_timeout": 5.0},
             "fetch": {"allowed_hosts": [base.removeprefix("http://")], "politeness_delay": 0.0,
                       "connect_timeout": 1.0, "read_timeout": 1.0, "total_timeout": 3.0},
             "extraction": {"batch_size": 10}, "clustering": {"pool_min_batch": 10},
@@ -610,7 +735,10 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(config, scratch, tally, rng)
         started = time.monotonic()
         try:
-            soak(world, runner, rng)
+            with beside(*([] if args.calm else [
+                    partial(disturb, world, proxy, store_url, tally, random.Random(args.seed + 1)),
+                    partial(operate, world, runner, random.Random(args.seed + 2))])):
+                soak(world, runner, rng)
             print(f"soak: the web stopped changing after {time.monotonic() - started:.0f} s; settling", flush=True)
             settle(store_url, runner)
             numbers = check(world, store_url, es_settings, config, tally)
@@ -619,8 +747,9 @@ def main(argv: list[str] | None = None) -> int:
                 index = ElasticsearchIndex(load_settings(None, search_backend="elasticsearch", es=es_settings).es)
                 index.drop()
                 index.close()
-    print(f"soak: {tally.runs} runs ({tally.pairs} pairs, {tally.kills} killed, {tally.stops} stopped) in "
-          f"{time.monotonic() - started:.0f} s, load {os.getloadavg()[0]:.2f}; "
+    print(f"soak: {tally.runs} runs ({tally.pairs} pairs, {tally.kills} killed, {tally.stops} stopped), "
+          f"backend faults {dict(tally.faults)} ({tally.terminated} database connections terminated), operator "
+          f"commands {dict(tally.commands)} in {time.monotonic() - started:.0f} s, load {os.getloadavg()[0]:.2f}; "
           + ", ".join(f"{k} {v}" for k, v in numbers.items()), flush=True)
     print(f"soak: {len(tally.violations)} violations", flush=True)
     return 1 if tally.violations else 0

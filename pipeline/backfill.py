@@ -127,18 +127,18 @@ def reextract(
     pipeline.pool.start()  # forked before the progress bar or any thread starts
     with ProgressBar(desc="re-extracting", unit="article", disable=not progress, leave=False) as bar:
         for batch in pipeline.store.archived_articles(since, outlet, chunk=settings.extraction.batch_size):
-            pages: list[tuple[Article, ArchivedPage]] = []
+            pages: list[tuple[Article, ArchivedPage, ArchiveRecord]] = []
             for article, record in batch:
                 try:
-                    pages.append((article, read_page(directory, record)))
+                    pages.append((article, read_page(directory, record), record))
                 except ArchiveError as exc:
                     log.warning("article %s: archived page unreadable: %s", article.id, exc)
                     report.unreadable += 1
-            entries = pipeline.store.entries_by_url(p.page.requested_url for _, p in pages)
-            extracted = extract_pages([(p.page.url, p.page.body, p.page.content_type) for _, p in pages],
+            entries = pipeline.store.entries_by_url(p.page.requested_url for _, p, _ in pages)
+            extracted = extract_pages([(p.page.url, p.page.body, p.page.content_type) for _, p, _ in pages],
                                       pipeline.pool)
-            changed: list[Article] = []
-            for (old, archived), found in zip(pages, extracted):
+            changed: list[tuple[Article, ArchiveRecord]] = []
+            for (old, archived, record), found in zip(pages, extracted):
                 pending = entries.get(archived.page.requested_url) or _entry_of(old)
                 try:
                     new = build_article(
@@ -152,11 +152,10 @@ def reextract(
                 # What identifies the article and where it came from stays; what extraction decides may change.
                 new = replace(new, id=old.id, url=old.url, feed_id=old.feed_id, outlet=old.outlet, tags=old.tags)
                 if pipeline.store.without_template(new, settings.extraction) != old:
-                    changed.append(new)
+                    changed.append((new, record))
             with pipeline.store.exclusive("clusters"):  # not while a clustering pass works on these clusters
-                pipeline.store.replace_articles(changed, settings.extraction)
+                report.changed += pipeline.store.replace_articles(changed, settings.extraction)
             report.examined += len(batch)
-            report.changed += len(changed)
             bar.update(len(batch))
     report.settled = settle(pipeline)
     return report

@@ -336,27 +336,35 @@ class ArticleStore(TemplateStore):
             known = self._known_blocks(conn, site, {fingerprint(b) for b in blocks(article.text)})
         return replace(article, text=_stripped(article, site, known, templates)[0])
 
-    def replace_articles(self, changed: Sequence[Article], templates: ExtractionSettings | None = None) -> int:
-        """Store new content for these articles (re-extracted) and have their clusters formed anew; returns the clusters.
+    def replace_articles(
+        self, changed: Sequence[tuple[Article, ArchiveRecord]], templates: ExtractionSettings | None = None
+    ) -> int:
+        """Store new content for these articles, re-extracted from the archived pages named; returns how many were.
 
-        Their outlet's template blocks are stripped as when they were first stored.
+        Their outlet's template blocks are stripped as when they were first stored. An article
+        that no longer points at that page is left as it is: a run stored a newer version of
+        the page (a correction) since it was read, and its text must not go back to the older one.
 
-        Every member of a changed article's cluster loses its membership and signature and
+        Every member of a replaced article's cluster loses its membership and signature and
         the cluster is marked for rebuilding, so the next clustering pass assigns them
         again, in arrival order, from their new text (a changed article may no longer
         match, or match another story).
         """
         if not changed:
             return 0
+        replaced: list[str] = []
         with self._tx("re-extracted articles") as conn:
-            for article in changed:
+            for article, page in changed:
                 site, known = self._template_of(conn, article, templates, [])
                 text, stripped = _stripped(article, site, known, templates)
-                conn.execute(articles.update().where(articles.c.id == article.id).values(
+                read_from = (articles.c.warc_file == page.file, articles.c.warc_offset == page.offset)
+                updated = conn.execute(articles.update().where(articles.c.id == article.id, *read_from).values(
                     published=article.published, **_content(article, text, stripped)
                 ))
+                if updated.rowcount:
+                    replaced.append(article.id)
             clusters: set[str] = set()
-            for chunk in chunks([a.id for a in changed], 500):
+            for chunk in chunks(replaced, 500):
                 clusters.update(conn.execute(
                     sa.select(memberships.c.cluster_id).where(memberships.c.article_id.in_(chunk)).distinct()
                 ).scalars())
@@ -367,7 +375,7 @@ class ArticleStore(TemplateStore):
             dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
             for cluster_id in clusters:
                 conn.execute(dirty, {"cluster_id": cluster_id})
-        return len(clusters)
+        return len(replaced)
 
     def clear_archive_pointers(self, files: Iterable[str]) -> int:
         """Forget the archived pages of these WARC files (deleted); returns the articles that pointed there."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
@@ -140,6 +140,8 @@ class FeedStore(StoreBase):
                 for statement, rows in statements:
                     if rows:
                         conn.execute(statement, rows)
+        except OperationalError:
+            raise  # the store failed (its connection ended, a lock wait timed out), no feed: _tx says so
         except DBAPIError:
             # Find the feed the database refuses, to name it; the transaction writes nothing.
             for statement, rows in statements:

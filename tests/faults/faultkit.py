@@ -4,8 +4,9 @@
 conftest another test directory imported first.)
 
 ``Web`` is a real HTTP server on 127.0.0.1 in a thread whose routes each test scripts
-(hostile feeds and pages, a webhook receiver). Nothing here opens a non-loopback
-connection. The filesystem helpers make real conditions: a read-only mount and a
+(hostile feeds and pages, a webhook receiver); ``Proxy`` is a TCP relay on 127.0.0.1 to a
+real server (Elasticsearch) that refuses, cuts or slows its connections on demand. Nothing
+here opens a non-loopback connection. The filesystem helpers make real conditions: a read-only mount and a
 full tmpfs when this process may mount (root in a container), a file-size limit or
 permission bits otherwise.
 """
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -133,6 +137,138 @@ def serving(tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> Itera
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+class Proxy:
+    """A TCP relay from a loopback port to ``target`` (host, port), in threads, whose faults a test switches.
+
+    ``refuse()``: the port is closed and the open connections reset, as when the server is
+    down; ``cut()``: the open connections are reset, and each new one once the server starts
+    answering (the request reached the server, its answer never reaches the client);
+    ``slow(seconds)``: each piece of an answer is held that long; ``heal()``: a plain relay
+    again. ``stop()`` ends it all.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.mode, self.delay = "relay", 0.0
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._listener: socket.socket | None = self._listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def refuse(self) -> None:
+        with self._lock:
+            self.mode = "refuse"
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        self._reset_open()
+
+    def cut(self) -> None:
+        self.mode = "cut"
+        self._reset_open()
+
+    def slow(self, seconds: float) -> None:
+        self.mode, self.delay = "slow", seconds
+
+    def heal(self) -> None:
+        with self._lock:
+            self.mode = "relay"
+            if self._listener is None:
+                self._listener = self._listen(self.port)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.refuse()
+        self._thread.join(5)
+
+    @staticmethod
+    def _listen(port: int) -> socket.socket:
+        # The port closed by refuse() is free once the accepting thread lets go of it (50 ms).
+        for attempt in range(40):
+            try:
+                listener = socket.create_server(("127.0.0.1", port))
+                break
+            except OSError:
+                if attempt == 39:
+                    raise
+                time.sleep(0.05)
+        listener.settimeout(0.05)
+        return listener
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            with self._lock:
+                listener = self._listener
+            if listener is None:
+                time.sleep(0.05)
+                continue
+            try:
+                client, _ = listener.accept()
+            except (TimeoutError, OSError):  # a timeout, or refuse() closed it meanwhile
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                self._open |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
+        try:
+            while not self.stopping.is_set():
+                if not select.select([source], [], [], 0.1)[0]:
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    break
+                if answers and self.mode == "cut":
+                    break
+                if answers and self.mode == "slow" and self.stopping.wait(self.delay):
+                    break
+                sink.sendall(data)
+        except (OSError, ValueError):  # reset by the other side or by a fault
+            pass
+        for end in (source, sink):
+            _reset(end)
+            with self._lock:
+                self._open.discard(end)
+
+    def _reset_open(self) -> None:
+        with self._lock:
+            connections, self._open = list(self._open), set()
+        for connection in connections:
+            _reset(connection)
+
+
+def _reset(connection: socket.socket) -> None:
+    """Close with a reset (RST), as a crashed server or a cut network does, not a polite FIN."""
+    with contextlib.suppress(OSError):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        connection.close()
+
+
+@contextlib.contextmanager
+def proxying(url: str) -> Iterator[Proxy]:
+    """A ``Proxy`` to the server at ``url`` (http://host:port), stopped on exit."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    proxy = Proxy((host, int(port)))
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 def write_feed_list(path: Path, feeds: dict[str, str]) -> Path:

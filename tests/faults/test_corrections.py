@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from faultkit import Handler, Web, article_html, fault_settings, write_feed_list
+from faultkit import Handler, Web, article_html, fault_settings, wait_until, write_feed_list
 from pipeline.backfill import reextract
 from pipeline.cli import main
 from pipeline.runner import Pipeline
 from pipeline.settings import Settings
+from pipeline.storage import Store
 from pipeline.storage.schema import article_revisions, stories
 from pipeline.urls import article_id
 from services import postgres_database
@@ -260,3 +262,68 @@ def test_a_revisit_whose_page_cannot_be_fetched_leaves_the_article_as_it_was(
         article = pipeline.store.articles_by_id([key])[key]
         assert (article.text, article.text_source.value) == (text, "page")
         assert pipeline.store.article_revisions(key) == []
+
+
+def test_a_correction_stored_while_reextract_works_is_not_undone(web: Web, tmp_path: Path) -> None:
+    # `newsagg reextract` beside the runs (an operator, cron): it reads a batch of articles and
+    # their archived pages, extracts them again, then waits for the clusters lock to store what
+    # changed. A correction a run stores meanwhile must not be replaced by the page reextract
+    # read before it (seen while making reextract one of bench/soak.py's operator commands).
+    desk_note = ("The Ledger's city desk covers the council, the port and the courts of the city and its "
+                  "suburbs, with reporters in each of its twelve districts and on the river.")
+    names = ["bridge", "harbour", "tunnel", "station", "library", "market"]
+    pages = {n: Page(web, f"/news/{n}") for n in names}
+    for name, page in pages.items():
+        page.html = article_html(f"{name.title()} opens", name).replace("</article>", f"<p>{desk_note}</p></article>")
+        page.etag = f'"{name}-1"'
+    published = {"bridge": "2026-11-02T08:00:00Z"}
+    web.serve("/feed.xml", atom_feed(web, published, "2026-11-02T08:00:00Z"), "application/atom+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    key = article_id(web.url("/news/bridge"))
+    with postgres_database() as store_url:
+        settings = fault_settings(web, tmp_path, feeds, store_url=store_url)
+        with Pipeline(settings) as pipeline:
+            pipeline.run()
+            # The other stories repeat the desk's note: it is the outlet's template now, which
+            # re-extracting the bridge story strips (so reextract has a change to store).
+            published |= {n: "2026-11-02T08:00:00Z" for n in names[1:]}
+            web.serve("/feed.xml", atom_feed(web, published, "2026-11-02T08:00:00Z"), "application/atom+xml")
+            pipeline.run(force=True)
+            assert desk_note in pipeline.store.articles_by_id([key])[key].text
+
+            holding, release = threading.Event(), threading.Event()
+
+            def hold_the_lock() -> None:
+                with closing(Store(store_url)) as other, other.exclusive("clusters"):
+                    holding.set()
+                    release.wait(30)
+
+            def reextract_alone() -> None:
+                with Pipeline(settings) as operator:
+                    assert reextract(operator).changed >= 1
+
+            def waiting_for_the_lock() -> bool:
+                with pipeline.store.engine.connect() as conn:
+                    return bool(conn.execute(sa.text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar())
+
+            with ThreadPoolExecutor(2) as pool:
+                holder = pool.submit(hold_the_lock)
+                assert holding.wait(30)
+                reextracting = pool.submit(reextract_alone)
+                wait_until(waiting_for_the_lock, 60)
+                # Meanwhile a run stores the bridge story's correction (fetching takes no lock).
+                web.serve("/feed.xml", atom_feed(web, published | {"bridge": "2026-11-02T10:30:00Z"},
+                                                 "2026-11-02T10:30:00Z"), "application/atom+xml")
+                bridge = pages["bridge"]
+                bridge.html, bridge.etag = bridge.html.replace("</h1>", f"</h1><p>{CORRECTION}</p>", 1), '"bridge-2"'
+                pipeline.poll_feeds(pipeline.load_feeds())
+                pipeline.fetch_articles()
+                assert CORRECTION in pipeline.store.articles_by_id([key])[key].text
+                release.set()
+                holder.result()
+                reextracting.result()
+
+            pipeline.run(force=True)
+            assert CORRECTION in pipeline.store.articles_by_id([key])[key].text, "the correction was undone"
+            assert [r.revision for r in pipeline.store.article_revisions(key)] == [1, 2]
