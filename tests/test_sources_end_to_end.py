@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,17 +58,22 @@ def test_the_demo_corpus_read_from_sitemaps_alone_gives_the_feeds_stories(
         assert all(a.paywalled and frozenset({a.id}) in from_sitemaps for a in found.values())
 
 
+def _settings_file(tmp_path: Path, base: str, **extra: Any) -> Path:
+    """A settings file for commands on the corpus server at ``base``, data in ``tmp_path``/data."""
+    config = tmp_path / "newsagg.yaml"
+    config.write_text(yaml.safe_dump({
+        "data_dir": str(tmp_path / "data"),
+        "fetch": {"allowed_hosts": [base.removeprefix("http://")], "politeness_delay": 0.0},
+        **extra,
+    }), encoding="utf-8")
+    return config
+
+
 def test_feeds_add_finds_an_outlet_from_its_home_page_and_run_brings_its_stories(
     corpus_server: CorpusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = corpus_server.base_url
-    config = tmp_path / "newsagg.yaml"
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "search_backend": "sqlite",
-        "fetch": {"allowed_hosts": [base.removeprefix("http://")], "politeness_delay": 0.0},
-        "feeds": {"sitemap_max_age_days": 0},
-    }), encoding="utf-8")
+    config = _settings_file(tmp_path, base, feeds={"sitemap_max_age_days": 0})
     home = f"{base}/{NO_FEED_LINK}/"
 
     assert main(["--config", str(config), "feeds", "add", home]) == 0
@@ -95,11 +101,7 @@ def test_feeds_add_on_an_article_page_finds_the_sitemap_of_its_own_outlet(
     # The help says "or a page of the outlet": an article's page sits deeper than the outlet's
     # sitemap, and the host's robots.txt lists every outlet's.
     base = corpus_server.base_url
-    config = tmp_path / "newsagg.yaml"
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "fetch": {"allowed_hosts": [base.removeprefix("http://")], "politeness_delay": 0.0},
-    }), encoding="utf-8")
+    config = _settings_file(tmp_path, base)
     article = next((bundled_corpus_dir() / NO_FEED_LINK / "articles").glob("*.html")).name
 
     assert main(["--config", str(config), "feeds", "add", f"{base}/{NO_FEED_LINK}/articles/{article}"]) == 0
