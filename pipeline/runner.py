@@ -234,11 +234,15 @@ class Pipeline:
         The store knows a feed by its URL, so renaming or reordering feeds keeps their
         ids and history (``Store.sync_feeds``). Stored feeds missing from the configured
         list are marked removed; another list (``path``, polled once) removes nothing.
+        The list is read and registered under the store's feed-list lock, which
+        ``newsagg feeds add|remove|move`` hold while they edit it: a list read before such
+        an edit and registered after it would undo it.
         """
         configured = self.settings.resolved_feeds_file
         path = path or configured
         whole_list = path.resolve() == configured.resolve()
-        return self.store.sync_feeds(load_feed_list(path), whole_list=whole_list)
+        with self.store.exclusive("feed_list"):
+            return self.store.sync_feeds(load_feed_list(path), whole_list=whole_list)
 
     def due_feeds(
         self,

@@ -4,6 +4,8 @@ Each edits the YAML feed list (the one ``newsagg run`` reads) and the store toge
 a feed's history follows it: the store knows a feed by its URL (``urls.feed_url_key``),
 keeps a removed feed's history for when it is added again, and ``move`` carries a feed's
 history over to its new URL, where editing the URL in the list would start a new feed.
+Each edit of the list and the store holds the store's feed-list lock, as a run does while
+it reads and registers the list (``Pipeline.load_feeds``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ def add_feed(
     Returns:
         The feed as registered (with the store's id), and whether it was new to the list.
     """
-    to_poll = polled_url(url)
+    with store.exclusive("feed_list"):
+        return _add_feed(store, path, polled_url(url), name, kind, language)
+
+
+def _add_feed(
+    store: Store, path: Path, to_poll: str, name: str | None, kind: Literal["feed", "sitemap"], language: str | None
+) -> tuple[FeedSource, bool]:
     feeds = _editable(path)
     listed = _find(feeds, to_poll)
     if listed is not None:
@@ -73,6 +81,11 @@ def remove_feed(store: Store, path: Path, url_or_id: str) -> FeedSource:
     Raises:
         ConfigError: no such feed in the list or the store, or one removed before.
     """
+    with store.exclusive("feed_list"):
+        return _remove_feed(store, path, url_or_id)
+
+
+def _remove_feed(store: Store, path: Path, url_or_id: str) -> FeedSource:
     feeds = _editable(path)
     known = store.find_feed(url_or_id)
     listed = _find(feeds, known.source.url if known else url_or_id)
@@ -118,7 +131,11 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
     Raises:
         ConfigError: the old URL is not in the list, or the new one names a feed already.
     """
-    to_poll = polled_url(new_url)
+    with store.exclusive("feed_list"):
+        return _move_feed(store, path, old_url, polled_url(new_url), new_url)
+
+
+def _move_feed(store: Store, path: Path, old_url: str, to_poll: str, new_url: str) -> FeedSource:
     feeds = _editable(path)
     listed = _find(feeds, old_url)
     if listed is None:

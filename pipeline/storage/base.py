@@ -166,7 +166,7 @@ class StoreBase:
             raise StoreError(f"the store refused {what} ({redact_url(self.url)}): {_reason(exc)}") from None
 
     @contextmanager
-    def exclusive(self, name: Literal["clusters", "alerts"]) -> Iterator[None]:
+    def exclusive(self, name: Literal["clusters", "alerts", "feed_list"]) -> Iterator[None]:
         """Hold a lock shared by every process using this store, around work that must not run twice at once.
 
         Clustering decides memberships from the state it restored, and building stories reads
