@@ -44,32 +44,27 @@ def add_feed(
     Returns:
         The feed as registered (with the store's id), and whether it was new to the list.
     """
+    to_poll = polled_url(url)
     with store.exclusive("feed_list"):
-        return _add_feed(store, path, polled_url(url), name, kind, language)
-
-
-def _add_feed(
-    store: Store, path: Path, to_poll: str, name: str | None, kind: Literal["feed", "sitemap"], language: str | None
-) -> tuple[FeedSource, bool]:
-    feeds = _editable(path)
-    listed = _find(feeds, to_poll)
-    if listed is not None:
-        return store.sync_feeds([listed])[0], False
-    known = store.find_feed(to_poll)
-    label = (name or "").strip() or (known.source.name if known else host_name(to_poll))
-    new = FeedSource(
-        id="",  # given by merge_feed_lists, as load_feed_list will
-        name=label,
-        url=to_poll,
-        language=language or (known.source.language if known else None),
-        tags=known.source.tags if known else (),
-        poll_interval=known.source.poll_interval if known else None,
-        kind=kind,
-        cross_host=known.source.cross_host if known else False,
-    )
-    merged = merge_feed_lists(feeds, [new])
-    write_feed_list(path, merged)
-    return store.sync_feeds([merged[-1]])[0], True
+        feeds = _editable(path)
+        listed = _find(feeds, to_poll)
+        if listed is not None:
+            return store.sync_feeds([listed])[0], False
+        known = store.find_feed(to_poll)
+        label = (name or "").strip() or (known.source.name if known else host_name(to_poll))
+        new = FeedSource(
+            id="",  # given by merge_feed_lists, as load_feed_list will
+            name=label,
+            url=to_poll,
+            language=language or (known.source.language if known else None),
+            tags=known.source.tags if known else (),
+            poll_interval=known.source.poll_interval if known else None,
+            kind=kind,
+            cross_host=known.source.cross_host if known else False,
+        )
+        merged = merge_feed_lists(feeds, [new])
+        write_feed_list(path, merged)
+        return store.sync_feeds([merged[-1]])[0], True
 
 
 def remove_feed(store: Store, path: Path, url_or_id: str) -> FeedSource:
@@ -82,24 +77,20 @@ def remove_feed(store: Store, path: Path, url_or_id: str) -> FeedSource:
         ConfigError: no such feed in the list or the store, or one removed before.
     """
     with store.exclusive("feed_list"):
-        return _remove_feed(store, path, url_or_id)
-
-
-def _remove_feed(store: Store, path: Path, url_or_id: str) -> FeedSource:
-    feeds = _editable(path)
-    known = store.find_feed(url_or_id)
-    listed = _find(feeds, known.source.url if known else url_or_id)
-    if listed is None and known is None:
-        raise ConfigError(f"no feed {url_or_id!r} in {path} or the store (see `newsagg feeds status`)")
-    if listed is None and known is not None and known.status == "removed":
-        raise ConfigError(f"feed {known.source.id} ({known.source.url}) is not in {path}: it was removed before")
-    if listed is not None:
-        write_feed_list(path, [feed for feed in feeds if feed is not listed])
-    if known is not None:
-        store.remove_feed(known.source.id)
-        return known.source
-    assert listed is not None
-    return listed
+        feeds = _editable(path)
+        known = store.find_feed(url_or_id)
+        listed = _find(feeds, known.source.url if known else url_or_id)
+        if listed is None and known is None:
+            raise ConfigError(f"no feed {url_or_id!r} in {path} or the store (see `newsagg feeds status`)")
+        if listed is None and known is not None and known.status == "removed":
+            raise ConfigError(f"feed {known.source.id} ({known.source.url}) is not in {path}: it was removed before")
+        if listed is not None:
+            write_feed_list(path, [feed for feed in feeds if feed is not listed])
+        if known is not None:
+            store.remove_feed(known.source.id)
+            return known.source
+        assert listed is not None
+        return listed
 
 
 def reactivate_feed(store: Store, url_or_id: str) -> FeedState:
@@ -131,28 +122,25 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
     Raises:
         ConfigError: the old URL is not in the list, or the new one names a feed already.
     """
+    to_poll = polled_url(new_url)
     with store.exclusive("feed_list"):
-        return _move_feed(store, path, old_url, polled_url(new_url), new_url)
-
-
-def _move_feed(store: Store, path: Path, old_url: str, to_poll: str, new_url: str) -> FeedSource:
-    feeds = _editable(path)
-    listed = _find(feeds, old_url)
-    if listed is None:
-        raise ConfigError(f"{old_url} is not in {path}")
-    if feed_url_key(to_poll) == feed_url_key(listed.url):
-        raise ConfigError(f"{old_url} and {new_url} are the same feed")
-    if _find(feeds, to_poll) is not None:
-        raise ConfigError(f"{to_poll} is already in {path}")
-    taken = store.find_feed(to_poll)
-    if taken is not None:
-        raise ConfigError(f"{to_poll} is already feed {taken.source.id} in the store, with a history of its own "
-                          f"(`newsagg feeds status`)")
-    known = store.find_feed(listed.url)
-    if known is not None:
-        store.move_feed(known.source.id, to_poll)
-    write_feed_list(path, [replace(feed, url=to_poll) if feed is listed else feed for feed in feeds])
-    return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
+        feeds = _editable(path)
+        listed = _find(feeds, old_url)
+        if listed is None:
+            raise ConfigError(f"{old_url} is not in {path}")
+        if feed_url_key(to_poll) == feed_url_key(listed.url):
+            raise ConfigError(f"{old_url} and {new_url} are the same feed")
+        if _find(feeds, to_poll) is not None:
+            raise ConfigError(f"{to_poll} is already in {path}")
+        taken = store.find_feed(to_poll)
+        if taken is not None:
+            raise ConfigError(f"{to_poll} is already feed {taken.source.id} in the store, with a history of its own "
+                              f"(`newsagg feeds status`)")
+        known = store.find_feed(listed.url)
+        if known is not None:
+            store.move_feed(known.source.id, to_poll)
+        write_feed_list(path, [replace(feed, url=to_poll) if feed is listed else feed for feed in feeds])
+        return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
 
 
 def import_subscriptions(path: Path, imported: Sequence[FeedSource]) -> int:
