@@ -105,12 +105,10 @@ def dedup_jsonl(
                 raise ConfigError(piece.error)
             batch.append(piece)
             if len(batch) == _PIECES:
-                _cluster(engine, batch)
-                bar.update(sum(len(piece.ids) for piece in batch))
+                bar.update(_cluster(engine, batch))
                 batch = []
         if batch:
-            _cluster(engine, batch)
-            bar.update(sum(len(piece.ids) for piece in batch))
+            bar.update(_cluster(engine, batch))
     clusters: set[str] = set()
     for doc_id in order:
         cluster_id = engine.cluster_of(doc_id)
@@ -122,12 +120,12 @@ def dedup_jsonl(
     return len(order), len(clusters)
 
 
-def _cluster(engine: ClusterEngine, pieces: list[_Signed]) -> None:
-    engine.add_signed(
-        [doc_id for piece in pieces for doc_id in piece.ids],
-        [at for piece in pieces for at in piece.at],
-        SketchBatch.joined([piece.sketches for piece in pieces]),
-    )
+def _cluster(engine: ClusterEngine, pieces: list[_Signed]) -> int:
+    """Cluster the articles of these pieces as one batch; returns how many there were."""
+    ids = [doc_id for piece in pieces for doc_id in piece.ids]
+    at = [moment for piece in pieces for moment in piece.at]
+    engine.add_signed(ids, at, SketchBatch.joined([piece.sketches for piece in pieces]))
+    return len(ids)
 
 
 def _open(path: Path) -> BinaryIO:
