@@ -590,7 +590,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(f"config file {config_file} is a directory, not a settings file")
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
-        _check_settings_file(config_file)
+        _settings_file_values(config_file)  # a file that is not YAML is one line, not pydantic-settings' error
 
         class FileSettings(Settings):
             model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
@@ -681,7 +681,7 @@ def settings_in_force(
     """
     environ = os.environ if environ is None else environ
     env = {key.upper(): value for key, value in environ.items()}
-    in_file = _yaml_mapping(config_file.read_text(encoding="utf-8")) if config_file is not None else {}
+    in_file = _settings_file_values(config_file) if config_file is not None else {}
     shown = []
     for variable, path, _ in _variables():
         value: Any = settings
@@ -704,13 +704,6 @@ def _shown(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return _masked(value)
-
-
-def _yaml_mapping(text: str) -> dict[str, Any]:
-    import yaml
-
-    loaded = yaml.safe_load(text)
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _json_mapping(text: str | None) -> dict[str, Any]:
@@ -767,9 +760,8 @@ def _misspelt_variables(environ: Mapping[str, str]) -> list[str]:
     return sorted(problems)
 
 
-def _check_settings_file(path: Path) -> None:
-    """Raise ``ConfigError`` unless ``path`` is YAML mapping names to settings (pydantic-settings would raise
-    whatever YAML or its own merging raised)."""
+def _settings_file_values(path: Path) -> dict[str, Any]:
+    """What a settings file says, as read; ``ConfigError`` unless it is YAML mapping names to settings."""
     import yaml
 
     from pipeline.errors import ConfigError
@@ -784,6 +776,7 @@ def _check_settings_file(path: Path) -> None:
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"settings file {path} is not a mapping of settings (`name: value` lines, "
                           "a group's settings indented under its name)")
+    return loaded or {}
 
 
 def _not_json(group: str, environ: Mapping[str, str]) -> list[str]:
