@@ -22,7 +22,7 @@ and of the order in which the runs see them:
    found in the other: briefs on one topic share stock sentences and vocabulary,
    not their first sentence, and are reproduced whole.
 4. Clusters are the connected components of accepted edges, and a cluster's id
-   is its earliest member's ``cluster_id_for``: the member's arrival time in
+   is its earliest member's ``founded_cluster_id``: the member's arrival time in
    fixed-width digits, then its article id, so the smallest id is the earliest
    member's. An article that links clusters merges them into the one with the
    smallest id; an article that arrives before every member of the clusters it
@@ -92,9 +92,9 @@ def epoch_micros(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 
-def cluster_id_for(article_id: str, at: datetime) -> str:
-    """The id of a cluster whose earliest member is this article: sortable arrival time, then its id."""
-    return f"{epoch_micros(at):020d}-{article_id}"
+def founded_cluster_id(article_id: str, at: int) -> str:
+    """The id of a cluster whose earliest member is this article: its arrival time (``epoch_micros``), then its id."""
+    return f"{at:020d}-{article_id}"
 
 
 def arrival_time(article: Article) -> datetime:
@@ -299,7 +299,7 @@ class ClusterEngine:
             membership = by_article.get(signature.article_id)
             if membership is None:
                 logger.warning("article %s has a signature but no membership; it founds its own cluster", signature.article_id)
-                cluster_id = cluster_id_for(signature.article_id, signature.at)
+                cluster_id = founded_cluster_id(signature.article_id, epoch_micros(signature.at))
             else:
                 cluster_id = _resolve(membership.cluster_id, aliases)
                 self._matched[row] = membership.matched_article_id
@@ -495,38 +495,40 @@ class ClusterEngine:
         return cast(npt.NDArray[np.bool_], unknown | (np.maximum(share_q, share_c) >= self.settings.opening_containment))
 
     def _assign(self, new_rows: I64, q: I64, c: I64, jac: F64, con: F64) -> dict[int, tuple[str, ...]]:
-        order = np.lexsort((c, q))
+        # A row's pairs together, its strongest match first (ties: the earliest article), which explains the membership.
+        order = np.lexsort((c, -(con + jac), q))
         q, c, jac, con = q[order], c[order], jac[order], con[order]
         starts = np.searchsorted(q, new_rows, side="left")
         ends = np.searchsorted(q, new_rows, side="right")
+        matched = starts < ends
+        self._jac[new_rows] = np.nan
+        self._con[new_rows] = np.nan
+        self._jac[new_rows[matched]] = jac[starts[matched]]
+        self._con[new_rows[matched]] = con[starts[matched]]
+        ids, cid, cluster_of = self._ids, self._cid, self._cluster.item
+        partners = c.tolist()
         absorbed_by_row: dict[int, tuple[str, ...]] = {}
-        for row, lo, hi in zip(new_rows.tolist(), starts.tolist(), ends.tolist()):
-            own = cluster_id_for(self._ids[row], _EPOCH + timedelta(microseconds=int(self._at[row])))
+        arrivals = self._at[new_rows].tolist()
+        for row, at, lo, hi in zip(new_rows.tolist(), arrivals, starts.tolist(), ends.tolist()):
+            own = founded_cluster_id(ids[row], at)
             if lo == hi:
                 self._cluster[row] = self._new_cluster(own)
-                self._jac[row] = np.nan
-                self._con[row] = np.nan
                 continue
-            roots = {self._find(int(self._cluster[other])) for other in c[lo:hi].tolist()}
-            survivor = min(roots, key=lambda k: self._cid[k])
-            if own < self._cid[survivor]:
+            roots = {self._find(cluster_of(other)) for other in partners[lo:hi]}
+            survivor = min(roots, key=cid.__getitem__)
+            if own < cid[survivor]:
                 # Published before every member but arrived later: the cluster is renamed
                 # after it, and its old id becomes an alias, as a merged-away one does.
                 survivor = self._new_cluster(own)
-            absorbed = sorted(self._cid[k] for k in roots if k != survivor)
+            absorbed = sorted(cid[k] for k in roots if k != survivor)
             for k in roots:
                 if k != survivor:
                     self._parent[k] = survivor
             self._cluster[row] = survivor
-            # The strongest match explains the membership; ties go to the earliest article.
-            score = con[lo:hi] + jac[lo:hi]
-            best = lo + int(np.argmax(score))
-            self._matched[row] = self._ids[int(c[best])]
-            self._jac[row] = jac[best]
-            self._con[row] = con[best]
+            self._matched[row] = ids[partners[lo]]
             if absorbed:
                 absorbed_by_row[row] = tuple(absorbed)
-                logger.debug("article %s merged clusters %s into %s", self._ids[row], absorbed, self._cid[survivor])
+                logger.debug("article %s merged clusters %s into %s", ids[row], absorbed, cid[survivor])
         return absorbed_by_row
 
     # ----------------------------------------------------------------- evict

@@ -157,26 +157,23 @@ class CompactLSH:
         return np.concatenate(q_parts), np.concatenate(r_parts)
 
     def self_pairs(self, keys: U32) -> tuple[I64, I64]:
-        """Colliding pairs inside one batch: (later index, earlier index), indices into ``keys``."""
-        later: list[I64] = []
-        earlier: list[I64] = []
+        """Colliding pairs inside one batch: (later index, earlier index), indices into ``keys``, a pair once per band."""
         m = keys.shape[0]
-        idx = np.arange(m, dtype=np.int64)
-        for band in range(self.bands):
-            order = np.lexsort((idx, keys[:, band]))
-            sk = keys[order, band]
-            for d in range(1, self.max_bucket + 1):
-                if d >= m:
-                    break
-                same = np.nonzero(sk[d:] == sk[:-d])[0]
-                if len(same) == 0:
-                    break
-                later.append(order[same + d])
-                earlier.append(order[same])
-        if not later:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty
-        return np.concatenate(later), np.concatenate(earlier)
+        # Every band's keys in one array, band after band and each band's rows in order, so one
+        # stable sort lists each bucket's rows oldest first; a row pairs with up to max_bucket
+        # rows before it in its bucket.
+        flat = ((np.arange(self.bands, dtype=np.uint64) << np.uint64(32))[:, None] | keys.T).ravel()
+        order = np.argsort(flat, kind="stable")
+        bucket = flat[order]
+        at = np.arange(len(bucket), dtype=np.int64)
+        bucket_start = np.zeros(len(bucket), dtype=np.int64)
+        bucket_start[1:] = np.where(bucket[1:] != bucket[:-1], at[1:], 0)
+        np.maximum.accumulate(bucket_start, out=bucket_start)
+        partners = np.minimum(at - bucket_start, self.max_bucket)
+        later = np.repeat(at, partners)
+        back = np.arange(len(later), dtype=np.int64) - np.repeat(np.cumsum(partners) - partners, partners) + 1
+        index = order % max(1, m)
+        return index[later], index[later - back]
 
     def compact(self, remap: I64) -> None:
         """Drop rows whose ``remap`` entry is negative and renumber the others."""

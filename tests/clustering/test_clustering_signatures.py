@@ -145,6 +145,18 @@ def test_compact_lsh_finds_collisions_across_levels_and_compacts() -> None:
     assert set(rows.tolist()) == {9}  # row 10 renumbered, row 3 gone
 
 
+@pytest.mark.parametrize(("size", "bands", "distinct_keys"), [(0, 4, 5), (1, 4, 5), (300, 8, 7), (200, 3, 2)])
+def test_self_pairs_pair_each_row_with_the_last_rows_before_it_in_its_bucket(size: int, bands: int, distinct_keys: int) -> None:
+    keys = np.random.default_rng(3).integers(0, distinct_keys, size=(size, bands)).astype(np.uint32)
+    later, earlier = CompactLSH(bands, 2, max_bucket=5).self_pairs(keys)
+    expected = []
+    for band in range(bands):
+        for row in range(size):
+            before = [other for other in range(row) if keys[other, band] == keys[row, band]]
+            expected += [(row, other) for other in before[-5:]]  # a bucket gives its 5 most recent rows
+    assert sorted(zip(later.tolist(), earlier.tolist())) == sorted(expected)
+
+
 def test_a_sketch_does_not_depend_on_the_batch_it_is_signed_in() -> None:
     params = SketchParams()
     story = " ".join(WORDS * 12)
