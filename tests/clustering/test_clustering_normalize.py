@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clustering.normalize import canonical, is_boilerplate_line, normalize, strip_dateline
+from pipeline.clustering.normalize import canonical, fold, is_boilerplate_line, normalize, strip_dateline
 
 BODY = 'The council voted on Tuesday to close the bridge. "We cannot gamble with safety," Calder said.'
 
@@ -82,3 +82,16 @@ def test_title_is_kept_apart_from_body() -> None:
     match = normalize("Bridge closed", BODY)
     assert match.title == ("bridge", "closed")
     assert match.body[:3] == ("the", "council", "voted")
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("\u201cQuoted\u201d \u2014 and \u2018single\u2019\u00a0spaced", "\"Quoted\" - and 'single' spaced"),
+        ("Caf\u00e9 cr\u00e8me\u00ad soft\u200bhyphen", "Cafe creme softhyphen"),
+        ("a lone \ud800 surrogate \u2019kept\u2019", "a lone \ud800 surrogate 'kept'"),  # as a JSON escape can give
+        ("\u0627\u0644\u0643\u062a\u0627\u0628\u064b \u0640\u0649", "\u0627\u0644\u0643\u062a\u0627\u0628 \u064a"),
+    ],
+)
+def test_fold_straightens_quotes_and_drops_accents_invisible_characters_and_marks(text: str, folded: str) -> None:
+    assert fold(text) == folded
