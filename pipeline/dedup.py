@@ -159,7 +159,8 @@ def _sign_lines(lines: _Lines, *, where: str, now: datetime, params: SketchParam
     error: str | None = None
     seen: set[str] = set()
     try:
-        for number, line in enumerate(lines.data.splitlines(), lines.first):
+        # JSON Lines end at a line feed only, as the reader counted them: a carriage return is JSON whitespace.
+        for number, line in enumerate(lines.data.split(b"\n"), lines.first):
             if not line or line.isspace():
                 continue
             place = f"{where}:{number}"

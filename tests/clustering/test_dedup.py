@@ -113,3 +113,18 @@ def test_a_line_nested_too_deep_to_read_is_a_one_line_error(tmp_path: Path) -> N
     path.write_text('{"id": "a", "title": "t", "text": "x"}\n{"id": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
     with pytest.raises(ConfigError, match=r"in\.jsonl:2: not JSON \(nested too deep\)"):
         dedup_jsonl(path, io.StringIO(), ClusteringSettings())
+
+
+def test_lines_end_only_at_a_line_feed_as_json_lines_say(tmp_path: Path) -> None:
+    # A carriage return is JSON whitespace inside a line, and half of a CRLF line end.
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(
+        b'{"id": "a", "title": "t", "text": "x"}\r\n'
+        b'{"id": "b",\r "title": "t", "text": "y"}\r\n'
+        b'{"id": "c", "title": "t", "text": null}\n'
+    )
+    with pytest.raises(ConfigError, match=r"in\.jsonl:3: missing or non-string field\(s\): text$"):
+        dedup_jsonl(path, io.StringIO(), ClusteringSettings())
+    path.write_bytes(path.read_bytes().replace(b'"text": null', b'"text": "z"'))
+    out = io.StringIO()
+    assert dedup_jsonl(path, out, ClusteringSettings()) == (3, 3)
