@@ -170,6 +170,8 @@ _FOOTER_MARKERS_INTL = (
 _CAPTION_MAX_WORDS = 30
 _BOILERPLATE_MAX_WORDS = 45
 _FOOTER_MARKERS = ("\u00a9", "copyright", "all rights reserved", "may not be published, broadcast")
+_FOOTER_MARKERS_ASCII = tuple(marker for marker in _FOOTER_MARKERS if marker.isascii())
+_FOOTER_MARKERS_INTL_ASCII = tuple(marker for marker in _FOOTER_MARKERS_INTL if marker.isascii())
 
 _WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"\w", chr(c))})
@@ -255,8 +257,10 @@ def is_boilerplate_line(line: str) -> bool:
     if words > _BOILERPLATE_MAX_WORDS:
         return False
     lowered = stripped.casefold()
+    # An ASCII line holds none of the markers that are not ASCII (isascii() is free).
+    ascii_only = lowered.isascii()
     # map over a bound method: no Python frame per marker, as a generator would make.
-    if any(map(lowered.__contains__, _FOOTER_MARKERS)):
+    if any(map(lowered.__contains__, _FOOTER_MARKERS_ASCII if ascii_only else _FOOTER_MARKERS)):
         return True
     if _DROP_LINE.match(stripped):
         return True
@@ -266,7 +270,9 @@ def is_boilerplate_line(line: str) -> bool:
         return False
     if _CAPTION_TAIL.search(stripped[-80:]):
         return True
-    return bool(_DROP_LINE_INTL.match(stripped)) or any(map(lowered.__contains__, _FOOTER_MARKERS_INTL))
+    return bool(_DROP_LINE_INTL.match(stripped)) or any(
+        map(lowered.__contains__, _FOOTER_MARKERS_INTL_ASCII if ascii_only else _FOOTER_MARKERS_INTL)
+    )
 
 
 def strip_dateline(line: str) -> str:
@@ -295,10 +301,11 @@ def story_lines(text: str) -> list[str]:
         if not line or is_boilerplate_line(line):
             continue
         dated = False
-        if "(" in line[:100] or "-" in line[:100] or not line[:1].isascii():
+        head = line[:100]
+        if "(" in head or "-" in head or not head[:1].isascii():
             undated = strip_dateline(line)
             dated, line = undated != line, undated
-        if (dated or any(map(line.__contains__, names))) and _MAYBE_CREDIT.search(line):
+        if (dated or (names and any(map(line.__contains__, names)))) and _MAYBE_CREDIT.search(line):
             line = _INLINE_CREDIT.sub(" ", line).strip()
         if "(" in line:
             line = _INLINE_CREDIT_INTL.sub(" ", line).strip()
