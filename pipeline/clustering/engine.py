@@ -60,6 +60,7 @@ from pipeline.clustering.signatures import (
     Sketch,
     SketchBatch,
     SketchParams,
+    distinct,
     sketch_chunks,
     sketch_texts,
 )
@@ -432,7 +433,7 @@ class ClusterEngine:
             return q, c
         keep = (c < q) & self._alive[c] & (np.abs(self._at[q] - self._at[c]) <= self._window)
         q, c = q[keep], c[keep]
-        pair = np.unique(q * (self._n + 1) + c)
+        pair = distinct(q * (self._n + 1) + c)
         return pair // (self._n + 1), pair % (self._n + 1)
 
     def _verify(self, q: I64, c: I64) -> tuple[npt.NDArray[np.bool_], F64, F64]:

@@ -48,7 +48,7 @@ U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
-_Int = TypeVar("_Int", npt.NDArray[np.uint32], npt.NDArray[np.uint64])
+_Int = TypeVar("_Int", npt.NDArray[np.uint32], npt.NDArray[np.uint64], npt.NDArray[np.int64])
 
 _MAGIC = b"NS"
 _VERSION = 2
@@ -235,8 +235,12 @@ def _token_hashes(runs: Iterable[Sequence[str]]) -> tuple[U64, I64]:
     return hashes.view(np.uint64), lengths
 
 
-def _unique(values: _Int) -> _Int:
-    """The distinct values, sorted: np.unique, several times faster on the few hundred values of a text."""
+def distinct(values: _Int) -> _Int:
+    """The distinct values, sorted: ``np.unique``, several times faster at every size.
+
+    (numpy's takes a hash-based path for integers and first imports numpy.ma to rule out a
+    masked array.)
+    """
     ordered = np.sort(values)
     if len(ordered) < 2:
         return ordered
@@ -288,7 +292,7 @@ def shingles_in_order(words: Sequence[str], k: int) -> U32:
 
 def shingle_hashes(words: Sequence[str], k: int) -> U32:
     """Distinct 32-bit hashes of the word k-grams (one shingle for texts shorter than k)."""
-    return _unique(shingles_in_order(words, k))
+    return distinct(shingles_in_order(words, k))
 
 
 def minhash_many(sets: Sequence[U32], params: SketchParams) -> npt.NDArray[np.uint32]:
@@ -354,9 +358,9 @@ def _short_sets(titles: Sequence[str], th: U64, lengths: I64, picked: I64, param
     pairs = np.concatenate(
         [(np.repeat(text, counts) << np.uint64(32)) | ((values >> _TAG_SHIFT) | tag) for (values, counts), tag in runs]
     )
-    distinct = _unique(pairs)
-    sizes = np.bincount((distinct >> np.uint64(32)).astype(np.int64), minlength=len(picked))
-    return [part.copy() for part in np.split(distinct.astype(np.uint32), np.cumsum(sizes)[:-1])]
+    kept = distinct(pairs)
+    sizes = np.bincount((kept >> np.uint64(32)).astype(np.int64), minlength=len(picked))
+    return [part.copy() for part in np.split(kept.astype(np.uint32), np.cumsum(sizes)[:-1])]
 
 
 def split_short_set(short_set: U32) -> tuple[U32, U32, U32]:
@@ -470,7 +474,7 @@ def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> Sket
     ends = np.cumsum(counts)
     starts = ends - counts
     bounds = zip(starts.tolist(), ends.tolist())
-    sizes = np.fromiter((len(_unique(in_order[lo:hi])) for lo, hi in bounds), np.uint32, len(counts))
+    sizes = np.fromiter((len(distinct(in_order[lo:hi])) for lo, hi in bounds), np.uint32, len(counts))
     values = _minhash(in_order, counts, params.num_perm, params.seed)
     # A repeated shingle changes no minimum, and is rare this close to the
     # start: the lead and the opening are taken as they come. The opening is

@@ -15,6 +15,7 @@ from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
     Sketch,
     SketchParams,
+    distinct,
     minhash_many,
     permutations,
     shingle_hashes,
@@ -155,6 +156,14 @@ def test_self_pairs_pair_each_row_with_the_last_rows_before_it_in_its_bucket(siz
             before = [other for other in range(row) if keys[other, band] == keys[row, band]]
             expected += [(row, other) for other in before[-5:]]  # a bucket gives its 5 most recent rows
     assert sorted(zip(later.tolist(), earlier.tolist())) == sorted(expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64, np.int64])
+@pytest.mark.parametrize("size", [0, 1, 2, 500, 50_000])
+def test_distinct_is_numpy_unique(dtype: type, size: int) -> None:
+    values = np.random.default_rng(size).integers(0, max(1, size // 3), size).astype(dtype)
+    kept = distinct(values)
+    assert kept.dtype == values.dtype and np.array_equal(kept, np.unique(values))
 
 
 def test_a_sketch_does_not_depend_on_the_batch_it_is_signed_in() -> None:
