@@ -208,6 +208,26 @@ def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an
     assert not missing.exists()
 
 
+def test_search_says_the_embedded_index_is_missing_instead_of_finding_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert run_cli(capsys, "demo", "--data-dir", str(data))[0] == 0
+    (data / "search.sqlite3").unlink()
+    code, out, err = run_cli(capsys, "--data-dir", str(data), "search", demo_query(), "--json")
+    assert code == 1 and out == ""
+    assert err == f"newsagg: error: the search index {data / 'search.sqlite3'} is missing while the store holds " \
+                  "stories: `newsagg outbox fill` builds it again from the store\n"
+    assert not (data / "search.sqlite3").exists()
+    assert run_cli(capsys, "--data-dir", str(data), "outbox", "fill")[0] == 0
+    assert run_cli(capsys, "--data-dir", str(data), "search", demo_query())[1].startswith("1 story")
+
+    # A store with no stories yet has nothing to index: nothing is missing.
+    empty = tmp_path / "empty"
+    assert run_cli(capsys, "--data-dir", str(empty), "db", "upgrade")[0] == 0
+    assert run_cli(capsys, "--data-dir", str(empty), "search", demo_query()) == (0, "0 stories\n", "")
+
+
 def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A researcher's earlier result is not truncated by a run that fails (or is stopped) part way.
     source, target = tmp_path / "in.jsonl", tmp_path / "clusters.jsonl"

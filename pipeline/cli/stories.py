@@ -25,10 +25,11 @@ from pipeline.cli.base import (
     _store,
     _until_arg,
 )
-from pipeline.errors import NewsaggError
+from pipeline.errors import NewsaggError, SearchBackendError
 
 if TYPE_CHECKING:
     from pipeline.models import AgencyCredit
+    from pipeline.settings import Settings
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.search_backend == "sqlite":  # its index lives beside the embedded store
-        _existing(settings)
+        _indexed(_existing(settings))
     query = SearchQuery(
         text=args.query,
         since=args.since,
@@ -58,6 +59,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_search_results(results, sys.stdout)
     return EXIT_OK
+
+
+def _indexed(settings: Settings) -> None:
+    """Refuse to search an embedded index that is gone while the store holds stories: opened, it would be
+    made again empty and find nothing, as if nothing matched."""
+    index = settings.embedded_index
+    assert index is not None  # the search backend is SQLite
+    if index.exists():
+        return
+    with _store(settings) as store:
+        if store.counts().stories:
+            raise SearchBackendError(f"the search index {index} is missing while the store holds stories: "
+                                     "`newsagg outbox fill` builds it again from the store")
 
 
 def print_search_results(results: Any, out: TextIO) -> None:
