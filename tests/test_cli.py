@@ -733,6 +733,25 @@ def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Pa
     assert done.returncode == 0 and done.stderr == ""
 
 
+def test_a_report_in_json_while_elasticsearch_is_down_is_one_document_and_one_error_line(tmp_path: Path) -> None:
+    # Elasticsearch on a port nothing listens on: what each command stored waits in the outbox.
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: []\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+               NEWSAGG_SEARCH_BACKEND="elasticsearch", NEWSAGG_ES__URLS='["http://127.0.0.1:9"]',
+               NEWSAGG_ES__MAX_RETRIES="0")
+    warc = Path(__file__).parent / "data" / "cc-news-style.warc.gz"
+    for command in (["import-warc", str(warc)], ["reextract"], ["run"]):
+        done = subprocess.run([sys.executable, "-m", "pipeline", *command, "--json"], env=env, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        report = json.loads(done.stdout)
+        index_error = report.get("settled", report)["index_error"]
+        assert done.returncode == 1 and "http://127.0.0.1:9 is unreachable" in index_error, command
+        assert done.stderr.count("\n") == 1 and "search index unavailable, 5 documents wait in the outbox" in done.stderr, \
+            (command, done.stderr)
+
+
 def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
     env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_LOG_FORMAT="json", NEWSAGG_LOG_LEVEL="info")
