@@ -643,6 +643,16 @@ def test_clusters_list_pages_through_every_cluster_once(demo_env: Path, capsys: 
     assert "not a cursor from `clusters list`" in capsys.readouterr().err
 
 
+def test_clusters_list_says_when_there_is_no_cluster_to_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert run_cli(capsys, *data, "db", "upgrade")[0] == 0  # a store with nothing in it yet
+    assert run_cli(capsys, *data, "clusters", "list") == (0, "no clusters yet: run `newsagg run` first\n", "")
+    code, out, _ = run_cli(capsys, *data, "clusters", "list", "--json")
+    assert code == 0 and json.loads(out) == {"clusters": [], "next": None}
+    assert run_cli(capsys, *data, "clusters", "list", "--all", "--min-articles", "2") == \
+        (0, "no clusters of 2 articles or more\n", "")
+
+
 def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0

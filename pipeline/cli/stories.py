@@ -107,10 +107,14 @@ def _cmd_clusters_list(args: argparse.Namespace) -> int:
                 sys.stdout.write(("," if n else "") + "\n  " + json.dumps(c, ensure_ascii=False, default=_json_default))
             sys.stdout.write(f"\n], \"next\": {json.dumps(next_cursor)}}}\n")
             return EXIT_OK
-        for c in clusters:
+        listed = 0
+        for listed, c in enumerate(clusters, 1):
             agency = f" · {c.agency}" if c.agency else ""
             articles, outlets = _counted(c.article_count, "article"), _counted(c.outlet_count, "outlet")
             print(f"{c.id}  {articles:>12} {outlets:>11}{agency}  {c.title}")
+    if not listed and args.after is None:  # a page after a cursor may be empty: the listing ended there
+        print(f"no clusters of {args.min_articles} articles or more" if args.min_articles > 1
+              else "no clusters yet: run `newsagg run` first")
     if next_cursor is not None:
         print(f"(more: --after {next_cursor}, or --all)")
     return EXIT_OK
