@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterable
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -25,7 +26,7 @@ from pipeline.cli.base import (
     _store,
     _until_arg,
 )
-from pipeline.errors import NewsaggError, SearchBackendError
+from pipeline.errors import NewsaggError
 
 if TYPE_CHECKING:
     from pipeline.models import AgencyCredit
@@ -38,7 +39,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.search_backend == "sqlite":  # its index lives beside the embedded store
-        _indexed(_existing(settings))
+        _existing(settings)
     query = SearchQuery(
         text=args.query,
         since=args.since,
@@ -51,7 +52,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         limit=args.limit,
         offset=args.offset,
     )
-    with closing(open_index(settings)) as index:
+    with closing(open_index(settings, stories=partial(_stories, settings))) as index:
         index.setup()
         results = index.search(query)
     if args.json:
@@ -61,17 +62,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _indexed(settings: Settings) -> None:
-    """Refuse to search an embedded index that is gone while the store holds stories: opened, it would be
-    made again empty and find nothing, as if nothing matched."""
-    index = settings.embedded_index
-    assert index is not None  # the search backend is SQLite
-    if index.exists():
-        return
+def _stories(settings: Settings) -> int:
     with _store(settings) as store:
-        if store.counts().stories:
-            raise SearchBackendError(f"the search index {index} is missing while the store holds stories: "
-                                     "`newsagg outbox fill` builds it again from the store")
+        return store.counts().stories
 
 
 def print_search_results(results: Any, out: TextIO) -> None:
