@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 index = open_index(settings, stories=lambda: store.counts().stories)
                 index.setup()
-            except NewsaggError as exc:  # the pages that need no search still work; searches answer 503
+            except SearchBackendError as exc:  # the pages that need no search still work; searches answer 503
                 log.warning("search backend not ready: %s", exc)
             app.state.services = Services(settings, store, index, templates(settings.web.root_path), threading.Lock())
             yield
