@@ -313,6 +313,16 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     assert code == 2 and "fetch.read_timeout" in err
 
 
+def test_a_store_url_whose_database_driver_is_not_installed_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSAGG_STORE_URL", "mysql://newsagg:secret@127.0.0.1:9/news")  # MySQL: no driver, no support
+    code, out, err = run_cli(capsys, "clusters", "list")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "secret" not in err
+    assert err.startswith("newsagg: error: cannot open the store at mysql://newsagg:***@127.0.0.1:9/news: ")
+    assert "SQLite or PostgreSQL" in err
+
+
 def test_a_settings_file_named_by_newsagg_config_that_is_missing_is_an_error_as_with_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
