@@ -208,6 +208,26 @@ def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an
     assert not missing.exists()
 
 
+def test_search_says_the_embedded_index_is_missing_instead_of_finding_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert run_cli(capsys, "demo", "--data-dir", str(data))[0] == 0
+    (data / "search.sqlite3").unlink()
+    code, out, err = run_cli(capsys, "--data-dir", str(data), "search", demo_query(), "--json")
+    assert code == 1 and out == ""
+    assert err == f"newsagg: error: the search index {data / 'search.sqlite3'} is missing while the store holds " \
+                  "stories: `newsagg outbox fill` builds it again from the store\n"
+    assert not (data / "search.sqlite3").exists()
+    assert run_cli(capsys, "--data-dir", str(data), "outbox", "fill")[0] == 0
+    assert run_cli(capsys, "--data-dir", str(data), "search", demo_query())[1].startswith("1 story")
+
+    # A store with no stories yet has nothing to index: nothing is missing.
+    empty = tmp_path / "empty"
+    assert run_cli(capsys, "--data-dir", str(empty), "db", "upgrade")[0] == 0
+    assert run_cli(capsys, "--data-dir", str(empty), "search", demo_query()) == (0, "0 stories\n", "")
+
+
 def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A researcher's earlier result is not truncated by a run that fails (or is stopped) part way.
     source, target = tmp_path / "in.jsonl", tmp_path / "clusters.jsonl"
@@ -291,6 +311,16 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     monkeypatch.setenv("NEWSAGG_FETCH__READ_TIMEOUT", "soon")
     code, _, err = run_cli(capsys, "search", "x")
     assert code == 2 and "fetch.read_timeout" in err
+
+
+def test_a_store_url_whose_database_driver_is_not_installed_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSAGG_STORE_URL", "mysql://newsagg:secret@127.0.0.1:9/news")  # MySQL: no driver, no support
+    code, out, err = run_cli(capsys, "clusters", "list")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "secret" not in err
+    assert err.startswith("newsagg: error: cannot open the store at mysql://newsagg:***@127.0.0.1:9/news: ")
+    assert "SQLite or PostgreSQL" in err
 
 
 def test_a_settings_file_named_by_newsagg_config_that_is_missing_is_an_error_as_with_config(
@@ -623,6 +653,16 @@ def test_clusters_list_pages_through_every_cluster_once(demo_env: Path, capsys: 
     assert "not a cursor from `clusters list`" in capsys.readouterr().err
 
 
+def test_clusters_list_says_when_there_is_no_cluster_to_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert run_cli(capsys, *data, "db", "upgrade")[0] == 0  # a store with nothing in it yet
+    assert run_cli(capsys, *data, "clusters", "list") == (0, "no clusters yet: run `newsagg run` first\n", "")
+    code, out, _ = run_cli(capsys, *data, "clusters", "list", "--json")
+    assert code == 0 and json.loads(out) == {"clusters": [], "next": None}
+    assert run_cli(capsys, *data, "clusters", "list", "--all", "--min-articles", "2") == \
+        (0, "no clusters of 2 articles or more\n", "")
+
+
 def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
@@ -711,6 +751,25 @@ def test_logs_can_be_json_lines_at_a_chosen_level_for_a_log_shipper(tmp_path: Pa
     done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--force"], env=env, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_report_in_json_while_elasticsearch_is_down_is_one_document_and_one_error_line(tmp_path: Path) -> None:
+    # Elasticsearch on a port nothing listens on: what each command stored waits in the outbox.
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: []\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+               NEWSAGG_SEARCH_BACKEND="elasticsearch", NEWSAGG_ES__URLS='["http://127.0.0.1:9"]',
+               NEWSAGG_ES__MAX_RETRIES="0")
+    warc = Path(__file__).parent / "data" / "cc-news-style.warc.gz"
+    for command in (["import-warc", str(warc)], ["reextract"], ["run"]):
+        done = subprocess.run([sys.executable, "-m", "pipeline", *command, "--json"], env=env, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        report = json.loads(done.stdout)
+        index_error = report.get("settled", report)["index_error"]
+        assert done.returncode == 1 and "http://127.0.0.1:9 is unreachable" in index_error, command
+        assert done.stderr.count("\n") == 1 and "search index unavailable, 5 documents wait in the outbox" in done.stderr, \
+            (command, done.stderr)
 
 
 def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def _cmd_reextract(args: argparse.Namespace) -> int:
               f" ({report.unreadable} pages unreadable, {report.failed} without text now)"
               f" · clustered {report.settled.clustered} · stories {report.settled.stories_built} updated"
               f" · indexed {report.settled.indexed}")
-    return _settled_exit(report.settled.index_error)
+    return EXIT_OK if report.settled.index_error is None else EXIT_FAILURE
 
 
 def _cmd_import_warc(args: argparse.Namespace) -> int:
@@ -97,14 +97,7 @@ def _cmd_import_warc(args: argparse.Namespace) -> int:
         print(f"  records skipped: {skipped}")
     for failure in report.files_failed:
         print(f"newsagg: not imported: {failure}", file=sys.stderr)
-    return _settled_exit(report.settled.index_error) or (EXIT_FAILURE if report.files_failed else EXIT_OK)
-
-
-def _settled_exit(index_error: str | None) -> int:
-    if index_error is not None:
-        print(f"  search index unavailable (documents kept for the next run): {index_error}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+    return EXIT_OK if report.settled.index_error is None and not report.files_failed else EXIT_FAILURE
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

@@ -250,7 +250,7 @@ def _cmd_es_check(args: argparse.Namespace) -> int:
     with closing(ElasticsearchIndex(_settings(args).es)) as index:
         checks = index.check()
     for c in checks:
-        print(f"{c.alias} -> {', '.join(c.indices) or '(missing)'}: mapping version {c.index_version}, "
+        print(f"{c.alias} -> {', '.join(c.indices) or '(missing)'}: {c.mapping}, "
               f"template version {c.template_version}: {'ok' if c.ok else 'needs action'}")
     problems = [p for c in checks for p in c.problems]
     for problem in problems:

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterable
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -29,6 +30,7 @@ from pipeline.errors import NewsaggError
 
 if TYPE_CHECKING:
     from pipeline.models import AgencyCredit
+    from pipeline.settings import Settings
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -50,7 +52,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         limit=args.limit,
         offset=args.offset,
     )
-    with closing(open_index(settings)) as index:
+    with closing(open_index(settings, stories=partial(_stories, settings))) as index:
         index.setup()
         results = index.search(query)
     if args.json:
@@ -58,6 +60,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_search_results(results, sys.stdout)
     return EXIT_OK
+
+
+def _stories(settings: Settings) -> int:
+    with _store(settings) as store:
+        return store.counts().stories
 
 
 def print_search_results(results: Any, out: TextIO) -> None:
@@ -93,10 +100,14 @@ def _cmd_clusters_list(args: argparse.Namespace) -> int:
                 sys.stdout.write(("," if n else "") + "\n  " + json.dumps(c, ensure_ascii=False, default=_json_default))
             sys.stdout.write(f"\n], \"next\": {json.dumps(next_cursor)}}}\n")
             return EXIT_OK
-        for c in clusters:
+        listed = 0
+        for listed, c in enumerate(clusters, 1):
             agency = f" · {c.agency}" if c.agency else ""
             articles, outlets = _counted(c.article_count, "article"), _counted(c.outlet_count, "outlet")
             print(f"{c.id}  {articles:>12} {outlets:>11}{agency}  {c.title}")
+    if not listed and args.after is None:  # a page after a cursor may be empty: the listing ended there
+        print(f"no clusters of {args.min_articles} articles or more" if args.min_articles > 1
+              else "no clusters yet: run `newsagg run` first")
     if next_cursor is not None:
         print(f"(more: --after {next_cursor}, or --all)")
     return EXIT_OK

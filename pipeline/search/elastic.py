@@ -142,6 +142,11 @@ class AliasCheck:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def mapping(self) -> str:
+        """The index's mapping version in words (an index not made by ``setup`` or ``reindex`` has none)."""
+        return "no newsagg mapping version" if self.index_version is None else f"mapping version {self.index_version}"
+
 
 def load_templates(directory: Path = TEMPLATES_DIR) -> dict[Family, Template]:
     """Read and validate the index template files.
@@ -761,7 +766,12 @@ class ElasticsearchIndex:
                         f"template {alias} in the cluster (version {installed.get('version')}) differs from "
                         f"config/elasticsearch/{family}.json (version {template.version}): run `newsagg es setup`"
                     )
-                if not indices:
+                if not indices and self.client.indices.exists(index=alias):
+                    result.problems.append(
+                        f"{alias} is an index, not the alias newsagg uses (made by hand?): "
+                        "delete it, then run `newsagg es setup` and `newsagg outbox fill`"
+                    )
+                elif not indices:
                     result.problems.append(f"alias {alias} does not exist: run `newsagg es setup`")
                 elif len(indices) > 1:
                     result.problems.append(
@@ -771,7 +781,7 @@ class ElasticsearchIndex:
                 else:
                     if meta.get("checksum") != template.checksum:
                         result.problems.append(
-                            f"index {indices[0]} has mapping version {meta.get('version')}, the template is "
+                            f"index {indices[0]} has {result.mapping}, the template is "
                             f"version {template.version}: run `newsagg es reindex --kind {family}`"
                         )
                     if self._write_blocked(indices[0]):

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from pipeline.errors import LockLost, StoreError
+from pipeline.errors import ConfigError, LockLost, StoreError
 from pipeline.sqlite_wal import use_wal
 from pipeline.storage import migrate
 from pipeline.storage.schema import ADVISORY_LOCKS, outbox, outbox_seq
@@ -66,6 +66,11 @@ class StoreBase:
                 raise
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store at {redact_url(url)}: {_reason(exc)}") from None
+        except ImportError as exc:  # the URL names a database whose driver is not installed
+            raise ConfigError(
+                f"cannot open the store at {redact_url(url)}: no driver for it (no module {exc.name}); newsagg stores "
+                "in SQLite or PostgreSQL (postgresql+psycopg://..., with its postgres extra: `pip install '.[postgres]'`)"
+            ) from None
 
     @staticmethod
     def _create_engine(url: str) -> Engine:

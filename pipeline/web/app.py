@@ -26,7 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 
-from pipeline.errors import NewsaggError
+from pipeline.errors import NewsaggError, SearchBackendError
 from pipeline.models import SearchQuery, SearchResults
 from pipeline.search import SearchIndex, open_index
 from pipeline.settings import Settings
@@ -57,12 +57,15 @@ class Services:
 
     settings: Settings
     store: Store
-    index: SearchIndex
+    index: SearchIndex | None  # None: it could not be opened (why is logged at start); searches fail
     templates: Environment
     # One search at a time: the SQLite backend shares one connection between the server's threads.
     search_lock: threading.Lock
 
     def search(self, query: SearchQuery) -> SearchResults:
+        if self.index is None:
+            raise SearchBackendError("no search index: it could not be opened when the server started (why is "
+                                     "logged there); restart the server once it is repaired")
         with self.search_lock:
             return self.index.search(query)
 
@@ -105,16 +108,18 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.resolved_store_url)
-        index = open_index(settings)
+        index: SearchIndex | None = None
         try:
             try:
+                index = open_index(settings, stories=lambda: store.counts().stories)
                 index.setup()
-            except NewsaggError as exc:  # the pages that need no search still work; searches answer 503
+            except SearchBackendError as exc:  # the pages that need no search still work; searches answer 503
                 log.warning("search backend not ready: %s", exc)
             app.state.services = Services(settings, store, index, templates(settings.web.root_path), threading.Lock())
             yield
         finally:
-            index.close()
+            if index is not None:
+                index.close()
             store.close()
 
     app = FastAPI(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (  # type: ignore[import-not-found]
+from clusterkit import (
     BOILERPLATE,
     BRIDGE_REPORT,
     COURIER_INTRO,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-from conftest import version_1_bytes  # type: ignore[import-not-found]
+from clusterkit import version_1_bytes
 from pipeline.clustering.lsh import CompactLSH, band_keys, band_params
 from pipeline.clustering.signatures import (
     Sketch,

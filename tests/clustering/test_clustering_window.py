@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import HARBOUR, ORCHARD, article  # type: ignore[import-not-found]
+from clusterkit import HARBOUR, ORCHARD, article
 from pipeline.clustering import ClusterEngine
 from pipeline.models import Membership, Signature
 from pipeline.runner import Pipeline

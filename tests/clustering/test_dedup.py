@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import random_corpus  # type: ignore[import-not-found]
+from clusterkit import random_corpus
 
 import pipeline.dedup
 import pipeline.pool

@@ -506,6 +506,42 @@ def test_es_commands_setup_check_reindex(
     assert main(["es", "check"]) == 0
 
 
+def test_es_check_names_indices_made_by_hand_and_what_repairs_them(
+    es_env: str, es_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = es_env
+    assert main(["es", "setup"]) == 0
+    capsys.readouterr()
+    index = ElasticsearchIndex(ElasticsearchSettings(urls=[es_url], index_prefix=prefix))
+    try:
+        # Behind the alias, an index someone made by hand: no newsagg mapping version in its _meta.
+        index.client.indices.create(index=f"{prefix}-hand")
+        index.client.indices.update_aliases(actions=[
+            {"remove": {"index": f"{prefix}-stories-v1", "alias": f"{prefix}-stories"}},
+            {"add": {"index": f"{prefix}-hand", "alias": f"{prefix}-stories"}},
+        ])
+        # Under the alias's own name, an index made by hand.
+        index.client.indices.delete(index=f"{prefix}-articles-v1")
+        index.client.indices.create(index=f"{prefix}-articles")
+
+        assert main(["es", "check"]) == 1
+        out, err = capsys.readouterr()
+        assert "None" not in out + err
+        assert f"{prefix}-stories -> {prefix}-hand: no newsagg mapping version, template version" in out
+        assert f"newsagg: error: index {prefix}-hand has no newsagg mapping version, the template is version" in err
+        assert f"newsagg: error: {prefix}-articles is an index, not the alias newsagg uses (made by hand?): " \
+               "delete it, then run `newsagg es setup` and `newsagg outbox fill`\n" in err
+
+        # What the errors say to do repairs both.
+        assert main(["es", "reindex", "--kind", "stories"]) == 0
+        index.client.indices.delete(index=f"{prefix}-articles")
+        assert main(["es", "setup"]) == 0
+        assert main(["es", "check"]) == 0
+    finally:
+        index.client.options(ignore_status=404).indices.delete(index=f"{prefix}-hand,{prefix}-articles")
+        index.close()
+
+
 def test_es_commands_report_an_unreachable_node_in_one_line(
     es_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
