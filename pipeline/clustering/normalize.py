@@ -175,6 +175,7 @@ _FOOTER_MARKERS_INTL_ASCII = tuple(marker for marker in _FOOTER_MARKERS_INTL if 
 
 _WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"\w", chr(c))})
+_ASCII_NON_WORD_BYTES = bytes(c if c < 128 and re.match(r"\w", chr(c)) else 0x20 for c in range(256))
 # Scripts without spaces between words: Han and Kana (with the iteration and
 # prolonged-sound marks), then Thai, Lao, Myanmar and Khmer, whose vowel signs
 # \w does not match.
@@ -209,6 +210,7 @@ _CANONICAL = {
     "announced": "announce", "announces": "announce",
     "percent": "pct",
 }
+_CANONICAL_UTF8 = {word.encode(): form.encode() for word, form in _CANONICAL.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +340,13 @@ def canonical(word: str) -> str:
     return _CANONICAL.get(word, word)
 
 
+def canonical_utf8(token: str | bytes) -> bytes:
+    """The UTF-8 of ``canonical(token)``, for a token as ``words`` or ``word_bytes`` gives it."""
+    if isinstance(token, bytes):
+        return _CANONICAL_UTF8.get(token, token)
+    return canonical(token).encode("utf-8")
+
+
 def _prepared(text: str) -> str:
     text = text.casefold()
     if "per cent" in text:
@@ -349,6 +358,17 @@ def _prepared(text: str) -> str:
 def tokens(text: str) -> list[str]:
     """Lower-case word tokens, character n-grams in scripts without spaces; pass them through ``canonical``."""
     return words(_prepared(text))
+
+
+def word_bytes(text: str) -> list[bytes] | list[str]:
+    """``words(text)``, as UTF-8 bytes where the text is ASCII; for hashing the tokens, which hashes their UTF-8.
+
+    Splitting bytes makes no string per token, and blanking bytes looks up a
+    table where a string's translate calls the mapping.
+    """
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_NON_WORD_BYTES).split()
+    return words(text)
 
 
 def words(text: str) -> list[str]:

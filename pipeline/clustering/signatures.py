@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from pipeline.clustering.normalize import body_text, canonical, title_tokens, words
+from pipeline.clustering.normalize import body_text, canonical_utf8, title_tokens, word_bytes
 from pipeline.pool import WorkerPool
 
 
@@ -204,12 +204,15 @@ def _fmix64(values: U64) -> U64:
     return h
 
 
-class _TokenHashes(dict[str, int]):
-    """Token -> its hash as a signed 64-bit int (numpy converts those fastest), computed on first use."""
+class _TokenHashes(dict[str | bytes, int]):
+    """Token -> its hash as a signed 64-bit int (numpy converts those fastest), computed on first use.
 
-    def __missing__(self, word: str) -> int:
+    A token is a str, or its UTF-8 bytes (``word_bytes``): both have the same hash.
+    """
+
+    def __missing__(self, word: str | bytes) -> int:
         # The canonical form is hashed, so "said" and "says" are one token.
-        value = int.from_bytes(xxhash.xxh3_64_digest(canonical(word).encode("utf-8")), "big", signed=True)
+        value = int.from_bytes(xxhash.xxh3_64_digest(canonical_utf8(word)), "big", signed=True)
         self[word] = value
         return value
 
@@ -217,7 +220,7 @@ class _TokenHashes(dict[str, int]):
 _token_cache = _TokenHashes()
 
 
-def _token_hashes(runs: Iterable[Sequence[str]]) -> tuple[U64, I64]:
+def _token_hashes(runs: Iterable[Sequence[str] | Sequence[bytes]]) -> tuple[U64, I64]:
     """The hashes of the tokens of several runs laid end to end, and the runs' lengths.
 
     Each run is hashed as it comes and can be dropped at once, so a batch's token
@@ -469,7 +472,7 @@ class SketchBatch:
 def sketch_texts(items: Sequence[tuple[str, str]], params: SketchParams) -> SketchBatch:
     """Normalise, shingle and MinHash (title, text) pairs in this process (outlets unknown: 0)."""
     # Only the hashes are kept, not the token strings.
-    th, lengths = _token_hashes(words(body_text(text)) for _, text in items)
+    th, lengths = _token_hashes(word_bytes(body_text(text)) for _, text in items)
     in_order, counts = _shingle_runs(th, lengths, params.shingle_size)
     ends = np.cumsum(counts)
     starts = ends - counts

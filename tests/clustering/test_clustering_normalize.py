@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clustering.normalize import canonical, fold, is_boilerplate_line, normalize, strip_dateline
+from pipeline.clustering.normalize import (
+    canonical,
+    canonical_utf8,
+    fold,
+    is_boilerplate_line,
+    normalize,
+    strip_dateline,
+    word_bytes,
+    words,
+)
 
 BODY = 'The council voted on Tuesday to close the bridge. "We cannot gamble with safety," Calder said.'
 
@@ -95,3 +104,13 @@ def test_title_is_kept_apart_from_body() -> None:
 )
 def test_fold_straightens_quotes_and_drops_accents_invisible_characters_and_marks(text: str, folded: str) -> None:
     assert fold(text) == folded
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the council's vote: 7-2, on tue\x1cs\x1fday_2\tand\x0bthen", "caf\u00e9 au lait", "新华社北京12月5日电", ""],
+)
+def test_word_bytes_are_the_words_as_utf8_where_the_text_is_ascii(text: str) -> None:
+    expected = words(text)
+    assert word_bytes(text) == ([word.encode() for word in expected] if text.isascii() else expected)
+    assert [canonical_utf8(w) for w in word_bytes(text)] == [canonical(w).encode() for w in expected]
