@@ -361,10 +361,10 @@ def tokens(text: str) -> list[str]:
 
 
 def word_bytes(text: str) -> list[bytes] | list[str]:
-    """``words(text)``, as UTF-8 bytes where the text is ASCII; for hashing the tokens, which hashes their UTF-8.
+    """``words(text)``, as UTF-8 bytes where the text is ASCII: for hashing the tokens, which hashes their UTF-8.
 
-    Splitting bytes makes no string per token, and blanking bytes looks up a
-    table where a string's translate calls the mapping.
+    Blanking bytes is one table lookup per byte, where a string's translate goes
+    through its mapping for each character.
     """
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_NON_WORD_BYTES).split()
