@@ -158,7 +158,7 @@ class Sketch:
             if version == 1:
                 # Version 1 tagged the title in the lowest bit and kept no opening.
                 title = np.where(short_set & np.uint32(1), TAG_TITLE, np.uint32(0))
-                short_set = np.unique(title | (short_set >> _TAG_SHIFT)).astype(np.uint32)
+                short_set = distinct(title | (short_set >> _TAG_SHIFT)).astype(np.uint32)
         return cls(
             hashvalues=hashvalues,
             size=int(size),
