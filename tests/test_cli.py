@@ -663,6 +663,17 @@ def test_clusters_list_says_when_there_is_no_cluster_to_list(tmp_path: Path, cap
         (0, "no clusters of 2 articles or more\n", "")
 
 
+def test_clusters_list_min_articles_must_be_a_positive_whole_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 0 and -1 were taken and listed what 1 lists.
+    for least in ("0", "-1"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--data-dir", str(tmp_path), "clusters", "list", "--min-articles", least])
+        assert exit_.value.code == 2
+        assert "argument --min-articles: not a positive whole number" in capsys.readouterr().err
+
+
 def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
