@@ -674,6 +674,20 @@ def test_clusters_list_min_articles_must_be_a_positive_whole_number(
         assert "argument --min-articles: not a positive whole number" in capsys.readouterr().err
 
 
+def test_db_backup_and_export_refuse_a_directory_that_does_not_exist_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A mistyped directory is said so, not made (export refused it, db backup made it).
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert run_cli(capsys, *data, "db", "upgrade")[0] == 0
+    missing = tmp_path / "backups" / "nightly"
+    for command in (["db", "backup", str(missing / "copy.sqlite3")], ["export", "stories", "-o", str(missing / "s.jsonl")]):
+        code, out, err = run_cli(capsys, *data, *command)
+        assert (code, out) == (2, ""), command
+        assert err == f"newsagg: error: cannot write {command[-1]}: no directory {missing}\n"
+    assert not (tmp_path / "backups").exists()
+
+
 def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0

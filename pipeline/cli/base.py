@@ -84,6 +84,8 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
         yield sys.stdout
         return
     streaming = path.is_symlink() or (path.exists() and not path.is_file())
+    if not streaming:
+        _new_file(path)
     try:
         if streaming:
             stream = path.open("w", encoding="utf-8")
@@ -109,6 +111,13 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
     except BaseException:
         written.unlink(missing_ok=True)
         raise
+
+
+def _new_file(path: Path) -> Path:
+    """``path``, once its directory is there: a mistyped directory is said so, not made."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: no directory {path.parent}")
+    return path
 
 
 def _counted(count: int, noun: str) -> str:

@@ -12,6 +12,7 @@ from pipeline.cli.base import (
     EXIT_FAILURE,
     EXIT_OK,
     _count_arg,
+    _new_file,
     _open_output,
     _options,
     _print_json,
@@ -164,7 +165,7 @@ def _cmd_db_backup(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.target} exists: the copy is written to a new file only")
     source = Path(url.database)
     with _store(settings):  # the store as this newsagg uses it (upgraded, if it was older)
-        copy_store(source, args.target)
+        copy_store(source, _new_file(args.target))
     print(f"store {source} copied to {args.target}")
     return EXIT_OK
 
