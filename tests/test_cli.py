@@ -189,13 +189,16 @@ def test_dedup_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [
+# The commands that read the store, and those that only work on what is stored.
+ON_WHAT_IS_STORED = [
     ["search", "harbour"], ["clusters", "list"], ["clusters", "show", "x"], ["articles", "show", "x"],
     ["export", "stories"], ["serve", "--port", "0"], ["runs", "list"], ["metrics"], ["feeds", "status"],
     ["outbox", "list"], ["db", "current"], ["db", "backup", "copy.sqlite3"],
-    # and those that only work on what is stored
     ["maintenance"], ["reextract"], ["outbox", "retry", "--all"], ["outbox", "fill"], ["feeds", "reactivate", "x"],
-])
+]
+
+
+@pytest.mark.parametrize("command", ON_WHAT_IS_STORED)
 def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an_empty_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
@@ -206,6 +209,20 @@ def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an
     assert err == f"newsagg: error: no store in {missing}: nothing has run there (check --data-dir, NEWSAGG_DATA_DIR " \
                   "or the settings file; `newsagg run` makes one)\n"
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ON_WHAT_IS_STORED)
+def test_a_command_on_what_is_stored_says_the_sqlite_file_the_store_url_names_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # A mistyped store URL must not look like an empty store either.
+    missing = tmp_path / "stores" / "news.sqlite3"
+    monkeypatch.setenv("NEWSAGG_STORE_URL", f"sqlite:///{missing}")
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path / "data"), *command)
+    assert code == 2 and out == ""
+    assert err == f"newsagg: error: no store at {missing}: nothing has run there (check store_url: " \
+                  "NEWSAGG_STORE_URL or the settings file; `newsagg run` makes one)\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_search_says_the_embedded_index_is_missing_instead_of_finding_nothing(

@@ -47,13 +47,17 @@ def _reading(args: argparse.Namespace) -> Settings:
 
 
 def _existing(settings: Settings) -> Settings:
-    """``settings``, once the embedded store they name is there: a command that only reads or works
-    on what is stored must not make an empty one in a mistyped data dir, which would then look like
-    an empty store."""
-    if settings.embedded_store is not None and not settings.embedded_store.exists():
+    """``settings``, once the SQLite store they name is there: a command that only reads or works
+    on what is stored must not make an empty one in a mistyped data dir or store URL, which would
+    then look like an empty store."""
+    file = settings.store_file
+    if file is None or file.exists():
+        return settings
+    if settings.store_url is None:
         raise ConfigError(f"no store in {settings.data_dir}: nothing has run there (check --data-dir, "
                           "NEWSAGG_DATA_DIR or the settings file; `newsagg run` makes one)")
-    return settings
+    raise ConfigError(f"no store at {file}: nothing has run there (check store_url: NEWSAGG_STORE_URL "
+                      "or the settings file; `newsagg run` makes one)")
 
 
 def _store(settings: Settings) -> closing[Store]:

@@ -153,17 +153,14 @@ def _cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_backup(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
     from pipeline.storage.backup import copy_store
 
     settings = _reading(args)
-    url = make_url(settings.resolved_store_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    source = settings.store_file
+    if source is None:
         raise ConfigError("db backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump")
     if args.target.exists():
         raise ConfigError(f"{args.target} exists: the copy is written to a new file only")
-    source = Path(url.database)
     with _store(settings):  # the store as this newsagg uses it (upgraded, if it was older)
         copy_store(source, _new_file(args.target))
     print(f"store {source} copied to {args.target}")
