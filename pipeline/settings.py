@@ -534,7 +534,7 @@ class Settings(_MasksCredentials, BaseSettings):
             url = make_url(self.store_url)
         except ArgumentError:  # the store says so when it is opened
             return None
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query.get("uri"):
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" or url.query.get("uri"):
             return None
         return Path(url.database)
 
