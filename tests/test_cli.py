@@ -839,6 +839,19 @@ def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -
     assert access and "GET /healthz" in access[0]["message"] and access[0]["level"] == "INFO"
 
 
+def test_serve_with_bad_elasticsearch_settings_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # Found before the server starts, not as a traceback from its startup (exit 3).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_SEARCH_BACKEND="elasticsearch",
+               NEWSAGG_ES__INDEX_PREFIX="BAD")
+    assert main(["--data-dir", str(tmp_path / "data"), "db", "upgrade"]) == 0
+    done = subprocess.run([sys.executable, "-m", "pipeline", "serve", "--port", "0"], env=env, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "newsagg: error: es.index_prefix 'BAD' is not usable in index names: use lowercase " \
+                          "letters, digits, '.', '_' or '-', starting with a letter or digit\n"
+
+
 @pytest.mark.parametrize("port", ["70000", "-1", "http"])
 def test_serve_on_a_port_that_cannot_exist_is_a_one_line_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
