@@ -63,6 +63,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _stories(settings: Settings) -> int:
+    if settings.store_file is not None and not settings.store_file.exists():
+        return 0  # Elasticsearch is searched without a store: none here, none for the index to lack
     with _store(settings) as store:
         return store.counts().stories
 
