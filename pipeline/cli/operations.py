@@ -360,7 +360,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "backup), safe while runs, the web server or Airflow tasks use it. To restore, stop everything that uses "
         "the store and put the copy in its place. A PostgreSQL store is backed up with pg_dump.",
     )
-    db_backup.add_argument("target", type=Path, metavar="FILE", help="the copy to write (must not exist)")
+    db_backup.add_argument("target", type=Path, metavar="FILE", help="the copy to write: a new file, in a directory that exists")
     db_backup.set_defaults(handler=_cmd_db_backup)
     outbox = commands.add_parser(
         "outbox", parents=[common], help="what waits for the search index, and the documents it refused",
