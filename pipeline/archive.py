@@ -209,10 +209,15 @@ def scan_warc(
 
     Raises:
         OSError: the file cannot be opened.
-        ArchiveError: the file is gzipped as a whole (its records cannot be read one by one).
+        ArchiveError: the file is no WARC file (another one named so, or a gzipped one that is
+            not WARC inside), or is gzipped as a whole (its records cannot be read one by one).
     """
     with open(path, "rb") as file:
-        gzipped = file.read(3) == _GZIP_MAGIC
+        head = file.read(512)
+        gzipped = head.startswith(_GZIP_MAGIC)
+        if head and not _uncompressed(head, gzipped).lstrip(b"\r\n").startswith(b"WARC/"):
+            # Else it would be one unreadable record, as if a WARC file were damaged.
+            raise ArchiveError(f"{path}: not a WARC file (its first record does not start with 'WARC/')")
         offset = _skip_blank_lines(file, start)  # an uncompressed record's end is followed by blank lines
         while True:
             file.seek(offset)
@@ -290,6 +295,16 @@ def _warc_date(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _uncompressed(head: bytes, gzipped: bool) -> bytes:
+    """The first bytes of a file as its first record holds them (``head``: the file's first bytes)."""
+    if not gzipped:
+        return head
+    try:
+        return zlib.decompressobj(wbits=31).decompress(head, 64)
+    except zlib.error:
+        return b""
 
 
 def _skip_blank_lines(file: IO[bytes], offset: int) -> int:

@@ -164,10 +164,16 @@ class Pipeline:
     @property
     def index(self) -> SearchIndex:
         if self._index is None:
-            index = open_index(self.settings)
+            index = open_index(self.settings, stories=self._unqueued_stories, writing=True)
             index.setup()
             self._index = index
         return self._index
+
+    def _unqueued_stories(self) -> int:
+        """The stories a search index made anew would lack; none when the outbox could hold them all
+        (a first run's, or what `outbox fill` queued), which it then delivers."""
+        counts = self.store.counts()
+        return counts.stories if counts.outbox < counts.stories else 0
 
     def close(self) -> None:
         self.pool.close()

@@ -522,6 +522,23 @@ class Settings(_MasksCredentials, BaseSettings):
         return self.data_dir / "store.sqlite3" if self.store_url is None else None
 
     @property
+    def store_file(self) -> Path | None:
+        """The SQLite file the store is in: the embedded one, or the one ``store_url`` names; None for
+        a PostgreSQL store (or an in-memory or URI-named SQLite database)."""
+        if self.store_url is None:
+            return self.embedded_store
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(self.store_url)
+        except ArgumentError:  # the store says so when it is opened
+            return None
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" or url.query.get("uri"):
+            return None
+        return Path(url.database)
+
+    @property
     def embedded_index(self) -> Path | None:
         """The embedded search index's file in ``data_dir``; None when ``search_backend`` is Elasticsearch."""
         return self.data_dir / "search.sqlite3" if self.search_backend == "sqlite" else None

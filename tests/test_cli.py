@@ -189,13 +189,16 @@ def test_dedup_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.C
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [
+# The commands that read the store, and those that only work on what is stored.
+ON_WHAT_IS_STORED = [
     ["search", "harbour"], ["clusters", "list"], ["clusters", "show", "x"], ["articles", "show", "x"],
     ["export", "stories"], ["serve", "--port", "0"], ["runs", "list"], ["metrics"], ["feeds", "status"],
     ["outbox", "list"], ["db", "current"], ["db", "backup", "copy.sqlite3"],
-    # and those that only work on what is stored
     ["maintenance"], ["reextract"], ["outbox", "retry", "--all"], ["outbox", "fill"], ["feeds", "reactivate", "x"],
-])
+]
+
+
+@pytest.mark.parametrize("command", ON_WHAT_IS_STORED)
 def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an_empty_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
@@ -206,6 +209,20 @@ def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an
     assert err == f"newsagg: error: no store in {missing}: nothing has run there (check --data-dir, NEWSAGG_DATA_DIR " \
                   "or the settings file; `newsagg run` makes one)\n"
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ON_WHAT_IS_STORED)
+def test_a_command_on_what_is_stored_says_the_sqlite_file_the_store_url_names_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # A mistyped store URL must not look like an empty store either.
+    missing = tmp_path / "stores" / "news.sqlite3"
+    monkeypatch.setenv("NEWSAGG_STORE_URL", f"sqlite:///{missing}")
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path / "data"), *command)
+    assert code == 2 and out == ""
+    assert err == f"newsagg: error: no store at {missing}: nothing has run there (check store_url: " \
+                  "NEWSAGG_STORE_URL or the settings file; `newsagg run` makes one)\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_search_says_the_embedded_index_is_missing_instead_of_finding_nothing(
@@ -663,6 +680,31 @@ def test_clusters_list_says_when_there_is_no_cluster_to_list(tmp_path: Path, cap
         (0, "no clusters of 2 articles or more\n", "")
 
 
+def test_clusters_list_min_articles_must_be_a_positive_whole_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 0 and -1 were taken and listed what 1 lists.
+    for least in ("0", "-1"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--data-dir", str(tmp_path), "clusters", "list", "--min-articles", least])
+        assert exit_.value.code == 2
+        assert "argument --min-articles: not a positive whole number" in capsys.readouterr().err
+
+
+def test_db_backup_and_export_refuse_a_directory_that_does_not_exist_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A mistyped directory is said so, not made (export refused it, db backup made it).
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert run_cli(capsys, *data, "db", "upgrade")[0] == 0
+    missing = tmp_path / "backups" / "nightly"
+    for command in (["db", "backup", str(missing / "copy.sqlite3")], ["export", "stories", "-o", str(missing / "s.jsonl")]):
+        code, out, err = run_cli(capsys, *data, *command)
+        assert (code, out) == (2, ""), command
+        assert err == f"newsagg: error: cannot write {command[-1]}: no directory {missing}\n"
+    assert not (tmp_path / "backups").exists()
+
+
 def test_export_articles_and_stories_as_jsonl_and_csv(demo_env: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
@@ -795,6 +837,19 @@ def test_the_web_servers_own_log_lines_follow_the_log_settings(tmp_path: Path) -
     lines = [json.loads(line) for line in rest.splitlines() if line.strip()]
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert access and "GET /healthz" in access[0]["message"] and access[0]["level"] == "INFO"
+
+
+def test_serve_with_bad_elasticsearch_settings_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # Found before the server starts, not as a traceback from its startup (exit 3).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_SEARCH_BACKEND="elasticsearch",
+               NEWSAGG_ES__INDEX_PREFIX="BAD")
+    assert main(["--data-dir", str(tmp_path / "data"), "db", "upgrade"]) == 0
+    done = subprocess.run([sys.executable, "-m", "pipeline", "serve", "--port", "0"], env=env, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "newsagg: error: es.index_prefix 'BAD' is not usable in index names: use lowercase " \
+                          "letters, digits, '.', '_' or '-', starting with a letter or digit\n"
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "http"])

@@ -209,6 +209,7 @@ def test_db_backup_copies_the_store_while_it_is_in_use(url: str, tmp_path: Path,
         assert main(["db", "backup", str(target)]) == 2
         assert "pg_dump" in capsys.readouterr().err and not target.exists()
         return
+    target.parent.mkdir()  # db backup makes no directory
     store = Store(url)
     try:
         with store.engine.connect() as reading:  # a reader in the middle of its transaction

@@ -47,13 +47,17 @@ def _reading(args: argparse.Namespace) -> Settings:
 
 
 def _existing(settings: Settings) -> Settings:
-    """``settings``, once the embedded store they name is there: a command that only reads or works
-    on what is stored must not make an empty one in a mistyped data dir, which would then look like
-    an empty store."""
-    if settings.embedded_store is not None and not settings.embedded_store.exists():
+    """``settings``, once the SQLite store they name is there: a command that only reads or works
+    on what is stored must not make an empty one in a mistyped data dir or store URL, which would
+    then look like an empty store."""
+    file = settings.store_file
+    if file is None or file.exists():
+        return settings
+    if settings.store_url is None:
         raise ConfigError(f"no store in {settings.data_dir}: nothing has run there (check --data-dir, "
                           "NEWSAGG_DATA_DIR or the settings file; `newsagg run` makes one)")
-    return settings
+    raise ConfigError(f"no store at {file}: nothing has run there (check store_url: NEWSAGG_STORE_URL "
+                      "or the settings file; `newsagg run` makes one)")
 
 
 def _store(settings: Settings) -> closing[Store]:
@@ -84,6 +88,8 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
         yield sys.stdout
         return
     streaming = path.is_symlink() or (path.exists() and not path.is_file())
+    if not streaming:
+        _new_file(path)
     try:
         if streaming:
             stream = path.open("w", encoding="utf-8")
@@ -109,6 +115,13 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
     except BaseException:
         written.unlink(missing_ok=True)
         raise
+
+
+def _new_file(path: Path) -> Path:
+    """``path``, once its directory is there: a mistyped directory is said so, not made."""
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: no directory {path.parent}")
+    return path
 
 
 def _counted(count: int, noun: str) -> str:

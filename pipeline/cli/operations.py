@@ -12,6 +12,7 @@ from pipeline.cli.base import (
     EXIT_FAILURE,
     EXIT_OK,
     _count_arg,
+    _new_file,
     _open_output,
     _options,
     _print_json,
@@ -152,19 +153,16 @@ def _cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_backup(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
     from pipeline.storage.backup import copy_store
 
     settings = _reading(args)
-    url = make_url(settings.resolved_store_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    source = settings.store_file
+    if source is None:
         raise ConfigError("db backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump")
     if args.target.exists():
         raise ConfigError(f"{args.target} exists: the copy is written to a new file only")
-    source = Path(url.database)
     with _store(settings):  # the store as this newsagg uses it (upgraded, if it was older)
-        copy_store(source, args.target)
+        copy_store(source, _new_file(args.target))
     print(f"store {source} copied to {args.target}")
     return EXIT_OK
 
@@ -362,7 +360,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "backup), safe while runs, the web server or Airflow tasks use it. To restore, stop everything that uses "
         "the store and put the copy in its place. A PostgreSQL store is backed up with pg_dump.",
     )
-    db_backup.add_argument("target", type=Path, metavar="FILE", help="the copy to write (must not exist)")
+    db_backup.add_argument("target", type=Path, metavar="FILE", help="the copy to write: a new file, in a directory that exists")
     db_backup.set_defaults(handler=_cmd_db_backup)
     outbox = commands.add_parser(
         "outbox", parents=[common], help="what waits for the search index, and the documents it refused",

@@ -17,6 +17,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pipeline.web import create_app
+    from pipeline.web.app import open_services
 
     settings = _reading(args)
     host = args.host or settings.web.host
@@ -28,18 +29,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not loopback and args.host is None:
         print(f"newsagg: warning: serving on {host} (from the settings), not on loopback: anyone who can reach "
               "this address can read the stories; pass --host to make it explicit", file=sys.stderr)
-    try:  # bound here, so the address printed is the one listening (port 0: the port chosen)
-        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    except OSError as exc:
-        raise NewsaggError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    with listening:
-        shown = f"[{host}]" if ":" in host else host
-        print(f"newsagg: serving the stories of {settings.data_dir if settings.store_url is None else 'the store'} "
-              f"on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
-        # The server's own lines (requests, errors) through the command's logging: its level and format.
-        uvicorn.run(create_app(settings), fd=listening.fileno(), log_config=None,
-                    log_level=logging.getLogger().getEffectiveLevel(), server_header=False,
-                    forwarded_allow_ips=settings.web.trusted_proxies)
+    # Opened here, not in the server's startup, so that bad settings or a store that cannot be
+    # opened are one line and exit 2 or 1 as for any command, not a traceback and exit 3.
+    with open_services(settings) as services:
+        try:  # bound here, so the address printed is the one listening (port 0: the port chosen)
+            listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as exc:
+            raise NewsaggError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        with listening:
+            shown = f"[{host}]" if ":" in host else host
+            print(f"newsagg: serving the stories of {settings.data_dir if settings.store_url is None else 'the store'} "
+                  f"on http://{shown}:{listening.getsockname()[1]}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+            # The server's own lines (requests, errors) through the command's logging: its level and format.
+            uvicorn.run(create_app(settings, services), fd=listening.fileno(), log_config=None,
+                        log_level=logging.getLogger().getEffectiveLevel(), server_header=False,
+                        forwarded_allow_ips=settings.web.trusted_proxies)
     return EXIT_OK
 
 

@@ -63,6 +63,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _stories(settings: Settings) -> int:
+    if settings.store_file is not None and not settings.store_file.exists():
+        return 0  # Elasticsearch is searched without a store: none here, none for the index to lack
     with _store(settings) as store:
         return store.counts().stories
 
@@ -261,7 +263,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     listing.add_argument("--after", type=_cluster_cursor_arg, metavar="CURSOR",
                          help="the page after this cursor (printed at the end of the previous page)")
     listing.add_argument("--all", action="store_true", help="every cluster (after --after, if given), read a page at a time")
-    listing.add_argument("--min-articles", type=int, default=1, help="hide clusters smaller than this")
+    listing.add_argument("--min-articles", type=_count_arg, default=1, help="hide clusters smaller than this")
     listing.add_argument("--json", action="store_true", help='{"clusters": [...], "next": CURSOR or null}')
     listing.set_defaults(handler=_cmd_clusters_list)
     show = cluster_commands.add_parser("show", parents=[common], help="members of one cluster and why they matched")

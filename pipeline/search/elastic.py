@@ -344,6 +344,11 @@ class ElasticsearchIndex:
         self.ready()
         return self._install()
 
+    def exists(self) -> bool:
+        """Both aliases resolve; nothing is made (a reader's check)."""
+        with self._errors("a check of the aliases"):
+            return all(self._alias_indices(self.alias(f)) for f in FAMILIES)
+
     def _install(self) -> list[str]:
         done: list[str] = []
         with self._errors("setup"):

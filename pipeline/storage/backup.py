@@ -22,7 +22,6 @@ def copy_store(source: Path, target: Path) -> None:
     """
     partial = target.with_name(target.name + ".partial")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as reading, \
                 closing(sqlite3.connect(partial)) as writing:
             reading.backup(writing)

@@ -12,8 +12,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -97,30 +97,49 @@ def services(request: Request) -> Services:
     return found
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The web interface over the store and search backend ``settings`` name; they are opened at startup.
+@contextmanager
+def open_services(settings: Settings) -> Iterator[Services]:
+    """The store and search backend ``settings`` name, opened, and closed when done.
+
+    Raises:
+        NewsaggError: the store cannot be opened, or the settings of the search backend are bad
+            (a search backend that cannot be reached or whose index is missing is logged
+            instead: the pages that need no search still work, and searches answer 503).
+    """
+    store = Store(settings.resolved_store_url)
+    index: SearchIndex | None = None
+    try:
+        try:
+            index = open_index(settings, stories=lambda: store.counts().stories)
+            index.setup()
+        except SearchBackendError as exc:
+            log.warning("search backend not ready: %s", exc)
+        yield Services(settings, store, index, templates(settings.web.root_path), threading.Lock())
+    finally:
+        if index is not None:
+            index.close()
+        store.close()
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The web interface over the store and search backend ``settings`` name.
 
     Args:
         settings: the same settings the CLI uses (store, search backend).
+        services: ``open_services(settings)``, opened by the caller (`newsagg serve`, so that what
+            cannot be opened is said before the server starts); None: opened at startup, closed
+            at shutdown.
     """
     from pipeline.web import api, metrics, pages, syndication
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.resolved_store_url)
-        index: SearchIndex | None = None
-        try:
-            try:
-                index = open_index(settings, stories=lambda: store.counts().stories)
-                index.setup()
-            except SearchBackendError as exc:  # the pages that need no search still work; searches answer 503
-                log.warning("search backend not ready: %s", exc)
-            app.state.services = Services(settings, store, index, templates(settings.web.root_path), threading.Lock())
+        if services is not None:
+            app.state.services = services
             yield
-        finally:
-            if index is not None:
-                index.close()
-            store.close()
+            return
+        with open_services(settings) as app.state.services:
+            yield
 
     app = FastAPI(
         title="newsagg",

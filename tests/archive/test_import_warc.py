@@ -144,6 +144,32 @@ def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path, capl
             "The harbour story number 0", "The tunnel story number 2"}
 
 
+def test_a_file_that_is_no_warc_at_all_is_not_imported_and_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not one unreadable record of a WARC file, with exit status 0: the wrong file.
+    text, gzipped = tmp_path / "notes.warc.gz", tmp_path / "log.warc.gz"
+    text.write_text("hello\n")
+    gzipped.write_bytes(gzip.compress(b"2026-11-02 08:00 started\n"))
+    damaged = _write_warc(tmp_path / "pages.warc.gz", [_page(1), _page(2, "orchard")])
+    data = bytearray(damaged.read_bytes())
+    starts = [i for i in range(len(data)) if data[i:i + 3] == b"\x1f\x8b\x08"]
+    data[starts[1] + 30:starts[1] + 60] = b"x" * 30  # page 1's record is garbage, page 2's is whole
+    damaged.write_bytes(bytes(data))
+    config = tmp_path / "settings.yaml"
+    config.write_text(json.dumps({"search_backend": "sqlite", "workers": 1}), encoding="utf-8")
+
+    code = main(["import-warc", "--config", str(config), "--data-dir", str(tmp_path / "data"),
+                 str(text), str(gzipped), str(damaged)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "3 files" in out and "articles +1" in out and "1 unreadable record" in out
+    assert [line for line in err.splitlines() if line.startswith("newsagg:")] == [
+        f"newsagg: not imported: {text}: not a WARC file (its first record does not start with 'WARC/')",
+        f"newsagg: not imported: {gzipped}: not a WARC file (its first record does not start with 'WARC/')",
+    ]
+
+
 def test_plain_warc_files_resume_and_whole_file_gzip_is_refused_clearly(tmp_path: Path) -> None:
     written = _write_warc(tmp_path / "pages.warc.gz", [_page(n, topic) for n, topic in
                                                        enumerate(["harbour", "orchard", "tunnel"])])

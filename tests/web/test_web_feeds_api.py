@@ -181,19 +181,34 @@ def test_metrics_are_served_in_the_prometheus_text_format(client: TestClient, de
     assert served == stored_articles > 0
 
 
-def test_an_embedded_index_gone_is_reported_not_made_again_empty(
-    corpus_server: CorpusServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("backend", ["sqlite", "elasticsearch"])
+def test_an_index_gone_is_reported_not_made_again_empty(
+    backend: str, corpus_server: CorpusServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
 ) -> None:
-    settings = run_demo_into(corpus_server, tmp_path)
-    for file in settings.data_dir.glob("search.sqlite3*"):
-        file.unlink()
+    # The embedded index's file deleted, or an Elasticsearch cluster rebuilt without a snapshot.
+    if backend == "sqlite":
+        settings = run_demo_into(corpus_server, tmp_path)
+        for file in settings.data_dir.glob("search.sqlite3*"):
+            file.unlink()
+    else:
+        es = {"urls": [request.getfixturevalue("es_url")], "index_prefix": f"t-{uuid.uuid4().hex[:8]}"}
+        settings = run_demo_into(corpus_server, tmp_path, search_backend="elasticsearch", es=es)
+        elastic = ElasticsearchIndex(settings.es)
+        request.addfinalizer(elastic.close)
+        request.addfinalizer(elastic.drop)
+        elastic.drop()
     with TestClient(create_app(settings)) as client:
         answer = client.get("/healthz")
         assert answer.status_code == 200 and answer.json()["search"] == "unavailable"
         assert client.get("/api/search", params={"q": "desalination"}).status_code == 503
         assert client.get("/").status_code == 200  # the pages that need no search still work
-    assert "`newsagg outbox fill` builds it again from the store" in caplog.text
-    assert not (settings.data_dir / "search.sqlite3").exists()
+    assert "is missing while the store holds stories: `newsagg outbox fill` builds it again from the store" \
+        in caplog.text
+    if backend == "sqlite":
+        assert not (settings.data_dir / "search.sqlite3").exists()
+    else:
+        assert elastic.client.indices.get(index=f"{settings.es.index_prefix}-*").body == {}
 
 
 def test_healthz_says_whether_the_store_and_the_search_backend_answer(
