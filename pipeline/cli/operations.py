@@ -161,8 +161,9 @@ def _cmd_db_backup(args: argparse.Namespace) -> int:
         raise ConfigError("db backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump")
     if args.target.exists():
         raise ConfigError(f"{args.target} exists: the copy is written to a new file only")
+    target = _new_file(args.target)  # said before the store is opened (and maybe upgraded)
     with _store(settings):  # the store as this newsagg uses it (upgraded, if it was older)
-        copy_store(source, _new_file(args.target))
+        copy_store(source, target)
     print(f"store {source} copied to {args.target}")
     return EXIT_OK
 
