@@ -143,11 +143,15 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
         return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
 
 
-def import_subscriptions(path: Path, imported: Sequence[FeedSource]) -> int:
-    """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it."""
-    feeds = _editable(path)
-    merged = merge_feed_lists(feeds, imported)
-    write_feed_list(path, merged)
+def import_subscriptions(store: Store, path: Path, imported: Sequence[FeedSource]) -> int:
+    """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it.
+
+    The next run registers them; the list is edited under the feed-list lock, as by ``add_feed``.
+    """
+    with store.exclusive("feed_list"):
+        feeds = _editable(path)
+        merged = merge_feed_lists(feeds, imported)
+        write_feed_list(path, merged)
     return len(merged) - len(feeds)
 
 
