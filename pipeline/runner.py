@@ -241,7 +241,7 @@ class Pipeline:
         ids and history (``Store.sync_feeds``). Stored feeds missing from the configured
         list are marked removed; another list (``path``, polled once) removes nothing.
         The list is read and registered under the store's feed-list lock, which
-        ``newsagg feeds add|remove|move`` hold while they edit it: a list read before such
+        ``newsagg feeds add|remove|move|import-opml`` hold while they edit it: a list read before such
         an edit and registered after it would undo it.
         """
         configured = self.settings.resolved_feeds_file
