@@ -464,8 +464,8 @@ class ElasticsearchIndex:
                     in_flight.append(sender.submit(self._send, actions))
             for piece in in_flight:
                 failures.extend(piece.result())
-        if failures:
-            log.warning("Elasticsearch at %s refused %d of %d documents", self.where, len(failures), len(changes))
+        if failures:  # the caller says what matters: each document's own refusal, or the index refusing all for now
+            log.info("Elasticsearch at %s refused %d of %d documents", self.where, len(failures), len(changes))
         return failures
 
     def _actions(self, changes: Sequence[IndexChange], failures: list[IndexFailure]) -> list[dict[str, Any]]:
