@@ -315,3 +315,20 @@ def test_an_index_that_refuses_every_write_for_now_is_one_line_and_a_partial_run
     finally:
         es.drop()
         es.close()
+
+
+def test_a_server_that_is_not_elasticsearch_is_not_taken_for_a_missing_index(
+    corpus_server: CorpusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # es.urls naming another server (a wrong port): its 404 for the aliases was read as Elasticsearch
+    # saying they do not exist, and `search` sent the operator to `newsagg outbox fill`.
+    for name in [n for n in os.environ if n.startswith("NEWSAGG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSAGG_DATA_DIR", str(tmp_path / "data"))
+    with Pipeline(Settings(data_dir=tmp_path / "data")) as pipeline:
+        pipeline.store.save_stories([story("Port strike", "Closed.")], [])
+    monkeypatch.setenv("NEWSAGG_SEARCH_BACKEND", "elasticsearch")
+    monkeypatch.setenv("NEWSAGG_ES__URLS", json.dumps([corpus_server.base_url]))
+    assert main(["search", "strike"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not Elasticsearch" in err and "outbox fill" not in err, err
