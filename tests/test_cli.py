@@ -287,10 +287,12 @@ def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureF
         "</outline></body></opml>"
     )
     feeds = tmp_path / "feeds.yaml"
-    code, out, _ = run_cli(capsys, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
+    data = ["--data-dir", str(tmp_path / "data")]
+    code, out, _ = run_cli(capsys, *data, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
     assert code == 0 and out.startswith("2 feeds added")
-    code, out, _ = run_cli(capsys, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
+    code, out, _ = run_cli(capsys, *data, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
     assert code == 0 and out.startswith("0 feeds added")
+    assert not (tmp_path / "data").exists()  # a list is edited; no store is made for it (the first run makes it)
 
 
 def test_editing_the_feed_list_keeps_its_mode_and_a_new_one_gets_the_umasks(
