@@ -184,7 +184,8 @@ def import_warc(
     Each file is read as a stream, ``extraction.batch_size`` pages at a time, extracted on
     the run's worker processes (``workers``). After each batch the store records the offset of the
     next record, so a killed import goes on from there; a file imported to its end is
-    skipped the next time. A record that is no page (warcinfo, request, metadata, dns,
+    skipped the next time it is imported with the same ``since``, ``until`` and ``language``
+    (under others it is read again, storing only the articles not stored yet). A record that is no page (warcinfo, request, metadata, dns,
     non-HTML, not 200, truncated, unreadable) is counted by reason and skipped.
 
     A page's outlet is the registrable domain of its URL, and its title, date and text
@@ -209,7 +210,7 @@ def import_warc(
     with ProgressBar(total=total, desc="importing", unit="B", unit_scale=True, disable=not progress, leave=False) as bar:
         for path in paths:
             report.files += 1
-            key = _file_key(path)
+            key = _file_key(path, since, until, language)
             offset, done = pipeline.store.warc_import_progress(key)
             if done:
                 log.info("%s was imported before", path)
@@ -326,9 +327,15 @@ def _import_batch(
         )
 
 
-def _file_key(path: Path) -> str:
+def _file_key(path: Path, since: datetime | None, until: datetime | None, language: str | None) -> str:
+    """The file (a digest of its first bytes) as imported under these filters: under others, it is read again."""
+    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        return hashlib.sha256(file.read(FILE_KEY_BYTES)).hexdigest()
+        digest.update(file.read(FILE_KEY_BYTES))
+    if since or until or language:  # an import without filters keeps the key of the releases before filters counted
+        digest.update(f"\0since={since and since.isoformat()}\0until={until and until.isoformat()}"
+                      f"\0language={language}".encode())
+    return digest.hexdigest()
 
 
 def _reason_kind(reason: str) -> str:

@@ -546,7 +546,8 @@ def _result(response: httpx.Response, where: str) -> ImportResult:
     except ValueError:
         payload = None
     if response.status_code != 200 or not isinstance(payload, dict):
-        message = payload.get("message") if isinstance(payload, dict) else response.text[:200].strip()
+        # Not Kibana's JSON (a proxy's or another server's page): its text, on one line as an error is.
+        message = payload.get("message") if isinstance(payload, dict) else " ".join(response.text[:200].split())
         error = f"Kibana at {where} answered {response.status_code}"
         if isinstance(payload, dict) and payload.get("error"):
             error += f" {payload['error']}"

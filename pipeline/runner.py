@@ -241,7 +241,7 @@ class Pipeline:
         ids and history (``Store.sync_feeds``). Stored feeds missing from the configured
         list are marked removed; another list (``path``, polled once) removes nothing.
         The list is read and registered under the store's feed-list lock, which
-        ``newsagg feeds add|remove|move`` hold while they edit it: a list read before such
+        ``newsagg feeds add|remove|move|import-opml`` hold while they edit it: a list read before such
         an edit and registered after it would undo it.
         """
         configured = self.settings.resolved_feeds_file
@@ -708,7 +708,8 @@ class Pipeline:
         moves to the dead letters (`newsagg outbox list|retry`).
 
         Raises:
-            SearchUnavailable: the backend cannot be reached; undelivered items stay queued.
+            SearchUnavailable: the backend cannot be reached, or refuses writes for now (a document
+                refused for no fault of its own: a blocked index, 429); undelivered items stay queued.
         """
         indexed = failed = 0
         after: tuple[str, str] | None = None
@@ -731,12 +732,18 @@ class Pipeline:
                     self.settings.outbox.max_attempts,
                 )
                 for failure in failures:
-                    log.warning("index refused %s %s: %s", failure.kind, failure.id, failure.reason)
+                    if not failure.transient:
+                        log.warning("index refused %s %s: %s", failure.kind, failure.id, failure.reason)
                 for item in dead:
                     log.error("index refused %s %s %d times: moved to the dead letters (see `newsagg outbox list`)",
                               item.kind, item.doc_id, self.settings.outbox.max_attempts)
                 indexed, failed = indexed + len(items) - len(refused), failed + len(refused)
                 bar.update(len(items))
+                if busy := [f for f in failures if f.transient]:
+                    # No fault of the documents: the index refuses writes for now (write-blocked by an
+                    # interrupted reindex or a full disk, its alias gone, 429s after the retries), and
+                    # would refuse the rest of the outbox alike. Said once, as an unreachable index is.
+                    raise SearchUnavailable(f"the index refused {len(busy)} documents for now: {busy[0].reason}")
         return indexed, failed
 
     def _changes(self, items: Sequence[OutboxItem]) -> list[IndexChange]:

@@ -287,10 +287,40 @@ def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureF
         "</outline></body></opml>"
     )
     feeds = tmp_path / "feeds.yaml"
-    code, out, _ = run_cli(capsys, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
+    data = ["--data-dir", str(tmp_path / "data")]
+    code, out, _ = run_cli(capsys, *data, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
     assert code == 0 and out.startswith("2 feeds added")
-    code, out, _ = run_cli(capsys, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
+    code, out, _ = run_cli(capsys, *data, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
     assert code == 0 and out.startswith("0 feeds added")
+    assert not (tmp_path / "data").exists()  # a list is edited; no store is made for it (the first run makes it)
+
+
+def test_editing_the_feed_list_keeps_its_mode_and_a_new_one_gets_the_umasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The list is rewritten beside itself and renamed into place: the temporary file's 0600 made
+    # it unreadable to the user the runs (Airflow's workers, cron) read it as.
+    opml = tmp_path / "subs.opml"
+    opml.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
+                    '<outline text="Example" type="rss" xmlUrl="https://example.com/rss.xml"/></body></opml>')
+    umask = os.umask(0o022)
+    try:
+        created = tmp_path / "new.yaml"
+        assert run_cli(capsys, "--data-dir", str(tmp_path / "data"), "feeds", "import-opml", str(opml),
+                       "--feeds", str(created))[0] == 0
+        assert created.stat().st_mode & 0o777 == 0o644
+        shared = tmp_path / "shared.yaml"
+        shared.write_text("feeds:\n  - name: Other\n    url: https://other.example/atom\n")
+        shared.chmod(0o664)
+        data = ["--data-dir", str(tmp_path / "data")]
+        for argv in (["feeds", "import-opml", str(opml)],
+                     ["feeds", "move", "https://example.com/rss.xml", "https://example.com/feed.xml"],
+                     ["feeds", "remove", "https://example.com/feed.xml"]):
+            code, _, err = run_cli(capsys, *data, *argv, "--feeds", str(shared))
+            assert code == 0, err
+            assert shared.stat().st_mode & 0o777 == 0o664, argv
+    finally:
+        os.umask(umask)
 
 
 def test_import_opml_into_an_opml_feed_list_is_an_error_that_leaves_it_whole(

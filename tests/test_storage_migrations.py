@@ -226,3 +226,24 @@ def test_db_backup_copies_the_store_while_it_is_in_use(url: str, tmp_path: Path,
         copy.close()
     assert main(["db", "backup", str(target)]) == 2  # never over an existing file
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_backup_or_upgrade_copy_left_half_written_does_not_fail_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A backup stopped or killed midway (Ctrl-C, docker stop, OOM) left its `.partial` file; the
+    # next backup copied into it and failed with "database disk image is malformed", said of the
+    # store, which is sound. The copy an upgrade makes aside is written the same way.
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    monkeypatch.setenv("NEWSAGG_STORE_URL", url)
+    write_previous_release(url)
+    store_bytes = (tmp_path / "store.sqlite3").read_bytes()
+    aside = tmp_path / f"store.sqlite3.before-{head()}"
+    Path(f"{aside}.partial").write_bytes(store_bytes[: len(store_bytes) // 2])
+    Store(url).close()  # upgraded on open, its copy made aside
+    assert schema_revision(url)[0] == head() and schema_revision(f"sqlite:///{aside}")[0] != head()
+    target = tmp_path / "copy.sqlite3"
+    Path(f"{target}.partial").write_bytes(store_bytes[: len(store_bytes) // 2])
+    assert main(["db", "backup", str(target)]) == 0, capsys.readouterr().err
+    assert schema_revision(f"sqlite:///{target}") == (head(), head())
+    assert not list(tmp_path.glob("*.partial"))

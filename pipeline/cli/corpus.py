@@ -134,7 +134,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "import-warc", parents=[common], help="store the HTML pages of WARC files as articles (e.g. CC-NEWS)",
         description="Reads WARC files (.warc or .warc.gz, e.g. Common Crawl's CC-NEWS) as a stream, stores an "
         "article for every 200 HTML response (its outlet: the URL's registrable domain), then clusters, builds "
-        "stories and indexes. A killed import goes on where it stopped; a file imported to its end is skipped.",
+        "stories and indexes. A killed import goes on where it stopped; a file imported to its end is skipped "
+        "when imported again with the same --since, --until and --language.",
     )
     import_warc.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
     import_warc.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only pages fetched since then (WARC-Date)")

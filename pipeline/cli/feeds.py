@@ -28,7 +28,11 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
         imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
-    added = import_subscriptions(target, imported)
+    if settings.store_file is None or settings.store_file.exists():
+        with _store(settings) as store:
+            added = import_subscriptions(target, imported, store)
+    else:  # no store yet, so nothing holds its lock; none is made for a list (the first run makes it)
+        added = import_subscriptions(target, imported)
     print(f"{added} feeds added to {target} ({len(imported)} in the OPML file)")
     return EXIT_OK
 

@@ -11,6 +11,7 @@ it reads and registers the list (``Pipeline.load_feeds``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -143,11 +144,16 @@ def move_feed(store: Store, path: Path, old_url: str, new_url: str) -> FeedSourc
         return replace(listed, id=known.source.id if known else listed.id, url=to_poll)
 
 
-def import_subscriptions(path: Path, imported: Sequence[FeedSource]) -> int:
-    """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it."""
-    feeds = _editable(path)
-    merged = merge_feed_lists(feeds, imported)
-    write_feed_list(path, merged)
+def import_subscriptions(path: Path, imported: Sequence[FeedSource], store: Store | None = None) -> int:
+    """Add the feeds of an OPML export to the YAML list ``path`` (created if missing); returns how many were new to it.
+
+    The next run registers them. With the ``store``, the list is edited under its feed-list
+    lock, as by ``add_feed``; without (none was made yet), no run or edit can hold it.
+    """
+    with store.exclusive("feed_list") if store is not None else nullcontext():
+        feeds = _editable(path)
+        merged = merge_feed_lists(feeds, imported)
+        write_feed_list(path, merged)
     return len(merged) - len(feeds)
 
 

@@ -417,7 +417,12 @@ class ElasticsearchIndex:
     def _alias_indices(self, alias: str) -> list[str]:
         try:
             return sorted(self.client.indices.get_alias(name=alias).body)
-        except NotFoundError:
+        except NotFoundError as exc:
+            if exc.meta.headers.get("x-elastic-product") != "Elasticsearch":
+                # Another server at that address (a wrong port, a proxy's page): no word on the alias.
+                raise SearchBackendError(
+                    f"{self.where} is not Elasticsearch (it answered 404 without saying it is): check es.urls"
+                ) from None
             return []
 
     def _generations(self, alias: str) -> list[int]:
@@ -464,8 +469,8 @@ class ElasticsearchIndex:
                     in_flight.append(sender.submit(self._send, actions))
             for piece in in_flight:
                 failures.extend(piece.result())
-        if failures:
-            log.warning("Elasticsearch at %s refused %d of %d documents", self.where, len(failures), len(changes))
+        if failures:  # the caller says what matters: each document's own refusal, or the index refusing all for now
+            log.info("Elasticsearch at %s refused %d of %d documents", self.where, len(failures), len(changes))
         return failures
 
     def _actions(self, changes: Sequence[IndexChange], failures: list[IndexFailure]) -> list[dict[str, Any]]:

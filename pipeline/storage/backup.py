@@ -22,6 +22,8 @@ def copy_store(source: Path, target: Path) -> None:
     """
     partial = target.with_name(target.name + ".partial")
     try:
+        # Left by a copy that was stopped or killed: copied into, its torn pages read as a damaged database.
+        partial.unlink(missing_ok=True)
         with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as reading, \
                 closing(sqlite3.connect(partial)) as writing:
             reading.backup(writing)
@@ -29,3 +31,6 @@ def copy_store(source: Path, target: Path) -> None:
     except (OSError, sqlite3.Error) as exc:
         partial.unlink(missing_ok=True)
         raise StoreError(f"cannot copy the store {source} to {target}: {exc}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

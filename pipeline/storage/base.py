@@ -31,6 +31,10 @@ _T = TypeVar("_T")
 _ROWCOUNT = {"preserve_rowcount": True}
 # Seconds a SQLite connection waits for another process's lock before "database is locked".
 _SQLITE_WAIT = 30.0
+# PostgreSQL probes a session of ours silent this many seconds, every so many, so many times,
+# then ends it: a worker whose host vanished (powered off, cut off the network) loses its locks
+# within two minutes, where the server's default of two hours stalled every other worker.
+_PG_KEEPALIVES = {"tcp_keepalives_idle": 60, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 6}
 
 #: The threads of this process wanting an embedded store's lock file, one lock per file.
 _FILE_LOCK_TURNS: dict[str, threading.Lock] = {}
@@ -109,6 +113,18 @@ class StoreBase:
             return engine
         engine = sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT)
         sa.event.listen(engine, "handle_error", _interrupt_first)
+
+        @sa.event.listens_for(engine, "connect")
+        def _postgresql_keepalives(dbapi_connection: Any, _record: Any) -> None:
+            # Session settings, not startup options, which a connection pooler may refuse.
+            autocommit, dbapi_connection.autocommit = dbapi_connection.autocommit, True
+            try:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute("SELECT " + ", ".join(f"set_config('{name}', '{value}', false)"
+                                                         for name, value in _PG_KEEPALIVES.items()))
+            finally:
+                dbapi_connection.autocommit = autocommit
+
         return engine
 
     def close(self) -> None:

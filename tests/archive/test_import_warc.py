@@ -115,8 +115,14 @@ def test_non_http_records_filters_and_the_cli(tmp_path: Path, capsys: pytest.Cap
     assert (report["files"], report["pages"], report["articles_added"]) == (2, 2, 2)
     assert report["skipped"] == {"warcinfo record": 2, "resource record": 1, "metadata record": 1,
                                  "request record": 3, "not a page": 1, "outside --since/--until": 1}
-    assert main(["import-warc", *common, "--language", "de", str(tmp_path / "b.warc.gz")]) == 0  # done before
+    assert main(["import-warc", *common, "--until", "2026-11-30", str(tmp_path / "b.warc.gz")]) == 0  # done before
     assert "1 files (1 imported before)" in capsys.readouterr().out
+    # Under other filters a file is read again: the page --until left out is imported now, nothing twice.
+    assert main(["import-warc", *common, "--json", str(tmp_path / "*.warc.gz")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["files_done_before"], report["pages"], report["articles_added"]) == (0, 3, 1)
+    assert main(["import-warc", *common, "--json", str(tmp_path / "*.warc.gz")]) == 0
+    assert json.loads(capsys.readouterr().out)["files_done_before"] == 2
 
     assert main(["import-warc", *common, str(tmp_path / "missing-*.warc.gz")]) == 2
     assert "no WARC file matches" in capsys.readouterr().err

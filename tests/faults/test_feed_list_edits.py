@@ -75,3 +75,38 @@ def test_a_feed_added_or_removed_while_a_run_reads_the_list_stays_so(tmp_path: P
         with Pipeline(settings) as check:
             removed = check.store.find_feed(EDITED)
             assert removed is not None and removed.status == "removed", removed
+
+
+def test_an_opml_import_while_another_command_edits_the_list_loses_neither(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `feeds import-opml` read and wrote the list without the feed-list lock: a `feeds add` (or a
+    # second import) editing it at the same time wrote the list it had read, and the imported feeds
+    # were gone from it.
+    from pipeline.cli import main
+
+    feeds, opml = tmp_path / "feeds.yaml", tmp_path / "subs.opml"
+    write_feed_list(feeds, [_feed(KEPT)])
+    opml.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
+                    '<outline text="Imported" type="rss" xmlUrl="https://imported.example/rss.xml"/></body></opml>')
+    settings = Settings(data_dir=tmp_path / "data", feeds_file=feeds)
+    holding = threading.Event()
+
+    def add_slowly() -> None:  # feeds add: the list read and written under the lock, slowly
+        store = Store(settings.resolved_store_url)
+        try:
+            with store.exclusive("feed_list"):
+                listed = load_feed_list(feeds)
+                holding.set()
+                threading.Event().wait(1.5)
+                write_feed_list(feeds, [*listed, _feed(EDITED)])
+        finally:
+            store.close()
+
+    adding = threading.Thread(target=add_slowly)
+    adding.start()
+    assert holding.wait(10)
+    code = main(["--data-dir", str(tmp_path / "data"), "feeds", "import-opml", str(opml), "--feeds", str(feeds)])
+    adding.join(10)
+    assert code == 0, capsys.readouterr().err
+    assert [f.url for f in load_feed_list(feeds)] == [KEPT, EDITED, "https://imported.example/rss.xml"]

@@ -275,3 +275,60 @@ def test_outbox_fill_indexes_the_whole_store_into_a_new_or_lost_index(
         if es is not None:
             es.drop()
             es.close()
+
+
+def test_an_index_that_refuses_every_write_for_now_is_one_line_and_a_partial_run(es_url: str, tmp_path: Path) -> None:
+    # What an interrupted `es reindex` leaves (the old index write-blocked), as does Elasticsearch's
+    # disk flood stage: the index refuses every write, none by the document's fault. Each document
+    # was a warning line of its own (thousands a run), and the run ended `ok` with exit status 0.
+    import subprocess
+    import sys
+
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: []\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_FEEDS_FILE=str(feeds), NEWSAGG_WORKERS="1",
+               NEWSAGG_SEARCH_BACKEND="elasticsearch", NEWSAGG_ES__URLS=json.dumps([es_url]),
+               NEWSAGG_ES__INDEX_PREFIX=prefix)
+    es = ElasticsearchIndex(ElasticsearchSettings(urls=[es_url], index_prefix=prefix))
+
+    def newsagg(*command: str) -> tuple[int, dict[str, object], str]:
+        done = subprocess.run([sys.executable, "-m", "pipeline", *command, "--json"], env=env, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return done.returncode, json.loads(done.stdout), done.stderr
+
+    try:
+        es.install()
+        (blocked,) = es.client.indices.get_alias(name=es.alias("stories")).body
+        es.client.indices.put_settings(index=blocked, settings={"index.blocks.write": True})
+        warc = Path(__file__).parent.parent / "data" / "cc-news-style.warc.gz"
+        code, report, err = newsagg("import-warc", str(warc))
+        settled = report["settled"]
+        assert code == 1 and isinstance(settled, dict) and "cluster_block_exception" in str(settled["index_error"])
+        assert err.count("\n") == 1 and "search index unavailable, 2 documents wait in the outbox" in err, err
+        code, report, err = newsagg("run")
+        assert code == 1 and err.count("\n") == 1 and "2 documents wait in the outbox" in err, err
+        es.client.indices.put_settings(index=blocked, settings={"index.blocks.write": None})
+        code, report, err = newsagg("run")
+        assert (code, report["indexed"], report["outbox_left"], err) == (0, 2, 0, "")
+    finally:
+        es.drop()
+        es.close()
+
+
+def test_a_server_that_is_not_elasticsearch_is_not_taken_for_a_missing_index(
+    corpus_server: CorpusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # es.urls naming another server (a wrong port): its 404 for the aliases was read as Elasticsearch
+    # saying they do not exist, and `search` sent the operator to `newsagg outbox fill`.
+    for name in [n for n in os.environ if n.startswith("NEWSAGG_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSAGG_DATA_DIR", str(tmp_path / "data"))
+    with Pipeline(Settings(data_dir=tmp_path / "data")) as pipeline:
+        pipeline.store.save_stories([story("Port strike", "Closed.")], [])
+    monkeypatch.setenv("NEWSAGG_SEARCH_BACKEND", "elasticsearch")
+    monkeypatch.setenv("NEWSAGG_ES__URLS", json.dumps([corpus_server.base_url]))
+    assert main(["search", "strike"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not Elasticsearch" in err and "outbox fill" not in err, err

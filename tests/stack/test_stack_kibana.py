@@ -191,6 +191,20 @@ def test_wrong_credentials_and_a_missing_server_are_one_clear_error() -> None:
         url = server.url
     with pytest.raises(kibana.KibanaUnavailable, match="cannot be reached"):
         kibana.install(KibanaSettings(url=url, request_timeout=2), "newsagg")
+    # Something else on that address (a proxy's or another server's HTML error page): its text on
+    # one line, as an error is, not the page's lines.
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    other = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # 501 and an HTML page for every request
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(kibana.KibanaError, match="answered 501") as raised:
+            kibana.install(KibanaSettings(url=f"http://127.0.0.1:{other.server_port}", request_timeout=5), "newsagg")
+        assert "\n" not in str(raised.value), str(raised.value)
+    finally:
+        other.shutdown()
+        other.server_close()
 
 
 def test_import_waits_while_kibana_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> None:
