@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
+import secrets
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -220,27 +220,24 @@ def write_feed_list(path: Path, feeds: Sequence[FeedSource]) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        # The list keeps its mode (a new one gets the umask's), not the temporary file's 0600:
-        # the runs may read it as another user than the one who edits it.
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        # The list keeps its mode (a new one gets the umask's, applied by the system as the file is
+        # made), not a temporary file's 0600: the runs may read it as another user than the one who
+        # edits it. Reading the umask would set it for every thread of the process for a moment.
+        kept = path.stat().st_mode & 0o7777 if path.exists() else None
         # Write beside the target and rename, so a crash never leaves half a feed list.
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if kept is not None else 0o666)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
-            os.chmod(tmp_name, mode)
-            os.replace(tmp_name, path)
+            if kept is not None:
+                os.chmod(tmp, kept)
+            os.replace(tmp, path)
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write feed list: {exc.strerror}") from None
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def _read_yaml(data: bytes, source: str) -> list[FeedSource]:
