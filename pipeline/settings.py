@@ -16,7 +16,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
@@ -176,6 +176,14 @@ class FeedSettings(_Section):
         description="Feeds one Airflow poll task polls at most. Every feed of a registrable domain is polled by "
         "the same task (one politeness clock per domain), so a domain with more feeds makes a bigger task of its own.",
     )
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> FeedSettings:
+        # Adaptive polling clamps into [min, max]: the wrong way round, every feed polls at max.
+        if self.min_poll_interval > self.max_poll_interval:
+            raise ValueError(f"min_poll_interval ({self.min_poll_interval}) is above "
+                             f"max_poll_interval ({self.max_poll_interval})")
+        return self
 
 
 class ExtractionSettings(_Section):
@@ -824,4 +832,6 @@ def _problem(err: ErrorDetails) -> str:
     where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden" and where in _RETIRED:
         return f"{where}: no longer a setting, replaced by {_RETIRED[where]}"
+    if err["type"] == "value_error":  # our own validators' words, without pydantic's "Value error, "
+        return f"{where}: {err['ctx']['error']}"
     return f"{where}: {err['msg']}"

@@ -360,6 +360,18 @@ def test_missing_feed_list_and_bad_settings_are_one_line_errors(tmp_path: Path, 
     assert code == 2 and "fetch.read_timeout" in err
 
 
+def test_bounds_of_adaptive_polling_the_wrong_way_round_are_one_line_naming_both(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Adaptive polling clamps an interval into [min, max]; with min above max it polled every
+    # feed at max_poll_interval whatever it learnt, without a word.
+    monkeypatch.setenv("NEWSAGG_FEEDS__MIN_POLL_INTERVAL", "7200")
+    monkeypatch.setenv("NEWSAGG_FEEDS__MAX_POLL_INTERVAL", "3600")
+    code, _, err = run_cli(capsys, "search", "x")
+    assert code == 2 and err.count("\n") == 1
+    assert "invalid settings: feeds: min_poll_interval (7200) is above max_poll_interval (3600)" in err
+
+
 def test_a_store_url_whose_database_driver_is_not_installed_is_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

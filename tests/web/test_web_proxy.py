@@ -102,4 +102,4 @@ def test_a_root_path_that_is_not_a_path_is_a_settings_error(
 ) -> None:
     monkeypatch.setenv("NEWSAGG_WEB__ROOT_PATH", value)
     assert main(["--data-dir", str(tmp_path), "serve", "--port", "0"]) == 2
-    assert "invalid settings: web.root_path: Value error, must be a URL path such as /news" in capsys.readouterr().err
+    assert "invalid settings: web.root_path: must be a URL path such as /news" in capsys.readouterr().err
