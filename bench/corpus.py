@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
 
@@ -435,6 +436,34 @@ def served(root: Path, latency: float = 0.0) -> Iterator[ServedCorpus]:
             process.stdout.close()
 
 
+class _StaticCorpusServer(CorpusServer):
+    """``CorpusServer`` over a corpus that does not change while it is served (a benchmark's).
+
+    Each file's request path is checked and resolved once, when the server starts, instead of
+    for every request (``Path.resolve`` walks every component of the path); a request still
+    reads the file and gets the same bytes and headers. The server stands for the publishers'
+    side of the wire, whose cost a run does not have to share its machine with.
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._files: dict[str, tuple[Path, int]] = {}
+        for candidate in sorted(self.root.rglob("*")):
+            path = "/" + candidate.relative_to(self.root).as_posix()
+            if (found := super().resolve(path)) is not None and found[0] == candidate:
+                self._files[path] = (candidate, found[2])
+
+    def resolve(self, target: str) -> tuple[Path, bytes, int] | None:
+        known = self._files.get(unquote(urlsplit(target).path))
+        if known is None:
+            return super().resolve(target)  # robots.txt, the outlets' pages, what is not found
+        path, mtime = known
+        try:
+            return path, path.read_bytes(), mtime
+        except OSError:
+            return None
+
+
 def _serve(root: Path, latency: float) -> None:
     if latency > 0:
         from pipeline.demo import server as demo_server
@@ -446,7 +475,7 @@ def _serve(root: Path, latency: float) -> None:
             serve(handler, send_body)
 
         demo_server._Handler._serve = delayed  # type: ignore[method-assign]
-    with CorpusServer(root) as server:
+    with _StaticCorpusServer(root) as server:
         # Log nothing per request: a long run would otherwise keep every request in memory.
         server.log = lambda method, path, status: None  # type: ignore[method-assign]
         print(server.base_url, flush=True)

@@ -10,7 +10,8 @@ import pytest
 from bench import end_to_end, extraction, feeds, import_warc, indexing, memory, web
 from bench.__main__ import main as run_all
 from bench.common import RESULT_KEYS, RESULTS, Result
-from bench.corpus import build, generate_articles, outlet_templates
+from bench.corpus import _StaticCorpusServer, build, generate_articles, outlet_templates
+from pipeline.demo.server import CorpusServer
 from pipeline.extraction import extract_page
 
 
@@ -44,6 +45,22 @@ def test_corpus_feeds_follow_each_outlet_format(tmp_path: Path) -> None:
         text = (tmp_path / path).read_text(encoding="utf-8")
         assert ("<entry>" in text) == corpus.templates[outlet].atom
         assert text.count("{{BASE}}/" + corpus.templates[outlet].slug + "/articles/") in (2, 4)
+
+
+def test_static_corpus_server_answers_as_the_demo_server(tmp_path: Path) -> None:
+    """The benchmarks' server resolves each file once: every request target still finds what CorpusServer finds."""
+    corpus = build(tmp_path / "corpus", generate_articles(30), entries_per_feed=4)
+    files = ["/" + p.relative_to(corpus.root).as_posix() for p in sorted(corpus.root.rglob("*")) if p.is_file()]
+    outlet = corpus.templates[0].slug
+    targets = [
+        *files, *(f + "?x=1" for f in files[:3]), "/robots.txt", f"/{outlet}/", f"/{outlet}/news-sitemap.xml",
+        f"/{outlet}", "/", "", "/missing.html", f"/{outlet}/../{files[0]}", f"/{outlet}//x", "/%2e%2e/etc/passwd",
+        files[0].replace("/", "%2F", 2), files[0].replace(".", "%2E"),
+    ]
+    plain, static = CorpusServer(corpus.root), _StaticCorpusServer(corpus.root)
+    assert sum(static.resolve(f) is not None for f in files) == len(files)
+    for target in targets:
+        assert static.resolve(target) == plain.resolve(target), target
 
 
 def test_feeds_second_pass_is_all_304_without_parsing() -> None:
