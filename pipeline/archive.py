@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import httpx
 from warcio.archiveiterator import ArchiveIterator
@@ -334,12 +335,23 @@ def _response_headers(fetched: Fetched) -> StatusAndHeaders:
 
 
 def _request_headers(fetched: Fetched) -> StatusAndHeaders:
-    url = httpx.URL(fetched.url)
-    target = url.raw_path.decode("ascii", "replace") or "/"
     headers = list(fetched.request_headers.items())
     if not any(k.lower() == "host" for k, _ in headers):
-        headers.insert(0, ("Host", url.netloc.decode("ascii", "replace")))
-    return StatusAndHeaders(f"GET {target} HTTP/1.1", headers, is_http_request=True)
+        headers.insert(0, ("Host", httpx.URL(fetched.url).netloc.decode("ascii", "replace")))
+    return StatusAndHeaders(f"GET {_request_target(fetched.url)} HTTP/1.1", headers, is_http_request=True)
+
+
+def _request_target(url: str) -> str:
+    """The request line's target (path and query) of a URL as httpx wrote it (``Fetched.url``).
+
+    Split, not parsed again by httpx: the URL is already in httpx's normal form, and parsing
+    it anew cost the download thread more than the rest of the request record.
+    """
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query or url.partition("#")[0].endswith("?"):
+        target += "?" + parts.query
+    return target
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timezone
 from queue import SimpleQueue
 from types import TracebackType
+from typing import Any
 
 import httpx
 from protego import Protego
@@ -67,9 +68,18 @@ def _media_type(content_type: str | None) -> str | None:
 
 
 
-def _no_cookies() -> http.cookiejar.CookieJar:
-    # The shared client must not carry one publisher's cookies into the next request.
-    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+class _NoCookies(http.cookiejar.CookieJar):
+    """The shared client's jar, which keeps no cookie: it must not carry one publisher's cookies into
+    the next request. httpx hands it every response; with nothing to keep, nothing is parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------- the fetcher
@@ -107,7 +117,7 @@ class Fetcher:
             ),
             follow_redirects=False,  # we follow hop by hop so every hop is checked
             trust_env=False,  # no proxies (they would bypass the guard), no .netrc
-            cookies=_no_cookies(),
+            cookies=_NoCookies(),
         )
         self._limiter = DomainLimiter(
             settings.concurrency, settings.per_domain_concurrency, settings.politeness_delay, domain_clock
