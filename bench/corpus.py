@@ -23,8 +23,6 @@ import argparse
 import os
 import email.utils
 import html
-import http.client
-import io
 import json
 import random
 import re
@@ -38,7 +36,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
@@ -467,30 +464,6 @@ class _StaticCorpusServer(CorpusServer):
             return None
 
 
-# A request header line as the email parser would read it alone: a name (headerRE's characters),
-# a colon and a value, no continuation, no stray CR or LF.
-_SIMPLE_HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n")
-_email_parse_headers = http.client.parse_headers
-
-
-def _parse_headers(fp: IO[bytes], _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
-    """``http.client.parse_headers`` without the email parser for plain header lines: the same message.
-
-    The server parses every request's headers with the email package's feed parser, which cost
-    the benchmark's server more than answering the request. Lines it could read otherwise
-    (continuations, a line that is no header, a missing blank line) go to it as before.
-    """
-    lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
-    if lines[-1] not in (b"\r\n", b"\n") or not all(_SIMPLE_HEADER.fullmatch(line) for line in lines[:-1]):
-        return _email_parse_headers(io.BytesIO(b"".join(lines)), _class)
-    message = _class()
-    for line in lines[:-1]:
-        name, value = line.decode("iso-8859-1").split(":", 1)
-        message.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
-    message.set_payload("")  # no body follows the headers, as the email parser records it
-    return message
-
-
 def _serve(root: Path, latency: float) -> None:
     if latency > 0:
         from pipeline.demo import server as demo_server
@@ -502,7 +475,6 @@ def _serve(root: Path, latency: float) -> None:
             serve(handler, send_body)
 
         demo_server._Handler._serve = delayed  # type: ignore[method-assign]
-    http.client.parse_headers = _parse_headers  # this process only serves the corpus
     with _StaticCorpusServer(root) as server:
         # Log nothing per request: a long run would otherwise keep every request in memory.
         server.log = lambda method, path, status: None  # type: ignore[method-assign]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from bench import end_to_end, extraction, feeds, import_warc, indexing, memory, web
 from bench.__main__ import main as run_all
 from bench.common import RESULT_KEYS, RESULTS, Result
-from bench.corpus import _email_parse_headers, _parse_headers, _StaticCorpusServer, build, generate_articles, outlet_templates
+from bench.corpus import _StaticCorpusServer, build, generate_articles, outlet_templates
 from pipeline.demo.server import CorpusServer
 from pipeline.extraction import extract_page
 
@@ -62,26 +61,6 @@ def test_static_corpus_server_answers_as_the_demo_server(tmp_path: Path) -> None
     assert sum(static.resolve(f) is not None for f in files) == len(files)
     for target in targets:
         assert static.resolve(target) == plain.resolve(target), target
-
-
-@pytest.mark.parametrize("head", [
-    b"Host: 127.0.0.1:8000\r\nAccept: text/html, */*;q=0.1\r\nAccept-Encoding: gzip, deflate\r\n"
-    b"Connection: keep-alive\r\nUser-Agent: newsagg/1.0 (+https://example.org/bot)\r\nIf-None-Match: \"ab\"\r\n\r\n",
-    b"A: 1\r\na: 2\r\nEmpty:\r\nSpaced:   \t x y \r\nLatin: caf\xe9\r\nColon: a:b\n\n",
-    b"Folded: one\r\n two\r\nNext: 3\r\n\r\n",
-    b"From nobody\r\nX: 1\r\n\r\n",
-    b"no colon here\r\nX: 1\r\n\r\n",
-    b": no name\r\n\r\n",
-    b"X: cut short\r\n",
-    b"X: stray\rcarriage\r\n\r\n",
-    b"\r\n",
-])
-def test_bench_server_header_parser_gives_the_email_parser_message(head: bytes) -> None:
-    quick, email = io.BytesIO(head + b"BODY"), io.BytesIO(head + b"BODY")
-    ours, theirs = _parse_headers(quick), _email_parse_headers(email)
-    assert ours.items() == theirs.items() and ours.get_payload() == theirs.get_payload()
-    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
-    assert quick.read() == email.read()  # the same bytes left for the body
 
 
 def test_feeds_second_pass_is_all_304_without_parsing() -> None:
