@@ -122,6 +122,31 @@ def test_a_run_process_forks_its_workers() -> None:
     assert done.stdout.split() == ["fork"]
 
 
+def test_the_demo_forks_its_workers_although_it_serves_the_corpus_from_a_thread(tmp_path: Path) -> None:
+    """`newsagg demo` serves its corpus from a thread of its own process; its workers start before that thread.
+
+    Started after it, they were spawned and each imported the pipeline again: about two
+    seconds of CPU per worker for a demo of 49 articles.
+    """
+    if pipeline.pool.available_cpus() < 2:
+        pytest.skip("one CPU: a run has no worker processes")
+    script = (
+        "import sys, pipeline.pool\n"
+        "from pipeline.demo.run import run_demo\n"
+        "real, chosen = pipeline.pool.start_method, []\n"
+        "pipeline.pool.start_method = lambda: chosen.append(real()) or chosen[-1]\n"
+        "result = run_demo(None)\n"
+        "print(len(result.stories), *chosen)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_") and not k.endswith("_NUM_THREADS")}
+    env["NEWSAGG_WORKERS"] = "2"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    stories, *methods = done.stdout.split()
+    assert int(stories) == len(expected_clusters("http://127.0.0.1")) and methods == ["fork"]
+
+
 def _square_or_die_once(arg: tuple[int, str]) -> int:
     n, marker = arg
     if n == 3 and os.getpid() != int(Path(marker).read_text()):

@@ -61,13 +61,22 @@ def run_demo(data_dir: Path | None, *, config_file: Path | None = None, progress
         ConfigError: ``data_dir`` holds a store already (the corpus, served on another port,
             would be stored a second time under new URLs).
     """
-    with tempfile.TemporaryDirectory(prefix="newsagg-demo-") as scratch, CorpusServer() as server:
-        feeds_file = write_demo_feeds(server.base_url, Path(scratch) / "feeds.yaml")
-        settings = demo_settings(server.base_url, data_dir or Path(scratch) / "data", feeds_file, config_file)
-        if settings.embedded_store is not None and settings.embedded_store.exists():
-            raise ConfigError(f"{data_dir} already holds a store: the demo runs into a directory with no store yet")
-        with Pipeline(settings, progress=progress) as pipeline:
-            return demo_result(pipeline, pipeline.run(force=True, trigger="demo"))
+    server = CorpusServer()
+    try:
+        with tempfile.TemporaryDirectory(prefix="newsagg-demo-") as scratch:
+            base_url = server.bind()
+            feeds_file = write_demo_feeds(base_url, Path(scratch) / "feeds.yaml")
+            settings = demo_settings(base_url, data_dir or Path(scratch) / "data", feeds_file, config_file)
+            if settings.embedded_store is not None and settings.embedded_store.exists():
+                raise ConfigError(f"{data_dir} already holds a store: the demo runs into a directory with no store yet")
+            with Pipeline(settings, progress=progress) as pipeline:
+                # The workers first, forked while this process has one thread; the server's thread
+                # after them (started before, they were spawned and imported the pipeline again).
+                pipeline.pool.start()
+                server.start()
+                return demo_result(pipeline, pipeline.run(force=True, trigger="demo"))
+    finally:
+        server.stop()
 
 
 def demo_result(pipeline: Pipeline, report: RunReport) -> DemoResult:

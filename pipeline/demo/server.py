@@ -155,11 +155,22 @@ class CorpusServer:
             raise RuntimeError("CorpusServer is not started")
         return "http://127.0.0.1:%d" % self._httpd.server_address[1]
 
-    def start(self) -> str:
-        """Bind, serve from a daemon thread, and return the base URL."""
+    def bind(self) -> str:
+        """Take the port and return the base URL; requests wait until :meth:`start` serves them.
+
+        A caller that must fork (a run's workers) before this process has a second thread
+        binds first, learns its address, forks, then starts.
+        """
         if self._httpd is None:
             self._httpd = _HTTPServer(("127.0.0.1", self.port), _Handler)
             self._httpd.corpus = self
+        return self.base_url
+
+    def start(self) -> str:
+        """Bind if not bound yet, serve from a daemon thread, and return the base URL."""
+        self.bind()
+        if self._thread is None:
+            assert self._httpd is not None
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="corpus-server", daemon=True
             )
@@ -168,10 +179,11 @@ class CorpusServer:
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        if self._httpd is not None and self._thread is not None:
-            self._httpd.shutdown()
+        if self._httpd is not None:
+            if self._thread is not None:
+                self._httpd.shutdown()
+                self._thread.join()
             self._httpd.server_close()
-            self._thread.join()
             self._httpd, self._thread = None, None
 
     def __enter__(self) -> CorpusServer:
