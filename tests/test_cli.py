@@ -306,8 +306,9 @@ def test_editing_the_feed_list_keeps_its_mode_and_a_new_one_gets_the_umasks(
     umask = os.umask(0o022)
     try:
         created = tmp_path / "new.yaml"
-        assert run_cli(capsys, "--data-dir", str(tmp_path / "data"), "feeds", "import-opml", str(opml),
-                       "--feeds", str(created))[0] == 0
+        code, out, _ = run_cli(capsys, "--data-dir", str(tmp_path / "data"), "feeds", "import-opml", str(opml),
+                               "--feeds", str(created))
+        assert code == 0 and out.startswith("1 feed added to ")
         assert created.stat().st_mode & 0o777 == 0o644
         shared = tmp_path / "shared.yaml"
         shared.write_text("feeds:\n  - name: Other\n    url: https://other.example/atom\n")

@@ -33,7 +33,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
             added = import_subscriptions(target, imported, store)
     else:  # no store yet, so nothing holds its lock; none is made for a list (the first run makes it)
         added = import_subscriptions(target, imported)
-    print(f"{added} feeds added to {target} ({len(imported)} in the OPML file)")
+    print(f"{added} feed{'s' if added != 1 else ''} added to {target} ({len(imported)} in the OPML file)")
     return EXIT_OK
 
 

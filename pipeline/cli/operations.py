@@ -195,7 +195,7 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
     with _store(_reading(args)) as store:
         queued = store.retry_dead_letters(keys)
     missing = [key for key in keys or [] if key not in queued]
-    print(f"{len(queued)} documents queued again for the search index")
+    print(f"{len(queued)} document{'s' if len(queued) != 1 else ''} queued again for the search index")
     if missing:
         raise NewsaggError(f"no dead letter {', '.join(f'{k}:{i}' for k, i in missing)} (see `newsagg outbox list`)")
     return EXIT_OK

@@ -202,7 +202,7 @@ def test_refused_documents_go_to_the_dead_letters_and_outbox_retry_requeues_them
             assert err == f"newsagg: error: {error}\n", argv
 
         assert main(["outbox", "retry", "story:bad"]) == 0
-        assert capsys.readouterr().out == "1 documents queued again for the search index\n"
+        assert capsys.readouterr().out == "1 document queued again for the search index\n"
         with Pipeline(load_settings()) as pipeline:
             status = pipeline.store.outbox_status()
             assert (status.waiting, status.retrying, status.dead_letters) == (1, 0, [])
@@ -210,7 +210,7 @@ def test_refused_documents_go_to_the_dead_letters_and_outbox_retry_requeues_them
             assert pipeline.index_outbox() == (0, 1)
             assert pipeline.store.outbox_size() == 0
         assert main(["outbox", "retry", "--all"]) == 0
-        assert capsys.readouterr().out == "1 documents queued again for the search index\n"
+        assert capsys.readouterr().out == "1 document queued again for the search index\n"
     finally:
         cleanup = ElasticsearchIndex(ElasticsearchSettings(urls=[es_url], index_prefix=prefix))
         cleanup.drop()
