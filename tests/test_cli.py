@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.storage.base as storage_base
 from pipeline import export
 from pipeline.cli import main
 from pipeline.feeds import load_feed_list
@@ -371,6 +372,28 @@ def test_bounds_of_adaptive_polling_the_wrong_way_round_are_one_line_naming_both
     code, _, err = run_cli(capsys, "search", "x")
     assert code == 2 and err.count("\n") == 1
     assert "invalid settings: feeds: min_poll_interval (7200) is above max_poll_interval (3600)" in err
+
+
+def test_a_store_another_process_keeps_write_locked_is_said_so_not_only_database_is_locked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert run_cli(capsys, *data, "db", "upgrade")[0] == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         f"c = sqlite3.connect({str(tmp_path / 'data' / 'store.sqlite3')!r}, isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        monkeypatch.setattr(storage_base, "_SQLITE_WAIT", 0.5)  # the 30 s a command waits, shortened
+        code, _, err = run_cli(capsys, *data, "outbox", "retry", "--all")
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert code == 1 and err.count("\n") == 1
+    assert err.endswith("database is locked: another process holds the store's write lock (waited 0.5 s)\n")
 
 
 def test_a_store_url_whose_database_driver_is_not_installed_is_one_line(

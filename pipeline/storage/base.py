@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -411,4 +412,8 @@ def chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
 
 def _reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
-    return str(orig or exc).splitlines()[0]
+    reason = str(orig or exc).splitlines()[0]
+    if isinstance(orig, sqlite3.OperationalError) and reason == "database is locked":
+        # SQLite's words alone read like damage; it is a writer in another process (a run, a shell).
+        reason += f": another process holds the store's write lock (waited {_SQLITE_WAIT:g} s)"
+    return reason
