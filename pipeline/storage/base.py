@@ -36,6 +36,11 @@ _SQLITE_WAIT = 30.0
 # then ends it: a worker whose host vanished (powered off, cut off the network) loses its locks
 # within two minutes, where the server's default of two hours stalled every other worker.
 _PG_KEEPALIVES = {"tcp_keepalives_idle": 60, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 6}
+# And our side gives up on a server whose host vanished: a connection attempt after 10 s, a
+# silent session as the server does above (libpq's defaults are the system's: minutes, hours).
+# Parameters in the store URL's query win.
+_PG_CLIENT = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10,
+              "keepalives_count": 6}
 
 #: The threads of this process wanting an embedded store's lock file, one lock per file.
 _FILE_LOCK_TURNS: dict[str, threading.Lock] = {}
@@ -112,7 +117,9 @@ class StoreBase:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("newsagg_write") else "BEGIN")
 
             return engine
-        engine = sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT)
+        given = sa.make_url(url).query
+        engine = sa.create_engine(url, pool_pre_ping=True, execution_options=_ROWCOUNT,
+                                  connect_args={k: v for k, v in _PG_CLIENT.items() if k not in given})
         sa.event.listen(engine, "handle_error", _interrupt_first)
 
         @sa.event.listens_for(engine, "connect")

@@ -157,3 +157,25 @@ def test_the_server_ends_the_session_of_a_worker_whose_host_vanished_within_minu
         assert 0 < idle + interval * count <= 180, probes
     finally:
         store.close()
+
+
+def test_a_worker_gives_up_on_a_server_that_vanished_within_minutes_unless_its_url_says_otherwise(
+    pg_store_url: str,
+) -> None:
+    # The other side of the test above: a command or worker whose database host vanished waited
+    # for the system's TCP timeouts (a connection attempt: minutes; a silent session: hours).
+    def parameters(url: str) -> dict[str, str]:
+        store = Store(url)
+        try:
+            with store.engine.connect() as conn:
+                return dict(conn.connection.driver_connection.info.get_parameters())
+        finally:
+            store.close()
+
+    given = parameters(pg_store_url)
+    assert 0 < int(given.get("connect_timeout", 0)) <= 30, given
+    assert given.get("keepalives", "1") == "1"
+    probes = [int(given.get(f"keepalives_{name}", 0)) for name in ("idle", "interval", "count")]
+    assert 0 < probes[0] + probes[1] * probes[2] <= 180, given
+    own = parameters(f"{pg_store_url}{'&' if '?' in pg_store_url else '?'}connect_timeout=3&keepalives_idle=30")
+    assert (own["connect_timeout"], own["keepalives_idle"]) == ("3", "30")
