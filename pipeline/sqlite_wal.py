@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
+from pathlib import Path
 
 
 def use_wal(connection: sqlite3.Connection, wait: float) -> None:
@@ -25,3 +27,14 @@ def use_wal(connection: sqlite3.Connection, wait: float) -> None:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
+
+
+def why_unopenable(path: Path, reason: str) -> str:
+    """``reason`` a database file could not be opened, with the likely cause when its directory is read-only.
+
+    SQLite alone says "unable to open database file", which reads like damage or a wrong path.
+    """
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+        return (f"{reason} ({path.parent} is read-only, and SQLite writes its -wal and -shm files beside a "
+                "database even to read it: make the directory writable, or copy the file elsewhere)")
+    return reason

@@ -21,7 +21,7 @@ from pipeline.models import (
     Story,
 )
 from pipeline.search.analysis import analyze, highlighted_spans, query_terms
-from pipeline.sqlite_wal import use_wal
+from pipeline.sqlite_wal import use_wal, why_unopenable
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class SqliteSearchIndex:
             self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
             use_wal(self._db, wait=30)
         except (OSError, sqlite3.Error) as exc:
-            raise SearchBackendError(f"cannot open the search index {path}: {exc}") from None
+            raise SearchBackendError(f"cannot open the search index {path}: {why_unopenable(path, str(exc))}") from None
         # As in the store: NORMAL is durable across process kills (the failure we design for),
         # and spares each document's commit a sync of the disk (10x faster indexing).
         self._db.execute("PRAGMA synchronous=NORMAL")

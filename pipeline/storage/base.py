@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import ConfigError, LockLost, StoreError
-from pipeline.sqlite_wal import use_wal
+from pipeline.sqlite_wal import use_wal, why_unopenable
 from pipeline.storage import migrate
 from pipeline.storage.schema import ADVISORY_LOCKS, outbox, outbox_seq
 from pipeline.urls import redact_url
@@ -75,7 +75,10 @@ class StoreBase:
                 self.engine.dispose()  # a store that cannot be used keeps no connection open
                 raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store at {redact_url(url)}: {_reason(exc)}") from None
+            reason = _reason(exc)
+            if url.startswith("sqlite") and (database := sa.make_url(url).database) and database != ":memory:":
+                reason = why_unopenable(Path(database), reason)
+            raise StoreError(f"cannot open the store at {redact_url(url)}: {reason}") from None
         except ImportError as exc:  # the URL names a database whose driver is not installed
             raise ConfigError(
                 f"cannot open the store at {redact_url(url)}: no driver for it (no module {exc.name}); newsagg stores "

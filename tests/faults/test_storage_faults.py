@@ -127,8 +127,13 @@ def test_a_read_only_data_directory_is_one_clear_error_and_harms_nothing(
         assert main(["run", "--feeds", str(corpus), "--data-dir", str(tmp_path / "new")]) == 1
         one_error_line(capsys.readouterr().err, "newsagg: error: cannot create the data directory",
                        str(tmp_path / "new"))
-        assert main(["feeds", "status", "--data-dir", str(data)]) in (0, 1)  # reading may or may not work
-        capsys.readouterr()
+        # Reading cannot work either: SQLite makes its -wal and -shm files beside a store even to
+        # read it. Said so, not only SQLite's "unable to open database file".
+        assert main(["feeds", "status", "--data-dir", str(data)]) == 1
+        one_error_line(capsys.readouterr().err, str(data / "store.sqlite3"),
+                       f"{data} is read-only, and SQLite writes its -wal and -shm files beside a database")
+        assert main(["search", "desalination", "--data-dir", str(data)]) != 0
+        one_error_line(capsys.readouterr().err, str(data / "search.sqlite3"), f"{data} is read-only")
     intact(data)
     complete(data, corpus)
 
