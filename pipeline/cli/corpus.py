@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline.cli.base import (
     EXIT_FAILURE,
     EXIT_OK,
+    _counted,
     _datetime_arg,
     _json_default,
     _open_output,
@@ -90,8 +91,9 @@ def _cmd_import_warc(args: argparse.Namespace) -> int:
         _print_json(report.as_dict())
     else:
         skipped = ", ".join(f"{n} {reason}" for reason, n in report.skipped.most_common()) or "none"
-        print(f"{report.files} files ({report.files_done_before} imported before) · {report.records} records"
-              f" · {report.pages} pages · articles +{report.articles_added} ({report.failed} without text)"
+        print(f"{_counted(report.files, 'file')} ({report.files_done_before} imported before)"
+              f" · {_counted(report.records, 'record')} · {_counted(report.pages, 'page')}"
+              f" · articles +{report.articles_added} ({report.failed} without text)"
               f" · clustered {report.settled.clustered} · stories {report.settled.stories_built} updated"
               f" · indexed {report.settled.indexed}")
         print(f"  records skipped: {skipped}")

@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.cli.base import EXIT_OK, _print_json, _reading, _settings, _store
+from pipeline.cli.base import EXIT_OK, _counted, _print_json, _reading, _settings, _store
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
@@ -33,7 +33,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
             added = import_subscriptions(target, imported, store)
     else:  # no store yet, so nothing holds its lock; none is made for a list (the first run makes it)
         added = import_subscriptions(target, imported)
-    print(f"{added} feed{'s' if added != 1 else ''} added to {target} ({len(imported)} in the OPML file)")
+    print(f"{_counted(added, 'feed')} added to {target} ({len(imported)} in the OPML file)")
     return EXIT_OK
 
 
@@ -63,7 +63,7 @@ def _cmd_feeds_add(args: argparse.Namespace) -> int:
                           f"none at {', '.join(COMMON_PATHS)}, no Sitemap: line in its robots.txt; "
                           "give the feed's own URL")
     if found[0].via != "the URL itself":
-        print(f"found {len(found)} source{'s' if len(found) > 1 else ''} for {args.url}:")
+        print(f"found {_counted(len(found), 'source')} for {args.url}:")
         for candidate in found:
             title = f" ({candidate.title})" if candidate.title else ""
             print(f"  {candidate.kind:7}  {candidate.url}{title}  via {candidate.via}")

@@ -12,6 +12,7 @@ from pipeline.cli.base import (
     EXIT_FAILURE,
     EXIT_OK,
     _count_arg,
+    _counted,
     _new_file,
     _open_output,
     _options,
@@ -195,7 +196,7 @@ def _cmd_outbox_retry(args: argparse.Namespace) -> int:
     with _store(_reading(args)) as store:
         queued = store.retry_dead_letters(keys)
     missing = [key for key in keys or [] if key not in queued]
-    print(f"{len(queued)} document{'s' if len(queued) != 1 else ''} queued again for the search index")
+    print(f"{_counted(len(queued), 'document')} queued again for the search index")
     if missing:
         raise NewsaggError(f"no dead letter {', '.join(f'{k}:{i}' for k, i in missing)} (see `newsagg outbox list`)")
     return EXIT_OK

@@ -116,7 +116,7 @@ def test_non_http_records_filters_and_the_cli(tmp_path: Path, capsys: pytest.Cap
     assert report["skipped"] == {"warcinfo record": 2, "resource record": 1, "metadata record": 1,
                                  "request record": 3, "not a page": 1, "outside --since/--until": 1}
     assert main(["import-warc", *common, "--until", "2026-11-30", str(tmp_path / "b.warc.gz")]) == 0  # done before
-    assert "1 files (1 imported before)" in capsys.readouterr().out
+    assert "1 file (1 imported before)" in capsys.readouterr().out
     # Under other filters a file is read again: the page --until left out is imported now, nothing twice.
     assert main(["import-warc", *common, "--json", str(tmp_path / "*.warc.gz")]) == 0
     report = json.loads(capsys.readouterr().out)
