@@ -396,6 +396,16 @@ def test_a_store_another_process_keeps_write_locked_is_said_so_not_only_database
     assert err.endswith("database is locked: another process holds the store's write lock (waited 0.5 s)\n")
 
 
+def test_a_sqlite_store_url_that_does_not_parse_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSAGG_STORE_URL", "sqlite:store.db")  # a slash short of sqlite:///store.db
+    for command in (["db", "upgrade"], ["db", "current"], ["clusters", "list"]):
+        code, out, err = run_cli(capsys, *command)
+        assert code == 1 and out == "" and err.count("\n") == 1, command
+        assert err.startswith("newsagg: error: cannot open the store at sqlite:store.db: "), command
+
+
 def test_a_store_url_whose_database_driver_is_not_installed_is_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

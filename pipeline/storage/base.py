@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
 from pipeline.errors import ConfigError, LockLost, StoreError
 from pipeline.sqlite_wal import use_wal, why_unopenable
@@ -76,8 +76,8 @@ class StoreBase:
                 raise
         except SQLAlchemyError as exc:
             reason = _reason(exc)
-            if url.startswith("sqlite") and (database := sa.make_url(url).database) and database != ":memory:":
-                reason = why_unopenable(Path(database), reason)
+            if (file := _sqlite_file(url)) is not None:
+                reason = why_unopenable(file, reason)
             raise StoreError(f"cannot open the store at {redact_url(url)}: {reason}") from None
         except ImportError as exc:  # the URL names a database whose driver is not installed
             raise ConfigError(
@@ -87,10 +87,12 @@ class StoreBase:
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
+        try:
+            sa.make_url(url)
+        except ArgumentError as exc:  # `db upgrade` and `db current` make an engine without a Store
+            raise StoreError(f"cannot open the store at {redact_url(url)}: {exc}") from None
         if url.startswith("sqlite"):
-            database = sa.make_url(url).database
-            if database and database != ":memory:":
-                path = Path(database)
+            if (path := _sqlite_file(url)) is not None:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -418,6 +420,14 @@ def schema_revision(url: str) -> tuple[str | None, str]:
 def chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database or an in-memory one."""
+    if not url.startswith("sqlite"):
+        return None
+    database = sa.make_url(url).database  # parsed before (_create_engine)
+    return Path(database) if database and database != ":memory:" else None
 
 
 def _reason(exc: SQLAlchemyError) -> str:
