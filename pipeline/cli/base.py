@@ -46,17 +46,21 @@ def _reading(args: argparse.Namespace) -> Settings:
     return _existing(_settings(args))
 
 
+def _store_made(settings: Settings) -> bool:
+    """Whether the store the settings name is there: its SQLite file exists, or it is a server's."""
+    return settings.store_file is None or settings.store_file.exists()
+
+
 def _existing(settings: Settings) -> Settings:
     """``settings``, once the SQLite store they name is there: a command that only reads or works
     on what is stored must not make an empty one in a mistyped data dir or store URL, which would
     then look like an empty store."""
-    file = settings.store_file
-    if file is None or file.exists():
+    if _store_made(settings):
         return settings
     if settings.store_url is None:
         raise ConfigError(f"no store in {settings.data_dir}: nothing has run there (check --data-dir, "
                           "NEWSAGG_DATA_DIR or the settings file; `newsagg run` makes one)")
-    raise ConfigError(f"no store at {file}: nothing has run there (check store_url: NEWSAGG_STORE_URL "
+    raise ConfigError(f"no store at {settings.store_file}: nothing has run there (check store_url: NEWSAGG_STORE_URL "
                       "or the settings file; `newsagg run` makes one)")
 
 

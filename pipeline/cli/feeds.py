@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.cli.base import EXIT_OK, _counted, _print_json, _reading, _settings, _store
+from pipeline.cli.base import EXIT_OK, _counted, _print_json, _reading, _settings, _store, _store_made
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
@@ -28,7 +28,7 @@ def _cmd_feeds_import_opml(args: argparse.Namespace) -> int:
         imported = read_opml(args.file.read_bytes(), source=str(args.file))
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
-    if settings.store_file is None or settings.store_file.exists():
+    if _store_made(settings):
         with _store(settings) as store:
             added = import_subscriptions(target, imported, store)
     else:  # no store yet, so nothing holds its lock; none is made for a list (the first run makes it)

@@ -24,6 +24,7 @@ from pipeline.cli.base import (
     _reading,
     _settings,
     _store,
+    _store_made,
     _until_arg,
 )
 from pipeline.errors import NewsaggError
@@ -63,7 +64,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _stories(settings: Settings) -> int:
-    if settings.store_file is not None and not settings.store_file.exists():
+    if not _store_made(settings):
         return 0  # Elasticsearch is searched without a store: none here, none for the index to lack
     with _store(settings) as store:
         return store.counts().stories
