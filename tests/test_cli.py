@@ -279,14 +279,19 @@ def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsy
     assert link.is_symlink() and [json.loads(line)["id"] for line in shown.read_text().splitlines()] == ["a"]
 
 
+def _opml(path: Path, *feeds: tuple[str, str]) -> Path:
+    """An OPML export at ``path`` of these (title, URL) feeds, in a folder as readers export them."""
+    outlines = "".join(f'<outline text="{title}" type="rss" xmlUrl="{url}"/>' for title, url in feeds)
+    path.write_text(f'<?xml version="1.0"?><opml version="2.0"><body><outline text="News">{outlines}'
+                    "</outline></body></opml>")
+    return path
+
+
+EXAMPLE_FEED, OTHER_FEED = ("Example", "https://example.com/rss.xml"), ("Other", "https://other.example/atom")
+
+
 def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    opml = tmp_path / "subs.opml"
-    opml.write_text(
-        '<?xml version="1.0"?><opml version="2.0"><body><outline text="News">'
-        '<outline text="Example" type="rss" xmlUrl="https://example.com/rss.xml"/>'
-        '<outline text="Other" type="rss" xmlUrl="https://other.example/atom"/>'
-        "</outline></body></opml>"
-    )
+    opml = _opml(tmp_path / "subs.opml", EXAMPLE_FEED, OTHER_FEED)
     feeds = tmp_path / "feeds.yaml"
     data = ["--data-dir", str(tmp_path / "data")]
     code, out, _ = run_cli(capsys, *data, "feeds", "import-opml", str(opml), "--feeds", str(feeds))
@@ -301,9 +306,7 @@ def test_editing_the_feed_list_keeps_its_mode_and_a_new_one_gets_the_umasks(
 ) -> None:
     # The list is rewritten beside itself and renamed into place: the temporary file's 0600 made
     # it unreadable to the user the runs (Airflow's workers, cron) read it as.
-    opml = tmp_path / "subs.opml"
-    opml.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
-                    '<outline text="Example" type="rss" xmlUrl="https://example.com/rss.xml"/></body></opml>')
+    opml = _opml(tmp_path / "subs.opml", EXAMPLE_FEED)
     umask = os.umask(0o022)
     try:
         created = tmp_path / "new.yaml"
@@ -329,13 +332,9 @@ def test_import_opml_into_an_opml_feed_list_is_an_error_that_leaves_it_whole(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The feed list may be OPML (it is read, not edited): importing into it must not rewrite it as YAML.
-    listed = tmp_path / "mine.opml"
-    listed.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
-                      '<outline text="Example" type="rss" xmlUrl="https://example.com/rss.xml"/></body></opml>')
+    listed = _opml(tmp_path / "mine.opml", EXAMPLE_FEED)
     before = listed.read_bytes()
-    more = tmp_path / "more.opml"
-    more.write_text('<?xml version="1.0"?><opml version="2.0"><body>'
-                    '<outline text="Other" type="rss" xmlUrl="https://other.example/atom"/></body></opml>')
+    more = _opml(tmp_path / "more.opml", OTHER_FEED)
     code, _, err = run_cli(capsys, "feeds", "import-opml", str(more), "--feeds", str(listed))
     assert code == 2 and err.count("\n") == 1 and "is an OPML file" in err
     assert listed.read_bytes() == before
