@@ -1,4 +1,5 @@
-"""Switching a SQLite file to WAL mode, safely when several processes open a new file at once."""
+"""SQLite files in WAL mode: switching a file to it safely when several processes open a new one
+at once, and saying why one cannot be opened."""
 
 from __future__ import annotations
 
