@@ -8,6 +8,8 @@ PYVER := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.ve
 CONSTRAINTS := $(wildcard constraints/py$(PYVER).txt)
 PIP_INSTALL := $(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); 0 runs the suite in this one.
+PYTEST_WORKERS ?= 2
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .PHONY: demo test browser install install-airflow install-dev airflow es-local typecheck bench bench-quick bench-dedup clean help
@@ -52,7 +54,7 @@ test: install-dev browser
 	$(VENV)/bin/mypy
 	$(PY) scripts/es-node start --port 0
 	$(PY) scripts/pg-node start --port 0
-	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	  $(PY) scripts/pg-node stop; $(PY) scripts/es-node stop; exit $$status
 
 # The browser test drives Debian's chromium through its chromedriver (tests/web/test_web_serve.py).
