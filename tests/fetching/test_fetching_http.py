@@ -154,7 +154,7 @@ def test_server_that_never_answers_times_out(server: Server, make_fetcher: MakeF
     started = time.monotonic()
     with pytest.raises(TransientFetchError, match="ReadTimeout"):
         fetcher.fetch(server.url("/hang"))
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5  # the server would hold it 10 s
 
 
 def _trickle(h: Handler, head: bytes, body_size: int) -> None:
@@ -179,7 +179,7 @@ def test_trickling_body_is_cut_off_by_the_total_budget(server: Server, make_fetc
     started = time.monotonic()
     with pytest.raises(TransientFetchError, match=r"no complete response within 0\.6s"):
         fetcher.fetch(server.url("/trickle"))
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 5  # each byte comes in time for the read timeout: 500 s for the body
 
 
 def test_trickling_headers_are_cut_off_by_the_total_budget(server: Server, make_fetcher: MakeFetcher) -> None:
@@ -193,7 +193,7 @@ def test_trickling_headers_are_cut_off_by_the_total_budget(server: Server, make_
     started = time.monotonic()
     with pytest.raises(TransientFetchError, match="no complete response"):
         fetcher.fetch(server.url("/trickle"))
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 5  # each byte comes in time for the read timeout: 500 s for the body
 
 
 def test_connection_refused_is_transient(make_fetcher: MakeFetcher) -> None:

@@ -117,7 +117,7 @@ def test_fetch_all_yields_each_error_and_carries_on(server: Server, make_fetcher
 
 def test_fetch_all_can_be_abandoned(server: Server, make_fetcher: MakeFetcher) -> None:
     gauge = DomainGauge()
-    server.routes["/slow"] = lambda h: gauge.slow(h, 0.1)
+    server.routes["/slow"] = gauge.slow
     urls = [server.url(f"/slow?{i}", host="one.test") for i in range(40)]
     fetcher = make_fetcher(concurrency=2, per_domain_concurrency=2)
 
@@ -127,7 +127,7 @@ def test_fetch_all_can_be_abandoned(server: Server, make_fetcher: MakeFetcher) -
     results.close()  # stops submitting; what has not started is cancelled
 
     assert isinstance(first[1], Fetched)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5  # all 40, two at a time: 5 s
     assert len(server.hits("/slow")) < 10
 
 
