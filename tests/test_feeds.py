@@ -536,7 +536,7 @@ def test_billion_laughs_is_refused_without_expansion(encoding: str, one_line: bo
     started = time.perf_counter()
     with pytest.raises(FeedParseError, match="declares XML entities"):
         parse(body)
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 5  # expanded, it would take minutes
 
 
 def test_xxe_file_is_not_read(tmp_path: Path) -> None:
