@@ -157,9 +157,6 @@ _NOTICE = re.compile(
     r"|\b(?:we|this (?:site|website)) uses? cookies\b",
     re.IGNORECASE,
 )
-# The signature line of an embedded post on X / Twitter ("— Name (@handle) August 5, 2024"; the
-# embed's date is in the page's language): the post's text is the block before it.
-_POST_SIGNATURE = re.compile(r"^—\s.{0,80}\(@\w{1,15}\)\s+(?:\w+\.? \d{1,2}, \d{4}|\d{1,2}\.? \w+\.? \d{4})$")
 _NAMES = re.compile(r";|,| and | und | et | y ")
 _ABOUT_AUTHOR = re.compile(
     r"^\W*(?:about the authors?|about|the authors?|author|die autorin|der autor|zum autor|zur autorin"
@@ -183,9 +180,6 @@ _READABILITY_BLOCKS = frozenset({
     "div", "section", "article", "pre", "ul", "ol", "table", "tr", "br", "header", "footer", "main", "aside", "nav",
     "form", "dl", "figure", "hr",
 })
-# Articles with a headline of their own, not inside another: two or more on a page that appends the next story.
-_HEADLINED_ARTICLES = lxml.etree.XPath("//article[.//h1][not(ancestor::article)]")
-_ARTICLE_BLOCKS = lxml.etree.XPath(".//p | .//h1 | .//h2 | .//h3 | .//li | .//blockquote")
 _PART_BLOCKS = lxml.etree.XPath(".//p | .//h2 | .//h3 | .//blockquote[not(.//p)] | .//li[not(.//p)][not(ancestor::nav)]")
 
 
@@ -335,8 +329,7 @@ def without_furniture(text: str) -> str:
 
     Gone are lines that are only a label (advertising markers, "continue reading" breaks,
     share, newsletter and follow prompts), "Read more: <headline>" lines, a related-stories
-    heading with the list items right after it, embedded posts from X / Twitter (their
-    signature line and the post's text before it), and notices (newsletter, comments,
+    heading with the list items right after it, and notices (newsletter, comments,
     copyright) after the article's last block, unless they credit a wire agency. A text
     that is nothing else is kept.
     """
@@ -346,10 +339,6 @@ def without_furniture(text: str) -> str:
     while i < len(blocks):
         block = blocks[i]
         i += 1
-        if _POST_SIGNATURE.match(block):
-            if kept:  # the embedded post's text
-                kept.pop()
-            continue
         if _FURNITURE_LINE.match(block) or (_TEASER_LINE.match(block) and _word_count(block) <= MAX_TEASER_WORDS):
             if _RELATED_LINE.match(block):
                 while i < len(blocks) and blocks[i].startswith("- ") and _word_count(blocks[i]) <= MAX_TEASER_WORDS:
@@ -433,47 +422,6 @@ def split_body(tree: lxml.html.HtmlElement, text: str) -> str | None:
     if not before and not after:
         return None
     return "\n\n".join(before + ours + after)
-
-
-def next_stories(tree: lxml.html.HtmlElement) -> tuple[str, frozenset[str], frozenset[str]] | None:
-    """On a page of several ``<article>`` elements with a headline (``<h1>``) each, the first
-    one's headline, its blocks and the blocks that only the later ones have (as keys); else None.
-
-    News sites with endless pages append the next story as another article of the same
-    shape, and trafilatura can run on into it (read before trafilatura, which prunes the tree).
-    """
-    articles = _HEADLINED_ARTICLES(tree)
-    if len(articles) < 2:
-        return None
-    first = {_key(element.text_content()) for element in _ARTICLE_BLOCKS(articles[0])}
-    later = {_key(element.text_content()) for article in articles[1:] for element in _ARTICLE_BLOCKS(article)}
-    return _key(articles[0].find(".//h1").text_content()), frozenset(first), frozenset(later - first)
-
-
-def without_next_stories(text: str, title: str | None, stories: tuple[str, frozenset[str], frozenset[str]] | None) -> str:
-    """``text`` up to the first block of a later story on the page (:func:`next_stories`), when
-    the text is the first story's: its headline is the page's ``title`` (or part of it), and
-    the text before that block has at least :data:`MIN_STATED_BODY_CHARS` of the first story's.
-
-    A page listing articles (a blog's front page, a news section) has a first headline that
-    is not its title, or little text of the first article before the next: it is left alone.
-    Blocks of :data:`MIN_BODY_BLOCK_WORDS` words or more count, never the first block.
-    """
-    if not stories or not title:
-        return text
-    headline, first, later = stories
-    page_title = _key(title)
-    if not headline or (headline not in page_title and page_title not in headline):
-        return text
-    blocks = text.split("\n\n")
-    story = 0
-    for number, block in enumerate(blocks):
-        key = _key(block)
-        if number and key in later and len(key.split()) >= MIN_BODY_BLOCK_WORDS:
-            return "\n\n".join(blocks[:number]) if story >= MIN_STATED_BODY_CHARS else text
-        if key in first:
-            story += len(block)
-    return text
 
 
 def _key(text: str) -> str:

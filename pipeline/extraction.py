@@ -46,7 +46,6 @@ from pipeline.candidates import (
     json_ld_data,
     list_items,
     missing_chars,
-    next_stories,
     paragraph_chars,
     paragraphs,
     second_opinion,
@@ -54,7 +53,6 @@ from pipeline.candidates import (
     stated_body,
     trimmed,
     with_standfirst,
-    without_next_stories,
 )
 from pipeline.errors import ExtractionError
 from pipeline.fetching.politeness import registrable_domain
@@ -199,7 +197,6 @@ def extract_page(
     summary = standfirst(tree, scripts)
     body = stated_body(scripts)
     items = list_items(tree)
-    stories = next_stories(tree)
     try:
         document = bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
     except Exception as exc:  # trafilatura on hostile markup: contain whatever it raises
@@ -221,7 +218,6 @@ def extract_page(
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
     text = by_stated_body(text, body)
     if found:
-        text = without_next_stories(text, found.title, stories)
         text = trimmed(text, found.title, found.author)
     text = with_standfirst(text, summary)
     if not text:

@@ -14,12 +14,10 @@ from pipeline.candidates import (
     dropped_list_chars,
     list_items,
     missing_chars,
-    next_stories,
     paragraph_chars,
     readability_text,
     second_opinion,
     stated_body,
-    without_next_stories,
 )
 from pipeline.extraction import extract_page
 
@@ -126,18 +124,6 @@ def test_page_furniture_inside_the_article_is_left_out() -> None:
     assert _text(_article_page(between=furniture, after=related + notice)) == "\n\n".join(_STORY)
 
 
-def test_an_embedded_post_is_left_out() -> None:
-    post = (
-        "<blockquote class='twitter-tweet'><p lang='en' dir='ltr'>The old bridge closes on Monday: use the northern "
-        "crossing <a href='https://t.co/x'>pic.twitter.com/x</a></p>&mdash; Gazette Council (@gazettecouncil) "
-        "<a href='https://twitter.com/gazettecouncil/status/1'>August 5, 2024</a></blockquote>"
-    )
-    assert _text(_article_page(between=post)) == "\n\n".join(_STORY)
-    # a quotation with a dash that is no post's signature stays
-    quote = "<blockquote><p>We will build a new bridge.</p>&mdash; the mayor (@ the council meeting)</blockquote>"
-    assert "We will build a new bridge." in _text(_article_page(between=quote))
-
-
 def test_a_list_or_a_sentence_that_is_article_stays() -> None:
     # a list after a heading that is not a related-stories label, a sentence that names a label's word
     listing = "<h3>Closed roads</h3><ul><li>Bridge Street</li><li>Mill Lane</li></ul>"
@@ -240,37 +226,3 @@ def test_a_listings_page_has_its_first_list_items_read_and_found_in_the_text() -
     text = "\n\n".join(f"- {item}." for item in items)
     assert missing_chars(keys, text) == 0
     assert missing_chars(keys, text.replace("- Item number 7 of", "- An entry of")) == len(keys[7])
-
-
-
-_NEXT_STORY = [
-    "The county's libraries will open on Sundays from next month, after the council found the money for the extra "
-    "staff in its budget for the coming year and the readers' association collected more than four thousand signatures.",
-    "The head librarian said that Sunday had long been the day most families asked for, and that the new hours would "
-    "be tried for a year before the council decides whether to keep them for good.",
-]
-
-
-def _endless_page(first_headline: str = _TITLE) -> lxml.html.HtmlElement:
-    """A news page that appends the next story, in an ``<article>`` of the same shape, under the first."""
-    story = "".join(f"<p>{p}</p>" for p in _STORY)
-    following = "".join(f"<p>{p}</p>" for p in _NEXT_STORY)
-    return lxml.html.document_fromstring(
-        f"<html><body><main><article><h1>{first_headline}</h1>{story}</article><div class='next'>"
-        f"<article><h1>Libraries to open on Sundays</h1>{following}</article></div></main></body></html>"
-    )
-
-
-def test_the_next_story_an_endless_page_appends_is_cut() -> None:
-    # trafilatura's text ran on into the next story (the page's real markup is larger; the text is given here)
-    text = "\n\n".join([*_STORY, "Libraries to open on Sundays", *_NEXT_STORY])
-    assert without_next_stories(text, _TITLE, next_stories(_endless_page())) == "\n\n".join(_STORY)
-    # the headline in a title with the site's name after it
-    assert without_next_stories(text, f"{_TITLE} - The Gazette", next_stories(_endless_page())) == "\n\n".join(_STORY)
-    # a listing of stories, whose first headline is not the page's title or whose first story is a teaser, is
-    # left alone; so is a page of one article
-    assert without_next_stories(text, "Latest news from the county", next_stories(_endless_page())) == text
-    teaser = "\n\n".join([_STORY[0][:80], "Libraries to open on Sundays", *_NEXT_STORY])
-    assert without_next_stories(teaser, _TITLE, next_stories(_endless_page())) == teaser
-    single = lxml.html.document_fromstring(f"<html><body><article><h1>{_TITLE}</h1><p>{_STORY[0]}</p></article></body></html>")
-    assert next_stories(single) is None
