@@ -652,7 +652,8 @@ def settings_reference() -> str:
         "retired) is an error that names it when it is in the settings file or in a group of this table",
         "(`NEWSAGG_FETCH__…`), as is a `NEWSAGG_*` variable whose name is close to one of this table's",
         "(`NEWSAGG_STORE__URL`: did you mean `NEWSAGG_STORE_URL`?). Other `NEWSAGG_*` variables are",
-        "ignored: docker-compose.yml, the DAGs and the scripts use the prefix too.",
+        "ignored: docker-compose.yml, the DAGs and the scripts use the prefix too. A key given twice",
+        "in one mapping of the file (a group written out twice) is an error too, not the last one kept.",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",
@@ -789,13 +790,14 @@ def _settings_file_values(path: Path) -> dict[str, Any]:
     """What a settings file says, as read; ``ConfigError`` unless it is YAML mapping names to settings."""
     import yaml
 
+    from pipeline import yamlfiles
     from pipeline.errors import ConfigError
 
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yamlfiles.load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
-        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
-        raise ConfigError(f"settings file {path} is not YAML: {exc.problem}{where}") from None
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"settings file {path} is not YAML{where}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not YAML: {exc}") from None
     if loaded is not None and not isinstance(loaded, dict):

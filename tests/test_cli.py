@@ -458,8 +458,13 @@ def test_a_list_or_group_that_is_not_json_in_the_environment_is_one_line_naming_
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("fetch: {read_timeout: [\n", "is not YAML"),
+    ("fetch: {read_timeout: [\n", "is not YAML at line 2: expected the node content"),
     ("- fetch\n- feeds\n", "is not a mapping of settings"),
+    # A group given twice: YAML readers keep the last, and the first group's settings were dropped.
+    ("fetch:\n  politeness_delay: 5\nworkers: 2\nfetch:\n  read_timeout: 30\n",
+     "is not YAML at line 4: key 'fetch' is given twice, first on line 1"),
+    ("fetch:\n  politeness_delay: 5\n  politeness_delay: 0\n",
+     "is not YAML at line 3: key 'politeness_delay' is given twice, first on line 2"),
 ])
 def test_a_settings_file_that_cannot_be_read_is_one_line_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, problem: str
