@@ -28,6 +28,8 @@ from pydantic_settings import (
 
 # A URL path of one or more segments, without a query, fragment or spaces.
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
+#: A User-Agent as an HTTP header carries it: visible ASCII and inner spaces.
+_HEADER_VALUE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 
 def bundled_config_dir() -> Path:
@@ -61,9 +63,12 @@ class _MasksCredentials:
 
 
 class _Section(_MasksCredentials, BaseModel):
-    """A group of settings; a name it does not have is an error (a typo, or a setting since retired)."""
+    """A group of settings; a name it does not have is an error (a typo, or a setting since retired).
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers are finite: ``inf`` seconds ended a run in an OverflowError where they reached a sleep.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # Settings an upgrade replaced, and what replaced them: said instead of "Extra inputs are not permitted".
@@ -121,6 +126,17 @@ class FetchSettings(_Section):
             "Private, loopback and link-local addresses are refused unless listed here."
         ),
     )
+
+
+    @field_validator("user_agent")
+    @classmethod
+    def _is_a_header_value(cls, value: str) -> str:
+        # Sent as it is with every request: anything else failed every fetch of a run, each
+        # counted against its feed, or was a traceback (a letter beyond ASCII).
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError("must be printable ASCII, not blank, without line breaks or spaces at either end "
+                             f"(an HTTP header value such as 'newsagg/0.1 (+https://example.org/bot)'), not {value!r}")
+        return value
 
 
 class FeedSettings(_Section):
@@ -449,7 +465,7 @@ class Settings(_MasksCredentials, BaseSettings):
     """Everything the pipeline can be told. Built once, passed down."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NEWSAGG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="NEWSAGG_", env_nested_delimiter="__", extra="forbid", validate_default=True, allow_inf_nan=False
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Where the embedded store and index live.")

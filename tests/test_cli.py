@@ -373,6 +373,27 @@ def test_bounds_of_adaptive_polling_the_wrong_way_round_are_one_line_naming_both
     assert "invalid settings: feeds: min_poll_interval (7200) is above max_poll_interval (3600)" in err
 
 
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    # A run ended in an OverflowError traceback on these (a sleep or a lease of infinite seconds).
+    ("NEWSAGG_FETCH__POLITENESS_DELAY", "inf", "fetch.politeness_delay: Input should be a finite number"),
+    ("NEWSAGG_EXTRACTION__CLAIM_LEASE", "Infinity", "extraction.claim_lease: Input should be a finite number"),
+    ("NEWSAGG_ALERT_WEBHOOK_TIMEOUT", "inf", "alert_webhook_timeout: Input should be a finite number"),
+    # No HTTP header value: every feed of a run failed ('Illegal header value'), each failure
+    # counted towards retiring it, and the run exited 0; a letter beyond ASCII was a traceback.
+    ("NEWSAGG_FETCH__USER_AGENT", "newsagg/1.0\nX-Forwarded-For: 10.0.0.1", "fetch.user_agent: must be"),
+    ("NEWSAGG_FETCH__USER_AGENT", " ", "fetch.user_agent: must be"),
+    ("NEWSAGG_FETCH__USER_AGENT", "newsägg/1.0", "fetch.user_agent: must be"),
+])
+def test_a_setting_no_run_could_use_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    variable: str, value: str, problem: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"newsagg: error: invalid settings: {problem}"), err
+
+
 def test_a_store_another_process_keeps_write_locked_is_said_so_not_only_database_is_locked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
