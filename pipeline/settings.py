@@ -621,7 +621,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     from pipeline.errors import ConfigError
 
-    misspelt = _misspelt_variables(os.environ)
+    misspelt = _misspelt_variables(os.environ) + _keys_given_twice(os.environ)
     if misspelt:
         raise ConfigError(f"invalid settings: {'; '.join(misspelt)}")
     settings_cls = Settings
@@ -669,7 +669,8 @@ def settings_reference() -> str:
         "(`NEWSAGG_FETCH__…`), as is a `NEWSAGG_*` variable whose name is close to one of this table's",
         "(`NEWSAGG_STORE__URL`: did you mean `NEWSAGG_STORE_URL`?). Other `NEWSAGG_*` variables are",
         "ignored: docker-compose.yml, the DAGs and the scripts use the prefix too. A key given twice",
-        "in one mapping of the file (a group written out twice) is an error too, not the last one kept.",
+        "in one mapping of the file (a group written out twice), or in a group given whole as JSON",
+        "(`NEWSAGG_FETCH='{...}'`), is an error too, not the last one kept.",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",
@@ -838,6 +839,31 @@ def _not_json(group: str, environ: Mapping[str, str]) -> list[str]:
         except ValueError:
             unreadable.append(name)
     return unreadable
+
+
+def _keys_given_twice(environ: Mapping[str, str]) -> list[str]:
+    """What the JSON of a group given whole (``NEWSAGG_FETCH='{...}'``) gives twice: JSON readers keep
+    the last, as YAML readers do (see yamlfiles), so the first was dropped without a word."""
+    import json
+
+    env = {key.upper(): value for key, value in environ.items()}
+    groups = {f"NEWSAGG_{variable.split('__')[0].removeprefix('NEWSAGG_')}"
+              for variable, path, _ in _variables() if len(path) > 1}
+    problems = []
+    for name in sorted(groups & env.keys()):
+        twice: list[str] = []
+
+        def pairs(items: list[tuple[str, Any]], twice: list[str] = twice) -> dict[str, Any]:
+            keys = [key for key, _ in items]
+            twice.extend(key for n, key in enumerate(keys) if key in keys[:n])
+            return dict(items)
+
+        try:
+            json.loads(env[name], object_pairs_hook=pairs)
+        except ValueError:
+            continue  # not JSON: said so by load_settings
+        problems += [f"{name} gives {key!r} twice" for key in twice]
+    return problems
 
 
 def _holds_json(annotation: Any) -> bool:

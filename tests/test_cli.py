@@ -373,6 +373,16 @@ def test_bounds_of_adaptive_polling_the_wrong_way_round_are_one_line_naming_both
     assert "invalid settings: feeds: min_poll_interval (7200) is above max_poll_interval (3600)" in err
 
 
+def test_a_group_given_whole_that_gives_a_setting_twice_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JSON readers keep the last of a key given twice, as YAML readers do: the first was dropped.
+    monkeypatch.setenv("NEWSAGG_FETCH", '{"politeness_delay": 5, "read_timeout": 30, "politeness_delay": 0}')
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err == "newsagg: error: invalid settings: NEWSAGG_FETCH gives 'politeness_delay' twice\n"
+
+
 @pytest.mark.parametrize(("variable", "value", "problem"), [
     # A run ended in an OverflowError traceback on these (a sleep or a lease of infinite seconds).
     ("NEWSAGG_FETCH__POLITENESS_DELAY", "inf", "fetch.politeness_delay: Input should be a finite number"),
