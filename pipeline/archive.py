@@ -104,7 +104,9 @@ class ArchiveWriter:
             self._hour, self._part = hour, 0
         while True:
             name = f"newsagg-{hour}-{self._host}-{self._part:04d}{WARC_SUFFIX}"
-            with open(self.directory / name, "ab") as file:
+            # Unbuffered: a buffered file would flush what a full disk refused before truncating,
+            # fail the same way, and leave half a record for the next record to follow.
+            with open(self.directory / name, "ab", buffering=0) as file:
                 # A POSIX record lock, not flock: a child forked meanwhile (a pool restarted) shares
                 # the open file but not this lock, so it cannot keep the file locked. It is released
                 # when this process closes any descriptor of the file: no reader here opens it
@@ -116,15 +118,22 @@ class ArchiveWriter:
                     continue
                 try:
                     if start == 0:
-                        file.write(_warcinfo(name))
+                        _write_all(file, _warcinfo(name))
                     offset = file.tell()
-                    file.write(records)
-                    file.flush()  # before the lock goes: a reader (reextract) may read the record at once
+                    # Written through before the lock goes: a reader (reextract) may read it at once.
+                    _write_all(file, records)
                 except OSError:
                     with suppress(OSError):
                         file.truncate(start)  # no partial record for the next writer to append after
                     raise
                 return name, offset
+
+
+def _write_all(file: io.FileIO, data: bytes) -> None:
+    """Write all of ``data`` (an unbuffered write may take part of it) or raise ``OSError``."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) or 0:]
 
 
 def _records(fetched: Fetched, date: str) -> tuple[bytes, int, int]:

@@ -28,6 +28,8 @@ from pydantic_settings import (
 
 # A URL path of one or more segments, without a query, fragment or spaces.
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
+#: A User-Agent as an HTTP header carries it: visible ASCII and inner spaces.
+_HEADER_VALUE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 
 def bundled_config_dir() -> Path:
@@ -61,9 +63,12 @@ class _MasksCredentials:
 
 
 class _Section(_MasksCredentials, BaseModel):
-    """A group of settings; a name it does not have is an error (a typo, or a setting since retired)."""
+    """A group of settings; a name it does not have is an error (a typo, or a setting since retired).
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers are finite: ``inf`` seconds ended a run in an OverflowError where they reached a sleep.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # Settings an upgrade replaced, and what replaced them: said instead of "Extra inputs are not permitted".
@@ -121,6 +126,17 @@ class FetchSettings(_Section):
             "Private, loopback and link-local addresses are refused unless listed here."
         ),
     )
+
+
+    @field_validator("user_agent")
+    @classmethod
+    def _is_a_header_value(cls, value: str) -> str:
+        # Sent as it is with every request: anything else failed every fetch of a run, each
+        # counted against its feed, or was a traceback (a letter beyond ASCII).
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError("must be printable ASCII, not blank, without line breaks or spaces at either end "
+                             f"(an HTTP header value such as 'newsagg/0.1 (+https://example.org/bot)'), not {value!r}")
+        return value
 
 
 class FeedSettings(_Section):
@@ -449,7 +465,7 @@ class Settings(_MasksCredentials, BaseSettings):
     """Everything the pipeline can be told. Built once, passed down."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NEWSAGG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="NEWSAGG_", env_nested_delimiter="__", extra="forbid", validate_default=True, allow_inf_nan=False
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Where the embedded store and index live.")
@@ -605,7 +621,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     from pipeline.errors import ConfigError
 
-    misspelt = _misspelt_variables(os.environ)
+    misspelt = _misspelt_variables(os.environ) + _keys_given_twice(os.environ)
     if misspelt:
         raise ConfigError(f"invalid settings: {'; '.join(misspelt)}")
     settings_cls = Settings
@@ -652,7 +668,9 @@ def settings_reference() -> str:
         "retired) is an error that names it when it is in the settings file or in a group of this table",
         "(`NEWSAGG_FETCH__…`), as is a `NEWSAGG_*` variable whose name is close to one of this table's",
         "(`NEWSAGG_STORE__URL`: did you mean `NEWSAGG_STORE_URL`?). Other `NEWSAGG_*` variables are",
-        "ignored: docker-compose.yml, the DAGs and the scripts use the prefix too.",
+        "ignored: docker-compose.yml, the DAGs and the scripts use the prefix too. A key given twice",
+        "in one mapping of the file (a group written out twice), or in a group given whole as JSON",
+        "(`NEWSAGG_FETCH='{...}'`), is an error too, not the last one kept.",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",
@@ -789,13 +807,14 @@ def _settings_file_values(path: Path) -> dict[str, Any]:
     """What a settings file says, as read; ``ConfigError`` unless it is YAML mapping names to settings."""
     import yaml
 
+    from pipeline import yamlfiles
     from pipeline.errors import ConfigError
 
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yamlfiles.load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
-        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
-        raise ConfigError(f"settings file {path} is not YAML: {exc.problem}{where}") from None
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"settings file {path} is not YAML{where}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not YAML: {exc}") from None
     if loaded is not None and not isinstance(loaded, dict):
@@ -820,6 +839,31 @@ def _not_json(group: str, environ: Mapping[str, str]) -> list[str]:
         except ValueError:
             unreadable.append(name)
     return unreadable
+
+
+def _keys_given_twice(environ: Mapping[str, str]) -> list[str]:
+    """What the JSON of a group given whole (``NEWSAGG_FETCH='{...}'``) gives twice: JSON readers keep
+    the last, as YAML readers do (see yamlfiles), so the first was dropped without a word."""
+    import json
+
+    env = {key.upper(): value for key, value in environ.items()}
+    groups = {f"NEWSAGG_{variable.split('__')[0].removeprefix('NEWSAGG_')}"
+              for variable, path, _ in _variables() if len(path) > 1}
+    problems = []
+    for name in sorted(groups & env.keys()):
+        twice: list[str] = []
+
+        def pairs(items: list[tuple[str, Any]], twice: list[str] = twice) -> dict[str, Any]:
+            keys = [key for key, _ in items]
+            twice.extend(key for n, key in enumerate(keys) if key in keys[:n])
+            return dict(items)
+
+        try:
+            json.loads(env[name], object_pairs_hook=pairs)
+        except ValueError:
+            continue  # not JSON: said so by load_settings
+        problems += [f"{name} gives {key!r} twice" for key in twice]
+    return problems
 
 
 def _holds_json(annotation: Any) -> bool:

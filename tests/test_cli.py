@@ -373,6 +373,37 @@ def test_bounds_of_adaptive_polling_the_wrong_way_round_are_one_line_naming_both
     assert "invalid settings: feeds: min_poll_interval (7200) is above max_poll_interval (3600)" in err
 
 
+def test_a_group_given_whole_that_gives_a_setting_twice_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JSON readers keep the last of a key given twice, as YAML readers do: the first was dropped.
+    monkeypatch.setenv("NEWSAGG_FETCH", '{"politeness_delay": 5, "read_timeout": 30, "politeness_delay": 0}')
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err == "newsagg: error: invalid settings: NEWSAGG_FETCH gives 'politeness_delay' twice\n"
+
+
+@pytest.mark.parametrize(("variable", "value", "problem"), [
+    # A run ended in an OverflowError traceback on these (a sleep or a lease of infinite seconds).
+    ("NEWSAGG_FETCH__POLITENESS_DELAY", "inf", "fetch.politeness_delay: Input should be a finite number"),
+    ("NEWSAGG_EXTRACTION__CLAIM_LEASE", "Infinity", "extraction.claim_lease: Input should be a finite number"),
+    ("NEWSAGG_ALERT_WEBHOOK_TIMEOUT", "inf", "alert_webhook_timeout: Input should be a finite number"),
+    # No HTTP header value: every feed of a run failed ('Illegal header value'), each failure
+    # counted towards retiring it, and the run exited 0; a letter beyond ASCII was a traceback.
+    ("NEWSAGG_FETCH__USER_AGENT", "newsagg/1.0\nX-Forwarded-For: 10.0.0.1", "fetch.user_agent: must be"),
+    ("NEWSAGG_FETCH__USER_AGENT", " ", "fetch.user_agent: must be"),
+    ("NEWSAGG_FETCH__USER_AGENT", "newsägg/1.0", "fetch.user_agent: must be"),
+])
+def test_a_setting_no_run_could_use_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    variable: str, value: str, problem: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code, out, err = run_cli(capsys, "--data-dir", str(tmp_path), "settings")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"newsagg: error: invalid settings: {problem}"), err
+
+
 def test_a_store_another_process_keeps_write_locked_is_said_so_not_only_database_is_locked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -458,8 +489,13 @@ def test_a_list_or_group_that_is_not_json_in_the_environment_is_one_line_naming_
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("fetch: {read_timeout: [\n", "is not YAML"),
+    ("fetch: {read_timeout: [\n", "is not YAML at line 2: expected the node content"),
     ("- fetch\n- feeds\n", "is not a mapping of settings"),
+    # A group given twice: YAML readers keep the last, and the first group's settings were dropped.
+    ("fetch:\n  politeness_delay: 5\nworkers: 2\nfetch:\n  read_timeout: 30\n",
+     "is not YAML at line 4: key 'fetch' is given twice, first on line 1"),
+    ("fetch:\n  politeness_delay: 5\n  politeness_delay: 0\n",
+     "is not YAML at line 3: key 'politeness_delay' is given twice, first on line 2"),
 ])
 def test_a_settings_file_that_cannot_be_read_is_one_line_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, problem: str

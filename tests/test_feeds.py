@@ -763,6 +763,11 @@ def test_yaml_empty_feeds_list(tmp_path: Path) -> None:
         ("feeds:\n  - name: A\n    url: https://a.example/f\n    type: atom\n", "'type' must be one of feed, sitemap"),
         ("feeds:\n  - name: A\n    url: https://a.example/f\n    cross_host: yes please\n", "'cross_host' must be true or false"),
         ("feeds:\n  - name: A\n    url: [unclosed\n", "invalid YAML at line"),
+        # Given twice, YAML readers keep the last: the first list of feeds, or URL, was dropped.
+        ("feeds:\n  - name: A\n    url: https://a.example/f\nfeeds:\n  - name: B\n    url: https://b.example/f\n",
+         r"invalid YAML at line 4, column 1: key 'feeds' is given twice, first on line 1"),
+        ("feeds:\n  - name: A\n    url: https://a.example/f\n    url: https://a.example/g\n",
+         r"invalid YAML at line 4, column 5: key 'url' is given twice, first on line 3"),
         (
             "feeds:\n  - name: A\n    url: https://a.example/f\n  - name: B\n    url: HTTPS://A.example:443/f#top\n",
             r"feed #2 \('B'\): url .* is already listed as feed #1",

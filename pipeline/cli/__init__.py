@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from pipeline import logs
 from pipeline.cli import corpus, feeds, operations, run, serve, stories
-from pipeline.cli.base import EXIT_FAILURE, EXIT_USAGE
+from pipeline.cli.base import EXIT_FAILURE, EXIT_USAGE, disk_refused
 from pipeline.cli.run import print_demo, print_demo_commands
 from pipeline.errors import ConfigError, NewsaggError
 
@@ -115,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _stop_raised.clear()
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
-        return handler(args)
+        code = handler(args)
+        # What waits in the buffer is written now, where its failure is handled, not at exit.
+        sys.stdout.flush()
+        return code
     except Exception as exc:
         # What the stop interrupted may fail on its way out (a database driver left in the middle
         # of a statement): that error follows from the stop, which is what ended the command.
@@ -130,7 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BrokenPipeError):
             # The reader went away (`newsagg export articles | head`): stop quietly, and keep Python
             # from failing again on flushing standard output at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _drop_output()
+            return EXIT_FAILURE
+        if isinstance(exc, OSError) and _output_refused(exc):
+            # Standard output is a file on a full disk (`newsagg export articles > all.jsonl`).
+            print(f"newsagg: error: cannot write standard output: {exc.strerror}", file=sys.stderr)
+            _drop_output()
             return EXIT_FAILURE
         raise
     except _Stopped:
@@ -143,6 +152,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = unraisable_hook
         for stop, previous in handlers.items():
             signal.signal(stop, previous)
+
+
+def _output_refused(exc: OSError) -> bool:
+    """Whether ``exc`` is standard output, a file, refused by a full disk (or a quota or file-size limit).
+
+    A write to an open file that the disk refused, while standard output is a file: the files
+    a command writes itself (``-o``, the archive, the feed list) say their own error.
+    """
+    if not disk_refused(exc):
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):  # no descriptor (captured in a test, closed)
+        return False
+
+
+def _drop_output() -> None:
+    """Standard output goes nowhere from now on, so Python's flush at exit does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def console() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline import logs
 from pipeline.dates import parse_moment, until
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, NewsaggError
 from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -108,8 +109,13 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
         return
     written = Path(name)
     try:
-        with open(descriptor, "w", encoding="utf-8") as handle:
-            yield handle
+        try:
+            with open(descriptor, "w", encoding="utf-8") as handle:
+                yield handle
+        except OSError as exc:
+            if not disk_refused(exc):
+                raise
+            raise NewsaggError(f"cannot write {path}: {exc.strerror}") from None
         if mode is None:  # the mode a new file gets (the umask's), not the temporary file's 0600
             umask = os.umask(0)
             os.umask(umask)
@@ -119,6 +125,11 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
     except BaseException:
         written.unlink(missing_ok=True)
         raise
+
+
+def disk_refused(exc: OSError) -> bool:
+    """Whether a write to an open file failed because the disk is full (or a quota or file-size limit is reached)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and exc.filename is None
 
 
 def _new_file(path: Path) -> Path:

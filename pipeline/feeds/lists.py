@@ -20,6 +20,7 @@ from xml.parsers import expat
 
 import yaml
 
+from pipeline import yamlfiles
 from pipeline.errors import ConfigError
 from pipeline.feeds.documents import strip_bom
 from pipeline.models import FeedSource
@@ -242,7 +243,7 @@ def write_feed_list(path: Path, feeds: Sequence[FeedSource]) -> None:
 
 def _read_yaml(data: bytes, source: str) -> list[FeedSource]:
     try:
-        document = yaml.safe_load(strip_bom(data).decode("utf-8"))
+        document = yamlfiles.load(strip_bom(data).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: feed list is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.MarkedYAMLError as exc:

@@ -3,6 +3,7 @@ rotation, the off switch, retention."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import multiprocessing
 import multiprocessing.queues
@@ -18,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from warcio.archiveiterator import ArchiveIterator
 
-from faultkit import Web, article_html, fault_settings, read_only, rss, write_feed_list
-from pipeline.archive import REQUESTED_URI, ArchiveWriter, read_page
+from faultkit import Web, article_html, can_mount, fault_settings, read_only, remount, rss, tmpfs, write_feed_list
+from pipeline.archive import REQUESTED_URI, ArchiveWriter, read_page, scan_warc
 from pipeline.maintenance import apply_retention
 from pipeline.models import ArchiveRecord, Fetched, Validators
 from pipeline.runner import Pipeline
@@ -269,3 +270,76 @@ def test_a_child_forked_while_a_page_is_written_does_not_hold_up_the_next_write(
         for pid in children:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def _fill_then_free(directory: str, file_size_limit: int | None,
+                    results: multiprocessing.queues.Queue[tuple[list[tuple[str, ArchiveRecord]], str]]) -> None:
+    """Archive pages into ``directory`` until ten failed for a full disk, then (room again) three more; sends the pointers.
+
+    Full is a tmpfs at ``directory`` (remounted larger for the room), or a file-size limit (raised).
+    """
+    import resource
+
+    if file_size_limit is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
+    writer = ArchiveWriter(Path(directory), max_file_bytes=50 * 1024 * 1024)
+    html = {"Content-Type": "text/html"}
+    written, errors = [], []
+    for n in range(1000):
+        url = f"https://ledger.example/news/{n}"
+        # Bodies that do not compress much, of a few sizes around the writer's buffer (8 KiB).
+        body = b"<p>" + os.urandom(1000 + 1500 * (n % 5)).hex().encode() + b"</p>"
+        try:
+            written.append((url, writer.write(Fetched(url, url, 200, body, "text/html", Validators(), html),
+                                              datetime.now(UTC))))
+        except OSError as exc:
+            errors.append(str(exc))
+            if len(errors) == 10:  # as a run's next pages try, each
+                break
+    if file_size_limit is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    else:
+        remount(Path(directory), "size=4m")
+    for n in range(1000, 1003):
+        url = f"https://ledger.example/news/{n}"
+        page = Fetched(url, url, 200, f"<p>page {n}</p>".encode(), "text/html", Validators(), html)
+        written.append((url, writer.write(page, datetime.now(UTC))))
+    results.put((written, errors[0] if errors else ""))
+
+
+@pytest.mark.parametrize("disk", ["tmpfs", "file-size-limit"])
+def test_a_full_disk_leaves_no_part_of_a_record_and_the_next_records_follow_whole_ones(
+    disk: str, tmp_path: Path
+) -> None:
+    # The record that did not fit was half written, and the writer's attempt to cut it off
+    # failed on the same full disk (a buffered file flushes before it truncates): the next
+    # records followed that half, which tools reading the file whole (warcio, import-warc)
+    # trip over.
+    directory = tmp_path / "warcs"
+    spawn = multiprocessing.get_context("spawn")
+    results: multiprocessing.queues.Queue[tuple[list[tuple[str, ArchiveRecord]], str]] = spawn.Queue()
+    if disk == "tmpfs":
+        if not can_mount():
+            pytest.skip("mounting a tmpfs needs root (the file-size-limit variant runs instead)")
+        mounted = tmpfs(directory, "64k")
+        args: tuple[str, int | None] = (str(directory), None)
+    else:
+        mounted = contextlib.nullcontext(directory)
+        directory.mkdir()
+        args = (str(directory), 60_000)
+    with mounted:
+        writer = spawn.Process(target=_fill_then_free, args=(*args, results))
+        writer.start()
+        written, error = results.get(timeout=120)
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+        assert "No space left on device" in error or "File too large" in error, error
+        assert 5 < len(written) < 40
+        (warc,) = directory.glob("*.warc.gz")
+        scanned = list(scan_warc(warc, max_bytes=1 << 20))
+        assert [record.skipped for record in scanned if record.skipped not in (None, "warcinfo record", "request record")] == []
+        assert [record.page.page.url for record in scanned if record.page is not None] == [url for url, _ in written]
+        assert scanned[-1].end == warc.stat().st_size
+        for url, pointer in written:
+            assert read_page(directory, pointer).page.url == url

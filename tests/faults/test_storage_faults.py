@@ -10,6 +10,7 @@ permission bits and a file-size limit (RLIMIT_FSIZE) stand in, see faultkit.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -238,3 +239,68 @@ def test_a_full_disk_mid_run_is_one_clear_error_and_the_store_survives(
     one_error_line(result.stderr, "newsagg: error:", str(data / "store.sqlite3"))
     intact(data)
     complete(data, corpus)
+
+
+@pytest.mark.parametrize("disk", ["tmpfs", "file-size-limit"])
+def test_output_onto_a_full_disk_is_one_clear_line_and_leaves_no_file(
+    disk: str, corpus: Path, corpus_server: CorpusServer, tmp_path: Path
+) -> None:
+    """`export -o`, `dedup -o` and standard output redirected to a file, on a disk that fills up."""
+    data = tmp_path / "data"
+    assert run_cli(data, corpus, corpus_server.base_url).returncode == 0
+    out = tmp_path / "out"
+    if disk == "tmpfs":
+        if not MOUNTS:
+            pytest.skip("mounting a tmpfs needs root (the file-size-limit variant runs instead)")
+        mounted = tmpfs(out, "16k")
+        limit = None
+    else:
+        out.mkdir()
+        mounted = contextlib.nullcontext(out)
+        limit = 16_000  # the store's -shm file (32 KiB) is made before the limit applies: see below
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"id": str(n), "title": f"Title {n}", "text": f"Text number {n}. " * 40}) + "\n"
+                             for n in range(2000)), encoding="utf-8")
+    commands: list[tuple[list[str], Path | None, str]] = [
+        (["export", "articles", "-o", str(out / "articles.jsonl")], None, f"cannot write {out / 'articles.jsonl'}"),
+        (["dedup", str(pairs), "-o", str(out / "clusters.jsonl")], None, f"cannot write {out / 'clusters.jsonl'}"),
+        (["export", "articles"], out / "stdout.jsonl", "cannot write standard output"),
+        # Small enough to wait in the buffer until the command is done.
+        (["runs", "list", "--json"], out / "runs.json", "cannot write standard output"),
+    ]
+    filled = ["filler"] * (disk == "tmpfs")
+    with sqlite3.connect(data / "store.sqlite3") as db:
+        db.execute("SELECT 1 FROM runs").fetchall()  # its -shm file, 32 KiB, is there before a command under a limit
+    with mounted:
+        if disk == "tmpfs":
+            (out / "filler").write_bytes(b"x" * 12_000)  # some room: the first writes of a command succeed
+        for command, stdout, expected in commands:
+            if command[0] == "runs":  # no room at all
+                if disk == "tmpfs":
+                    filled.append("filled")
+                    with contextlib.suppress(OSError), open(out / "filled", "wb") as filling:
+                        filling.write(b"x" * 16_000)
+                else:
+                    limit = 0
+            result = run_command([*command, "--data-dir", str(data)], stdout=stdout, file_size_limit=limit)
+            assert result.returncode == 1, (command, result.stderr)
+            one_error_line(result.stderr, "newsagg: error:", expected)
+            assert "No space left on device" in result.stderr or "File too large" in result.stderr
+            assert sorted(p.name for p in out.iterdir()) == sorted(
+                filled + ([stdout.name] if stdout else [])), command  # no .partial file
+            if stdout:
+                stdout.unlink()
+
+
+def run_command(argv: list[str], *, stdout: Path | None, file_size_limit: int | None) -> subprocess.CompletedProcess[str]:
+    """``newsagg ARGV`` as a process of its own, its standard output into ``stdout`` (optionally under RLIMIT_FSIZE)."""
+
+    def limit() -> None:
+        if file_size_limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")} | {"NEWSAGG_WORKERS": "1"}
+    with open(stdout or os.devnull, "w") as output:
+        return subprocess.run([sys.executable, "-m", "pipeline", *argv], env=env, stdout=output,
+                              stderr=subprocess.PIPE, text=True, timeout=300, preexec_fn=limit)
