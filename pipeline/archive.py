@@ -133,7 +133,7 @@ def _write_all(file: io.FileIO, data: bytes) -> None:
     """Write all of ``data`` (an unbuffered write may take part of it) or raise ``OSError``."""
     view = memoryview(data)
     while view:
-        view = view[file.write(view) or 0:]
+        view = view[file.write(view):]
 
 
 def _records(fetched: Fetched, date: str) -> tuple[bytes, int, int]:

@@ -127,7 +127,6 @@ class FetchSettings(_Section):
         ),
     )
 
-
     @field_validator("user_agent")
     @classmethod
     def _is_a_header_value(cls, value: str) -> str:

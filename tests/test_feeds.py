@@ -885,7 +885,7 @@ def test_merge_and_write_round_trip(tmp_path: Path) -> None:
     write_feed_list(path, merged)
     assert load_feed_list(path) == merged
     assert merge_feed_lists(merged, read_opml(OPML)) == merged  # importing twice adds nothing
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.partial"))
 
 
 def test_write_feed_list_into_new_directory(tmp_path: Path) -> None:

@@ -6,17 +6,15 @@ import argparse
 import errno
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline import logs
+from pipeline import files, logs
 from pipeline.dates import parse_moment, until
 from pipeline.errors import ConfigError, NewsaggError
 from pipeline.settings import Settings, load_settings
@@ -92,39 +90,26 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
     if path is None:
         yield sys.stdout
         return
-    streaming = path.is_symlink() or (path.exists() and not path.is_file())
-    if not streaming:
-        _new_file(path)
-    try:
-        if streaming:
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        try:
             stream = path.open("w", encoding="utf-8")
-        else:
-            mode = path.stat().st_mode & 0o7777 if path.exists() else None
-            descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    if streaming:
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
         with stream:
             yield stream
         return
-    written = Path(name)
+    _new_file(path)
     try:
-        try:
-            with open(descriptor, "w", encoding="utf-8") as handle:
-                yield handle
-        except OSError as exc:
-            if not disk_refused(exc):
-                raise
-            raise NewsaggError(f"cannot write {path}: {exc.strerror}") from None
-        if mode is None:  # the mode a new file gets (the umask's), not the temporary file's 0600
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        written.chmod(mode)
-        written.replace(path)
-    except BaseException:
-        written.unlink(missing_ok=True)
-        raise
+        with ExitStack() as stack:
+            try:
+                handle = stack.enter_context(files.replacing(path))
+            except OSError as exc:
+                raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+            yield handle
+    except OSError as exc:
+        if not disk_refused(exc):
+            raise
+        raise NewsaggError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def disk_refused(exc: OSError) -> bool:

@@ -7,9 +7,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import secrets
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -20,7 +18,7 @@ from xml.parsers import expat
 
 import yaml
 
-from pipeline import yamlfiles
+from pipeline import files, yamlfiles
 from pipeline.errors import ConfigError
 from pipeline.feeds.documents import strip_bom
 from pipeline.models import FeedSource
@@ -218,25 +216,10 @@ def write_feed_list(path: Path, feeds: Sequence[FeedSource]) -> None:
             entry["cross_host"] = True
         entries.append(entry)
     text = yaml.safe_dump({"feeds": entries}, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        # The list keeps its mode (a new one gets the umask's, applied by the system as the file is
-        # made), not a temporary file's 0600: the runs may read it as another user than the one who
-        # edits it. Reading the umask would set it for every thread of the process for a moment.
-        kept = path.stat().st_mode & 0o7777 if path.exists() else None
-        # Write beside the target and rename, so a crash never leaves half a feed list.
-        tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if kept is not None else 0o666)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            if kept is not None:
-                os.chmod(tmp, kept)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with files.replacing(path) as handle:
+            handle.write(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write feed list: {exc.strerror}") from None
 
