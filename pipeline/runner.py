@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -153,6 +155,10 @@ class Pipeline:
         )
         self._run_id: int | None = None  # the run in progress, whose heartbeat the stages keep
         self._next_beat = 0.0
+        # Documents the archive refused in this run, by reason: a full disk refuses every page,
+        # which is one warning and a count at the end, not a line per page.
+        self._archive_refusals: Counter[str] = Counter()
+        self._archive_refusals_lock = threading.Lock()
 
     @property
     def fetcher(self) -> Fetcher:
@@ -324,7 +330,11 @@ class Pipeline:
         try:
             return self.archive.write(fetched, datetime.now(UTC))
         except OSError as exc:  # a full disk costs the archive copy, not the page
-            log.warning("cannot archive %s: %s", redact_url(fetched.url), exc)
+            reason = exc.strerror or str(exc)
+            with self._archive_refusals_lock:
+                self._archive_refusals[reason] += 1
+                first = self._archive_refusals[reason] == 1
+            log.log(logging.WARNING if first else logging.DEBUG, "cannot archive %s: %s", redact_url(fetched.url), exc)
             return None
 
     def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
@@ -802,6 +812,10 @@ class Pipeline:
             return report
         finally:
             self._run_id = None
+            for reason, count in self._archive_refusals.items():
+                if count > 1:
+                    log.warning("the archive refused %d documents of this run: %s", count, reason)
+            self._archive_refusals.clear()
             self.store.finish_run(run_id, status, report.as_dict())
 
 
