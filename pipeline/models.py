@@ -274,8 +274,16 @@ class SearchHit:
     tags: tuple[str, ...] = ()
 
 
+#: What a search counts its matching stories by.
+FACETS = ("outlet", "agency", "day", "language")
+
+
+def _no_facet_counts() -> dict[str, dict[str, int]]:
+    return {facet: {} for facet in FACETS}
+
+
 @dataclass(frozen=True, slots=True)
 class SearchResults:
     total: int
     hits: list[SearchHit]
-    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # outlet/agency/day/language -> value -> count
+    facets: dict[str, dict[str, int]] = field(default_factory=_no_facet_counts)  # facet -> value -> count

@@ -57,6 +57,7 @@ from elasticsearch.serializer import OrjsonSerializer
 
 from pipeline.errors import ConfigError, NewsaggError, SearchBackendError, SearchUnavailable
 from pipeline.models import (
+    FACETS,
     IndexChange,
     IndexedArticle,
     IndexFailure,
@@ -640,7 +641,7 @@ class ElasticsearchIndex:
             name: _facet({
                 str(b.get("key_as_string", b["key"])): int(b["doc_count"]) for b in aggs[name]["buckets"]
             })
-            for name in ("outlet", "agency", "day", "language")
+            for name in FACETS
         }
         return SearchResults(total=int(response["hits"]["total"]["value"]), hits=hits, facets=facets)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.errors import SearchBackendError, SearchUnavailable
 from pipeline.models import (
+    FACETS,
     IndexChange,
     IndexedArticle,
     IndexFailure,
@@ -340,7 +341,7 @@ class SqliteSearchIndex:
         except sqlite3.Error as exc:
             raise SearchBackendError(f"search failed ({self.path}): {exc}") from None
         total = 0
-        counts: dict[str, dict[str, int]] = {facet: {} for facet in ("outlet", "agency", "day", "language")}
+        counts: dict[str, dict[str, int]] = {facet: {} for facet in FACETS}
         for facet, value, count in counted:
             if facet == "total":
                 total = count

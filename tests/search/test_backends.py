@@ -75,6 +75,14 @@ def test_every_word_must_match_and_syntax_is_not_an_error(search_index: SearchIn
     assert search_index.search(SearchQuery(text="  ")).total == 0
 
 
+def test_a_query_without_a_word_answers_in_the_shape_of_any_other_miss(search_index: SearchIndex) -> None:
+    load(search_index)
+    miss = search_index.search(SearchQuery(text="desalination strike"))
+    for no_word in ("  ", "\ufffd\ufffd", "?!"):  # the API reads %ff%fe as two replacement characters
+        assert search_index.search(SearchQuery(text=no_word)) == miss
+    assert set(miss.facets) == {"outlet", "agency", "day", "language"}
+
+
 def test_filters_and_facets(search_index: SearchIndex) -> None:
     load(search_index)
     assert [h.story_id for h in search_index.search(SearchQuery(text="port", outlet="signal")).hits] == ["s2"]
