@@ -813,7 +813,7 @@ def _settings_file_values(path: Path) -> dict[str, Any]:
         loaded = yamlfiles.load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        raise ConfigError(f"settings file {path} is not YAML{where}: {exc.problem}") from None
+        raise ConfigError(f"settings file {path}: invalid YAML{where}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not YAML: {exc}") from None
     if loaded is not None and not isinstance(loaded, dict):

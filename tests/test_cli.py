@@ -489,13 +489,13 @@ def test_a_list_or_group_that_is_not_json_in_the_environment_is_one_line_naming_
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("fetch: {read_timeout: [\n", "is not YAML at line 2: expected the node content"),
-    ("- fetch\n- feeds\n", "is not a mapping of settings"),
+    ("fetch: {read_timeout: [\n", ": invalid YAML at line 2: expected the node content"),
+    ("- fetch\n- feeds\n", " is not a mapping of settings"),
     # A group given twice: YAML readers keep the last, and the first group's settings were dropped.
     ("fetch:\n  politeness_delay: 5\nworkers: 2\nfetch:\n  read_timeout: 30\n",
-     "is not YAML at line 4: key 'fetch' is given twice, first on line 1"),
+     ": invalid YAML at line 4: key 'fetch' is given twice, first on line 1"),
     ("fetch:\n  politeness_delay: 5\n  politeness_delay: 0\n",
-     "is not YAML at line 3: key 'politeness_delay' is given twice, first on line 2"),
+     ": invalid YAML at line 3: key 'politeness_delay' is given twice, first on line 2"),
 ])
 def test_a_settings_file_that_cannot_be_read_is_one_line_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, problem: str
@@ -504,7 +504,8 @@ def test_a_settings_file_that_cannot_be_read_is_one_line_naming_it(
     config.write_text(content, encoding="utf-8")
     code, out, err = run_cli(capsys, "--config", str(config), "settings")
     assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert err.startswith(f"newsagg: error: settings file {config} {problem}") and "Traceback" not in err
+    assert err.startswith(f"newsagg: error: settings file {config}{problem}") and "Traceback" not in err
+
 
 def test_a_misspelt_setting_in_the_environment_is_an_error_naming_the_setting_meant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
