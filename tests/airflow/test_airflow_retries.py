@@ -40,7 +40,7 @@ def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(Store, name, commit_then_fail)
 
 
-def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_count_each_thing_once(
+def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_count_each_thing_once_and_a_clear_too(
     corpus_server: CorpusServer,
     newsagg_env: Callable[..., Path],
     run_dag: Callable[..., Any],
@@ -79,8 +79,20 @@ def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_cou
     assert indexed_stories == (len(stories), len(stories)) and indexed_articles == (articles, articles)
 
     # The report counts what the failed tries committed and what their retries did, each once.
+    want = (articles, articles, len(stories), articles + len(stories))
     report = run.value("report")
-    assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == (
-        articles, articles, len(stories), articles + len(stories))
+    assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == want
     assert report["articles_failed"] == report["index_failures"] == report["outbox_left"] == 0
     assert (record.airflow_run, record.status, record.stats["articles_added"]) == (run.dag_run.run_id, "ok", articles)
+
+    # An operator clears the finished run and it runs again, every task, under the same run id: nothing
+    # is added or counted twice, and the run's row is the same one, finished again.
+    again = run_dag("news_pipeline", again=run.dag_run)
+    assert again.dag_run.run_id == run.dag_run.run_id and again.state("report") == "success"
+    with Pipeline(load_settings()) as pipeline:
+        store = pipeline.store
+        assert (store.counts(), clusters_in(store), store.article_count()) == (counts, clusters, articles)
+        [cleared] = store.recent_runs(5)
+    report = again.value("report")
+    assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == want
+    assert (cleared.id, cleared.status, cleared.stats["articles_added"]) == (record.id, "ok", articles)
