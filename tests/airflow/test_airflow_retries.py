@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,3 +100,65 @@ def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_cou
     report = again.value("report")
     assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == want
     assert (cleared.id, cleared.status, cleared.stats["articles_added"]) == (record.id, "ok", articles)
+
+
+# The first try of a DAG run's fetch_articles task, in a process of its own, SIGKILLed by the fault
+# injected here right after its second batch of articles was committed.
+KILLED_FETCH = """
+import os, signal, sys
+from pipeline import Pipeline, load_settings
+from pipeline.storage import Store
+
+save, commits = Store._save_articles, []
+def save_then_die(self, *args):
+    added = save(self, *args)
+    commits.append(added)
+    if len(commits) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return added
+Store._save_articles = save_then_die
+with Pipeline(load_settings()) as pipeline, pipeline.airflow_stage("fetch_articles", sys.argv[1]):
+    pipeline.fetch_articles()
+"""
+
+
+def test_a_task_killed_midway_leaves_its_work_to_the_retry_and_the_run_counts_it_once(
+    corpus_server: CorpusServer,
+    newsagg_env: Callable[..., Path],
+    run_dag: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    base = corpus_server.base_url
+    newsagg_env(base, write_demo_feeds(base, tmp_path / "feeds.yaml"))
+    monkeypatch.setenv("NEWSAGG_EXTRACTION__BATCH_SIZE", str(SMALL_BATCH))
+    when = datetime.now(UTC).replace(microsecond=0)
+    run_id = f"manual__{when.isoformat()}"  # the id Airflow gives the DAG run of that time
+    # The run's poll task did its work; its fetch task's first try is killed after two batches.
+    with Pipeline(load_settings()) as pipeline, pipeline.airflow_stage("poll_feeds", run_id):
+        pipeline.poll_feeds(pipeline.due_feeds(pipeline.load_feeds(), attempt=run_id), attempt=run_id)
+    killed = subprocess.run([sys.executable, "-c", KILLED_FETCH, run_id], env=os.environ, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    with Pipeline(load_settings()) as pipeline:
+        assert pipeline.store.article_count() == 2 * SMALL_BATCH == pipeline.airflow_counts(run_id)["articles_added"]
+        [record] = pipeline.store.recent_runs(5)
+        assert (record.airflow_run, record.status) == (run_id, "running")
+
+    # Airflow finds the task dead and runs it again, and the tasks after it (here: the run, under its id).
+    run = run_dag("news_pipeline", again=SimpleNamespace(run_after=when, logical_date=when))
+
+    assert run.dag_run.run_id == run_id and run.state("report") == "success"
+    with Pipeline(load_settings()) as pipeline:
+        store = pipeline.store
+        counts, articles, clusters = store.counts(), store.article_count(), clusters_in(store)
+        [record] = store.recent_runs(5)
+    assert clusters == expected_clusters(base) and counts.entries == {"done": articles}
+    assert counts.stories == len(clusters) and counts.outbox == 0
+    report = run.value("report")
+    # The killed try's two batches and the retry's rest, each once.
+    assert report["articles_added"] == articles and report["clustered"] == articles
+    assert report["indexed"] == articles + counts.stories
+    assert (record.airflow_run, record.status, record.stats["articles_added"]) == (run_id, "ok", articles)
