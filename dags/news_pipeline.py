@@ -223,8 +223,13 @@ def report(
     with _pipeline() as pipeline:
         states = {s.source.id: s for s in pipeline.store.feed_states(feed_ids)}
         outbox_left = pipeline.store.outbox_size()
+        # Counted in the store as each batch was committed: a try that failed midway counted what it
+        # committed, its retry the rest (each task's own return value holds only its last try's).
+        counted = pipeline.airflow_counts(run_id)
         pipeline.send_alerts()
     run = RunReport(outbox_left=outbox_left)
+    for name, value in counted.items():
+        setattr(run, name, value)
     for feed_id in feed_ids:
         if (outcome := outcomes.get(feed_id)) is not None:
             run.feeds.append(outcome)
@@ -233,9 +238,6 @@ def report(
             run.feeds.append(FeedOutcome(feed_id, status, error=state.last_error))
     stages = {"fetch_articles": fetched, "cluster_articles": clustered, "merge_stories": merged,
               "index_stories": indexed}
-    for counts in stages.values():
-        for name, value in (counts or {}).items():
-            setattr(run, name, value)
     incomplete = [name for name, counts in stages.items() if counts is None]
     log.info(
         "feeds %d/%d ok · articles +%d (%d failed, %d deferred) · clustered %d (%d merges) · "

@@ -203,6 +203,11 @@ class Pipeline:
             self.store.run_heartbeat(self._run_id)
             self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
 
+    def _count(self, **counts: int) -> None:
+        """Add outcomes recorded apart from the batch commits (which the store counts) to the DAG run in progress."""
+        if self.store.counting_run is not None and any(counts.values()):
+            self.store.add_counts(self.store.counting_run, counts)
+
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
         """Add the time the block takes, whether it completes or fails, to stage ``name`` of the run in progress."""
@@ -222,14 +227,21 @@ class Pipeline:
         """Run the block as stage ``name`` (an Airflow task) of the DAG run ``airflow_run``, recorded in the runs table.
 
         Every task of a DAG run, and every retry, records into the one row of that run
-        (``Store.start_run``); its heartbeat is kept while the block runs.
+        (``Store.start_run``); its heartbeat is kept while the block runs. The stages add
+        what they commit to the run's counts in the transaction of each batch
+        (``Store.counting_run``), so a try that fails or is killed midway has counted what it
+        committed and its retry counts only the rest (``airflow_counts``).
         """
-        self._run_id = self.store.start_run("airflow", airflow_run=airflow_run)
+        self._run_id = self.store.counting_run = self.store.start_run("airflow", airflow_run=airflow_run)
         try:
             with self._stage(name):
                 yield
         finally:
-            self._run_id = None
+            self._run_id = self.store.counting_run = None
+
+    def airflow_counts(self, airflow_run: str) -> dict[str, int]:
+        """What the tasks of the DAG run ``airflow_run`` committed, every try added up (`RunReport` field names)."""
+        return self.store.counted(airflow_run)
 
     def finish_airflow_run(self, airflow_run: str, report: RunReport, status: str) -> None:
         """Record how the DAG run ``airflow_run`` ended, with its counts (its last task has them all)."""
@@ -551,6 +563,7 @@ class Pipeline:
                         started = _Extracting(current, fetched, errors, archived, urls, pages)
                     if extracting is not None:
                         a, f, d = self._store_batch(extracting)
+                        self._count(articles_failed=f, pages_deferred=d)  # the store counted the articles it saved
                         added, failed, deferred = added + a, failed + f, deferred + d
                         bar.update(len(extracting.batch))
                     extracting = started
@@ -748,6 +761,7 @@ class Pipeline:
                     log.error("index refused %s %s %d times: moved to the dead letters (see `newsagg outbox list`)",
                               item.kind, item.doc_id, self.settings.outbox.max_attempts)
                 indexed, failed = indexed + len(items) - len(refused), failed + len(refused)
+                self._count(index_failures=len(refused))  # the store counted the delivered ones
                 bar.update(len(items))
                 if busy := [f for f in failures if f.transient]:
                     # No fault of the documents: the index refuses writes for now (write-blocked by an

@@ -236,6 +236,27 @@ def test_absorbed_cluster_members_move_and_the_alias_resolves(store: Store) -> N
     assert {m.cluster_id for m in members} == {"a1"}
 
 
+def test_a_dag_run_tasks_batch_commits_add_their_counts_to_its_row_once_each(store: Store) -> None:
+    run_id = store.start_run("airflow", airflow_run="manual__1")
+    store.counting_run = run_id
+    store.save_articles([NewArticle(article(n), article(n).url) for n in (1, 2)])
+    store.save_articles([NewArticle(article(1), article(1).url)])  # stored already: adds nothing
+    store.save_assignments([assign(1, "a1"), assign(2, "a1")])
+    store.save_stories([Story(id="a1", title="Title 1", text="t", summary="t", sources=(), first_seen=T0,
+                              last_seen=T0)], [])
+    store.outbox_done(store.outbox_batch(10))
+    store.counting_run = None
+    store.save_articles([NewArticle(article(3), article(3).url)])  # outside the run's tasks: not counted
+    store.add_counts(run_id, {"articles_failed": 1})
+    assert store.counted("manual__1") == {"articles_added": 2, "clustered": 2, "clusters_merged": 0,
+                                          "stories_built": 1, "stories_removed": 0, "indexed": 3,
+                                          "articles_failed": 1}
+    # The report's stats replace the row's, and keep what was counted for a run cleared and run again.
+    store.finish_run(run_id, "ok", {"articles_added": 2})
+    assert store.recent_runs(1)[0].stats["counted"]["articles_added"] == 2
+    assert store.counted("manual__2") == {}
+
+
 def test_outbox_keeps_a_document_changed_while_in_flight(store: Store) -> None:
     store.save_article(article(1))
     store.save_assignments([assign(1, "a1")])

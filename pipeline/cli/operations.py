@@ -303,7 +303,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         description="Each run's status: ok, partial (the search index was unavailable; its documents wait in "
         "the outbox), failed, running, or abandoned (its process is gone, or it showed no progress for 30 "
         "minutes). Counts: articles added (failed), clustered, stories updated, documents indexed, failed feeds; "
-        "a run of the Airflow DAG names its Airflow run id. --json adds each stage's time (stage_seconds).",
+        "a run of the Airflow DAG names its Airflow run id. --json adds each stage's time (stage_seconds) and, "
+        "for a DAG run, what its tasks committed, every try added up (counted).",
     )
     runs_list.add_argument("--limit", type=_count_arg, default=20, help="runs to show (default 20)")
     runs_list.add_argument("--json", action="store_true", help="the runs with their full reports as JSON")

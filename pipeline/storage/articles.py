@@ -118,6 +118,7 @@ class ArticleStore(TemplateStore):
         with self._tx(what) as conn:
             added = self._insert_articles(conn, saved, templates)
             self._close_entries(conn, saved)
+            self._count(conn, articles_added=added)
         return added
 
     def _insert_articles(
@@ -502,6 +503,7 @@ class ArticleStore(TemplateStore):
             clusters = sorted({a.membership.cluster_id for a in assignments})
             conn.execute(dirty, [{"cluster_id": cluster_id} for cluster_id in clusters])
             self._enqueue_many(conn, seq, "article", [a.membership.article_id for a in assignments], deleted=False)
+            self._count(conn, clustered=len(assignments), clusters_merged=sum(len(a.absorbed) for a in assignments))
 
     def _absorb(self, conn: Connection, seq: int, absorbed: str, survivor: str) -> None:
         moved = [

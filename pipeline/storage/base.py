@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlche
 from pipeline.errors import ConfigError, LockLost, StoreError
 from pipeline.sqlite_wal import use_wal, why_unopenable
 from pipeline.storage import migrate
-from pipeline.storage.schema import ADVISORY_LOCKS, outbox, outbox_seq
+from pipeline.storage.schema import ADVISORY_LOCKS, outbox, outbox_seq, runs
 from pipeline.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class StoreBase:
     def __init__(self, url: str) -> None:
         self.url = url
         self._enqueue_stmt: Any = None
+        #: The run (a DAG run's task) to which each stage's batch commits add their counts, in the
+        #: same transaction: a task killed right after a commit has counted it, its retry does not again.
+        self.counting_run: int | None = None
         self._held = _Held()
         try:
             self.engine = self._create_engine(url)
@@ -84,6 +87,17 @@ class StoreBase:
                 f"cannot open the store at {redact_url(url)}: no driver for it (no module {exc.name}); newsagg stores "
                 "in SQLite or PostgreSQL (postgresql+psycopg://..., with its postgres extra: `pip install '.[postgres]'`)"
             ) from None
+
+    def _count(self, conn: Connection, **counts: int) -> None:
+        """Add ``counts`` to the ``counted`` stats of ``counting_run``, if any, in the transaction of ``conn``."""
+        if self.counting_run is None or not any(counts.values()):
+            return
+        query = sa.select(runs.c.stats).where(runs.c.id == self.counting_run).with_for_update()
+        stats: dict[str, Any] = dict(conn.execute(query).scalar_one_or_none() or {})
+        counted = dict(stats.get("counted") or {})
+        for name, value in counts.items():
+            counted[name] = counted.get(name, 0) + value
+        conn.execute(runs.update().where(runs.c.id == self.counting_run).values(stats={**stats, "counted": counted}))
 
     @staticmethod
     def _create_engine(url: str) -> Engine:

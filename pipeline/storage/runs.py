@@ -34,7 +34,8 @@ class RunRecord:
     pid: int | None
     heartbeat_at: datetime | None
     # Its RunReport.as_dict() once it ended; until then only "stage_seconds", the time of each
-    # stage so far (its mapped instances and retries added up).
+    # stage so far (its mapped instances and retries added up), and for a DAG run "counted",
+    # the counts of the work its tasks committed so far (every try of a task added up).
     stats: dict[str, Any] = field(default_factory=dict)
     airflow_run: str | None = None  # the Airflow run id of a DAG run
 
@@ -114,11 +115,35 @@ class RunStore(StoreBase):
                                                                 heartbeat_at=utc_now())
             )
 
+    def add_counts(self, run_id: int, counts: dict[str, int]) -> None:
+        """Add ``counts`` (work a task just committed) to the run's ``counted``.
+
+        A task that fails after committing part of its work, and its retry that does the rest,
+        each add what they committed: the DAG run counts each thing once.
+        """
+        with self._tx() as conn:
+            query = sa.select(runs.c.stats).where(runs.c.id == run_id).with_for_update()
+            stats: dict[str, Any] = dict(conn.execute(query).scalar_one() or {})
+            counted = dict(stats.get("counted") or {})
+            for name, value in counts.items():
+                counted[name] = counted.get(name, 0) + value
+            conn.execute(runs.update().where(runs.c.id == run_id).values(stats={**stats, "counted": counted},
+                                                                         heartbeat_at=utc_now()))
+
+    def counted(self, airflow_run: str) -> dict[str, int]:
+        """What the tasks of the DAG run ``airflow_run`` counted so far (``add_counts``); empty if it is not recorded."""
+        with self._read() as conn:
+            stats = conn.execute(sa.select(runs.c.stats).where(runs.c.airflow_run == airflow_run)).scalar()
+        return dict((stats or {}).get("counted") or {})
+
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
-        """Record how the run ended and its counts, keeping the stage times recorded on the way."""
+        """Record how the run ended and its counts, keeping the stage times and counts recorded on the way."""
         with self._tx() as conn:
             recorded: dict[str, Any] = conn.execute(sa.select(runs.c.stats).where(runs.c.id == run_id)).scalar_one() or {}
-            stats = json.loads(json.dumps(stats, default=str)) | {"stage_seconds": recorded.get("stage_seconds", {})}
+            kept = {"stage_seconds": recorded.get("stage_seconds", {})}
+            if "counted" in recorded:  # a DAG run cleared and run again adds to what it counted before
+                kept["counted"] = recorded["counted"]
+            stats = json.loads(json.dumps(stats, default=str)) | kept
             conn.execute(runs.update().where(runs.c.id == run_id).values(finished_at=utc_now(), status=status, stats=stats))
 
     def fail_unfinished_run(self, airflow_run: str) -> bool:

@@ -157,6 +157,7 @@ class StoryStore(StoreBase):
             done = [s.id for s in built] + list(removed)
             for chunk in chunks(done, 500):
                 conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(chunk)))
+            self._count(conn, stories_built=len(built), stories_removed=len(removed))
 
     def story(self, story_id: str) -> Story | None:
         with self._read() as conn:
@@ -291,6 +292,7 @@ class StoryStore(StoreBase):
         keys = [{"item_kind": i.kind, "item_id": i.doc_id, "item_seq": i.seq} for i in items]
         with self._tx() as conn:
             conn.execute(delete, keys)
+            self._count(conn, indexed=len(items))
             if conn.execute(sa.select(dead_letters.c.kind).limit(1)).first() is not None:
                 conn.execute(
                     dead_letters.delete().where(

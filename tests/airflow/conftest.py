@@ -99,8 +99,11 @@ class DagRunResult:
 def run_dag(dagbag: Any) -> Callable[..., DagRunResult]:
     """Run a DAG for real through ``dag.test()``, without retries (dag.test honours retry delays)."""
 
-    def run(dag_id: str, conf: dict[str, Any] | None = None, retries: dict[str, int] | None = None) -> DagRunResult:
-        """``retries`` keeps that many retries, without delay, for the tasks named."""
+    def run(
+        dag_id: str, conf: dict[str, Any] | None = None, retries: dict[str, int] | None = None, again: Any = None
+    ) -> DagRunResult:
+        """``retries`` keeps that many retries, without delay, for the tasks named. ``again``, an earlier
+        DAG run, is run again from the start under its run id, as after an operator's Clear."""
         from datetime import timedelta
 
         from airflow.models.xcom import XComModel
@@ -113,7 +116,8 @@ def run_dag(dagbag: Any) -> Callable[..., DagRunResult]:
         # Every param explicitly: in one process, a param given to an earlier run sticks to the
         # task objects dag.test() caches, and would leak into the next run.
         defaults = {name: dag.params.get_param(name).value for name in dag.params}
-        dag_run = dag.test(run_conf={**defaults, **(conf or {})})
+        same = {} if again is None else {"run_after": again.run_after, "logical_date": again.logical_date}
+        dag_run = dag.test(run_conf={**defaults, **(conf or {})}, **same)
         with create_session() as session:
             instances = dag_run.get_task_instances(session=session)
             states = {(ti.task_id, ti.map_index): ti.state for ti in instances}
