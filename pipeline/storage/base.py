@@ -90,14 +90,8 @@ class StoreBase:
 
     def _count(self, conn: Connection, **counts: int) -> None:
         """Add ``counts`` to the ``counted`` stats of ``counting_run``, if any, in the transaction of ``conn``."""
-        if self.counting_run is None or not any(counts.values()):
-            return
-        query = sa.select(runs.c.stats).where(runs.c.id == self.counting_run).with_for_update()
-        stats: dict[str, Any] = dict(conn.execute(query).scalar_one_or_none() or {})
-        counted = dict(stats.get("counted") or {})
-        for name, value in counts.items():
-            counted[name] = counted.get(name, 0) + value
-        conn.execute(runs.update().where(runs.c.id == self.counting_run).values(stats={**stats, "counted": counted}))
+        if self.counting_run is not None and any(counts.values()):
+            add_counted(conn, self.counting_run, counts)
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -451,3 +445,13 @@ def _reason(exc: SQLAlchemyError) -> str:
         # SQLite's words alone read like damage; it is a writer in another process (a run, a shell).
         reason += f": another process holds the store's write lock (waited {_SQLITE_WAIT:g} s)"
     return reason
+
+
+def add_counted(conn: Connection, run_id: int, counts: dict[str, int], **values: Any) -> None:
+    """Add ``counts`` to the ``counted`` stats of run ``run_id`` (and set ``values`` on its row), in ``conn``'s transaction."""
+    query = sa.select(runs.c.stats).where(runs.c.id == run_id).with_for_update()
+    stats: dict[str, Any] = dict(conn.execute(query).scalar_one_or_none() or {})
+    counted = dict(stats.get("counted") or {})
+    for name, value in counts.items():
+        counted[name] = counted.get(name, 0) + value
+    conn.execute(runs.update().where(runs.c.id == run_id).values(stats={**stats, "counted": counted}, **values))

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.storage.base import StoreBase, utc_now
+from pipeline.storage.base import StoreBase, add_counted, utc_now
 from pipeline.storage.schema import runs
 
 #: A running run that has not shown progress for this long is taken for dead (its host is
@@ -122,13 +122,7 @@ class RunStore(StoreBase):
         each add what they committed: the DAG run counts each thing once.
         """
         with self._tx() as conn:
-            query = sa.select(runs.c.stats).where(runs.c.id == run_id).with_for_update()
-            stats: dict[str, Any] = dict(conn.execute(query).scalar_one() or {})
-            counted = dict(stats.get("counted") or {})
-            for name, value in counts.items():
-                counted[name] = counted.get(name, 0) + value
-            conn.execute(runs.update().where(runs.c.id == run_id).values(stats={**stats, "counted": counted},
-                                                                         heartbeat_at=utc_now()))
+            add_counted(conn, run_id, counts, heartbeat_at=utc_now())
 
     def counted(self, airflow_run: str) -> dict[str, int]:
         """What the tasks of the DAG run ``airflow_run`` counted so far (``add_counts``); empty if it is not recorded."""
