@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -30,6 +32,17 @@ BATCH_COMMITS = {
 SMALL_BATCH = 5  # pages, articles clustered and documents indexed at a time: several batches per stage
 
 
+@pytest.fixture
+def demo_in_small_batches(
+    corpus_server: CorpusServer, newsagg_env: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, Path]:
+    """The demo corpus as the DAG's feeds, its pages extracted SMALL_BATCH at a time: its base URL and data dir."""
+    base = corpus_server.base_url
+    data_dir = newsagg_env(base, write_demo_feeds(base, tmp_path / "feeds.yaml"))
+    monkeypatch.setenv("NEWSAGG_EXTRACTION__BATCH_SIZE", str(SMALL_BATCH))
+    return base, data_dir
+
+
 def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each stage's first try dies right after it committed its first batch, as a killed worker would."""
     failed: set[str] = set()
@@ -45,15 +58,9 @@ def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_count_each_thing_once_and_a_clear_too(
-    corpus_server: CorpusServer,
-    newsagg_env: Callable[..., Path],
-    run_dag: Callable[..., Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    demo_in_small_batches: tuple[str, Path], run_dag: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = corpus_server.base_url
-    data_dir = newsagg_env(base, write_demo_feeds(base, tmp_path / "feeds.yaml"))
-    monkeypatch.setenv("NEWSAGG_EXTRACTION__BATCH_SIZE", str(SMALL_BATCH))
+    base, data_dir = demo_in_small_batches
     monkeypatch.setattr(Pipeline.cluster, "__defaults__", (SMALL_BATCH,))
     monkeypatch.setattr(Pipeline.index_outbox, "__defaults__", (SMALL_BATCH,))
     fail_once_after_first_commit(monkeypatch)
@@ -123,18 +130,9 @@ with Pipeline(load_settings()) as pipeline, pipeline.airflow_stage("fetch_articl
 
 
 def test_a_task_killed_midway_leaves_its_work_to_the_retry_and_the_run_counts_it_once(
-    corpus_server: CorpusServer,
-    newsagg_env: Callable[..., Path],
-    run_dag: Callable[..., Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    demo_in_small_batches: tuple[str, Path], run_dag: Callable[..., Any]
 ) -> None:
-    from datetime import UTC, datetime
-    from types import SimpleNamespace
-
-    base = corpus_server.base_url
-    newsagg_env(base, write_demo_feeds(base, tmp_path / "feeds.yaml"))
-    monkeypatch.setenv("NEWSAGG_EXTRACTION__BATCH_SIZE", str(SMALL_BATCH))
+    base, _ = demo_in_small_batches
     when = datetime.now(UTC).replace(microsecond=0)
     run_id = f"manual__{when.isoformat()}"  # the id Airflow gives the DAG run of that time
     # The run's poll task did its work; its fetch task's first try is killed after two batches.
