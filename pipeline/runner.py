@@ -238,6 +238,7 @@ class Pipeline:
                 yield
         finally:
             self._run_id = self.store.counting_run = None
+            self._say_archive_refusals()
 
     def airflow_counts(self, airflow_run: str) -> dict[str, int]:
         """What the tasks of the DAG run ``airflow_run`` committed, every try added up (`RunReport` field names)."""
@@ -348,6 +349,13 @@ class Pipeline:
                 first = self._archive_refusals[reason] == 1
             log.log(logging.WARNING if first else logging.DEBUG, "cannot archive %s: %s", redact_url(fetched.url), exc)
             return None
+
+    def _say_archive_refusals(self) -> None:
+        """How many documents the archive refused, once a run or a DAG run's task ends (the first was a warning)."""
+        for reason, count in self._archive_refusals.items():
+            if count > 1:
+                log.warning("the archive refused %d documents of this run: %s", count, reason)
+        self._archive_refusals.clear()
 
     def _parse(self, feed: FeedSource, fetched: Fetched, now: datetime) -> ParsedFeed | FeedParseError:
         return _parse_document(feed, fetched, self.settings.feeds.max_entries_per_feed, now)
@@ -826,10 +834,7 @@ class Pipeline:
             return report
         finally:
             self._run_id = None
-            for reason, count in self._archive_refusals.items():
-                if count > 1:
-                    log.warning("the archive refused %d documents of this run: %s", count, reason)
-            self._archive_refusals.clear()
+            self._say_archive_refusals()
             self.store.finish_run(run_id, status, report.as_dict())
 
 

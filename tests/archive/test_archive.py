@@ -211,6 +211,25 @@ def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_arti
                         warnings[1]), warnings
 
 
+def test_a_dag_task_the_archive_refuses_counts_its_refusals_when_it_ends(
+    web: Web, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "warcs"
+    directory.mkdir()
+    settings = _site(web, tmp_path, archive={"directory": str(directory)})
+    with read_only(directory), Pipeline(settings) as pipeline:
+        with pipeline.airflow_stage("poll_feeds", "manual__1"):
+            pipeline.poll_feeds(pipeline.due_feeds(pipeline.load_feeds()))
+        with pipeline.airflow_stage("fetch_articles", "manual__1"):
+            assert pipeline.fetch_articles()[0] == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "archive" in r.getMessage()]
+    # Each task (a process of its own under Airflow) says its first refusal and, at its end, how many.
+    assert len(warnings) == 3, warnings
+    assert warnings[0].startswith(f"cannot archive {web.url('/feed.xml')}: ")
+    assert warnings[1].startswith(f"cannot archive {web.url('/news/')}")
+    assert re.fullmatch(r"the archive refused 3 documents of this run: .*", warnings[2]), warnings
+
+
 def _write_pages(directory: str, writer_no: int, pages: int, start: multiprocessing.synchronize.Barrier,
                  pointers: multiprocessing.queues.Queue[tuple[str, ArchiveRecord]]) -> None:
     writer = ArchiveWriter(Path(directory), max_file_bytes=50 * 1024 * 1024)
