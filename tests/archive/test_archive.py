@@ -14,6 +14,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -193,18 +194,28 @@ def test_retention_deletes_old_warc_files_and_the_pointers_into_them(
     assert after[web.url("/news/orchard-frost")] == pointers[web.url("/news/orchard-frost")]
 
 
-def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_articles(
-    web: Web, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def unwritable_archive(web: Web, tmp_path: Path) -> Iterator[Settings]:
+    """The site's settings, with an archive directory this process cannot write to."""
     directory = tmp_path / "warcs"
     directory.mkdir()
-    settings = _site(web, tmp_path, archive={"directory": str(directory)})
-    with read_only(directory), Pipeline(settings) as pipeline:
+    with read_only(directory):
+        yield _site(web, tmp_path, archive={"directory": str(directory)})
+
+
+def _archive_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "archive" in r.getMessage()]
+
+
+def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_articles(
+    web: Web, unwritable_archive: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Pipeline(unwritable_archive) as pipeline:
         assert pipeline.run().articles_added == 3
-    assert set(_pointers(settings).values()) == {None}
+    assert set(_pointers(unwritable_archive).values()) == {None}
     # One warning for the first document and one count at the end, not a line per document:
     # a full disk under a big run would otherwise write one for every page.
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "archive" in r.getMessage()]
+    warnings = _archive_warnings(caplog)
     assert len(warnings) == 2, warnings
     assert warnings[0].startswith(f"cannot archive {web.url('/feed.xml')}: ")
     assert re.fullmatch(r"the archive refused 4 documents of this run: .*(Read-only file system|Permission denied).*",
@@ -212,17 +223,14 @@ def test_an_archive_that_cannot_be_written_costs_the_archive_copies_not_the_arti
 
 
 def test_a_dag_task_the_archive_refuses_counts_its_refusals_when_it_ends(
-    web: Web, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    web: Web, unwritable_archive: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    directory = tmp_path / "warcs"
-    directory.mkdir()
-    settings = _site(web, tmp_path, archive={"directory": str(directory)})
-    with read_only(directory), Pipeline(settings) as pipeline:
+    with Pipeline(unwritable_archive) as pipeline:
         with pipeline.airflow_stage("poll_feeds", "manual__1"):
             pipeline.poll_feeds(pipeline.due_feeds(pipeline.load_feeds()))
         with pipeline.airflow_stage("fetch_articles", "manual__1"):
             assert pipeline.fetch_articles()[0] == 3
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "archive" in r.getMessage()]
+    warnings = _archive_warnings(caplog)
     # Each task (a process of its own under Airflow) says its first refusal and, at its end, how many.
     assert len(warnings) == 3, warnings
     assert warnings[0].startswith(f"cannot archive {web.url('/feed.xml')}: ")
