@@ -843,26 +843,30 @@ def _not_json(group: str, environ: Mapping[str, str]) -> list[str]:
 def _keys_given_twice(environ: Mapping[str, str]) -> list[str]:
     """What the JSON of a group given whole (``NEWSAGG_FETCH='{...}'``) gives twice: JSON readers keep
     the last, as YAML readers do (see yamlfiles), so the first was dropped without a word."""
-    import json
-
     env = {key.upper(): value for key, value in environ.items()}
-    groups = {f"NEWSAGG_{variable.split('__')[0].removeprefix('NEWSAGG_')}"
-              for variable, path, _ in _variables() if len(path) > 1}
+    groups = {variable.split("__")[0] for variable, path, _ in _variables() if len(path) > 1}
     problems = []
     for name in sorted(groups & env.keys()):
-        twice: list[str] = []
-
-        def pairs(items: list[tuple[str, Any]], twice: list[str] = twice) -> dict[str, Any]:
-            keys = [key for key, _ in items]
-            twice.extend(key for n, key in enumerate(keys) if key in keys[:n])
-            return dict(items)
-
         try:
-            json.loads(env[name], object_pairs_hook=pairs)
+            problems += [f"{name} gives {key!r} twice" for key in _repeated_keys(env[name])]
         except ValueError:
-            continue  # not JSON: said so by load_settings
-        problems += [f"{name} gives {key!r} twice" for key in twice]
+            pass  # not JSON: said so by load_settings
     return problems
+
+
+def _repeated_keys(text: str) -> list[str]:
+    """The keys an object of the JSON ``text`` gives more than once; ``ValueError`` if it is not JSON."""
+    import json
+
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        repeated.extend(key for n, key in enumerate(keys) if key in keys[:n])
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return repeated
 
 
 def _holds_json(annotation: Any) -> bool:
