@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import FetchError
-from pipeline.extraction import PageBatch
+from pipeline.extraction import extract_pages
 from pipeline.fetching import Fetcher
 from pipeline.pool import WorkerPool
 from pipeline.settings import Settings
@@ -50,7 +50,7 @@ def extract_inputs(
                 except OSError as exc:
                     read.append((source, url, None, f"cannot read file: {exc.strerror}"))
             bodies = [(page_url or "", body) for _, page_url, body, _ in read if body is not None]
-            pages = iter(PageBatch(bodies, pool).result())
+            pages = iter(extract_pages(bodies, pool))
             for source, page_url, body, error in read:
                 page = next(pages) if body is not None else None
                 if error is not None or page is None:

@@ -263,48 +263,54 @@ PageInput = tuple[str, bytes] | tuple[str, bytes, str | None]
 
 
 class PageBatch:
-    """A batch of pages being extracted: on the pool's workers when that pays, else here and now.
+    """A batch of pages being extracted as they arrive: on the pool's workers when that pays, else here.
 
-    The pages go to the workers in chunks (pages travel as bytes, results come back as
-    small records) that shrink towards the end of the batch, so the workers finish
-    together; all are queued at once, so this process is free to do other work (store
-    the previous batch) until it asks for the :meth:`result`. Small batches, and a run
-    without a pool, are extracted in this process. Submitted chunks are never
-    cancelled: on Python 3.11 a cancelled future in a pool that then breaks crashes the
-    pool's manager thread.
+    Pages are handed over one at a time (:meth:`add`), as a download loop gets them, and
+    go to the workers in chunks (pages travel as bytes, results come back as small
+    records), so the workers start on a batch while the rest of it is still downloading.
+    Chunks shrink towards the ``expected`` end of the batch, so the workers finish
+    together. Once every page is added, this process is free to do other work (store the
+    previous batch) until it asks for the :meth:`result`. Batches expected to be small,
+    and a run without a pool, are extracted in this process as the pages are added.
+    Submitted chunks are never cancelled: on Python 3.11 a cancelled future in a pool
+    that then breaks crashes the pool's manager thread.
 
     Args:
-        items: (url, html bytes) pairs, or (url, html bytes, content type) triples so
-            that the HTTP charset is honoured.
         pool: the run's worker processes.
+        expected: how many pages the batch will have at most (its downloads).
     """
 
-    def __init__(self, items: Sequence[PageInput], pool: WorkerPool | None) -> None:
-        self._items = items
+    def __init__(self, pool: WorkerPool | None, expected: int) -> None:
         self._pool = pool
-        self._results: list[ExtractedPage | None] = [None] * len(items)
+        self._expected = expected
+        self._items: list[PageInput] = []
+        self._results: list[ExtractedPage | None] = []
         self._pending: list[tuple[Future[list[ExtractedPage | None]], int, int]] = []
+        self._submitted = 0  # pages handed to the workers (or extracted here), in order
         #: Indexes of the pages whose worker died with them (out of memory, a crash in native code).
         self.lost: list[int] = []
-        executor = pool.executor() if pool is not None and len(items) >= MIN_PARALLEL_BATCH else None
-        self._executor = executor
-        if pool is None or executor is None:
-            self._results = _extract_chunk(items)
+        self._executor = pool.executor() if pool is not None and expected >= MIN_PARALLEL_BATCH else None
+
+    def add(self, item: PageInput) -> None:
+        """One more page: (url, html bytes), or (url, html bytes, content type) so that the HTTP charset is honoured."""
+        self._items.append(item)
+        if self._executor is None:
+            self._results.append(_extract_contained(*_page_args(item)))
+            self._submitted += 1
             return
-        start = 0
-        while start < len(items):
-            # Guided scheduling: chunks shrink as the batch empties, so the workers end together.
-            size = max(1, min(_MAX_CHUNK, (len(items) - start) // (4 * pool.workers)))
-            try:
-                self._pending.append((executor.submit(_extract_chunk, items[start : start + size]), start, size))
-            except RuntimeError:  # BrokenProcessPool: a worker died; the rest is extracted here
-                pool.discard(executor)
-                self._results[start:] = _extract_chunk(items[start:])
-                break
-            start += size
+        self._results.append(None)
+        # Guided scheduling: chunks shrink as the batch empties, so the workers end together.
+        left = max(0, self._expected - self._submitted)
+        if len(self._items) - self._submitted >= max(1, min(_MAX_CHUNK, left // (4 * self._workers))):
+            self._submit()
+
+    def finish(self) -> None:
+        """No more pages: the last ones go to the workers now, not when the result is asked for."""
+        self._submit()
 
     def result(self) -> list[ExtractedPage | None]:
-        """One result per item, in order, as :func:`extract_page` would give (None for a lost page)."""
+        """One result per page added, in order, as :func:`extract_page` would give (None for a lost page)."""
+        self._submit()
         for future, start, size in self._pending:
             try:
                 self._results[start : start + size] = future.result()
@@ -322,6 +328,26 @@ class PageBatch:
         self._pending = []
         return self._results
 
+    @property
+    def _workers(self) -> int:
+        return self._pool.workers if self._pool is not None else 1
+
+    def _submit(self) -> None:
+        """Hand the pages added since the last chunk to the workers."""
+        start, chunk = self._submitted, self._items[self._submitted :]
+        if not chunk:
+            return
+        self._submitted = len(self._items)
+        if self._executor is not None:
+            try:
+                self._pending.append((self._executor.submit(_extract_chunk, chunk), start, len(chunk)))
+                return
+            except RuntimeError:  # BrokenProcessPool: a worker died; the rest is extracted here
+                if self._pool is not None:
+                    self._pool.discard(self._executor)
+                self._executor = None
+        self._results[start:] = _extract_chunk(chunk)
+
 
 def extract_pages(items: Sequence[PageInput], pool: WorkerPool | None = None) -> list[ExtractedPage | None]:
     """Extract a batch of pages, on the pool's workers when that pays (see :class:`PageBatch`).
@@ -330,12 +356,19 @@ def extract_pages(items: Sequence[PageInput], pool: WorkerPool | None = None) ->
         One result per item, in order, as :func:`extract_page` would give; a page whose
         worker died is None.
     """
-    return PageBatch(items, pool).result()
+    batch = PageBatch(pool, len(items))
+    for item in items:
+        batch.add(item)
+    return batch.result()
 
 
 def _extract_chunk(items: Sequence[PageInput]) -> list[ExtractedPage | None]:
     """Extract pages in this process (also the unit of work sent to a worker)."""
-    return [_extract_contained(item[1], item[0], item[2] if len(item) > 2 else None) for item in items]
+    return [_extract_contained(*_page_args(item)) for item in items]
+
+
+def _page_args(item: PageInput) -> tuple[bytes, str, str | None]:
+    return item[1], item[0], item[2] if len(item) > 2 else None
 
 
 def _extract_contained(html: bytes, url: str, content_type: str | None) -> ExtractedPage | None:

@@ -530,8 +530,8 @@ class Pipeline:
         Each batch is claimed in the store for ``extraction.claim_lease`` seconds, so
         several workers at once share the queue and fetch each page once; a killed
         worker's entries are taken by another once its lease ends, or at once by a worker
-        on the same machine. The next batch's pages are downloaded while the pool's workers
-        extract this batch and this process stores the one before.
+        on the same machine. A batch's pages go to the pool's workers as they are
+        downloaded, while this process stores the batch before.
         """
         batch_size = self.settings.extraction.batch_size
         lease = self.settings.extraction.claim_lease
@@ -555,20 +555,19 @@ class Pipeline:
             if len(batch) >= MIN_PARALLEL_BATCH:
                 self.pool.start()  # forked before the download thread starts
             fetcher = self.fetcher  # built here, not in the download thread
-            # Three batches at once: the next one downloading, this one with the workers, the
-            # last one being stored by this thread, so that the workers never wait for the store.
+            # Three batches at once: the next one downloading (its pages queued for the workers as
+            # they arrive), this one with the workers, the last one being stored by this thread,
+            # so that the workers never wait for the store nor for a whole batch's downloads.
             extracting: _Extracting | None = None
             with self._bar(None, "articles") as bar, self._downloading("newsagg-pages", 1) as downloads:
                 downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
                 while downloading is not None or extracting is not None:
                     started: _Extracting | None = None
                     if downloading is not None:
-                        fetched, errors, archived = downloading.result()
+                        downloaded = downloading.result()
                         current, batch = batch, next_batch()
                         downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                        urls = [u for u, page in fetched.items() if not page.not_modified]
-                        pages = PageBatch([(u, fetched[u].body, fetched[u].content_type) for u in urls], self.pool)
-                        started = _Extracting(current, fetched, errors, archived, urls, pages)
+                        started = _Extracting(current, *downloaded)
                     if extracting is not None:
                         a, f, d = self._store_batch(extracting)
                         self._count(articles_failed=f, pages_deferred=d)  # the store counted the articles it saved
@@ -583,18 +582,22 @@ class Pipeline:
 
     def _download_pages(
         self, fetcher: Fetcher, batch: Sequence[PendingEntry], worker: str
-    ) -> tuple[dict[str, Fetched], dict[str, FetchError], dict[str, ArchiveRecord]]:
-        """The batch's pages, the errors of those that could not be fetched, and where each page was archived.
+    ) -> tuple[dict[str, Fetched], dict[str, FetchError], dict[str, ArchiveRecord], list[str], PageBatch]:
+        """Download the batch's pages, handing each to the workers as it arrives.
 
-        Keeps ``worker``'s claims alive (entries without a link have no page). Archiving here,
-        in the download thread, keeps it off the extraction's path.
+        Returns the pages, the errors of those that could not be fetched, where each page
+        was archived, and the URLs of the pages being extracted, in the order of the
+        extraction's results. Keeps ``worker``'s claims alive (entries without a link have
+        no page). Archiving here, in the download thread, keeps it off the extraction's path.
         """
         pages: dict[str, Fetched] = {}
         errors: dict[str, FetchError] = {}
         archived: dict[str, ArchiveRecord] = {}
+        extracting: list[str] = []
         lease = self.settings.extraction.claim_lease
         renew_at = time.monotonic() + lease / 3
         urls = list(dict.fromkeys(p.entry.url for p in batch if link_of(p.entry.url)))
+        extraction = PageBatch(self.pool, len(urls))
         # A revisit (the feed entry was updated) asks for the page only if it changed since.
         known = {p.entry.url: p.validators for p in batch if p.revisit}
         for url, result in fetcher.fetch_all(urls, robots=True, content_types=HTML_TYPES, validators=known):
@@ -602,12 +605,16 @@ class Pipeline:
                 errors[url] = result
             else:
                 pages[url] = result
+                if not result.not_modified:
+                    extraction.add((url, result.body, result.content_type))
+                    extracting.append(url)
                 if (record := self._archive(result)) is not None:
                     archived[url] = record
             if time.monotonic() >= renew_at:  # a batch of one slow site can outlast a lease
                 self.store.renew_claims(worker, lease_seconds=lease)
                 renew_at = time.monotonic() + lease / 3
-        return pages, errors, archived
+        extraction.finish()
+        return pages, errors, archived, extracting, extraction
 
     def _store_batch(self, done: _Extracting) -> tuple[int, int, int]:
         """Store the articles of a batch whose pages were extracted; returns (added, failed, deferred).

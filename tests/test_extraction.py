@@ -451,7 +451,9 @@ def test_a_dying_worker_loses_only_its_pages(pool: WorkerPool, monkeypatch: pyte
 
     monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")  # the child inherits the patch
     monkeypatch.setattr(extraction, "extract_page", crash_in_worker)
-    batch = PageBatch(items, pool)
+    batch = PageBatch(pool, len(items))
+    for item in items:
+        batch.add(item)
     results = batch.result()
     assert len(results) == len(items)
     assert results[0] is None and 0 in batch.lost  # the workers take the head of the queue, and died on it
@@ -476,7 +478,9 @@ def test_a_page_that_makes_extraction_raise_costs_only_itself(
 
     monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")  # the children inherit the patch
     monkeypatch.setattr(extraction, "_declared_canonical", fault_on_one_page)
-    batch = PageBatch(items, pool if workers else None)
+    batch = PageBatch(pool if workers else None, len(items))
+    for item in items:
+        batch.add(item)
     results = batch.result()
     assert batch.lost == []
     assert results == [None if i == 10 else want for i, want in enumerate(serial)]

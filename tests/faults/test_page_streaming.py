@@ -1,0 +1,68 @@
+"""A batch's pages are extracted as they arrive, not once its slowest page is downloaded.
+
+A run's batches are downloaded whole before: the extraction of a batch started only once
+its last download ended, so one slow publisher held up the extraction of every other
+page of its batch, and a run of a single batch (what most scheduled runs are) did its
+downloading and its extracting one after the other.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+import pipeline.extraction as extraction
+import pipeline.pool
+from faultkit import Handler, Web, article_html, fault_settings, rss, write_feed_list
+from pipeline.extraction import ExtractedPage
+from pipeline.runner import Pipeline
+
+FAST_PAGES = 11
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_the_pages_of_a_batch_are_extracted_while_its_slowest_page_downloads(
+    workers: int, web: Web, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extracted = tmp_path / "extracted"  # a line per page extracted, written by whichever process extracts it
+    extracted.touch()
+    real = extraction._extract_contained
+
+    def noted(html: bytes, url: str, content_type: str | None) -> ExtractedPage | None:
+        with extracted.open("a", encoding="utf-8") as out:
+            out.write(url + "\n")
+        return real(html, url, content_type)
+
+    monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")  # the workers inherit the note
+    monkeypatch.setattr(extraction, "_extract_contained", noted)
+
+    others_extracted = threading.Event()
+
+    def slow(handler: Handler) -> None:
+        # Answers once every other page of the batch is extracted, or after 20 s if that never happens.
+        deadline = threading.Event()
+        for _ in range(200):
+            if len(extracted.read_text(encoding="utf-8").splitlines()) >= FAST_PAGES:
+                others_extracted.set()
+                break
+            deadline.wait(0.1)
+        handler.reply(200, article_html("Slow story", "tunnel").encode(), "text/html; charset=utf-8")
+
+    web.routes["/news/slow"] = slow
+    links = [web.url("/news/slow")]
+    for n in range(FAST_PAGES):
+        web.serve(f"/news/{n}", article_html(f"Story {n}", f"topic{n}"))
+        links.append(web.url(f"/news/{n}"))
+    web.serve("/feed.xml", rss("Ledger", [(f"s{n}", link, None) for n, link in enumerate(links)]),
+              "application/rss+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    settings = fault_settings(web, tmp_path, feeds, workers=workers, fetch={"total_timeout": 30.0, "read_timeout": 30.0})
+    with Pipeline(settings) as pipe:
+        pipe.poll_feeds(pipe.load_feeds())
+        added, failed, deferred = pipe.fetch_articles()
+
+    assert (added, failed, deferred) == (FAST_PAGES + 1, 0, 0)
+    assert others_extracted.is_set(), "no page was extracted until the slowest page of its batch was downloaded"
+    assert sorted(extracted.read_text(encoding="utf-8").splitlines()) == sorted(links)  # each page once
