@@ -110,6 +110,23 @@ def test_workers_claim_disjoint_entries_and_a_deferred_entry_goes_to_another_wor
     assert [p.entry.url for p in store.claim_entries(10, "w3", lease_seconds=60)] == [entry(1).url]
 
 
+def test_a_claim_takes_the_pending_entries_round_robin_over_their_sites(store: Store) -> None:
+    # Each feed's entries are discovered together: taken in that order, a batch held one site's
+    # pages, fetched at its polite pace while the other sites' pages waited for later batches.
+    sites = ("ledger", "courier", "gazette")
+    store.sync_feeds([feed(site) for site in sites])
+    for minutes, site in enumerate(sites):
+        store.record_feed_fetched(site, [entry(n, site) for n in range(1, 5)], Validators(),
+                                  now=T0 + timedelta(minutes=minutes), next_attempt_at=T0)
+    first = [p.entry.url for p in store.claim_entries(6, "w1", lease_seconds=60)]
+    assert sorted(first) == sorted(entry(n, site).url for site in sites for n in (1, 2))
+    second = [p.entry.url for p in store.claim_entries(3, "w2", lease_seconds=60)]
+    assert sorted(second) == sorted(entry(3, site).url for site in sites)
+    rest = [p.entry.url for p in store.claim_entries(10, "w3", lease_seconds=60)]
+    assert sorted(rest) == sorted(entry(4, site).url for site in sites)
+    assert store.claim_entries(10, "w4", lease_seconds=60) == []
+
+
 def test_a_workers_next_claim_renews_the_claims_it_still_holds(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(n) for n in (1, 2)], Validators(), now=T0, next_attempt_at=T0)

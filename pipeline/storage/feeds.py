@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,9 @@ from pipeline.storage.runs import HOST, process_gone
 from pipeline.storage.schema import ADVISORY_LOCKS, UTCDateTime, alert_digests, entries, feeds
 from pipeline.urls import feed_url_key, unused_id
 
+#: How many times a claim's size of the oldest free entries a claim picks from, round-robin over
+#: their feeds: a run's batches mix many feeds' entries, not only the oldest feed's.
+CLAIM_SPREAD = 10
 # The columns the feed list sets; the rest is the feed's polling state.
 _CONFIGURED = ("name", "url", "language", "tags", "poll_interval", "kind", "cross_host")
 # A feed brought back by the user (reactivated, listed again, moved): its failures are forgotten, it
@@ -410,15 +414,20 @@ class FeedStore(StoreBase):
         An entry is free when no lease holds it or its lease has ended (its worker died);
         a worker does not take back an entry it released (a page deferred by
         ``record_entry_failure``): ``worker`` names one pass, and the next pass retries it.
-        One UPDATE picks and marks the entries, so two workers never take the same one:
-        on PostgreSQL the pick skips rows another worker is marking (FOR UPDATE SKIP
-        LOCKED); on SQLite the transaction's first statement is a write, so it holds the
-        database's write lock before it reads.
+        The entries are taken round-robin over their feeds from the ``limit * CLAIM_SPREAD``
+        oldest free ones: a feed's entries are discovered together, and a batch of one
+        feed's pages was fetched at its site's polite pace while every other site waited
+        for the next batch.
+
+        Two workers never take the same entry: on PostgreSQL the pick skips rows another
+        worker is taking (FOR UPDATE SKIP LOCKED, held until the claim commits); on SQLite
+        the transaction's first statement is a write, so it holds the database's write lock
+        before it reads.
         """
         now = now or utc_now()
         until = now + timedelta(seconds=lease_seconds)
         free = (
-            sa.select(entries.c.url)
+            sa.select(entries.c.url, entries.c.feed_id)
             .where(
                 entries.c.state == "pending",
                 entries.c.attempts < max_attempts,
@@ -427,19 +436,16 @@ class FeedStore(StoreBase):
                 sa.exists().where(feeds.c.id == entries.c.feed_id),  # as pending_entries: a known outlet
             )
             .order_by(entries.c.discovered_at, entries.c.url)
-            .limit(limit)
+            .limit(limit * CLAIM_SPREAD)
             .with_for_update(skip_locked=True)
         )
         with self._tx() as conn:
             self._renew(conn, worker, until)
-            claimed: list[str] = list(conn.execute(
-                entries.update()
-                .where(entries.c.url.in_(free.scalar_subquery()))
-                .values(claimed_by=worker, lease_until=until)
-                .returning(entries.c.url)
-            ).scalars())
-            if not claimed:
+            candidates = conn.execute(free).all()
+            if not candidates:
                 return []
+            claimed = _round_robin(candidates, limit)
+            conn.execute(entries.update().where(entries.c.url.in_(claimed)).values(claimed_by=worker, lease_until=until))
             query = (
                 sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
                 .join(feeds, feeds.c.id == entries.c.feed_id)
@@ -523,6 +529,19 @@ def _feed_entry(row: Any) -> FeedEntry:
         guid=row["guid"],
         updated=row["updated"],
     )
+
+
+def _round_robin(candidates: Sequence[Any], limit: int) -> list[str]:
+    """Up to ``limit`` of the (url, feed_id) rows: each feed's first, then each one's second, and so on."""
+    by_feed: dict[str, list[str]] = {}
+    for url, feed_id in candidates:
+        by_feed.setdefault(feed_id, []).append(url)
+    taken: list[str] = []
+    for turn in itertools.zip_longest(*by_feed.values()):
+        taken.extend(url for url in turn if url is not None)
+        if len(taken) >= limit:
+            break
+    return taken[:limit]
 
 
 def _pending_entry(row: Any) -> PendingEntry:

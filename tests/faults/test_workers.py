@@ -166,6 +166,25 @@ def test_workers_at_once_fetch_each_page_once_and_keep_the_delay_between_them(
             store.close()
 
 
+def test_each_batch_of_a_run_takes_pages_of_every_site_not_one_site_after_another(
+    site: Site, tmp_path: Path
+) -> None:
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {f"outlet{i}": w.url("/feed.xml") for i, w in enumerate(site.webs)})
+    for web in site.webs:
+        site.feeds_asked[web.host] = WORKERS  # one worker here: the feeds need not wait for another
+    fetch = {"allowed_hosts": [f"{w.host}:{w.port}" for w in site.webs], "politeness_delay": DELAY}
+    batch = len(HOSTS)
+    settings = fault_settings(site.webs[0], tmp_path, feeds, fetch=fetch, extraction={"batch_size": batch})
+    with Pipeline(settings) as pipeline:
+        pipeline.poll_feeds(pipeline.load_feeds())
+        assert pipeline.fetch_articles() == (len(site.pages()), 0, 0)
+    with site.lock:
+        pages = [host for host, path, _, _ in sorted(site.log, key=lambda r: r[3]) if path.startswith("/a")]
+    # A batch's downloads end before the next batch's begin: each run of three requests is one batch.
+    batches = [sorted(pages[i : i + batch]) for i in range(0, len(pages), batch)]
+    assert batches == [sorted(HOSTS)] * PAGES_PER_HOST, "a batch held one site's pages, fetched at its pace"
+
+
 def test_a_dead_workers_claim_is_taken_once_its_lease_ends_and_not_before(site: Site, tmp_path: Path) -> None:
     web = site.webs[0]
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"outlet": web.url("/feed.xml")})
