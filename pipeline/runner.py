@@ -10,7 +10,7 @@ import gc
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -65,6 +65,8 @@ CLUSTER_BATCH = 2000  # articles clustered and committed at a time
 HEARTBEAT_SECONDS = 60.0
 #: Polls of fewer feeds parse them in this process: starting worker processes would cost more.
 MIN_PARALLEL_FEEDS = 32
+#: Batches of article pages downloading at once (their requests share ``fetch.concurrency``).
+BATCHES_DOWNLOADING = 2
 
 
 @dataclass(slots=True)
@@ -76,6 +78,11 @@ class FeedOutcome:
     new_entries: int = 0
     error: str | None = None
     transient: bool = False  # a failure that polling again later may cure (timeout, 429, 5xx)
+
+
+#: A batch's pages, the errors of those not fetched, where each was archived, and the URLs being
+#: extracted with their extraction.
+_Downloaded = tuple[dict[str, Fetched], dict[str, FetchError], dict[str, ArchiveRecord], list[str], PageBatch]
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,19 +562,30 @@ class Pipeline:
             if len(batch) >= MIN_PARALLEL_BATCH:
                 self.pool.start()  # forked before the download thread starts
             fetcher = self.fetcher  # built here, not in the download thread
-            # Three batches at once: the next one downloading (its pages queued for the workers as
+            # Batches at once: the next ones downloading (their pages queued for the workers as
             # they arrive), this one with the workers, the last one being stored by this thread,
-            # so that the workers never wait for the store nor for a whole batch's downloads.
+            # so that the workers never wait for the store, nor for a whole batch's downloads,
+            # nor does a batch's slowest page hold up the downloads of the next.
             extracting: _Extracting | None = None
-            with self._bar(None, "articles") as bar, self._downloading("newsagg-pages", 1) as downloads:
-                downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                while downloading is not None or extracting is not None:
+            downloading: deque[tuple[list[PendingEntry], Future[_Downloaded]]] = deque()
+            with self._bar(None, "articles") as bar, \
+                    self._downloading("newsagg-pages", BATCHES_DOWNLOADING) as downloads:
+
+                def download(batch: list[PendingEntry]) -> bool:
+                    """Start downloading ``batch``; False when it is empty (the queue is)."""
+                    if batch:
+                        downloading.append((batch, downloads.submit(self._download_pages, fetcher, batch, worker)))
+                    return bool(batch)
+
+                more = download(batch)
+                while more and len(downloading) < BATCHES_DOWNLOADING:
+                    more = download(next_batch())
+                while downloading or extracting is not None:
                     started: _Extracting | None = None
-                    if downloading is not None:
-                        downloaded = downloading.result()
-                        current, batch = batch, next_batch()
-                        downloading = downloads.submit(self._download_pages, fetcher, batch, worker) if batch else None
-                        started = _Extracting(current, *downloaded)
+                    if downloading:
+                        current, pages = downloading.popleft()
+                        started = _Extracting(current, *pages.result())
+                        more = more and download(next_batch())
                     if extracting is not None:
                         a, f, d = self._store_batch(extracting)
                         self._count(articles_failed=f, pages_deferred=d)  # the store counted the articles it saved
@@ -580,9 +598,7 @@ class Pipeline:
                 self.store.release_claims(worker)
         return added, failed, deferred
 
-    def _download_pages(
-        self, fetcher: Fetcher, batch: Sequence[PendingEntry], worker: str
-    ) -> tuple[dict[str, Fetched], dict[str, FetchError], dict[str, ArchiveRecord], list[str], PageBatch]:
+    def _download_pages(self, fetcher: Fetcher, batch: Sequence[PendingEntry], worker: str) -> _Downloaded:
         """Download the batch's pages, handing each to the workers as it arrives.
 
         Returns the pages, the errors of those that could not be fetched, where each page

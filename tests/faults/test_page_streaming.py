@@ -66,3 +66,40 @@ def test_the_pages_of_a_batch_are_extracted_while_its_slowest_page_downloads(
     assert (added, failed, deferred) == (FAST_PAGES + 1, 0, 0)
     assert others_extracted.is_set(), "no page was extracted until the slowest page of its batch was downloaded"
     assert sorted(extracted.read_text(encoding="utf-8").splitlines()) == sorted(links)  # each page once
+
+
+def test_a_batchs_slowest_page_does_not_hold_up_the_next_batchs_downloads(web: Web, tmp_path: Path) -> None:
+    batch = 4
+    asked: list[str] = []
+    next_batch_asked = threading.Event()
+
+    def logged(path: str, html: str) -> None:
+        def route(handler: Handler) -> None:
+            asked.append(path)
+            handler.reply(200, html.encode(), "text/html; charset=utf-8")
+        web.routes[path] = route
+
+    def slow(handler: Handler) -> None:
+        # Answers once every page of the next batch was asked for, or after 20 s if none is.
+        wait = threading.Event()
+        for _ in range(200):
+            if len(asked) >= 2 * batch - 1:
+                next_batch_asked.set()
+                break
+            wait.wait(0.1)
+        handler.reply(200, article_html("Slow story", "tunnel").encode(), "text/html; charset=utf-8")
+
+    web.routes["/news/0"] = slow  # the first entry of the first batch
+    links = [web.url("/news/0")]
+    for n in range(1, 2 * batch):
+        logged(f"/news/{n}", article_html(f"Story {n}", f"topic{n}"))
+        links.append(web.url(f"/news/{n}"))
+    web.serve("/feed.xml", rss("Ledger", [(f"s{n}", link, None) for n, link in enumerate(links)]),
+              "application/rss+xml")
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {"Ledger": web.url("/feed.xml")})
+    settings = fault_settings(web, tmp_path, feeds, extraction={"batch_size": batch},
+                              fetch={"total_timeout": 30.0, "read_timeout": 30.0})
+    with Pipeline(settings) as pipe:
+        pipe.poll_feeds(pipe.load_feeds())
+        assert pipe.fetch_articles() == (2 * batch, 0, 0)
+    assert next_batch_asked.is_set(), "the next batch was downloaded only once the slowest page of this one came"
