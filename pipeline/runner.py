@@ -244,6 +244,18 @@ class Pipeline:
         """What the tasks of the DAG run ``airflow_run`` committed, every try added up (`RunReport` field names)."""
         return self.store.counted(airflow_run)
 
+    def airflow_feeds(self, airflow_run: str) -> list[FeedOutcome]:
+        """Each feed the DAG run ``airflow_run`` polled, once, with what its last poll did, by feed id.
+
+        Read from the store, not from the poll tasks' return values: a try that failed after
+        polling some feeds returned nothing, and a run cleared and run again polls only the
+        feeds due again (what it polled before is in its row, ``finish_airflow_run``).
+        """
+        outcomes = {f["feed_id"]: FeedOutcome(**f) for f in self.store.reported_feeds(airflow_run)}
+        for feed_id, outcome in self.store.attempt_outcomes(airflow_run).items():
+            outcomes[feed_id] = FeedOutcome(feed_id, **outcome)
+        return [outcomes[feed_id] for feed_id in sorted(outcomes)]
+
     def finish_airflow_run(self, airflow_run: str, report: RunReport, status: str) -> None:
         """Record how the DAG run ``airflow_run`` ended, with its counts (its last task has them all)."""
         self.store.finish_run(self.store.start_run("airflow", airflow_run=airflow_run), status, report.as_dict())
@@ -373,7 +385,8 @@ class Pipeline:
             interval = self._learned_interval(state, 0, now)
             next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now, interval=interval)
             self.store.record_feed_fetched(
-                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval, attempt=attempt
+                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval, attempt=attempt,
+                not_modified=True,
             )
             return FeedOutcome(feed.id, "not_modified")
         exc = fetched if isinstance(fetched, FetchError) else parsed if isinstance(parsed, FeedParseError) else None
@@ -389,7 +402,7 @@ class Pipeline:
             error = exc.reason  # without the feed or URL: whoever shows it names the feed
             self.store.record_feed_failure(
                 feed.id, error, now=now, next_attempt_at=next_at, retire=retire, weight=weight, attempt=attempt,
-                counted=counted,
+                counted=counted, transient=exc.transient,
             )
             # One line per failed feed; the rest for -v.
             log.warning("feed %s failed (%d in a row%s%s): %s", feed.id, failures, "" if counted else ", not counted again",

@@ -107,6 +107,9 @@ def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_cou
     report = again.value("report")
     assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == want
     assert (cleared.id, cleared.status, cleared.stats["articles_added"]) == (record.id, "ok", articles)
+    # The re-run polled no feed (none was due again), and its report lists what the run's polls did.
+    assert again.mapped("poll_feeds") == {} and report["feeds"] == run.value("report")["feeds"] != []
+    assert sum(feed["new_entries"] for feed in report["feeds"]) == sum(counts.entries.values())
 
 
 # The first try of a DAG run's fetch_articles task, in a process of its own, SIGKILLed by the fault
