@@ -113,14 +113,17 @@ def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_cou
 
 
 # The first try of a DAG run's fetch_articles task, in a process of its own, SIGKILLed by the fault
-# injected here right after its second batch of articles was committed.
+# injected here right after its second batch of articles was committed; each batch takes a second
+# more to store, and the run notes its progress (and the stage's time so far) at every batch.
 KILLED_FETCH = """
-import os, signal, sys
-from pipeline import Pipeline, load_settings
+import os, signal, sys, time
+from pipeline import Pipeline, load_settings, runner
 from pipeline.storage import Store
 
+runner.HEARTBEAT_SECONDS = 0.0
 save, commits = Store._save_articles, []
 def save_then_die(self, *args):
+    time.sleep(1.0)
     added = save(self, *args)
     commits.append(added)
     if len(commits) == 2:
@@ -147,6 +150,9 @@ def test_a_task_killed_midway_leaves_its_work_to_the_retry_and_the_run_counts_it
         assert pipeline.store.article_count() == 2 * SMALL_BATCH == pipeline.airflow_counts(run_id)["articles_added"]
         [record] = pipeline.store.recent_runs(5)
         assert (record.airflow_run, record.status) == (run_id, "running")
+    # The killed try's time up to its last note of progress, after its first batch was stored, counts.
+    killed_seconds = record.stats["stage_seconds"].get("fetch_articles", 0.0)
+    assert killed_seconds >= 1.0
 
     # Airflow finds the task dead and runs it again, and the tasks after it (here: the run, under its id).
     run = run_dag("news_pipeline", again=SimpleNamespace(run_after=when, logical_date=when))
@@ -163,3 +169,4 @@ def test_a_task_killed_midway_leaves_its_work_to_the_retry_and_the_run_counts_it
     assert report["articles_added"] == articles and report["clustered"] == articles
     assert report["indexed"] == articles + counts.stories
     assert (record.airflow_run, record.status, record.stats["articles_added"]) == (run_id, "ok", articles)
+    assert record.stats["stage_seconds"]["fetch_articles"] > killed_seconds  # and the retry's is added
