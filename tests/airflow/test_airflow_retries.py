@@ -7,7 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from demo_truth import clusters_in, expected_clusters
+from services import postgres_database
 
 from pipeline.demo.run import write_demo_feeds
 from pipeline.demo.server import CorpusServer
@@ -43,6 +44,19 @@ def demo_in_small_batches(
     return base, data_dir
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_of_tasks(
+    request: pytest.FixtureRequest, demo_in_small_batches: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The store the DAG's tasks share: the embedded SQLite one in the data dir, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield request.param
+        return
+    with postgres_database() as url:
+        monkeypatch.setenv("NEWSAGG_STORE_URL", url)  # after newsagg_env, which unsets it
+        yield request.param
+
+
 def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each stage's first try dies right after it committed its first batch, as a killed worker would."""
     failed: set[str] = set()
@@ -58,9 +72,11 @@ def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_count_each_thing_once_and_a_clear_too(
-    demo_in_small_batches: tuple[str, Path], run_dag: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    demo_in_small_batches: tuple[str, Path], store_of_tasks: str, run_dag: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base, data_dir = demo_in_small_batches
+    assert load_settings().resolved_store_url.startswith(store_of_tasks)
     monkeypatch.setattr(Pipeline.cluster, "__defaults__", (SMALL_BATCH,))
     monkeypatch.setattr(Pipeline.index_outbox, "__defaults__", (SMALL_BATCH,))
     fail_once_after_first_commit(monkeypatch)
