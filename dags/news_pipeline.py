@@ -209,33 +209,27 @@ def report(
     merged: dict[str, int] | None,
     indexed: dict[str, int] | None,
 ) -> dict[str, Any]:
-    """Counts per stage and the feeds that failed (with the error the store recorded), and the
-    alert digest of the feeds' changes of health. Failed feeds alone do not fail the run; a feed
-    list that could not be loaded or a stage that did not complete does."""
+    """Counts per stage and each feed's outcome (the failed ones with the error the store recorded),
+    and the alert digest of the feeds' changes of health. Failed feeds alone do not fail the run; a
+    feed list that could not be loaded or a stage that did not complete does. Both are read from the
+    store, which has every try's; ``polled`` only makes this task wait for the polls."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from pipeline.runner import FeedOutcome, RunReport
+    from pipeline.runner import RunReport
 
     run_id = get_current_context()["run_id"]
-    feed_ids = [feed_id for batch in batches or [] for feed_id in batch["feeds"]]
-    # A batch task that failed pushed nothing, and a retry returns only what it polled itself.
-    outcomes = {o["feed_id"]: FeedOutcome(**o) for batch in polled or [] for o in batch}
     with _pipeline() as pipeline:
-        states = {s.source.id: s for s in pipeline.store.feed_states(feed_ids)}
         outbox_left = pipeline.store.outbox_size()
         # Counted in the store as each batch was committed: a try that failed midway counted what it
         # committed, its retry the rest (each task's own return value holds only its last try's).
         counted = pipeline.airflow_counts(run_id)
+        # Likewise each feed's outcome: a batch try that failed returned none of the feeds it polled,
+        # and a run cleared and run again polls only the feeds due again.
+        feeds = pipeline.airflow_feeds(run_id)
         pipeline.send_alerts()
-    run = RunReport(outbox_left=outbox_left)
+    run = RunReport(feeds=feeds, outbox_left=outbox_left)
     for name, value in counted.items():
         setattr(run, name, value)
-    for feed_id in feed_ids:
-        if (outcome := outcomes.get(feed_id)) is not None:
-            run.feeds.append(outcome)
-        elif (state := states.get(feed_id)) is not None and state.attempt_key == run_id and state.status != "active":
-            status = "retired" if state.status == "retired" else "failed"
-            run.feeds.append(FeedOutcome(feed_id, status, error=state.last_error))
     stages = {"fetch_articles": fetched, "cluster_articles": clustered, "merge_stories": merged,
               "index_stories": indexed}
     incomplete = [name for name, counts in stages.items() if counts is None]

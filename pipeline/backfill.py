@@ -221,7 +221,8 @@ def import_warc(
             try:
                 read = _import_file(pipeline, path, key, offset, listed, since, until, language, report, bar)
             except ArchiveError as exc:
-                log.error("%s", exc)
+                # Said once, by whoever reads the report (`newsagg import-warc`: "not imported: ...").
+                log.debug("%s", exc)
                 report.files_failed.append(str(exc))
                 continue
             pipeline.store.record_warc_import(key, str(path), read, done=True)

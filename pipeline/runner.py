@@ -162,6 +162,9 @@ class Pipeline:
         )
         self._run_id: int | None = None  # the run in progress, whose heartbeat the stages keep
         self._next_beat = 0.0
+        # The stage in progress, and the moment up to which its time is recorded in the run.
+        self._stage_name: str | None = None
+        self._stage_recorded = 0.0
         # Documents the archive refused in this run, by reason: a full disk refuses every page,
         # which is one warning and a count at the end, not a line per page.
         self._archive_refusals: Counter[str] = Counter()
@@ -205,10 +208,20 @@ class Pipeline:
         self.close()
 
     def _beat(self) -> None:
-        """Show that the run in progress is still at work (at most every HEARTBEAT_SECONDS)."""
+        """Show that the run in progress is still at work, and add the time of the stage in progress so far
+        (at most every HEARTBEAT_SECONDS): a task killed midway has recorded its time up to its last beat."""
         if self._run_id is not None and time.monotonic() >= self._next_beat:
-            self.store.run_heartbeat(self._run_id)
+            if self._stage_name is None:
+                self.store.run_heartbeat(self._run_id)
+            else:
+                self._record_stage_time(self._run_id, self._stage_name)
             self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
+
+    def _record_stage_time(self, run_id: int, name: str) -> None:
+        """Add the time of stage ``name`` since it was last recorded to the run (which also notes it alive)."""
+        now = time.monotonic()
+        self.store.record_stage(run_id, name, now - self._stage_recorded)
+        self._stage_recorded = now  # only once recorded: a write that failed leaves its time to the next
 
     def _count(self, **counts: int) -> None:
         """Add outcomes recorded apart from the batch commits (which the store counts) to the DAG run in progress."""
@@ -217,17 +230,21 @@ class Pipeline:
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
-        """Add the time the block takes, whether it completes or fails, to stage ``name`` of the run in progress."""
-        start = time.monotonic()
+        """Add the time the block takes, whether it completes or fails, to stage ``name`` of the run in progress
+        (part of it on the way, at each ``_beat``)."""
+        self._stage_name, self._stage_recorded = name, time.monotonic()
         try:
             yield
         except BaseException:
             if self._run_id is not None:
                 with suppress(StoreError):  # the error that stopped the stage is the one to report
-                    self.store.record_stage(self._run_id, name, time.monotonic() - start)
+                    self._record_stage_time(self._run_id, name)
             raise
-        if self._run_id is not None:
-            self.store.record_stage(self._run_id, name, time.monotonic() - start)
+        else:
+            if self._run_id is not None:
+                self._record_stage_time(self._run_id, name)
+        finally:
+            self._stage_name = None
 
     @contextmanager
     def airflow_stage(self, name: str, airflow_run: str) -> Iterator[None]:
@@ -250,6 +267,18 @@ class Pipeline:
     def airflow_counts(self, airflow_run: str) -> dict[str, int]:
         """What the tasks of the DAG run ``airflow_run`` committed, every try added up (`RunReport` field names)."""
         return self.store.counted(airflow_run)
+
+    def airflow_feeds(self, airflow_run: str) -> list[FeedOutcome]:
+        """Each feed the DAG run ``airflow_run`` polled, once, with what its last poll did, by feed id.
+
+        Read from the store, not from the poll tasks' return values: a try that failed after
+        polling some feeds returned nothing, and a run cleared and run again polls only the
+        feeds due again (what it polled before is in its row, ``finish_airflow_run``).
+        """
+        outcomes = {f["feed_id"]: FeedOutcome(**f) for f in self.store.reported_feeds(airflow_run)}
+        for feed_id, outcome in self.store.attempt_outcomes(airflow_run).items():
+            outcomes[feed_id] = FeedOutcome(feed_id, **outcome)
+        return [outcomes[feed_id] for feed_id in sorted(outcomes)]
 
     def finish_airflow_run(self, airflow_run: str, report: RunReport, status: str) -> None:
         """Record how the DAG run ``airflow_run`` ended, with its counts (its last task has them all)."""
@@ -380,7 +409,8 @@ class Pipeline:
             interval = self._learned_interval(state, 0, now)
             next_at = polling.next_poll_after_success(feed, fetched, self.settings.feeds, now, interval=interval)
             self.store.record_feed_fetched(
-                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval, attempt=attempt
+                feed.id, [], state.validators, now=now, next_attempt_at=next_at, learned_interval=interval, attempt=attempt,
+                not_modified=True,
             )
             return FeedOutcome(feed.id, "not_modified")
         exc = fetched if isinstance(fetched, FetchError) else parsed if isinstance(parsed, FeedParseError) else None
@@ -396,7 +426,7 @@ class Pipeline:
             error = exc.reason  # without the feed or URL: whoever shows it names the feed
             self.store.record_feed_failure(
                 feed.id, error, now=now, next_attempt_at=next_at, retire=retire, weight=weight, attempt=attempt,
-                counted=counted,
+                counted=counted, transient=exc.transient,
             )
             # One line per failed feed; the rest for -v.
             log.warning("feed %s failed (%d in a row%s%s): %s", feed.id, failures, "" if counted else ", not counted again",
@@ -498,6 +528,7 @@ class Pipeline:
                                 parsed = self._parse(state.source, fetched, at)
                             outcomes[i] = self._record_poll(state, at, fetched, parsed, attempt)
                         bar.update()
+                    self._beat()
         finally:
             for pending in downloading:
                 pending.cancel()
@@ -723,6 +754,7 @@ class Pipeline:
                     clustered += len(assignments)
                     merges += sum(len(a.absorbed) for a in assignments)
                     bar.update(len(batch))
+                    self._beat()
             return clustered, merges
 
     def build_stories(self) -> tuple[int, int]:
@@ -749,6 +781,7 @@ class Pipeline:
                     built.append(build_story(cluster_id, [articles[m.article_id] for m in members]))
                 self.store.save_stories(built, removed)
                 built_total, removed_total = built_total + len(built), removed_total + len(removed)
+                self._beat()
         return built_total, removed_total
 
     # -- indexing ----------------------------------------------------------------------
@@ -794,6 +827,7 @@ class Pipeline:
                 indexed, failed = indexed + len(items) - len(refused), failed + len(refused)
                 self._count(index_failures=len(refused))  # the store counted the delivered ones
                 bar.update(len(items))
+                self._beat()
                 if busy := [f for f in failures if f.transient]:
                     # No fault of the documents: the index refuses writes for now (write-blocked by an
                     # interrupted reindex or a full disk, its alias gone, 429s after the retries), and

@@ -210,6 +210,7 @@ class FeedStore(StoreBase):
         learned_interval: int | None = None,
         attempt: str | None = None,
         high_water: datetime | None = None,
+        not_modified: bool = False,
     ) -> int:
         """Queue a feed's entries (unseen ones only) and remember its validators; returns how many were new.
 
@@ -219,7 +220,9 @@ class FeedStore(StoreBase):
         (``ArticleStore.revise_article``). The feed's failure count, score and streak are
         reset; ``learned_interval`` (when given) replaces the learned polling interval; a
         poll that found new entries is remembered as the last one that did; ``attempt`` is
-        the scheduled poll's key; ``high_water`` (when given) becomes a sitemap's high-water mark.
+        the scheduled poll's key, remembered with what it did (``attempt_outcomes``): "ok", or
+        "not_modified" when the feed answered so; ``high_water`` (when given) becomes a sitemap's
+        high-water mark.
         """
         with self._tx(f"the entries of feed {feed_id}") as conn:
             # One statement for every entry: building a statement per row cost more than running it.
@@ -292,6 +295,8 @@ class FeedStore(StoreBase):
                     last_new_entry_at=now if added else feeds.c.last_new_entry_at,
                     learned_interval=feeds.c.learned_interval if learned_interval is None else learned_interval,
                     attempt_key=attempt,
+                    attempt_outcome=sa.null() if attempt is None else {
+                        "status": "not_modified" if not_modified else "ok", "new_entries": added},
                     failing_since=None,
                     high_water=feeds.c.high_water if high_water is None else high_water,
                 )
@@ -309,12 +314,15 @@ class FeedStore(StoreBase):
         weight: float = 1.0,
         attempt: str | None = None,
         counted: bool = True,
+        transient: bool = False,
     ) -> FeedState:
         """Record a failed poll; returns the feed's new state.
 
         A counted failure adds one to the failures in a row and ``weight`` to the failure
         score; one that is not (a retry of the scheduled poll ``attempt`` that already
         failed) only updates the error and the times. The streak starts at the first failure.
+        ``attempt`` is remembered with the failure (``attempt_outcomes``; ``transient``: one that
+        polling again later may cure).
         """
         with self._tx() as conn:
             conn.execute(
@@ -328,12 +336,25 @@ class FeedStore(StoreBase):
                     last_attempt_at=now,
                     next_attempt_at=None if retire else next_attempt_at,
                     attempt_key=attempt,
+                    attempt_outcome=sa.null() if attempt is None else {
+                        "status": "retired" if retire else "failed", "error": error, "transient": transient},
                     failing_since=sa.func.coalesce(feeds.c.failing_since, sa.literal(now, UTCDateTime())),
                 )
             )
         state = self.feed_state(feed_id)
         assert state is not None
         return state
+
+    def attempt_outcomes(self, attempt: str) -> dict[str, dict[str, Any]]:
+        """What the scheduled poll ``attempt`` (an Airflow run id) did to each feed it polled last, by feed id.
+
+        A feed polled again since by another attempt (or by `newsagg run`) is that one's.
+        """
+        query = sa.select(feeds.c.id, feeds.c.attempt_outcome).where(
+            feeds.c.attempt_key == attempt, feeds.c.attempt_outcome.is_not(None)
+        )
+        with self._read() as conn:
+            return {row.id: dict(row.attempt_outcome) for row in conn.execute(query.order_by(feeds.c.id))}
 
     def unalerted_feed_states(self) -> list[FeedState]:
         """The feeds whose status is not the one the last alert reported (never alerted: active)."""

@@ -130,6 +130,12 @@ class RunStore(StoreBase):
             stats = conn.execute(sa.select(runs.c.stats).where(runs.c.airflow_run == airflow_run)).scalar()
         return dict((stats or {}).get("counted") or {})
 
+    def reported_feeds(self, airflow_run: str) -> list[dict[str, Any]]:
+        """The feeds' outcomes the DAG run ``airflow_run`` recorded when it ended (``finish_run``); empty until it did."""
+        with self._read() as conn:
+            stats = conn.execute(sa.select(runs.c.stats).where(runs.c.airflow_run == airflow_run)).scalar()
+        return list((stats or {}).get("feeds") or [])
+
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         """Record how the run ended and its counts, keeping the stage times and counts recorded on the way."""
         with self._tx() as conn:

@@ -78,6 +78,9 @@ feeds = sa.Table(
     sa.Column("alerted_status", sa.String(20)),
     # One scheduled poll is one attempt however often Airflow retries it (runner._record_poll).
     sa.Column("attempt_key", CleanText),
+    # What that poll did (FeedOutcome fields but the id), so the report of a DAG run lists the
+    # feeds polled by a try that failed or a run since cleared, whose outcomes no XCom holds (0008).
+    sa.Column("attempt_outcome", sa.JSON),
     sa.Column("failing_since", UTCDateTime),
     # Sitemap sources (pipeline.feeds.sitemaps): how the list names the source ("feed" or "sitemap"),
     # whether URLs on other hosts are kept, and the newest URL date taken so far.

@@ -264,6 +264,41 @@ def test_a_retry_leaves_a_publisher_alone_until_its_retry_after_and_counts_once(
         assert hits[down] == 1 and hits[slow] == 2
 
 
+def test_the_report_of_a_retried_then_cleared_dag_run_lists_each_feed_it_polled_once(
+    newsagg_env: Callable[..., Path],
+    run_dag: Callable[..., Any],
+    dagbag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with publishers(1) as ([base], hits):
+        urls = [f"{base}/quiet/feed.xml", f"{base}/down/feed.xml", f"{base}/missing/feed.xml", f"{base}/slow/feed.xml"]
+        newsagg_env(base, write_feeds(tmp_path / "feeds.yaml", urls))
+        # The batch's first try polls three feeds and runs out of time on the slow one; its retry polls that one.
+        poll = dagbag.dags["news_pipeline"].get_task("poll_feeds")
+        monkeypatch.setattr(poll, "execution_timeout", timedelta(seconds=SLOW_ANSWER / 2))
+
+        run = run_dag("news_pipeline", retries=POLL_RETRIES)
+        # An operator clears the finished run: it runs again under its id, and every feed waits for its next poll.
+        again = run_dag("news_pipeline", again=run.dag_run)
+
+    assert run.tries[("poll_feeds", 0)] == 2 and again.mapped("poll_feeds") == {}
+    assert [hits[url] for url in urls] == [1, 1, 1, 2]  # the slow feed again by the retry, no feed by the Clear
+    want = {
+        "feed-0": ("ok", None),
+        "feed-1": ("failed", "HTTP 503 Service Unavailable"),
+        "feed-2": ("failed", "HTTP 404 Not Found"),
+        "feed-3": ("ok", None),
+    }
+    for report in (run.value("report"), again.value("report")):
+        # Each feed the DAG run polled, once, with its outcome: the first try's too, and after the Clear.
+        assert {f["feed_id"]: (f["status"], f["error"]) for f in report["feeds"]} == want
+        assert len(report["feeds"]) == 4 and report["failed_feeds"] == ["feed-1", "feed-2"]
+    [record] = recorded_runs()
+    assert (record.airflow_run, record.status) == (run.dag_run.run_id, "ok")
+    assert {f["feed_id"]: (f["status"], f["error"]) for f in record.stats["feeds"]} == want
+
+
 def test_five_thousand_feeds_poll_in_few_batches_and_a_failed_feed_shows_per_feed(
     newsagg_env: Callable[..., Path],
     run_dag: Callable[..., Any],

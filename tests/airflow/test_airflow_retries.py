@@ -7,7 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from demo_truth import clusters_in, expected_clusters
+from services import postgres_database
 
 from pipeline.demo.run import write_demo_feeds
 from pipeline.demo.server import CorpusServer
@@ -43,6 +44,19 @@ def demo_in_small_batches(
     return base, data_dir
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_of_tasks(
+    request: pytest.FixtureRequest, demo_in_small_batches: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The store the DAG's tasks share: the embedded SQLite one in the data dir, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield request.param
+        return
+    with postgres_database() as url:
+        monkeypatch.setenv("NEWSAGG_STORE_URL", url)  # after newsagg_env, which unsets it
+        yield request.param
+
+
 def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each stage's first try dies right after it committed its first batch, as a killed worker would."""
     failed: set[str] = set()
@@ -58,9 +72,11 @@ def fail_once_after_first_commit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_count_each_thing_once_and_a_clear_too(
-    demo_in_small_batches: tuple[str, Path], run_dag: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    demo_in_small_batches: tuple[str, Path], store_of_tasks: str, run_dag: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base, data_dir = demo_in_small_batches
+    assert load_settings().resolved_store_url.startswith(store_of_tasks)
     monkeypatch.setattr(Pipeline.cluster, "__defaults__", (SMALL_BATCH,))
     monkeypatch.setattr(Pipeline.index_outbox, "__defaults__", (SMALL_BATCH,))
     fail_once_after_first_commit(monkeypatch)
@@ -107,17 +123,23 @@ def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_cou
     report = again.value("report")
     assert (report["articles_added"], report["clustered"], report["stories_built"], report["indexed"]) == want
     assert (cleared.id, cleared.status, cleared.stats["articles_added"]) == (record.id, "ok", articles)
+    # The re-run polled no feed (none was due again), and its report lists what the run's polls did.
+    assert again.mapped("poll_feeds") == {} and report["feeds"] == run.value("report")["feeds"] != []
+    assert sum(feed["new_entries"] for feed in report["feeds"]) == sum(counts.entries.values())
 
 
 # The first try of a DAG run's fetch_articles task, in a process of its own, SIGKILLed by the fault
-# injected here right after its second batch of articles was committed.
+# injected here right after its second batch of articles was committed; each batch takes a second
+# more to store, and the run notes its progress (and the stage's time so far) at every batch.
 KILLED_FETCH = """
-import os, signal, sys
-from pipeline import Pipeline, load_settings
+import os, signal, sys, time
+from pipeline import Pipeline, load_settings, runner
 from pipeline.storage import Store
 
+runner.HEARTBEAT_SECONDS = 0.0
 save, commits = Store._save_articles, []
 def save_then_die(self, *args):
+    time.sleep(1.0)
     added = save(self, *args)
     commits.append(added)
     if len(commits) == 2:
@@ -144,6 +166,9 @@ def test_a_task_killed_midway_leaves_its_work_to_the_retry_and_the_run_counts_it
         assert pipeline.store.article_count() == 2 * SMALL_BATCH == pipeline.airflow_counts(run_id)["articles_added"]
         [record] = pipeline.store.recent_runs(5)
         assert (record.airflow_run, record.status) == (run_id, "running")
+    # The killed try's time up to its last note of progress, after its first batch was stored, counts.
+    killed_seconds = record.stats["stage_seconds"].get("fetch_articles", 0.0)
+    assert killed_seconds >= 1.0
 
     # Airflow finds the task dead and runs it again, and the tasks after it (here: the run, under its id).
     run = run_dag("news_pipeline", again=SimpleNamespace(run_after=when, logical_date=when))
@@ -160,3 +185,4 @@ def test_a_task_killed_midway_leaves_its_work_to_the_retry_and_the_run_counts_it
     assert report["articles_added"] == articles and report["clustered"] == articles
     assert report["indexed"] == articles + counts.stories
     assert (record.airflow_run, record.status, record.stats["articles_added"]) == (run_id, "ok", articles)
+    assert record.stats["stage_seconds"]["fetch_articles"] > killed_seconds  # and the retry's is added

@@ -176,6 +176,20 @@ def test_a_file_that_is_no_warc_at_all_is_not_imported_and_said_so(
     ]
 
 
+def test_the_command_given_a_file_that_is_no_warc_says_so_in_one_line_naming_it(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello, no WARC file\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    env.update(NEWSAGG_DATA_DIR=str(tmp_path / "data"), NEWSAGG_SEARCH_BACKEND="sqlite", NEWSAGG_WORKERS="1")
+
+    done = subprocess.run([sys.executable, "-m", "pipeline", "import-warc", str(notes)], env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"newsagg: not imported: {notes}: not a WARC file (its first record does not start with 'WARC/')"]
+
+
 def test_plain_warc_files_resume_and_whole_file_gzip_is_refused_clearly(tmp_path: Path) -> None:
     written = _write_warc(tmp_path / "pages.warc.gz", [_page(n, topic) for n, topic in
                                                        enumerate(["harbour", "orchard", "tunnel"])])
