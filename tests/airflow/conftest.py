@@ -96,8 +96,11 @@ class DagRunResult:
 
 
 @pytest.fixture
-def run_dag(dagbag: Any) -> Callable[..., DagRunResult]:
-    """Run a DAG for real through ``dag.test()``, without retries (dag.test honours retry delays)."""
+def run_dag(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., DagRunResult]:
+    """Run a DAG for real through ``dag.test()``, without retries (dag.test honours retry delays).
+
+    The tasks' retries are the DAG's own again after the test: the DAG objects are the session's.
+    """
 
     def run(
         dag_id: str, conf: dict[str, Any] | None = None, retries: dict[str, int] | None = None, again: Any = None
@@ -111,8 +114,8 @@ def run_dag(dagbag: Any) -> Callable[..., DagRunResult]:
 
         dag = dagbag.dags[dag_id]
         for t in dag.tasks:
-            t.retries = (retries or {}).get(t.task_id, 0)
-            t.retry_delay = timedelta(0)
+            monkeypatch.setattr(t, "retries", (retries or {}).get(t.task_id, 0))
+            monkeypatch.setattr(t, "retry_delay", timedelta(0))
         # Every param explicitly: in one process, a param given to an earlier run sticks to the
         # task objects dag.test() caches, and would leak into the next run.
         defaults = {name: dag.params.get_param(name).value for name in dag.params}
