@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.models import IndexedArticle, Story
-from pipeline.search.analysis import analyze
+from pipeline.search.analysis import indexed_terms
 from pipeline.urls import link_of
 
 
@@ -16,8 +16,8 @@ def story_document(story: Story) -> dict[str, Any]:
         "id": story.id,
         "title": story.title,
         "body": story.text,
-        "title_stems": " ".join(analyze(story.title, story.language)),
-        "body_stems": " ".join(analyze(story.text, story.language)),
+        "title_stems": indexed_terms(story.title, story.language),
+        "body_stems": indexed_terms(story.text, story.language),
         "summary": story.summary,
         "sources": [
             {
@@ -70,8 +70,8 @@ def reanalysed(source: dict[str, Any]) -> dict[str, Any]:
     language = source.get("language")
     return {
         **source,
-        "title_stems": " ".join(analyze(source.get("title") or "", language)),
-        "body_stems": " ".join(analyze(source.get("body") or "", language)),
+        "title_stems": indexed_terms(source.get("title") or "", language),
+        "body_stems": indexed_terms(source.get("body") or "", language),
     }
 
 

@@ -7,12 +7,10 @@ from typing import Any
 
 from pipeline.models import FACETS, SearchHit, SearchQuery, SearchResults
 from pipeline.search.analysis import query_terms, stemmed_prefixes
+from pipeline.search.base import HIGHLIGHT_TAGS, TITLE_WEIGHT, ordered_facet
 from pipeline.search.elastic.connection import ElasticsearchBase
 from pipeline.search.elastic.documents import iso
 
-# Title matches count three times as much as body matches, as in the SQLite backend.
-TITLE_WEIGHT = 3.0
-HIGHLIGHT_TAGS = ("[[", "]]")
 MAX_HITS = 10_000  # the default index.max_result_window; deeper pages are an error in Elasticsearch
 FACET_SIZE = 500  # distinct outlets/agencies counted per search; far above any real result set
 
@@ -108,7 +106,7 @@ class StorySearch(ElasticsearchBase):
         hits = [_hit(h) for h in response["hits"]["hits"]]
         aggs = response.get("aggregations", {})
         facets = {
-            name: _facet({
+            name: ordered_facet({
                 str(b.get("key_as_string", b["key"])): int(b["doc_count"]) for b in aggs[name]["buckets"]
             })
             for name in FACETS
@@ -147,8 +145,3 @@ def _hit(hit: dict[str, Any]) -> SearchHit:
         agency=source.get("agency"),
         tags=tuple(source.get("tags") or ()),
     )
-
-
-def _facet(counts: dict[str, int]) -> dict[str, int]:
-    """Largest first, ties by value: the SQLite backend's order."""
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
