@@ -78,7 +78,8 @@ def ndjson(index: Any, batch: list[Any]) -> list[bytes]:
     from elasticsearch import helpers
 
     from pipeline.models import Story
-    from pipeline.search.elastic import FAMILY_OF_KIND, article_document, story_document
+    from pipeline.search.elastic.documents import article_document, story_document
+    from pipeline.search.elastic.templates import FAMILY_OF_KIND
 
     serializer = index.client.transport.serializers.get_serializer("application/json")
     lines: list[bytes] = []

@@ -61,7 +61,9 @@ import yaml
 
 from bench.dedup.corpus import generate
 from pipeline.models import IndexedArticle
-from pipeline.search.elastic import FAMILIES, ElasticsearchIndex, article_document, story_document
+from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.elastic.documents import article_document, story_document
+from pipeline.search.elastic.templates import FAMILIES
 from pipeline.settings import load_settings
 from pipeline.storage import Store
 from pipeline.storage.schema import (

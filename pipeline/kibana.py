@@ -373,7 +373,7 @@ def _flatten(properties: dict[str, Any], prefix: str, out: dict[str, str]) -> No
 
 def elasticsearch_mappings() -> dict[str, dict[str, str]]:
     """The fields of our index templates, config/elasticsearch/*.json."""
-    from pipeline.search.elastic import load_templates
+    from pipeline.search.elastic.templates import load_templates
 
     return mapped_fields({family: template.body for family, template in load_templates().items()})
 

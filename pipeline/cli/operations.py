@@ -235,7 +235,8 @@ def _cmd_es_setup(args: argparse.Namespace) -> int:
 
 
 def _cmd_es_reindex(args: argparse.Namespace) -> int:
-    from pipeline.search.elastic import FAMILIES, ElasticsearchIndex
+    from pipeline.search.elastic import ElasticsearchIndex
+    from pipeline.search.elastic.templates import FAMILIES
 
     with closing(ElasticsearchIndex(_settings(args).es)) as index:
         reports = index.reindex(FAMILIES if args.kind == "all" else (args.kind,))

@@ -31,7 +31,8 @@ def open_index(settings: Settings, *, stories: Callable[[], int] | None = None, 
             made again, empty, it would find nothing, as if nothing matched.
     """
     if settings.search_backend == "elasticsearch":
-        from pipeline.search.elastic import FAMILIES, ElasticsearchIndex
+        from pipeline.search.elastic import ElasticsearchIndex
+        from pipeline.search.elastic.templates import FAMILIES
 
         elastic = ElasticsearchIndex(settings.es)
         aliases = ", ".join(elastic.alias(f) for f in FAMILIES)

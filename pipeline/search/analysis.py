@@ -69,6 +69,11 @@ def analyze(text: str, language: str | None) -> list[str]:
     return terms
 
 
+def indexed_terms(text: str, language: str | None) -> str:
+    """The terms of a text as both backends store them: separated by spaces."""
+    return " ".join(analyze(text, language))
+
+
 def query_terms(text: str, languages: Iterable[str | None]) -> list[list[str]]:
     """What a query must match: for each of its terms, the forms any of which will do.
 

@@ -1,4 +1,4 @@
-"""The search-index interface every backend implements."""
+"""The search-index interface every backend implements, and what their answers share."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pipeline.models import IndexChange, IndexFailure, SearchQuery, SearchResults
+
+# Title matches count three times as much as body matches (BM25 over title and body), in every backend.
+TITLE_WEIGHT = 3.0
+HIGHLIGHT_TAGS = ("[[", "]]")  # around each matched word of a hit's snippet
 
 
 class SearchIndex(Protocol):
@@ -28,3 +32,8 @@ class SearchIndex(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def ordered_facet(counts: dict[str, int]) -> dict[str, int]:
+    """A facet's counts, largest first, ties by value: the order every backend returns."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -21,13 +21,12 @@ from pipeline.models import (
     SearchResults,
     Story,
 )
-from pipeline.search.analysis import analyze, highlighted_spans, query_terms
+from pipeline.search.analysis import highlighted_spans, indexed_terms, query_terms
+from pipeline.search.base import HIGHLIGHT_TAGS, TITLE_WEIGHT, ordered_facet
 from pipeline.sqlite_wal import use_wal, why_unopenable
 
 log = logging.getLogger(__name__)
 
-# Title matches count three times as much as body matches, as in the Elasticsearch backend.
-TITLE_WEIGHT = 3.0
 SNIPPET_CHARS = 200  # about the length of FTS5's 32-token snippets and Elasticsearch's fragments
 SNIPPET_LEAD = 40  # characters of context shown before the first highlighted word
 
@@ -147,7 +146,10 @@ class SqliteSearchIndex:
         rows = self._db.execute("SELECT rowid, title, body, language FROM stories").fetchall()
         self._db.executemany(
             "UPDATE stories SET title_terms = ?, body_terms = ? WHERE rowid = ?",
-            [(_terms(title, language), _terms(body, language), rowid) for rowid, title, body, language in rows],
+            [
+                (indexed_terms(title, language), indexed_terms(body, language), rowid)
+                for rowid, title, body, language in rows
+            ],
         )
         self._db.execute(_FTS)
         self._db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('rebuild')")
@@ -247,8 +249,8 @@ class SqliteSearchIndex:
                 story.last_seen.isoformat(),
                 story.language,
                 story.agency,
-                title_terms := _terms(story.title, story.language),
-                body_terms := _terms(story.text, story.language),
+                title_terms := indexed_terms(story.title, story.language),
+                body_terms := indexed_terms(story.text, story.language),
             ),
         )
         rowid = cursor.lastrowid
@@ -347,7 +349,7 @@ class SqliteSearchIndex:
                 total = count
             else:
                 counts[facet][str(value)] = count
-        facets = {facet: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for facet, c in counts.items()}
+        facets = {facet: ordered_facet(c) for facet, c in counts.items()}
         hits = [
             SearchHit(
                 story_id=row[0],
@@ -387,10 +389,6 @@ def fts_query(terms: list[list[str]]) -> str:
     )
 
 
-def _terms(text: str, language: str | None) -> str:
-    return " ".join(analyze(text, language))
-
-
 def _snippet(text: str, language: str | None, terms: set[str]) -> str:
     """About SNIPPET_CHARS of the text from just before its first matching word, matches in [[ ]]."""
     # A snippet starts at or before its first match and ends at most SNIPPET_CHARS and a word's 40 after that.
@@ -407,7 +405,7 @@ def _snippet(text: str, language: str | None, terms: set[str]) -> str:
     for left, right in spans:
         if left < start or right > end:
             continue
-        pieces += [text[at:left], "[[", text[left:right], "]]"]
+        pieces += [text[at:left], HIGHLIGHT_TAGS[0], text[left:right], HIGHLIGHT_TAGS[1]]
         at = right
     pieces += [text[at:end], "…" if end < len(text) else ""]
     return "".join(pieces).strip()

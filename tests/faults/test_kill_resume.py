@@ -43,7 +43,9 @@ from pipeline.demo.server import CorpusServer
 from pipeline.errors import SearchBackendError
 from pipeline.models import IndexedArticle
 from pipeline.runner import Pipeline
-from pipeline.search.elastic import FAMILIES, ElasticsearchIndex, article_document, story_document
+from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.elastic.documents import article_document, story_document
+from pipeline.search.elastic.templates import FAMILIES
 from pipeline.settings import Settings
 from pipeline.storage.schema import ADVISORY_LOCKS
 from pipeline.storage.schema import articles

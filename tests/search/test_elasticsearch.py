@@ -36,7 +36,9 @@ from pipeline.models import (
     TextSource,
 )
 from pipeline.runner import Pipeline
-from pipeline.search.elastic import BULK_IN_FLIGHT, BULK_PIECE_DOCS, TEMPLATES_DIR, ElasticsearchIndex
+from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.elastic.bulk import BULK_IN_FLIGHT, BULK_PIECE_DOCS
+from pipeline.search.elastic.templates import TEMPLATES_DIR
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import ElasticsearchSettings, Settings
 from pipeline.storage.schema import outbox

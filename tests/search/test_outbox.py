@@ -23,7 +23,8 @@ from pipeline.demo.server import CorpusServer
 from pipeline.models import IndexChange, IndexFailure, SearchQuery, SearchResults, Source, Story
 from pipeline.runner import Pipeline
 from pipeline.search import SearchIndex, open_index
-from pipeline.search.elastic import ElasticsearchIndex, story_document
+from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.elastic.documents import story_document
 from pipeline.settings import ElasticsearchSettings, Settings, load_settings
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from pipeline import kibana
 from pipeline.cli import main
 from pipeline.errors import ConfigError
-from pipeline.search.elastic import TEMPLATES_DIR, load_templates
+from pipeline.search.elastic.templates import TEMPLATES_DIR, load_templates
 from pipeline.settings import KibanaSettings
 from stack.fake_kibana import FakeKibana
 
