@@ -263,7 +263,7 @@ class SearchQuery:
 class SearchHit:
     story_id: str
     title: str
-    snippet: str  # highlighted with [[ ]] around matched terms
+    snippet: str  # matched terms between the two search.base.HIGHLIGHT_TAGS
     score: float
     outlets: tuple[str, ...]
     article_count: int

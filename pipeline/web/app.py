@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from pipeline.errors import NewsaggError, SearchBackendError
 from pipeline.models import SearchQuery, SearchResults
 from pipeline.search import SearchIndex, open_index
+from pipeline.search.base import HIGHLIGHT_TAGS
 from pipeline.settings import Settings
 from pipeline.storage import Store
 from pipeline.web.params import BadRequest
@@ -189,12 +190,14 @@ def written_in(language: str | None) -> Markup:
 
 
 def highlight(snippet: str) -> Markup:
-    """A search snippet with its ``[[term]]`` marks as <mark>, everything else escaped."""
+    """A search snippet with its marked terms (``HIGHLIGHT_TAGS``) as <mark>, everything else escaped."""
+    opening, closing = HIGHLIGHT_TAGS
     out = Markup()
     rest = " ".join(snippet.split())
-    while (start := rest.find("[[")) >= 0 and (end := rest.find("]]", start)) >= 0:
-        out += escape(rest[:start]) + Markup("<mark>") + escape(rest[start + 2: end]) + Markup("</mark>")
-        rest = rest[end + 2:]
+    while (start := rest.find(opening)) >= 0 and (end := rest.find(closing, start)) >= 0:
+        term = rest[start + len(opening) : end]
+        out += escape(rest[:start]) + Markup("<mark>") + escape(term) + Markup("</mark>")
+        rest = rest[end + len(closing) :]
     return out + escape(rest)
 
 
