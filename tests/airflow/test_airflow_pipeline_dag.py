@@ -225,6 +225,12 @@ POLL_RETRIES = {"poll_feeds": 3}
 SLOW_ANSWER = 8.0  # seconds the first request under /slow/ waits: longer than the poll task's time limit below
 
 
+def _poll_runs_out_of_time_on_slow_feeds(dagbag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll try that waits for a slow feed's first answer runs out of time: its time limit is half the wait."""
+    poll = dagbag.dags["news_pipeline"].get_task("poll_feeds")
+    monkeypatch.setattr(poll, "execution_timeout", timedelta(seconds=SLOW_ANSWER / 2))
+
+
 def test_a_retry_leaves_a_publisher_alone_until_its_retry_after_and_counts_once(
     newsagg_env: Callable[..., Path],
     run_dag: Callable[..., Any],
@@ -236,8 +242,7 @@ def test_a_retry_leaves_a_publisher_alone_until_its_retry_after_and_counts_once(
         down, slow = f"{base}/down/feed.xml", f"{base}/slow/feed.xml"
         newsagg_env(base, write_feeds(tmp_path / "feeds.yaml", [down, slow]))
         # The first try of the batch runs out of time on the slow feed, after the 503 was recorded.
-        poll = dagbag.dags["news_pipeline"].get_task("poll_feeds")
-        monkeypatch.setattr(poll, "execution_timeout", timedelta(seconds=SLOW_ANSWER / 2))
+        _poll_runs_out_of_time_on_slow_feeds(dagbag, monkeypatch)
 
         run = run_dag("news_pipeline", retries=POLL_RETRIES)
 
@@ -275,8 +280,7 @@ def test_the_report_of_a_retried_then_cleared_dag_run_lists_each_feed_it_polled_
         urls = [f"{base}/quiet/feed.xml", f"{base}/down/feed.xml", f"{base}/missing/feed.xml", f"{base}/slow/feed.xml"]
         newsagg_env(base, write_feeds(tmp_path / "feeds.yaml", urls))
         # The batch's first try polls three feeds and runs out of time on the slow one; its retry polls that one.
-        poll = dagbag.dags["news_pipeline"].get_task("poll_feeds")
-        monkeypatch.setattr(poll, "execution_timeout", timedelta(seconds=SLOW_ANSWER / 2))
+        _poll_runs_out_of_time_on_slow_feeds(dagbag, monkeypatch)
 
         run = run_dag("news_pipeline", retries=POLL_RETRIES)
         # An operator clears the finished run: it runs again under its id, and every feed waits for its next poll.
