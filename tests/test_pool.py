@@ -44,6 +44,17 @@ def forked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline.pool, "start_method", lambda: "fork")
 
 
+@pytest.fixture
+def first_pool_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first pool forked, so that its workers inherit this test's patches; the pools after it as a run starts them.
+
+    A pool that replaces a broken one starts while the run's download threads work (spawned
+    then): forked there, a worker could inherit a lock another thread held, and hang.
+    """
+    real, first = pipeline.pool.start_method, iter(["fork"])
+    monkeypatch.setattr(pipeline.pool, "start_method", lambda: next(first, None) or real())
+
+
 @pytest.mark.usefixtures("forked")
 def test_the_stages_of_a_run_share_one_pool(
     corpus_server: CorpusServer, demo_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -71,7 +82,7 @@ def test_the_stages_of_a_run_share_one_pool(
     assert started == [1]  # one pool for the whole run
 
 
-@pytest.mark.usefixtures("forked")
+@pytest.mark.usefixtures("first_pool_forked")
 def test_a_killed_worker_costs_its_batches_a_retry_not_the_run(
     corpus_server: CorpusServer, demo_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
