@@ -126,15 +126,16 @@ class RunStore(StoreBase):
 
     def counted(self, airflow_run: str) -> dict[str, int]:
         """What the tasks of the DAG run ``airflow_run`` counted so far (``add_counts``); empty if it is not recorded."""
-        with self._read() as conn:
-            stats = conn.execute(sa.select(runs.c.stats).where(runs.c.airflow_run == airflow_run)).scalar()
-        return dict((stats or {}).get("counted") or {})
+        return dict(self._airflow_stats(airflow_run).get("counted") or {})
 
     def reported_feeds(self, airflow_run: str) -> list[dict[str, Any]]:
         """The feeds' outcomes the DAG run ``airflow_run`` recorded when it ended (``finish_run``); empty until it did."""
+        return list(self._airflow_stats(airflow_run).get("feeds") or [])
+
+    def _airflow_stats(self, airflow_run: str) -> dict[str, Any]:
         with self._read() as conn:
             stats = conn.execute(sa.select(runs.c.stats).where(runs.c.airflow_run == airflow_run)).scalar()
-        return list((stats or {}).get("feeds") or [])
+        return stats or {}
 
     def finish_run(self, run_id: int, status: str, stats: dict[str, Any]) -> None:
         """Record how the run ended and its counts, keeping the stage times and counts recorded on the way."""
