@@ -9,13 +9,14 @@ downloading and its extracting one after the other.
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
 import pipeline.extraction as extraction
 import pipeline.pool
-from faultkit import Handler, Web, article_html, fault_settings, rss, write_feed_list
+from faultkit import Handler, Web, article_html, fault_settings, rss, wait_until, write_feed_list
 from pipeline.extraction import ExtractedPage
 from pipeline.runner import Pipeline
 
@@ -42,12 +43,9 @@ def test_the_pages_of_a_batch_are_extracted_while_its_slowest_page_downloads(
 
     def slow(handler: Handler) -> None:
         # Answers once every other page of the batch is extracted, or after 20 s if that never happens.
-        deadline = threading.Event()
-        for _ in range(200):
-            if len(extracted.read_text(encoding="utf-8").splitlines()) >= FAST_PAGES:
-                others_extracted.set()
-                break
-            deadline.wait(0.1)
+        with suppress(AssertionError):
+            wait_until(lambda: len(extracted.read_text(encoding="utf-8").splitlines()) >= FAST_PAGES, timeout=20)
+            others_extracted.set()
         handler.reply(200, article_html("Slow story", "tunnel").encode(), "text/html; charset=utf-8")
 
     web.routes["/news/slow"] = slow
@@ -81,12 +79,9 @@ def test_a_batchs_slowest_page_does_not_hold_up_the_next_batchs_downloads(web: W
 
     def slow(handler: Handler) -> None:
         # Answers once every page of the next batch was asked for, or after 20 s if none is.
-        wait = threading.Event()
-        for _ in range(200):
-            if len(asked) >= 2 * batch - 1:
-                next_batch_asked.set()
-                break
-            wait.wait(0.1)
+        with suppress(AssertionError):
+            wait_until(lambda: len(asked) >= 2 * batch - 1, timeout=20)
+            next_batch_asked.set()
         handler.reply(200, article_html("Slow story", "tunnel").encode(), "text/html; charset=utf-8")
 
     web.routes["/news/0"] = slow  # the first entry of the first batch
