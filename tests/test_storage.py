@@ -33,7 +33,7 @@ from pipeline.models import (
     TextSource,
     Validators,
 )
-from pipeline.storage import NewArticle, Store, StoryFilter
+from pipeline.storage import NewArticle, PendingEntry, Store, StoryFilter
 from pipeline.storage.schema import outbox_seq
 from pipeline.urls import MAX_URL_LENGTH, canonicalize
 from services import postgres_database
@@ -125,6 +125,33 @@ def test_a_claim_takes_the_pending_entries_round_robin_over_their_sites(store: S
     rest = [p.entry.url for p in store.claim_entries(10, "w3", lease_seconds=60)]
     assert sorted(rest) == sorted(entry(4, site).url for site in sites)
     assert store.claim_entries(10, "w4", lease_seconds=60) == []
+
+
+def test_a_claim_shares_out_a_publishers_section_feeds_as_one_site(store: Store) -> None:
+    # Politeness is per site: a publisher with a feed per section had a share of each batch per
+    # feed, and the batch went at its pace while the other sites' pages waited.
+    sections = [FeedSource(id=f"ledger-{name}", name="Harbor City Ledger", url=f"https://ledger.example/{name}.xml")
+                for name in ("world", "business", "sport")]
+    store.sync_feeds([*sections, feed("courier"), feed("gazette")])
+    for minutes, source in enumerate(sections):
+        pages = [FeedEntry(feed_id=source.id, url=f"https://www.ledger.example/{source.id}/{n}", title="t", summary="s")
+                 for n in range(1, 5)]
+        store.record_feed_fetched(source.id, pages, Validators(), now=T0 + timedelta(minutes=minutes), next_attempt_at=T0)
+    for minutes, site in enumerate(("courier", "gazette"), start=3):
+        store.record_feed_fetched(site, [entry(n, site) for n in range(1, 5)], Validators(),
+                                  now=T0 + timedelta(minutes=minutes), next_attempt_at=T0)
+
+    def sites(claim: list[PendingEntry]) -> list[str]:
+        return sorted(p.entry.url.split("/")[2].removeprefix("www.") for p in claim)
+
+    assert sites(store.claim_entries(6, "w1", lease_seconds=60)) == ["courier.example", "courier.example",
+                                                                     "gazette.example", "gazette.example",
+                                                                     "ledger.example", "ledger.example"]
+    assert sites(store.claim_entries(6, "w2", lease_seconds=60)) == ["courier.example", "courier.example",
+                                                                     "gazette.example", "gazette.example",
+                                                                     "ledger.example", "ledger.example"]
+    # Once the small sites run out, the publisher's pages fill the batches.
+    assert sites(store.claim_entries(20, "w3", lease_seconds=60)) == ["ledger.example"] * 8
 
 
 def test_a_workers_next_claim_renews_the_claims_it_still_holds(store: Store) -> None:

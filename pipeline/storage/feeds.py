@@ -9,11 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from pipeline.fetching.politeness import registrable_domain
 from pipeline.models import FeedEntry, FeedSource, Validators
 from pipeline.storage.base import StoreBase, chunks, utc_now
 from pipeline.storage.runs import HOST, process_gone
@@ -21,7 +23,7 @@ from pipeline.storage.schema import ADVISORY_LOCKS, UTCDateTime, alert_digests, 
 from pipeline.urls import feed_url_key, unused_id
 
 #: How many times a claim's size of the oldest free entries a claim picks from, round-robin over
-#: their feeds: a run's batches mix many feeds' entries, not only the oldest feed's.
+#: their sites: a run's batches mix many sites' entries, not only the oldest feed's.
 CLAIM_SPREAD = 10
 # The columns the feed list sets; the rest is the feed's polling state.
 _CONFIGURED = ("name", "url", "language", "tags", "poll_interval", "kind", "cross_host")
@@ -435,10 +437,10 @@ class FeedStore(StoreBase):
         An entry is free when no lease holds it or its lease has ended (its worker died);
         a worker does not take back an entry it released (a page deferred by
         ``record_entry_failure``): ``worker`` names one pass, and the next pass retries it.
-        The entries are taken round-robin over their feeds from the ``limit * CLAIM_SPREAD``
-        oldest free ones: a feed's entries are discovered together, and a batch of one
-        feed's pages was fetched at its site's polite pace while every other site waited
-        for the next batch.
+        The entries are taken round-robin over their sites (registrable domains) from the
+        ``limit * CLAIM_SPREAD`` oldest free ones: a feed's entries are discovered together,
+        and a batch of one site's pages was fetched at its polite pace while every other
+        site waited for the next batch.
 
         Two workers never take the same entry: on PostgreSQL the pick skips rows another
         worker is taking (FOR UPDATE SKIP LOCKED, held until the claim commits); on SQLite
@@ -448,7 +450,7 @@ class FeedStore(StoreBase):
         now = now or utc_now()
         until = now + timedelta(seconds=lease_seconds)
         free = (
-            sa.select(entries.c.url, entries.c.feed_id)
+            sa.select(entries.c.url)
             .where(
                 entries.c.state == "pending",
                 entries.c.attempts < max_attempts,
@@ -462,7 +464,7 @@ class FeedStore(StoreBase):
         )
         with self._tx() as conn:
             self._renew(conn, worker, until)
-            candidates = conn.execute(free).all()
+            candidates: list[str] = list(conn.execute(free).scalars())
             if not candidates:
                 return []
             claimed = _round_robin(candidates, limit)
@@ -552,13 +554,17 @@ def _feed_entry(row: Any) -> FeedEntry:
     )
 
 
-def _round_robin(candidates: Sequence[Any], limit: int) -> list[str]:
-    """Up to ``limit`` of the (url, feed_id) rows: each feed's first, then each one's second, and so on."""
-    by_feed: dict[str, list[str]] = {}
-    for url, feed_id in candidates:
-        by_feed.setdefault(feed_id, []).append(url)
+def _round_robin(urls: Sequence[str], limit: int) -> list[str]:
+    """Up to ``limit`` of ``urls``: each site's first, then each one's second, and so on.
+
+    A site is the registrable domain of the page's host, which the fetcher's politeness
+    delay is kept per: a publisher's section feeds (world, business, sport) are one site.
+    """
+    by_site: dict[str, list[str]] = {}
+    for url in urls:
+        by_site.setdefault(registrable_domain(urlsplit(url).hostname or ""), []).append(url)
     taken: list[str] = []
-    for turn in itertools.zip_longest(*by_feed.values()):
+    for turn in itertools.zip_longest(*by_site.values()):
         taken.extend(url for url in turn if url is not None)
         if len(taken) >= limit:
             break
