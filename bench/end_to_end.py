@@ -72,7 +72,8 @@ def one_run(
     corpus: BuiltCorpus, server: ServedCorpus, workdir: Path, backend: str, url: str | None, *, second_pass: bool = True
 ) -> dict[str, Any]:
     """One fresh pipeline over the served corpus; the timings of its stages, and of a second pass."""
-    import pipeline.runner
+    import pipeline.runner.articles
+    import pipeline.runner.feeds
     from pipeline.models import SearchQuery
     from pipeline.runner import Pipeline
 
@@ -105,10 +106,10 @@ def one_run(
             "search_hits_for_first_title": hits,
         }
         if second_pass:
-            parses = mock.Mock(wraps=pipeline.runner.parse_feed)
-            extractions = mock.Mock(wraps=pipeline.runner.PageBatch)
-            with mock.patch.object(pipeline.runner, "parse_feed", parses), mock.patch.object(
-                pipeline.runner, "PageBatch", extractions
+            parses = mock.Mock(wraps=pipeline.runner.feeds.parse_feed)
+            extractions = mock.Mock(wraps=pipeline.runner.articles.PageBatch)
+            with mock.patch.object(pipeline.runner.feeds, "parse_feed", parses), mock.patch.object(
+                pipeline.runner.articles, "PageBatch", extractions
             ):
                 started = time.perf_counter()
                 again = pipe.run(force=True, trigger="bench")

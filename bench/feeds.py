@@ -40,7 +40,8 @@ def _settings(base_url: str, data_dir: Path, feeds_file: Path) -> Any:
 
 
 def run(size: str = "quick", workdir: Path | None = None) -> Result:
-    import pipeline.runner
+    import pipeline.runner.articles
+    import pipeline.runner.feeds
     from pipeline.runner import Pipeline
 
     feed_count, entries = SIZES[size]
@@ -66,10 +67,10 @@ def run(size: str = "quick", workdir: Path | None = None) -> Result:
             span, server_cpu, outcomes, pipe = poll("ours", concurrent=True)
             try:
                 # Pass 2: the same feeds, unchanged. Count what would mean wasted work.
-                parses = mock.Mock(wraps=pipeline.runner.parse_feed)
-                extractions = mock.Mock(wraps=pipeline.runner.PageBatch)
-                with mock.patch.object(pipeline.runner, "parse_feed", parses), mock.patch.object(
-                    pipeline.runner, "PageBatch", extractions
+                parses = mock.Mock(wraps=pipeline.runner.feeds.parse_feed)
+                extractions = mock.Mock(wraps=pipeline.runner.articles.PageBatch)
+                with mock.patch.object(pipeline.runner.feeds, "parse_feed", parses), mock.patch.object(
+                    pipeline.runner.articles, "PageBatch", extractions
                 ):
                     second_server = server.cpu_seconds()
                     with measure() as second:

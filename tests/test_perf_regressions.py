@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 from services import postgres_database
 
-import pipeline.runner
+import pipeline.runner.feeds
 from bench.corpus import build, generate_articles
 from pipeline.demo.run import demo_settings
 from pipeline.demo.server import CorpusServer
@@ -114,7 +114,7 @@ def test_concurrent_polling_equals_polling_one_feed_after_another(
     assert len(concurrent[1][0]) == 160  # every entry queued once
 
 
-_REAL_PARSE_FEED = pipeline.runner.parse_feed
+_REAL_PARSE_FEED = pipeline.runner.feeds.parse_feed
 
 
 def _die_in_a_worker(*args: Any, **kwargs: Any) -> Any:
@@ -128,7 +128,7 @@ def test_polling_survives_a_parser_process_dying(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server, feeds_file = many_feeds
-    monkeypatch.setattr(pipeline.runner, "parse_feed", _die_in_a_worker)
+    monkeypatch.setattr(pipeline.runner.feeds, "parse_feed", _die_in_a_worker)
     with Pipeline(_settings(server, tmp_path / "data", feeds_file)) as pipe:
         sources = pipe.load_feeds()
         assert len(sources) >= MIN_PARALLEL_FEEDS

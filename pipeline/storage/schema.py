@@ -76,7 +76,7 @@ feeds = sa.Table(
     sa.Column("learned_interval", sa.Integer),
     sa.Column("last_new_entry_at", UTCDateTime),
     sa.Column("alerted_status", sa.String(20)),
-    # One scheduled poll is one attempt however often Airflow retries it (runner._record_poll).
+    # One scheduled poll is one attempt however often Airflow retries it (runner.feeds._record_poll).
     sa.Column("attempt_key", CleanText),
     # What that poll did (FeedOutcome fields but the id), so the report of a DAG run lists the
     # feeds polled by a try that failed or a run since cleared, whose outcomes no XCom holds (0008).

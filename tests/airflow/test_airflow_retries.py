@@ -133,10 +133,11 @@ def test_tasks_that_fail_after_committing_part_of_their_work_are_retried_and_cou
 # more to store, and the run notes its progress (and the stage's time so far) at every batch.
 KILLED_FETCH = """
 import os, signal, sys, time
-from pipeline import Pipeline, load_settings, runner
+from pipeline import Pipeline, load_settings
+from pipeline.runner import base
 from pipeline.storage import Store
 
-runner.HEARTBEAT_SECONDS = 0.0
+base.HEARTBEAT_SECONDS = 0.0
 save, commits = Store._save_articles, []
 def save_then_die(self, *args):
     time.sleep(1.0)

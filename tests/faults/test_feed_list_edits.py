@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from services import postgres_database
 
-import pipeline.runner
+import pipeline.runner.feeds
 from pipeline.feeds import load_feed_list
 from pipeline.feeds.lists import write_feed_list
 from pipeline.feeds.subscriptions import add_feed, remove_feed
@@ -30,7 +30,7 @@ def _feed(url: str) -> FeedSource:
 def _edit_while_the_run_reads(settings: Settings, edit: Callable[[Store], object]) -> None:
     """A run reads the feed list; ``edit`` (another process's command: a store of its own) runs before it registers it."""
     read, edited = threading.Event(), threading.Event()
-    real = pipeline.runner.load_feed_list
+    real = pipeline.runner.feeds.load_feed_list
 
     def read_then_pause(path: Path) -> list[FeedSource]:
         feeds = real(path)
@@ -39,7 +39,7 @@ def _edit_while_the_run_reads(settings: Settings, edit: Callable[[Store], object
         return feeds
 
     with Pipeline(settings) as run, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline.runner, "load_feed_list", read_then_pause)
+        patch.setattr(pipeline.runner.feeds, "load_feed_list", read_then_pause)
         running = threading.Thread(target=run.load_feeds)
         running.start()
         assert read.wait(10)
