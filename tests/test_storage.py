@@ -154,6 +154,25 @@ def test_a_claim_shares_out_a_publishers_section_feeds_as_one_site(store: Store)
     assert sites(store.claim_entries(20, "w3", lease_seconds=60)) == ["ledger.example"] * 8
 
 
+def test_a_feeds_backlog_does_not_keep_the_other_feeds_out_of_the_claims(store: Store) -> None:
+    # A first run (or one after an outage) discovers a publisher's whole backlog before the next
+    # feed is polled: the oldest free entries a claim picks from were all its, and every batch
+    # went at its polite pace until the backlog was nearly gone.
+    store.sync_feeds([feed(site) for site in ("ledger", "courier", "gazette")])
+    backlog = [FeedEntry(feed_id="ledger", url=f"https://ledger.example/a/{n:03}", title="t", summary="s")
+               for n in range(1, 101)]
+    store.record_feed_fetched("ledger", backlog, Validators(), now=T0, next_attempt_at=T0)
+    for minutes, site in enumerate(("courier", "gazette"), start=1):
+        store.record_feed_fetched(site, [entry(n, site) for n in range(1, 3)], Validators(),
+                                  now=T0 + timedelta(minutes=minutes), next_attempt_at=T0)
+    first = [p.entry.url for p in store.claim_entries(3, "w1", lease_seconds=60)]
+    assert sorted(first) == sorted([backlog[0].url, entry(1, "courier").url, entry(1, "gazette").url])
+    second = [p.entry.url for p in store.claim_entries(3, "w2", lease_seconds=60)]
+    assert sorted(second) == sorted([backlog[1].url, entry(2, "courier").url, entry(2, "gazette").url])
+    # Then the backlog, oldest first.
+    assert [p.entry.url for p in store.claim_entries(2, "w3", lease_seconds=60)] == [backlog[2].url, backlog[3].url]
+
+
 def test_a_workers_next_claim_renews_the_claims_it_still_holds(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(n) for n in (1, 2)], Validators(), now=T0, next_attempt_at=T0)

@@ -22,8 +22,8 @@ from pipeline.storage.runs import HOST, process_gone
 from pipeline.storage.schema import ADVISORY_LOCKS, UTCDateTime, alert_digests, entries, feeds
 from pipeline.urls import feed_url_key, unused_id
 
-#: How many times a claim's size of the oldest free entries a claim picks from, round-robin over
-#: their sites: a run's batches mix many sites' entries, not only the oldest feed's.
+#: How many times a claim's size of entries (each feed's oldest first) a claim picks from,
+#: round-robin over their sites: a run's batches mix many sites' entries, not only the oldest feed's.
 CLAIM_SPREAD = 10
 # The columns the feed list sets; the rest is the feed's polling state.
 _CONFIGURED = ("name", "url", "language", "tags", "poll_interval", "kind", "cross_host")
@@ -438,35 +438,39 @@ class FeedStore(StoreBase):
         a worker does not take back an entry it released (a page deferred by
         ``record_entry_failure``): ``worker`` names one pass, and the next pass retries it.
         The entries are taken round-robin over their sites (registrable domains) from the
-        ``limit * CLAIM_SPREAD`` oldest free ones: a feed's entries are discovered together,
-        and a batch of one site's pages was fetched at its polite pace while every other
-        site waited for the next batch.
+        ``limit * CLAIM_SPREAD`` first free entries of every feed: each feed's oldest, then
+        each one's second oldest, and so on. A feed's entries are discovered together, and a
+        batch of one site's pages was fetched at its polite pace while every other site waited
+        for the next batch; a first run discovers whole backlogs feed after feed.
 
-        Two workers never take the same entry: on PostgreSQL the pick skips rows another
-        worker is taking (FOR UPDATE SKIP LOCKED, held until the claim commits); on SQLite
-        the transaction's first statement is a write, so it holds the database's write lock
-        before it reads.
+        Two workers never take the same entry: on PostgreSQL the candidates are locked with
+        FOR UPDATE SKIP LOCKED (held until the claim commits), skipping those another worker
+        is taking; on SQLite the transaction's first statement is a write, so it holds the
+        database's write lock before it reads.
         """
         now = now or utc_now()
         until = now + timedelta(seconds=lease_seconds)
         free = (
-            sa.select(entries.c.url)
-            .where(
-                entries.c.state == "pending",
-                entries.c.attempts < max_attempts,
-                sa.or_(entries.c.lease_until.is_(None), entries.c.lease_until <= now),
-                sa.or_(entries.c.claimed_by.is_(None), entries.c.claimed_by != worker),
-                sa.exists().where(feeds.c.id == entries.c.feed_id),  # as pending_entries: a known outlet
-            )
-            .order_by(entries.c.discovered_at, entries.c.url)
-            .limit(limit * CLAIM_SPREAD)
-            .with_for_update(skip_locked=True)
+            entries.c.state == "pending",
+            entries.c.attempts < max_attempts,
+            sa.or_(entries.c.lease_until.is_(None), entries.c.lease_until <= now),
+            sa.or_(entries.c.claimed_by.is_(None), entries.c.claimed_by != worker),
+            sa.exists().where(feeds.c.id == entries.c.feed_id),  # as pending_entries: a known outlet
+        )
+        turn = sa.func.row_number().over(partition_by=entries.c.feed_id, order_by=(entries.c.discovered_at, entries.c.url))
+        turns = sa.select(entries.c.url, entries.c.discovered_at, turn.label("turn")).where(*free).subquery()
+        first_of_each_feed = (
+            sa.select(turns.c.url).order_by(turns.c.turn, turns.c.discovered_at, turns.c.url).limit(limit * CLAIM_SPREAD)
         )
         with self._tx() as conn:
             self._renew(conn, worker, until)
-            candidates: list[str] = list(conn.execute(free).scalars())
+            candidates: list[str] = list(conn.execute(first_of_each_feed).scalars())
             if not candidates:
                 return []
+            # A window function cannot lock its rows: the candidates are locked, and checked free, apart.
+            lock = sa.select(entries.c.url).where(entries.c.url.in_(candidates), *free).with_for_update(skip_locked=True)
+            locked: set[str] = set(conn.execute(lock).scalars())
+            candidates = [url for url in candidates if url in locked]
             claimed = _round_robin(candidates, limit)
             conn.execute(entries.update().where(entries.c.url.in_(claimed)).values(claimed_by=worker, lease_until=until))
             query = (
