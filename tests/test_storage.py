@@ -173,6 +173,43 @@ def test_a_feeds_backlog_does_not_keep_the_other_feeds_out_of_the_claims(store: 
     assert [p.entry.url for p in store.claim_entries(2, "w3", lease_seconds=60)] == [backlog[2].url, backlog[3].url]
 
 
+def test_a_claim_made_while_another_is_being_made_gets_its_own_entries(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.sync_feeds([feed(site) for site in ("ledger", "courier", "gazette")])
+    for minutes, site in enumerate(("ledger", "courier", "gazette")):
+        store.record_feed_fetched(site, [entry(n, site) for n in range(1, 5)], Validators(),
+                                  now=T0 + timedelta(minutes=minutes), next_attempt_at=T0)
+    import pipeline.storage.feeds as feed_store
+
+    choosing, chosen = threading.Event(), threading.Event()
+    real_round_robin = feed_store._round_robin
+
+    def first_claim_pauses(urls: list[str], limit: int) -> list[str]:
+        if threading.current_thread().name == "first":
+            choosing.set()
+            assert chosen.wait(30)
+        return real_round_robin(urls, limit)
+
+    monkeypatch.setattr(feed_store, "_round_robin", first_claim_pauses)
+    claims: dict[str, list[str]] = {}
+
+    def claim(worker: str) -> None:
+        claims[worker] = [p.entry.url for p in store.claim_entries(3, worker, lease_seconds=60)]
+
+    first = threading.Thread(target=claim, args=("w1",), name="first")
+    first.start()
+    assert choosing.wait(30)  # the first claim has read its candidates and is choosing among them
+    second = threading.Thread(target=claim, args=("w2",), name="second")
+    second.start()
+    time.sleep(0.5)
+    chosen.set()
+    first.join(30)
+    second.join(30)
+    assert len(claims["w1"]) == 3 and len(claims["w2"]) == 3
+    assert not set(claims["w1"]) & set(claims["w2"])
+
+
 def test_a_workers_next_claim_renews_the_claims_it_still_holds(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(n) for n in (1, 2)], Validators(), now=T0, next_attempt_at=T0)

@@ -443,10 +443,12 @@ class FeedStore(StoreBase):
         batch of one site's pages was fetched at its polite pace while every other site waited
         for the next batch; a first run discovers whole backlogs feed after feed.
 
-        Two workers never take the same entry: on PostgreSQL the candidates are locked with
-        FOR UPDATE SKIP LOCKED (held until the claim commits), skipping those another worker
-        is taking; on SQLite the transaction's first statement is a write, so it holds the
-        database's write lock before it reads.
+        Claims are made one at a time, each seeing the ones before it committed: on SQLite the
+        transaction's first statement is a write, so it holds the database's write lock
+        before it reads; on PostgreSQL a claim holds an advisory lock. Locking the candidates
+        instead (FOR UPDATE SKIP LOCKED) left a worker claiming beside another none: the
+        other held every candidate while it chose among them. A claim takes tens of
+        milliseconds (bench/README.md); a batch's downloads, seconds.
         """
         now = now or utc_now()
         until = now + timedelta(seconds=lease_seconds)
@@ -463,14 +465,12 @@ class FeedStore(StoreBase):
             sa.select(turns.c.url).order_by(turns.c.turn, turns.c.discovered_at, turns.c.url).limit(limit * CLAIM_SPREAD)
         )
         with self._tx() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCKS["claims"])))
             self._renew(conn, worker, until)
             candidates: list[str] = list(conn.execute(first_of_each_feed).scalars())
             if not candidates:
                 return []
-            # A window function cannot lock its rows: the candidates are locked, and checked free, apart.
-            lock = sa.select(entries.c.url).where(entries.c.url.in_(candidates), *free).with_for_update(skip_locked=True)
-            locked: set[str] = set(conn.execute(lock).scalars())
-            candidates = [url for url in candidates if url in locked]
             claimed = _round_robin(candidates, limit)
             conn.execute(entries.update().where(entries.c.url.in_(claimed)).values(claimed_by=worker, lease_until=until))
             query = (

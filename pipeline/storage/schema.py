@@ -14,6 +14,7 @@ ADVISORY_LOCKS = {
     "clusters": 0x6E6577736167_02,
     "feed_list": 0x6E6577736167_03,
     "alerts": 0x6E6577736167_04,
+    "claims": 0x6E6577736167_05,
 }
 #: The advisory lock class of an outlet's template counts (templates.py), whose second key is
 #: the hash of the outlet: two 32-bit keys, a key space apart from the 64-bit ones above.
