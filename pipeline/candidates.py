@@ -24,6 +24,11 @@ box goes): when the page's prose list items (:func:`list_items`, read before tra
 are missing from its text, and on a fresh tree they are the article container's
 (:func:`dropped_list_chars`), :func:`extract_page` asks trafilatura's recall mode.
 
+A page its scripts render (Next.js, React Query, Flarum) may carry the article only as
+HTML in a string of an inline script, the markup a browser shows having none: where
+trafilatura's text is under its own minimum (:data:`MIN_TEXT_CHARS`), :func:`extract_page`
+parses the page again and asks :func:`script_article`.
+
 What the page states about its article is read before trafilatura too: the JSON-LD
 ``articleBody`` (:func:`stated_body`) marks where the article ends, or that trafilatura
 took another block (:func:`by_stated_body`); a news page's standfirst
@@ -41,10 +46,11 @@ development sets (bench/README.md, "Extraction quality").
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -104,6 +110,13 @@ MIN_STATED_BODY_KEPT = 0.3
 #: A block of trafilatura's text with at least this many words, at least half of them in the
 #: articleBody, is article; the blocks after the last such block are not.
 MIN_BODY_BLOCK_WORDS = 5
+
+#: trafilatura's text shorter than this (its own minimum for a text) calls for the article's HTML in the page's scripts.
+MIN_TEXT_CHARS = 250
+#: A script's string is the article's HTML only with this many characters of text ...
+MIN_SCRIPT_ARTICLE_CHARS = 500
+#: ... in at least this many paragraphs.
+MIN_SCRIPT_ARTICLE_PARAGRAPHS = 3
 
 #: A first block with the title's first words (not all) repeats it from this many words on.
 MIN_TITLE_START_WORDS = 4
@@ -180,6 +193,14 @@ _READABILITY_BLOCKS = frozenset({
     "div", "section", "article", "pre", "ul", "ol", "table", "tr", "br", "header", "footer", "main", "aside", "nav",
     "form", "dl", "figure", "hr",
 })
+_INLINE_SCRIPTS = lxml.etree.XPath("//script[not(@src)][not(@type='application/ld+json')]/text()", smart_strings=False)
+#: A JSON (or JavaScript) string literal; the escapes it may hold are read by ``json``. Written as
+#: runs of plain characters between escapes, possessive: one character at a time is ten times slower.
+_STRING_LITERAL = re.compile(r'"([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"')
+#: A paragraph's start tag, as it appears in a string literal: plain or escaped once or twice.
+_ESCAPED_P = re.compile(r"(?:<|\\+u003[cC])p[\s>\\]")
+#: The head of a text chunk of Next.js's flight data ("24:T1a2b,<p>..."), before the chunk's HTML.
+_FLIGHT_TEXT = re.compile(r"^[0-9a-f]+:T[0-9a-f]+,")
 _PART_BLOCKS = lxml.etree.XPath(".//p | .//h2 | .//h3 | .//blockquote[not(.//p)] | .//li[not(.//p)][not(ancestor::nav)]")
 
 
@@ -513,6 +534,64 @@ def second_opinion(tree: lxml.html.HtmlElement, text: str, paragraph_size: int) 
     if len(other) >= max(MIN_OTHER_CHARS, OTHER_LONGER * len(text)) and shared_words(text, other) < MAX_SHARED_WORDS:
         return other
     return with_missing_blocks(text, other) if text else text
+
+
+def script_article(tree: lxml.html.HtmlElement, title: str | None) -> str | None:
+    """The article a page carries only as HTML in a string of its inline scripts, a block a paragraph, or None.
+
+    Pages its scripts render (Next.js, React Query) may hold the article's HTML only as
+    a JSON string value (``"contentHtml":"\\u003cp>..."``), the markup a browser shows
+    empty. The longest such HTML of :data:`MIN_SCRIPT_ARTICLE_PARAGRAPHS` paragraphs and
+    :data:`MIN_SCRIPT_ARTICLE_CHARS` characters of text is the article when it has half
+    of the ``title``'s words (another story's HTML, a site's whole text, has not).
+    """
+    best = longest_script_html(tree)
+    if len(best) < MIN_SCRIPT_ARTICLE_CHARS:
+        return None
+    wanted = set(_WORDS.findall((title or "").lower()))
+    if not wanted or 2 * len(wanted & set(_WORDS.findall(best.lower()))) < len(wanted):
+        return None
+    return best
+
+
+def longest_script_html(tree: lxml.html.HtmlElement) -> str:
+    """The text of the longest HTML in a string of the page's inline scripts with enough paragraphs, or ""."""
+    best = ""
+    for script in _INLINE_SCRIPTS(tree):
+        if not _ESCAPED_P.search(script):
+            continue
+        for fragment in _html_strings(str(script), depth=2):
+            try:
+                root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+            except (lxml.etree.ParserError, ValueError):
+                continue
+            if sum(1 for p in root.iter("p") if p.text_content().strip()) < MIN_SCRIPT_ARTICLE_PARAGRAPHS:
+                continue
+            pieces: list[str] = []
+            _block_pieces(root, pieces)
+            if len(text := paragraphs("".join(pieces))) > len(best):
+                best = text
+    return best
+
+
+def _html_strings(source: str, depth: int) -> Iterator[str]:
+    """The string literals of ``source`` that hold paragraphs, decoded; within a string that is
+    itself JSON (Next.js's ``self.__next_f.push`` payloads) the strings inside it, to ``depth``."""
+    for match in _STRING_LITERAL.finditer(source):
+        literal = match.group(1)
+        if len(literal) < MIN_SCRIPT_ARTICLE_CHARS or not _ESCAPED_P.search(literal):
+            continue
+        try:
+            value = json.loads(f'"{literal}"')
+        except ValueError:
+            continue
+        if not isinstance(value, str):
+            continue
+        inner = list(_html_strings(value, depth - 1)) if depth > 1 else []
+        if inner:
+            yield from inner
+        elif "<p" in value:
+            yield _FLIGHT_TEXT.sub("", value, count=1)
 
 
 def readability_text(page: str | bytes) -> str:

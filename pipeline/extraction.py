@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import lxml.etree
 import lxml.html
 from trafilatura import bare_extraction
+from trafilatura.metadata import extract_metadata
 from trafilatura.settings import Document
 from trafilatura.utils import repair_faulty_html
 
@@ -39,6 +40,7 @@ from pipeline.dates import parse_moment
 from pipeline.agency import detect_credit
 from pipeline.candidates import (
     DROPPED_LIST_SHARE,
+    MIN_TEXT_CHARS,
     SHORT_OF_PARAGRAPHS,
     by_stated_body,
     dropped_list_chars,
@@ -48,6 +50,7 @@ from pipeline.candidates import (
     missing_chars,
     paragraph_chars,
     paragraphs,
+    script_article,
     second_opinion,
     standfirst,
     stated_body,
@@ -216,6 +219,12 @@ def extract_page(
             text = second_opinion(_parse(source), text, paragraph_size)
         except Exception as exc:  # a second opinion failing leaves trafilatura's text
             logger.warning("second opinion failed on %s: %s: %s", url, type(exc).__name__, exc)
+    if len(text) < MIN_TEXT_CHARS:
+        # A page its scripts render may carry the article only in a script's string: parsed again only here.
+        try:
+            text, found = _with_script_article(source, url, text, found)
+        except Exception as exc:  # the scan failing leaves trafilatura's text
+            logger.warning("script scan failed on %s: %s: %s", url, type(exc).__name__, exc)
     text = by_stated_body(text, body)
     if found:
         text = trimmed(text, found.title, found.author)
@@ -244,6 +253,19 @@ def _with_lists(source: bytes, url: str, text: str) -> str:
     document = bare_extraction(tree, url=url or None, favor_recall=True, **TRAFILATURA_OPTIONS)
     other = paragraphs(document.text or "") if isinstance(document, Document) else ""
     return other if len(other) > len(text) else text
+
+
+def _with_script_article(source: bytes, url: str, text: str, found: Document | None) -> tuple[str, Document | None]:
+    """The article HTML the page's scripts carry (:func:`script_article`) in place of trafilatura's short
+    ``text``, with the page's metadata when trafilatura found no text to give it; else the two unchanged."""
+    tree = _parse(source)
+    title = found.title if found else _clean(tree.findtext(".//title"))
+    article = script_article(tree, title)
+    if not article:
+        return text, found
+    logger.debug("page %s: the article's text from its scripts", url)
+    date_config = TRAFILATURA_OPTIONS["date_extraction_params"]
+    return article, found or extract_metadata(tree, default_url=url or None, date_config=date_config)
 
 
 def _parse(source: bytes) -> lxml.html.HtmlElement:

@@ -226,3 +226,53 @@ def test_a_listings_page_has_its_first_list_items_read_and_found_in_the_text() -
     text = "\n\n".join(f"- {item}." for item in items)
     assert missing_chars(keys, text) == 0
     assert missing_chars(keys, text.replace("- Item number 7 of", "- An entry of")) == len(keys[7])
+
+
+_HEADLINE = "Council closes the old bridge for two years"
+_URL = "https://town-paper.example/news/2026/01/29/bridge-closes"
+
+
+def _script_rendered(data: str, title: str = _HEADLINE) -> bytes:
+    """A page its scripts render: an empty root element, the article's data in an inline script."""
+    return f"""<!DOCTYPE html><html><head><title>{title} | The Town Paper</title>
+    <script src="/_next/static/chunks/main.js" async=""></script></head>
+    <body><div id="__next"><header><a href="/">The Town Paper</a></header><main></main></div>
+    <script>{data}</script></body></html>""".encode()
+
+
+def _story_html() -> str:
+    return f"<h2>{_HEADLINE}</h2>" + "".join(f'<p class="text">{p}</p>' for p in _STORY)
+
+
+def test_an_article_only_in_a_scripts_json_string_is_the_text() -> None:
+    # React Query's dehydrated state as Next.js pages write it: '<' escaped as \u003c in a JSON string
+    state = json.dumps({"queries": [{"data": {"title": _HEADLINE, "contentHtml": _story_html()}}]}).replace("<", "\\u003c")
+    found = extract_page(_script_rendered(f"window.__RQ__ = [];window.__RQ__.push({state})"), _URL)
+    assert found is not None
+    assert found.text == "\n\n".join(_STORY)
+    assert found.title is not None and found.title.startswith(_HEADLINE)  # the page's title
+
+
+def test_an_article_in_a_next_js_payload_is_read_through_both_escapes() -> None:
+    # Next.js's flight data: JSON inside a JavaScript string, so the article's HTML is escaped twice
+    payload = "5:" + json.dumps(["$", "$L23", None, {"article": {"html": _story_html()}}])
+    found = extract_page(_script_rendered(f"self.__next_f.push({json.dumps([1, payload])})"), _URL)
+    assert found is not None
+    assert found.text == "\n\n".join(_STORY)
+
+
+def test_html_in_a_script_that_is_not_the_pages_story_is_not_its_text() -> None:
+    # the page's title shares no word with the script's HTML: another story, or a site's whole text
+    state = json.dumps({"contentHtml": _story_html()})
+    found = extract_page(_script_rendered(f"window.__STATE__ = {state}", title="Storm warning issued for the coast"), _URL)
+    assert found is None or "bridge" not in found.text
+
+
+def test_a_text_trafilatura_finds_is_kept_whatever_the_scripts_hold() -> None:
+    other = [p.replace("bridge", "tunnel") for p in _STORY]
+    state = json.dumps({"contentHtml": "".join(f"<p>{p}</p>" for p in other)})
+    page = _script_rendered(f"window.__STATE__ = {state}").replace(
+        b"<main></main>", ("<main><article>" + "".join(f"<p>{p}</p>" for p in _STORY) + "</article></main>").encode()
+    )
+    found = extract_page(page, _URL)
+    assert found is not None and found.text == "\n\n".join(_STORY)
