@@ -210,6 +210,26 @@ def test_a_claim_made_while_another_is_being_made_gets_its_own_entries(
     assert not set(claims["w1"]) & set(claims["w2"])
 
 
+def test_a_claim_does_not_take_an_entry_finished_while_it_chose(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the claim holds the write lock: nothing else writes while it chooses")
+    store.sync_feeds([feed()])
+    store.record_feed_fetched("ledger", [entry(n) for n in (1, 2, 3)], Validators(), now=T0, next_attempt_at=T0)
+    import pipeline.storage.feeds as feed_store
+
+    real_round_robin = feed_store._round_robin
+
+    def a_late_worker_finishes_one(urls: list[str], limit: int) -> list[str]:
+        # A worker whose lease had ended stores entry 1's article now, in its own transaction.
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE entries SET state = 'done' WHERE url = :url"), {"url": entry(1).url})
+        return real_round_robin(urls, limit)
+
+    monkeypatch.setattr(feed_store, "_round_robin", a_late_worker_finishes_one)
+    claimed = [p.entry.url for p in store.claim_entries(3, "w1", lease_seconds=60)]
+    assert claimed == [entry(2).url, entry(3).url]
+
+
 def test_a_workers_next_claim_renews_the_claims_it_still_holds(store: Store) -> None:
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(n) for n in (1, 2)], Validators(), now=T0, next_attempt_at=T0)

@@ -459,10 +459,13 @@ class FeedStore(StoreBase):
             sa.or_(entries.c.claimed_by.is_(None), entries.c.claimed_by != worker),
             sa.exists().where(feeds.c.id == entries.c.feed_id),  # as pending_entries: a known outlet
         )
-        turn = sa.func.row_number().over(partition_by=entries.c.feed_id, order_by=(entries.c.discovered_at, entries.c.url))
-        turns = sa.select(entries.c.url, entries.c.discovered_at, turn.label("turn")).where(*free).subquery()
+        oldest = (entries.c.discovered_at, entries.c.url)
+        turn = sa.func.row_number().over(partition_by=entries.c.feed_id, order_by=oldest).label("turn")
+        turns = sa.select(entries.c.url, entries.c.discovered_at, turn).where(*free).subquery()
         first_of_each_feed = (
-            sa.select(turns.c.url).order_by(turns.c.turn, turns.c.discovered_at, turns.c.url).limit(limit * CLAIM_SPREAD)
+            sa.select(turns.c.url)
+            .order_by(turns.c.turn, turns.c.discovered_at, turns.c.url)
+            .limit(limit * CLAIM_SPREAD)
         )
         with self._tx() as conn:
             if self.engine.dialect.name == "postgresql":
@@ -471,8 +474,14 @@ class FeedStore(StoreBase):
             candidates: list[str] = list(conn.execute(first_of_each_feed).scalars())
             if not candidates:
                 return []
-            claimed = _round_robin(candidates, limit)
-            conn.execute(entries.update().where(entries.c.url.in_(claimed)).values(claimed_by=worker, lease_until=until))
+            # Free still when updated: a late worker may have finished one whose lease had ended.
+            take = (
+                entries.update()
+                .where(entries.c.url.in_(_round_robin(candidates, limit)), *free)
+                .values(claimed_by=worker, lease_until=until)
+                .returning(entries.c.url)
+            )
+            claimed: list[str] = list(conn.execute(take).scalars())
             query = (
                 sa.select(entries, feeds.c.name, feeds.c.language.label("feed_language"), feeds.c.tags)
                 .join(feeds, feeds.c.id == entries.c.feed_id)
