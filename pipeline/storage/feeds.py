@@ -446,8 +446,8 @@ class FeedStore(StoreBase):
         Claims are made one at a time, each seeing the ones before it committed: on SQLite the
         transaction's first statement is a write, so it holds the database's write lock
         before it reads; on PostgreSQL a claim holds an advisory lock. Locking the candidates
-        instead (FOR UPDATE SKIP LOCKED) left a worker claiming beside another none: the
-        other held every candidate while it chose among them. A claim takes tens of
+        instead (FOR UPDATE SKIP LOCKED) left nothing to a worker claiming beside another,
+        which held every candidate while it chose among them. A claim takes tens of
         milliseconds (bench/README.md); a batch's downloads, seconds.
         """
         now = now or utc_now()
