@@ -153,6 +153,10 @@ class WorkerPool:
         one result while the next ones are computed; ``args`` is read as the
         workers take them, so a stream is never held whole. ``fn`` must be a pure
         function: a call whose worker died is made again here.
+
+        Calls left when the caller stops reading are not cancelled (at most ``ahead``;
+        :meth:`close` cancels what no worker has started): on Python 3.11 a pool that
+        breaks with a cancelled future in it crashes its manager thread.
         """
         items = iter(args)
         executor = self.executor()
@@ -167,23 +171,18 @@ class WorkerPool:
                 return arg, None
 
         pending = deque(submit(arg) for arg in islice(items, max(1, ahead)))
-        try:
-            while pending:
-                arg, future = pending.popleft()
-                try:
-                    if future is None:
-                        raise RuntimeError("the pool is broken")
-                    done = future.result()
-                except RuntimeError:  # BrokenProcessPool: a worker died
-                    log.warning("a worker died; its work is done in this process")
-                    self.discard(executor)
-                    done = fn(arg)
-                pending.extend(submit(following) for following in islice(items, 1))
-                yield done
-        finally:
-            for _, later in pending:
-                if later is not None:
-                    later.cancel()
+        while pending:
+            arg, future = pending.popleft()
+            try:
+                if future is None:
+                    raise RuntimeError("the pool is broken")
+                done = future.result()
+            except RuntimeError:  # BrokenProcessPool: a worker died
+                log.warning("a worker died; its work is done in this process")
+                self.discard(executor)
+                done = fn(arg)
+            pending.extend(submit(following) for following in islice(items, 1))
+            yield done
 
     def discard(self, executor: ProcessPoolExecutor) -> None:
         """Forget ``executor``, whose worker died; the next use starts a fresh pool."""

@@ -179,6 +179,30 @@ def test_imap_keeps_order_and_redoes_a_dead_workers_call_here(tmp_path: Path) ->
     assert (tmp_path / "parent.died").exists()
 
 
+def test_a_worker_dying_after_imap_was_left_midway_breaks_only_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On Python 3.11 a pool that breaks fails every future it still holds, and one that was
+    # cancelled meanwhile made its manager thread die with InvalidStateError (a traceback on
+    # stderr, the futures after it never settled).
+    import threading
+    import time
+
+    died: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    with WorkerPool(2) as pool:
+        calls = pool.imap(time.sleep, [0.1] + [30.0] * 7, ahead=8)
+        next(calls)
+        calls.close()  # left midway: the calls not started yet stay queued behind the two running
+        executor = pool.executor()
+        assert executor is not None
+        for process in list(executor._processes.values()):  # type: ignore[attr-defined]
+            process.kill()
+        deadline = time.monotonic() + 30
+        while not executor._broken and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        time.sleep(0.5)  # the manager thread fails the pool's futures
+    assert died == []
+
+
 def _page_faults_of_rounds(rounds: int) -> list[int]:
     """The minor page faults of each round of filling ten 3 MiB arrays and freeing them together, as a batch does."""
     import resource
