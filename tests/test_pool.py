@@ -6,6 +6,8 @@ import os
 import platform
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,9 +185,6 @@ def test_a_worker_dying_after_imap_was_left_midway_breaks_only_the_pool(monkeypa
     # On Python 3.11 a pool that breaks fails every future it still holds, and one that was
     # cancelled meanwhile made its manager thread die with InvalidStateError (a traceback on
     # stderr, the futures after it never settled).
-    import threading
-    import time
-
     died: list[BaseException] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
     with WorkerPool(2) as pool:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import pipeline.storage.feeds as feed_store
 from pipeline.cli import main
 from pipeline.errors import StoreError
 from pipeline.models import (
@@ -180,8 +181,6 @@ def test_a_claim_made_while_another_is_being_made_gets_its_own_entries(
     for minutes, site in enumerate(("ledger", "courier", "gazette")):
         store.record_feed_fetched(site, [entry(n, site) for n in range(1, 5)], Validators(),
                                   now=T0 + timedelta(minutes=minutes), next_attempt_at=T0)
-    import pipeline.storage.feeds as feed_store
-
     choosing, chosen = threading.Event(), threading.Event()
     real_round_robin = feed_store._round_robin
 
@@ -215,8 +214,6 @@ def test_a_claim_does_not_take_an_entry_finished_while_it_chose(store: Store, mo
         pytest.skip("on SQLite the claim holds the write lock: nothing else writes while it chooses")
     store.sync_feeds([feed()])
     store.record_feed_fetched("ledger", [entry(n) for n in (1, 2, 3)], Validators(), now=T0, next_attempt_at=T0)
-    import pipeline.storage.feeds as feed_store
-
     real_round_robin = feed_store._round_robin
 
     def a_late_worker_finishes_one(urls: list[str], limit: int) -> list[str]:
