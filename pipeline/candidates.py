@@ -57,6 +57,7 @@ from typing import Any
 import lxml.etree
 import lxml.html
 from readability import Document
+from trafilatura.settings import DEFAULT_CONFIG
 
 from pipeline.agency import detect_credit
 from pipeline.charsets import parse_json
@@ -111,8 +112,8 @@ MIN_STATED_BODY_KEPT = 0.3
 #: articleBody, is article; the blocks after the last such block are not.
 MIN_BODY_BLOCK_WORDS = 5
 
-#: trafilatura's text shorter than this (its own minimum for a text) calls for the article's HTML in the page's scripts.
-MIN_TEXT_CHARS = 250
+#: trafilatura's text shorter than its own minimum for a text calls for the article's HTML in the page's scripts.
+MIN_TEXT_CHARS = DEFAULT_CONFIG.getint("DEFAULT", "MIN_EXTRACTED_SIZE")
 #: A script's string is the article's HTML only with this many characters of text ...
 MIN_SCRIPT_ARTICLE_CHARS = 500
 #: ... in at least this many paragraphs.
@@ -545,7 +546,7 @@ def script_article(tree: lxml.html.HtmlElement, title: str | None) -> str | None
     :data:`MIN_SCRIPT_ARTICLE_CHARS` characters of text is the article when it has half
     of the ``title``'s words (another story's HTML, a site's whole text, has not).
     """
-    best = longest_script_html(tree)
+    best = _longest_script_html(tree)
     if len(best) < MIN_SCRIPT_ARTICLE_CHARS:
         return None
     wanted = set(_WORDS.findall((title or "").lower()))
@@ -554,7 +555,7 @@ def script_article(tree: lxml.html.HtmlElement, title: str | None) -> str | None
     return best
 
 
-def longest_script_html(tree: lxml.html.HtmlElement) -> str:
+def _longest_script_html(tree: lxml.html.HtmlElement) -> str:
     """The text of the longest HTML in a string of the page's inline scripts with enough paragraphs, or ""."""
     best = ""
     for script in _INLINE_SCRIPTS(tree):
@@ -582,10 +583,8 @@ def _html_strings(source: str, depth: int) -> Iterator[str]:
         if len(literal) < MIN_SCRIPT_ARTICLE_CHARS or not _ESCAPED_P.search(literal):
             continue
         try:
-            value = json.loads(f'"{literal}"')
+            value: str = json.loads(f'"{literal}"')
         except ValueError:
-            continue
-        if not isinstance(value, str):
             continue
         inner = list(_html_strings(value, depth - 1)) if depth > 1 else []
         if inner:
