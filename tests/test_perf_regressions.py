@@ -6,6 +6,7 @@
   and reads memberships for a whole indexing batch at once;
 * the SQLite search index syncs like the store (WAL, synchronous=NORMAL);
 * the river filtered by agency or language seeks its stories by an index (SQLite's plan);
+* pruning old stories seeks them by when they were last seen (SQLite's plan);
 * a run collects garbage after 10,000 new objects, not CPython's 700.
 """
 
@@ -241,3 +242,31 @@ def test_the_filtered_river_seeks_by_an_index(tmp_path: Path, where: StoryFilter
         assert f"SEARCH stories USING INDEX {index}" in plan, plan
     finally:
         store.close()
+
+
+def _plans(store: Store, path: Path, call: Any, table: str) -> list[str]:
+    """SQLite's query plan of each statement ``call`` ran that reads ``table`` (its FROM), one line each."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        statements.append((sql, params))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        call()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    with sqlite3.connect(path) as db:
+        return [" | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+                for sql, params in statements if f"FROM {table}" in sql]
+
+
+def test_pruning_old_stories_seeks_them_by_last_seen(tmp_path: Path) -> None:
+    # Walked in id order instead, a pass that finds nothing (most days) read every story, holding
+    # the write lock (bench/README.md, "The store at production size").
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3", lambda: store.prune_stories_before(T0), "stories")
+    finally:
+        store.close()
+    assert plans and all("SEARCH stories USING INDEX ix_stories_last_seen (last_seen<?)" in p for p in plans), plans

@@ -410,7 +410,8 @@ class StoryStore(StoreBase):
             self._enqueue_many(conn, seq, kind, [doc_id for k, doc_id in keys if k == kind], deleted=False)
 
     def prune_stories_before(self, cutoff: datetime, limit: int = 500) -> tuple[int, int]:
-        """Delete up to ``limit`` stories last seen before ``cutoff``, with their articles; returns (stories, articles).
+        """Delete up to ``limit`` stories last seen before ``cutoff`` (the least recently seen first), with their articles;
+        returns (stories, articles).
 
         Their memberships, signatures and aliases go too, and the search index is told to
         drop both (outbox). Feed entries stay, so a feed still listing an old URL does not
@@ -423,7 +424,10 @@ class StoryStore(StoreBase):
                 conn.exec_driver_sql("LOCK TABLE memberships IN SHARE ROW EXCLUSIVE MODE")
             story_ids: list[str] = list(
                 conn.execute(
-                    sa.select(stories.c.id).where(stories.c.last_seen < cutoff).order_by(stories.c.id).limit(limit)
+                    # Least recently seen first: sought by the last_seen index, where the order of ids
+                    # walked every story (to find none, most days) with the write lock held.
+                    sa.select(stories.c.id).where(stories.c.last_seen < cutoff)
+                    .order_by(stories.c.last_seen, stories.c.id).limit(limit)
                 ).scalars()
             )
             article_ids: list[str] = list(
