@@ -22,6 +22,7 @@ from pipeline.storage.schema import (
     outbox,
     signatures,
     stories,
+    unclustered,
 )
 
 
@@ -227,6 +228,7 @@ class StoryStore(StoreBase):
             count, seen, key = parse_cluster_cursor(after)
             same_count = stories.c.article_count == count
             query = query.where(
+                stories.c.article_count <= count,  # where the page starts in the listing's index
                 sa.or_(
                     stories.c.article_count < count,
                     sa.and_(same_count, stories.c.last_seen < seen),
@@ -442,6 +444,7 @@ class StoryStore(StoreBase):
                 conn.execute(signatures.delete().where(signatures.c.article_id.in_(chunk)))
                 conn.execute(memberships.delete().where(memberships.c.article_id.in_(chunk)))
                 conn.execute(article_revisions.delete().where(article_revisions.c.article_id.in_(chunk)))
+                conn.execute(unclustered.delete().where(unclustered.c.article_id.in_(chunk)))
                 conn.execute(articles.delete().where(articles.c.id.in_(chunk)))
             for article_id in article_ids:
                 self._enqueue(conn, seq, "article", article_id, deleted=True)
