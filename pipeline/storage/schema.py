@@ -155,6 +155,8 @@ articles = sa.Table(
     sa.Column("warc_length", sa.BigInteger),
     # The outlet's template blocks taken out of the text (pipeline.templates): [{"text", "articles"}].
     sa.Column("template_stripped", sa.JSON(none_as_null=True)),
+    # The river filtered by outlet finds the outlet's stories from its articles.
+    sa.Index("ix_articles_outlet", "outlet", "id"),
 )
 
 # How far `newsagg import-warc` got in each WARC file, so a killed import resumes there. A file

@@ -192,12 +192,14 @@ class StoryStore(StoreBase):
         if where.until is not None:
             query = query.where(stories.c.first_seen <= where.until)
         if where.outlet is not None:
+            # The outlet's stories found from its articles (an index): asked of each story in turn
+            # instead, the river walked every story to find those of an outlet that ran few.
             ran_it = (
-                sa.select(memberships.c.article_id)
+                sa.select(memberships.c.cluster_id)
                 .join(articles, articles.c.id == memberships.c.article_id)
-                .where(memberships.c.cluster_id == stories.c.id, articles.c.outlet == where.outlet)
+                .where(articles.c.outlet == where.outlet)
             )
-            query = query.where(ran_it.exists())
+            query = query.where(stories.c.id.in_(ran_it))
         if after is not None:
             seen, key = parse_river_cursor(after)
             query = query.where(

@@ -1,4 +1,5 @@
-"""unclustered: the articles to cluster, queued; stories: an index in the order of the cluster listing.
+"""unclustered: the articles to cluster, queued; stories: an index in the order of the cluster listing;
+articles: an index by outlet, for the river filtered by outlet.
 
 Revision 0010, after 0009. The queue is filled with the stored articles that have no membership
 (those a clustering pass would take); the listing's index replaces the one on article_count alone.
@@ -27,6 +28,8 @@ def upgrade() -> None:
         "INSERT INTO unclustered (article_id, arrived_at) SELECT id, arrived_at FROM articles"
         " WHERE NOT EXISTS (SELECT 1 FROM memberships WHERE memberships.article_id = articles.id)"
     )
+    with op.batch_alter_table('articles', schema=None) as batch_op:
+        batch_op.create_index('ix_articles_outlet', ['outlet', 'id'], unique=False)
     with op.batch_alter_table('stories', schema=None) as batch_op:
         batch_op.drop_index('ix_stories_article_count')
         batch_op.create_index('ix_stories_listing', ['article_count', 'last_seen', 'id'], unique=False)
@@ -36,6 +39,8 @@ def downgrade() -> None:
     with op.batch_alter_table('stories', schema=None) as batch_op:
         batch_op.drop_index('ix_stories_listing')
         batch_op.create_index('ix_stories_article_count', ['article_count'], unique=False)
+    with op.batch_alter_table('articles', schema=None) as batch_op:
+        batch_op.drop_index('ix_articles_outlet')
     with op.batch_alter_table('unclustered', schema=None) as batch_op:
         batch_op.drop_index('ix_unclustered_arrived_at')
     op.drop_table('unclustered')
