@@ -9,7 +9,8 @@
 * pruning old stories seeks them by when they were last seen, clustering reads the queue of articles to
   cluster, the cluster listing's pages seek by an index in its order, and the river of an outlet finds its
   stories from its articles (SQLite's plans);
-* a run collects garbage after 10,000 new objects, not CPython's 700.
+* a run collects garbage after 10,000 new objects, not CPython's 700;
+* a claim of pending entries costs the same however large the backlog.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import pipeline.runner.feeds
 from bench.corpus import build, generate_articles
 from pipeline.demo.run import demo_settings
 from pipeline.demo.server import CorpusServer
-from pipeline.models import Assignment, Membership, Signature
+from pipeline.models import Assignment, FeedEntry, FeedSource, Membership, Signature, Validators
 from pipeline.runner import MIN_PARALLEL_FEEDS, Pipeline
 from pipeline.search.sqlite import SqliteSearchIndex
 from pipeline.settings import Settings
@@ -310,3 +311,34 @@ def test_the_river_of_an_outlet_finds_its_stories_from_its_articles(tmp_path: Pa
         store.close()
     assert plans and all("SEARCH articles USING COVERING INDEX ix_articles_outlet (outlet=?)" in p for p in plans), plans
     assert not any("SCAN stories" in p for p in plans), plans
+
+
+def test_a_claims_work_does_not_grow_with_the_backlog(tmp_path: Path) -> None:
+    # A claim read every free entry to rank each feed's oldest first: 4 s a claim at a million
+    # pending entries, with the database's write lock held. Counted in SQLite's virtual machine
+    # steps (deterministic), a claim beside a backlog ten times larger must cost about the same.
+    def steps_of_a_claim(backlog: int) -> int:
+        store = Store(f"sqlite:///{tmp_path}/backlog-{backlog}.sqlite3")
+        try:
+            store.sync_feeds([FeedSource(id=site, name=site, url=f"https://{site}.example/feed.xml")
+                              for site in ("ledger", "courier")])
+            for site, count in (("ledger", backlog), ("courier", 3)):
+                store.record_feed_fetched(site, [FeedEntry(feed_id=site, url=f"https://{site}.example/a/{n}",
+                                                           title="t", summary="s") for n in range(count)],
+                                          Validators(), now=T0, next_attempt_at=T0)
+            steps = 0
+
+            def count_steps() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            sa.event.listen(store.engine, "before_cursor_execute",
+                            lambda conn, *_: conn.connection.driver_connection.set_progress_handler(count_steps, 100))
+            assert len(store.claim_entries(4, "w1", lease_seconds=60)) == 4
+            return steps
+        finally:
+            store.close()
+
+    small, large = steps_of_a_claim(300), steps_of_a_claim(3000)
+    assert large < 1.5 * small, (small, large)

@@ -94,7 +94,7 @@ entries = sa.Table(
     "entries",
     metadata,
     sa.Column("url", CleanText, primary_key=True),
-    sa.Column("feed_id", sa.String(200), nullable=False, index=True),
+    sa.Column("feed_id", sa.String(200), nullable=False),
     sa.Column("title", CleanText, nullable=False),
     sa.Column("summary", CleanText),
     sa.Column("content", CleanText),
@@ -116,6 +116,12 @@ entries = sa.Table(
     sa.Column("revisit", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("etag", CleanText),
     sa.Column("last_modified", CleanText),
+    # Each feed's queue in claim order: a claim reads each feed's first few pending entries,
+    # whatever the size of the backlog (and the lookups by feed alone use its first column).
+    sa.Index("ix_entries_feed_queue", "feed_id", "state", "discovered_at", "url"),
+    # A worker's claims, renewed at each of its claims and released at the end of its pass.
+    sa.Index("ix_entries_claimed_by", "claimed_by", sqlite_where=sa.text("claimed_by IS NOT NULL"),
+             postgresql_where=sa.text("claimed_by IS NOT NULL")),
 )
 
 articles = sa.Table(
