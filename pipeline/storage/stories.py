@@ -448,13 +448,12 @@ class StoryStore(StoreBase):
                 conn.execute(article_revisions.delete().where(article_revisions.c.article_id.in_(chunk)))
                 conn.execute(unclustered.delete().where(unclustered.c.article_id.in_(chunk)))
                 conn.execute(articles.delete().where(articles.c.id.in_(chunk)))
-            for article_id in article_ids:
-                self._enqueue(conn, seq, "article", article_id, deleted=True)
+            # One statement executed for every document: one each cost most of a batch, with the write lock held.
+            self._enqueue_many(conn, seq, "article", article_ids, deleted=True)
             conn.execute(cluster_aliases.delete().where(cluster_aliases.c.survivor_id.in_(story_ids)))
             conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(story_ids)))
             conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
-            for story_id in story_ids:
-                self._enqueue(conn, seq, "story", story_id, deleted=True)
+            self._enqueue_many(conn, seq, "story", story_ids, deleted=True)
         return len(story_ids), len(article_ids)
 
 
