@@ -8,7 +8,7 @@
 * the river filtered by agency or language seeks its stories by an index (SQLite's plan);
 * pruning old stories seeks them by when they were last seen, clustering reads the queue of articles to
   cluster, the cluster listing's pages seek by an index in its order, and the river of an outlet finds its
-  stories from its articles (SQLite's plans);
+  stories from its articles, and a merge finds the aliases of what it absorbs by an index (SQLite's plans);
 * a run collects garbage after 10,000 new objects, not CPython's 700;
 * a claim of pending entries costs the same however large the backlog.
 """
@@ -342,3 +342,17 @@ def test_a_claims_work_does_not_grow_with_the_backlog(tmp_path: Path) -> None:
 
     small, large = steps_of_a_claim(300), steps_of_a_claim(3000)
     assert large < 1.5 * small, (small, large)
+
+
+def test_a_merge_finds_the_aliases_of_the_cluster_it_absorbs_by_an_index(tmp_path: Path) -> None:
+    # Every merge repoints the aliases of the cluster it absorbs, and retention deletes those of the
+    # stories it prunes: without the index, each read every alias recorded since the store began.
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    absorbing = Assignment(Membership("a2", "c1", "a1"), Signature("a2", b"s", T0), absorbed=("c2",))
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3", lambda: (
+            store.save_assignments([absorbing]), store.prune_stories_before(T0)), "cluster_aliases SET")
+    finally:
+        store.close()
+    assert plans and all("SEARCH cluster_aliases USING INDEX ix_cluster_aliases_survivor_id (survivor_id=?)" in p
+                         for p in plans), plans

@@ -225,7 +225,7 @@ cluster_aliases = sa.Table(
     "cluster_aliases",
     metadata,
     sa.Column("absorbed_id", sa.String(64), primary_key=True),
-    sa.Column("survivor_id", sa.String(64), nullable=False),
+    sa.Column("survivor_id", sa.String(64), nullable=False, index=True),  # a merge repoints the aliases of what it absorbs
 )
 
 # Articles to cluster (without a membership), in arrival order: written with a new article, and
