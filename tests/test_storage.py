@@ -340,6 +340,15 @@ def test_unclustered_articles_come_in_arrival_order(store: Store) -> None:
     assert [a.id for a in store.unclustered_articles(10)] == ["a3", "a1"]
 
 
+def test_an_article_waits_for_clustering_at_the_arrival_it_was_stored_with(store: Store) -> None:
+    # Two entries of a batch whose pages are one article: the first copy is stored, and queued so.
+    first, later_copy = article(1, 30), replace(article(1, 30), published=T0 + timedelta(minutes=5))
+    store.save_articles([NewArticle(first, "https://ledger.example/e/1"), NewArticle(later_copy, "https://ledger.example/e/2")])
+    store.save_article(article(2, 20))
+    assert [a.id for a in store.unclustered_articles(10)] == ["a2", "a1"]
+    assert store.oldest_unclustered_arrival() == T0 + timedelta(minutes=20)
+
+
 def test_articles_whose_membership_a_change_took_are_clustered_again(store: Store) -> None:
     # A revision takes its article's membership, a re-extraction those of its article's cluster:
     # they are clustered again, in arrival order, with the articles never clustered.

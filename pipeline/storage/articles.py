@@ -136,7 +136,9 @@ class ArticleStore(TemplateStore):
         for part in chunks(rows, 500):
             insert = self._insert(articles).on_conflict_do_nothing().returning(articles.c.id)
             added.extend(conn.execute(insert, part).scalars())
-        arrived = {row["id"]: row["arrived_at"] for row in rows}
+        arrived: dict[str, datetime] = {}
+        for row in rows:  # as the articles: the first of a batch's copies of one is the one stored
+            arrived.setdefault(row["id"], row["arrived_at"])
         self._queue_unclustered(conn, [{"article_id": i, "arrived_at": arrived[i]} for i in added])
         return len(added)
 
