@@ -502,12 +502,9 @@ class FeedStore(StoreBase):
             if not chosen_from:
                 return []
             # Free still when updated: a late worker may have finished one whose lease had ended.
-            # The state is compared as an expression, which no index serves: SQLite without
-            # statistics takes any index for selective and scanned every pending entry by the
-            # state's instead of looking the URLs up.
             take = (
                 entries.update()
-                .where(entries.c.url.in_(_round_robin(chosen_from, limit)), *free(entries, entries.c.state.concat("")))
+                .where(entries.c.url.in_(_round_robin(chosen_from, limit)), *free(entries, _unindexed(entries.c.state)))
                 .values(claimed_by=worker, lease_until=until)
                 .returning(entries.c.url)
             )
@@ -524,7 +521,7 @@ class FeedStore(StoreBase):
         """Free at once the entries held by workers of this host whose process ended (killed, failed)."""
         holders = sa.select(entries.c.claimed_by).distinct()
         with self._read() as conn:
-            query = holders.where(entries.c.state == "pending", entries.c.lease_until.is_not(None))
+            query = holders.where(_unindexed(entries.c.state) == "pending", entries.c.lease_until.is_not(None))
             workers: list[str | None] = list(conn.execute(query).scalars())
         for worker in filter(None, workers):
             host, _, rest = worker.partition("/")
@@ -612,6 +609,15 @@ def _round_robin(urls: Sequence[str], limit: int) -> list[str]:
         if len(taken) >= limit:
             break
     return taken[:limit]
+
+
+def _unindexed(state: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """An entry's state as an expression that no index serves.
+
+    SQLite without statistics (a store never runs ANALYZE) takes any index for selective, and
+    read every pending entry by the index on the state instead of the URLs' or the leases'.
+    """
+    return state.concat("")
 
 
 def _pending_entry(row: Any) -> PendingEntry:
