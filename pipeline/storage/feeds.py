@@ -573,6 +573,13 @@ class FeedStore(StoreBase):
             row = conn.execute(sa.select(entries).where(entries.c.url == url)).mappings().first()
         return None if row is None else _feed_entry(row)
 
+    def waiting_entries(self) -> dict[str, int]:
+        """How many entries of each feed wait for their page to be fetched, by feed id (none: absent)."""
+        query = sa.select(entries.c.feed_id, sa.func.count()).where(entries.c.state == "pending").group_by(entries.c.feed_id)
+        with self._read() as conn:
+            rows: list[Any] = list(conn.execute(query))
+        return {row[0]: row[1] for row in rows}
+
     def entry_counts(self) -> dict[str, int]:
         query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
         with self._read() as conn:
