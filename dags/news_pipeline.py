@@ -167,7 +167,8 @@ def poll_feeds(batch: dict[str, Any]) -> list[dict[str, Any]]:
     **NETWORK_RETRIES,
 )
 def fetch_articles() -> dict[str, int]:
-    """Fetch and extract every queued article page, in batches. Runs even when some feeds
+    """Fetch and extract the queued article pages, in batches, taking no new batch after
+    extraction.max_pass_seconds (the next run takes the rest). Runs even when some feeds
     failed: it works on whatever the store has queued."""
     with _stage("fetch_articles") as pipeline:
         added, failed, deferred = pipeline.fetch_articles()

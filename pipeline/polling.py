@@ -185,11 +185,13 @@ def _http_date(value: str | None) -> datetime | None:
 
 
 # The columns of `newsagg feeds status` and of the web interface's /feeds, in order.
-STATUS_COLUMNS = ("feed", "status", "fails", "score", "every", "entries", "last success", "next poll", "last error")
+STATUS_COLUMNS = ("feed", "status", "fails", "score", "every", "entries", "waiting", "last success", "next poll",
+                  "last error")
 
 
-def status_row(state: FeedState, settings: FeedSettings, now: datetime) -> tuple[str, ...]:
-    """One feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC)."""
+def status_row(state: FeedState, settings: FeedSettings, now: datetime, waiting: int) -> tuple[str, ...]:
+    """One feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC); ``waiting``: its entries
+    whose page is still to be fetched (``FeedsStore.waiting_entries``)."""
     return (
         state.source.id,
         state.status,
@@ -197,6 +199,7 @@ def status_row(state: FeedState, settings: FeedSettings, now: datetime) -> tuple
         f"{state.failure_score:g}/{settings.retire_after_failures}",
         duration_text(state.learned_interval or state.source.poll_interval or settings.default_poll_interval),
         str(state.entries_seen),
+        str(waiting),
         _when(state.last_success_at) if state.last_success_at else "never" if state.last_attempt_at else "-",
         f"never ({state.status})" if state.status in ("retired", "removed") else "now"
         if state.next_attempt_at is None or state.next_attempt_at <= now else _when(state.next_attempt_at),

@@ -215,6 +215,14 @@ class ExtractionSettings(_Section):
         "while it works on them. A killed worker's pages are taken by the next run once the lease ends (at once "
         "on the same machine, where the next run sees the process is gone).",
     )
+    max_pass_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A run's pass over the queue of pages takes no new batch after this many seconds; it finishes "
+        "the batches it began and the pages left wait for the next run, so that each run clusters and indexes what "
+        "it fetched (a backlog, from a first run, sitemaps or an outage, is fetched over several runs; the Airflow "
+        "DAG's fetch task has 30 minutes).",
+    )
     template_min_articles: int = Field(
         5,
         ge=0,

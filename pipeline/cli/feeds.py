@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,17 +120,18 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
     settings = _reading(args)
     with _store(settings) as store:
         states = store.feed_states()
+        waiting = store.waiting_entries()
     if args.json:
-        _print_json(states)
+        _print_json([{**asdict(s), "entries_waiting": waiting.get(s.source.id, 0)} for s in states])
         return EXIT_OK
     if not states:
         print("no feeds yet: run `newsagg run` first")
         return EXIT_OK
     now = datetime.now(UTC)
     header = STATUS_COLUMNS
-    rows = [status_row(s, settings.feeds, now) for s in states]
+    rows = [status_row(s, settings.feeds, now, waiting.get(s.source.id, 0)) for s in states]
     widths = [min(max(len(r[i]) for r in [header, *rows]), 40) for i in range(len(header) - 1)]
-    right = {2, 3, 5}  # numbers
+    right = {2, 3, 5, 6}  # numbers
     # On a terminal the error is cut to the window's width; piped, it is printed whole.
     room = shutil.get_terminal_size().columns - sum(widths) - 2 * len(widths) if sys.stdout.isatty() else None
     for row in [header, *rows]:
@@ -139,6 +141,7 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
     counts = {status: sum(1 for s in states if s.status == status)
               for status in ("active", "failing", "retired", "removed")}
     print(f"{len(states)} feeds: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+          + f"; {sum(waiting.values())} pages waiting to be fetched"
           + " (times in UTC; score: weighted failures in a row / retirement threshold)")
     return EXIT_OK
 

@@ -57,17 +57,24 @@ class ArticleStages(PipelineBase):
         several workers at once share the queue and fetch each page once; a killed
         worker's entries are taken by another once its lease ends, or at once by a worker
         on the same machine. A batch's pages go to the pool's workers as they are
-        downloaded, while this process stores the batch before.
+        downloaded, while this process stores the batch before. After
+        ``extraction.max_pass_seconds`` no new batch is taken: the run goes on to cluster and
+        index what it fetched, and the next run takes the rest.
         """
         batch_size = self.settings.extraction.batch_size
         lease = self.settings.extraction.claim_lease
         worker = self.store.new_worker()
         added = failed = deferred = planned = 0
+        time_up = time.monotonic() + self.settings.extraction.max_pass_seconds
 
         def next_batch() -> list[PendingEntry]:
             nonlocal planned
             size = batch_size if limit is None else min(batch_size, limit - planned)
             if size <= 0:
+                return []
+            if planned and time.monotonic() >= time_up:  # the first batch is taken whatever the time
+                log.info("fetch_articles takes no new batch after %g s (extraction.max_pass_seconds): what is "
+                         "left in the queue waits for the next run", self.settings.extraction.max_pass_seconds)
                 return []
             # Deferred entries stay marked as this pass's, so they are not claimed again here.
             batch = self.store.claim_entries(size, worker, lease_seconds=lease, max_attempts=MAX_PAGE_ATTEMPTS)

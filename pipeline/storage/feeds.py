@@ -442,7 +442,7 @@ class FeedStore(StoreBase):
         each one's second oldest, and so on. A feed's entries are discovered together, and a
         batch of one site's pages was fetched at its polite pace while every other site waited
         for the next batch; a first run discovers whole backlogs feed after feed. Only each
-        feed's first ``limit`` free entries are read (by an index), so a claim costs the same
+        feed's first few free entries are read (by an index), so a claim costs the same
         beside a backlog of a million.
 
         Claims are made one at a time, each seeing the ones before it committed: on SQLite the
@@ -463,43 +463,48 @@ class FeedStore(StoreBase):
                 sa.or_(queued.c.claimed_by.is_(None), queued.c.claimed_by != worker),
             )
 
-        # A claim takes at most ``limit`` entries, so it picks from each feed's first ``limit``
-        # free ones (a known outlet's, as pending_entries), read feed by feed by
-        # ix_entries_feed_queue, not from the whole backlog ranked. Where every feed's pages are
-        # on one site, which is what round-robin over sites assumes, the choice is the same.
         queued = entries.alias("queued")
-        feeds_first = (
-            sa.select(queued.c.url)
-            .where(queued.c.feed_id == feeds.c.id, *free(queued, queued.c.state))
-            .order_by(queued.c.discovered_at, queued.c.url)
-            .limit(limit)
-        )
         oldest = (entries.c.discovered_at, entries.c.url)
         turn = sa.func.row_number().over(partition_by=entries.c.feed_id, order_by=oldest).label("turn")
-        turns = (
-            sa.select(entries.c.url, entries.c.discovered_at, turn)
-            .select_from(feeds.join(entries, entries.c.url.in_(feeds_first)))
-            .subquery()
-        )
-        first_of_each_feed = (
-            sa.select(turns.c.url)
-            .order_by(turns.c.turn, turns.c.discovered_at, turns.c.url)
-            .limit(limit * CLAIM_SPREAD)
-        )
+        spread = limit * CLAIM_SPREAD
+
+        def candidates(conn: Connection, per_feed: int) -> list[str]:
+            """The first ``spread`` of each feed's first ``per_feed`` free entries (a known outlet's,
+            as pending_entries), read feed by feed by ix_entries_feed_queue."""
+            feeds_first = (
+                sa.select(queued.c.url)
+                .where(queued.c.feed_id == feeds.c.id, *free(queued, queued.c.state))
+                .order_by(queued.c.discovered_at, queued.c.url)
+                .limit(per_feed)
+            )
+            turns = (
+                sa.select(entries.c.url, entries.c.discovered_at, turn)
+                .select_from(feeds.join(entries, entries.c.url.in_(feeds_first)))
+                .subquery()
+            )
+            query = sa.select(turns.c.url).order_by(turns.c.turn, turns.c.discovered_at, turns.c.url).limit(spread)
+            return list(conn.execute(query).scalars())
+
         with self._tx() as conn:
             if self.engine.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCKS["claims"])))
             self._renew(conn, worker, until)
-            candidates: list[str] = list(conn.execute(first_of_each_feed).scalars())
-            if not candidates:
+            # Ranking the whole backlog cost seconds a claim at a million entries. A claim takes at
+            # most ``limit`` entries, so it picks from each feed's first ``limit`` free ones: where
+            # every feed's pages are on one site, as round-robin over sites assumes, the choice is
+            # the same. First each feed's first few, as many as the spread takes from every feed
+            # alike: when they fill it, the candidates are those too, from far fewer rows.
+            known_feeds = conn.execute(sa.select(sa.func.count()).select_from(feeds)).scalar_one()
+            few = min(limit, -(-spread // max(1, known_feeds)))
+            chosen_from = candidates(conn, few)
+            if len(chosen_from) < spread and few < limit:
+                chosen_from = candidates(conn, limit)
+            if not chosen_from:
                 return []
             # Free still when updated: a late worker may have finished one whose lease had ended.
-            # The state is compared as an expression, which no index serves: SQLite without
-            # statistics takes any index for selective and scanned every pending entry by the
-            # state's instead of looking the URLs up.
             take = (
                 entries.update()
-                .where(entries.c.url.in_(_round_robin(candidates, limit)), *free(entries, entries.c.state.concat("")))
+                .where(entries.c.url.in_(_round_robin(chosen_from, limit)), *free(entries, _unindexed(entries.c.state)))
                 .values(claimed_by=worker, lease_until=until)
                 .returning(entries.c.url)
             )
@@ -516,7 +521,7 @@ class FeedStore(StoreBase):
         """Free at once the entries held by workers of this host whose process ended (killed, failed)."""
         holders = sa.select(entries.c.claimed_by).distinct()
         with self._read() as conn:
-            query = holders.where(entries.c.state == "pending", entries.c.lease_until.is_not(None))
+            query = holders.where(_unindexed(entries.c.state) == "pending", entries.c.lease_until.is_not(None))
             workers: list[str | None] = list(conn.execute(query).scalars())
         for worker in filter(None, workers):
             host, _, rest = worker.partition("/")
@@ -568,6 +573,13 @@ class FeedStore(StoreBase):
             row = conn.execute(sa.select(entries).where(entries.c.url == url)).mappings().first()
         return None if row is None else _feed_entry(row)
 
+    def waiting_entries(self) -> dict[str, int]:
+        """How many entries of each feed wait for their page to be fetched, by feed id (none: absent)."""
+        query = sa.select(entries.c.feed_id, sa.func.count()).where(entries.c.state == "pending").group_by(entries.c.feed_id)
+        with self._read() as conn:
+            rows: list[Any] = list(conn.execute(query))
+        return {row[0]: row[1] for row in rows}
+
     def entry_counts(self) -> dict[str, int]:
         query = sa.select(entries.c.state, sa.func.count()).group_by(entries.c.state)
         with self._read() as conn:
@@ -604,6 +616,15 @@ def _round_robin(urls: Sequence[str], limit: int) -> list[str]:
         if len(taken) >= limit:
             break
     return taken[:limit]
+
+
+def _unindexed(state: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """An entry's state as an expression that no index serves.
+
+    SQLite without statistics (a store never runs ANALYZE) takes any index for selective, and
+    read every pending entry by the index on the state instead of the URLs' or the leases'.
+    """
+    return state.concat("")
 
 
 def _pending_entry(row: Any) -> PendingEntry:

@@ -119,9 +119,10 @@ entries = sa.Table(
     # Each feed's queue in claim order: a claim reads each feed's first few pending entries,
     # whatever the size of the backlog (and the lookups by feed alone use its first column).
     sa.Index("ix_entries_feed_queue", "feed_id", "state", "discovered_at", "url"),
-    # A worker's claims, renewed at each of its claims and released at the end of its pass.
-    sa.Index("ix_entries_claimed_by", "claimed_by", sqlite_where=sa.text("claimed_by IS NOT NULL"),
-             postgresql_where=sa.text("claimed_by IS NOT NULL")),
+    # The entries under a lease by worker: renewed at each of its claims, released at the end of
+    # its pass or, its process dead, at the start of the next pass.
+    sa.Index("ix_entries_claimed_by", "claimed_by", sqlite_where=sa.text("lease_until IS NOT NULL"),
+             postgresql_where=sa.text("lease_until IS NOT NULL")),
 )
 
 articles = sa.Table(

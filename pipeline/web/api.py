@@ -48,6 +48,7 @@ class FeedRow(BaseModel):
     score: str
     every: str
     entries: str
+    waiting: str  # entries whose page is still to be fetched
     last_success: str
     next_poll: str
     last_error: str
@@ -95,7 +96,8 @@ def search(use: Use, where: Filtered, q: Text, sort: Sort = "relevance", limit: 
 def feeds(use: Use) -> FeedList:
     now = datetime.now(UTC)
     keys = [column.replace(" ", "_") for column in STATUS_COLUMNS]
-    rows = [FeedRow(**dict(zip(keys, status_row(s, use.settings.feeds, now), strict=True)))
+    waiting = use.store.waiting_entries()
+    rows = [FeedRow(**dict(zip(keys, status_row(s, use.settings.feeds, now, waiting.get(s.source.id, 0)), strict=True)))
             for s in use.store.feed_states()]
     return FeedList(feeds=rows)
 

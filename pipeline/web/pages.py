@@ -77,7 +77,9 @@ def article(use: Use, article_id: str) -> HTMLResponse:
 @router.get("/feeds", response_class=HTMLResponse)
 def feeds(use: Use) -> HTMLResponse:
     now = datetime.now(UTC)
-    rows = [status_row(state, use.settings.feeds, now) for state in use.store.feed_states()]
+    waiting = use.store.waiting_entries()
+    rows = [status_row(state, use.settings.feeds, now, waiting.get(state.source.id, 0))
+            for state in use.store.feed_states()]
     return use.page("feeds.html", columns=STATUS_COLUMNS, rows=rows)
 
 

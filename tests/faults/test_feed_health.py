@@ -154,28 +154,29 @@ def test_feeds_status_reads_well_and_has_a_json_form(
     data_dir = str(settings.data_dir)
     assert main(["feeds", "status", "--data-dir", data_dir]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["feed", "status", "fails", "score", "every", "entries", "last", "success", "next",
-                                "poll", "last", "error"]
+    assert lines[0].split() == ["feed", "status", "fails", "score", "every", "entries", "waiting", "last", "success",
+                                "next", "poll", "last", "error"]
     rows = {line.split()[0]: line for line in lines[1:-1]}
     assert set(rows) == {"gone", "missing", "news"}
-    assert rows["news"].split()[1:6] == ["active", "0", "0/10", "15m", "5"]
+    assert rows["news"].split()[1:7] == ["active", "0", "0/10", "15m", "5", "5"]  # polled; no page fetched yet
     assert rows["missing"].split()[1:4] == ["failing", "1", "2/10"] and "never" in rows["missing"]
     assert rows["missing"].endswith("  HTTP 404 Not Found")  # piped: not cut; the row names the feed, not the error
     assert "never (retired)" in rows["gone"] and rows["gone"].endswith("HTTP 410 Gone")
     # Columns line up: every row has the status column where the header has it.
     assert {line.index(line.split()[1]) for line in lines[1:-1]} == {lines[0].index("status")}
-    assert lines[-1].startswith("3 feeds: 1 active, 1 failing, 1 retired")
+    assert lines[-1].startswith("3 feeds: 1 active, 1 failing, 1 retired, 0 removed; 5 pages waiting to be fetched")
 
     # On a terminal, a long error is cut to the window's width.
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sys.stdout, "isatty", lambda: True)
-        mp.setenv("COLUMNS", "100")
+        mp.setenv("COLUMNS", "110")
         assert main(["feeds", "status", "--data-dir", data_dir]) == 0
     narrow = capsys.readouterr().out.splitlines()
-    assert max(len(line) for line in narrow[:-1]) <= 100 and narrow[2].endswith("…")
+    assert max(len(line) for line in narrow[:-1]) <= 110 and narrow[2].endswith("…")
 
     assert main(["feeds", "status", "--json", "--data-dir", data_dir]) == 0
     states = {s["source"]["id"]: s for s in json.loads(capsys.readouterr().out)}
     assert states["missing"]["failure_score"] == 2.0 and states["missing"]["status"] == "failing"
     assert states["news"]["learned_interval"] == 900 and states["news"]["next_attempt_at"].endswith("+00:00")
     assert states["gone"]["next_attempt_at"] is None
+    assert (states["news"]["entries_waiting"], states["gone"]["entries_waiting"]) == (5, 0)

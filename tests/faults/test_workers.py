@@ -185,6 +185,31 @@ def test_each_batch_of_a_run_takes_pages_of_every_site_not_one_site_after_anothe
     assert batches == [sorted(HOSTS)] * PAGES_PER_HOST, "a batch held one site's pages, fetched at its pace"
 
 
+def test_a_pass_takes_no_new_batch_once_its_time_is_up_and_the_next_pass_goes_on(
+    site: Site, tmp_path: Path
+) -> None:
+    # A backlog (a first run, sitemaps, an outage) took one pass hours to fetch: the DAG's fetch
+    # task was killed at its timeout every run, and nothing was clustered or indexed meanwhile.
+    feeds = write_feed_list(tmp_path / "feeds.yaml", {f"outlet{i}": w.url("/feed.xml") for i, w in enumerate(site.webs)})
+    for web in site.webs:
+        site.feeds_asked[web.host] = WORKERS  # one worker here: the feeds need not wait for another
+    fetch = {"allowed_hosts": [f"{w.host}:{w.port}" for w in site.webs], "politeness_delay": DELAY}
+    settings = fault_settings(site.webs[0], tmp_path, feeds, fetch=fetch,
+                              extraction={"batch_size": len(HOSTS), "max_pass_seconds": DELAY / 2})
+    with Pipeline(settings) as pipeline:
+        pipeline.poll_feeds(pipeline.load_feeds())
+        first = pipeline.fetch_articles()
+        waiting = len(pipeline.store.pending_entries(100))
+        # The batches it had begun (two download at once) are finished and stored; the rest waits.
+        assert first[0] + waiting == len(site.pages()) and 0 < first[0] < len(site.pages())
+        assert sum(pipeline.store.waiting_entries().values()) == waiting
+        second = pipeline.fetch_articles()
+        assert first[0] + second[0] == len(site.pages()) and not pipeline.store.pending_entries(100)
+    with site.lock:
+        fetched = [(host, path) for host, path, _, _ in site.log if path.startswith("/a")]
+    assert sorted(fetched) == sorted(site.pages())  # every page once, over the two passes
+
+
 def test_a_dead_workers_claim_is_taken_once_its_lease_ends_and_not_before(site: Site, tmp_path: Path) -> None:
     web = site.webs[0]
     feeds = write_feed_list(tmp_path / "feeds.yaml", {"outlet": web.url("/feed.xml")})

@@ -131,6 +131,7 @@ def test_the_api_story_article_feeds_and_runs(client: TestClient) -> None:
     assert article["entry"]["feed_id"] == article["article"]["feed_id"]
     feeds = client.get("/api/feeds").json()["feeds"]
     assert len(feeds) == 10 and {f["status"] for f in feeds} == {"active"}
+    assert {f["waiting"] for f in feeds} == {"0"}  # the demo fetched every page
     assert client.get("/api/runs").json()["runs"][0]["trigger"] == "demo"
 
 

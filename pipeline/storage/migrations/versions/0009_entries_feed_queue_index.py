@@ -1,8 +1,10 @@
 """entries: an index on (feed_id, state, discovered_at, url) in place of the one on feed_id; one on claimed_by.
 
 Revision 0009, after 0008. A claim takes each feed's oldest pending entries and renews the
-worker's other claims; without these indexes it read every pending entry for both, seconds a
-claim at a million pending. Existing rows need nothing: the indexes are built from them.
+worker's other claims, and a pass starts by freeing the claims of dead workers; without these
+indexes each read every pending entry, seconds a claim at a million pending. The index on
+claimed_by holds the entries under a lease only. Existing rows need nothing: the indexes are
+built from them.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_entries_feed_queue', ['feed_id', 'state', 'discovered_at', 'url'], unique=False)
         batch_op.drop_index('ix_entries_feed_id')
         batch_op.create_index('ix_entries_claimed_by', ['claimed_by'], unique=False,
-                              sqlite_where=sa.text('claimed_by IS NOT NULL'),
-                              postgresql_where=sa.text('claimed_by IS NOT NULL'))
+                              sqlite_where=sa.text('lease_until IS NOT NULL'),
+                              postgresql_where=sa.text('lease_until IS NOT NULL'))
 
 
 def downgrade() -> None:
