@@ -81,6 +81,9 @@ def insert(data_dir: Path, count: int) -> dict[str, Any]:
     with store.engine.begin() as conn:
         for start in range(0, len(rows), 5000):
             conn.execute(schema.articles.insert(), rows[start : start + 5000])
+            # Queued for clustering, as the store queues the articles it saves.
+            conn.execute(schema.unclustered.insert(),
+                         [{"article_id": r["id"], "arrived_at": r["arrived_at"]} for r in rows[start : start + 5000]])
     store.close()
     return {"articles": count, "seconds": time.perf_counter() - started}
 

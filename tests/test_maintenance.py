@@ -197,3 +197,18 @@ def test_retention_prunes_domain_clocks_unused_for_a_day(store: Store, tmp_path:
         assert conn.execute(sa.select(sa.func.count()).select_from(domain_clock)).scalar_one() == 0
     # A pruned domain's clock starts afresh: its next request may start at once.
     assert store.reserve_domain_slot("ledger.example", 2.0) <= datetime.now(UTC).timestamp()
+
+
+def test_a_retention_batch_queues_its_deletions_in_two_statements(store: Store) -> None:
+    # One statement per deleted story and article was most of a batch's time (3 s for 500 stories),
+    # with the store's write lock held.
+    for n in range(3):
+        add_story(store, f"s{n}-", days_ago=100)
+    queued: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda conn, cursor, sql, *_: queued.append(sql) if sql.startswith("INSERT INTO outbox ") else None)
+    assert store.prune_stories_before(NOW - timedelta(days=90)) == (3, 6)
+    assert len(queued) == 2, queued
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.kind, outbox.c.deleted).where(outbox.c.deleted)).all()
+    assert sorted(kind for kind, _ in rows) == ["article"] * 6 + ["story"] * 3

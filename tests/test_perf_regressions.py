@@ -6,6 +6,9 @@
   and reads memberships for a whole indexing batch at once;
 * the SQLite search index syncs like the store (WAL, synchronous=NORMAL);
 * the river filtered by agency or language seeks its stories by an index (SQLite's plan);
+* pruning old stories seeks them by when they were last seen, clustering reads the queue of articles to
+  cluster, the cluster listing's pages seek by an index in its order, the river of an outlet finds its
+  stories from its articles, and a merge finds the aliases of what it absorbs by an index (SQLite's plans);
 * a run collects garbage after 10,000 new objects, not CPython's 700;
 * a claim of pending entries costs the same however large the backlog.
 """
@@ -244,6 +247,72 @@ def test_the_filtered_river_seeks_by_an_index(tmp_path: Path, where: StoryFilter
         store.close()
 
 
+def _plans(store: Store, path: Path, call: Any, reading: str) -> list[str]:
+    """SQLite's query plan of each statement ``call`` ran whose SQL holds ``reading``, one line each."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        statements.append((sql, params))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        call()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    with sqlite3.connect(path) as db:
+        return [" | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+                for sql, params in statements if reading in sql]
+
+
+def test_pruning_old_stories_seeks_them_by_last_seen(tmp_path: Path) -> None:
+    # Walked in id order instead, a pass that finds nothing (most days) read every story, holding
+    # the write lock (bench/README.md, "The store at production size").
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3", lambda: store.prune_stories_before(T0), "FROM stories")
+    finally:
+        store.close()
+    assert plans and all("SEARCH stories USING INDEX ix_stories_last_seen (last_seen<?)" in p for p in plans), plans
+
+
+def test_clustering_reads_the_queued_articles_not_every_article(tmp_path: Path) -> None:
+    # Found by an anti-join of articles and memberships, each clustering batch (and the oldest
+    # arrival before them) read every article stored: seconds per batch at 300,000 articles.
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3",
+                       lambda: (store.oldest_unclustered_arrival(), store.unclustered_articles(10)), "memberships")
+    finally:
+        store.close()
+    assert len(plans) == 2 and not any("SCAN articles" in p for p in plans), plans
+
+
+def test_cluster_pages_after_the_first_seek_by_the_listing_index(tmp_path: Path) -> None:
+    # Without it, every page after the first sorted every story (a second each at 100,000).
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3",
+                       lambda: store.cluster_page(50, after="3.1700000000000000.s1"), "FROM stories")
+    finally:
+        store.close()
+    assert plans and all("SEARCH stories USING INDEX ix_stories_listing" in p for p in plans), plans
+    assert not any("TEMP B-TREE FOR ORDER BY" in p for p in plans), plans  # only ties on size and time are sorted
+
+
+def test_the_river_of_an_outlet_finds_its_stories_from_its_articles(tmp_path: Path) -> None:
+    # Asked of each story in turn, the river of an outlet that ran few stories walked every story
+    # (nine seconds at 100,000 stories).
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3",
+                       lambda: store.story_page(30, StoryFilter(outlet="Ledger"), after="1700000000000000.s1"),
+                       "FROM stories")
+    finally:
+        store.close()
+    assert plans and all("SEARCH articles USING COVERING INDEX ix_articles_outlet (outlet=?)" in p for p in plans), plans
+    assert not any("SCAN stories" in p for p in plans), plans
+
+
 def test_a_claims_work_does_not_grow_with_the_backlog(tmp_path: Path) -> None:
     # A claim read every free entry to rank each feed's oldest first: 4 s a claim at a million
     # pending entries, with the database's write lock held; then each feed's first ``limit``,
@@ -279,3 +348,17 @@ def test_a_claims_work_does_not_grow_with_the_backlog(tmp_path: Path) -> None:
     assert long < 1.5 * short, (short, long)
     few, many = steps_of_a_claim(20, 40, 10), steps_of_a_claim(200, 40, 10)
     assert many < 3 * few, (few, many)
+
+
+def test_a_merge_finds_the_aliases_of_the_cluster_it_absorbs_by_an_index(tmp_path: Path) -> None:
+    # Every merge repoints the aliases of the cluster it absorbs, and retention deletes those of the
+    # stories it prunes: without the index, each read every alias recorded since the store began.
+    store = Store(f"sqlite:///{tmp_path}/store.sqlite3")
+    absorbing = Assignment(Membership("a2", "c1", "a1"), Signature("a2", b"s", T0), absorbed=("c2",))
+    try:
+        plans = _plans(store, tmp_path / "store.sqlite3", lambda: (
+            store.save_assignments([absorbing]), store.prune_stories_before(T0)), "cluster_aliases SET")
+    finally:
+        store.close()
+    assert plans and all("SEARCH cluster_aliases USING INDEX ix_cluster_aliases_survivor_id (survivor_id=?)" in p
+                         for p in plans), plans

@@ -22,6 +22,7 @@ from pipeline.cli import main
 from pipeline.errors import StoreError
 from pipeline.models import (
     AgencyCredit,
+    ArchiveRecord,
     Article,
     Assignment,
     FeedEntry,
@@ -337,6 +338,32 @@ def test_unclustered_articles_come_in_arrival_order(store: Store) -> None:
     assert store.oldest_unclustered_arrival() == T0 + timedelta(minutes=10)
     store.save_assignments([assign(2, "a2")])
     assert [a.id for a in store.unclustered_articles(10)] == ["a3", "a1"]
+
+
+def test_an_article_waits_for_clustering_at_the_arrival_it_was_stored_with(store: Store) -> None:
+    # Two entries of a batch whose pages are one article: the first copy is stored, and queued so.
+    first, later_copy = article(1, 30), replace(article(1, 30), published=T0 + timedelta(minutes=5))
+    store.save_articles([NewArticle(first, "https://ledger.example/e/1"), NewArticle(later_copy, "https://ledger.example/e/2")])
+    store.save_article(article(2, 20))
+    assert [a.id for a in store.unclustered_articles(10)] == ["a2", "a1"]
+    assert store.oldest_unclustered_arrival() == T0 + timedelta(minutes=20)
+
+
+def test_articles_whose_membership_a_change_took_are_clustered_again(store: Store) -> None:
+    # A revision takes its article's membership, a re-extraction those of its article's cluster:
+    # they are clustered again, in arrival order, with the articles never clustered.
+    page = ArchiveRecord("pages.warc.gz", 0, 100)
+    for n, minutes in ((1, 30), (2, 10), (3, 20), (4, 40)):
+        store.save_article(article(n, minutes), archived=page if n == 1 else None)
+    store.save_assignments([assign(1, "a1"), assign(2, "a1"), assign(3, "a3")])
+    assert [a.id for a in store.unclustered_articles(10)] == ["a4"]
+    store.revise_article(replace(article(3, 20), text="corrected " * 50), article(3).url, reason="page changed")
+    assert [a.id for a in store.unclustered_articles(10)] == ["a3", "a4"]
+    assert store.replace_articles([(replace(article(1, 30), text="extracted again " * 50), page)]) == 1
+    assert [a.id for a in store.unclustered_articles(10)] == ["a2", "a3", "a1", "a4"]
+    assert store.oldest_unclustered_arrival() == T0 + timedelta(minutes=10)
+    store.save_assignments([assign(2, "a2"), assign(3, "a3"), assign(1, "a1"), assign(4, "a4")])
+    assert store.unclustered_articles(10) == [] and store.oldest_unclustered_arrival() is None
 
 
 def test_absorbed_cluster_members_move_and_the_alias_resolves(store: Store) -> None:

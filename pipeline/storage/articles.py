@@ -32,6 +32,7 @@ from pipeline.storage.schema import (
     entries,
     memberships,
     signatures,
+    unclustered,
 )
 from pipeline.storage.templates import TemplateStore
 from pipeline.templates import (
@@ -124,18 +125,27 @@ class ArticleStore(TemplateStore):
     def _insert_articles(
         self, conn: Connection, saved: Sequence[NewArticle], templates: ExtractionSettings | None
     ) -> int:
-        """Insert the articles not stored yet, each without its outlet's template blocks; returns how many.
+        """Insert the articles not stored yet, each without its outlet's template blocks, to be clustered; returns how many.
 
         One multi-row INSERT per 500 (a statement per article cost more than the
         database's work). The template counts of each outlet in the batch are read
         and written once, under its lock, as if the articles were stored one by one.
         """
         rows = self._article_rows(conn, saved, templates)
-        added = 0
+        added: list[str] = []
         for part in chunks(rows, 500):
             insert = self._insert(articles).on_conflict_do_nothing().returning(articles.c.id)
-            added += len(conn.execute(insert, part).all())
-        return added
+            added.extend(conn.execute(insert, part).scalars())
+        arrived: dict[str, datetime] = {}
+        for row in rows:  # as the articles: the first of a batch's copies of one is the one stored
+            arrived.setdefault(row["id"], row["arrived_at"])
+        self._queue_unclustered(conn, [{"article_id": i, "arrived_at": arrived[i]} for i in added])
+        return len(added)
+
+    def _queue_unclustered(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue articles for clustering: ``rows`` of their id (``article_id``) and ``arrived_at``."""
+        if rows:
+            conn.execute(self._insert(unclustered).on_conflict_do_nothing(), rows)
 
     def _article_rows(
         self, conn: Connection, saved: Sequence[NewArticle], templates: ExtractionSettings | None
@@ -201,7 +211,7 @@ class ArticleStore(TemplateStore):
         """
         with self._tx(f"article {article.url}") as conn:
             stored = conn.execute(
-                sa.select(articles.c.title, articles.c.text, articles.c.fetched_at)
+                sa.select(articles.c.title, articles.c.text, articles.c.fetched_at, articles.c.arrived_at)
                 .where(articles.c.id == article.id)
                 .with_for_update()
             ).first()
@@ -238,6 +248,7 @@ class ArticleStore(TemplateStore):
         ).scalar()
         conn.execute(signatures.delete().where(signatures.c.article_id == article.id))
         conn.execute(memberships.delete().where(memberships.c.article_id == article.id))
+        self._queue_unclustered(conn, [{"article_id": article.id, "arrived_at": stored.arrived_at}])
         if cluster_id is not None:
             conn.execute(self._insert(dirty_clusters).values(cluster_id=cluster_id).on_conflict_do_nothing())
         return True
@@ -371,6 +382,9 @@ class ArticleStore(TemplateStore):
                 ).scalars())
             for chunk in chunks(sorted(clusters), 500):
                 members = sa.select(memberships.c.article_id).where(memberships.c.cluster_id.in_(chunk))
+                queued = sa.select(articles.c.id, articles.c.arrived_at).where(articles.c.id.in_(members.scalar_subquery()))
+                self._queue_unclustered(conn, [{"article_id": row.id, "arrived_at": row.arrived_at}
+                                               for row in conn.execute(queued)])
                 conn.execute(signatures.delete().where(signatures.c.article_id.in_(members.scalar_subquery())))
                 conn.execute(memberships.delete().where(memberships.c.cluster_id.in_(chunk)))
             dirty = self._insert(dirty_clusters).on_conflict_do_nothing()
@@ -399,11 +413,7 @@ class ArticleStore(TemplateStore):
         return None if row is None else ArchiveRecord(row.warc_file, row.warc_offset, row.warc_length)
 
     def oldest_unclustered_arrival(self) -> datetime | None:
-        query = (
-            sa.select(sa.func.min(articles.c.arrived_at))
-            .outerjoin(memberships, memberships.c.article_id == articles.c.id)
-            .where(memberships.c.article_id.is_(None))
-        )
+        query = sa.select(sa.func.min(unclustered.c.arrived_at)).where(_not_clustered)
         with self._read() as conn:
             value = conn.execute(query).scalar()
         # Aggregates bypass the column type on SQLite, so the value may come back naive.
@@ -413,9 +423,9 @@ class ArticleStore(TemplateStore):
         """Articles not yet clustered, in arrival order."""
         query = (
             sa.select(articles)
-            .outerjoin(memberships, memberships.c.article_id == articles.c.id)
-            .where(memberships.c.article_id.is_(None))
-            .order_by(articles.c.arrived_at, articles.c.id)
+            .join(unclustered, unclustered.c.article_id == articles.c.id)
+            .where(_not_clustered)
+            .order_by(unclustered.c.arrived_at, unclustered.c.article_id)
             .limit(limit)
         )
         with self._read() as conn:
@@ -502,6 +512,8 @@ class ArticleStore(TemplateStore):
             flush()
             clusters = sorted({a.membership.cluster_id for a in assignments})
             conn.execute(dirty, [{"cluster_id": cluster_id} for cluster_id in clusters])
+            conn.execute(unclustered.delete().where(unclustered.c.article_id == sa.bindparam("clustered")),
+                         [{"clustered": a.membership.article_id} for a in assignments])
             self._enqueue_many(conn, seq, "article", [a.membership.article_id for a in assignments], deleted=False)
             self._count(conn, clustered=len(assignments), clusters_merged=sum(len(a.absorbed) for a in assignments))
 
@@ -567,6 +579,10 @@ class ArticleStore(TemplateStore):
         """Articles older than the matching window leave the clustering state (they stay stored)."""
         with self._tx() as conn:
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
+
+# A queued article that has a membership after all is not clustered again.
+_not_clustered = ~sa.exists().where(memberships.c.article_id == unclustered.c.article_id)
+
 
 def _stripped(
     article: Article,

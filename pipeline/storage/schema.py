@@ -162,6 +162,8 @@ articles = sa.Table(
     sa.Column("warc_length", sa.BigInteger),
     # The outlet's template blocks taken out of the text (pipeline.templates): [{"text", "articles"}].
     sa.Column("template_stripped", sa.JSON(none_as_null=True)),
+    # The river filtered by outlet finds the outlet's stories from its articles.
+    sa.Index("ix_articles_outlet", "outlet", "id"),
 )
 
 # How far `newsagg import-warc` got in each WARC file, so a killed import resumes there. A file
@@ -224,7 +226,19 @@ cluster_aliases = sa.Table(
     "cluster_aliases",
     metadata,
     sa.Column("absorbed_id", sa.String(64), primary_key=True),
-    sa.Column("survivor_id", sa.String(64), nullable=False),
+    sa.Column("survivor_id", sa.String(64), nullable=False, index=True),  # a merge repoints the aliases of what it absorbs
+)
+
+# Articles to cluster (without a membership), in arrival order: written with a new article, and
+# with a revision or re-extraction that takes an article's membership; deleted with the membership
+# clustering writes. A clustering batch reads its articles here: found by an anti-join of articles
+# and memberships, each batch read every article stored.
+unclustered = sa.Table(
+    "unclustered",
+    metadata,
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("arrived_at", UTCDateTime, nullable=False),  # the article's
+    sa.Index("ix_unclustered_arrived_at", "arrived_at", "article_id"),
 )
 
 # Clusters whose merged story must be rebuilt; written with the memberships that changed them.
@@ -242,7 +256,7 @@ stories = sa.Table(
     sa.Column("text", CleanText, nullable=False),
     sa.Column("summary", CleanText, nullable=False),
     sa.Column("sources", sa.JSON, nullable=False),
-    sa.Column("article_count", sa.Integer, nullable=False, index=True),
+    sa.Column("article_count", sa.Integer, nullable=False),
     sa.Column("outlet_count", sa.Integer, nullable=False),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
@@ -253,6 +267,9 @@ stories = sa.Table(
     # every story (reading each wide row) until a page of them is found.
     sa.Index("ix_stories_agency_last_seen", "agency", "last_seen"),
     sa.Index("ix_stories_language_last_seen", "language", "last_seen"),
+    # The clusters listed largest and newest first (`newsagg clusters list`), read backwards (then
+    # by id among the few that tie on both): every page after the first sorted every story.
+    sa.Index("ix_stories_listing", "article_count", "last_seen", "id"),
 )
 
 # What the search index still has to receive. `seq` is the number of the transaction that last

@@ -22,6 +22,7 @@ from pipeline.storage.schema import (
     outbox,
     signatures,
     stories,
+    unclustered,
 )
 
 
@@ -191,12 +192,14 @@ class StoryStore(StoreBase):
         if where.until is not None:
             query = query.where(stories.c.first_seen <= where.until)
         if where.outlet is not None:
+            # The outlet's stories found from its articles (an index): asked of each story in turn
+            # instead, the river walked every story to find those of an outlet that ran few.
             ran_it = (
-                sa.select(memberships.c.article_id)
+                sa.select(memberships.c.cluster_id)
                 .join(articles, articles.c.id == memberships.c.article_id)
-                .where(memberships.c.cluster_id == stories.c.id, articles.c.outlet == where.outlet)
+                .where(articles.c.outlet == where.outlet)
             )
-            query = query.where(ran_it.exists())
+            query = query.where(stories.c.id.in_(ran_it))
         if after is not None:
             seen, key = parse_river_cursor(after)
             query = query.where(
@@ -227,6 +230,7 @@ class StoryStore(StoreBase):
             count, seen, key = parse_cluster_cursor(after)
             same_count = stories.c.article_count == count
             query = query.where(
+                stories.c.article_count <= count,  # where the page starts in the listing's index
                 sa.or_(
                     stories.c.article_count < count,
                     sa.and_(same_count, stories.c.last_seen < seen),
@@ -410,7 +414,8 @@ class StoryStore(StoreBase):
             self._enqueue_many(conn, seq, kind, [doc_id for k, doc_id in keys if k == kind], deleted=False)
 
     def prune_stories_before(self, cutoff: datetime, limit: int = 500) -> tuple[int, int]:
-        """Delete up to ``limit`` stories last seen before ``cutoff``, with their articles; returns (stories, articles).
+        """Delete up to ``limit`` stories last seen before ``cutoff`` (the least recently seen first), with their articles;
+        returns (stories, articles).
 
         Their memberships, signatures and aliases go too, and the search index is told to
         drop both (outbox). Feed entries stay, so a feed still listing an old URL does not
@@ -423,7 +428,10 @@ class StoryStore(StoreBase):
                 conn.exec_driver_sql("LOCK TABLE memberships IN SHARE ROW EXCLUSIVE MODE")
             story_ids: list[str] = list(
                 conn.execute(
-                    sa.select(stories.c.id).where(stories.c.last_seen < cutoff).order_by(stories.c.id).limit(limit)
+                    # Least recently seen first: sought by the last_seen index, where the order of ids
+                    # walked every story (to find none, most days) with the write lock held.
+                    sa.select(stories.c.id).where(stories.c.last_seen < cutoff)
+                    .order_by(stories.c.last_seen, stories.c.id).limit(limit)
                 ).scalars()
             )
             article_ids: list[str] = list(
@@ -438,14 +446,14 @@ class StoryStore(StoreBase):
                 conn.execute(signatures.delete().where(signatures.c.article_id.in_(chunk)))
                 conn.execute(memberships.delete().where(memberships.c.article_id.in_(chunk)))
                 conn.execute(article_revisions.delete().where(article_revisions.c.article_id.in_(chunk)))
+                conn.execute(unclustered.delete().where(unclustered.c.article_id.in_(chunk)))
                 conn.execute(articles.delete().where(articles.c.id.in_(chunk)))
-            for article_id in article_ids:
-                self._enqueue(conn, seq, "article", article_id, deleted=True)
+            # One statement executed for every document: one each cost most of a batch, with the write lock held.
+            self._enqueue_many(conn, seq, "article", article_ids, deleted=True)
             conn.execute(cluster_aliases.delete().where(cluster_aliases.c.survivor_id.in_(story_ids)))
             conn.execute(dirty_clusters.delete().where(dirty_clusters.c.cluster_id.in_(story_ids)))
             conn.execute(stories.delete().where(stories.c.id.in_(story_ids)))
-            for story_id in story_ids:
-                self._enqueue(conn, seq, "story", story_id, deleted=True)
+            self._enqueue_many(conn, seq, "story", story_ids, deleted=True)
         return len(story_ids), len(article_ids)
 
 
