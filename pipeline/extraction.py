@@ -44,6 +44,7 @@ from pipeline.candidates import (
     SHORT_OF_PARAGRAPHS,
     by_stated_body,
     dropped_list_chars,
+    headlines,
     json_ld,
     json_ld_data,
     list_items,
@@ -198,6 +199,7 @@ def extract_page(
     canonical = _declared_canonical(tree, url)
     paragraph_size = paragraph_chars(tree)
     summary = standfirst(tree, scripts)
+    headings = headlines(tree, scripts)
     body = stated_body(scripts)
     items = list_items(tree)
     try:
@@ -227,7 +229,7 @@ def extract_page(
             logger.warning("script scan failed on %s: %s: %s", url, type(exc).__name__, exc)
     text = by_stated_body(text, body)
     if found:
-        text = trimmed(text, found.title, found.author)
+        text = trimmed(text, found.title, found.author, headings)
     text = with_standfirst(text, summary)
     if not text:
         return None

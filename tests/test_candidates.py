@@ -115,6 +115,24 @@ def test_a_first_line_with_the_titles_first_words_is_the_headline() -> None:
     assert _text(_article_page(before="<h2>Old bridge</h2>", title=long_title)).startswith("Old bridge\n\n")
 
 
+def _news_page(h1: str, news: bool = True) -> bytes:
+    """A page whose ``<h1>`` follows a kicker and differs from its ``<title>``; a news article's when ``news``."""
+    schema = "<script type='application/ld+json'>{\"@type\": \"NewsArticle\"}</script>" if news else ""
+    story = "".join(f"<p>{p}</p>" for p in _STORY)
+    return (
+        f"<html><head><title>Bridge closure: what drivers need to know</title>{schema}</head><body>"
+        f"<nav><a href='/'>Home</a></nav><article><p>Transport</p><h1>{h1}</h1>{story}</article></body></html>"
+    ).encode()
+
+
+def test_a_news_pages_h1_among_the_first_lines_is_the_headline() -> None:
+    # the <h1> is not the title, and a kicker comes first: the title rule cannot see it
+    assert _text(_news_page(_TITLE)) == "\n\n".join(["Transport", *_STORY])
+    # a two-word <h1> names a section; the <h1> of a page that is no news article is its text (WCXB)
+    assert _text(_news_page("Bridge closes")).startswith("Transport\n\nBridge closes\n\n")
+    assert _text(_news_page(_TITLE, news=False)).startswith(f"Transport\n\n{_TITLE}\n\n")
+
+
 def test_page_furniture_inside_the_article_is_left_out() -> None:
     furniture = (
         "<p>Advertisement</p><p>Read more: Council raises parking fees in the town centre</p><p>Share this article</p>"
