@@ -149,6 +149,9 @@ _RELATED = (
     r"|more on this(?: story| topic)?|you (?:may|might) also like|lesen sie mehr|auch interessant"
     r"|das könnte sie auch interessieren|ähnliche|weitere (?:artikel|themen)|a lire aussi|sur le même sujet"
     r"|te puede interesar|přečtěte si také|čtěte také"
+    r"|ähnliche (?:artikel|beiträge)|weiterführende links|noticias? relacionadas?|czytaj więcej|zobacz (?:też|także)"
+    r"|читайте (?:также|також)|похожие (?:статьи|новости)|関連記事|関連キーワード|おすすめ(?:情報|記事)"
+    r"|相关(?:新闻|阅读|报道)|推荐阅读|관련 ?기사"
 )
 _FURNITURE = (
     r"advertisement|advertisment|anzeige|werbung|publicit[ée]|publicidad|pubblicit[àa]|reklama|advertentie"

@@ -18,6 +18,7 @@ from pipeline.candidates import (
     readability_text,
     second_opinion,
     stated_body,
+    without_furniture,
 )
 from pipeline.extraction import extract_page
 
@@ -140,6 +141,16 @@ def test_page_furniture_inside_the_article_is_left_out() -> None:
     related = "<h3>Related stories</h3><ul><li>New ferry timetable from May</li><li>Station car park to grow</li></ul>"
     notice = "<p>Sign up for our daily newsletter to get the news of the town first.</p>"
     assert _text(_article_page(between=furniture, after=related + notice)) == "\n\n".join(_STORY)
+
+
+@pytest.mark.parametrize(
+    "heading",
+    ["Ähnliche Artikel", "Weiterführende Links", "Noticias relacionadas", "Czytaj więcej", "Читайте также", "関連記事",
+     "おすすめ情報", "相关阅读", "관련 기사"],
+)
+def test_a_related_stories_heading_in_more_languages_is_furniture(heading: str) -> None:
+    story = "\n\n".join(_STORY)
+    assert without_furniture(f"{story}\n\n{heading}\n\n- Station car park to grow\n\n{_STORY[0]}") == f"{story}\n\n{_STORY[0]}"
 
 
 def test_a_list_or_a_sentence_that_is_article_stays() -> None:
