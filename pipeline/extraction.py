@@ -270,12 +270,18 @@ def _with_script_article(source: bytes, url: str, text: str, found: Document | N
     return article, found or extract_metadata(tree, default_url=url or None, date_config=date_config)
 
 
+_DIALOGS = lxml.etree.XPath("//dialog | //*[@role='dialog' or @role='alertdialog' or @aria-modal='true']")
+
+
 def _parse(source: bytes) -> lxml.html.HtmlElement:
     """The page's tree, without what is never article text."""
     tree = lxml.html.document_fromstring(source, parser=_HTML_PARSER)
     # <noscript> holds "please enable JavaScript", never the article; left in, a
     # script-only page would "extract" that sentence.
     lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    # A dialog (a newsletter or cookie pop-up, a "republish this story" box) lies over the page, never in its article.
+    for dialog in _DIALOGS(tree):
+        dialog.drop_tree()
     return tree
 
 

@@ -153,6 +153,15 @@ def test_a_related_stories_heading_in_more_languages_is_furniture(heading: str) 
     assert without_furniture(f"{story}\n\n{heading}\n\n- Station car park to grow\n\n{_STORY[0]}") == f"{story}\n\n{_STORY[0]}"
 
 
+@pytest.mark.parametrize("opening", ["<div class='modal' role='dialog'>", "<div aria-modal='true'>", "<dialog open>"])
+def test_a_dialog_over_the_page_is_not_article(opening: str) -> None:
+    popup = (
+        f"{opening}<p>Want to republish this story? We are happy for our stories to be shared, provided that you "
+        f"credit the author and link back to the page.</p></{opening[1:].split()[0]}>"
+    )
+    assert _text(_article_page(between=popup)) == "\n\n".join(_STORY)
+
+
 def test_a_list_or_a_sentence_that_is_article_stays() -> None:
     # a list after a heading that is not a related-stories label, a sentence that names a label's word
     listing = "<h3>Closed roads</h3><ul><li>Bridge Street</li><li>Mill Lane</li></ul>"
