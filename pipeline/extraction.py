@@ -279,9 +279,11 @@ def _parse(source: bytes) -> lxml.html.HtmlElement:
     # <noscript> holds "please enable JavaScript", never the article; left in, a
     # script-only page would "extract" that sentence.
     lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
-    # A dialog (a newsletter or cookie pop-up, a "republish this story" box) lies over the page, never in its article.
-    for dialog in _DIALOGS(tree):
-        dialog.drop_tree()
+    # A dialog (a newsletter or cookie pop-up, a "republish this story" box) lies over the page, never in its
+    # article. Looking for it in the markup first spares most pages the walk over every element (2 ms on a large page).
+    if b"dialog" in source or b"aria-modal" in source:
+        for dialog in _DIALOGS(tree):
+            dialog.drop_tree()
     return tree
 
 
