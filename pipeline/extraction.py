@@ -270,7 +270,8 @@ def _with_script_article(source: bytes, url: str, text: str, found: Document | N
     return article, found or extract_metadata(tree, default_url=url or None, date_config=date_config)
 
 
-_DIALOGS = lxml.etree.XPath("//dialog | //*[@role='dialog' or @role='alertdialog' or @aria-modal='true']")
+# Inside <body> only: a page whose <html> or <body> says it is a dialog is still the page.
+_DIALOGS = lxml.etree.XPath("//body//dialog | //body//*[@role='dialog' or @role='alertdialog' or @aria-modal='true']")
 
 
 def _parse(source: bytes) -> lxml.html.HtmlElement:

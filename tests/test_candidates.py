@@ -162,6 +162,12 @@ def test_a_dialog_over_the_page_is_not_article(opening: str) -> None:
     assert _text(_article_page(between=popup)) == "\n\n".join(_STORY)
 
 
+@pytest.mark.parametrize("opening", ["<html role='dialog'><body>", "<html><body aria-modal='true'>"])
+def test_a_page_that_calls_itself_a_dialog_is_still_read(opening: str) -> None:
+    story = "".join(f"<p>{p}</p>" for p in _STORY)
+    assert _text(f"{opening}<article>{story}</article></body></html>".encode()) == "\n\n".join(_STORY)
+
+
 def test_a_list_or_a_sentence_that_is_article_stays() -> None:
     # a list after a heading that is not a related-stories label, a sentence that names a label's word
     listing = "<h3>Closed roads</h3><ul><li>Bridge Street</li><li>Mill Lane</li></ul>"
