@@ -35,7 +35,8 @@ took another block (:func:`by_stated_body`); a news page's standfirst
 (:func:`standfirst`) is added when trafilatura left it out.
 
 What trafilatura keeps inside the article's container but is not the article is cut
-from its text last: a first line repeating the headline (:func:`without_title`), the
+from its text last: a first line repeating the headline (:func:`without_title`; on a news
+page also its ``<h1>`` among the first lines, :func:`without_headline`), the
 page's furniture (:func:`without_furniture`: advertising and "continue reading" labels,
 share and newsletter prompts, "Read more: <headline>" lines, a related-stories heading
 with its list, notices after the article) and the author's biography after it
@@ -121,6 +122,10 @@ MIN_SCRIPT_ARTICLE_PARAGRAPHS = 3
 
 #: A first block with the title's first words (not all) repeats it from this many words on.
 MIN_TITLE_START_WORDS = 4
+#: A news page's ``<h1>`` repeated in one of the text's first this many blocks (after a kicker or a byline) is the headline ...
+HEADLINE_BLOCKS = 3
+#: ... when it has at least this many words (a shorter ``<h1>`` names a section or the site).
+MIN_HEADLINE_WORDS = 3
 #: A "Read more: <headline>" line, or an item of a related-stories list, has at most this many words ...
 MAX_TEASER_WORDS = 25
 #: ... and a notice after the article (newsletter, comments, copyright) at most this many.
@@ -144,6 +149,9 @@ _RELATED = (
     r"|more on this(?: story| topic)?|you (?:may|might) also like|lesen sie mehr|auch interessant"
     r"|das könnte sie auch interessieren|ähnliche|weitere (?:artikel|themen)|a lire aussi|sur le même sujet"
     r"|te puede interesar|přečtěte si také|čtěte také"
+    r"|ähnliche (?:artikel|beiträge)|weiterführende links|noticias? relacionadas?|czytaj więcej|zobacz (?:też|także)"
+    r"|читайте (?:также|також)|похожие (?:статьи|новости)|関連記事|関連キーワード|おすすめ(?:情報|記事)"
+    r"|相关(?:新闻|阅读|报道)|推荐阅读|관련 ?기사"
 )
 _FURNITURE = (
     r"advertisement|advertisment|anzeige|werbung|publicit[ée]|publicidad|pubblicit[àa]|reklama|advertentie"
@@ -180,6 +188,7 @@ _ABOUT_AUTHOR = re.compile(
 _JSON_LD = lxml.etree.XPath("//script[@type='application/ld+json']/text()", smart_strings=False)
 # schema.org's NewsArticle and its subtypes (ReportageNewsArticle, OpinionNewsArticle, ...).
 _NEWS_TYPE = re.compile(r'"@type"\s*:\s*(?:\[[^\]]*)?"\w*NewsArticle"')
+_H1 = lxml.etree.XPath("//body//h1")
 _DESCRIPTIONS = lxml.etree.XPath("//meta[@name='description' or @property='og:description']/@content", smart_strings=False)
 _BODY_TEXT_WITH = lxml.etree.XPath("//body//text()[contains(., $start)]")
 _NOT_SHOWN = frozenset({"script", "style", "template", "textarea"})
@@ -278,7 +287,7 @@ def standfirst(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | None:
     slogan, an SEO text) is not one. Only pages whose JSON-LD says they are news articles
     have one: the excerpts blogs and guides show are not counted as their text (WCXB).
     """
-    if not any(_NEWS_TYPE.search(script) for script in scripts):
+    if not is_news(scripts):
         return None
     for value in _DESCRIPTIONS(tree):
         summary = _norm(str(value))
@@ -297,6 +306,22 @@ def standfirst(tree: lxml.html.HtmlElement, scripts: list[str]) -> str | None:
                     break
                 element = element.getparent()
     return None
+
+
+def is_news(scripts: list[str]) -> bool:
+    """Whether the page's JSON-LD says it is a news article (``NewsArticle`` or a subtype)."""
+    return any(_NEWS_TYPE.search(script) for script in scripts)
+
+
+def headlines(tree: lxml.html.HtmlElement, scripts: list[str]) -> list[str]:
+    """A news page's headlines: the words of its ``<h1>`` elements, as keys (read before trafilatura prunes).
+
+    Only news pages: WCXB's annotators keep the ``<h1>`` of product, service and guide
+    pages as their text, and Fundus's bodies leave a news page's headline out.
+    """
+    if not is_news(scripts):
+        return []
+    return [key for h1 in _H1(tree) if len((key := _key(h1.text_content())).split()) >= MIN_HEADLINE_WORDS]
 
 
 def with_standfirst(text: str, summary: str | None) -> str:
@@ -322,10 +347,11 @@ def _word_count(text: str) -> int:
     return len(_WORDS.findall(text))
 
 
-def trimmed(text: str, title: str | None, author: str | None) -> str:
+def trimmed(text: str, title: str | None, author: str | None, headlines: list[str] | None = None) -> str:
     """trafilatura's ``text`` without what it kept around the article in its container: a first
-    line repeating the headline, the page's furniture and the author's biography."""
-    return without_author_bio(without_furniture(without_title(text, title)), author)
+    line repeating the headline (the ``title``, or one of a news page's ``headlines``), the page's
+    furniture and the author's biography."""
+    return without_author_bio(without_furniture(without_headline(without_title(text, title), headlines)), author)
 
 
 def without_title(text: str, title: str | None) -> str:
@@ -344,6 +370,19 @@ def without_title(text: str, title: str | None) -> str:
     if words != key and len(words) < MIN_TITLE_START_WORDS:
         return text
     return "\n\n".join(blocks[1:])
+
+
+def without_headline(text: str, headlines: list[str] | None) -> str:
+    """``text`` without the first of its first :data:`HEADLINE_BLOCKS` blocks that is one of a news
+    page's ``headlines`` (from :func:`headlines`): its ``<h1>``, when it differs from the
+    title (a shorter SEO title, a kicker run into it) or follows a kicker, a date or a byline."""
+    if not headlines:
+        return text
+    blocks = text.split("\n\n")
+    for number, block in enumerate(blocks[:HEADLINE_BLOCKS]):
+        if len(blocks) > 1 and _key(block) in headlines:
+            return "\n\n".join(blocks[:number] + blocks[number + 1 :])
+    return text
 
 
 def without_furniture(text: str) -> str:

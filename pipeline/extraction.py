@@ -44,6 +44,7 @@ from pipeline.candidates import (
     SHORT_OF_PARAGRAPHS,
     by_stated_body,
     dropped_list_chars,
+    headlines,
     json_ld,
     json_ld_data,
     list_items,
@@ -198,6 +199,7 @@ def extract_page(
     canonical = _declared_canonical(tree, url)
     paragraph_size = paragraph_chars(tree)
     summary = standfirst(tree, scripts)
+    headings = headlines(tree, scripts)
     body = stated_body(scripts)
     items = list_items(tree)
     try:
@@ -227,7 +229,7 @@ def extract_page(
             logger.warning("script scan failed on %s: %s: %s", url, type(exc).__name__, exc)
     text = by_stated_body(text, body)
     if found:
-        text = trimmed(text, found.title, found.author)
+        text = trimmed(text, found.title, found.author, headings)
     text = with_standfirst(text, summary)
     if not text:
         return None
@@ -268,12 +270,21 @@ def _with_script_article(source: bytes, url: str, text: str, found: Document | N
     return article, found or extract_metadata(tree, default_url=url or None, date_config=date_config)
 
 
+# Inside <body> only: a page whose <html> or <body> says it is a dialog is still the page.
+_DIALOGS = lxml.etree.XPath("//body//dialog | //body//*[@role='dialog' or @role='alertdialog' or @aria-modal='true']")
+
+
 def _parse(source: bytes) -> lxml.html.HtmlElement:
     """The page's tree, without what is never article text."""
     tree = lxml.html.document_fromstring(source, parser=_HTML_PARSER)
     # <noscript> holds "please enable JavaScript", never the article; left in, a
     # script-only page would "extract" that sentence.
     lxml.etree.strip_elements(tree, "noscript", "template", with_tail=False)
+    # A dialog (a newsletter or cookie pop-up, a "republish this story" box) lies over the page, never in its
+    # article. Looking for it in the markup first spares most pages the walk over every element (2 ms on a large page).
+    if b"dialog" in source or b"aria-modal" in source:
+        for dialog in _DIALOGS(tree):
+            dialog.drop_tree()
     return tree
 
 

@@ -18,6 +18,7 @@ from pipeline.candidates import (
     readability_text,
     second_opinion,
     stated_body,
+    without_furniture,
 )
 from pipeline.extraction import extract_page
 
@@ -115,6 +116,24 @@ def test_a_first_line_with_the_titles_first_words_is_the_headline() -> None:
     assert _text(_article_page(before="<h2>Old bridge</h2>", title=long_title)).startswith("Old bridge\n\n")
 
 
+def _news_page(h1: str, news: bool = True) -> bytes:
+    """A page whose ``<h1>`` follows a kicker and differs from its ``<title>``; a news article's when ``news``."""
+    schema = "<script type='application/ld+json'>{\"@type\": \"NewsArticle\"}</script>" if news else ""
+    story = "".join(f"<p>{p}</p>" for p in _STORY)
+    return (
+        f"<html><head><title>Bridge closure: what drivers need to know</title>{schema}</head><body>"
+        f"<nav><a href='/'>Home</a></nav><article><p>Transport</p><h1>{h1}</h1>{story}</article></body></html>"
+    ).encode()
+
+
+def test_a_news_pages_h1_among_the_first_lines_is_the_headline() -> None:
+    # the <h1> is not the title, and a kicker comes first: the title rule cannot see it
+    assert _text(_news_page(_TITLE)) == "\n\n".join(["Transport", *_STORY])
+    # a two-word <h1> names a section; the <h1> of a page that is no news article is its text (WCXB)
+    assert _text(_news_page("Bridge closes")).startswith("Transport\n\nBridge closes\n\n")
+    assert _text(_news_page(_TITLE, news=False)).startswith(f"Transport\n\n{_TITLE}\n\n")
+
+
 def test_page_furniture_inside_the_article_is_left_out() -> None:
     furniture = (
         "<p>Advertisement</p><p>Read more: Council raises parking fees in the town centre</p><p>Share this article</p>"
@@ -122,6 +141,31 @@ def test_page_furniture_inside_the_article_is_left_out() -> None:
     related = "<h3>Related stories</h3><ul><li>New ferry timetable from May</li><li>Station car park to grow</li></ul>"
     notice = "<p>Sign up for our daily newsletter to get the news of the town first.</p>"
     assert _text(_article_page(between=furniture, after=related + notice)) == "\n\n".join(_STORY)
+
+
+@pytest.mark.parametrize(
+    "heading",
+    ["Ähnliche Artikel", "Weiterführende Links", "Noticias relacionadas", "Czytaj więcej", "Читайте также", "関連記事",
+     "おすすめ情報", "相关阅读", "관련 기사"],
+)
+def test_a_related_stories_heading_in_more_languages_is_furniture(heading: str) -> None:
+    story = "\n\n".join(_STORY)
+    assert without_furniture(f"{story}\n\n{heading}\n\n- Station car park to grow\n\n{_STORY[0]}") == f"{story}\n\n{_STORY[0]}"
+
+
+@pytest.mark.parametrize("opening", ["<div class='modal' role='dialog'>", "<div aria-modal='true'>", "<dialog open>"])
+def test_a_dialog_over_the_page_is_not_article(opening: str) -> None:
+    popup = (
+        f"{opening}<p>Want to republish this story? We are happy for our stories to be shared, provided that you "
+        f"credit the author and link back to the page.</p></{opening[1:].split()[0]}>"
+    )
+    assert _text(_article_page(between=popup)) == "\n\n".join(_STORY)
+
+
+@pytest.mark.parametrize("opening", ["<html role='dialog'><body>", "<html><body aria-modal='true'>"])
+def test_a_page_that_calls_itself_a_dialog_is_still_read(opening: str) -> None:
+    story = "".join(f"<p>{p}</p>" for p in _STORY)
+    assert _text(f"{opening}<article>{story}</article></body></html>".encode()) == "\n\n".join(_STORY)
 
 
 def test_a_list_or_a_sentence_that_is_article_stays() -> None:
