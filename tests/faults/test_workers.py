@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ import sqlalchemy as sa
 from faultkit import Handler, Web, article_html, fault_settings, rss, serving, write_feed_list
 from pipeline.archive import read_page
 from pipeline.runner import Pipeline
+from pipeline.settings import Settings
 from pipeline.storage import Store
 from pipeline.storage.schema import runs
 from pipeline.storage.base import utc_now
@@ -166,15 +168,20 @@ def test_workers_at_once_fetch_each_page_once_and_keep_the_delay_between_them(
             store.close()
 
 
-def test_each_batch_of_a_run_takes_pages_of_every_site_not_one_site_after_another(
-    site: Site, tmp_path: Path
-) -> None:
+def one_worker_settings(site: Site, tmp_path: Path, **extraction: Any) -> Settings:
+    """One worker's settings for every host of ``site``, politeness ``DELAY``."""
     feeds = write_feed_list(tmp_path / "feeds.yaml", {f"outlet{i}": w.url("/feed.xml") for i, w in enumerate(site.webs)})
     for web in site.webs:
         site.feeds_asked[web.host] = WORKERS  # one worker here: the feeds need not wait for another
     fetch = {"allowed_hosts": [f"{w.host}:{w.port}" for w in site.webs], "politeness_delay": DELAY}
+    return fault_settings(site.webs[0], tmp_path, feeds, fetch=fetch, extraction=extraction)
+
+
+def test_each_batch_of_a_run_takes_pages_of_every_site_not_one_site_after_another(
+    site: Site, tmp_path: Path
+) -> None:
     batch = len(HOSTS)
-    settings = fault_settings(site.webs[0], tmp_path, feeds, fetch=fetch, extraction={"batch_size": batch})
+    settings = one_worker_settings(site, tmp_path, batch_size=batch)
     with Pipeline(settings) as pipeline:
         pipeline.poll_feeds(pipeline.load_feeds())
         assert pipeline.fetch_articles() == (len(site.pages()), 0, 0)
@@ -188,14 +195,9 @@ def test_each_batch_of_a_run_takes_pages_of_every_site_not_one_site_after_anothe
 def test_a_pass_takes_no_new_batch_once_its_time_is_up_and_the_next_pass_goes_on(
     site: Site, tmp_path: Path
 ) -> None:
-    # A backlog (a first run, sitemaps, an outage) took one pass hours to fetch: the DAG's fetch
-    # task was killed at its timeout every run, and nothing was clustered or indexed meanwhile.
-    feeds = write_feed_list(tmp_path / "feeds.yaml", {f"outlet{i}": w.url("/feed.xml") for i, w in enumerate(site.webs)})
-    for web in site.webs:
-        site.feeds_asked[web.host] = WORKERS  # one worker here: the feeds need not wait for another
-    fetch = {"allowed_hosts": [f"{w.host}:{w.port}" for w in site.webs], "politeness_delay": DELAY}
-    settings = fault_settings(site.webs[0], tmp_path, feeds, fetch=fetch,
-                              extraction={"batch_size": len(HOSTS), "max_pass_seconds": DELAY / 2})
+    # A backlog (a first run, sitemaps, an outage) took one pass hours to fetch: past the DAG's
+    # 30-minute timeout for the fetch task, after which nothing would be clustered or indexed.
+    settings = one_worker_settings(site, tmp_path, batch_size=len(HOSTS), max_pass_seconds=DELAY / 2)
     with Pipeline(settings) as pipeline:
         pipeline.poll_feeds(pipeline.load_feeds())
         first = pipeline.fetch_articles()
