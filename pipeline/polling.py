@@ -191,7 +191,7 @@ STATUS_COLUMNS = ("feed", "status", "fails", "score", "every", "entries", "waiti
 
 def status_row(state: FeedState, settings: FeedSettings, now: datetime, waiting: int) -> tuple[str, ...]:
     """One feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC); ``waiting``: its entries
-    whose page is still to be fetched (``FeedsStore.waiting_entries``)."""
+    whose page is still to be fetched (``FeedStore.waiting_entries``)."""
     return (
         state.source.id,
         state.status,
