@@ -376,11 +376,11 @@ def without_headline(text: str, headlines: list[str] | None) -> str:
     """``text`` without the first of its first :data:`HEADLINE_BLOCKS` blocks that is one of a news
     page's ``headlines`` (from :func:`headlines`): its ``<h1>``, when it differs from the
     title (a shorter SEO title, a kicker run into it) or follows a kicker, a date or a byline."""
-    if not headlines:
-        return text
     blocks = text.split("\n\n")
+    if not headlines or len(blocks) < 2:  # a text that is only its headline stays
+        return text
     for number, block in enumerate(blocks[:HEADLINE_BLOCKS]):
-        if len(blocks) > 1 and _key(block) in headlines:
+        if _key(block) in headlines:
             return "\n\n".join(blocks[:number] + blocks[number + 1 :])
     return text
 

@@ -13,7 +13,7 @@ pass (a timeout, a 503). Feeds are polled in batches of whole registrable domain
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -189,9 +189,16 @@ STATUS_COLUMNS = ("feed", "status", "fails", "score", "every", "entries", "waiti
                   "last error")
 
 
-def status_row(state: FeedState, settings: FeedSettings, now: datetime, waiting: int) -> tuple[str, ...]:
-    """One feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC); ``waiting``: its entries
-    whose page is still to be fetched (``FeedStore.waiting_entries``)."""
+def status_rows(
+    states: Sequence[FeedState], waiting: Mapping[str, int], settings: FeedSettings, now: datetime
+) -> list[tuple[str, ...]]:
+    """Each feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC); ``waiting``: the entries
+    of each feed whose page is still to be fetched (``FeedStore.waiting_entries``)."""
+    return [_status_row(state, settings, now, waiting.get(state.source.id, 0)) for state in states]
+
+
+def _status_row(state: FeedState, settings: FeedSettings, now: datetime, waiting: int) -> tuple[str, ...]:
+    """One feed's health as text, in ``STATUS_COLUMNS`` order (times in UTC)."""
     return (
         state.source.id,
         state.status,

@@ -115,7 +115,7 @@ def _cmd_feeds_move(args: argparse.Namespace) -> int:
 def _cmd_feeds_status(args: argparse.Namespace) -> int:
     import shutil
 
-    from pipeline.polling import STATUS_COLUMNS, status_row
+    from pipeline.polling import STATUS_COLUMNS, status_rows
 
     settings = _reading(args)
     with _store(settings) as store:
@@ -129,7 +129,7 @@ def _cmd_feeds_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     now = datetime.now(UTC)
     header = STATUS_COLUMNS
-    rows = [status_row(s, settings.feeds, now, waiting.get(s.source.id, 0)) for s in states]
+    rows = status_rows(states, waiting, settings.feeds, now)
     widths = [min(max(len(r[i]) for r in [header, *rows]), 40) for i in range(len(header) - 1)]
     right = {2, 3, 5, 6}  # numbers
     # On a terminal the error is cut to the window's width; piped, it is printed whole.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -495,7 +496,7 @@ class FeedStore(StoreBase):
             # the same. First each feed's first few, as many as the spread takes from every feed
             # alike: when they fill it, the candidates are those too, from far fewer rows.
             known_feeds = conn.execute(sa.select(sa.func.count()).select_from(feeds)).scalar_one()
-            few = min(limit, -(-spread // max(1, known_feeds)))
+            few = min(limit, math.ceil(spread / max(1, known_feeds)))
             chosen_from = candidates(conn, few)
             if len(chosen_from) < spread and few < limit:
                 chosen_from = candidates(conn, limit)

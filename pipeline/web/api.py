@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from pipeline.models import SearchResults, Story
-from pipeline.polling import STATUS_COLUMNS, status_row
+from pipeline.polling import STATUS_COLUMNS, status_rows
 from pipeline.storage import RunRecord
 from pipeline.web.app import Services, services
 from pipeline.web.params import (
@@ -96,9 +96,8 @@ def search(use: Use, where: Filtered, q: Text, sort: Sort = "relevance", limit: 
 def feeds(use: Use) -> FeedList:
     now = datetime.now(UTC)
     keys = [column.replace(" ", "_") for column in STATUS_COLUMNS]
-    waiting = use.store.waiting_entries()
-    rows = [FeedRow(**dict(zip(keys, status_row(s, use.settings.feeds, now, waiting.get(s.source.id, 0)), strict=True)))
-            for s in use.store.feed_states()]
+    rows = [FeedRow(**dict(zip(keys, row, strict=True)))
+            for row in status_rows(use.store.feed_states(), use.store.waiting_entries(), use.settings.feeds, now)]
     return FeedList(feeds=rows)
 
 

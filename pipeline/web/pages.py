@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from pipeline.polling import STATUS_COLUMNS, status_row
+from pipeline.polling import STATUS_COLUMNS, status_rows
 from pipeline.web.app import Services, services
 from pipeline.web.params import (
     DEFAULT_HITS,
@@ -77,9 +77,7 @@ def article(use: Use, article_id: str) -> HTMLResponse:
 @router.get("/feeds", response_class=HTMLResponse)
 def feeds(use: Use) -> HTMLResponse:
     now = datetime.now(UTC)
-    waiting = use.store.waiting_entries()
-    rows = [status_row(state, use.settings.feeds, now, waiting.get(state.source.id, 0))
-            for state in use.store.feed_states()]
+    rows = status_rows(use.store.feed_states(), use.store.waiting_entries(), use.settings.feeds, now)
     return use.page("feeds.html", columns=STATUS_COLUMNS, rows=rows)
 
 
