@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import pipeline.storage.feeds as feed_store
 from pipeline.cli import main
 from pipeline.errors import StoreError
+from pipeline.fetching.politeness import DomainLimiter
 from pipeline.models import (
     AgencyCredit,
     ArchiveRecord,
@@ -36,7 +37,7 @@ from pipeline.models import (
     Validators,
 )
 from pipeline.storage import NewArticle, PendingEntry, Store, StoryFilter
-from pipeline.storage.schema import outbox_seq
+from pipeline.storage.schema import domain_clock, outbox_seq
 from pipeline.urls import MAX_URL_LENGTH, canonicalize
 from services import postgres_database
 
@@ -723,3 +724,32 @@ def test_a_process_forked_inside_the_clusters_lock_does_not_keep_it(tmp_path: Pa
         worker.kill()
         worker.join()
         store.close()
+
+
+def test_requests_of_two_workers_stay_a_delay_apart_when_the_store_made_one_wait(store: Store) -> None:
+    # A worker asking for a slot while another transaction holds the clock gets it once that
+    # transaction ends; its slot was counted from when it asked, a second in the past by then, so
+    # it and the next worker's request started together (two requests to a host 0.09 s apart in CI).
+    delay, hold = 1.0, 1.0
+    store.reserve_domain_slot("ledger.example", 0.001)
+    time.sleep(0.01)  # that slot is over
+    asking, started = threading.Event(), {}
+
+    def hold_the_clock() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(domain_clock.update().where(domain_clock.c.domain == "ledger.example")
+                         .values(next_start=domain_clock.c.next_start))
+            asking.set()
+            time.sleep(hold)
+
+    def request(worker: str) -> None:
+        DomainLimiter(total=4, per_domain=1, delay=delay, clock=store.reserve_domain_slot).acquire("ledger.example")
+        started[worker] = time.monotonic()
+
+    holder = threading.Thread(target=hold_the_clock)
+    holder.start()
+    asking.wait(timeout=10)
+    request("first")  # waits for the holder
+    request("second")
+    holder.join()
+    assert started["second"] - started["first"] > delay / 2

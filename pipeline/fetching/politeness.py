@@ -79,8 +79,8 @@ class DomainLimiter:
         per_domain: requests in flight at once to one domain (in this process).
         delay: seconds between the starts of two requests to one domain.
         clock: reserves a domain's next start among every process sharing it (the store's
-            ``reserve_domain_slot``): called with (domain, delay), returns when the request
-            may start, in seconds since the epoch. Without it the spacing holds in this process.
+            ``reserve_domain_slot``): called with (domain, delay), returns the seconds to wait
+            before the request may start. Without it the spacing holds in this process.
     """
 
     def __init__(
@@ -159,11 +159,11 @@ class DomainLimiter:
 def _wait_for_shared_slot(clock: Callable[[str, float], float], domain: str, delay: float) -> None:
     """Sleep until the slot the other processes left us; a store that cannot answer leaves the local spacing."""
     try:
-        start = clock(domain, delay)
+        wait = clock(domain, delay)
     except StoreError as exc:
         logger.warning("%s: cannot reserve a request slot in the store (%s); spacing this process only", domain, exc)
         return
-    time.sleep(max(0.0, start - time.time()))
+    time.sleep(wait)
 
 
 @dataclass(frozen=True, slots=True)

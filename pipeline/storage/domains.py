@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -15,20 +14,27 @@ class DomainClockStore(StoreBase):
     """When the next request to each registrable domain may start."""
 
     def reserve_domain_slot(self, domain: str, delay: float) -> float:
-        """Reserve the next start of a request to ``domain``; returns it (seconds since the epoch).
+        """Reserve the next start of a request to ``domain``; returns the seconds to wait for it.
 
         The slot is now, or ``delay`` seconds after the last slot reserved by any worker,
         whichever is later; one statement reads and moves the clock, so two workers never
-        get the same slot. Wall-clock time: workers on several hosts need synchronised clocks.
+        get the same slot. "Now" is the store's clock when the statement holds the clock's
+        row: a worker that waited for another's transaction must not count from when it
+        asked, or its slot is already past and its request starts with the next worker's.
+        Only the store's clock is read, so workers on several hosts need no synchronised clocks.
         """
-        now = time.time()
+        now: sa.ColumnElement[float]
+        if self.engine.dialect.name == "postgresql":
+            now = sa.func.date_part("epoch", sa.func.clock_timestamp())  # not now(): the transaction's start
+        else:
+            now = (sa.func.julianday("now") - 2440587.5) * 86400.0  # the statement's time, after BEGIN IMMEDIATE
         later = sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max
         insert = self._insert(domain_clock).values(domain=domain, next_start=now + delay)
         stmt = insert.on_conflict_do_update(
             index_elements=["domain"], set_={"next_start": later(domain_clock.c.next_start, now) + delay}
-        ).returning(domain_clock.c.next_start)
+        ).returning(domain_clock.c.next_start - delay - now)
         with self._tx() as conn:
-            return float(conn.execute(stmt).scalar_one()) - delay
+            return max(0.0, float(conn.execute(stmt).scalar_one()))
 
     def prune_domain_clock(self, before: datetime) -> int:
         """Forget the domains whose last slot was before ``before``; returns how many.

@@ -151,7 +151,9 @@ def test_workers_at_once_fetch_each_page_once_and_keep_the_delay_between_them(
             gaps = [b - a for a, b in zip(starts, starts[1:])]
             # Slots are DELAY apart; arrivals jitter with the scheduling of a loaded machine (without
             # the shared clock the two workers hit a host within a few milliseconds of each other).
-            assert min(gaps) > DELAY / 4, f"requests to {web.host} {min(gaps):.3f}s apart"
+            arrivals = sorted((at, path, ua) for h, path, ua, at in site.log if h == web.host)
+            assert min(gaps) > DELAY / 4, f"requests to {web.host} {min(gaps):.3f}s apart: " + ", ".join(
+                f"{at - arrivals[0][0]:.3f} {path} {ua[-7:]}" for at, path, ua in arrivals)
 
         store = Store(store_url or f"sqlite:///{tmp_path / 'data' / 'store.sqlite3'}")
         try:
