@@ -21,7 +21,7 @@ class DomainClockStore(StoreBase):
         get the same slot. "Now" is the store's clock when the statement holds the clock's
         row: a worker that waited for another's transaction must not count from when it
         asked, or its slot is already past and its request starts with the next worker's.
-        Only the store's clock is read, so workers on several hosts need no synchronised clocks.
+        Only the store's clock is read, so slots need no synchronised clocks between hosts.
         """
         now: sa.ColumnElement[float]
         if self.engine.dialect.name == "postgresql":
