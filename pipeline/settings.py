@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -126,6 +127,32 @@ class FetchSettings(_Section):
             "Private, loopback and link-local addresses are refused unless listed here."
         ),
     )
+
+    proxy: str | None = Field(
+        None,
+        description=(
+            "An HTTP proxy every request goes through (`http://[user:password@]host:port`, or `https://`), "
+            "for networks that reach the web only through one. The address guard cannot see where the "
+            "proxy connects: it checks each target's addresses before the request, and a name whose "
+            "answer changes before the proxy resolves it again gets past that check, so let the proxy "
+            "refuse private addresses too. The proxy itself is not checked."
+        ),
+    )
+
+    @field_validator("proxy")
+    @classmethod
+    def _is_a_proxy_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError(f"has a bad port: {_masked(value)}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment:
+            raise ValueError(f"must be http://host:port or https://host:port, not {_masked(value)}")
+        return value
 
     @field_validator("user_agent")
     @classmethod

@@ -105,7 +105,7 @@ class Fetcher:
         """
         self._settings = settings
         policy = AddressPolicy(settings.allowed_hosts, resolver)
-        self._transport = GuardedTransport(policy, verify_tls=settings.verify_tls)
+        self._transport = GuardedTransport(policy, verify_tls=settings.verify_tls, proxy=settings.proxy)
         self._client = httpx.Client(
             transport=self._transport,
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -116,7 +116,7 @@ class Fetcher:
                 pool=settings.connect_timeout,
             ),
             follow_redirects=False,  # we follow hop by hop so every hop is checked
-            trust_env=False,  # no proxies (they would bypass the guard), no .netrc
+            trust_env=False,  # no proxy but fetch.proxy (the transport checks targets for it), no .netrc
             cookies=_NoCookies(),
         )
         self._limiter = DomainLimiter(
@@ -547,6 +547,7 @@ def _status_error(shown: str, status: int, retry_after: str | None) -> FetchErro
     reason = f"HTTP {status} {httpx.codes.get_reason_phrase(status)}".rstrip()
     if status == 410:
         return GoneError(shown, reason, status=status)
-    if status in (408, 429) or 500 <= status < 600:
+    # A 407 is a proxy's answer (fetch.proxy's credentials), not the page's.
+    if status in (407, 408, 429) or 500 <= status < 600:
         return TransientFetchError(shown, reason, status=status, retry_after=parse_retry_after(retry_after))
     return PermanentFetchError(shown, reason if 400 <= status < 500 else f"unexpected {reason}", status=status)

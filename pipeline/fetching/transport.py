@@ -84,8 +84,9 @@ class _GuardedStream(httpcore.NetworkStream):
 class _GuardedBackend(httpcore.NetworkBackend):
     """Resolves through the address guard and connects to the very addresses it approved."""
 
-    def __init__(self, policy: AddressPolicy) -> None:
+    def __init__(self, policy: AddressPolicy, proxy: tuple[str, int] | None = None) -> None:
         self._policy = policy
+        self._proxy = proxy
         self._inner = httpcore.SyncBackend()
         self._lock = threading.Lock()
         self._open: set[_GuardedStream] = set()
@@ -127,7 +128,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
         # DNS is outside the response budget: getaddrinfo cannot be interrupted, so the
         # system resolver's own timeouts bound it.
         try:
-            addresses = self._policy.resolve(host, port)  # BlockedAddressError passes through
+            # The proxy is the operator's choice, not a publisher's: it is connected to unchecked.
+            addresses = [host] if (host, port) == self._proxy else self._policy.resolve(host, port)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         failure: Exception | None = None
@@ -145,6 +147,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
                 continue
             return self.track(_GuardedStream(stream, self))
         assert failure is not None
+        if (host, port) == self._proxy:  # else every page's error says the publisher refused
+            raise type(failure)(f"proxy {host}:{port}: {failure}") from failure
         raise failure
 
     def connect_unix_socket(
@@ -156,8 +160,11 @@ class _GuardedBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
 # httpx's transport contract is to raise httpx exceptions; order matters (subclasses first).
 _EXCEPTION_MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ProxyError, httpx.ProxyError),
     (httpcore.ConnectTimeout, httpx.ConnectTimeout),
     (httpcore.ReadTimeout, httpx.ReadTimeout),
     (httpcore.WriteTimeout, httpx.WriteTimeout),
@@ -203,25 +210,46 @@ class GuardedTransport(httpx.BaseTransport):
     """httpx's default transport, rebuilt on public httpcore API with the guarded backend.
 
     ``httpx.HTTPTransport`` cannot be given a network backend, hence this copy of its
-    ``handle_request`` (proxies, HTTP/2 and unix sockets deliberately left out: a proxy
-    would connect to the target on our behalf, past the guard).
+    ``handle_request`` (HTTP/2 and unix sockets deliberately left out). Through a ``proxy``,
+    every connection is to the proxy, which connects to the target itself: the target's
+    addresses are checked before each request instead, and the proxy resolves the name again.
     """
 
-    def __init__(self, policy: AddressPolicy, *, verify_tls: bool) -> None:
-        self._backend = _GuardedBackend(policy)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify_tls),
-            max_connections=None,  # DomainLimiter bounds what is in flight
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=self._backend,
-        )
+    def __init__(self, policy: AddressPolicy, *, verify_tls: bool, proxy: str | None = None) -> None:
+        self._policy = policy
+        pool: dict[str, Any] = {
+            "ssl_context": httpx.create_ssl_context(verify=verify_tls),
+            "max_connections": None,  # DomainLimiter bounds what is in flight
+            "max_keepalive_connections": 20,
+            "keepalive_expiry": 5.0,
+            "http1": True,
+            "http2": False,
+            "retries": 0,
+        }
+        if proxy is None:
+            self._proxied = False
+            self._backend = _GuardedBackend(policy)
+            self._pool: httpcore.ConnectionPool = httpcore.ConnectionPool(**pool, network_backend=self._backend)
+        else:
+            self._proxied = True
+            url = httpx.URL(proxy)
+            host = url.raw_host.decode("ascii")
+            self._backend = _GuardedBackend(policy, proxy=(host, url.port or _DEFAULT_PORTS[url.scheme]))
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=b"/"),
+                proxy_auth=(url.username, url.password) if url.userinfo else None,
+                **pool,
+                network_backend=self._backend,
+            )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
+        if self._proxied:
+            host, port = request.url.host, request.url.port or _DEFAULT_PORTS[request.url.scheme]
+            try:
+                self._policy.resolve(host, port)  # BlockedAddressError passes through
+            except OSError as exc:
+                raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from None
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
