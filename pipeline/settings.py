@@ -131,7 +131,8 @@ class FetchSettings(_Section):
     proxy: str | None = Field(
         None,
         description=(
-            "An HTTP proxy every request goes through (`http://[user:password@]host:port`, or `https://`), "
+            "An HTTP proxy every request to publishers goes through (feeds, sitemaps, robots.txt, pages; "
+            "not Elasticsearch, Kibana or the alert webhook), `http://[user:password@]host:port` or `https://`, "
             "for networks that reach the web only through one. The address guard cannot see where the "
             "proxy connects: it checks each target's addresses before the request, and a name whose "
             "answer changes before the proxy resolves it again gets past that check, so let the proxy "
