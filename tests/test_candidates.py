@@ -200,6 +200,35 @@ def test_a_last_sentence_of_reporting_is_no_notice() -> None:
         assert _text(_article_page(after=f"<p>{notice}</p>")) == "\n\n".join(_STORY), notice
 
 
+@pytest.mark.parametrize(
+    "notice",
+    [
+        "Already a subscriber? Log in to read the rest of this story.",
+        "This article is only available to subscribers.",
+        "Il vous reste 62% de cet article à lire. La suite est réservée aux abonnés.",
+        "Bereits Abonnent? Hier anmelden",
+        "¿Ya eres suscriptor? Inicia sesión",
+        "この記事は会員限定です。",
+    ],
+)
+def test_a_paywalls_notice_is_not_article(notice: str) -> None:
+    # in the middle of the text, or after it; in English, French, German, Spanish, Japanese
+    assert _text(_article_page(between=f"<p>{notice}</p>")) == "\n\n".join(_STORY)
+    assert _text(_article_page(after=f"<p>{notice}</p>")) == "\n\n".join(_STORY)
+
+
+def test_reporting_about_subscriptions_is_article() -> None:
+    # a subscription named in the article's own sentences, and a page that is only its notice
+    reporting = [
+        "The newspaper said its archive would be available only to subscribers from March.",
+        "Members of the club who are already subscribers to the magazine will get the new issue free.",
+    ]
+    for sentence in reporting:
+        assert _text(_article_page(between=f"<p>{sentence}</p>")).split("\n\n")[1] == sentence
+    notice = "This content is reserved for members only."
+    assert without_furniture(f"{notice}\n\n{_STORY[0]}") == f"{notice}\n\n{_STORY[0]}"
+
+
 def test_the_authors_biography_after_the_article_is_left_out() -> None:
     bio = "<h4>About the author</h4><p>Jane Miller is the town reporter of the Gazette and has covered its council since 2015.</p>"
     assert _text(_article_page(after=bio)) == "\n\n".join(_STORY)
