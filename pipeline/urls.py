@@ -107,7 +107,7 @@ TRACKING_PARAMS: frozenset[str] = frozenset(
 
 _TRACKING_PREFIXES: tuple[str, ...] = ("utm_",)
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # RFC 3986 character classes.
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
@@ -155,7 +155,7 @@ def canonicalize(url: str, base: str | None = None, *, tidy_query: bool = True) 
         if given.scheme:
             # An explicit scheme is never joined: "mailto:" stays mailto, and "http://"
             # with no host is garbage rather than a link to the base document.
-            if given.scheme.lower() not in _DEFAULT_PORTS or not given.netloc:
+            if given.scheme.lower() not in DEFAULT_PORTS or not given.netloc:
                 return None
         elif base:
             base = _STRIP_INSIDE.sub("", base).strip()
@@ -227,7 +227,7 @@ def link_of(key: str) -> str | None:
 def _canonicalize_absolute(url: str, *, tidy_query: bool = True) -> str | None:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in DEFAULT_PORTS:
         return None
     host_port = _authority_host_port(parts.netloc)
     if host_port is None:
@@ -236,7 +236,7 @@ def _canonicalize_absolute(url: str, *, tidy_query: bool = True) -> str | None:
     host = _canonical_host(host_raw)
     if host is None:
         return None
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
     # Escapes first: a decoded "%2E" is a dot segment too, and idempotence needs both done.
     path = _remove_dot_segments(_normalize_percent(parts.path, _PATH_SAFE)) or "/"
     if not path.startswith("/"):

@@ -33,7 +33,7 @@ from pipeline.fetching.politeness import DomainLimiter, Halted, RobotsRules, int
 from pipeline.fetching.transport import DEADLINE, GuardedTransport
 from pipeline.models import Fetched, Validators
 from pipeline.settings import FetchSettings
-from pipeline.urls import canonicalize, redact_url
+from pipeline.urls import DEFAULT_PORTS, canonicalize, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +463,7 @@ class Fetcher:
 
     def _robots_for(self, url: httpx.URL) -> RobotsRules:
         """The cached robots.txt verdict for url's scheme+host+port, fetched once."""
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = url.port or DEFAULT_PORTS[url.scheme]
         key = (url.scheme, url.host, port)
         with self._robots_lock:
             if key in self._robots:

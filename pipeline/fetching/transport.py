@@ -22,6 +22,7 @@ import httpcore
 import httpx
 
 from pipeline.addresses import AddressPolicy
+from pipeline.urls import DEFAULT_PORTS
 
 # Monotonic time at which the current thread's response must be complete. A contextvar
 # rather than a per-request timeout because httpx's read timeout restarts with every
@@ -115,6 +116,13 @@ class _GuardedBackend(httpcore.NetworkBackend):
         for stream in streams:
             stream.cut()
 
+    def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host:port``, each approved by the guard (BlockedAddressError passes through)."""
+        try:
+            return self._policy.resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+
     def connect_tcp(
         self,
         host: str,
@@ -127,11 +135,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
             raise httpcore.ConnectError("the fetcher is halted")
         # DNS is outside the response budget: getaddrinfo cannot be interrupted, so the
         # system resolver's own timeouts bound it.
-        try:
-            # The proxy is the operator's choice, not a publisher's: it is connected to unchecked.
-            addresses = [host] if (host, port) == self._proxy else self._policy.resolve(host, port)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        # The proxy is the operator's choice, not a publisher's: it is connected to unchecked.
+        addresses = [host] if (host, port) == self._proxy else self.resolve(host, port)
         failure: Exception | None = None
         for address in addresses:  # all approved; try them in the resolver's order
             try:
@@ -159,8 +164,6 @@ class _GuardedBackend(httpcore.NetworkBackend):
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # httpx's transport contract is to raise httpx exceptions; order matters (subclasses first).
 _EXCEPTION_MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -216,7 +219,7 @@ class GuardedTransport(httpx.BaseTransport):
     """
 
     def __init__(self, policy: AddressPolicy, *, verify_tls: bool, proxy: str | None = None) -> None:
-        self._policy = policy
+        self._proxied = proxy is not None
         pool: dict[str, Any] = {
             "ssl_context": httpx.create_ssl_context(verify=verify_tls),
             "max_connections": None,  # DomainLimiter bounds what is in flight
@@ -227,14 +230,12 @@ class GuardedTransport(httpx.BaseTransport):
             "retries": 0,
         }
         if proxy is None:
-            self._proxied = False
             self._backend = _GuardedBackend(policy)
             self._pool: httpcore.ConnectionPool = httpcore.ConnectionPool(**pool, network_backend=self._backend)
         else:
-            self._proxied = True
             url = httpx.URL(proxy)
-            host = url.raw_host.decode("ascii")
-            self._backend = _GuardedBackend(policy, proxy=(host, url.port or _DEFAULT_PORTS[url.scheme]))
+            endpoint = (url.raw_host.decode("ascii"), url.port or DEFAULT_PORTS[url.scheme])
+            self._backend = _GuardedBackend(policy, proxy=endpoint)
             self._pool = httpcore.HTTPProxy(
                 proxy_url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=b"/"),
                 proxy_auth=(url.username, url.password) if url.userinfo else None,
@@ -244,12 +245,6 @@ class GuardedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
-        if self._proxied:
-            host, port = request.url.host, request.url.port or _DEFAULT_PORTS[request.url.scheme]
-            try:
-                self._policy.resolve(host, port)  # BlockedAddressError passes through
-            except OSError as exc:
-                raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from None
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
@@ -263,6 +258,8 @@ class GuardedTransport(httpx.BaseTransport):
             extensions=request.extensions,
         )
         with _httpx_exceptions():
+            if self._proxied:  # the proxy connects to the target: its addresses are checked here
+                self._backend.resolve(request.url.host, request.url.port or DEFAULT_PORTS[request.url.scheme])
             response = self._pool.handle_request(core_request)
         assert isinstance(response.stream, Iterable)
         return httpx.Response(

@@ -580,6 +580,7 @@ class ArticleStore(TemplateStore):
         with self._tx() as conn:
             return int(conn.execute(signatures.delete().where(signatures.c.at < cutoff)).rowcount)
 
+
 # A queued article that has a membership after all is not clustered again.
 _not_clustered = ~sa.exists().where(memberships.c.article_id == unclustered.c.article_id)
 
