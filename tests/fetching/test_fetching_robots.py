@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from arrivals import assert_spaced
+
 from pipeline.errors import BlockedAddressError, PermanentFetchError, TransientFetchError
 from pipeline.fetching import Fetcher
 
@@ -228,13 +230,13 @@ def page_starts(server: Server, make_fetcher: MakeFetcher, robots: bytes, **sett
 def test_crawl_delay_is_a_floor_under_the_politeness_delay(server: Server, make_fetcher: MakeFetcher) -> None:
     gaps = page_starts(server, make_fetcher, b"User-agent: *\nCrawl-delay: 0.3\n", politeness_delay=0.0)
 
-    assert min(gaps) >= 0.3 - 0.02, gaps
+    assert_spaced(gaps, 0.3)
 
 
 def test_a_larger_politeness_delay_stays(server: Server, make_fetcher: MakeFetcher) -> None:
     gaps = page_starts(server, make_fetcher, b"User-agent: *\nCrawl-delay: 0.05\n", politeness_delay=0.25)
 
-    assert min(gaps) >= 0.25 - 0.02, gaps
+    assert_spaced(gaps, 0.25)
 
 
 def test_a_hostile_crawl_delay_is_capped(
@@ -246,5 +248,5 @@ def test_a_hostile_crawl_delay_is_capped(
         server, make_fetcher, b"User-agent: *\nCrawl-delay: 86400\n", politeness_delay=0.0, max_crawl_delay=0.2
     )
 
-    assert min(gaps) >= 0.2 - 0.02, gaps  # as slow as the cap: not a day per page, not unthrottled
+    assert_spaced(gaps, 0.2)  # as slow as the cap: not a day per page, not unthrottled
     assert "robots.txt asks for Crawl-delay 86400s; using the cap, 0.2s" in caplog.text
