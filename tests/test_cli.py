@@ -279,6 +279,22 @@ def test_an_output_file_is_written_whole_or_left_as_it_was(tmp_path: Path, capsy
     assert link.is_symlink() and [json.loads(line)["id"] for line in shown.read_text().splitlines()] == ["a"]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_standard_output_a_device_refuses_is_one_line_not_a_traceback(
+    demo_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Standard output that is not a file refuses a write too: a full device, a terminal gone (EIO).
+    assert run_cli(capsys, "run", "--feeds", str(demo_env))[0] == 0
+    commands = [["search", demo_query()], ["clusters", "list"], ["export", "articles"], ["runs", "list"],
+                ["settings"]]
+    for command in commands:
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "pipeline", *command], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert (done.returncode, done.stderr) == (
+            1, "newsagg: error: cannot write standard output: No space left on device\n"), command
+
+
 def _opml(path: Path, *feeds: tuple[str, str]) -> Path:
     """An OPML export at ``path`` of these (title, URL) feeds, in a folder as readers export them."""
     outlines = "".join(f'<outline text="{title}" type="rss" xmlUrl="{url}"/>' for title, url in feeds)

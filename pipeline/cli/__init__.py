@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import signal
-import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -25,11 +24,46 @@ from typing import Any
 
 from pipeline import logs
 from pipeline.cli import corpus, feeds, operations, run, serve, stories
-from pipeline.cli.base import EXIT_FAILURE, EXIT_USAGE, disk_refused
+from pipeline.cli.base import EXIT_FAILURE, EXIT_USAGE
 from pipeline.cli.run import print_demo, print_demo_commands
 from pipeline.errors import ConfigError, NewsaggError
 
 __all__ = ["main", "print_demo", "print_demo_commands"]
+
+
+class _OutputRefused(Exception):
+    """Standard output refused a write (a full disk or device, a terminal gone); ``args[0]`` is its OSError."""
+
+
+class _StandardOutput:
+    """``sys.stdout`` during a command: a write it refuses is told apart from every other OSError.
+
+    A command also writes files of its own (``-o``, the archive, the feed list), which say their
+    own errors; only this stream's failures are "cannot write standard output". A reader gone
+    (BrokenPipeError) stays what it is: the command stops quietly.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputRefused(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputRefused(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Stopped(KeyboardInterrupt):
@@ -114,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = partial(_stop_again, unraisable_hook)
     _stop_signalled.clear()
     _stop_raised.clear()
+    stdout = sys.stdout
+    sys.stdout = _StandardOutput(stdout)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         code = handler(args)
@@ -136,9 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # from failing again on flushing standard output at exit.
             _drop_output()
             return EXIT_FAILURE
-        if isinstance(exc, OSError) and _output_refused(exc):
-            # Standard output is a file on a full disk (`newsagg export articles > all.jsonl`).
-            print(f"newsagg: error: cannot write standard output: {exc.strerror}", file=sys.stderr)
+        if isinstance(exc, _OutputRefused):
+            # `newsagg export articles > all.jsonl` on a full disk, or to /dev/full, or a terminal gone.
+            print(f"newsagg: error: cannot write standard output: {exc.args[0].strerror}", file=sys.stderr)
             _drop_output()
             return EXIT_FAILURE
         raise
@@ -148,24 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("newsagg: interrupted; run again to resume where it stopped", file=sys.stderr)
         return 130
     finally:
+        sys.stdout = stdout
         _stop_raised.set()  # the command is over: nothing is sent again now
         sys.unraisablehook = unraisable_hook
         for stop, previous in handlers.items():
             signal.signal(stop, previous)
-
-
-def _output_refused(exc: OSError) -> bool:
-    """Whether ``exc`` is standard output, a file, refused by a full disk (or a quota or file-size limit).
-
-    A write to an open file that the disk refused, while standard output is a file: the files
-    a command writes itself (``-o``, the archive, the feed list) say their own error.
-    """
-    if not disk_refused(exc):
-        return False
-    try:
-        return stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode)
-    except (OSError, ValueError):  # no descriptor (captured in a test, closed)
-        return False
 
 
 def _drop_output() -> None:
