@@ -109,6 +109,23 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids() -> set[int]:
+    """The live child processes of this process, from /proc."""
+    return {int(pid) for task in Path("/proc/self/task").iterdir()
+            for pid in (task / "children").read_text().split()}
+
+
+def new_children_cpu_seconds(before: set[int]) -> float:
+    """CPU time of the live children not in ``before`` (a pool started since), from /proc."""
+    return sum(process_cpu_seconds(pid) for pid in child_pids() - before)
+
+
 @contextmanager
 def measure() -> Iterator[Span]:
     span = Span()

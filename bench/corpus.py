@@ -20,7 +20,6 @@ the copies of one story appear at different outlets.
 from __future__ import annotations
 
 import argparse
-import os
 import email.utils
 import html
 import json
@@ -38,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from bench.common import process_cpu_seconds
 from pipeline.demo.server import CorpusServer, bundled_corpus_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -400,8 +400,7 @@ class ServedCorpus:
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (user + system)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
 
 @contextmanager

@@ -95,6 +95,11 @@ def test_end_to_end_embedded() -> None:
     details = data["details"]
     assert details["articles"] == end_to_end.SIZES["tiny"]
     assert details["second_pass"]["parse_calls"] == 0 and details["second_pass"]["extract_calls"] == 0
+    # The CPU of every process a page costs: the run's, its workers' (extraction at least), the server's.
+    cpu = details["cpu_ms_a_page"]
+    assert cpu["workers"] > 0.5 * cpu["extraction_alone"] > 0 and cpu["run_process"] > 0 and cpu["server"] > 0
+    assert cpu["share"] == pytest.approx(
+        cpu["extraction_alone"] / (cpu["run_process"] + cpu["workers"] + cpu["server"]))
 
 
 def test_memory_reports_peaks_and_runs() -> None:
