@@ -532,7 +532,9 @@ def _import_once(settings: KibanaSettings, objects: Sequence[dict[str, Any]]) ->
     where = redact_url(base)
     body = render(objects).encode("utf-8")
     try:
-        with httpx.Client(verify=verify, timeout=settings.request_timeout, auth=auth) as client:
+        # No proxy from the environment, as the Elasticsearch client takes none: a proxy set for the
+        # whole host (for pip, say) would carry the stack's own requests.
+        with httpx.Client(verify=verify, timeout=settings.request_timeout, auth=auth, trust_env=False) as client:
             response = client.post(url, params={"overwrite": "true"}, headers=headers,
                                    files={"file": (OBJECTS_FILE, body, "application/ndjson")})
     except httpx.TransportError as exc:

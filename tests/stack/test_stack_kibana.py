@@ -174,6 +174,18 @@ def test_import_into_a_space_with_an_api_key_and_another_prefix() -> None:
         "news-eu-stories", "news-eu-articles"}
 
 
+def test_import_goes_straight_to_kibana_whatever_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As the Elasticsearch client does: a proxy set for the whole host (for pip, say) is not
+    # asked for the stack's own services.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with FakeKibana() as server:
+        result = kibana.install(settings_for(server), "newsagg")
+    assert result.success_count == len(objects())
+
+
 def test_objects_kibana_refuses_are_named() -> None:
     dashboard = next(o for o in objects() if o["type"] == "dashboard")
     with FakeKibana() as server, pytest.raises(kibana.KibanaError) as failure:
