@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import os
+import platform
 import re
 import shlex
 import signal
@@ -115,6 +117,17 @@ def test_run_search_clusters_and_feeds_status(demo_env: Path, capsys: pytest.Cap
     code, out, _ = run_cli(capsys, "feeds", "status", "--json")
     states = json.loads(out)
     assert code == 0 and len(states) == 10 and {s["status"] for s in states} == {"active"}
+
+
+def test_version_names_newsagg_python_and_its_main_libraries(capsys: pytest.CaptureFixture[str]) -> None:
+    # What an operator pastes into a bug report, or checks a deployment by.
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"newsagg {importlib.metadata.version('newsagg')} (Python {platform.python_version()}; ")
+    for library in ("trafilatura", "feedparser", "datasketch", "SQLAlchemy"):
+        assert f"{library} {importlib.metadata.version(library)}" in out
 
 
 def test_options_may_come_before_or_after_the_subcommand(demo_env: Path, tmp_path: Path,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import logging
 import os
+import platform
 import signal
 import sys
 import threading
@@ -29,6 +31,9 @@ from pipeline.cli.run import print_demo, print_demo_commands
 from pipeline.errors import ConfigError, NewsaggError
 
 __all__ = ["main", "print_demo", "print_demo_commands"]
+
+#: What ``--version`` reports beside newsagg (for a bug report): extraction, feed parsing, clustering, the store, the index.
+_REPORTED_LIBRARIES = ("trafilatura", "feedparser", "datasketch", "SQLAlchemy", "elasticsearch")
 
 
 class _OutputRefused(Exception):
@@ -227,12 +232,38 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argpa
     return parser
 
 
+def _version() -> str:
+    """newsagg's version, and those of the libraries whose versions change its results (for a bug report)."""
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {version(name)}" for name in _REPORTED_LIBRARIES)
+    return f"newsagg {version('newsagg')} (Python {platform.python_version()}; {libraries})"
+
+
+class _PrintVersion(argparse.Action):
+    """``--version``: the versions on one line, unwrapped (argparse's own action wraps it to the terminal)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(_version())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsagg",
         description="Fetch news feeds, cluster syndicated copies of the same story, search the merged stories.",
         parents=[_common_options(argparse.ArgumentParser(add_help=False), defaults=True)],
     )
+    parser.add_argument("--version", action=_PrintVersion,
+                        help="show the versions of newsagg, Python and its main libraries, and exit")
     # Subcommands accept the same options; SUPPRESS keeps them from resetting a value
     # given before the subcommand (`newsagg --data-dir D clusters list`).
     common = _common_options(argparse.ArgumentParser(add_help=False), defaults=False)
