@@ -247,7 +247,7 @@ def run(
                     f"{count} articles in {len(corpus.feeds)} feeds, pages of {page_bytes / 1024:.0f} KB, fetch to "
                     f"searchable ({shares}); the run's own process {measured['run_process_cpu_seconds']:.1f} s CPU in "
                     f"{measured['seconds']:.1f} s; ratios of {len(measured_runs)} runs: {ratios}; load average "
-                    f"{min(load):.1f}-{max(load):.1f}; {_cpu_line(measured['cpu_ms_a_page'])}"
+                    f"{min(load):.1f}-{max(load):.1f}; {_cpu_line(measured['cpu_ms_a_page'], backend)}"
                 ),
                 ours=Side(f"Pipeline.run, {backend}", measured["articles_per_second"], "articles/s"),
                 baseline=Side("extraction alone, same pages, measured before and after (the natural limit)",
@@ -279,11 +279,12 @@ def _cpu_a_page(measured: dict[str, Any], extraction_alone: float) -> dict[str, 
     return {"extraction_alone": alone, **run, "share": alone / sum(run.values())}
 
 
-def _cpu_line(cpu: dict[str, float]) -> str:
+def _cpu_line(cpu: dict[str, float], backend: str) -> str:
+    node = ", the Elasticsearch node's not counted" if backend == "elasticsearch" else ""
     return (
         f"CPU a page: extraction alone {cpu['extraction_alone']:.1f} ms, the run "
         f"{cpu['run_process'] + cpu['workers'] + cpu['server']:.1f} ms (its process {cpu['run_process']:.1f}, its "
-        f"workers {cpu['workers']:.1f}, the publishers' server {cpu['server']:.1f}): extraction is "
+        f"workers {cpu['workers']:.1f}, the publishers' server {cpu['server']:.1f}{node}): extraction is "
         f"{cpu['share']:.2f} of it"
     )
 
