@@ -233,7 +233,7 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argpa
 
 
 def _version() -> str:
-    """newsagg's version, and those of the libraries whose versions change its results (for a bug report)."""
+    """newsagg's version, Python's and its main libraries' (for a bug report)."""
 
     def version(name: str) -> str:
         try:
