@@ -48,6 +48,11 @@ FEED_TYPES = (
 _WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _PLAIN_MAGIC = b"WARC/1."
+#: Why a record the file ends in is no page (a copy or download cut off, a disk that filled).
+TRUNCATED = "truncated record"
+#: What reading a damaged or cut record raises: warcio's and zlib's errors, and warcio's AttributeError
+#: on a response record whose header block ends before its WARC-Target-URI (warcio assumes one).
+_DAMAGE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, AttributeError)
 
 
 # One append at a time in this process, whichever writer makes it: the file lock is per process.
@@ -183,12 +188,17 @@ def read_page(directory: Path, record: ArchiveRecord) -> ArchivedPage:
         with open(path, "rb") as file:
             file.seek(record.offset)
             data = file.read(record.length)
+        if len(data) < record.length:  # the start of a page is no page: its article would lose the rest
+            where = f"{len(data)} of its {record.length} bytes in" if data else "before it"
+            raise ArchiveError(f"{path}@{record.offset}: {TRUNCATED} (the file ends {where})")
         for item in ArchiveIterator(io.BytesIO(data)):
             page = _page_of(item, max_bytes=None, types=None)
+            if getattr(item.raw_stream, "limit", 0) > 0:  # shorter than its Content-Length
+                page = TRUNCATED
             if isinstance(page, str):
                 raise ArchiveError(f"{path}@{record.offset}: {page}")
             return page
-    except (OSError, ArchiveLoadFailed, zlib.error, EOFError) as exc:
+    except (OSError, *_DAMAGE) as exc:
         raise ArchiveError(f"{path}@{record.offset}: {_one_line(exc)}") from None
     raise ArchiveError(f"{path}@{record.offset}: no record there")
 
@@ -215,7 +225,9 @@ def scan_warc(
     A record that is not an HTTP response, not a 200 of those types, larger than ``max_bytes``,
     truncated or unreadable is yielded with the reason (``skipped``); after an unreadable
     record, reading goes on at the next record found (the next gzip member, or the next
-    "WARC/1." line of an uncompressed file), so a damaged record costs that record.
+    "WARC/1." line of an uncompressed file), so a damaged record costs that record. A file
+    that ends inside a record, wherever (its headers, its body, its gzip member's first
+    bytes), ends with one ``TRUNCATED`` record.
 
     Raises:
         OSError: the file cannot be opened.
@@ -223,6 +235,7 @@ def scan_warc(
             not WARC inside), or is gzipped as a whole (its records cannot be read one by one).
     """
     with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
         head = file.read(512)
         gzipped = head.startswith(_GZIP_MAGIC)
         if head and not _uncompressed(head, gzipped).lstrip(b"\r\n").startswith(b"WARC/"):
@@ -236,28 +249,41 @@ def scan_warc(
                 for record in records:
                     page = _page_of(record, max_bytes=max_bytes, types=types)
                     records.read_to_end(record)
-                    if getattr(record.raw_stream, "limit", 0) > 0:  # the file ended before the record did
-                        page = "truncated record"
                     at = records.get_record_offset()
                     end = at + records.get_record_length()
+                    # The file ended before the record did: inside its body, or inside its WARC headers
+                    # (before their Content-Length: a type of None or "respo" is no type).
+                    if getattr(record.raw_stream, "limit", 0) > 0 or (record.length is None and end >= size):
+                        page = TRUNCATED
                     offset = end
                     if isinstance(page, str):
                         yield ScannedRecord(at, end, None, page)
                     else:
                         yield ScannedRecord(at, end, page)
-                return
-            except (ArchiveLoadFailed, zlib.error, EOFError, ValueError) as exc:
+                break
+            except _DAMAGE as exc:
                 if "non-chunked gzip" in str(exc):
                     raise ArchiveError(
                         f"{path}: compressed as one gzip stream, not one gzip member per record "
                         "(`warcio recompress` rewrites it so)"
                     ) from None
                 following = _next_record(file, offset + 1, _GZIP_MAGIC if gzipped else _PLAIN_MAGIC)
-                end = following if following is not None else file.seek(0, io.SEEK_END)
-                yield ScannedRecord(offset, end, None, f"unreadable record: {_one_line(exc)}")
+                end = following if following is not None else size
+                cut = following is None and _cut_short(file, offset, gzipped)
+                yield ScannedRecord(offset, end, None, TRUNCATED if cut else f"unreadable record: {_one_line(exc)}")
                 if following is None:
                     return
                 offset = following
+        offset = _skip_blank_lines(file, offset)
+        if offset < size:  # bytes warcio made no record of: the file ends inside a record's first bytes
+            cut = _cut_short(file, offset, gzipped)
+            yield ScannedRecord(offset, size, None, TRUNCATED if cut else "unreadable record: no WARC record")
+
+
+def nothing_after(path: Path, offset: int) -> bool:
+    """Whether the file holds nothing after ``offset`` but the blank lines that end an uncompressed record."""
+    with open(path, "rb") as file:
+        return _skip_blank_lines(file, offset) >= os.fstat(file.fileno()).st_size
 
 
 def _page_of(record: Any, *, max_bytes: int | None, types: tuple[str, ...] | None) -> ArchivedPage | str:
@@ -321,6 +347,24 @@ def _skip_blank_lines(file: IO[bytes], offset: int) -> int:
     file.seek(offset)
     head = file.read(16)
     return offset + len(head) - len(head.lstrip(b"\r\n"))
+
+
+def _cut_short(file: IO[bytes], offset: int, gzipped: bool) -> bool:
+    """Whether the file ends inside the record at ``offset`` (its gzip member, or its header block, unfinished)."""
+    file.seek(offset)
+    if not gzipped:
+        rest = file.read(1 << 16)
+        return len(rest) < 1 << 16 and b"\r\n\r\n" not in rest
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or file.read(1 << 16)
+            if not data:
+                return True
+            inflater.decompress(data, 1 << 16)  # bounded: what it inflates to is not kept
+    except zlib.error:
+        return False  # damaged, not cut
+    return False
 
 
 def _next_record(file: IO[bytes], start: int, magic: bytes) -> int | None:

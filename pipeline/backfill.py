@@ -28,9 +28,11 @@ import httpx
 from pipeline.archive import (
     FEED_TYPES,
     HTML_TYPES,
+    TRUNCATED,
     ArchiveError,
     ArchivedPage,
     ScannedRecord,
+    nothing_after,
     read_page,
     scan_warc,
 )
@@ -185,7 +187,9 @@ def import_warc(
     the run's worker processes (``workers``). After each batch the store records the offset of the
     next record, so a killed import goes on from there; a file imported to its end is
     skipped the next time it is imported with the same ``since``, ``until`` and ``language``
-    (under others it is read again, storing only the articles not stored yet). A record that is no page (warcinfo, request, metadata, dns,
+    (under others it is read again, storing only the articles not stored yet), unless it has
+    grown since: a file that ended inside a record (a download cut off) is read on from that
+    record once it is whole. A record that is no page (warcinfo, request, metadata, dns,
     non-HTML, not 200, truncated, unreadable) is counted by reason and skipped.
 
     A page's outlet is the registrable domain of its URL, and its title, date and text
@@ -212,7 +216,7 @@ def import_warc(
             report.files += 1
             key = _file_key(path, since, until, language)
             offset, done = pipeline.store.warc_import_progress(key)
-            if done:
+            if done and nothing_after(path, offset):  # else it grew since: a download cut off, now whole
                 log.info("%s was imported before", path)
                 report.files_done_before += 1
                 bar.update(path.stat().st_size)
@@ -245,14 +249,14 @@ def _import_file(
     """Import one file from ``offset`` on, recording the progress after each batch; returns where it ended."""
     settings = pipeline.settings
     batch: list[ScannedRecord] = []
-    read = offset
+    read = shown = offset
     for record in scan_warc(path, offset, max_bytes=settings.fetch.max_body_bytes, types=HTML_TYPES + FEED_TYPES):
         report.records += 1
         if record.page is None:
             kind = _reason_kind(record.skipped or "")
             report.skipped[kind] += 1
             # Damage is worth a line; records that are simply no page (requests, images...) are not.
-            level = logging.WARNING if kind in ("unreadable record", "truncated record") else logging.DEBUG
+            level = logging.WARNING if kind in ("unreadable record", TRUNCATED) else logging.DEBUG
             log.log(level, "%s@%d: skipped: %s", path, record.offset, record.skipped)
         elif (since and record.page.fetched_at < since) or (until and record.page.fetched_at > until):
             report.skipped["outside --since/--until"] += 1
@@ -260,8 +264,10 @@ def _import_file(
             _remember_feed(record.page, settings.feeds.max_entries_per_feed, listed, report)
         else:
             batch.append(record)
-        bar.update(record.end - read)
-        read = record.end
+        bar.update(record.end - shown)
+        shown = record.end
+        if record.skipped != TRUNCATED:  # the file ends in it: read again once the file is whole
+            read = record.end
         if len(batch) >= settings.extraction.batch_size:
             _import_batch(pipeline, path, batch, listed, language, report)
             pipeline.store.record_warc_import(key, str(path), record.end)

@@ -330,6 +330,20 @@ def test_import_opml_adds_new_feeds_once(tmp_path: Path, capsys: pytest.CaptureF
     assert not (tmp_path / "data").exists()  # a list is edited; no store is made for it (the first run makes it)
 
 
+def test_import_opml_that_adds_nothing_leaves_the_list_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Importing a reader's export again rewrote the list though no feed was new: its comments and layout were lost.
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("# our outlets, reviewed monthly\nfeeds:\n  - name: Example  # the wire desk's pick\n"
+                     "    url: https://example.com/rss.xml\n")
+    before = feeds.read_bytes()
+    code, out, _ = run_cli(capsys, "--data-dir", str(tmp_path / "data"), "feeds", "import-opml",
+                           str(_opml(tmp_path / "subs.opml", EXAMPLE_FEED)), "--feeds", str(feeds))
+    assert code == 0 and out.startswith("0 feeds added")
+    assert feeds.read_bytes() == before
+
+
 def test_editing_the_feed_list_keeps_its_mode_and_a_new_one_gets_the_umasks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

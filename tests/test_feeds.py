@@ -849,6 +849,15 @@ def test_read_opml_errors(data: bytes, message: str) -> None:
         read_opml(data)
 
 
+def test_read_opml_errors_quote_a_hostile_outline_cut_short() -> None:
+    # A 5,000-character xmlUrl or title was written whole into the one-line error (5,108 characters).
+    long_url, long_title = "https://e.example/" + "a" * 5000, "T" * 5000
+    for outline in (f"<outline text='x' xmlUrl='{long_url}'/>", f"<outline type='rss' text='{long_title}'/>"):
+        with pytest.raises(ConfigError) as raised:
+            read_opml(f"<opml><body>{outline}</body></opml>".encode())
+        assert len(str(raised.value)) < 300 and "…" in str(raised.value)
+
+
 def test_deeply_nested_opml() -> None:
     depth = 5000
     data = b"<opml><body>" + b"<outline text='c'>" * depth + b"<outline text='F' xmlUrl='https://deep.example/f'/>" + b"</outline>" * depth + b"</body></opml>"

@@ -125,7 +125,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         "reextract", parents=[common], help="extract stored articles again from their archived pages (no network)",
         description="Runs extraction again over the archived page of every stored article (see the archive "
         "settings), stores the articles whose text changed, clusters, builds stories and indexes them again. "
-        "Safe to kill and repeat: a second pass changes nothing.",
+        "Safe to kill and repeat: a second pass changes nothing. A page whose archive file is gone, cut short or "
+        "damaged is counted unreadable and its article left as it was.",
     )
     reextract.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only articles published (else fetched) since then")
     reextract.add_argument("--outlet", help="only this outlet's articles (its name in the feed list)")
@@ -137,7 +138,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
         description="Reads WARC files (.warc or .warc.gz, e.g. Common Crawl's CC-NEWS) as a stream, stores an "
         "article for every 200 HTML response (its outlet: the URL's registrable domain), then clusters, builds "
         "stories and indexes. A killed import goes on where it stopped; a file imported to its end is skipped "
-        "when imported again with the same --since, --until and --language.",
+        "when imported again with the same --since, --until and --language, unless it has grown since (a download "
+        "cut off, now whole): then it is read on from where the import stopped.",
     )
     import_warc.add_argument("files", nargs="+", metavar="FILE_OR_GLOB")
     import_warc.add_argument("--since", type=_datetime_arg, metavar="DATE", help="only pages fetched since then (WARC-Date)")

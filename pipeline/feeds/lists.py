@@ -118,19 +118,20 @@ def read_opml(data: bytes, *, source: str = "OPML document") -> list[FeedSource]
         children = [child for child in element if _local_name(child.tag) == "outline"]
         if xml_url is None:
             if attrs.get("type", "").lower() in ("rss", "atom", "feed"):
-                raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) is a feed without xmlUrl")
+                raise ConfigError(f"{source}: outline #{position} ({quoted(label or 'untitled')}) is a feed without xmlUrl")
             # A category (or an empty folder, or a plain note): its name tags what it holds.
             inner = tags + (label,) if label and label not in tags else tags
             stack.extend((child, inner) for child in reversed(children))
             continue
         url = feed_url(xml_url)
         if url is None:
-            raise ConfigError(f"{source}: outline #{position} ({label or 'untitled'!r}) has an unusable xmlUrl {xml_url!r}")
+            raise ConfigError(
+                f"{source}: outline #{position} ({quoted(label or 'untitled')}) has an unusable xmlUrl {quoted(xml_url)}")
         own = tuple(t.strip().strip("/") for t in attrs.get("category", "").split(",") if t.strip().strip("/"))
         language = language_tag(attrs.get("language") or "")
         if attrs.get("language") and language is None:
-            logger.warning("%s: outline #%d (%r): language %r is not a language tag such as 'en' or 'pt-BR'; ignored",
-                           source, position, label or url, attrs["language"])
+            logger.warning("%s: outline #%d (%s): language %s is not a language tag such as 'en' or 'pt-BR'; ignored",
+                           source, position, quoted(label or url), quoted(attrs["language"]))
         kind: Literal["feed", "sitemap"] = "sitemap" if attrs.get("type", "").lower() == "sitemap" else "feed"
         found.append((label or host_name(url), url, language, _unique(tags + own), kind))
         # Some exporters nest feeds under a feed outline; keep them rather than lose them.

@@ -153,7 +153,8 @@ def import_subscriptions(path: Path, imported: Sequence[FeedSource], store: Stor
     with store.exclusive("feed_list") if store is not None else nullcontext():
         feeds = _editable(path)
         merged = merge_feed_lists(feeds, imported)
-        write_feed_list(path, merged)
+        if len(merged) > len(feeds) or not path.exists():  # nothing new: the list keeps its comments and layout
+            write_feed_list(path, merged)
     return len(merged) - len(feeds)
 
 

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from warcio.warcwriter import WARCWriter
 
 from faultkit import article_html
 from pipeline.archive import scan_warc
-from pipeline.backfill import import_warc, reextract
+from pipeline.backfill import FILE_KEY_BYTES, import_warc, reextract
 from pipeline.cli import main
 from pipeline.demo.server import CorpusServer
 from pipeline.feeds import load_feed_list
@@ -150,6 +151,58 @@ def test_truncated_and_damaged_records_cost_only_themselves(tmp_path: Path, capl
             "The harbour story number 0", "The tunnel story number 2"}
 
 
+def _cut_in_warc_headers(data: bytes, start: int, after: bytes, before: bytes) -> int:
+    """A length of ``data`` that ends the record at ``start`` inside its WARC headers, between ``after`` and ``before``."""
+    for end in range(start + 10, len(data)):
+        head = zlib.decompressobj(31).decompress(data[start:end])
+        if after in head:
+            assert before not in head
+            return end
+    raise AssertionError(f"no {after!r} in the record")
+
+
+def test_a_file_cut_inside_a_records_warc_headers_costs_that_record(tmp_path: Path) -> None:
+    # A download or copy cut off anywhere: also inside a header block, which warcio did not survive
+    # (AttributeError: 'NoneType' object has no attribute 'startswith', a traceback and no import).
+    path = _write_warc(tmp_path / "cut.warc.gz", [_page(n, topic) for n, topic in
+                                                  enumerate(["harbour", "orchard", "tunnel"])])
+    data = path.read_bytes()
+    starts = [i for i in range(len(data)) if data[i:i + 3] == b"\x1f\x8b\x08"]
+    cuts = {
+        "gzip header": starts[3] + 5,  # no byte of the record can be read
+        "before WARC-Type": _cut_in_warc_headers(data, starts[3], b"WARC/1.0\r\n", b"WARC-Type"),
+        "before WARC-Target-URI": _cut_in_warc_headers(data, starts[3], b"WARC-Type: response\r\n", b"WARC-Target"),
+    }
+    for name, end in cuts.items():
+        cut = tmp_path / "cut-here.warc.gz"
+        cut.write_bytes(data[:end])
+        with Pipeline(_settings(tmp_path / name.replace(" ", "-"))) as pipeline:
+            report = import_warc(pipeline, [cut])
+            assert (name, report.articles_added, dict(report.skipped)) == (
+                name, 2, {"warcinfo record": 1, "truncated record": 1})
+
+
+def test_a_file_imported_while_cut_short_is_read_on_when_it_is_whole(tmp_path: Path) -> None:
+    # A download that stopped, imported before it was fetched again whole: the records after the cut
+    # were skipped as "imported before" and lost.
+    topics = ["harbour", "orchard", "tunnel", "bridge", "market", "school"]
+    whole = _write_warc(tmp_path / "whole.warc.gz", [_page(n, topics[n % 6]) for n in range(120)])
+    data = whole.read_bytes()
+    last = data.rindex(b"\x1f\x8b\x08")
+    path = tmp_path / "crawl.warc.gz"
+    path.write_bytes(data[:last + (len(data) - last) // 2])  # the last page is cut in half
+    assert last > FILE_KEY_BYTES  # the file is known by its first bytes, which the cut leaves as they were
+    with Pipeline(_settings(tmp_path)) as pipeline:
+        first = import_warc(pipeline, [path])
+        assert (first.articles_added, first.skipped["truncated record"]) == (119, 1)
+        assert import_warc(pipeline, [path]).articles_added == 0  # still cut short: nothing new
+        path.write_bytes(data)
+        again = import_warc(pipeline, [path])
+        assert (again.files_done_before, again.records, again.articles_added) == (0, 1, 1)  # from the cut record on
+        assert import_warc(pipeline, [path]).files_done_before == 1
+        assert len({a.url for a, _, _ in pipeline.store.iter_articles()}) == 120
+
+
 def test_a_file_that_is_no_warc_at_all_is_not_imported_and_said_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -205,7 +258,8 @@ def test_plain_warc_files_resume_and_whole_file_gzip_is_refused_clearly(tmp_path
 
     with Pipeline(_settings(tmp_path)) as pipeline:
         report = import_warc(pipeline, [whole, plain])
-    assert report.articles_added == 3
+        assert report.articles_added == 3
+        assert import_warc(pipeline, [plain]).files_done_before == 1  # the blank lines after its last record are no more
     assert len(report.files_failed) == 1 and "compressed as one gzip stream" in report.files_failed[0]
 
 

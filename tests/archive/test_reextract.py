@@ -3,6 +3,8 @@ clustered and indexed again; a second pass changes nothing."""
 
 from __future__ import annotations
 
+import os
+import zlib
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,3 +99,28 @@ def test_reextract_limits_and_unreadable_pages(web: Web, tmp_path: Path) -> None
     with Pipeline(settings) as pipeline:
         report = reextract(pipeline, outlet="Ledger")
     assert (report.examined, report.unreadable, report.changed) == (3, 1, 0)
+
+
+def test_an_archive_file_cut_short_leaves_its_articles_as_they_were(web: Web, tmp_path: Path) -> None:
+    # A file cut inside a page's record (a disk that filled, a copy that stopped) gave the part of the
+    # page before the cut as the page: its article lost the text after it, and was clustered and
+    # indexed so. A cut inside the record's WARC headers stopped reextract with a traceback.
+    _serve(web, tmp_path)
+    settings = _settings(web, tmp_path, archive={"max_file_bytes": 1024})  # a file per document
+    with Pipeline(settings) as pipeline:
+        pipeline.run()
+        before = {a.id: a for a, _, _ in pipeline.store.iter_articles()}
+        records = [pipeline.store.archive_record(article_id) for article_id in sorted(before)]
+    archive = settings.data_dir / "archive"
+    in_page, in_headers = records[0], records[1]
+    assert in_page is not None and in_headers is not None
+    os.truncate(archive / in_page.file, in_page.offset + in_page.length * 2 // 3)
+    data = (archive / in_headers.file).read_bytes()
+    (archive / in_headers.file).write_bytes(data[:next(
+        end for end in range(in_headers.offset + 10, len(data))
+        if b"WARC-Type: response\r\n" in zlib.decompressobj(31).decompress(data[in_headers.offset:end]))])
+
+    with Pipeline(settings) as pipeline:
+        report = reextract(pipeline)
+        assert (report.examined, report.unreadable, report.changed) == (3, 2, 0)
+        assert {a.id: a for a, _, _ in pipeline.store.iter_articles()} == before
