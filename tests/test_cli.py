@@ -212,6 +212,19 @@ ON_WHAT_IS_STORED = [
 ]
 
 
+def test_db_upgrade_where_there_is_no_store_says_it_made_one_and_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `db upgrade` makes a new store on purpose; a mistyped data dir must show as a new store, not an upgrade.
+    from pipeline.storage.migrate import head
+
+    data = tmp_path / "data"
+    code, out, _ = run_cli(capsys, "--data-dir", str(data), "db", "upgrade")
+    assert (code, out) == (0, f"new store made at schema revision {head()}: sqlite:///{data / 'store.sqlite3'}\n")
+    code, out, _ = run_cli(capsys, "--data-dir", str(data), "db", "upgrade")
+    assert (code, out) == (0, f"store already at schema revision {head()} (the newest)\n")
+
+
 @pytest.mark.parametrize("command", ON_WHAT_IS_STORED)
 def test_a_command_on_what_is_stored_says_there_is_no_store_instead_of_making_an_empty_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]

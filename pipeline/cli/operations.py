@@ -133,12 +133,17 @@ def _cmd_settings(args: argparse.Namespace) -> int:
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from pipeline.storage import upgrade_schema
+    from pipeline.urls import redact_url
 
-    before, after = upgrade_schema(_settings(args).resolved_store_url)
-    if before == after:
-        print(f"store already at schema revision {after} (the newest)")
+    url = _settings(args).resolved_store_url
+    done = upgrade_schema(url)
+    if done.created:  # where, so that a mistyped data dir or store URL shows
+        print(f"new store made at schema revision {done.after}: {redact_url(url)}")
+    elif done.before == done.after:
+        print(f"store already at schema revision {done.after} (the newest)")
     else:
-        print(f"store upgraded from {f'schema revision {before}' if before else 'no schema revision'} to {after}")
+        print(f"store upgraded from {f'schema revision {done.before}' if done.before else 'no schema revision'} "
+              f"to {done.after}")
     return EXIT_OK
 
 

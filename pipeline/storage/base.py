@@ -402,8 +402,8 @@ def _unlock(conn: Connection, key: int) -> bool:
     return held
 
 
-def upgrade_schema(url: str) -> tuple[str | None, str]:
-    """``newsagg db upgrade``: bring the store at ``url`` to the newest schema; returns (revision before, after)."""
+def upgrade_schema(url: str) -> migrate.Upgraded:
+    """``newsagg db upgrade``: bring the store at ``url`` to the newest schema, or make it; says what it did."""
     engine = StoreBase._create_engine(url)
     try:
         return migrate.upgrade(engine)

@@ -8,6 +8,7 @@ not something the first worker to start does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -51,8 +52,17 @@ def current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the store to the newest schema, in one transaction; returns (revision before, after).
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """What `upgrade` did: the revision before (None: a store from before revisions, or no store), the one after."""
+
+    before: str | None
+    after: str
+    created: bool  # the database held no table: a new store was made
+
+
+def upgrade(engine: Engine) -> Upgraded:
+    """Bring the store to the newest schema, in one transaction (an empty database: make it).
 
     A store from before revisions (tables, no version) is brought to the schema of the
     release before them by the first revision, which creates only what is missing. A SQLite
@@ -65,14 +75,15 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCKS["schema"])))
             before = current(conn)
             _known(before)
+            created = not sa.inspect(conn).get_table_names()
             database = engine.url.database
             if before != head() and engine.dialect.name == "sqlite" and database and database != ":memory:":
                 aside = Path(database).with_name(f"{Path(database).name}.before-{head()}")
                 # A copy left by an attempt that failed is of the same data: the upgrade rolled back.
-                if sa.inspect(conn).get_table_names() and not aside.exists():
+                if not created and not aside.exists():
                     copy_store(Path(database), aside)
             command.upgrade(config(conn), "head")
-    return before, head()
+    return Upgraded(before, head(), created)
 
 
 def prepare(engine: Engine) -> None:
