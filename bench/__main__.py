@@ -20,7 +20,8 @@ import sys
 import time
 from typing import Any
 
-from bench.common import RESULTS, ROOT, Result, Side, load_average, machine, markdown_table, save, versions
+from bench.common import RESULTS, ROOT, Result, Side, load_average, machine, markdown_table, save
+from pipeline.versions import versions
 
 BENCHES = ("feeds", "extraction", "clustering", "indexing", "end_to_end", "import_warc", "memory", "web")
 TIMEOUTS = {"tiny": 300, "quick": 900, "full": 5400}  # seconds per benchmark

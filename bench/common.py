@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import platform
-import sqlite3
 import subprocess
 import sys
 import time
@@ -174,20 +173,6 @@ def best_of(repeats: int, run: Callable[[], float]) -> float:
 
 
 # -- versions ---------------------------------------------------------------------------------
-
-
-def versions(*packages: str) -> dict[str, str]:
-    """Python and the named packages' versions; ``sqlite`` gives the SQLite library's."""
-    found = {"python": platform.python_version()}
-    for name in packages:
-        if name == "sqlite":
-            found["sqlite"] = sqlite3.sqlite_version
-            continue
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
 
 
 def git_revision() -> str:

@@ -41,8 +41,8 @@ from bench.common import (
     load_average,
     new_children_cpu_seconds,
     save,
-    versions,
 )
+from pipeline.versions import versions
 from bench.corpus import BuiltCorpus, ServedCorpus, build, generate_articles, served
 
 SIZES = {"tiny": 60, "quick": 1000, "full": 10000}

@@ -28,7 +28,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bench.common import Result, Side, cpu_seconds, load_average, save, versions
+from bench.common import Result, Side, cpu_seconds, load_average, save
+from pipeline.versions import versions
 from bench.corpus import generate_articles, outlet_templates
 
 SIZES = {"tiny": 24, "quick": 400, "full": 2000}

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench.common import Result, Side, measure, save, versions
+from bench.common import Result, Side, measure, save
+from pipeline.versions import versions
 from bench.corpus import build, generate_articles, served
 
 SIZES = {"tiny": (10, 5), "quick": (100, 20), "full": (500, 100)}  # (feeds, entries per feed)

@@ -18,7 +18,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Result, Side, load_average, save, versions
+from bench.common import Result, Side, load_average, save
+from pipeline.versions import versions
 from bench.extraction import pages
 
 SIZES = {"tiny": 24, "quick": 400, "full": 2000}

@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import Result, Side, es_server_version, es_url, load_average, save, versions
+from bench.common import Result, Side, es_server_version, es_url, load_average, save
+from pipeline.versions import versions
 from bench.corpus import generate_articles
 from pipeline.runner import OUTBOX_BATCH
 

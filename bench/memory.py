@@ -35,7 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Result, Side, peak_rss_bytes, reset_peak_rss, rss_bytes, save, versions
+from bench.common import ROOT, Result, Side, peak_rss_bytes, reset_peak_rss, rss_bytes, save
+from pipeline.versions import versions
 
 SIZES = {"tiny": (50, 100), "quick": (2000, 4000, 8000), "full": (25000, 50000, 100000)}
 LEAK_RUNS = 3

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import Result, Side, save, versions
+from bench.common import Result, Side, save
+from pipeline.versions import versions
 from bench.memory import _settings, insert, stages
 
 SIZES = {"tiny": 300, "quick": 10_000, "full": 100_000}

@@ -193,7 +193,7 @@ def read_page(directory: Path, record: ArchiveRecord) -> ArchivedPage:
             raise ArchiveError(f"{path}@{record.offset}: {TRUNCATED} (the file ends {where})")
         for item in ArchiveIterator(io.BytesIO(data)):
             page = _page_of(item, max_bytes=None, types=None)
-            if getattr(item.raw_stream, "limit", 0) > 0:  # shorter than its Content-Length
+            if _body_cut_short(item):
                 page = TRUNCATED
             if isinstance(page, str):
                 raise ArchiveError(f"{path}@{record.offset}: {page}")
@@ -253,7 +253,7 @@ def scan_warc(
                     end = at + records.get_record_length()
                     # The file ended before the record did: inside its body, or inside its WARC headers
                     # (before their Content-Length: a type of None or "respo" is no type).
-                    if getattr(record.raw_stream, "limit", 0) > 0 or (record.length is None and end >= size):
+                    if _body_cut_short(record) or (record.length is None and end >= size):
                         page = TRUNCATED
                     offset = end
                     if isinstance(page, str):
@@ -347,6 +347,11 @@ def _skip_blank_lines(file: IO[bytes], offset: int) -> int:
     file.seek(offset)
     head = file.read(16)
     return offset + len(head) - len(head.lstrip(b"\r\n"))
+
+
+def _body_cut_short(record: Any) -> bool:
+    """Whether the file ended before a record's body did, once read: warcio leaves part of its Content-Length unread."""
+    return getattr(record.raw_stream, "limit", 0) > 0
 
 
 def _cut_short(file: IO[bytes], offset: int, gzipped: bool) -> bool:

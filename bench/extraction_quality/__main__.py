@@ -20,7 +20,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, machine, versions
+from bench.common import RESULTS, machine
+from pipeline.versions import versions
 from bench.extraction_quality.datasets import ENV, MissingSet, Page, pages
 from bench.extraction_quality.extractors import EXTRACTORS
 from bench.extraction_quality.metrics import rouge_lsum_f1, snippet_counts, word_f1

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import logging
 import os
-import platform
 import signal
 import sys
 import threading
@@ -234,15 +232,11 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> argpa
 
 def _version() -> str:
     """newsagg's version, Python's and its main libraries' (for a bug report)."""
+    from pipeline.versions import versions
 
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    libraries = ", ".join(f"{name} {version(name)}" for name in _REPORTED_LIBRARIES)
-    return f"newsagg {version('newsagg')} (Python {platform.python_version()}; {libraries})"
+    found = versions("newsagg", *_REPORTED_LIBRARIES)
+    libraries = ", ".join(f"{name} {found[name]}" for name in _REPORTED_LIBRARIES)
+    return f"newsagg {found['newsagg']} (Python {found['python']}; {libraries})"
 
 
 class _PrintVersion(argparse.Action):
