@@ -126,8 +126,13 @@ def test_version_names_newsagg_python_and_its_main_libraries(capsys: pytest.Capt
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"newsagg {importlib.metadata.version('newsagg')} (Python {platform.python_version()}; ")
-    for library in ("trafilatura", "feedparser", "datasketch", "SQLAlchemy"):
+    for library in ("trafilatura", "feedparser", "SQLAlchemy"):
         assert f"{library} {importlib.metadata.version(library)}" in out
+    # Only what a plain install has: a development extra reads "not installed" on a user's machine.
+    installed = {re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower()
+                 for requirement in importlib.metadata.requires("newsagg") or [] if "extra ==" not in requirement}
+    named = re.findall(r"([A-Za-z][\w.-]*) \d", out.split("; ", 1)[1])
+    assert named and {name.lower() for name in named} <= installed, named
 
 
 def test_options_may_come_before_or_after_the_subcommand(demo_env: Path, tmp_path: Path,

@@ -30,8 +30,9 @@ from pipeline.errors import ConfigError, NewsaggError
 
 __all__ = ["main", "print_demo", "print_demo_commands"]
 
-#: What ``--version`` reports beside newsagg (for a bug report): extraction, feed parsing, clustering, the store, the index.
-_REPORTED_LIBRARIES = ("trafilatura", "feedparser", "datasketch", "SQLAlchemy", "elasticsearch")
+#: What ``--version`` reports beside newsagg (for a bug report): extraction and its second extractor, feed
+#: parsing, the store, the index. Dependencies of a plain install only: an extra may not be there.
+_REPORTED_LIBRARIES = ("trafilatura", "readability-lxml", "feedparser", "SQLAlchemy", "elasticsearch")
 
 
 class _OutputRefused(Exception):
